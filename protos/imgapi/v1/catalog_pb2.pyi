@@ -513,6 +513,56 @@ class ListChannelsResponse(_message.Message):
 Global___ListChannelsResponse: _TypeAlias = ListChannelsResponse  # noqa: Y015
 
 @_typing.final
+class GetServerConfigRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetServerConfigRequest: _TypeAlias = GetServerConfigRequest  # noqa: Y015
+
+@_typing.final
+class ServerConfig(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MODE_FIELD_NUMBER: _builtins.int
+    CHANNELS_FIELD_NUMBER: _builtins.int
+    ADMIN_UUID_FIELD_NUMBER: _builtins.int
+    STORAGE_NAMES_FIELD_NUMBER: _builtins.int
+    mode: _builtins.str
+    """dc | public | private"""
+    admin_uuid: _builtins.str
+    @_builtins.property
+    def channels(self) -> _containers.RepeatedCompositeFieldContainer[Global___Channel]:
+        """empty = the server has no channels"""
+
+    @_builtins.property
+    def storage_names(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Storage names accepted for files[].stor (e.g. "local")."""
+
+    def __init__(
+        self,
+        *,
+        mode: _builtins.str = ...,
+        channels: _abc.Iterable[Global___Channel] | None = ...,
+        admin_uuid: _builtins.str = ...,
+        storage_names: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["admin_uuid", b"admin_uuid", "channels", b"channels", "mode", b"mode", "storage_names", b"storage_names"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ServerConfig: _TypeAlias = ServerConfig  # noqa: Y015
+
+@_typing.final
 class ResolveChannelRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -113,6 +113,11 @@ class CatalogServiceStub:
                 request_serializer=imgapi_dot_v1_dot_catalog__pb2.ChannelAddImageRequest.SerializeToString,
                 response_deserializer=imgapi_dot_v1_dot_catalog__pb2.ImageResponse.FromString,
                 _registered_method=True)
+        self.GetServerConfig = channel.unary_unary(
+                '/imgapi.v1.CatalogService/GetServerConfig',
+                request_serializer=imgapi_dot_v1_dot_catalog__pb2.GetServerConfigRequest.SerializeToString,
+                response_deserializer=imgapi_dot_v1_dot_catalog__pb2.ServerConfig.FromString,
+                _registered_method=True)
         self.ResolveChannel = channel.unary_unary(
                 '/imgapi.v1.CatalogService/ResolveChannel',
                 request_serializer=imgapi_dot_v1_dot_catalog__pb2.ResolveChannelRequest.SerializeToString,
@@ -246,6 +251,14 @@ class CatalogServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetServerConfig(self, request, context):
+        """The server's mode, channels and operator account: what the gateway needs to shape responses
+        (Ping's pid in dc mode, CloneImage mounted only in dc mode, GET /channels only with channels).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ResolveChannel(self, request, context):
         """Resolves the request channel (default, "*", unknown) without touching an image. The gateway uses
         it to keep IMGAPI's error precedence (channel errors before body errors).
@@ -373,6 +386,11 @@ def add_CatalogServiceServicer_to_server(servicer, server):
                     servicer.ChannelAddImage,
                     request_deserializer=imgapi_dot_v1_dot_catalog__pb2.ChannelAddImageRequest.FromString,
                     response_serializer=imgapi_dot_v1_dot_catalog__pb2.ImageResponse.SerializeToString,
+            ),
+            'GetServerConfig': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetServerConfig,
+                    request_deserializer=imgapi_dot_v1_dot_catalog__pb2.GetServerConfigRequest.FromString,
+                    response_serializer=imgapi_dot_v1_dot_catalog__pb2.ServerConfig.SerializeToString,
             ),
             'ResolveChannel': grpc.unary_unary_rpc_method_handler(
                     servicer.ResolveChannel,
@@ -797,6 +815,33 @@ class CatalogService:
             '/imgapi.v1.CatalogService/ChannelAddImage',
             imgapi_dot_v1_dot_catalog__pb2.ChannelAddImageRequest.SerializeToString,
             imgapi_dot_v1_dot_catalog__pb2.ImageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetServerConfig(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/imgapi.v1.CatalogService/GetServerConfig',
+            imgapi_dot_v1_dot_catalog__pb2.GetServerConfigRequest.SerializeToString,
+            imgapi_dot_v1_dot_catalog__pb2.ServerConfig.FromString,
             options,
             channel_credentials,
             insecure,

@@ -56,6 +56,10 @@ class CatalogServiceStub:
     AdminImportImage: _grpc.UnaryUnaryMultiCallable[_catalog_pb2.AdminImportImageRequest, _catalog_pb2.ImageResponse]
     ListChannels: _grpc.UnaryUnaryMultiCallable[_catalog_pb2.ListChannelsRequest, _catalog_pb2.ListChannelsResponse]
     ChannelAddImage: _grpc.UnaryUnaryMultiCallable[_catalog_pb2.ChannelAddImageRequest, _catalog_pb2.ImageResponse]
+    GetServerConfig: _grpc.UnaryUnaryMultiCallable[_catalog_pb2.GetServerConfigRequest, _catalog_pb2.ServerConfig]
+    """The server's mode, channels and operator account: what the gateway needs to shape responses
+    (Ping's pid in dc mode, CloneImage mounted only in dc mode, GET /channels only with channels).
+    """
     ResolveChannel: _grpc.UnaryUnaryMultiCallable[_catalog_pb2.ResolveChannelRequest, _catalog_pb2.ResolveChannelResponse]
     """Resolves the request channel (default, "*", unknown) without touching an image. The gateway uses
     it to keep IMGAPI's error precedence (channel errors before body errors).
@@ -109,6 +113,10 @@ class CatalogServiceAsyncStub(CatalogServiceStub):
     AdminImportImage: _aio.UnaryUnaryMultiCallable[_catalog_pb2.AdminImportImageRequest, _catalog_pb2.ImageResponse]  # type: ignore[assignment]
     ListChannels: _aio.UnaryUnaryMultiCallable[_catalog_pb2.ListChannelsRequest, _catalog_pb2.ListChannelsResponse]  # type: ignore[assignment]
     ChannelAddImage: _aio.UnaryUnaryMultiCallable[_catalog_pb2.ChannelAddImageRequest, _catalog_pb2.ImageResponse]  # type: ignore[assignment]
+    GetServerConfig: _aio.UnaryUnaryMultiCallable[_catalog_pb2.GetServerConfigRequest, _catalog_pb2.ServerConfig]  # type: ignore[assignment]
+    """The server's mode, channels and operator account: what the gateway needs to shape responses
+    (Ping's pid in dc mode, CloneImage mounted only in dc mode, GET /channels only with channels).
+    """
     ResolveChannel: _aio.UnaryUnaryMultiCallable[_catalog_pb2.ResolveChannelRequest, _catalog_pb2.ResolveChannelResponse]  # type: ignore[assignment]
     """Resolves the request channel (default, "*", unknown) without touching an image. The gateway uses
     it to keep IMGAPI's error precedence (channel errors before body errors).
@@ -243,6 +251,16 @@ class CatalogServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _catalog_pb2.ChannelAddImageRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_catalog_pb2.ImageResponse, _abc.Awaitable[_catalog_pb2.ImageResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def GetServerConfig(
+        self,
+        request: _catalog_pb2.GetServerConfigRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_catalog_pb2.ServerConfig, _abc.Awaitable[_catalog_pb2.ServerConfig]]:
+        """The server's mode, channels and operator account: what the gateway needs to shape responses
+        (Ping's pid in dc mode, CloneImage mounted only in dc mode, GET /channels only with channels).
+        """
 
     @_abc_1.abstractmethod
     def ResolveChannel(
