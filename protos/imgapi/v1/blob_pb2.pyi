@@ -91,12 +91,18 @@ class UploadStatus(_message.Message):
     EXPECTED_SIZE_FIELD_NUMBER: _builtins.int
     MAX_SIZE_FIELD_NUMBER: _builtins.int
     EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    CHECKPOINT_BYTES_FIELD_NUMBER: _builtins.int
     upload_id: _builtins.str
     committed_offset: _builtins.int
     expected_size: _builtins.int
     max_size: _builtins.int
     expires_at: _builtins.str
     """ISO-8601"""
+    checkpoint_bytes: _builtins.int
+    """The service makes the offset durable at least every this many bytes of a stream (and at its
+    end): a writer that wants to survive a crash of the service keeps this many unacknowledged
+    bytes to resend.
+    """
     def __init__(
         self,
         *,
@@ -105,10 +111,11 @@ class UploadStatus(_message.Message):
         expected_size: _builtins.int = ...,
         max_size: _builtins.int = ...,
         expires_at: _builtins.str = ...,
+        checkpoint_bytes: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["committed_offset", b"committed_offset", "expected_size", b"expected_size", "expires_at", b"expires_at", "max_size", b"max_size", "upload_id", b"upload_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checkpoint_bytes", b"checkpoint_bytes", "committed_offset", b"committed_offset", "expected_size", b"expected_size", "expires_at", b"expires_at", "max_size", b"max_size", "upload_id", b"upload_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

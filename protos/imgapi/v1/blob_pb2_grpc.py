@@ -41,6 +41,12 @@ class BlobServiceStub:
     InvalidId        INVALID_ARGUMENT     a malformed upload/blob id
     InvalidRange     OUT_OF_RANGE         metadata size
     StorageIsDown    UNAVAILABLE          the backend cannot be reached
+    UploadBusy       ABORTED              another writer holds the upload; metadata current_offset
+    InvalidRequest   INVALID_ARGUMENT     a malformed request (e.g. first chunk without an offset)
+
+    A commit whose size or digests do not verify discards the upload: nothing becomes visible and
+    nothing is left behind. Repeating a successful commit returns the same BlobInfo until the upload
+    expires.
     """
 
     def __init__(self, channel):
@@ -107,6 +113,12 @@ class BlobServiceServicer:
     InvalidId        INVALID_ARGUMENT     a malformed upload/blob id
     InvalidRange     OUT_OF_RANGE         metadata size
     StorageIsDown    UNAVAILABLE          the backend cannot be reached
+    UploadBusy       ABORTED              another writer holds the upload; metadata current_offset
+    InvalidRequest   INVALID_ARGUMENT     a malformed request (e.g. first chunk without an offset)
+
+    A commit whose size or digests do not verify discards the upload: nothing becomes visible and
+    nothing is left behind. Repeating a successful commit returns the same BlobInfo until the upload
+    expires.
     """
 
     def StartUpload(self, request, context):
@@ -118,8 +130,11 @@ class BlobServiceServicer:
     def WriteChunks(self, request_iterator, context):
         """Client streaming. The first message names the upload and the offset it writes at; later
         messages continue contiguously (an explicit offset on a later message must match).
-        A chunk entirely below the committed offset whose bytes equal the stored ones is acknowledged
-        idempotently.
+        Bytes below the committed offset that equal the stored ones are acknowledged idempotently (a
+        chunk may straddle the committed offset: the stored prefix is compared, the rest appended).
+        When the backend cannot read those bytes back (S3 parts already uploaded) or they differ, the
+        chunk is refused with OffsetMismatch and current_offset. Everything received before a failure
+        or a client disconnect is kept; the response carries the new committed offset.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -228,6 +243,12 @@ class BlobService:
     InvalidId        INVALID_ARGUMENT     a malformed upload/blob id
     InvalidRange     OUT_OF_RANGE         metadata size
     StorageIsDown    UNAVAILABLE          the backend cannot be reached
+    UploadBusy       ABORTED              another writer holds the upload; metadata current_offset
+    InvalidRequest   INVALID_ARGUMENT     a malformed request (e.g. first chunk without an offset)
+
+    A commit whose size or digests do not verify discards the upload: nothing becomes visible and
+    nothing is left behind. Repeating a successful commit returns the same BlobInfo until the upload
+    expires.
     """
 
     @staticmethod

@@ -42,6 +42,12 @@ class BlobServiceStub:
       InvalidId        INVALID_ARGUMENT     a malformed upload/blob id
       InvalidRange     OUT_OF_RANGE         metadata size
       StorageIsDown    UNAVAILABLE          the backend cannot be reached
+      UploadBusy       ABORTED              another writer holds the upload; metadata current_offset
+      InvalidRequest   INVALID_ARGUMENT     a malformed request (e.g. first chunk without an offset)
+
+    A commit whose size or digests do not verify discards the upload: nothing becomes visible and
+    nothing is left behind. Repeating a successful commit returns the same BlobInfo until the upload
+    expires.
     """
 
     @_typing.overload
@@ -52,8 +58,11 @@ class BlobServiceStub:
     WriteChunks: _grpc.StreamUnaryMultiCallable[_blob_pb2.WriteChunkRequest, _blob_pb2.UploadStatus]
     """Client streaming. The first message names the upload and the offset it writes at; later
     messages continue contiguously (an explicit offset on a later message must match).
-    A chunk entirely below the committed offset whose bytes equal the stored ones is acknowledged
-    idempotently.
+    Bytes below the committed offset that equal the stored ones are acknowledged idempotently (a
+    chunk may straddle the committed offset: the stored prefix is compared, the rest appended).
+    When the backend cannot read those bytes back (S3 parts already uploaded) or they differ, the
+    chunk is refused with OffsetMismatch and current_offset. Everything received before a failure
+    or a client disconnect is kept; the response carries the new committed offset.
     """
     GetUpload: _grpc.UnaryUnaryMultiCallable[_blob_pb2.GetUploadRequest, _blob_pb2.UploadStatus]
     CommitUpload: _grpc.UnaryUnaryMultiCallable[_blob_pb2.CommitUploadRequest, _blob_pb2.BlobInfo]
@@ -79,6 +88,12 @@ class BlobServiceAsyncStub(BlobServiceStub):
       InvalidId        INVALID_ARGUMENT     a malformed upload/blob id
       InvalidRange     OUT_OF_RANGE         metadata size
       StorageIsDown    UNAVAILABLE          the backend cannot be reached
+      UploadBusy       ABORTED              another writer holds the upload; metadata current_offset
+      InvalidRequest   INVALID_ARGUMENT     a malformed request (e.g. first chunk without an offset)
+
+    A commit whose size or digests do not verify discards the upload: nothing becomes visible and
+    nothing is left behind. Repeating a successful commit returns the same BlobInfo until the upload
+    expires.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -86,8 +101,11 @@ class BlobServiceAsyncStub(BlobServiceStub):
     WriteChunks: _aio.StreamUnaryMultiCallable[_blob_pb2.WriteChunkRequest, _blob_pb2.UploadStatus]  # type: ignore[assignment]
     """Client streaming. The first message names the upload and the offset it writes at; later
     messages continue contiguously (an explicit offset on a later message must match).
-    A chunk entirely below the committed offset whose bytes equal the stored ones is acknowledged
-    idempotently.
+    Bytes below the committed offset that equal the stored ones are acknowledged idempotently (a
+    chunk may straddle the committed offset: the stored prefix is compared, the rest appended).
+    When the backend cannot read those bytes back (S3 parts already uploaded) or they differ, the
+    chunk is refused with OffsetMismatch and current_offset. Everything received before a failure
+    or a client disconnect is kept; the response carries the new committed offset.
     """
     GetUpload: _aio.UnaryUnaryMultiCallable[_blob_pb2.GetUploadRequest, _blob_pb2.UploadStatus]  # type: ignore[assignment]
     CommitUpload: _aio.UnaryUnaryMultiCallable[_blob_pb2.CommitUploadRequest, _blob_pb2.BlobInfo]  # type: ignore[assignment]
@@ -112,6 +130,12 @@ class BlobServiceServicer(metaclass=_abc_1.ABCMeta):
       InvalidId        INVALID_ARGUMENT     a malformed upload/blob id
       InvalidRange     OUT_OF_RANGE         metadata size
       StorageIsDown    UNAVAILABLE          the backend cannot be reached
+      UploadBusy       ABORTED              another writer holds the upload; metadata current_offset
+      InvalidRequest   INVALID_ARGUMENT     a malformed request (e.g. first chunk without an offset)
+
+    A commit whose size or digests do not verify discards the upload: nothing becomes visible and
+    nothing is left behind. Repeating a successful commit returns the same BlobInfo until the upload
+    expires.
     """
 
     @_abc_1.abstractmethod
@@ -129,8 +153,11 @@ class BlobServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_blob_pb2.UploadStatus, _abc.Awaitable[_blob_pb2.UploadStatus]]:
         """Client streaming. The first message names the upload and the offset it writes at; later
         messages continue contiguously (an explicit offset on a later message must match).
-        A chunk entirely below the committed offset whose bytes equal the stored ones is acknowledged
-        idempotently.
+        Bytes below the committed offset that equal the stored ones are acknowledged idempotently (a
+        chunk may straddle the committed offset: the stored prefix is compared, the rest appended).
+        When the backend cannot read those bytes back (S3 parts already uploaded) or they differ, the
+        chunk is refused with OffsetMismatch and current_offset. Everything received before a failure
+        or a client disconnect is kept; the response carries the new committed offset.
         """
 
     @_abc_1.abstractmethod
