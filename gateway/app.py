@@ -1,0 +1,178 @@
+"""The ASGI application: start-up (gRPC clients, server config, auth keys) and the dispatcher.
+
+Per request (endpoints.md §1): path match (404 / 405 + Allow) -> Accept-Version (400
+InvalidVersion) -> auth and uuid (strict routes: auth first; others: uuid first) -> JSON body
+(routes with ``body=True``; channel errors first) -> handler. Every response, errors included,
+gets the common headers of README §5.2.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+import grpc
+from imgapi.v1 import catalog_pb2
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route as StarletteRoute
+from starlette.types import Receive, Scope, Send
+
+from gateway.auth import AuthMode, KeyStore, authenticate
+from gateway.clients import create_clients
+from gateway.context import AppState, Query, RequestContext, is_uuid, request_id_from
+from gateway.errors import MethodNotAllowed, render
+from gateway.responses import common_headers
+from gateway.routes import Mounted, match_path, mount
+from gateway.settings import GatewaySettings
+from gateway.versions import negotiate
+from imgapi_common.errors import ImgapiError
+
+log = logging.getLogger("gateway")
+
+
+def _segments(raw_path: str) -> list[str]:
+    """Decoded path segments; repeated slashes collapse (``//images`` is ``/images``)."""
+    while "//" in raw_path:
+        raw_path = raw_path.replace("//", "/")
+    out = []
+    for seg in raw_path.split("/")[1:]:
+        try:
+            out.append(unquote_to_bytes(seg).decode("utf-8"))
+        except UnicodeDecodeError:
+            raise ImgapiError("BadRequestError", f"invalid path segment: {seg}") from None
+    return out
+
+
+class Dispatcher:
+    """Raw ASGI endpoint implementing IMGAPI's routing over :data:`gateway.routes.ROUTES`."""
+
+    def __init__(self, app: Starlette) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.monotonic()
+        request = Request(scope, receive)
+        state: AppState = self.app.state.imgapi
+        mounted: Mounted = self.app.state.mounted
+        request_id = request_id_from(request.headers)
+        try:
+            response = await self._handle(request, state, mounted, request_id)
+        except Exception as exc:  # every failure is rendered as IMGAPI JSON
+            response = render(exc)
+        response.raw_headers.extend(
+            common_headers(
+                request_id=request_id,
+                server_name=state.settings.server_name,
+                host_name=state.settings.host_name or state.host_name,
+                started=started,
+            )
+        )
+        await response(scope, receive, send)
+
+    async def _handle(self, request: Request, state: AppState, mounted: Mounted, request_id: str) -> Response:
+        raw_path = request.scope.get("raw_path", b"").decode("latin-1") or request.scope["path"]
+        raw_path = raw_path.split("?", 1)[0]
+        method = request.method
+        m = match_path(mounted.routes, _segments(raw_path))
+        if m is None:
+            raise ImgapiError("ResourceNotFound", f"{raw_path} does not exist")
+        op = m.route.ops.get(method)
+        if op is None:
+            raise MethodNotAllowed(method, list(m.route.ops))
+        header = request.headers.get("accept-version")
+        negotiated = negotiate(header)
+        if negotiated is None:
+            raise ImgapiError("InvalidVersion", f"{header} is not supported by {method} {raw_path}")
+        ctx = RequestContext(
+            app=state,
+            request=request,
+            request_id=request_id,
+            negotiated=negotiated,
+            params=m.params,
+            query=Query(request.scope.get("query_string", b"").decode("latin-1")),
+            raw_path=raw_path,
+        )
+        if op.auth is AuthMode.STRICT:
+            ctx.remote_user = authenticate(request, op.auth, state.settings, state.keys)
+            self._check_uuid(ctx)
+        else:
+            self._check_uuid(ctx)
+            ctx.remote_user = authenticate(request, op.auth, state.settings, state.keys)
+        if op.body:
+            await ctx.read_json_body()
+        return await mounted.handlers[op.handler](ctx)
+
+    @staticmethod
+    def _check_uuid(ctx: RequestContext) -> None:
+        u = ctx.params.get("uuid")
+        if u is not None and not is_uuid(u):
+            raise ImgapiError("ResourceNotFound", f"{ctx.url} does not exist")
+
+
+async def _server_config(
+    state_settings: GatewaySettings, stub: Any, deadline: float
+) -> catalog_pb2.ServerConfig:
+    """GetServerConfig, waiting for the catalog to come up (start-up only)."""
+    while True:
+        try:
+            cfg: catalog_pb2.ServerConfig = await stub.GetServerConfig(
+                catalog_pb2.GetServerConfigRequest(), timeout=5, wait_for_ready=True
+            )
+            return cfg
+        except grpc.RpcError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
+
+
+def create_app(settings: GatewaySettings) -> Starlette:
+    """The gateway ASGI app. Start-up connects to the catalog and blob services."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        clients = create_clients(settings)
+        config = await _server_config(
+            settings, clients.catalog, time.monotonic() + settings.startup_timeout_seconds
+        )
+        keys: KeyStore | None = None
+        if settings.auth_type == "signature":
+            keys = KeyStore(settings)
+            keys.reload()
+        state = AppState(settings=settings, clients=clients, config=config, keys=keys)
+        app.state.imgapi = state
+        app.state.mounted = mount(config)
+        reloader: asyncio.Task[None] | None = None
+        if keys is not None and settings.auth_keys_reload_seconds > 0:
+            reloader = asyncio.create_task(_reload_periodically(keys, settings.auth_keys_reload_seconds))
+        try:
+            yield
+        finally:
+            if reloader is not None:
+                reloader.cancel()
+            for ext in list(state.extensions.values()):
+                close = getattr(ext, "aclose", None)
+                if close is not None:
+                    with contextlib.suppress(Exception):
+                        await close()
+            await clients.close()
+
+    app = Starlette(lifespan=lifespan)
+    app.router.routes.append(StarletteRoute("/{path:path}", Dispatcher(app)))
+    # An ASGI endpoint with methods=None: the catch-all sees every method and path (IMGAPI 404/405).
+    return app
+
+
+async def _reload_periodically(keys: KeyStore, every: float) -> None:
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await asyncio.to_thread(keys.reload)
+        except Exception:
+            log.exception("auth keys reload failed")

@@ -1,0 +1,62 @@
+"""Response construction: IMGAPI's JSON formatting and the headers every response carries."""
+
+from __future__ import annotations
+
+import json
+import time
+from email.utils import formatdate
+from typing import Any
+
+from starlette.responses import Response
+
+JSON_TYPE = "application/json"
+
+
+def dumps(obj: Any) -> bytes:
+    """IMGAPI's pretty JSON: 2-space indentation, key order preserved, non-ASCII kept as UTF-8."""
+    return json.dumps(obj, indent=2, ensure_ascii=False).encode("utf-8")
+
+
+def json_response(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(dumps(obj), status_code=status, headers=headers, media_type=JSON_TYPE)
+
+
+def json_text_response(view_json: str, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """Re-render compact JSON text from the catalog (``Image.view_json``) with IMGAPI's indentation."""
+    return json_response(json.loads(view_json), status, headers)
+
+
+def image_response(view_json: str, etag: str | None) -> Response:
+    """One image object (endpoints.md §1.5) with its unquoted ``Etag``."""
+    return json_text_response(view_json, headers={"Etag": etag} if etag else None)
+
+
+def images_response(view_jsons: list[str]) -> Response:
+    """A JSON array of image objects, built without re-parsing each object twice."""
+    return json_response([json.loads(v) for v in view_jsons])
+
+
+def empty_response(status: int, headers: dict[str, str] | None = None) -> Response:
+    """204/202/304/301: no body (301 keeps ``Content-Length: 0``)."""
+    if status in (204, 304):
+        return Response(None, status_code=status, headers=headers)
+    return Response(b"", status_code=status, headers=headers)
+
+
+def http_date(ts: float | None = None) -> str:
+    return formatdate(time.time() if ts is None else ts, usegmt=True)
+
+
+def common_headers(
+    *, request_id: str, server_name: str, host_name: str, started: float
+) -> list[tuple[bytes, bytes]]:
+    """README §5.2: headers on every response (``x-response-time`` in whole milliseconds)."""
+    elapsed = int((time.monotonic() - started) * 1000)
+    return [
+        (b"date", http_date().encode("latin-1")),
+        (b"server", server_name.encode("latin-1")),
+        (b"x-request-id", request_id.encode("latin-1")),
+        (b"x-response-time", str(elapsed).encode("latin-1")),
+        (b"x-server-name", host_name.encode("latin-1")),
+        (b"connection", b"keep-alive"),
+    ]

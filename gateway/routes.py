@@ -1,0 +1,188 @@
+"""THE route table of the IMGAPI REST surface (endpoints.md §0), and path matching.
+
+Each row: path pattern, then one operation per method in ``Allow``-header order. An operation names
+its handler (``"module:function"``, imported at start-up), its auth mode (strict / passive / none)
+and whether the JSON body is parsed right after the channel step (``body=True``).
+
+Patterns: ``:name`` matches one segment (any characters but ``/``, possibly empty); a final
+``...`` matches any rest. A trailing slash is significant. Routes with ``when`` are mounted only
+for that server configuration (CloneImage in dc mode, ListChannels with channels).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from imgapi.v1 import catalog_pb2
+from starlette.responses import Response
+
+from gateway.auth import AuthMode
+from gateway.context import RequestContext
+from imgapi_common.errors import ImgapiError
+
+log = logging.getLogger("gateway.routes")
+
+Handler = Callable[[RequestContext], Awaitable[Response]]
+Condition = Callable[[catalog_pb2.ServerConfig], bool]
+
+STRICT, PASSIVE, NONE = AuthMode.STRICT, AuthMode.PASSIVE, AuthMode.NONE
+
+
+@dataclass(frozen=True)
+class Op:
+    handler: str
+    auth: AuthMode
+    body: bool = False
+
+
+@dataclass(frozen=True)
+class Route:
+    pattern: str
+    ops: dict[str, Op]
+    when: Condition | None = None
+    segments: tuple[str, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "segments", tuple(self.pattern.split("/")[1:]))
+
+
+def R(pattern: str, when: Condition | None = None, **ops: Op) -> Route:
+    return Route(pattern, ops, when)
+
+
+def dc_only(c: catalog_pb2.ServerConfig) -> bool:
+    return c.mode == "dc"
+
+
+def with_channels(c: catalog_pb2.ServerConfig) -> bool:
+    return len(c.channels) > 0
+
+
+# fmt: off
+ROUTES: tuple[Route, ...] = (
+    R("/images",
+      GET=Op("gateway.images:list_images", PASSIVE),                  # ListImages
+      POST=Op("gateway.images:create_image", STRICT, body=True)),     # CreateImage (+ ?action=)
+    R("/images/:uuid",
+      GET=Op("gateway.images:get_image", PASSIVE),                    # GetImage
+      POST=Op("gateway.actions:image_action", STRICT, body=True),     # ?action= dispatcher §2.16
+      DELETE=Op("gateway.images:delete_image", STRICT)),              # DeleteImage
+    R("/images/:uuid/file",
+      PUT=Op("gateway.files:add_image_file", STRICT),                 # AddImageFile (+ ?source=)
+      GET=Op("gateway.files:get_image_file", NONE)),                  # GetImageFile
+    R("/images/:uuid/file/from-url",
+      POST=Op("gateway.files:add_image_file_from_url", STRICT)),      # AddImageFileFromUrl
+    R("/images/:uuid/file/uploads",
+      POST=Op("gateway.tus:create_upload", STRICT),                   # tus creation (addition)
+      OPTIONS=Op("gateway.tus:options", NONE)),
+    R("/images/:uuid/file/uploads/:upload_id",
+      HEAD=Op("gateway.tus:head_upload", STRICT),                     # tus core (addition)
+      PATCH=Op("gateway.tus:patch_upload", STRICT),
+      DELETE=Op("gateway.tus:delete_upload", STRICT),                 # tus termination
+      OPTIONS=Op("gateway.tus:options", NONE)),
+    R("/images/:uuid/icon",
+      PUT=Op("gateway.files:add_image_icon", STRICT),                 # AddImageIcon
+      GET=Op("gateway.files:get_image_icon", NONE),                   # GetImageIcon
+      DELETE=Op("gateway.files:delete_image_icon", STRICT)),          # DeleteImageIcon
+    R("/images/:uuid/acl",
+      POST=Op("gateway.acl:image_acl", STRICT, body=True)),           # Add/RemoveImageAcl
+    R("/images/:uuid/jobs",
+      GET=Op("gateway.images:list_image_jobs", NONE)),                # ListImageJobs
+    R("/images/:uuid/push",
+      POST=Op("gateway.images:push_docker_image", STRICT, body=True)),  # AdminPushDockerImage
+    R("/images/:uuid/clone", dc_only,
+      POST=Op("gateway.images:clone_image", STRICT)),                 # CloneImage
+    R("/channels", with_channels,
+      GET=Op("gateway.admin:list_channels", PASSIVE)),                # ListChannels
+    R("/ping",
+      GET=Op("gateway.admin:ping", PASSIVE)),                         # Ping
+    R("/state",
+      GET=Op("gateway.admin:get_state", STRICT),                      # AdminGetState
+      POST=Op("gateway.admin:update_state", STRICT)),                 # AdminUpdateState
+    R("/authkeys/reload",
+      POST=Op("gateway.admin:reload_auth_keys", STRICT)),             # AdminReloadAuthKeys
+    R("/datasets",
+      GET=Op("gateway.compat:list_datasets", NONE)),                  # SDC 6 redirect
+    R("/datasets/:arg",
+      GET=Op("gateway.compat:get_dataset", NONE)),                    # SDC 6 redirect
+    R("/jobs/:job_uuid",
+      GET=Op("gateway.jobs:get_job", NONE)),                          # emulated WFAPI §5
+    R("/",
+      GET=Op("gateway.compat:docs_redirect", NONE)),
+    R("/docs",
+      GET=Op("gateway.compat:docs_redirect", NONE)),
+    R("/docs/...",
+      GET=Op("gateway.compat:docs", NONE)),
+    R("/favicon.ico",
+      GET=Op("gateway.compat:favicon", NONE)),
+)
+# fmt: on
+
+
+@dataclass(frozen=True)
+class Match:
+    route: Route
+    params: dict[str, str]
+
+
+def match_path(routes: tuple[Route, ...], segments: list[str]) -> Match | None:
+    """First route whose pattern matches the (decoded) path segments."""
+    for route in routes:
+        params = _match(route.segments, segments)
+        if params is not None:
+            return Match(route, params)
+    return None
+
+
+def _match(pattern: tuple[str, ...], segments: list[str]) -> dict[str, str] | None:
+    params: dict[str, str] = {}
+    if pattern and pattern[-1] == "...":
+        if len(segments) < len(pattern) or any(
+            p != s and not p.startswith(":") for p, s in zip(pattern[:-1], segments, strict=False)
+        ):
+            return None
+        return params
+    if len(pattern) != len(segments):
+        return None
+    for p, s in zip(pattern, segments, strict=True):
+        if p.startswith(":"):
+            params[p[1:]] = s
+        elif p != s:
+            return None
+    return params
+
+
+def _not_implemented(name: str) -> Handler:
+    async def handler(ctx: RequestContext) -> Response:
+        raise ImgapiError("InternalError", f"{name} is not available in this build")
+
+    return handler
+
+
+def resolve_handler(name: str) -> Handler:
+    """Import ``module:function``; a missing one answers 500 (logged) instead of failing start-up."""
+    module_name, _, func = name.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+        handler: Handler = getattr(module, func)
+    except (ImportError, AttributeError) as e:
+        log.error("route handler %s unavailable: %s", name, e)
+        return _not_implemented(name)
+    return handler
+
+
+@dataclass(frozen=True)
+class Mounted:
+    """The routes of this server configuration with their handlers imported."""
+
+    routes: tuple[Route, ...]
+    handlers: dict[str, Handler]
+
+
+def mount(config: catalog_pb2.ServerConfig, routes: tuple[Route, ...] = ROUTES) -> Mounted:
+    active = tuple(r for r in routes if r.when is None or r.when(config))
+    names = {op.handler for r in active for op in r.ops.values()}
+    return Mounted(active, {n: resolve_handler(n) for n in sorted(names)})

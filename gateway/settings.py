@@ -1,0 +1,70 @@
+"""Gateway configuration (environment variables ``IMGAPI_GATEWAY_*``), validated at start-up."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class GatewaySettings(BaseSettings):
+    """Everything the REST gateway needs; the server mode/channels come from the catalog."""
+
+    model_config = SettingsConfigDict(env_prefix="IMGAPI_GATEWAY_", extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    #: ``host:port`` of the catalog and blob gRPC services.
+    catalog_target: str = "127.0.0.1:50051"
+    blob_target: str = "127.0.0.1:50052"
+
+    #: ``none`` (no authentication) or ``signature`` (HTTP Signature, endpoints.md §1.3).
+    auth_type: Literal["none", "signature"] = "none"
+    #: Directory of ``<user>.keys`` files (one OpenSSH public key per line).
+    auth_keys_dir: str | None = None
+    #: username -> list of OpenSSH public key lines (JSON in the environment).
+    auth_keys: dict[str, list[str]] = Field(default_factory=dict)
+    #: Seconds between periodic key reloads (0 = only at start-up and on POST /authkeys/reload).
+    auth_keys_reload_seconds: float = Field(default=0.0, ge=0)
+    #: Allowed clock skew of signed requests (seconds).
+    auth_clock_skew_seconds: int = Field(default=300, ge=0)
+
+    #: ``Server`` response header.
+    server_name: str = "imgapi/4.11.0"
+    #: Version reported by Ping.
+    version: str = "4.11.0"
+    #: ``x-server-name`` response header; empty = the host name.
+    host_name: str = ""
+    #: External base URL advertised in ``workflow-api`` (empty = derived from the request).
+    workflow_url: str | None = None
+
+    #: Skip TLS verification when pulling from another IMGAPI.
+    allow_insecure: bool = False
+    #: CIDRs / host names a remote fetch may reach despite the SSRF rules.
+    remote_allowlist: list[str] = Field(default_factory=list)
+    #: Name of this datacenter and IMGAPI URL per datacenter (ImportFromDatacenter).
+    datacenter_name: str | None = None
+    imgapi_url_from_datacenter: dict[str, str] = Field(default_factory=dict)
+
+    #: Largest image file accepted (bytes; IMGAPI: 20 GiB) and icon (128 KiB).
+    max_file_size: int = Field(default=20 * 1024**3, gt=0)
+    max_icon_size: int = Field(default=128 * 1024, gt=0)
+    #: Deadline of ordinary catalog/blob calls, and of calls moving bytes (seconds).
+    rpc_timeout_seconds: float = Field(default=30.0, gt=0)
+    transfer_timeout_seconds: float = Field(default=3600.0, gt=0)
+    #: Remote fetches (imports, from-url): connect and total timeouts (seconds).
+    remote_connect_timeout_seconds: float = Field(default=20.0, gt=0)
+    remote_timeout_seconds: float = Field(default=3600.0, gt=0)
+    #: How long to wait for the catalog at start-up (seconds).
+    startup_timeout_seconds: float = Field(default=60.0, gt=0)
+    #: Request body limit of JSON routes (bytes).
+    max_json_body: int = Field(default=8 * 1024 * 1024, gt=0)
+
+    @field_validator("catalog_target", "blob_target")
+    @classmethod
+    def _host_port(cls, v: str) -> str:
+        host, sep, port = v.rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise ValueError(f"expected host:port, got {v!r}")
+        return v

@@ -1,0 +1,195 @@
+"""``Accept-Version`` negotiation: a node-semver range matcher for the two REST versions.
+
+IMGAPI (restify) treats the header as a node-semver *range* and serves the request when one of its
+versions (``1.0.0``, ``2.0.0``) satisfies it. Only release versions are ever tested, so the matcher
+implements the range grammar (``||``, hyphen ranges, ``~``/``~>``, ``^``, ``<``/``<=``/``>``/
+``>=``/``=``, X-ranges and partial versions) without prerelease bookkeeping beyond ordering.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+SERVER_VERSIONS: tuple[tuple[int, int, int], ...] = ((1, 0, 0), (2, 0, 0))
+#: Range assumed when no ``Accept-Version`` header is sent.
+DEFAULT_RANGE = "~1"
+
+_INF = 1 << 62
+_PARTIAL = re.compile(
+    r"^v?(?P<maj>x|X|\*|0|[1-9]\d*)"
+    r"(?:\.(?P<min>x|X|\*|0|[1-9]\d*)"
+    r"(?:\.(?P<pat>x|X|\*|0|[1-9]\d*)"
+    r"(?:-(?P<pre>[0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]+)?)?)?$"
+)
+_COMPARATOR = re.compile(r"^(?P<op><=|>=|<|>|=|~>|~|\^)?\s*(?P<ver>\S*)$")
+
+# A version key: (major, minor, patch, release?) -- prereleases sort before their release.
+Key = tuple[int, int, int, int]
+
+
+class InvalidRange(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class _Bound:
+    key: Key
+    inclusive: bool
+
+
+@dataclass(frozen=True)
+class _Interval:
+    low: _Bound | None = None
+    high: _Bound | None = None
+    empty: bool = False
+
+    def contains(self, v: Key) -> bool:
+        if self.empty:
+            return False
+        if self.low is not None and (v < self.low.key or (v == self.low.key and not self.low.inclusive)):
+            return False
+        return not (
+            self.high is not None and (v > self.high.key or (v == self.high.key and not self.high.inclusive))
+        )
+
+
+def _num(s: str | None) -> int | None:
+    return None if s is None or s in ("x", "X", "*") else int(s)
+
+
+def _parse_partial(text: str) -> tuple[int | None, int | None, int | None, bool]:
+    m = _PARTIAL.match(text)
+    if m is None:
+        raise InvalidRange(text)
+    maj, mnr, pat = _num(m["maj"]), _num(m["min"]), _num(m["pat"])
+    # Anything after a wildcard is a wildcard too ("1.x.3" == "1.x").
+    if maj is None:
+        mnr = pat = None
+    elif mnr is None:
+        pat = None
+    return maj, mnr, pat, m["pre"] is not None
+
+
+def _key(maj: int, mnr: int, pat: int, pre: bool = False) -> Key:
+    return (maj, mnr, pat, 0 if pre else 1)
+
+
+def _lowest(maj: int, mnr: int | None, pat: int | None, pre: bool) -> Key:
+    return _key(maj, mnr or 0, pat or 0, pre and pat is not None)
+
+
+def _next_after(maj: int, mnr: int | None) -> Key:
+    """The first version above the X-range ``maj[.mnr].x``."""
+    if mnr is None:
+        return _key(maj + 1, 0, 0, True)
+    return _key(maj, mnr + 1, 0, True)
+
+
+def _ge(k: Key) -> _Bound:
+    return _Bound(k, True)
+
+
+def _lt(k: Key) -> _Bound:
+    return _Bound(k, False)
+
+
+def _comparator(text: str) -> _Interval:
+    m = _COMPARATOR.match(text)
+    if m is None:
+        raise InvalidRange(text)
+    op = m["op"] or ""
+    ver = m["ver"] or "*"
+    maj, mnr, pat, pre = _parse_partial(ver)
+    if op in ("~", "~>"):
+        if maj is None:
+            return _Interval()
+        low = _ge(_lowest(maj, mnr, pat, pre))
+        return _Interval(low, _lt(_next_after(maj, mnr)))
+    if op == "^":
+        if maj is None:
+            return _Interval()
+        low = _ge(_lowest(maj, mnr, pat, pre))
+        if maj > 0 or mnr is None:
+            high = _key(maj + 1, 0, 0, True)
+        elif mnr > 0 or pat is None:
+            high = _key(0, mnr + 1, 0, True)
+        else:
+            high = _key(0, 0, pat + 1, True)
+        return _Interval(low, _lt(high))
+    if maj is None:  # "*", ">=*", "<*", ...
+        return _Interval(empty=op in ("<", ">"))
+    full = pat is not None
+    if op in ("", "="):
+        if full:
+            k = _key(maj, mnr or 0, pat or 0, pre)
+            return _Interval(_ge(k), _Bound(k, True))
+        return _Interval(_ge(_lowest(maj, mnr, pat, pre)), _lt(_next_after(maj, mnr)))
+    if op == ">=":
+        return _Interval(low=_ge(_lowest(maj, mnr, pat, pre)))
+    if op == ">":
+        if full:
+            return _Interval(low=_Bound(_key(maj, mnr or 0, pat or 0, pre), False))
+        return _Interval(low=_ge(_next_after(maj, mnr)))
+    if op == "<":
+        return _Interval(high=_lt(_lowest(maj, mnr, pat, pre) if full else _key(maj, mnr or 0, 0, True)))
+    # "<="
+    if full:
+        return _Interval(high=_Bound(_key(maj, mnr or 0, pat or 0, pre), True))
+    return _Interval(high=_lt(_next_after(maj, mnr)))
+
+
+def _hyphen(low_text: str, high_text: str) -> list[_Interval]:
+    lmaj, lmnr, lpat, lpre = _parse_partial(low_text)
+    hmaj, hmnr, hpat, hpre = _parse_partial(high_text)
+    low = None if lmaj is None else _ge(_lowest(lmaj, lmnr, lpat, lpre))
+    if hmaj is None:
+        high = None
+    elif hpat is None:
+        high = _lt(_next_after(hmaj, hmnr))
+    else:
+        high = _Bound(_key(hmaj, hmnr or 0, hpat, hpre), True)
+    return [_Interval(low, high)]
+
+
+_HYPHEN = re.compile(r"^\s*(\S+)\s+-\s+(\S+)\s*$")
+_OP_SPACE = re.compile(r"(<=|>=|<|>|=|~>|~|\^)\s+")
+
+
+def _parse_range(text: str) -> list[list[_Interval]]:
+    alternatives: list[list[_Interval]] = []
+    for part in text.split("||"):
+        h = _HYPHEN.match(part)
+        if h is not None:
+            alternatives.append(_hyphen(h[1], h[2]))
+            continue
+        # node-semver tolerates whitespace between an operator and its version (">= 1.0").
+        cleaned = _OP_SPACE.sub(lambda m: m[1], part.strip())
+        tokens = cleaned.split()
+        alternatives.append([_comparator(t) for t in tokens] if tokens else [_Interval()])
+    return alternatives
+
+
+def satisfies(version: tuple[int, int, int], range_text: str) -> bool:
+    """node-semver ``satisfies(version, range)`` for a release version (raises InvalidRange)."""
+    key = _key(*version)
+    return any(all(i.contains(key) for i in conj) for conj in _parse_range(range_text))
+
+
+@dataclass(frozen=True)
+class Negotiated:
+    range_text: str
+    #: The v2 view (``channels`` emitted): the range is ``*`` or admits 2.0.0.
+    include_channels: bool
+
+
+def negotiate(header: str | None) -> Negotiated | None:
+    """The negotiated view for an ``Accept-Version`` header, or None when no version satisfies it."""
+    text = header if header else DEFAULT_RANGE
+    try:
+        matched = [v for v in SERVER_VERSIONS if satisfies(v, text)]
+    except (InvalidRange, ValueError):
+        return None
+    if not matched:
+        return None
+    return Negotiated(text, text.strip() == "*" or (2, 0, 0) in matched)
