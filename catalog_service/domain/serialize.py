@@ -1,0 +1,173 @@
+"""THE API-view serializer (manifest.md §3) and the JSON text renderings used for bodies and ETags.
+
+Every endpoint must produce an image through :func:`serialize_image`, so the same image renders
+byte-identically everywhere, and the ETag (:func:`etag_of`) is reproducible.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from catalog_service.domain.config import DomainConfig
+from catalog_service.domain.jsvalues import boolish, js_number, js_string, to_json_number, truthy
+
+_LONE_SURROGATE_RE = re.compile("[\ud800-\udfff]")
+
+
+# --- JSON text ------------------------------------------------------------------------------------
+
+
+def _str_json(s: str) -> str:
+    out = json.dumps(s, ensure_ascii=False)
+    # Like JSON.stringify (ES2019+), escape lone surrogates so the text is valid UTF-8.
+    return _LONE_SURROGATE_RE.sub(lambda m: f"\\u{ord(m.group()):04x}", out)
+
+
+def _num_json(x: int | float) -> str:
+    if isinstance(x, int):
+        return str(x)
+    if not math.isfinite(x):
+        return "null"  # JSON.stringify(NaN) === "null"
+    return js_string(x)
+
+
+def _encode(obj: Any, indent: int | None, level: int) -> str:
+    if obj is None:
+        return "null"
+    if obj is True:
+        return "true"
+    if obj is False:
+        return "false"
+    if isinstance(obj, str):
+        return _str_json(obj)
+    if isinstance(obj, (int, float)):
+        return _num_json(obj)
+    if isinstance(obj, Mapping):
+        items = [(k if isinstance(k, str) else js_string(k), v) for k, v in obj.items()]
+        if not items:
+            return "{}"
+        sep = ":" if indent is None else ": "
+        parts = [f"{_str_json(k)}{sep}{_encode(v, indent, level + 1)}" for k, v in items]
+        return _join(parts, "{", "}", indent, level)
+    if isinstance(obj, (list, tuple)):
+        if not obj:
+            return "[]"
+        return _join([_encode(v, indent, level + 1) for v in obj], "[", "]", indent, level)
+    raise TypeError(f"not JSON serializable: {type(obj).__name__}")
+
+
+def _join(parts: list[str], open_: str, close: str, indent: int | None, level: int) -> str:
+    if indent is None:
+        return open_ + ",".join(parts) + close
+    inner = "\n" + " " * (indent * (level + 1))
+    outer = "\n" + " " * (indent * level)
+    return open_ + inner + ("," + inner).join(parts) + outer + close
+
+
+def compact_json(obj: Any) -> str:
+    """``JSON.stringify(obj)``: no spaces, non-ASCII kept, integral floats as integers (1.0 -> 1)."""
+    return _encode(obj, None, 0)
+
+
+def pretty_json(obj: Any) -> str:
+    """``JSON.stringify(obj, null, 2)``: the text of REST response bodies."""
+    return _encode(obj, 2, 0)
+
+
+def etag_of(view: Mapping[str, Any]) -> str:
+    """Lower-case hex SHA-1 of the compact JSON text of an API view."""
+    return hashlib.sha1(compact_json(view).encode("utf-8")).hexdigest()
+
+
+def format_timestamp(dt: datetime) -> str:
+    """``YYYY-MM-DDTHH:MM:SS.mmmZ`` in UTC with exactly 3 fraction digits (naive = UTC)."""
+    if dt.tzinfo is not None:
+        dt = dt.astimezone(UTC)
+    return (
+        f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}"
+        f".{dt.microsecond // 1000:03d}Z"
+    )
+
+
+# --- the API view ---------------------------------------------------------------------------------
+
+
+def _as_list(v: Any) -> list[Any]:
+    """``acl``/``billing_tags`` normalization: a bare string is a one-element array."""
+    if isinstance(v, str):
+        return [v]
+    if isinstance(v, list):
+        return v
+    return []
+
+
+def _file_view(f: Any, include_admin_fields: bool) -> dict[str, Any]:
+    entry: Mapping[str, Any] = f if isinstance(f, Mapping) else {}
+    out: dict[str, Any] = {}
+    for key in ("sha1", "size", "compression"):
+        if key in entry:
+            out[key] = entry[key]
+    if entry.get("dataset_guid") is not None:
+        out["dataset_guid"] = entry["dataset_guid"]
+    if include_admin_fields and "stor" in entry:
+        out["stor"] = entry["stor"]
+    return out
+
+
+def serialize_image(
+    rec: Mapping[str, Any], cfg: DomainConfig, *, include_channels: bool, include_admin_fields: bool
+) -> dict[str, Any]:
+    """The API view of a stored record (manifest.md §3). The result shares nothing with ``rec``."""
+    r = rec
+    out: dict[str, Any] = {"v": to_json_number(js_number(r.get("v")))}
+    for key in ("uuid", "owner", "name", "version", "state"):
+        if key in r:
+            out[key] = r[key]
+    out["disabled"] = boolish(r.get("disabled")) or False
+    out["public"] = boolish(r.get("public")) or False
+    if r.get("published_at") is not None:
+        out["published_at"] = r["published_at"]
+    for key in ("type", "os"):
+        if key in r and r[key] != "null":
+            out[key] = r[key]
+    files = r.get("files")
+    out["files"] = [_file_view(f, include_admin_fields) for f in files] if isinstance(files, list) else []
+    acl = _as_list(r.get("acl"))
+    if acl:
+        out["acl"] = acl
+    for key in ("description", "homepage", "eula"):
+        if truthy(r.get(key)):
+            out[key] = r[key]
+    if truthy(r.get("icon")):
+        out["icon"] = True
+    for key in ("urn", "requirements", "users"):
+        if truthy(r.get(key)):
+            out[key] = r[key]
+    if truthy(r.get("generate_passwords")):
+        # Quirk: only a truthy stored value is shown, converted to a boolean ("false" -> false).
+        gp = boolish(r["generate_passwords"])
+        out["generate_passwords"] = True if gp is None else gp
+    for key in ("inherited_directories", "origin", "nic_driver", "disk_driver", "cpu_type", "image_size"):
+        if truthy(r.get(key)):
+            out[key] = r[key]
+    if truthy(r.get("tags")):
+        out["tags"] = r["tags"]
+    if cfg.mode != "public":
+        billing_tags = _as_list(r.get("billing_tags"))
+        if billing_tags:
+            out["billing_tags"] = billing_tags
+        traits = r.get("traits")
+        if isinstance(traits, Mapping) and traits:
+            out["traits"] = traits
+    if r.get("state") == "failed" and truthy(r.get("error")):
+        out["error"] = r["error"]
+    if include_channels and truthy(r.get("channels")):
+        out["channels"] = r["channels"]
+    return copy.deepcopy(out)
