@@ -1,0 +1,236 @@
+"""Reading and writing image records.
+
+The stored record (a JSON object) is the source of truth; every write also refreshes the indexed
+columns and side tables derived from it, in the same transaction, together with a change-feed
+entry. Updates are conditional on the revision that was read (optimistic concurrency): a writer
+that lost a race gets :class:`ConcurrentUpdate` and retries on fresh data.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, delete, func, insert, select, update
+
+from catalog_service.db.schema import (
+    changes,
+    image_acl,
+    image_billing_tags,
+    image_blobs,
+    image_channels,
+    image_tags,
+    images,
+    meta,
+)
+
+EPOCH_SORT = "1970-01-01T00:00:00.000Z"
+_PUBLISHED = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,6}))?Z$")
+
+
+class ConcurrentUpdate(Exception):
+    """The record changed since it was read; re-read and retry."""
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    record: dict[str, Any]
+    revision: int
+    valid: bool
+
+
+def published_sort_key(value: Any) -> str:
+    """``published_at`` as fixed-width text whose order is time order (epoch when absent/odd)."""
+    if isinstance(value, str):
+        m = _PUBLISHED.match(value)
+        if m:
+            frac = (m.group(2) or "").ljust(3, "0")[:3]
+            return f"{m.group(1)}.{frac}Z"
+    return EPOCH_SORT
+
+
+def _text(v: Any) -> str:
+    return v if isinstance(v, str) else ("" if v is None else json.dumps(v))
+
+
+def _flag(v: Any) -> bool:
+    return v is True or v == "true"
+
+
+def dump_record(rec: Mapping[str, Any]) -> str:
+    return json.dumps(rec, ensure_ascii=False, separators=(",", ":"))
+
+
+def load_record(text: str) -> dict[str, Any]:
+    out: dict[str, Any] = json.loads(text)
+    return out
+
+
+def blob_ids_of(rec: Mapping[str, Any]) -> set[str]:
+    ids: set[str] = set()
+    files = rec.get("files")
+    if isinstance(files, list):
+        for f in files:
+            if isinstance(f, dict) and isinstance(f.get("blob_id"), str):
+                ids.add(f["blob_id"])
+    icon = rec.get("icon")
+    if isinstance(icon, dict) and isinstance(icon.get("blob_id"), str):
+        ids.add(icon["blob_id"])
+    return ids
+
+
+def _columns(rec: Mapping[str, Any], valid: bool) -> dict[str, Any]:
+    origin = rec.get("origin")
+    return {
+        "owner": _text(rec.get("owner")),
+        "name": _text(rec.get("name")),
+        "version": _text(rec.get("version")),
+        "type": _text(rec.get("type")),
+        "os": _text(rec.get("os")),
+        "state": _text(rec.get("state")),
+        "activated": _flag(rec.get("activated")),
+        "disabled": _flag(rec.get("disabled")),
+        "public": _flag(rec.get("public")),
+        "published_sort": published_sort_key(rec.get("published_at")),
+        "has_published_at": isinstance(rec.get("published_at"), str) and bool(rec.get("published_at")),
+        "origin": origin if isinstance(origin, str) and len(origin) <= 64 and origin else None,
+        "valid": valid,
+        "expires_at": _text(rec.get("expires_at")) or None,
+        "record": dump_record(rec),
+    }
+
+
+TagRows = Callable[[Mapping[str, Any]], list[tuple[str, str]]]
+
+
+class ImageRepository:
+    """Table access for image records. Methods take an open connection (the caller's transaction)."""
+
+    def __init__(self, tag_rows: TagRows) -> None:
+        #: Derives the (key, search value) pairs of a record's tags (manifest.md §4.6).
+        self._tag_rows = tag_rows
+
+    # --- reads ------------------------------------------------------------------------------
+
+    def get(self, conn: Connection, uuid: str) -> StoredImage | None:
+        row = conn.execute(
+            select(images.c.record, images.c.revision, images.c.valid).where(images.c.uuid == uuid)
+        ).first()
+        if row is None:
+            return None
+        return StoredImage(load_record(row.record), int(row.revision), bool(row.valid))
+
+    def exists(self, conn: Connection, uuid: str) -> bool:
+        return conn.execute(select(images.c.uuid).where(images.c.uuid == uuid)).first() is not None
+
+    def dependents(self, conn: Connection, uuid: str, channel: str | None) -> list[str]:
+        q = select(images.c.uuid).where(images.c.origin == uuid)
+        if channel is not None:
+            q = q.where(
+                images.c.uuid.in_(
+                    select(image_channels.c.image_uuid).where(image_channels.c.channel == channel)
+                )
+            )
+        return [r.uuid for r in conn.execute(q.order_by(images.c.uuid))]
+
+    def unreferenced(self, conn: Connection, blob_ids: Iterable[str]) -> list[str]:
+        ids = sorted(set(blob_ids))
+        if not ids:
+            return []
+        used = {
+            r.blob_id
+            for r in conn.execute(select(image_blobs.c.blob_id).where(image_blobs.c.blob_id.in_(ids)))
+        }
+        return [b for b in ids if b not in used]
+
+    def count(self, conn: Connection) -> int:
+        return int(conn.execute(select(func.count()).select_from(images)).scalar_one())
+
+    # --- writes -----------------------------------------------------------------------------
+
+    def insert(self, conn: Connection, rec: Mapping[str, Any], valid: bool, kind: str = "create") -> int:
+        uuid = rec["uuid"]
+        conn.execute(insert(images).values(uuid=uuid, revision=1, **_columns(rec, valid)))
+        self._sync_side_tables(conn, uuid, rec, fresh=True)
+        self.append_change(conn, uuid, kind, rec)
+        return 1
+
+    def update(self, conn: Connection, rec: Mapping[str, Any], revision: int, valid: bool, kind: str) -> int:
+        """Replace the record if it is still at ``revision``; returns the new revision."""
+        uuid = rec["uuid"]
+        res = conn.execute(
+            update(images)
+            .where(images.c.uuid == uuid, images.c.revision == revision)
+            .values(revision=revision + 1, **_columns(rec, valid))
+        )
+        if res.rowcount != 1:
+            raise ConcurrentUpdate(uuid)
+        self._sync_side_tables(conn, uuid, rec, fresh=False)
+        self.append_change(conn, uuid, kind, rec)
+        return revision + 1
+
+    def delete(self, conn: Connection, uuid: str, revision: int) -> None:
+        res = conn.execute(delete(images).where(images.c.uuid == uuid, images.c.revision == revision))
+        if res.rowcount != 1:
+            raise ConcurrentUpdate(uuid)
+        for t in (image_acl, image_tags, image_billing_tags, image_channels, image_blobs):
+            conn.execute(delete(t).where(t.c.image_uuid == uuid))
+        self.append_change(conn, uuid, "delete", None)
+
+    def set_valid(self, conn: Connection, uuid: str, valid: bool) -> None:
+        conn.execute(update(images).where(images.c.uuid == uuid).values(valid=valid))
+
+    def append_change(self, conn: Connection, uuid: str, kind: str, rec: Mapping[str, Any] | None) -> None:
+        from catalog_service.clock import now_timestamp
+
+        conn.execute(
+            insert(changes).values(
+                image_uuid=uuid,
+                kind=kind,
+                changed_at=now_timestamp(),
+                record=None if rec is None else dump_record(rec),
+            )
+        )
+
+    def _sync_side_tables(self, conn: Connection, uuid: str, rec: Mapping[str, Any], fresh: bool) -> None:
+        if not fresh:
+            for t in (image_acl, image_tags, image_billing_tags, image_channels, image_blobs):
+                conn.execute(delete(t).where(t.c.image_uuid == uuid))
+        acl = rec.get("acl")
+        accounts = _unique_strings([acl] if isinstance(acl, str) else acl)
+        _bulk(conn, image_acl, [{"image_uuid": uuid, "account": a} for a in accounts])
+        _bulk(conn, image_tags, [{"image_uuid": uuid, "key": k, "value": v} for k, v in self._tag_rows(rec)])
+        bt = rec.get("billing_tags")
+        tags = _unique_strings([bt] if isinstance(bt, str) else bt)
+        _bulk(conn, image_billing_tags, [{"image_uuid": uuid, "tag": t} for t in tags])
+        chans = _unique_strings(rec.get("channels"))
+        _bulk(conn, image_channels, [{"image_uuid": uuid, "channel": c} for c in chans])
+        _bulk(conn, image_blobs, [{"image_uuid": uuid, "blob_id": b} for b in sorted(blob_ids_of(rec))])
+
+    # --- meta -------------------------------------------------------------------------------
+
+    def get_meta(self, conn: Connection, key: str) -> str | None:
+        row = conn.execute(select(meta.c.value).where(meta.c.key == key)).first()
+        return None if row is None else str(row.value)
+
+    def set_meta(self, conn: Connection, key: str, value: str) -> None:
+        if conn.execute(update(meta).where(meta.c.key == key).values(value=value)).rowcount == 0:
+            conn.execute(insert(meta).values(key=key, value=value))
+
+
+def _unique_strings(values: Any) -> list[str]:
+    if not isinstance(values, list):
+        return []
+    seen: dict[str, None] = {}
+    for v in values:
+        if isinstance(v, str):
+            seen.setdefault(v, None)
+    return list(seen)
+
+
+def _bulk(conn: Connection, table: Any, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        conn.execute(insert(table), list(rows))

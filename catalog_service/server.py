@@ -1,0 +1,59 @@
+"""Assembling the catalog gRPC server: engine, migrations, service, servicer, housekeeping."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import grpc
+from grpc_health.v1.health import HealthServicer
+from imgapi.v1 import catalog_pb2, catalog_pb2_grpc
+
+from catalog_service.db.engine import make_engine, migrate
+from catalog_service.service import CatalogService
+from catalog_service.servicer import CatalogServicer
+from catalog_service.settings import CatalogSettings
+from imgapi_common.grpc_server import build_server
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = catalog_pb2.DESCRIPTOR.services_by_name["CatalogService"].full_name
+REAP_INTERVAL_SECONDS = 30 * 60
+
+
+def create_service(settings: CatalogSettings) -> CatalogService:
+    engine = make_engine(settings.effective_database_url(), pool_size=min(settings.max_workers, 32))
+    if settings.auto_migrate:
+        migrate(engine)
+    service = CatalogService(settings, engine)
+    changed = service.revalidate_if_config_changed()
+    if changed:
+        log.info("configuration changed: validity of %d image(s) re-evaluated", changed)
+    return service
+
+
+def create_server(
+    settings: CatalogSettings,
+) -> tuple[grpc.Server, int, HealthServicer, CatalogService]:
+    """Build (not start) the catalog server; returns ``(server, port, health, service)``."""
+    service = create_service(settings)
+    server, port, health = build_server(
+        [(catalog_pb2_grpc.add_CatalogServiceServicer_to_server, CatalogServicer(service))],
+        [SERVICE_NAME],
+        settings.bind,
+        max_workers=settings.max_workers,
+    )
+    _start_reaper(service)
+    return server, port, health, service
+
+
+def _start_reaper(service: CatalogService) -> None:
+    def loop() -> None:
+        stop = threading.Event()
+        while not stop.wait(REAP_INTERVAL_SECONDS):
+            try:
+                service.reap_placeholders()
+            except Exception:
+                log.exception("placeholder reaper failed")
+
+    threading.Thread(target=loop, name="placeholder-reaper", daemon=True).start()

@@ -1,0 +1,903 @@
+"""The catalog's operations: every IMGAPI rule about manifests, state, visibility, ACLs and channels.
+
+Transport-free: callers pass plain values (:class:`Caller`, :class:`View`) and get plain values
+back; failures are :class:`~imgapi_common.errors.ImgapiError`. Each mutation is one database
+transaction that re-reads the record, applies the rule, and writes conditionally on the revision it
+read (retrying on a lost race), appending to the change feed in the same transaction.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import re
+import threading
+import uuid as uuidlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from sqlalchemy import Connection, Engine, select
+
+from catalog_service import list_params
+from catalog_service.clock import now_timestamp
+from catalog_service.db.engine import WRITE_OPTION
+from catalog_service.db.listing import ListQuery, build_list_query
+from catalog_service.db.repository import (
+    ConcurrentUpdate,
+    ImageRepository,
+    StoredImage,
+    blob_ids_of,
+    dump_record,
+    load_record,
+    published_sort_key,
+)
+from catalog_service.db.schema import changes, images
+from catalog_service.domain.config import DomainConfig
+from catalog_service.domain.jsvalues import is_uuid, truthy
+from catalog_service.domain.serialize import compact_json, etag_of, serialize_image
+from catalog_service.domain.update import apply_update
+from catalog_service.domain.upgrade import upgrade_dataset_manifest
+from catalog_service.domain.validation import (
+    COMPRESSIONS,
+    MAX_FILE_SIZE,
+    MAX_ICON_SIZE,
+    build_record,
+    check_create_body,
+    tags_search_array,
+    validate_record,
+)
+from catalog_service.preconditions import Conditions, evaluate
+from catalog_service.settings import CatalogSettings
+from imgapi_common.errors import FieldError, ImgapiError, invalid_parameter, not_found, validation_failed
+
+ZERO_UUID = "00000000-0000-0000-0000-000000000000"
+ICON_TYPES = ("image/jpeg", "image/gif", "image/png")
+MAX_ATTEMPTS = 20
+NO_CONDITIONS = Conditions()
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling: raw ``account``/``channel`` query values, authentication facts."""
+
+    account: str = ""
+    channel: str = ""
+    authenticated: bool = False
+    user_agent: str = ""
+
+
+@dataclass(frozen=True)
+class View:
+    include_channels: bool = True
+    include_admin_fields: bool = False
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """An image as returned to callers: the stored record and its REST view for one request."""
+
+    record: dict[str, Any]
+    view_json: str
+    etag: str
+    revision: int
+    not_modified: bool = False
+    orphaned_blob_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class UploadPlan:
+    record: dict[str, Any]
+    max_size: int
+    stor: str
+
+
+@dataclass(frozen=True)
+class Change:
+    cursor: int
+    image_uuid: str
+    kind: str
+    changed_at: str
+    record: dict[str, Any] | None
+
+
+class AccountRegistry:
+    """Known accounts (spec README §2). Without a file every well-formed UUID exists."""
+
+    def __init__(self, path: Path | None) -> None:
+        self._accounts: frozenset[str] | None = None
+        if path is not None:
+            lines = path.read_text().splitlines()
+            self._accounts = frozenset(
+                ln.strip() for ln in lines if ln.strip() and not ln.strip().startswith("#")
+            )
+
+    @property
+    def configured(self) -> bool:
+        return self._accounts is not None
+
+    def exists(self, account: str) -> bool:
+        return self._accounts is None or account in self._accounts
+
+
+def _tag_rows(rec: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(key, value) search pairs of a record's tags; none when its search array was removed."""
+    tags = rec.get("tags")
+    if "tags_search" not in rec or not isinstance(tags, dict):
+        return []
+    return [(k, item[len(k) + 1 :]) for k, item in zip(tags.keys(), tags_search_array(tags), strict=True)]
+
+
+def _recompute_state(rec: dict[str, Any]) -> None:
+    activated = truthy(rec.get("activated")) and rec.get("activated") != "false"
+    disabled = rec.get("disabled") is True or rec.get("disabled") == "true"
+    rec["state"] = ("disabled" if disabled else "active") if activated else "unactivated"
+
+
+def _is_activated(rec: Mapping[str, Any]) -> bool:
+    return rec.get("activated") is True or rec.get("activated") == "true"
+
+
+def _parse_json(text: str) -> tuple[bool, Any]:
+    """(present, value): an empty text is an absent body."""
+    if text == "":
+        return False, None
+    return True, json.loads(text)
+
+
+class CatalogService:
+    def __init__(self, settings: CatalogSettings, engine: Engine) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.cfg = DomainConfig(
+            mode=settings.mode,
+            channels=tuple(c.name for c in settings.channels),
+            admin_uuid=settings.admin_uuid,
+        )
+        self.repo = ImageRepository(_tag_rows)
+        self.registry = AccountRegistry(settings.account_registry_file)
+        self._dialect = engine.dialect.name
+        self._changed = threading.Condition()
+
+    # --- infrastructure ---------------------------------------------------------------------
+
+    def _read(self) -> Connection:
+        return self.engine.connect()
+
+    def _write(self) -> Connection:
+        return self.engine.connect().execution_options(**{WRITE_OPTION: True})
+
+    def _notify(self) -> None:
+        with self._changed:
+            self._changed.notify_all()
+
+    def config_fingerprint(self) -> str:
+        return json.dumps({"mode": self.cfg.mode, "channels": list(self.cfg.channels)})
+
+    def revalidate_if_config_changed(self) -> int:
+        """Re-check every record's validity when mode or channels changed since the last start."""
+        fp = self.config_fingerprint()
+        with self._write() as conn, conn.begin():
+            if self.repo.get_meta(conn, "config_fingerprint") == fp:
+                return 0
+            n = 0
+            for row in conn.execute(select(images.c.uuid, images.c.record, images.c.valid)):
+                valid = not validate_record(load_record(row.record), self.cfg)
+                if valid != bool(row.valid):
+                    self.repo.set_valid(conn, row.uuid, valid)
+                    n += 1
+            self.repo.set_meta(conn, "config_fingerprint", fp)
+            return n
+
+    def is_valid(self, rec: Mapping[str, Any]) -> bool:
+        return not validate_record(rec, self.cfg)
+
+    def store_raw(self, rec: Mapping[str, Any]) -> None:
+        """Insert a record in stored form as is (seeding, benchmarks); validity is computed."""
+        with self._write() as conn, conn.begin():
+            self.repo.insert(conn, rec, self.is_valid(rec))
+        self._notify()
+
+    # --- rendering --------------------------------------------------------------------------
+
+    def render(
+        self,
+        rec: dict[str, Any],
+        view: View,
+        revision: int,
+        *,
+        orphaned: Sequence[str] = (),
+        not_modified: bool = False,
+    ) -> Rendered:
+        base = serialize_image(
+            rec, self.cfg, include_channels=view.include_channels, include_admin_fields=False
+        )
+        etag = etag_of(base)
+        shown = (
+            serialize_image(rec, self.cfg, include_channels=view.include_channels, include_admin_fields=True)
+            if view.include_admin_fields
+            else base
+        )
+        return Rendered(rec, compact_json(shown), etag, revision, not_modified, tuple(orphaned))
+
+    def _etag(self, rec: Mapping[str, Any], view: View) -> str:
+        return etag_of(
+            serialize_image(rec, self.cfg, include_channels=view.include_channels, include_admin_fields=False)
+        )
+
+    # --- request steps (endpoints.md §1.2) ----------------------------------------------------
+
+    def resolve_channel(self, raw: str, *, write: bool) -> str | None:
+        if not self.cfg.channels_enabled:
+            return None
+        if raw == "":
+            default = self.settings.default_channel
+            if default is None:
+                raise validation_failed(
+                    "channel not specified and the server has no default channel",
+                    [FieldError("channel", "MissingParameter")],
+                )
+            return default
+        if raw == "*" and not write:
+            return None
+        if raw not in self.cfg.channels:
+            raise validation_failed(f"unknown channel: {raw}", [FieldError("channel", "Invalid")])
+        return raw
+
+    @staticmethod
+    def check_account(raw: str) -> str | None:
+        if raw == "":
+            return None
+        if not is_uuid(raw):
+            raise invalid_parameter(
+                f'invalid "account": not a UUID: "{raw}"', [FieldError("account", "Invalid")]
+            )
+        return raw
+
+    def _load(self, conn: Connection, uuid: str, caller: Caller, channel: str | None) -> StoredImage:
+        account = self.check_account(caller.account)
+        row = self.repo.get(conn, uuid)
+        if row is None or not row.valid:
+            raise not_found(f"image {uuid} not found")
+        rec = row.record
+        if channel is not None:
+            chans = rec.get("channels")
+            if not isinstance(chans, list) or channel not in chans:
+                raise not_found("image not found")
+        if account is not None and rec.get("owner") != account:
+            visible = _is_activated(rec) and (
+                rec.get("public") is True
+                or rec.get("public") == "true"
+                or (isinstance(rec.get("acl"), list) and account in rec["acl"])
+                or rec.get("acl") == account
+            )
+            if not visible:
+                raise not_found("image not found")
+        return row
+
+    @staticmethod
+    def _check_owner(rec: Mapping[str, Any], caller: Caller) -> None:
+        if caller.account and rec.get("owner") != caller.account:
+            raise ImgapiError(
+                "NotImageOwner", f"account {caller.account} is not the owner of image {rec.get('uuid')}"
+            )
+
+    def _admin_fields(self, raw: str, caller: Caller) -> bool:
+        value = list_params.parse_bool_param("inclAdminFields", raw)
+        if value and self.cfg.mode != "dc" and not caller.authenticated:
+            raise ImgapiError(
+                "UnauthorizedError", 'Unauthorized (auth required to use "inclAdminFields" parameter)'
+            )
+        return bool(value)
+
+    # --- reads ------------------------------------------------------------------------------
+
+    def get_image(
+        self,
+        uuid: str,
+        caller: Caller,
+        view: View,
+        incl_admin_fields: str = "",
+        cond: Conditions = NO_CONDITIONS,
+        subject: Literal["image", "file", "icon"] = "image",
+    ) -> Rendered:
+        channel = self.resolve_channel(caller.channel, write=False)
+        with self._read() as conn:
+            row = self._load(conn, uuid, caller, channel)
+        admin = self._admin_fields(incl_admin_fields, caller) or view.include_admin_fields
+        view = View(view.include_channels, admin)
+        rendered = self.render(row.record, view, row.revision)
+        last_modified = None
+        if subject == "file":
+            files = row.record.get("files") or []
+            last_modified = files[0].get("mtime") if files and isinstance(files[0], dict) else None
+        elif subject == "icon":
+            icon = row.record.get("icon")
+            last_modified = icon.get("mtime") if isinstance(icon, dict) else None
+        if evaluate(cond, rendered.etag, is_get=True, last_modified=last_modified):
+            return Rendered(rendered.record, rendered.view_json, rendered.etag, rendered.revision, True)
+        return rendered
+
+    def list_images(
+        self,
+        caller: Caller,
+        view: View,
+        *,
+        owner: str = "",
+        name: str = "",
+        version: str = "",
+        state: str = "",
+        public: str = "",
+        os: str = "",
+        type: str = "",
+        tags: Mapping[str, str] | None = None,
+        billing_tags: Sequence[str] = (),
+        limit: str = "",
+        marker: str = "",
+        sort: str = "",
+        incl_admin_fields: str = "",
+    ) -> list[Rendered]:
+        channel = self.resolve_channel(caller.channel, write=False)
+        admin = self._admin_fields(incl_admin_fields, caller) or view.include_admin_fields
+        view = View(view.include_channels, admin)
+        n = list_params.parse_limit(limit)
+        st = list_params.parse_state(state)
+        if self.cfg.mode != "dc" and not caller.authenticated:
+            if st in ("disabled", "unactivated", "creating", "failed"):
+                return []
+            if st == "all":
+                st = "active"
+        pub = list_params.parse_bool_param("public", public)
+        descending = list_params.parse_sort(sort)
+        with self._read() as conn:
+            mk: tuple[str, str | None] | None = None
+            if marker != "":
+                if list_params.is_uuid_marker(marker):
+                    row = conn.execute(select(images.c.published_sort).where(images.c.uuid == marker)).first()
+                    if row is None:
+                        raise not_found(f"image {marker} not found")
+                    mk = (row.published_sort, marker)
+                else:
+                    date = list_params.parse_date_marker(marker)
+                    if date is None:
+                        raise list_params.bad_marker(marker)
+                    mk = (published_sort_key(date), None)
+            q = ListQuery(
+                state=st,
+                account=caller.account or None,
+                owner=owner or None,
+                name=list_params.text_match(name, allow_substring=True),
+                version=list_params.text_match(version, allow_substring=True),
+                os=os or None,
+                type=list_params.text_match(type, allow_negate=True),
+                public=pub,
+                tags=list_params.tag_filters(tags or {}),
+                billing_tags=list_params.billing_filters(billing_tags),
+                channel=channel,
+                limit=n,
+                descending=descending,
+                marker=mk,
+            )
+            stmt = build_list_query(q, self._dialect)
+            if stmt is None:
+                return []
+            rows = conn.execute(stmt).all()
+        return [self.render(load_record(r.record), view, int(r.revision)) for r in rows]
+
+    def server_channels(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for c in self.settings.channels:
+            d: dict[str, Any] = {"name": c.name, "description": c.description}
+            if c.default:
+                d["default"] = True
+            out.append(d)
+        return out
+
+    # --- the mutation loop --------------------------------------------------------------------
+
+    def _mutate(
+        self,
+        uuid: str,
+        caller: Caller,
+        view: View,
+        change: Callable[[Connection, dict[str, Any]], tuple[dict[str, Any], str]],
+        *,
+        cond: Conditions | None = None,
+        check_owner: bool = True,
+    ) -> Rendered:
+        """Load (+owner, +cond), apply ``change`` to a copy and write it conditionally; retry races."""
+        channel = self.resolve_channel(caller.channel, write=True)
+        for _ in range(MAX_ATTEMPTS):
+            try:
+                with self._write() as conn, conn.begin():
+                    row = self._load(conn, uuid, caller, channel)
+                    if check_owner:
+                        self._check_owner(row.record, caller)
+                    if cond is not None:
+                        evaluate(cond, self._etag(row.record, view), is_get=False)
+                    new, kind = change(conn, copy.deepcopy(row.record))
+                    new_uuid = new["uuid"]
+                    if new_uuid != uuid:
+                        self.repo.delete(conn, uuid, row.revision)
+                        revision = self.repo.insert(conn, new, self.is_valid(new), kind=kind)
+                    else:
+                        revision = self.repo.update(conn, new, row.revision, self.is_valid(new), kind)
+                    orphaned = self.repo.unreferenced(conn, blob_ids_of(row.record) - blob_ids_of(new))
+            except ConcurrentUpdate:
+                continue
+            self._notify()
+            return self.render(new, view, revision, orphaned=orphaned)
+        raise ImgapiError("InternalError", f"too much contention updating image {uuid}")
+
+    # --- state transitions ----------------------------------------------------------------------
+
+    def activate(self, uuid: str, caller: Caller, view: View, cond: Conditions = NO_CONDITIONS) -> Rendered:
+        def change(_: Connection, rec: dict[str, Any]) -> tuple[dict[str, Any], str]:
+            if _is_activated(rec):
+                raise ImgapiError("ImageAlreadyActivated", f'image "{uuid}" is already activated')
+            files = rec.get("files")
+            if not isinstance(files, list) or not files:
+                raise ImgapiError("NoActivationNoFile", f'image "{uuid}" cannot be activated: it has no file')
+            rec["activated"] = True
+            if not truthy(rec.get("published_at")):
+                rec["published_at"] = now_timestamp()
+            rec.pop("expires_at", None)
+            _recompute_state(rec)
+            return rec, "activate"
+
+        return self._mutate(uuid, caller, view, change, cond=cond)
+
+    def set_disabled(
+        self, uuid: str, caller: Caller, view: View, disabled: bool, cond: Conditions = NO_CONDITIONS
+    ) -> Rendered:
+        def change(_: Connection, rec: dict[str, Any]) -> tuple[dict[str, Any], str]:
+            rec["disabled"] = disabled
+            _recompute_state(rec)
+            return rec, "disable" if disabled else "enable"
+
+        return self._mutate(uuid, caller, view, change, cond=cond)
+
+    def update(
+        self, uuid: str, caller: Caller, view: View, update_json: str, cond: Conditions = NO_CONDITIONS
+    ) -> Rendered:
+        present, body = _parse_json(update_json)
+        account = caller.account or None
+
+        def change(conn: Connection, rec: dict[str, Any]) -> tuple[dict[str, Any], str]:
+            new = apply_update(rec, body if present else None, self.cfg, account=account)
+            owner = new.get("owner")
+            if (
+                self.cfg.mode == "dc"
+                and self.registry.configured
+                and owner != rec.get("owner")
+                and isinstance(owner, str)
+                and not self.registry.exists(owner)
+            ):
+                raise ImgapiError("OwnerDoesNotExist", f'owner "{owner}" does not exist')
+            if new.get("uuid") != uuid and self.repo.exists(conn, str(new.get("uuid"))):
+                raise ImgapiError("ImageUuidAlreadyExists", f'image uuid "{new.get("uuid")}" already exists')
+            return new, "update"
+
+        return self._mutate(uuid, caller, view, change, cond=cond)
+
+    def channel_add(
+        self, uuid: str, caller: Caller, view: View, body_json: str, cond: Conditions = NO_CONDITIONS
+    ) -> Rendered:
+        present, body = _parse_json(body_json)
+        name = body.get("channel") if present and isinstance(body, dict) else None
+
+        def change(_: Connection, rec: dict[str, Any]) -> tuple[dict[str, Any], str]:
+            if not isinstance(name, str) or name not in self.cfg.channels:
+                raise validation_failed(f"unknown channel: {name}", [FieldError("channel", "Invalid")])
+            chans = rec.get("channels")
+            chans = list(chans) if isinstance(chans, list) else []
+            if name not in chans:
+                chans.append(name)
+            rec["channels"] = chans
+            return rec, "channel"
+
+        return self._mutate(uuid, caller, view, change, cond=cond)
+
+    def change_acl(self, uuid: str, caller: Caller, view: View, acl_json: str, *, add: bool) -> Rendered:
+        present, body = _parse_json(acl_json)
+
+        def change(_: Connection, rec: dict[str, Any]) -> tuple[dict[str, Any], str]:
+            if not present or not isinstance(body, list):
+                raise invalid_parameter('invalid image "acl" (not an array)', [FieldError("acl", "Invalid")])
+            for i, item in enumerate(body):
+                if not is_uuid(item):
+                    raise invalid_parameter(
+                        f'invalid image "acl" (item {i} is not a UUID): {item}',
+                        [FieldError("acl", "Invalid")],
+                    )
+            current = rec.get("acl")
+            acl: list[Any] = [current] if isinstance(current, str) else list(current or [])
+            if add:
+                for a in body:
+                    if a not in acl:
+                        acl.append(a)
+            else:
+                acl = [a for a in acl if a not in body]
+            rec["acl"] = acl
+            return rec, "acl"
+
+        return self._mutate(uuid, caller, view, change)
+
+    # --- files and icons ----------------------------------------------------------------------
+
+    def prepare_upload(
+        self,
+        uuid: str,
+        caller: Caller,
+        *,
+        icon: bool,
+        compression: str = "",
+        storage: str = "",
+        content_type: str = "",
+        content_length: str = "",
+    ) -> UploadPlan:
+        channel = self.resolve_channel(caller.channel, write=True)
+        with self._read() as conn:
+            row = self._load(conn, uuid, caller, channel)
+        rec = row.record
+        self._check_owner(rec, caller)
+        if icon:
+            if content_type not in ICON_TYPES:
+                raise ImgapiError(
+                    "Upload",
+                    f"invalid content-type, {content_type}, must be one of {', '.join(ICON_TYPES)}",
+                )
+        else:
+            if _is_activated(rec):
+                raise ImgapiError("ImageFilesImmutable", f"cannot modify files on activated image {uuid}")
+            if compression == "":
+                raise invalid_parameter('missing "compression"', [FieldError("compression", "Missing")])
+            if compression not in COMPRESSIONS:
+                raise invalid_parameter(
+                    f'invalid compression "{compression}" (must be one of {", ".join(COMPRESSIONS)})',
+                    [FieldError("compression", "Invalid")],
+                )
+        stor = self.check_storage(storage, caller)
+        max_size = MAX_ICON_SIZE if icon else MAX_FILE_SIZE
+        if content_length.strip().isdigit() and int(content_length) > max_size:
+            what = "icon" if icon else "file"
+            raise ImgapiError(
+                "Upload",
+                f"{what} size, {int(content_length)}, exceeds the maximum allowed {what} size, {max_size}",
+            )
+        return UploadPlan(rec, max_size, stor)
+
+    def check_storage(self, storage: str, caller: Caller) -> str:
+        if storage == "":
+            return self.settings.default_storage
+        if caller.account:
+            raise invalid_parameter(
+                f'invalid storage "{storage}"',
+                [FieldError("storage", "NotAllowed", "Parameter cannot be specified by non-operators")],
+            )
+        if storage not in self.settings.storage_names:
+            raise invalid_parameter(f'invalid storage "{storage}"', [FieldError("storage", "Invalid")])
+        return self.settings.default_storage
+
+    def attach_file(self, uuid: str, caller: Caller, view: View, entry: Mapping[str, Any]) -> Rendered:
+        def change(_: Connection, rec: dict[str, Any]) -> tuple[dict[str, Any], str]:
+            if _is_activated(rec):
+                raise ImgapiError("ImageAlreadyActivated", f'image "{uuid}" is already activated')
+            f: dict[str, Any] = {
+                "sha1": entry["sha1"],
+                "size": entry["size"],
+                "compression": entry["compression"],
+            }
+            if entry.get("dataset_guid"):
+                f["dataset_guid"] = entry["dataset_guid"]
+            f["contentMD5"] = entry["contentMD5"]
+            f["mtime"] = now_timestamp()
+            f["stor"] = entry.get("stor") or self.settings.default_storage
+            f["blob_id"] = entry["blob_id"]
+            rec["files"] = [f]
+            return rec, "file"
+
+        return self._mutate(uuid, caller, view, change)
+
+    def detach_file(self, uuid: str, caller: Caller, view: View) -> Rendered:
+        def change(_: Connection, rec: dict[str, Any]) -> tuple[dict[str, Any], str]:
+            if _is_activated(rec):
+                raise ImgapiError("ImageFilesImmutable", f"cannot modify files on activated image {uuid}")
+            rec["files"] = []
+            return rec, "file"
+
+        return self._mutate(uuid, caller, view, change)
+
+    def attach_icon(self, uuid: str, caller: Caller, view: View, entry: Mapping[str, Any]) -> Rendered:
+        def change(_: Connection, rec: dict[str, Any]) -> tuple[dict[str, Any], str]:
+            rec["icon"] = {
+                "sha1": entry["sha1"],
+                "size": entry["size"],
+                "contentMD5": entry["contentMD5"],
+                "contentType": entry["contentType"],
+                "mtime": now_timestamp(),
+                "stor": entry.get("stor") or self.settings.default_storage,
+                "blob_id": entry["blob_id"],
+            }
+            return rec, "icon"
+
+        return self._mutate(uuid, caller, view, change)
+
+    def detach_icon(self, uuid: str, caller: Caller, view: View) -> Rendered:
+        def change(_: Connection, rec: dict[str, Any]) -> tuple[dict[str, Any], str]:
+            if not isinstance(rec.get("icon"), dict):
+                raise not_found(f'image "{uuid}" has no icon')
+            del rec["icon"]
+            return rec, "icon"
+
+        return self._mutate(uuid, caller, view, change)
+
+    # --- create / import / clone / delete --------------------------------------------------------
+
+    def _owner_must_exist(self, owner: Any) -> None:
+        if (
+            self.cfg.mode == "dc"
+            and self.registry.configured
+            and is_uuid(owner)
+            and not self.registry.exists(owner)
+        ):
+            raise ImgapiError("OwnerDoesNotExist", f'owner "{owner}" does not exist')
+
+    def _origin_must_exist(self, conn: Connection, origin: Any) -> None:
+        if truthy(origin) and not (isinstance(origin, str) and self.repo.exists(conn, origin)):
+            raise ImgapiError("OriginDoesNotExist", f'origin image "{origin}" does not exist')
+
+    def create(self, caller: Caller, view: View, manifest_json: str) -> Rendered:
+        channel = self.resolve_channel(caller.channel, write=True)
+        present, body = _parse_json(manifest_json)
+        body = check_create_body(body if present else None, self.cfg, account=caller.account or None)
+        self._owner_must_exist(body.get("owner"))
+        with self._write() as conn, conn.begin():
+            self._origin_must_exist(conn, body.get("origin"))
+            rec = build_record(
+                body,
+                self.cfg,
+                for_import=False,
+                new_uuid=str(uuidlib.uuid4()),
+                channels=None if channel is None else [channel],
+            )
+            self.repo.insert(conn, rec, self.is_valid(rec))
+        self._notify()
+        return self.render(rec, view, 1)
+
+    def admin_import(
+        self,
+        uuid: str,
+        caller: Caller,
+        view: View,
+        manifest_json: str,
+        *,
+        skip_owner_check: str = "",
+        from_source: bool = False,
+    ) -> Rendered:
+        channel = self.resolve_channel(caller.channel, write=True)
+        if caller.account:
+            raise ImgapiError("OperatorOnly", "this endpoint may only be called by an operator")
+        present, body = _parse_json(manifest_json)
+        if not present or not isinstance(body, dict):
+            body = {}
+        if "v" not in body and "creator_uuid" in body:
+            with contextlib.suppress(ValueError):
+                body = upgrade_dataset_manifest(body)
+        if body.get("uuid") != uuid:
+            shown = body.get("uuid")
+            shown = "undefined" if shown is None else shown
+            raise invalid_parameter(
+                f'URL UUID, "{uuid}" and body UUID, "{shown}" do not match',
+                [FieldError("uuid", "Invalid")],
+            )
+        skip = list_params.parse_bool_param("skip_owner_check", skip_owner_check)
+        body = dict(body)
+        body.pop("channels", None)
+        for _ in range(MAX_ATTEMPTS):
+            try:
+                with self._write() as conn, conn.begin():
+                    existing = self.repo.get(conn, uuid)
+                    if existing is not None and (from_source or existing.record.get("state") != "creating"):
+                        raise ImgapiError("ImageUuidAlreadyExists", f'image uuid "{uuid}" already exists')
+                    self._origin_must_exist(conn, body.get("origin"))
+                    if self.cfg.mode == "dc":
+                        if body.get("owner") == ZERO_UUID:
+                            if self.cfg.admin_uuid:
+                                body["owner"] = self.cfg.admin_uuid
+                        elif not skip:
+                            self._owner_must_exist(body.get("owner"))
+                    else:
+                        body["owner"] = ZERO_UUID
+                    self._lx_workaround(conn, body, caller.user_agent)
+                    rec = build_record(
+                        body, self.cfg, for_import=True, channels=None if channel is None else [channel]
+                    )
+                    if existing is not None:
+                        self.repo.delete(conn, uuid, existing.revision)
+                    self.repo.insert(conn, rec, self.is_valid(rec), kind="create")
+            except ConcurrentUpdate:
+                continue
+            self._notify()
+            return self.render(rec, view, 1)
+        raise ImgapiError("InternalError", f"too much contention importing image {uuid}")
+
+    _IMGADM_UA = re.compile(r"^imgadm/(\d+)\.(\d+)\.(\d+) ")
+
+    def _lx_workaround(self, conn: Connection, body: dict[str, Any], user_agent: str) -> None:
+        """endpoints.md §2.5 step 8: old imgadm versions mis-handle lx min_platform."""
+        req = body.get("requirements")
+        if body.get("type") != "lx-dataset" or not isinstance(req, dict) or "min_platform" not in req:
+            return
+        m = self._IMGADM_UA.match(user_agent)
+        if not m or tuple(int(x) for x in m.groups()) >= (3, 7, 4):
+            return
+        req = dict(req)
+        origin = body.get("origin")
+        origin_row = self.repo.get(conn, origin) if isinstance(origin, str) else None
+        origin_req = origin_row.record.get("requirements") if origin_row else None
+        if isinstance(origin_req, dict) and "min_platform" in origin_req:
+            req["min_platform"] = origin_req["min_platform"]
+        else:
+            del req["min_platform"]
+        body["requirements"] = req
+
+    def clone(self, uuid: str, caller: Caller, view: View) -> Rendered:
+        if self.cfg.mode != "dc":
+            raise not_found(f"/images/{uuid}/clone does not exist")
+        channel = self.resolve_channel(caller.channel, write=True)
+        with self._write() as conn, conn.begin():
+            row = self._load(conn, uuid, caller, channel)
+            account = caller.account
+            if not account or not is_uuid(account):
+                raise invalid_parameter(
+                    f'invalid "account": not a UUID: "{account}"', [FieldError("account", "Invalid")]
+                )
+            src = row.record
+            if not _is_activated(src):
+                raise validation_failed("image is not active", [FieldError("active", "Invalid")])
+            acl = src.get("acl")
+            acl_list = [acl] if isinstance(acl, str) else (acl if isinstance(acl, list) else [])
+            if account not in acl_list:
+                raise ImgapiError("ImageNotShared", f"image {uuid} is not shared with account {account}")
+            if src.get("type") == "docker":
+                raise validation_failed("image is a docker image", [FieldError("type", "Invalid")])
+            if isinstance(src.get("files"), list) and len(src["files"]) > 1:
+                raise ImgapiError("NotImplemented", "cannot clone an image with multiple files")
+            chain: list[dict[str, Any]] = []
+            base: str | None = None
+            cur = src.get("origin")
+            while truthy(cur):
+                origin_row = self.repo.get(conn, str(cur))
+                if origin_row is None or not origin_row.valid:
+                    raise not_found(f"image {cur} not found")
+                o = origin_row.record
+                if o.get("owner") in (self.cfg.admin_uuid, ZERO_UUID):
+                    base = str(cur)
+                    break
+                chain.insert(0, o)
+                if len(chain) >= 100:
+                    raise ImgapiError("InternalError", "origin chain too long")
+                cur = o.get("origin")
+            prev = base
+            sources = [*chain, src]
+            for i, s in enumerate(sources):
+                c = {
+                    k: copy.deepcopy(v)
+                    for k, v in s.items()
+                    if k not in ("uuid", "acl", "published_at", "icon", "urn", "expires_at")
+                }
+                c["uuid"] = str(uuidlib.uuid4())
+                c["owner"] = account
+                if prev is not None:
+                    c["origin"] = prev
+                else:
+                    c.pop("origin", None)
+                if i < len(sources) - 1:
+                    c["disabled"] = True
+                c["acl"] = []
+                c["activated"] = True
+                c["published_at"] = now_timestamp()
+                _recompute_state(c)
+                # the clone is a new record in stored order: uuid first
+                c = {"v": c.pop("v", 2), "uuid": c.pop("uuid"), **c}
+                self.repo.insert(conn, c, self.is_valid(c), kind="create")
+                prev = c["uuid"]
+            last = c
+        self._notify()
+        return self.render(last, view, 1)
+
+    def delete(self, uuid: str, caller: Caller, force_all_channels: str = "") -> tuple[bool, list[str]]:
+        channel = self.resolve_channel(caller.channel, write=True)
+        for _ in range(MAX_ATTEMPTS):
+            try:
+                with self._write() as conn, conn.begin():
+                    row = self._load(conn, uuid, caller, channel)
+                    self._check_owner(row.record, caller)
+                    force = list_params.parse_bool_param("force_all_channels", force_all_channels)
+                    deps = self.repo.dependents(conn, uuid, channel)
+                    if deps:
+                        shown = (
+                            ", ".join(deps)
+                            if len(deps) < 10
+                            else ", ".join(deps[:5]) + f", and {len(deps) - 5} more..."
+                        )
+                        raise ImgapiError(
+                            "ImageHasDependentImages",
+                            f'image "{uuid}" has {len(deps)} dependent incremental image(s): {shown}',
+                        )
+                    chans = row.record.get("channels")
+                    if channel is not None and isinstance(chans, list) and len(chans) > 1 and not force:
+                        rec = copy.deepcopy(row.record)
+                        rec["channels"] = [c for c in chans if c != channel]
+                        self.repo.update(conn, rec, row.revision, self.is_valid(rec), "channel")
+                        deleted, orphaned = False, []
+                    else:
+                        self.repo.delete(conn, uuid, row.revision)
+                        deleted, orphaned = True, self.repo.unreferenced(conn, blob_ids_of(row.record))
+            except ConcurrentUpdate:
+                continue
+            self._notify()
+            return deleted, orphaned
+        raise ImgapiError("InternalError", f"too much contention deleting image {uuid}")
+
+    # --- housekeeping ---------------------------------------------------------------------------
+
+    def reap_placeholders(self, now: datetime | None = None) -> list[str]:
+        """Delete ``creating``/``failed`` placeholders whose ``expires_at`` passed; returns orphan blobs."""
+        now_text = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%S")
+        orphans: list[str] = []
+        with self._write() as conn, conn.begin():
+            rows = conn.execute(
+                select(images.c.uuid, images.c.revision, images.c.record, images.c.expires_at).where(
+                    images.c.state.in_(("creating", "failed")), images.c.expires_at.is_not(None)
+                )
+            ).all()
+            for r in rows:
+                if str(r.expires_at)[:19] <= now_text:
+                    self.repo.delete(conn, r.uuid, int(r.revision))
+                    orphans += self.repo.unreferenced(conn, blob_ids_of(load_record(r.record)))
+        if rows:
+            self._notify()
+        return orphans
+
+    # --- change feed ----------------------------------------------------------------------------
+
+    def changes_after(self, cursor: int, limit: int = 500) -> list[Change]:
+        with self._read() as conn:
+            rows = conn.execute(
+                select(changes).where(changes.c.cursor > cursor).order_by(changes.c.cursor).limit(limit)
+            ).all()
+        return [
+            Change(
+                int(r.cursor),
+                r.image_uuid,
+                r.kind,
+                r.changed_at,
+                None if r.record is None else load_record(r.record),
+            )
+            for r in rows
+        ]
+
+    def follow_changes(
+        self, cursor: int, *, replay_only: bool, is_active: Callable[[], bool], poll_seconds: float = 0.25
+    ) -> Iterator[Change]:
+        """Replay the feed after ``cursor``, then follow it (other replicas' writes are polled)."""
+        while is_active():
+            batch = self.changes_after(cursor)
+            for ch in batch:
+                yield ch
+                cursor = ch.cursor
+            if batch:
+                continue
+            if replay_only:
+                return
+            with self._changed:
+                self._changed.wait(poll_seconds)
+
+    @staticmethod
+    def dump(rec: Mapping[str, Any]) -> str:
+        return dump_record(rec)

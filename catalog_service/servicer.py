@@ -1,0 +1,335 @@
+"""gRPC servicer of the catalog: translates messages to service calls and errors to rich statuses."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import grpc
+from imgapi.v1 import catalog_pb2, catalog_pb2_grpc, common_pb2
+
+from catalog_service.convert import file_entry, icon_entry, image_message
+from catalog_service.preconditions import Conditions
+from catalog_service.service import Caller, CatalogService, Rendered, View
+from imgapi_common.errors import ImgapiError, abort_with
+
+log = logging.getLogger(__name__)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _translate_errors(fn: F) -> F:
+    @functools.wraps(fn)
+    def wrapper(self: CatalogServicer, request: Any, context: grpc.ServicerContext) -> Any:
+        try:
+            return fn(self, request, context)
+        except ImgapiError as e:
+            abort_with(context, e)
+        except json.JSONDecodeError as e:
+            abort_with(context, ImgapiError("InvalidContent", f"Invalid JSON: {e}"))
+        except Exception:
+            log.exception("unexpected failure in %s", fn.__name__)
+            abort_with(context, ImgapiError("InternalError", "internal error"))
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _caller(c: common_pb2.CallerContext) -> Caller:
+    return Caller(
+        account=c.account, channel=c.channel, authenticated=c.authenticated, user_agent=c.user_agent
+    )
+
+
+def _view(v: common_pb2.ImageView, has: bool) -> View:
+    if not has:  # native gRPC callers that send no view get the full v2 view
+        return View(include_channels=True, include_admin_fields=False)
+    return View(include_channels=v.include_channels, include_admin_fields=v.include_admin_fields)
+
+
+def _cond(p: common_pb2.Preconditions) -> Conditions:
+    return Conditions(p.if_match, p.if_none_match, p.if_modified_since, p.if_unmodified_since)
+
+
+def _resp(r: Rendered) -> catalog_pb2.ImageResponse:
+    return catalog_pb2.ImageResponse(
+        image=image_message(r), not_modified=r.not_modified, orphaned_blob_ids=list(r.orphaned_blob_ids)
+    )
+
+
+_SUBJECT = {
+    common_pb2.Preconditions.SUBJECT_IMAGE: "image",
+    common_pb2.Preconditions.SUBJECT_FILE: "file",
+    common_pb2.Preconditions.SUBJECT_ICON: "icon",
+}
+
+
+class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
+    def __init__(self, service: CatalogService) -> None:
+        self.s = service
+
+    @_translate_errors
+    def CreateImage(self, request: catalog_pb2.CreateImageRequest, context: grpc.ServicerContext) -> Any:
+        return _resp(
+            self.s.create(
+                _caller(request.caller), _view(request.view, request.HasField("view")), request.manifest_json
+            )
+        )
+
+    @_translate_errors
+    def GetImage(self, request: catalog_pb2.GetImageRequest, context: grpc.ServicerContext) -> Any:
+        r = self.s.get_image(
+            request.uuid,
+            _caller(request.caller),
+            _view(request.view, request.HasField("view")),
+            request.incl_admin_fields,
+            _cond(request.preconditions),
+            _SUBJECT.get(request.preconditions.subject, "image"),  # type: ignore[arg-type]
+        )
+        return _resp(r)
+
+    @_translate_errors
+    def ListImages(self, request: catalog_pb2.ListImagesRequest, context: grpc.ServicerContext) -> Any:
+        rendered = self.s.list_images(
+            _caller(request.caller),
+            _view(request.view, request.HasField("view")),
+            owner=request.owner,
+            name=request.name,
+            version=request.version,
+            state=request.state,
+            public=request.public,
+            os=request.os,
+            type=request.type,
+            tags=dict(request.tags),
+            billing_tags=list(request.billing_tags),
+            limit=request.limit,
+            marker=request.marker,
+            sort=request.sort,
+            incl_admin_fields=request.incl_admin_fields,
+        )
+        return catalog_pb2.ListImagesResponse(images=[image_message(r) for r in rendered])
+
+    @_translate_errors
+    def UpdateImage(self, request: catalog_pb2.UpdateImageRequest, context: grpc.ServicerContext) -> Any:
+        return _resp(
+            self.s.update(
+                request.uuid,
+                _caller(request.caller),
+                _view(request.view, request.HasField("view")),
+                request.update_json,
+                _cond(request.preconditions),
+            )
+        )
+
+    @_translate_errors
+    def ActivateImage(self, request: catalog_pb2.ImageActionRequest, context: grpc.ServicerContext) -> Any:
+        return _resp(
+            self.s.activate(
+                request.uuid,
+                _caller(request.caller),
+                _view(request.view, request.HasField("view")),
+                _cond(request.preconditions),
+            )
+        )
+
+    @_translate_errors
+    def DisableImage(self, request: catalog_pb2.ImageActionRequest, context: grpc.ServicerContext) -> Any:
+        return _resp(
+            self.s.set_disabled(
+                request.uuid,
+                _caller(request.caller),
+                _view(request.view, request.HasField("view")),
+                True,
+                _cond(request.preconditions),
+            )
+        )
+
+    @_translate_errors
+    def EnableImage(self, request: catalog_pb2.ImageActionRequest, context: grpc.ServicerContext) -> Any:
+        return _resp(
+            self.s.set_disabled(
+                request.uuid,
+                _caller(request.caller),
+                _view(request.view, request.HasField("view")),
+                False,
+                _cond(request.preconditions),
+            )
+        )
+
+    @_translate_errors
+    def DeleteImage(self, request: catalog_pb2.DeleteImageRequest, context: grpc.ServicerContext) -> Any:
+        deleted, orphaned = self.s.delete(request.uuid, _caller(request.caller), request.force_all_channels)
+        return catalog_pb2.DeleteImageResponse(deleted=deleted, orphaned_blob_ids=orphaned)
+
+    @_translate_errors
+    def AddImageAcl(self, request: catalog_pb2.ImageAclRequest, context: grpc.ServicerContext) -> Any:
+        return _resp(
+            self.s.change_acl(
+                request.uuid,
+                _caller(request.caller),
+                _view(request.view, request.HasField("view")),
+                request.acl_json,
+                add=True,
+            )
+        )
+
+    @_translate_errors
+    def RemoveImageAcl(self, request: catalog_pb2.ImageAclRequest, context: grpc.ServicerContext) -> Any:
+        return _resp(
+            self.s.change_acl(
+                request.uuid,
+                _caller(request.caller),
+                _view(request.view, request.HasField("view")),
+                request.acl_json,
+                add=False,
+            )
+        )
+
+    @_translate_errors
+    def CloneImage(self, request: catalog_pb2.CloneImageRequest, context: grpc.ServicerContext) -> Any:
+        return _resp(
+            self.s.clone(request.uuid, _caller(request.caller), _view(request.view, request.HasField("view")))
+        )
+
+    @_translate_errors
+    def AdminImportImage(
+        self, request: catalog_pb2.AdminImportImageRequest, context: grpc.ServicerContext
+    ) -> Any:
+        return _resp(
+            self.s.admin_import(
+                request.uuid,
+                _caller(request.caller),
+                _view(request.view, request.HasField("view")),
+                request.manifest_json,
+                skip_owner_check=request.skip_owner_check,
+                from_source=request.from_source,
+            )
+        )
+
+    def _channels(self) -> list[catalog_pb2.Channel]:
+        return [
+            catalog_pb2.Channel(name=c.name, description=c.description, default=c.default)
+            for c in self.s.settings.channels
+        ]
+
+    @_translate_errors
+    def ListChannels(self, request: catalog_pb2.ListChannelsRequest, context: grpc.ServicerContext) -> Any:
+        return catalog_pb2.ListChannelsResponse(
+            channels=self._channels(), enabled=self.s.cfg.channels_enabled
+        )
+
+    @_translate_errors
+    def GetServerConfig(
+        self, request: catalog_pb2.GetServerConfigRequest, context: grpc.ServicerContext
+    ) -> Any:
+        return catalog_pb2.ServerConfig(
+            mode=self.s.cfg.mode,
+            channels=self._channels(),
+            admin_uuid=self.s.cfg.admin_uuid or "",
+            storage_names=self.s.settings.storage_names,
+        )
+
+    @_translate_errors
+    def ResolveChannel(
+        self, request: catalog_pb2.ResolveChannelRequest, context: grpc.ServicerContext
+    ) -> Any:
+        return catalog_pb2.ResolveChannelResponse(
+            channel=self.s.resolve_channel(request.channel, write=request.write) or ""
+        )
+
+    @_translate_errors
+    def ChannelAddImage(
+        self, request: catalog_pb2.ChannelAddImageRequest, context: grpc.ServicerContext
+    ) -> Any:
+        return _resp(
+            self.s.channel_add(
+                request.uuid,
+                _caller(request.caller),
+                _view(request.view, request.HasField("view")),
+                request.body_json,
+                _cond(request.preconditions),
+            )
+        )
+
+    @_translate_errors
+    def PrepareImageUpload(
+        self, request: catalog_pb2.PrepareImageUploadRequest, context: grpc.ServicerContext
+    ) -> Any:
+        plan = self.s.prepare_upload(
+            request.uuid,
+            _caller(request.caller),
+            icon=request.kind == catalog_pb2.PrepareImageUploadRequest.KIND_ICON,
+            compression=request.compression,
+            storage=request.storage,
+            content_type=request.content_type,
+            content_length=request.content_length,
+        )
+        view = self.s.render(plan.record, View(), 0)
+        return catalog_pb2.PrepareImageUploadResponse(
+            image=image_message(view), max_size=plan.max_size, stor=plan.stor
+        )
+
+    @_translate_errors
+    def AttachImageFile(
+        self, request: catalog_pb2.AttachImageFileRequest, context: grpc.ServicerContext
+    ) -> Any:
+        return _resp(
+            self.s.attach_file(
+                request.uuid,
+                _caller(request.caller),
+                _view(request.view, request.HasField("view")),
+                file_entry(request.file),
+            )
+        )
+
+    @_translate_errors
+    def DetachImageFile(
+        self, request: catalog_pb2.DetachImageFileRequest, context: grpc.ServicerContext
+    ) -> Any:
+        return _resp(
+            self.s.detach_file(
+                request.uuid, _caller(request.caller), _view(request.view, request.HasField("view"))
+            )
+        )
+
+    @_translate_errors
+    def AttachImageIcon(
+        self, request: catalog_pb2.AttachImageIconRequest, context: grpc.ServicerContext
+    ) -> Any:
+        return _resp(
+            self.s.attach_icon(
+                request.uuid,
+                _caller(request.caller),
+                _view(request.view, request.HasField("view")),
+                icon_entry(request.icon),
+            )
+        )
+
+    @_translate_errors
+    def DetachImageIcon(
+        self, request: catalog_pb2.DetachImageIconRequest, context: grpc.ServicerContext
+    ) -> Any:
+        return _resp(
+            self.s.detach_icon(
+                request.uuid, _caller(request.caller), _view(request.view, request.HasField("view"))
+            )
+        )
+
+    def WatchChanges(
+        self, request: catalog_pb2.WatchChangesRequest, context: grpc.ServicerContext
+    ) -> Iterator[catalog_pb2.ChangeEvent]:
+        try:
+            for ch in self.s.follow_changes(
+                request.after_cursor, replay_only=request.replay_only, is_active=context.is_active
+            ):
+                ev = catalog_pb2.ChangeEvent(
+                    cursor=ch.cursor, image_uuid=ch.image_uuid, kind=ch.kind, changed_at=ch.changed_at
+                )
+                if ch.record is not None:
+                    r = self.s.render(ch.record, View(include_channels=True, include_admin_fields=True), 0)
+                    ev.image.CopyFrom(image_message(r))
+                yield ev
+        except ImgapiError as e:
+            abort_with(context, e)

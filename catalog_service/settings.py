@@ -1,0 +1,88 @@
+"""Catalog service settings, from the environment (prefix ``IMGAPI_CATALOG_``), validated at start-up."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+CHANNEL_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
+UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+class ChannelSetting(BaseModel):
+    name: str
+    description: str
+    default: bool = False
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not CHANNEL_NAME.match(v):
+            raise ValueError(f"channel name {v!r} must match {CHANNEL_NAME.pattern}")
+        return v
+
+
+class CatalogSettings(BaseSettings):
+    """Every setting of the catalog service. See docs/configuration.md."""
+
+    model_config = SettingsConfigDict(env_prefix="IMGAPI_CATALOG_", extra="forbid")
+
+    #: gRPC listen address (host:port; port 0 picks a free port).
+    bind: str = "127.0.0.1:8501"
+    #: SQLAlchemy URL. Empty: SQLite file ``catalog.db`` under ``data_dir`` (the embedded default).
+    database_url: str = ""
+    data_dir: Path = Path("var/catalog")
+    #: IMGAPI server mode (spec README §2).
+    mode: Literal["dc", "public", "private"] = "dc"
+    #: Channels (JSON list of {name, description, default}); empty = no channels.
+    channels: list[ChannelSetting] = Field(default_factory=list)
+    #: Operator account UUID (dc mode: AdminImportImage owner rewrite, CloneImage base origins).
+    admin_uuid: str | None = None
+    #: Optional file listing known account UUIDs (one per line). When set, unknown owners are
+    #: refused with OwnerDoesNotExist in dc mode; when unset every well-formed UUID is accepted.
+    account_registry_file: Path | None = None
+    #: Storage names accepted for ``storage=`` and reported as ``files[].stor``.
+    storage_names: list[str] = Field(default_factory=lambda: ["local", "manta"])
+    default_storage: str = "local"
+    placeholder_lifespan_days: int = 7
+    max_workers: int = 32
+    grace_seconds: float = 10.0
+    #: Migrate the database to head at start-up (the embedded default). Production runs
+    #: ``python -m catalog_service migrate`` once instead.
+    auto_migrate: bool = True
+
+    @field_validator("admin_uuid")
+    @classmethod
+    def _admin_uuid(cls, v: str | None) -> str | None:
+        if v is not None and v != "" and not UUID_RE.match(v):
+            raise ValueError("admin_uuid must be a lower-case UUID")
+        return v or None
+
+    @model_validator(mode="after")
+    def _check(self) -> CatalogSettings:
+        if sum(1 for c in self.channels if c.default) > 1:
+            raise ValueError("at most one channel may be the default")
+        names = [c.name for c in self.channels]
+        if len(set(names)) != len(names):
+            raise ValueError("channel names must be unique")
+        if self.default_storage not in self.storage_names:
+            raise ValueError("default_storage must be one of storage_names")
+        if ":" not in self.bind:
+            raise ValueError("bind must be host:port")
+        return self
+
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'catalog.db').resolve()}"
+
+    @property
+    def default_channel(self) -> str | None:
+        for c in self.channels:
+            if c.default:
+                return c.name
+        return None

@@ -1,0 +1,135 @@
+"""Catalog fixtures: a real catalog gRPC server on port 0, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from imgapi.v1 import catalog_pb2, catalog_pb2_grpc, common_pb2
+
+from catalog_service.server import create_server
+from catalog_service.service import CatalogService
+from catalog_service.settings import CatalogSettings
+from imgapi_common.errors import ImgapiError, from_rpc_error
+from tests.components import pg_database
+
+VADER = "86055c40-2547-11e2-8a6b-4bb37edc84ba"
+LUKE = "91ba0e64-2547-11e2-a972-df579e5fddb3"
+EMPEROR = "a0b6b534-2547-11e2-b758-63a2afd747d1"
+SDC = "ba28f844-8cb4-f141-882d-46d6251e6a9f"
+FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "imgapi"
+
+_SERVICE = catalog_pb2.DESCRIPTOR.services_by_name["CatalogService"]
+V2 = common_pb2.ImageView(include_channels=True)
+
+
+@dataclass
+class Catalog:
+    stub: catalog_pb2_grpc.CatalogServiceStub
+    service: CatalogService
+    settings: CatalogSettings
+    backend: str
+
+    def call(self, method: str, **fields: Any) -> Any:
+        """Call an RPC by name with keyword fields; raise the rebuilt ImgapiError on failure."""
+        fn = getattr(self.stub, method)
+        req_type = getattr(catalog_pb2, _SERVICE.methods_by_name[method].input_type.name)
+        try:
+            return fn(req_type(**fields), timeout=30)
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from e
+
+    def error(self, method: str, **fields: Any) -> ImgapiError:
+        with pytest.raises(ImgapiError) as ei:
+            self.call(method, **fields)
+        return ei.value
+
+    def create(self, manifest: dict[str, Any], account: str = "", channel: str = "") -> dict[str, Any]:
+        r = self.call(
+            "CreateImage",
+            caller=common_pb2.CallerContext(account=account, channel=channel),
+            view=V2,
+            manifest_json=json.dumps(manifest),
+        )
+        return dict(json.loads(r.image.view_json))
+
+    def seed(self, record: dict[str, Any]) -> None:
+        self.service.store_raw(record)
+
+
+def caller(account: str = "", channel: str = "", authenticated: bool = False) -> common_pb2.CallerContext:
+    return common_pb2.CallerContext(account=account, channel=channel, authenticated=authenticated)
+
+
+@contextmanager
+def running_catalog(database_url: str, backend: str, **settings: Any) -> Iterator[Catalog]:
+    cfg = CatalogSettings(bind="127.0.0.1:0", database_url=database_url, **settings)
+    server, port, _health, service = create_server(cfg)
+    server.start()
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    try:
+        yield Catalog(catalog_pb2_grpc.CatalogServiceStub(channel), service, cfg, backend)
+    finally:
+        channel.close()
+        server.stop(0).wait()
+        service.engine.dispose()
+
+
+@contextmanager
+def database(backend: str, tmp: Path) -> Iterator[str]:
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp / f'catalog-{uuid.uuid4().hex[:8]}.db'}"
+    else:
+        with pg_database() as url:
+            yield url
+
+
+BACKENDS = ["sqlite", "postgres"]
+
+
+def catalog_fixture(**settings: Any) -> Callable[..., Iterator[Catalog]]:
+    """A module-scoped fixture running one catalog per backend with these settings."""
+
+    @pytest.fixture(scope="module", params=BACKENDS)
+    def _fixture(
+        request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+    ) -> Iterator[Catalog]:
+        with (
+            database(request.param, tmp_path_factory.mktemp("catalog")) as url,
+            running_catalog(url, request.param, **settings) as cat,
+        ):
+            yield cat
+
+    return _fixture
+
+
+catalog_dc = catalog_fixture(mode="dc", admin_uuid=SDC)
+catalog_public = catalog_fixture(mode="public")
+catalog_private = catalog_fixture(mode="private")
+catalog_channels = catalog_fixture(
+    mode="public",
+    channels=[
+        {"name": "dev", "description": "development", "default": True},
+        {"name": "staging", "description": "staging"},
+        {"name": "release", "description": "release"},
+    ],
+)
+
+
+def manifest(**over: Any) -> dict[str, Any]:
+    m: dict[str, Any] = {
+        "owner": VADER,
+        "name": f"img-{uuid.uuid4().hex[:8]}",
+        "version": "1.0.0",
+        "type": "zone-dataset",
+        "os": "smartos",
+    }
+    m.update(over)
+    return m
