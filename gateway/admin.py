@@ -1,0 +1,131 @@
+"""Ping, ListChannels and the admin routes (endpoints.md §3.1, §4.1-§4.3)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+from imgapi.v1 import catalog_pb2
+from starlette.responses import Response
+
+from gateway.context import RequestContext
+from gateway.responses import empty_response, json_response
+from imgapi_common.errors import FieldError, ImgapiError, invalid_parameter, validation_failed
+
+# --- Ping ------------------------------------------------------------------------------------------
+
+#: ``?error=<Name>`` samples (endpoints.md §4.1).
+_SAMPLES: dict[str, ImgapiError] = {
+    "ValidationFailedError": validation_failed("boom", []),
+    "InvalidParameterError": invalid_parameter("boom", [FieldError("foo", "Invalid")]),
+    "ImageFilesImmutableError": ImgapiError("ImageFilesImmutable", "boom"),
+    "ImageAlreadyActivatedError": ImgapiError("ImageAlreadyActivated", "boom"),
+    "NoActivationNoFileError": ImgapiError("NoActivationNoFile", "boom"),
+    "OperatorOnlyError": ImgapiError("OperatorOnly", "boom"),
+    "ImageUuidAlreadyExistsError": ImgapiError("ImageUuidAlreadyExists", "boom"),
+    "StorageIsDownError": ImgapiError("StorageIsDown", "boom"),
+    "StorageUnsupportedError": ImgapiError("StorageUnsupported", "boom"),
+    "RemoteSourceError": ImgapiError("RemoteSourceError", "boom"),
+    "InternalError": ImgapiError("InternalError", "boom"),
+}
+#: Error classes the reference knows but has no sample for: 500.
+_NO_SAMPLE = frozenset(
+    {
+        "UploadError",
+        "DownloadError",
+        "OwnerDoesNotExistError",
+        "ImageNotSharedError",
+        "AccountDoesNotExistError",
+        "NotImageOwnerError",
+        "NotMantaPathOwnerError",
+        "OriginDoesNotExistError",
+        "OriginIsNotActiveError",
+        "InsufficientServerVersionError",
+        "ImageHasDependentImagesError",
+        "NotAvailableError",
+        "NotImplementedError",
+        "ResourceNotFoundError",
+        "InvalidHeaderError",
+        "ServiceUnavailableError",
+        "UnauthorizedError",
+        "BadRequestError",
+    }
+)
+
+
+def sample_error(name: str) -> ImgapiError:
+    if not name:
+        name = "InternalError"
+    elif not name.endswith("Error"):
+        name += "Error"
+    sample = _SAMPLES.get(name)
+    if sample is not None:
+        return sample
+    if name in _NO_SAMPLE:
+        return ImgapiError("InternalError", f'do not have a sample "{name}" error')
+    return invalid_parameter(f"unknown error: {name}", [FieldError("error", "Missing")])
+
+
+async def ping(ctx: RequestContext) -> Response:
+    if ctx.query.present("error"):
+        raise sample_error(ctx.query.raw("error"))
+    body: dict[str, Any] = {"ping": "pong", "version": ctx.settings.version, "imgapi": True}
+    if ctx.app.mode == "dc" or ctx.authenticated:
+        body["pid"] = os.getpid()
+    if ctx.authenticated:
+        body["user"] = ctx.remote_user
+    return json_response(body)
+
+
+# --- Channels --------------------------------------------------------------------------------------
+
+
+async def list_channels(ctx: RequestContext) -> Response:
+    resp = await ctx.clients.catalog.ListChannels(catalog_pb2.ListChannelsRequest(), **ctx.rpc)
+    if not resp.enabled:
+        raise ImgapiError("ResourceNotFound", f"{ctx.raw_path} does not exist")
+    out: list[dict[str, Any]] = []
+    for c in resp.channels:
+        item: dict[str, Any] = {"name": c.name, "description": c.description}
+        if c.default:
+            item["default"] = True
+        out.append(item)
+    return json_response(out)
+
+
+# --- State and auth keys ---------------------------------------------------------------------------
+
+
+async def get_state(ctx: RequestContext) -> Response:
+    keys = ctx.app.keys
+    return json_response(
+        {
+            "cache": {
+                "serverConfig": {"mode": ctx.app.mode, "channels": [c.name for c in ctx.app.config.channels]}
+            },
+            "log": {"level": 30},
+            "storageTypes": list(ctx.app.config.storage_names) or ["local"],
+            "authKeys": {"users": keys.users, "loadedAt": keys.loaded_at} if keys is not None else None,
+        }
+    )
+
+
+async def update_state(ctx: RequestContext) -> Response:
+    action = ctx.query.get("action")
+    if action is None:
+        raise ImgapiError("MissingParameter", '"action" is required')
+    if action != "dropcaches":
+        raise ImgapiError("InvalidArgument", f'"{action}" is not a valid action')
+    # The only cache is the catalog's server config: refresh it.
+    ctx.app.config = await ctx.clients.catalog.GetServerConfig(
+        catalog_pb2.GetServerConfigRequest(), **ctx.rpc
+    )
+    return empty_response(202)
+
+
+async def reload_auth_keys(ctx: RequestContext) -> Response:
+    keys = ctx.app.keys
+    if keys is not None:
+        await asyncio.to_thread(keys.reload)
+    return json_response({})

@@ -1,0 +1,203 @@
+"""Real stacks for gateway tests: catalog + blob gRPC servers and the gateway under uvicorn.
+
+Every stack is session-scoped (start-up costs ~1 s); tests create their own images (fresh uuids)
+so they do not depend on each other. The seeded fixture records are never modified by tests,
+except through explicitly named fixtures.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from gateway.server import uvicorn_config
+from gateway.settings import GatewaySettings
+from tests.components import free_port
+
+FIXTURES = Path("/work/shared/fixtures/imgapi")
+
+VADER = "86055c40-2547-11e2-8a6b-4bb37edc84ba"
+LUKE = "91ba0e64-2547-11e2-a972-df579e5fddb3"
+EMPEROR = "a0b6b534-2547-11e2-b758-63a2afd747d1"
+SDC = "ba28f844-8cb4-f141-882d-46d6251e6a9f"
+ZERO = "00000000-0000-0000-0000-000000000000"
+
+PUBLIC_CHANNELS = [
+    {"name": "dev", "description": "all development builds", "default": True},
+    {"name": "staging", "description": "builds for testing in staging in prep for production release"},
+    {"name": "release", "description": "release gold bits"},
+]
+
+
+@dataclass
+class Stack:
+    """A running gateway + catalog (+ blob) triple."""
+
+    base_url: str
+    mode: str
+    settings: GatewaySettings
+    catalog: Any  # catalog_service.service.CatalogService
+    tmp: Path
+    blob_available: bool
+    _stops: list[Callable[[], None]] = field(default_factory=list)
+
+    def client(self, **headers: str) -> httpx.Client:
+        return httpx.Client(base_url=self.base_url, headers=headers, timeout=30)
+
+    def seed(self, records: list[dict[str, Any]]) -> None:
+        """Store records in the catalog's stored form, bypassing the API (fixtures README)."""
+        for rec in records:
+            self.catalog.store_raw(copy.deepcopy(rec))
+
+    def stop(self) -> None:
+        for stop in reversed(self._stops):
+            stop()
+
+
+def _start_catalog(
+    tmp: Path, mode: str, channels: list[dict[str, Any]], admin_uuid: str | None
+) -> tuple[str, Any, Callable[[], None]]:
+    from catalog_service.server import create_server
+    from catalog_service.settings import CatalogSettings
+
+    settings = CatalogSettings(
+        bind="127.0.0.1:0",
+        database_url=f"sqlite:///{tmp}/catalog.db",
+        data_dir=tmp,
+        mode=mode,  # type: ignore[arg-type]
+        channels=channels,  # type: ignore[arg-type]
+        admin_uuid=admin_uuid,
+        max_workers=8,
+    )
+    server, port, _health, service = create_server(settings)
+    server.start()
+    return f"127.0.0.1:{port}", service, lambda: server.stop(0).wait()
+
+
+def _start_blob(tmp: Path) -> tuple[str, Callable[[], None]] | None:
+    try:
+        from blob_service.server import create_server
+
+        from blob_service.settings import BlobSettings
+    except ImportError:
+        return None
+    data = tmp / "blobs"
+    data.mkdir()
+    built = create_server(BlobSettings(bind="127.0.0.1:0", backend="local", data_dir=data, fsync=False))
+    server, port = built[0], built[1]
+    server.start()
+    return f"127.0.0.1:{port}", lambda: server.stop(0).wait()
+
+
+def _start_gateway(settings: GatewaySettings) -> Callable[[], None]:
+    server = uvicorn.Server(uvicorn_config(settings, log_level="error"))
+    thread = threading.Thread(target=server.run, name=f"gateway-{settings.port}", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("gateway did not start")
+        time.sleep(0.02)
+
+    def stop() -> None:
+        server.should_exit = True
+        thread.join(10)
+
+    return stop
+
+
+def start_stack(
+    tmp: Path,
+    *,
+    mode: str = "dc",
+    channels: list[dict[str, Any]] | None = None,
+    admin_uuid: str | None = SDC,
+    **gateway_settings: Any,
+) -> Stack:
+    stops: list[Callable[[], None]] = []
+    catalog_target, service, stop_catalog = _start_catalog(tmp, mode, channels or [], admin_uuid)
+    stops.append(stop_catalog)
+    blob = _start_blob(tmp)
+    if blob is not None:
+        blob_target, stop_blob = blob
+        stops.append(stop_blob)
+    else:
+        blob_target = f"127.0.0.1:{free_port()}"  # nothing listens: file routes fail, the rest works
+    port = free_port()
+    settings = GatewaySettings(
+        host="127.0.0.1",
+        port=port,
+        catalog_target=catalog_target,
+        blob_target=blob_target,
+        host_name="imgapi0",
+        **gateway_settings,
+    )
+    stops.append(_start_gateway(settings))
+    return Stack(f"http://127.0.0.1:{port}", mode, settings, service, tmp, blob is not None, stops)
+
+
+def load_fixture(name: str) -> list[dict[str, Any]]:
+    records: list[dict[str, Any]] = json.loads((FIXTURES / name).read_text())
+    return records
+
+
+@pytest.fixture(scope="session")
+def dc_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """dc mode, no channels, auth none, dc-test-images.json seeded."""
+    stack = start_stack(tmp_path_factory.mktemp("dc"), mode="dc")
+    stack.seed(load_fixture("dc-test-images.json"))
+    yield stack
+    stack.stop()
+
+
+@pytest.fixture(scope="session")
+def public_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """public mode with channels dev (default) / staging / release, public-test-images.json seeded."""
+    stack = start_stack(
+        tmp_path_factory.mktemp("public"), mode="public", channels=PUBLIC_CHANNELS, admin_uuid=None
+    )
+    stack.seed(load_fixture("public-test-images.json"))
+    yield stack
+    stack.stop()
+
+
+@pytest.fixture(scope="session")
+def private_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """private mode, no channels, auth none."""
+    stack = start_stack(tmp_path_factory.mktemp("private"), mode="private", admin_uuid=None)
+    yield stack
+    stack.stop()
+
+
+@pytest.fixture()
+def dc(dc_stack: Stack) -> Iterator[httpx.Client]:
+    """A client of the dc stack behaving like the node client (``Accept-Version: *``)."""
+    with dc_stack.client(**{"Accept-Version": "*", "Accept": "application/json"}) as c:
+        yield c
+
+
+@pytest.fixture()
+def pub(public_stack: Stack) -> Iterator[httpx.Client]:
+    with public_stack.client(**{"Accept-Version": "*", "Accept": "application/json"}) as c:
+        yield c
+
+
+@pytest.fixture()
+def priv(private_stack: Stack) -> Iterator[httpx.Client]:
+    with private_stack.client(**{"Accept-Version": "*", "Accept": "application/json"}) as c:
+        yield c
+
+
+def new_uuid() -> str:
+    return str(uuid.uuid4())
