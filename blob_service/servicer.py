@@ -1,0 +1,127 @@
+"""gRPC ↔ :class:`BlobService` translation; errors become rich statuses (domain imgapi.blob)."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import grpc
+from imgapi.v1 import blob_pb2, blob_pb2_grpc
+
+from blob_service.convert import blob_info, digests_dict, upload_status
+from blob_service.errors import BlobError, abort_with
+from blob_service.service import BlobService
+from blob_service.writing import Chunk
+
+log = logging.getLogger(__name__)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _rpc(method: F) -> F:
+    """Map BlobError (and anything unexpected) onto the call's status."""
+
+    @functools.wraps(method)
+    def wrapper(self: BlobServicer, request: Any, context: grpc.ServicerContext) -> Any:
+        try:
+            return method(self, request, context)
+        except BlobError as e:
+            abort_with(context, e)
+        except grpc.RpcError:
+            raise  # the client went away (request stream) or abort() already ran
+        except Exception as e:
+            log.exception("%s failed", method.__name__)
+            abort_with(context, BlobError("Internal", f"{e.__class__.__name__}: {e}"))
+
+    return wrapper  # type: ignore[return-value]
+
+
+class BlobServicer(blob_pb2_grpc.BlobServiceServicer):
+    def __init__(self, service: BlobService) -> None:
+        self.service = service
+
+    def _status(self, state: Any) -> blob_pb2.UploadStatus:
+        return upload_status(state, self.service.checkpoint_bytes)
+
+    @_rpc
+    def StartUpload(
+        self, request: blob_pb2.StartUploadRequest, context: grpc.ServicerContext
+    ) -> blob_pb2.UploadStatus:
+        state = self.service.start_upload(
+            expected_size=request.expected_size,
+            max_size=request.max_size,
+            expected=digests_dict(request.expected),
+            ttl_seconds=request.ttl_seconds,
+            label=request.label,
+        )
+        return self._status(state)
+
+    @_rpc
+    def WriteChunks(
+        self, request_iterator: Iterator[blob_pb2.WriteChunkRequest], context: grpc.ServicerContext
+    ) -> blob_pb2.UploadStatus:
+        first = next(request_iterator, None)
+        if first is None:
+            raise BlobError("InvalidRequest", "empty WriteChunks stream")
+        upload_id = first.upload_id
+
+        def chunks() -> Iterator[Chunk]:
+            msg: blob_pb2.WriteChunkRequest | None = first
+            while msg is not None:
+                if msg.upload_id and msg.upload_id != upload_id:
+                    raise BlobError("InvalidRequest", "a stream writes to one upload only")
+                yield Chunk(
+                    msg.data,
+                    msg.offset if msg.HasField("offset") else None,
+                    msg.crc32 if msg.HasField("crc32") else None,
+                )
+                msg = next(request_iterator, None)
+
+        return self._status(self.service.write(upload_id, chunks()))
+
+    @_rpc
+    def GetUpload(
+        self, request: blob_pb2.GetUploadRequest, context: grpc.ServicerContext
+    ) -> blob_pb2.UploadStatus:
+        return self._status(self.service.get_upload(request.upload_id))
+
+    @_rpc
+    def CommitUpload(
+        self, request: blob_pb2.CommitUploadRequest, context: grpc.ServicerContext
+    ) -> blob_pb2.BlobInfo:
+        meta = self.service.commit(request.upload_id, digests_dict(request.expected), request.expected_size)
+        return blob_info(meta)
+
+    @_rpc
+    def AbortUpload(
+        self, request: blob_pb2.AbortUploadRequest, context: grpc.ServicerContext
+    ) -> blob_pb2.AbortUploadResponse:
+        self.service.abort(request.upload_id)
+        return blob_pb2.AbortUploadResponse()
+
+    def ReadBlob(
+        self, request: blob_pb2.ReadBlobRequest, context: grpc.ServicerContext
+    ) -> Iterator[blob_pb2.ReadBlobResponse]:
+        try:
+            meta, chunks = self.service.read(request.blob_id, request.offset, request.length)
+            first = next(chunks, b"")
+            yield blob_pb2.ReadBlobResponse(data=first, info=blob_info(meta))
+            for data in chunks:
+                yield blob_pb2.ReadBlobResponse(data=data)
+        except BlobError as e:
+            abort_with(context, e)
+        except Exception as e:
+            log.exception("ReadBlob failed")
+            abort_with(context, BlobError("Internal", f"{e.__class__.__name__}: {e}"))
+
+    @_rpc
+    def StatBlob(self, request: blob_pb2.StatBlobRequest, context: grpc.ServicerContext) -> blob_pb2.BlobInfo:
+        return blob_info(self.service.stat(request.blob_id))
+
+    @_rpc
+    def DeleteBlob(
+        self, request: blob_pb2.DeleteBlobRequest, context: grpc.ServicerContext
+    ) -> blob_pb2.DeleteBlobResponse:
+        return blob_pb2.DeleteBlobResponse(existed=self.service.delete(request.blob_id))

@@ -1,0 +1,6 @@
+"""Storage backends behind one protocol (:class:`Storage`), chosen by configuration."""
+
+from blob_service.storage.base import StagedConflict, Storage, StorageUnavailable, UploadWriter
+from blob_service.storage.factory import make_storage
+
+__all__ = ["StagedConflict", "Storage", "StorageUnavailable", "UploadWriter", "make_storage"]

@@ -1,0 +1,90 @@
+"""The storage interface the service asks for: upload staging and committed blobs.
+
+The service owns the protocol logic (offsets, digests, verification, expiry); a backend only
+stores bytes and small JSON records, keyed by ids the service has validated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, Protocol
+
+from blob_service.model import BlobMeta, UploadState
+
+
+class StorageUnavailable(Exception):
+    """The backend cannot be reached (maps to StorageIsDown)."""
+
+
+class StagedConflict(Exception):
+    """The staged bytes are not what the upload state says (e.g. concurrent writers on replicas)."""
+
+
+class UploadWriter(Protocol):
+    """Appends to one upload from its committed offset; bytes become durable at ``checkpoint``."""
+
+    @property
+    def offset(self) -> int:
+        """End of the bytes written so far (durable or not)."""
+        ...
+
+    def room(self) -> int:
+        """Bytes that may be written before a checkpoint is due (a part boundary on S3)."""
+        ...
+
+    def write(self, data: bytes) -> None: ...
+
+    def read_back(self, offset: int, length: int) -> bytes | None:
+        """Stored bytes below ``offset``, or ``None`` when the backend cannot read them back."""
+        ...
+
+    def checkpoint(self) -> dict[str, Any]:
+        """Make everything written durable; returns the new ``staging`` record for the state."""
+        ...
+
+    def saved(self) -> None:
+        """Called once the state returned by ``checkpoint`` is saved (drop superseded objects)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class Storage(Protocol):
+    #: Backend name reported as ``stor``.
+    name: str
+
+    def check(self) -> None:
+        """Raise :class:`StorageUnavailable` if the backend cannot be used."""
+        ...
+
+    # --- upload sessions --------------------------------------------------------------------
+
+    def create_upload(self, state: UploadState) -> UploadState:
+        """Prepare staging for a new upload and save its state; returns the saved state."""
+        ...
+
+    def load_upload(self, upload_id: str) -> UploadState | None: ...
+
+    def save_upload(self, state: UploadState) -> None: ...
+
+    def open_writer(self, state: UploadState) -> UploadWriter: ...
+
+    def commit_upload(self, state: UploadState, meta: BlobMeta) -> None:
+        """Atomically make the staged bytes the blob ``meta`` describes; staging is released."""
+        ...
+
+    def delete_upload(self, state: UploadState) -> None:
+        """Forget the upload: staged bytes and state."""
+        ...
+
+    def list_uploads(self) -> Iterator[str]: ...
+
+    # --- committed blobs --------------------------------------------------------------------
+
+    def stat_blob(self, blob_id: str) -> BlobMeta | None: ...
+
+    def read_blob(self, blob_id: str, offset: int, length: int, chunk: int) -> Iterator[bytes]:
+        """``length`` bytes from ``offset`` (the caller checked the range) in ``chunk``-sized pieces."""
+        ...
+
+    def delete_blob(self, blob_id: str) -> bool: ...

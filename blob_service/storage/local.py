@@ -1,0 +1,176 @@
+"""Local-directory backend: the embedded default.
+
+Layout under ``data_dir`` (every name derives from a validated id)::
+
+    uploads/<upload_id>/state.json   the session (atomic replace)
+    uploads/<upload_id>/data         bytes written so far (fsync at each checkpoint)
+    blobs/<id[:2]>/<blob_id>/data    a committed blob ...
+    blobs/<id[:2]>/<blob_id>/meta.json  ... and its size/digests; the directory appears atomically
+    trash/                           blobs being deleted
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from blob_service.ids import checked_id
+from blob_service.model import BlobMeta, UploadState
+from blob_service.storage.base import StagedConflict
+from blob_service.storage.files import fsync_dir, pread_exact, pwrite_all, write_atomic
+
+
+class LocalWriter:
+    def __init__(self, path: Path, committed: int, checkpoint_bytes: int, durable: bool) -> None:
+        self._fd = os.open(path, os.O_RDWR)
+        size = os.fstat(self._fd).st_size
+        if size < committed:
+            os.close(self._fd)
+            raise StagedConflict(f"{path} holds {size} bytes, state says {committed}")
+        if size > committed:  # written after the last checkpoint: never acknowledged, drop it
+            os.ftruncate(self._fd, committed)
+        self._offset = committed
+        self._checkpointed = committed
+        self._every = checkpoint_bytes
+        self._durable = durable
+
+    @property
+    def offset(self) -> int:
+        return self._offset
+
+    def room(self) -> int:
+        return max(0, self._every - (self._offset - self._checkpointed))
+
+    def write(self, data: bytes) -> None:
+        pwrite_all(self._fd, data, self._offset)
+        self._offset += len(data)
+
+    def read_back(self, offset: int, length: int) -> bytes | None:
+        return pread_exact(self._fd, length, offset)
+
+    def checkpoint(self) -> dict[str, Any]:
+        if self._durable and self._offset != self._checkpointed:
+            os.fsync(self._fd)
+        self._checkpointed = self._offset
+        return {}
+
+    def saved(self) -> None:
+        pass
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
+class LocalStorage:
+    name = "local"
+
+    def __init__(self, data_dir: Path, checkpoint_bytes: int, durable: bool = True) -> None:
+        self.root = data_dir.resolve()
+        self._uploads = self.root / "uploads"
+        self._blobs = self.root / "blobs"
+        self._trash = self.root / "trash"
+        for d in (self._uploads, self._blobs, self._trash):
+            d.mkdir(parents=True, exist_ok=True)
+        self._checkpoint_bytes = checkpoint_bytes
+        self._durable = durable
+
+    def check(self) -> None:
+        if not os.access(self.root, os.W_OK):
+            raise OSError(f"data directory {self.root} is not writable")
+
+    # --- paths: only from validated ids -------------------------------------------------------
+
+    def _upload_dir(self, upload_id: str) -> Path:
+        return self._uploads / checked_id(upload_id, "upload id")
+
+    def _blob_dir(self, blob_id: str) -> Path:
+        blob_id = checked_id(blob_id, "blob id")
+        return self._blobs / blob_id[:2] / blob_id
+
+    # --- uploads ------------------------------------------------------------------------------
+
+    def create_upload(self, state: UploadState) -> UploadState:
+        d = self._upload_dir(state.upload_id)
+        d.mkdir()
+        (d / "data").touch()
+        self.save_upload(state)
+        return state
+
+    def load_upload(self, upload_id: str) -> UploadState | None:
+        try:
+            raw = (self._upload_dir(upload_id) / "state.json").read_bytes()
+        except FileNotFoundError:
+            return None
+        return UploadState.from_json(raw)
+
+    def save_upload(self, state: UploadState) -> None:
+        d = self._upload_dir(state.upload_id)
+        if not d.is_dir():
+            raise StagedConflict(f"upload {state.upload_id} was removed")
+        write_atomic(d / "state.json", state.to_json(), self._durable)
+
+    def open_writer(self, state: UploadState) -> LocalWriter:
+        path = self._upload_dir(state.upload_id) / "data"
+        if not path.exists():
+            raise StagedConflict(f"upload {state.upload_id} has no staged data")
+        return LocalWriter(path, state.offset, self._checkpoint_bytes, self._durable)
+
+    def commit_upload(self, state: UploadState, meta: BlobMeta) -> None:
+        final = self._blob_dir(meta.blob_id)
+        if final.exists():  # a repeated commit after a crash between rename and state save
+            return
+        up = self._upload_dir(state.upload_id)
+        stage = up / "blob"
+        stage.mkdir(exist_ok=True)
+        if (up / "data").exists():
+            os.replace(up / "data", stage / "data")
+        if not (stage / "data").exists():
+            raise StagedConflict(f"upload {state.upload_id} lost its data")
+        write_atomic(stage / "meta.json", meta.to_json(), self._durable)
+        final.parent.mkdir(exist_ok=True)
+        os.rename(stage, final)
+        if self._durable:
+            fsync_dir(final.parent)
+
+    def delete_upload(self, state: UploadState) -> None:
+        shutil.rmtree(self._upload_dir(state.upload_id), ignore_errors=True)
+
+    def list_uploads(self) -> Iterator[str]:
+        for entry in os.scandir(self._uploads):
+            if entry.is_dir() and len(entry.name) == 32:
+                yield entry.name
+
+    # --- blobs --------------------------------------------------------------------------------
+
+    def stat_blob(self, blob_id: str) -> BlobMeta | None:
+        try:
+            return BlobMeta.from_json((self._blob_dir(blob_id) / "meta.json").read_bytes())
+        except FileNotFoundError:
+            return None
+
+    def read_blob(self, blob_id: str, offset: int, length: int, chunk: int) -> Iterator[bytes]:
+        fd = os.open(self._blob_dir(blob_id) / "data", os.O_RDONLY)
+        try:
+            end = offset + length
+            while offset < end:
+                data = os.pread(fd, min(chunk, end - offset), offset)
+                if not data:
+                    raise OSError(f"blob {blob_id} ends at {offset}, expected {end}")
+                offset += len(data)
+                yield data
+        finally:
+            os.close(fd)
+
+    def delete_blob(self, blob_id: str) -> bool:
+        src = self._blob_dir(blob_id)
+        dst = self._trash / f"{blob_id}.{uuid.uuid4().hex}"
+        try:
+            os.rename(src, dst)
+        except FileNotFoundError:
+            return False
+        shutil.rmtree(dst, ignore_errors=True)
+        return True

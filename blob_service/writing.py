@@ -1,0 +1,131 @@
+"""One WriteChunks stream applied to an upload: offsets, idempotent repeats, checksums, checkpoints.
+
+The caller holds the upload's lock. Bytes become the committed offset at checkpoints: whenever the
+backend says one is due (a full S3 part, ``checkpoint_bytes`` locally) and when the stream ends,
+whether it ends well, with an error, or by the client going away. A checkpoint saves the offset
+together with the digest state for exactly those bytes.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+
+from blob_service.digest_pipeline import DigestPipeline
+from blob_service.digests import DigestSet
+from blob_service.errors import BlobError, offset_mismatch
+from blob_service.model import UploadState
+from blob_service.storage.base import Storage, UploadWriter
+
+_REREAD_CHUNK = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Chunk:
+    data: bytes
+    offset: int | None = None
+    crc32: int | None = None
+
+
+def restore_digests(state: UploadState, writer: UploadWriter, exportable: bool) -> DigestSet:
+    """The digest state at ``state.offset``: from the saved state, else by re-reading the bytes."""
+    digests = DigestSet.restore(state.hash_state) if exportable else None
+    if digests is not None:
+        return digests
+    digests = DigestSet.new(allow_export=exportable)
+    pos = 0
+    while pos < state.offset:
+        n = min(_REREAD_CHUNK, state.offset - pos)
+        data = writer.read_back(pos, n)
+        if data is None:
+            raise BlobError("Internal", f"upload {state.upload_id}: digest state lost and bytes unreadable")
+        digests.update(data)
+        pos += n
+    return digests
+
+
+class UploadStream:
+    def __init__(self, storage: Storage, state: UploadState, exportable: bool) -> None:
+        self.storage = storage
+        self.state = state
+        self.writer = storage.open_writer(state)
+        try:
+            self.pipeline = DigestPipeline(restore_digests(state, self.writer, exportable))
+        except BaseException:
+            self.writer.close()
+            raise
+        self._pos: int | None = None
+
+    def apply(self, chunks: Iterable[Chunk]) -> UploadState:
+        """Apply every chunk, then checkpoint; on any failure checkpoint what was accepted, re-raise."""
+        try:
+            for chunk in chunks:
+                self._apply(chunk)
+        finally:
+            try:
+                self.checkpoint()
+            finally:
+                self.pipeline.close()
+                self.writer.close()
+        return self.state
+
+    def _apply(self, chunk: Chunk) -> None:
+        w = self.writer
+        if self._pos is None:
+            if chunk.offset is None:
+                raise BlobError("InvalidRequest", "the first chunk of a stream must carry its offset")
+            self._pos = chunk.offset
+        elif chunk.offset is not None and chunk.offset != self._pos:
+            raise offset_mismatch(w.offset, f"chunk offset {chunk.offset} does not follow {self._pos}")
+        if chunk.crc32 is not None and zlib.crc32(chunk.data) != chunk.crc32:
+            raise BlobError(
+                "ChunkChecksum",
+                f"crc32 mismatch for the chunk at {self._pos}",
+                {"current_offset": str(w.offset)},
+            )
+        data = chunk.data
+        if self._pos > w.offset:
+            raise offset_mismatch(w.offset, f"offset {self._pos} is beyond the committed offset {w.offset}")
+        if self._pos < w.offset:
+            n = min(len(data), w.offset - self._pos)
+            stored = w.read_back(self._pos, n)
+            if stored is None or stored != data[:n]:
+                why = "differs from" if stored is not None else "cannot be compared with"
+                raise offset_mismatch(w.offset, f"chunk at {self._pos} {why} the stored bytes")
+            self._pos += n
+            data = data[n:] if n < len(data) else b""
+        if data:
+            self._append(data)
+
+    def _append(self, data: bytes) -> None:
+        w = self.writer
+        if w.offset + len(data) > self.state.max_size:
+            raise BlobError(
+                "SizeExceeded",
+                f"upload would exceed its maximum size of {self.state.max_size} bytes",
+                {"current_offset": str(w.offset), "max_size": str(self.state.max_size)},
+            )
+        while data:
+            room = w.room()
+            if room == 0:
+                self.checkpoint()
+                continue
+            piece = data if len(data) <= room else data[:room]
+            data = b"" if piece is data else data[room:]
+            w.write(piece)
+            self.pipeline.feed(piece)
+            assert self._pos is not None
+            self._pos += len(piece)
+
+    def checkpoint(self) -> None:
+        if self.writer.offset == self.state.offset:
+            return
+        staging = self.writer.checkpoint()
+        digests = self.pipeline.drain()
+        state = replace(
+            self.state, offset=self.writer.offset, staging=staging, hash_state=digests.export()
+        ).touched()
+        self.storage.save_upload(state)
+        self.state = state
+        self.writer.saved()
