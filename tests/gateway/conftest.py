@@ -33,7 +33,7 @@ EMPEROR = "a0b6b534-2547-11e2-b758-63a2afd747d1"
 SDC = "ba28f844-8cb4-f141-882d-46d6251e6a9f"
 ZERO = "00000000-0000-0000-0000-000000000000"
 
-PUBLIC_CHANNELS = [
+PUBLIC_CHANNELS: list[dict[str, Any]] = [
     {"name": "dev", "description": "all development builds", "default": True},
     {"name": "staging", "description": "builds for testing in staging in prep for production release"},
     {"name": "release", "description": "release gold bits"},
@@ -82,13 +82,16 @@ def _start_catalog(
     )
     server, port, _health, service = create_server(settings)
     server.start()
-    return f"127.0.0.1:{port}", service, lambda: server.stop(0).wait()
+
+    def stop() -> None:
+        server.stop(0).wait()
+
+    return f"127.0.0.1:{port}", service, stop
 
 
 def _start_blob(tmp: Path) -> tuple[str, Callable[[], None]] | None:
     try:
         from blob_service.server import create_server
-
         from blob_service.settings import BlobSettings
     except ImportError:
         return None
@@ -97,7 +100,11 @@ def _start_blob(tmp: Path) -> tuple[str, Callable[[], None]] | None:
     built = create_server(BlobSettings(bind="127.0.0.1:0", backend="local", data_dir=data, fsync=False))
     server, port = built[0], built[1]
     server.start()
-    return f"127.0.0.1:{port}", lambda: server.stop(0).wait()
+
+    def stop() -> None:
+        server.stop(0).wait()
+
+    return f"127.0.0.1:{port}", stop
 
 
 def _start_gateway(settings: GatewaySettings) -> Callable[[], None]:
