@@ -1,0 +1,284 @@
+"""Property tests: arbitrary inputs either fail validation cleanly or round-trip exactly."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from catalog_service.domain.config import DomainConfig
+from catalog_service.domain.jsvalues import js_len, js_number, js_string, truthy
+from catalog_service.domain.serialize import compact_json, pretty_json, serialize_image
+from catalog_service.domain.update import apply_update
+from catalog_service.domain.validation import build_record, tags_search_array, validate_record
+from imgapi_common.errors import ImgapiError
+
+DC = DomainConfig()
+PUBLIC_CH = DomainConfig(mode="public", channels=("dev",))
+OWNER = "91ba0e64-2547-11e2-a972-df579e5fddb3"
+NEW = "5ce1b1a0-4d7a-4d3e-9c5f-3b2a1f0e9d8c"
+
+NAME_RE = re.compile(r"[A-Za-z0-9._/ -]+")
+VERSION_RE = re.compile(r"[A-Za-z0-9._/+-]+")
+
+# Any text, including NUL, quotes, control characters, astral characters and lone surrogates.
+any_char = st.characters(codec=None, exclude_categories=())
+any_text = st.text(alphabet=any_char, max_size=40)
+long_text = st.builds(
+    lambda c, n: c * n, st.text(alphabet=any_char, min_size=1, max_size=3), st.integers(0, 1100)
+)
+name_like = st.text(alphabet=st.sampled_from("aZ09._/ -+!\"'\x00\n😀é"), max_size=30)
+texts = st.one_of(any_text, long_text, name_like)
+
+json_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**63), max_value=2**63),
+    st.floats(allow_nan=False, allow_infinity=False),
+    any_text,
+)
+json_values = st.recursive(
+    json_scalars,
+    lambda children: st.one_of(
+        st.lists(children, max_size=4), st.dictionaries(any_text, children, max_size=4)
+    ),
+    max_leaves=12,
+)
+tags_objects = st.dictionaries(any_text, json_values, max_size=6)
+
+
+def body(**overrides: Any) -> dict[str, Any]:
+    b: dict[str, Any] = {
+        "v": 2,
+        "owner": OWNER,
+        "name": "foo",
+        "version": "1.0",
+        "type": "zone-dataset",
+        "os": "smartos",
+    }
+    b.update(overrides)
+    return b
+
+
+def build_and_view(b: dict[str, Any], cfg: DomainConfig = DC) -> dict[str, Any] | ImgapiError:
+    try:
+        rec = build_record(b, cfg, for_import=False, new_uuid=NEW)
+    except ImgapiError as exc:
+        return exc
+    assert validate_record(rec, cfg) == []
+    return serialize_image(rec, cfg, include_channels=True, include_admin_fields=True)
+
+
+def same_json(parsed: Any, original: Any) -> bool:
+    """JSON equality where a float compares with the number its JS text parses back to."""
+    if isinstance(original, float):
+        return isinstance(parsed, (int, float)) and not isinstance(parsed, bool) and float(parsed) == original
+    if isinstance(original, dict):
+        return (
+            isinstance(parsed, dict)
+            and list(parsed) == list(original)
+            and all(same_json(parsed[k], original[k]) for k in original)
+        )
+    if isinstance(original, list):
+        return (
+            isinstance(parsed, list)
+            and len(parsed) == len(original)
+            and all(same_json(p, o) for p, o in zip(parsed, original, strict=True))
+        )
+    return type(parsed) is type(original) and bool(parsed == original)
+
+
+def assert_json_round_trip(view: dict[str, Any]) -> None:
+    """The compact and pretty texts parse back to the same value (and key order)."""
+    for text in (compact_json(view), pretty_json(view)):
+        text.encode("utf-8")  # always valid UTF-8
+        assert same_json(json.loads(text), view)
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(texts)
+def test_names_validate_or_round_trip(name: str) -> None:
+    out = build_and_view(body(name=name))
+    if isinstance(out, ImgapiError):
+        assert out.code == "ValidationFailed"
+        assert [(e.field, e.code) for e in out.errors] == [("name", "Invalid")]
+        assert out.message == "invalid image data: name"
+        assert js_len(name) > 1024 or NAME_RE.fullmatch(name) is None
+    else:
+        assert out["name"] == name
+        assert js_len(name) <= 1024 and NAME_RE.fullmatch(name) is not None
+        assert_json_round_trip(out)
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(texts)
+def test_versions_validate_or_round_trip(version: str) -> None:
+    out = build_and_view(body(version=version))
+    if isinstance(out, ImgapiError):
+        assert [(e.field, e.code) for e in out.errors] == [("version", "Invalid")]
+        assert js_len(version) > 512 or VERSION_RE.fullmatch(version) is None
+    else:
+        assert out["version"] == version
+        assert_json_round_trip(out)
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(texts)
+def test_descriptions_validate_or_round_trip(description: str) -> None:
+    out = build_and_view(body(description=description))
+    if isinstance(out, ImgapiError):
+        assert [(e.field, e.code) for e in out.errors] == [("description", "Invalid")]
+    elif description:
+        assert out["description"] == description
+        assert_json_round_trip(out)
+    else:
+        assert "description" not in out
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(tags_objects)
+def test_tags_validate_or_round_trip(tags: dict[str, Any]) -> None:
+    out = build_and_view(body(tags=tags))
+    if isinstance(out, ImgapiError):
+        assert [(e.field, e.code) for e in out.errors] == [("tags", "Invalid")]
+        assert js_len(compact_json(tags)) > 102400
+        return
+    assert out["tags"] == tags
+    assert list(out["tags"]) == list(tags)
+    assert_json_round_trip(out)
+    search = tags_search_array(tags)
+    assert len(search) == len(tags)
+    for (key, value), entry in zip(tags.items(), search, strict=True):
+        assert entry.startswith(key + "=")
+        text = entry[len(key) + 1 :]
+        if isinstance(value, str):
+            assert text == (value if js_len(value) <= 100 else "")
+        elif isinstance(value, bool):
+            assert text == ("true" if value else "false")
+        elif isinstance(value, (int, float)):
+            assert js_number(text) == float(value)
+        else:
+            assert text == ""
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+@given(st.dictionaries(any_text, st.text(alphabet=any_char, max_size=3000), max_size=60))
+def test_big_tags_near_limit(tags: dict[str, str]) -> None:
+    out = build_and_view(body(tags=tags))
+    too_big = js_len(compact_json(tags)) > 102400
+    assert isinstance(out, ImgapiError) is too_big
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@given(st.dictionaries(any_text, json_values, min_size=1, max_size=4))
+def test_arbitrary_body_keys_never_crash(extra: dict[str, Any]) -> None:
+    b = {**body(), **extra}
+    try:
+        rec = build_record(b, DC, for_import=False, new_uuid=NEW)
+    except ImgapiError as exc:
+        assert exc.code in ("InvalidParameter", "ValidationFailed")
+        assert exc.errors
+        fields = ", ".join(e.field for e in exc.errors)
+        if exc.code == "ValidationFailed":
+            assert exc.message == f"invalid image data: {fields}"
+        return
+    view = serialize_image(rec, DC, include_channels=True, include_admin_fields=True)
+    assert_json_round_trip(view)
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@given(json_values)
+def test_any_field_value_validates_cleanly(value: Any) -> None:
+    for field in (
+        "name",
+        "version",
+        "v",
+        "public",
+        "acl",
+        "requirements",
+        "users",
+        "traits",
+        "tags",
+        "error",
+    ):
+        out = build_and_view(body(**{field: value}), DC)
+        if isinstance(out, ImgapiError):
+            assert out.code == "ValidationFailed"
+            allowed = {field} | (set(value) if field == "requirements" and isinstance(value, dict) else set())
+            assert {e.field for e in out.errors} <= allowed
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@given(json_values)
+def test_any_requirements_value_validates_cleanly(value: Any) -> None:
+    reqs = value if isinstance(value, dict) else {"min_platform": value, "brand": value, "bootrom": value}
+    out = build_and_view(body(requirements=reqs))
+    if isinstance(out, ImgapiError):
+        assert out.code == "ValidationFailed"
+        for e in out.errors:
+            assert e.field == "requirements" or e.field.startswith("requirements.") or e.field in reqs
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.dictionaries(
+        st.sampled_from(["name", "version", "tags", "description", "os", "acl", "x"]), json_values
+    )
+)
+def test_updates_validate_or_apply(update: dict[str, Any]) -> None:
+    rec = build_record(body(tags={"a": 1}), DC, for_import=False, new_uuid=NEW)
+    try:
+        new = apply_update(rec, update, DC, account=OWNER)
+    except ImgapiError as exc:
+        assert exc.code == "ValidationFailed"
+        return
+    assert validate_record(new, DC) == []
+    for key, value in update.items():
+        if value is None and key != "tags":
+            assert key not in new or key == "acl"
+        elif value is not None:
+            assert new[key] == value or key == "acl"
+    assert_json_round_trip(serialize_image(new, DC, include_channels=True, include_admin_fields=False))
+
+
+@settings(max_examples=200)
+@given(st.sampled_from(["", "a", "-", " ", "."]).flatmap(lambda s: st.text(alphabet=any_char, max_size=20)))
+def test_js_number_of_text_never_raises(s: str) -> None:
+    n = js_number(s)
+    assert isinstance(n, float)
+
+
+@settings(max_examples=300)
+@given(st.floats(allow_nan=False, allow_infinity=False))
+def test_js_string_of_float_round_trips(x: float) -> None:
+    text = js_string(x)
+    assert float(text) == x
+    assert js_number(text) == x
+    assert not text.endswith(".0")
+
+
+@settings(max_examples=100)
+@given(json_values)
+def test_truthy_matches_python_bool_except_containers(value: Any) -> None:
+    if isinstance(value, (list, dict)):
+        assert truthy(value)
+    elif isinstance(value, float) and math.isnan(value):
+        assert not truthy(value)
+    else:
+        assert truthy(value) is bool(value)
+
+
+@settings(max_examples=100, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(any_text, max_size=4))
+def test_channel_server_channels_round_trip(channels: list[str]) -> None:
+    rec = build_record(body(public=True), PUBLIC_CH, for_import=False, new_uuid=NEW, channels=channels)
+    assert validate_record(rec, PUBLIC_CH) == []
+    view = serialize_image(rec, PUBLIC_CH, include_channels=True, include_admin_fields=False)
+    if channels:
+        assert view["channels"] == channels
+    else:
+        assert view["channels"] == []  # [] is truthy, shown as stored
