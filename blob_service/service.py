@@ -9,14 +9,14 @@ from contextlib import contextmanager
 from dataclasses import asdict, replace
 from datetime import datetime
 
-from blob_service.digests import ALGORITHMS, DigestSet, exportable
+from blob_service.digests import ALGORITHMS, Digests, DigestSet, exportable
 from blob_service.errors import BlobError, blob_not_found, storage_down, upload_not_found
 from blob_service.ids import checked_id, new_id
 from blob_service.locks import UploadLocks
 from blob_service.model import BlobMeta, UploadState, iso, utcnow
 from blob_service.reaper import Reaper
 from blob_service.settings import BlobSettings
-from blob_service.storage.base import StagedConflict, Storage, StorageUnavailable
+from blob_service.storage.base import StagedConflict, Storage, StorageBusy, StorageUnavailable
 from blob_service.writing import Chunk, UploadStream, restore_digests
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,8 @@ def storage_errors() -> Iterator[None]:
         raise
     except StorageUnavailable as e:
         raise storage_down(str(e)) from e
+    except StorageBusy as e:
+        raise BlobError("UploadBusy", str(e)) from e
     except StagedConflict as e:
         raise BlobError("Internal", f"staged upload is inconsistent: {e}") from e
     except OSError as e:
@@ -141,7 +143,7 @@ class BlobService:
         """Apply one stream of chunks; returns the state with the new committed offset."""
         with self._writer_lock(upload_id), storage_errors():
             state = self._load(upload_id)
-            return UploadStream(self.storage, state, self.exportable).apply(chunks)
+            return UploadStream(self.storage, state, self.exportable, self.clock).apply(chunks)
 
     def commit(
         self, upload_id: str, expected: dict[str, str] | None = None, expected_size: int = 0
@@ -152,11 +154,7 @@ class BlobService:
             state = self._load(upload_id, allow_committed=True)
             if state.committed is not None:
                 return state.committed
-            writer = self.storage.open_writer(state)
-            try:
-                digests = restore_digests(state, writer, self.exportable).digests()
-            finally:
-                writer.close()
+            digests = self._final_digests(state)
             failure = self._verify(state, asdict(digests), wanted, expected_size)
             if failure is not None:
                 self.storage.delete_upload(state)
@@ -166,6 +164,16 @@ class BlobService:
             self.storage.save_upload(replace(state, committed=meta, staging={}).touched(self.clock()))
             log.info("committed blob %s (%d bytes) from upload %s", meta.blob_id, meta.size, upload_id)
             return meta
+
+    def _final_digests(self, state: UploadState) -> Digests:
+        saved = DigestSet.restore(state.hash_state) if self.exportable else None
+        if saved is not None:
+            return saved.digests()
+        writer = self.storage.open_writer(state)
+        try:
+            return restore_digests(state, writer, self.exportable).digests()
+        finally:
+            writer.close()
 
     @staticmethod
     def _verify(

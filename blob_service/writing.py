@@ -9,8 +9,9 @@ together with the digest state for exactly those bytes.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
+from datetime import datetime
 
 from blob_service.digest_pipeline import DigestPipeline
 from blob_service.digests import DigestSet
@@ -46,8 +47,11 @@ def restore_digests(state: UploadState, writer: UploadWriter, exportable: bool) 
 
 
 class UploadStream:
-    def __init__(self, storage: Storage, state: UploadState, exportable: bool) -> None:
+    def __init__(
+        self, storage: Storage, state: UploadState, exportable: bool, clock: Callable[[], datetime]
+    ) -> None:
         self.storage = storage
+        self.clock = clock
         self.state = state
         self.writer = storage.open_writer(state)
         try:
@@ -125,7 +129,7 @@ class UploadStream:
         digests = self.pipeline.drain()
         state = replace(
             self.state, offset=self.writer.offset, staging=staging, hash_state=digests.export()
-        ).touched()
+        ).touched(self.clock())
         self.storage.save_upload(state)
         self.state = state
         self.writer.saved()

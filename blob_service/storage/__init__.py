@@ -1,6 +1,12 @@
 """Storage backends behind one protocol (:class:`Storage`), chosen by configuration."""
 
-from blob_service.storage.base import StagedConflict, Storage, StorageUnavailable, UploadWriter
+from blob_service.storage.base import (
+    StagedConflict,
+    Storage,
+    StorageBusy,
+    StorageUnavailable,
+    UploadWriter,
+)
 from blob_service.storage.factory import make_storage
 
-__all__ = ["StagedConflict", "Storage", "StorageUnavailable", "UploadWriter", "make_storage"]
+__all__ = ["StagedConflict", "Storage", "StorageBusy", "StorageUnavailable", "UploadWriter", "make_storage"]

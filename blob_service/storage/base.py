@@ -16,6 +16,10 @@ class StorageUnavailable(Exception):
     """The backend cannot be reached (maps to StorageIsDown)."""
 
 
+class StorageBusy(Exception):
+    """Another process holds the upload (maps to UploadBusy)."""
+
+
 class StagedConflict(Exception):
     """The staged bytes are not what the upload state says (e.g. concurrent writers on replicas)."""
 

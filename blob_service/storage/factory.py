@@ -22,4 +22,6 @@ def make_storage(settings: BlobSettings) -> Storage:
             create_bucket=settings.s3_create_bucket,
             pool_size=settings.max_workers,
         )
-    return LocalStorage(settings.data_dir, settings.checkpoint_bytes, settings.fsync)
+    return LocalStorage(
+        settings.data_dir, settings.checkpoint_bytes, settings.fsync, settings.writer_wait_seconds
+    )

@@ -11,8 +11,10 @@ Layout under ``data_dir`` (every name derives from a validated id)::
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,19 +22,39 @@ from typing import Any
 
 from blob_service.ids import checked_id
 from blob_service.model import BlobMeta, UploadState
-from blob_service.storage.base import StagedConflict
+from blob_service.storage.base import StagedConflict, StorageBusy
 from blob_service.storage.files import fsync_dir, pread_exact, pwrite_all, write_atomic
 
 
+def _lock(fd: int, wait: float) -> bool:
+    """An exclusive ``flock`` on ``fd`` within ``wait`` seconds (guards against other processes)."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.02)
+
+
 class LocalWriter:
-    def __init__(self, path: Path, committed: int, checkpoint_bytes: int, durable: bool) -> None:
+    def __init__(
+        self, path: Path, committed: int, checkpoint_bytes: int, durable: bool, lock_wait: float
+    ) -> None:
         self._fd = os.open(path, os.O_RDWR)
-        size = os.fstat(self._fd).st_size
-        if size < committed:
+        try:
+            if not _lock(self._fd, lock_wait):
+                raise StorageBusy(f"{path} is being written by another process")
+            size = os.fstat(self._fd).st_size
+            if size < committed:
+                raise StagedConflict(f"{path} holds {size} bytes, state says {committed}")
+            if size > committed:  # written after the last checkpoint: never acknowledged, drop it
+                os.ftruncate(self._fd, committed)
+        except BaseException:
             os.close(self._fd)
-            raise StagedConflict(f"{path} holds {size} bytes, state says {committed}")
-        if size > committed:  # written after the last checkpoint: never acknowledged, drop it
-            os.ftruncate(self._fd, committed)
+            raise
         self._offset = committed
         self._checkpointed = committed
         self._every = checkpoint_bytes
@@ -68,7 +90,9 @@ class LocalWriter:
 class LocalStorage:
     name = "local"
 
-    def __init__(self, data_dir: Path, checkpoint_bytes: int, durable: bool = True) -> None:
+    def __init__(
+        self, data_dir: Path, checkpoint_bytes: int, durable: bool = True, lock_wait: float = 10.0
+    ) -> None:
         self.root = data_dir.resolve()
         self._uploads = self.root / "uploads"
         self._blobs = self.root / "blobs"
@@ -77,6 +101,7 @@ class LocalStorage:
             d.mkdir(parents=True, exist_ok=True)
         self._checkpoint_bytes = checkpoint_bytes
         self._durable = durable
+        self._lock_wait = lock_wait
 
     def check(self) -> None:
         if not os.access(self.root, os.W_OK):
@@ -117,7 +142,7 @@ class LocalStorage:
         path = self._upload_dir(state.upload_id) / "data"
         if not path.exists():
             raise StagedConflict(f"upload {state.upload_id} has no staged data")
-        return LocalWriter(path, state.offset, self._checkpoint_bytes, self._durable)
+        return LocalWriter(path, state.offset, self._checkpoint_bytes, self._durable, self._lock_wait)
 
     def commit_upload(self, state: UploadState, meta: BlobMeta) -> None:
         final = self._blob_dir(meta.blob_id)
