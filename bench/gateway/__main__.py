@@ -1,0 +1,205 @@
+"""Gateway benchmark over the full REST path (gateway -> catalog gRPC -> SQLite).
+
+    .venv/bin/python bench/gateway                 # 100k images
+    .venv/bin/python bench/gateway --images 20000 --seconds 5 --concurrency 32
+
+Prints GetImage req/s with concurrent keep-alive clients, ListImages (limit=1000) latency and the
+peak RSS of each process. Each service runs in its own process (catalog, blob, gateway/uvicorn);
+the load generator uses raw keep-alive HTTP/1.1 sockets in separate processes so that the client is
+not the bottleneck. (File upload/download MB/s: added by the files benchmark.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import multiprocessing as mp
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+import psutil  # noqa: E402
+
+from tests.components import free_port, wait_for_port  # noqa: E402
+
+
+def _catalog_bench() -> Any:
+    """bench/catalog.py: the 100k-image generator and loader (shared, not duplicated)."""
+    spec = importlib.util.spec_from_file_location("bench_catalog", ROOT / "bench" / "catalog.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@contextmanager
+def process(args: list[str], env: dict[str, str], port: int) -> Iterator[psutil.Process]:
+    full = dict(os.environ, PYTHONPATH=str(ROOT), **env)
+    proc = subprocess.Popen(args, env=full, cwd=ROOT, stdout=subprocess.DEVNULL)
+    try:
+        wait_for_port(port, 120)
+        yield psutil.Process(proc.pid)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def peak_rss_mib(p: psutil.Process) -> float:
+    """VmHWM (peak resident set) from /proc, in MiB."""
+    try:
+        for line in Path(f"/proc/{p.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return p.memory_info().rss / 1024 / 1024
+
+
+# --- load generator ---------------------------------------------------------------------------------
+
+
+async def _conn_loop(port: int, paths: list[str], deadline: float, counter: list[int]) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    i = random.randrange(len(paths))
+    while time.monotonic() < deadline:
+        path = paths[i % len(paths)]
+        i += 1
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\nAccept-Version: *\r\n\r\n".encode())
+        await writer.drain()
+        head = await reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        length = 0
+        for line in head.split(b"\r\n"):
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":")[1])
+        await reader.readexactly(length)
+        if status != 200:
+            raise RuntimeError(f"GET {path}: {status}")
+        counter[0] += 1
+    writer.close()
+
+
+def _client_proc(port: int, paths: list[str], seconds: float, conns: int, q: Any) -> None:
+    async def main() -> int:
+        counter = [0]
+        deadline = time.monotonic() + seconds
+        await asyncio.gather(*(_conn_loop(port, paths, deadline, counter) for _ in range(conns)))
+        return counter[0]
+
+    q.put(asyncio.run(main()))
+
+
+def get_image_rps(port: int, uuids: list[str], seconds: float, concurrency: int, procs: int) -> float:
+    paths = [f"/images/{u}" for u in uuids]
+    q: Any = mp.Queue()
+    workers = [
+        mp.Process(target=_client_proc, args=(port, paths, seconds, max(1, concurrency // procs), q))
+        for _ in range(procs)
+    ]
+    t0 = time.perf_counter()
+    for w in workers:
+        w.start()
+    total = sum(q.get() for _ in workers)
+    for w in workers:
+        w.join()
+    return total / (time.perf_counter() - t0)
+
+
+def list_latency(port: int, runs: int) -> tuple[float, float, int]:
+    import httpx
+
+    times: list[float] = []
+    n = 0
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Accept-Version": "*"}, timeout=60) as c:
+        markers = [None]
+        r = c.get("/images?limit=1000")
+        r.raise_for_status()
+        page = r.json()
+        markers += [page[-1]["uuid"]] if page else []
+        for i in range(runs):
+            marker = markers[i % len(markers)]
+            url = "/images?limit=1000" + (f"&marker={marker}" if marker else "")
+            t0 = time.perf_counter()
+            r = c.get(url)
+            times.append((time.perf_counter() - t0) * 1000)
+            r.raise_for_status()
+            n = len(r.json())
+    times.sort()
+    return statistics.median(times), times[min(len(times) - 1, int(0.95 * len(times)))], n
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--images", type=int, default=100_000)
+    ap.add_argument("--seconds", type=float, default=8.0)
+    ap.add_argument("--concurrency", type=int, default=32)
+    ap.add_argument("--client-procs", type=int, default=2)
+    ap.add_argument("--list-runs", type=int, default=30)
+    args = ap.parse_args()
+
+    cat = _catalog_bench()
+    with tempfile.TemporaryDirectory(prefix="bench-gw-") as tmp:
+        url = f"sqlite:///{tmp}/catalog.db"
+        print(f"loading {args.images} images into {url}")
+        cat.load(url, args.images)
+        cport, bport, gport = free_port(), free_port(), free_port()
+        with (
+            process(
+                [sys.executable, "-m", "catalog_service"],
+                {
+                    "IMGAPI_CATALOG_BIND": f"127.0.0.1:{cport}",
+                    "IMGAPI_CATALOG_DATABASE_URL": url,
+                    "IMGAPI_CATALOG_MODE": "dc",
+                },
+                cport,
+            ) as catalog,
+            process(
+                [sys.executable, "-m", "blob_service"],
+                {"IMGAPI_BLOB_BIND": f"127.0.0.1:{bport}", "IMGAPI_BLOB_DATA_DIR": f"{tmp}/blobs"},
+                bport,
+            ) as blob,
+            process(
+                [sys.executable, "-m", "gateway"],
+                {
+                    "IMGAPI_GATEWAY_PORT": str(gport),
+                    "IMGAPI_GATEWAY_CATALOG_TARGET": f"127.0.0.1:{cport}",
+                    "IMGAPI_GATEWAY_BLOB_TARGET": f"127.0.0.1:{bport}",
+                },
+                gport,
+            ) as gateway,
+        ):
+            import httpx
+
+            sample = httpx.get(
+                f"http://127.0.0.1:{gport}/images?limit=1000", headers={"Accept-Version": "*"}
+            ).json()
+            uuids = [i["uuid"] for i in sample]
+            p50, p95, n = list_latency(gport, args.list_runs)
+            print(
+                f"ListImages limit=1000 ({n} images/page, {args.images} stored): p50 {p50:.1f} ms, p95 {p95:.1f} ms"
+            )
+            rps = get_image_rps(gport, uuids, args.seconds, args.concurrency, args.client_procs)
+            print(
+                f"GetImage: {rps:,.0f} req/s ({args.concurrency} keep-alive connections, {args.client_procs} client procs)"
+            )
+            for name, p in (("gateway", gateway), ("catalog", catalog), ("blob", blob)):
+                print(f"peak RSS {name}: {peak_rss_mib(p):.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
