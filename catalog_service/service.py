@@ -557,7 +557,7 @@ class CatalogService:
                 raise invalid_parameter('missing "compression"', [FieldError("compression", "Missing")])
             if compression not in COMPRESSIONS:
                 raise invalid_parameter(
-                    f'invalid compression "{compression}" (must be one of {", ".join(COMPRESSIONS)})',
+                    f'invalid compression "{compression}" (must be one of gzip, bzip2, xz, none)',
                     [FieldError("compression", "Invalid")],
                 )
         stor = self.check_storage(storage, caller)

@@ -331,8 +331,8 @@ def test_unknown_image(catalog_dc: Catalog) -> None:
 # --- ETag / If-Match ----------------------------------------------------------------------------
 
 
-def cond(**kw: str) -> common_pb2.Preconditions:
-    return common_pb2.Preconditions(**kw)
+def cond(if_match: str = "", if_none_match: str = "") -> common_pb2.Preconditions:
+    return common_pb2.Preconditions(if_match=if_match, if_none_match=if_none_match)
 
 
 def test_if_match_succeeds_with_previous_etag(catalog_dc: Catalog) -> None:
