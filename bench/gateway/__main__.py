@@ -105,7 +105,7 @@ def _client_proc(port: int, paths: list[str], seconds: float, conns: int, q: Any
 
 
 def get_image_rps(port: int, uuids: list[str], seconds: float, concurrency: int, procs: int) -> float:
-    paths = [f"/images/{u}" for u in uuids]
+    paths = ["/ping" if u == "__ping__" else f"/images/{u}" for u in uuids]
     q: Any = mp.Queue()
     workers = [
         mp.Process(target=_client_proc, args=(port, paths, seconds, max(1, concurrency // procs), q))
@@ -191,11 +191,15 @@ def main() -> None:
             uuids = [i["uuid"] for i in sample]
             p50, p95, n = list_latency(gport, args.list_runs)
             print(
-                f"ListImages limit=1000 ({n} images/page, {args.images} stored): p50 {p50:.1f} ms, p95 {p95:.1f} ms"
+                f"ListImages limit=1000 ({n} images/page, {args.images} stored): "
+                f"p50 {p50:.1f} ms, p95 {p95:.1f} ms"
             )
+            ping = get_image_rps(gport, ["__ping__"], 3, args.concurrency, args.client_procs)
+            print(f"GET /ping (gateway alone, no gRPC): {ping:,.0f} req/s")
             rps = get_image_rps(gport, uuids, args.seconds, args.concurrency, args.client_procs)
             print(
-                f"GetImage: {rps:,.0f} req/s ({args.concurrency} keep-alive connections, {args.client_procs} client procs)"
+                f"GetImage: {rps:,.0f} req/s "
+                f"({args.concurrency} keep-alive connections, {args.client_procs} client procs)"
             )
             for name, p in (("gateway", gateway), ("catalog", catalog), ("blob", blob)):
                 print(f"peak RSS {name}: {peak_rss_mib(p):.0f} MiB")
