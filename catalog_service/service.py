@@ -35,7 +35,7 @@ from catalog_service.db.repository import (
     load_record,
     published_sort_key,
 )
-from catalog_service.db.schema import changes, images
+from catalog_service.db.schema import changes, image_docs, images
 from catalog_service.domain.config import DomainConfig
 from catalog_service.domain.jsvalues import is_uuid, truthy
 from catalog_service.domain.serialize import compact_json, etag_of, serialize_image
@@ -157,7 +157,7 @@ class CatalogService:
             channels=tuple(c.name for c in settings.channels),
             admin_uuid=settings.admin_uuid,
         )
-        self.repo = ImageRepository(_tag_rows)
+        self.repo = ImageRepository(_tag_rows, self._stored_views)
         self.registry = AccountRegistry(settings.account_registry_file)
         self._dialect = engine.dialect.name
         self._changed = threading.Condition()
@@ -184,11 +184,14 @@ class CatalogService:
             if self.repo.get_meta(conn, "config_fingerprint") == fp:
                 return 0
             n = 0
-            for row in conn.execute(select(images.c.uuid, images.c.record, images.c.valid)):
-                valid = not validate_record(load_record(row.record), self.cfg)
-                if valid != bool(row.valid):
-                    self.repo.set_valid(conn, row.uuid, valid)
-                    n += 1
+            q = select(images.c.uuid, image_docs.c.record, images.c.valid).join(
+                image_docs, image_docs.c.uuid == images.c.uuid
+            )
+            for row in conn.execute(q).all():
+                rec = load_record(row.record)
+                valid = self.is_valid(rec)
+                self.repo.refresh_derived(conn, row.uuid, rec, valid)
+                n += valid != bool(row.valid)
             self.repo.set_meta(conn, "config_fingerprint", fp)
             return n
 
@@ -200,6 +203,27 @@ class CatalogService:
         with self._write() as conn, conn.begin():
             self.repo.insert(conn, rec, self.is_valid(rec))
         self._notify()
+
+    def store_many(self, recs: Sequence[Mapping[str, Any]]) -> None:
+        """Bulk-insert stored-form records in one transaction (seeding, benchmarks)."""
+        with self._write() as conn, conn.begin():
+            self.repo.insert_many(conn, [(r, self.is_valid(r)) for r in recs])
+        self._notify()
+
+    def _stored_views(self, rec: Mapping[str, Any]) -> tuple[str, str, str, str]:
+        """The pre-rendered REST views of a record for API v1 and v2 (stored with it)."""
+        try:
+            v2 = serialize_image(rec, self.cfg, include_channels=True, include_admin_fields=False)
+            v1 = (
+                serialize_image(rec, self.cfg, include_channels=False, include_admin_fields=False)
+                if "channels" in v2
+                else v2
+            )
+        except Exception:  # an unrenderable record is invalid anyway: never served
+            return "{}", etag_of({}), "{}", etag_of({})
+        j2 = compact_json(v2)
+        j1 = j2 if v1 is v2 else compact_json(v1)
+        return j1, etag_of(v1), j2, etag_of(v2)
 
     # --- rendering --------------------------------------------------------------------------
 
@@ -309,7 +333,12 @@ class CatalogService:
             row = self._load(conn, uuid, caller, channel)
         admin = self._admin_fields(incl_admin_fields, caller) or view.include_admin_fields
         view = View(view.include_channels, admin)
-        rendered = self.render(row.record, view, row.revision)
+        if admin:
+            rendered = self.render(row.record, view, row.revision)
+        else:
+            v1, e1, v2, e2 = row.views
+            text, etag = (v2, e2) if view.include_channels else (v1, e1)
+            rendered = Rendered(row.record, text, etag, row.revision)
         last_modified = None
         if subject == "file":
             files = row.record.get("files") or []
@@ -339,6 +368,7 @@ class CatalogService:
         marker: str = "",
         sort: str = "",
         incl_admin_fields: str = "",
+        full_records: bool = True,
     ) -> list[Rendered]:
         channel = self.resolve_channel(caller.channel, write=False)
         admin = self._admin_fields(incl_admin_fields, caller) or view.include_admin_fields
@@ -381,11 +411,22 @@ class CatalogService:
                 descending=descending,
                 marker=mk,
             )
-            stmt = build_list_query(q, self._dialect)
+            c, d = images.c, image_docs.c
+            view_col, etag_col = (d.view_v2, d.etag_v2) if view.include_channels else (d.view_v1, d.etag_v1)
+            full = full_records or view.include_admin_fields
+            columns = [c.uuid, c.revision, view_col.label("view"), etag_col.label("etag")]
+            if full:
+                columns.append(d.record)
+            stmt = build_list_query(q, self._dialect, columns)
             if stmt is None:
                 return []
             rows = conn.execute(stmt).all()
-        return [self.render(load_record(r.record), view, int(r.revision)) for r in rows]
+        if view.include_admin_fields:
+            return [self.render(load_record(r.record), view, int(r.revision)) for r in rows]
+        return [
+            Rendered(load_record(r.record) if full else {"uuid": r.uuid}, r.view, r.etag, int(r.revision))
+            for r in rows
+        ]
 
     def server_channels(self) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
@@ -852,9 +893,9 @@ class CatalogService:
         orphans: list[str] = []
         with self._write() as conn, conn.begin():
             rows = conn.execute(
-                select(images.c.uuid, images.c.revision, images.c.record, images.c.expires_at).where(
-                    images.c.state.in_(("creating", "failed")), images.c.expires_at.is_not(None)
-                )
+                select(images.c.uuid, images.c.revision, image_docs.c.record, images.c.expires_at)
+                .join(image_docs, image_docs.c.uuid == images.c.uuid)
+                .where(images.c.state.in_(("creating", "failed")), images.c.expires_at.is_not(None))
             ).all()
             for r in rows:
                 if str(r.expires_at)[:19] <= now_text:

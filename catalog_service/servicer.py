@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import grpc
-from imgapi.v1 import catalog_pb2, catalog_pb2_grpc, common_pb2
+from imgapi.v1 import catalog_pb2, catalog_pb2_grpc, common_pb2, image_pb2
 
 from catalog_service.convert import file_entry, icon_entry, image_message
 from catalog_service.preconditions import Conditions
@@ -108,8 +108,18 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
             marker=request.marker,
             sort=request.sort,
             incl_admin_fields=request.incl_admin_fields,
+            full_records=request.full_records,
         )
-        return catalog_pb2.ListImagesResponse(images=[image_message(r) for r in rendered])
+        if request.full_records:
+            return catalog_pb2.ListImagesResponse(images=[image_message(r) for r in rendered])
+        return catalog_pb2.ListImagesResponse(
+            images=[
+                image_pb2.Image(
+                    uuid=r.record["uuid"], view_json=r.view_json, etag=r.etag, revision=r.revision
+                )
+                for r in rendered
+            ]
+        )
 
     @_translate_errors
     def UpdateImage(self, request: catalog_pb2.UpdateImageRequest, context: grpc.ServicerContext) -> Any:

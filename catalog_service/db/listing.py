@@ -6,12 +6,20 @@ loaded into Python.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, Select, and_, false, func, not_, or_, select, true
 
-from catalog_service.db.schema import image_acl, image_billing_tags, image_channels, image_tags, images
+from catalog_service.db.schema import (
+    image_acl,
+    image_billing_tags,
+    image_channels,
+    image_docs,
+    image_tags,
+    images,
+)
 
 State = Literal["active", "disabled", "unactivated", "creating", "failed", "all"]
 
@@ -86,19 +94,20 @@ def _filters(q: ListQuery, dialect: str) -> list[ColumnElement[bool]]:
         conds.append(c.os == q.os)
     if q.type is not None:
         conds.append(_text(c.type, q.type, dialect))
+    # Correlated EXISTS probes keep the ordered walk of ix_images_order (the planner can still
+    # turn them into semi-joins where statistics say a filter is very selective).
     for key, value in q.tags:
-        sub = select(image_tags.c.image_uuid).where(image_tags.c.key == key)
+        t = image_tags.c
+        sub = select(t.image_uuid).where(t.image_uuid == c.uuid, t.key == key)
         if value != "":
-            sub = sub.where(image_tags.c.value == value)
-        conds.append(c.uuid.in_(sub))
+            sub = sub.where(t.value == value)
+        conds.append(sub.exists())
     for tag in q.billing_tags:
-        conds.append(
-            c.uuid.in_(select(image_billing_tags.c.image_uuid).where(image_billing_tags.c.tag == tag))
-        )
+        b = image_billing_tags.c
+        conds.append(select(b.image_uuid).where(b.image_uuid == c.uuid, b.tag == tag).exists())
     if q.channel is not None:
-        conds.append(
-            c.uuid.in_(select(image_channels.c.image_uuid).where(image_channels.c.channel == q.channel))
-        )
+        ch = image_channels.c
+        conds.append(select(ch.image_uuid).where(ch.image_uuid == c.uuid, ch.channel == q.channel).exists())
     if q.marker is not None:
         sort_key, marker_uuid = q.marker
         if marker_uuid is None:  # a date marker: images without published_at never pass
@@ -146,13 +155,17 @@ def _visibility(q: ListQuery) -> ColumnElement[bool] | None:
     return or_(*parts)
 
 
-def build_list_query(q: ListQuery, dialect: str) -> Select[tuple[str, str, int]] | None:
-    """The SELECT of ``record`` text for one page, or None when the result is empty by definition."""
+def build_list_query(q: ListQuery, dialect: str, columns: Sequence[Any]) -> Select[Any] | None:
+    """The SELECT of ``columns`` for one page, or None when the result is empty by definition."""
     vis = _visibility(q)
     if vis is None:
         return None
     c = images.c
     order = (c.published_sort.desc(), c.uuid.desc()) if q.descending else (c.published_sort, c.uuid)
     return (
-        select(c.uuid, c.record, c.revision).where(vis, *_filters(q, dialect)).order_by(*order).limit(q.limit)
+        select(*columns)
+        .select_from(images.join(image_docs, image_docs.c.uuid == c.uuid))
+        .where(vis, *_filters(q, dialect))
+        .order_by(*order)
+        .limit(q.limit)
     )

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 
 from catalog_service.db.schema import (
     changes,
@@ -22,6 +22,7 @@ from catalog_service.db.schema import (
     image_billing_tags,
     image_blobs,
     image_channels,
+    image_docs,
     image_tags,
     images,
     meta,
@@ -40,6 +41,8 @@ class StoredImage:
     record: dict[str, Any]
     revision: int
     valid: bool
+    #: Pre-rendered REST views: (view_v1, etag_v1, view_v2, etag_v2).
+    views: tuple[str, str, str, str] = ("", "", "", "")
 
 
 def published_sort_key(value: Any) -> str:
@@ -82,6 +85,15 @@ def blob_ids_of(rec: Mapping[str, Any]) -> set[str]:
     return ids
 
 
+#: Renders a record's REST views: (view_v1, etag_v1, view_v2, etag_v2).
+Views = Callable[[Mapping[str, Any]], tuple[str, str, str, str]]
+
+
+def _doc(rec: Mapping[str, Any], views: Views) -> dict[str, Any]:
+    v1, e1, v2, e2 = views(rec)
+    return {"record": dump_record(rec), "view_v1": v1, "etag_v1": e1, "view_v2": v2, "etag_v2": e2}
+
+
 def _columns(rec: Mapping[str, Any], valid: bool) -> dict[str, Any]:
     origin = rec.get("origin")
     return {
@@ -99,7 +111,6 @@ def _columns(rec: Mapping[str, Any], valid: bool) -> dict[str, Any]:
         "origin": origin if isinstance(origin, str) and len(origin) <= 64 and origin else None,
         "valid": valid,
         "expires_at": _text(rec.get("expires_at")) or None,
-        "record": dump_record(rec),
     }
 
 
@@ -109,22 +120,42 @@ TagRows = Callable[[Mapping[str, Any]], list[tuple[str, str]]]
 class ImageRepository:
     """Table access for image records. Methods take an open connection (the caller's transaction)."""
 
-    def __init__(self, tag_rows: TagRows) -> None:
+    def __init__(self, tag_rows: TagRows, views: Views) -> None:
         #: Derives the (key, search value) pairs of a record's tags (manifest.md §4.6).
         self._tag_rows = tag_rows
+        self._views = views
 
     # --- reads ------------------------------------------------------------------------------
 
+    # Built once: building and cache-keying a statement costs more than running it.
+    _GET = (
+        select(
+            image_docs.c.record,
+            images.c.revision,
+            images.c.valid,
+            image_docs.c.view_v1,
+            image_docs.c.etag_v1,
+            image_docs.c.view_v2,
+            image_docs.c.etag_v2,
+        )
+        .select_from(images.join(image_docs, image_docs.c.uuid == images.c.uuid))
+        .where(images.c.uuid == bindparam("uuid"))
+    )
+    _EXISTS = select(images.c.uuid).where(images.c.uuid == bindparam("uuid"))
+
     def get(self, conn: Connection, uuid: str) -> StoredImage | None:
-        row = conn.execute(
-            select(images.c.record, images.c.revision, images.c.valid).where(images.c.uuid == uuid)
-        ).first()
+        row = conn.execute(self._GET, {"uuid": uuid}).first()
         if row is None:
             return None
-        return StoredImage(load_record(row.record), int(row.revision), bool(row.valid))
+        return StoredImage(
+            load_record(row.record),
+            int(row.revision),
+            bool(row.valid),
+            (row.view_v1, row.etag_v1, row.view_v2, row.etag_v2),
+        )
 
     def exists(self, conn: Connection, uuid: str) -> bool:
-        return conn.execute(select(images.c.uuid).where(images.c.uuid == uuid)).first() is not None
+        return conn.execute(self._EXISTS, {"uuid": uuid}).first() is not None
 
     def dependents(self, conn: Connection, uuid: str, channel: str | None) -> list[str]:
         q = select(images.c.uuid).where(images.c.origin == uuid)
@@ -154,9 +185,52 @@ class ImageRepository:
     def insert(self, conn: Connection, rec: Mapping[str, Any], valid: bool, kind: str = "create") -> int:
         uuid = rec["uuid"]
         conn.execute(insert(images).values(uuid=uuid, revision=1, **_columns(rec, valid)))
+        conn.execute(insert(image_docs).values(uuid=uuid, **_doc(rec, self._views)))
         self._sync_side_tables(conn, uuid, rec, fresh=True)
         self.append_change(conn, uuid, kind, rec)
         return 1
+
+    def insert_many(self, conn: Connection, recs: Sequence[tuple[Mapping[str, Any], bool]]) -> None:
+        """Bulk insert (imports, seeding, benchmarks): one statement per table."""
+        from catalog_service.clock import now_timestamp
+
+        if not recs:
+            return
+        conn.execute(insert(images), [{"uuid": r["uuid"], "revision": 1, **_columns(r, v)} for r, v in recs])
+        conn.execute(insert(image_docs), [{"uuid": r["uuid"], **_doc(r, self._views)} for r, _ in recs])
+        rows: dict[Any, list[dict[str, Any]]] = {
+            image_acl: [],
+            image_tags: [],
+            image_billing_tags: [],
+            image_channels: [],
+            image_blobs: [],
+        }
+        for rec, _ in recs:
+            uuid = rec["uuid"]
+            acl = rec.get("acl")
+            rows[image_acl] += [
+                {"image_uuid": uuid, "account": a}
+                for a in _unique_strings([acl] if isinstance(acl, str) else acl)
+            ]
+            rows[image_tags] += [{"image_uuid": uuid, "key": k, "value": v} for k, v in self._tag_rows(rec)]
+            bt = rec.get("billing_tags")
+            rows[image_billing_tags] += [
+                {"image_uuid": uuid, "tag": t} for t in _unique_strings([bt] if isinstance(bt, str) else bt)
+            ]
+            rows[image_channels] += [
+                {"image_uuid": uuid, "channel": c} for c in _unique_strings(rec.get("channels"))
+            ]
+            rows[image_blobs] += [{"image_uuid": uuid, "blob_id": b} for b in sorted(blob_ids_of(rec))]
+        for table, table_rows in rows.items():
+            _bulk(conn, table, table_rows)
+        now = now_timestamp()
+        conn.execute(
+            insert(changes),
+            [
+                {"image_uuid": r["uuid"], "kind": "create", "changed_at": now, "record": dump_record(r)}
+                for r, _ in recs
+            ],
+        )
 
     def update(self, conn: Connection, rec: Mapping[str, Any], revision: int, valid: bool, kind: str) -> int:
         """Replace the record if it is still at ``revision``; returns the new revision."""
@@ -168,6 +242,7 @@ class ImageRepository:
         )
         if res.rowcount != 1:
             raise ConcurrentUpdate(uuid)
+        conn.execute(update(image_docs).where(image_docs.c.uuid == uuid).values(**_doc(rec, self._views)))
         self._sync_side_tables(conn, uuid, rec, fresh=False)
         self.append_change(conn, uuid, kind, rec)
         return revision + 1
@@ -178,10 +253,13 @@ class ImageRepository:
             raise ConcurrentUpdate(uuid)
         for t in (image_acl, image_tags, image_billing_tags, image_channels, image_blobs):
             conn.execute(delete(t).where(t.c.image_uuid == uuid))
+        conn.execute(delete(image_docs).where(image_docs.c.uuid == uuid))
         self.append_change(conn, uuid, "delete", None)
 
-    def set_valid(self, conn: Connection, uuid: str, valid: bool) -> None:
+    def refresh_derived(self, conn: Connection, uuid: str, rec: Mapping[str, Any], valid: bool) -> None:
+        """Recompute validity and views after a configuration change (no revision bump)."""
         conn.execute(update(images).where(images.c.uuid == uuid).values(valid=valid))
+        conn.execute(update(image_docs).where(image_docs.c.uuid == uuid).values(**_doc(rec, self._views)))
 
     def append_change(self, conn: Connection, uuid: str, kind: str, rec: Mapping[str, Any] | None) -> None:
         from catalog_service.clock import now_timestamp

@@ -1,6 +1,6 @@
 """The catalog's tables (SQLAlchemy Core). Migrations in catalog_service/migrations mirror this.
 
-``images.record`` holds the full stored record (JSON text, key order preserved); the other columns
+``image_docs.record`` holds the full stored record (JSON text, key order preserved); the other columns
 and the side tables are derived from it on every write so that ListImages filters, sorts and pages
 in the database with indexes.
 """
@@ -43,14 +43,27 @@ images = Table(
     #: Whether the record passes validation under the configuration in ``meta.config_fingerprint``.
     Column("valid", Boolean, nullable=False),
     Column("expires_at", Text, nullable=True),
-    Column("record", Text, nullable=False),
     #: Optimistic concurrency: every UPDATE is conditional on the revision read.
     Column("revision", BigInteger, nullable=False),
-    Index("ix_images_list", "valid", "activated", "disabled", "published_sort", "uuid"),
+    #: Every listing walks this index in sort order (state filters are cheap on the scanned rows).
+    Index("ix_images_order", "valid", "published_sort", "uuid"),
     Index("ix_images_owner", "owner", "published_sort", "uuid"),
     Index("ix_images_name", "name"),
     Index("ix_images_origin", "origin"),
-    Index("ix_images_sort", "published_sort", "uuid"),
+)
+
+#: The documents of each image, kept apart so that ``images`` rows stay small and fast to scan.
+image_docs = Table(
+    "image_docs",
+    metadata,
+    Column("uuid", String(36), ForeignKey("images.uuid", ondelete="CASCADE"), primary_key=True),
+    Column("record", Text, nullable=False),
+    #: The REST image object (compact JSON, no admin fields) for API v1 (no channels) and v2, and
+    #: their ETags, rendered at write time so reads serve them without re-serializing.
+    Column("view_v1", Text, nullable=False),
+    Column("etag_v1", String(40), nullable=False),
+    Column("view_v2", Text, nullable=False),
+    Column("etag_v2", String(40), nullable=False),
 )
 
 image_acl = Table(

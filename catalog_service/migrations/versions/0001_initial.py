@@ -32,15 +32,22 @@ def upgrade() -> None:
         sa.Column("origin", sa.String(64), nullable=True),
         sa.Column("valid", sa.Boolean, nullable=False),
         sa.Column("expires_at", sa.Text, nullable=True),
-        sa.Column("record", sa.Text, nullable=False),
         sa.Column("revision", sa.BigInteger, nullable=False),
     )
-    op.create_index("ix_images_list", "images", ["valid", "activated", "disabled", "published_sort", "uuid"])
+    op.create_index("ix_images_order", "images", ["valid", "published_sort", "uuid"])
     op.create_index("ix_images_owner", "images", ["owner", "published_sort", "uuid"])
     op.create_index("ix_images_name", "images", ["name"])
     op.create_index("ix_images_origin", "images", ["origin"])
-    op.create_index("ix_images_sort", "images", ["published_sort", "uuid"])
     fk = {"ondelete": "CASCADE"}
+    op.create_table(
+        "image_docs",
+        sa.Column("uuid", sa.String(36), sa.ForeignKey("images.uuid", **fk), primary_key=True),
+        sa.Column("record", sa.Text, nullable=False),
+        sa.Column("view_v1", sa.Text, nullable=False),
+        sa.Column("etag_v1", sa.String(40), nullable=False),
+        sa.Column("view_v2", sa.Text, nullable=False),
+        sa.Column("etag_v2", sa.String(40), nullable=False),
+    )
     op.create_table(
         "image_acl",
         sa.Column("image_uuid", sa.String(36), sa.ForeignKey("images.uuid", **fk), primary_key=True),
@@ -93,6 +100,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for t in ("meta", "changes", "image_blobs", "image_channels", "image_billing_tags", "image_tags", "image_acl"):
+    for t in ("meta", "changes", "image_blobs", "image_docs", "image_channels", "image_billing_tags", "image_tags", "image_acl"):
         op.drop_table(t)
     op.drop_table("images")
