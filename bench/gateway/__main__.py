@@ -64,10 +64,10 @@ def peak_rss_mib(p: psutil.Process) -> float:
     try:
         for line in Path(f"/proc/{p.pid}/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
+                return float(int(line.split()[1]) / 1024)
     except OSError:
         pass
-    return p.memory_info().rss / 1024 / 1024
+    return float(p.memory_info().rss) / 1024 / 1024
 
 
 # --- load generator ---------------------------------------------------------------------------------
@@ -114,7 +114,7 @@ def get_image_rps(port: int, uuids: list[str], seconds: float, concurrency: int,
     t0 = time.perf_counter()
     for w in workers:
         w.start()
-    total = sum(q.get() for _ in workers)
+    total = int(sum(q.get() for _ in workers))
     for w in workers:
         w.join()
     return total / (time.perf_counter() - t0)

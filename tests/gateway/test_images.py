@@ -52,7 +52,8 @@ def test_list_account_scoping(dc: httpx.Client) -> None:
     # state=unactivated with account: own images only.
     assert uuids(dc.get(f"/images?account={VADER}&state=unactivated")) >= {JOIN_US}
     assert JOIN_US not in uuids(dc.get(f"/images?account={LUKE}&state=unactivated"))
-    assert uuids(dc.get(f"/images?account={LUKE}&owner={VADER}")) == {FATHER}
+    got = uuids(dc.get(f"/images?account={LUKE}&owner={VADER}"))
+    assert FATHER in got and not got & {DARK_SIDE, JOIN_US}
 
 
 def test_list_filters(dc: httpx.Client) -> None:
@@ -62,7 +63,8 @@ def test_list_filters(dc: httpx.Client) -> None:
     assert BASE_181 not in uuids(dc.get("/images?type=!zone-dataset"))
     assert uuids(dc.get("/images?public=false")) >= {FATHER}
     assert BASE_181 not in uuids(dc.get("/images?public=false"))
-    assert uuids(dc.get(f"/images?owner={VADER}&state=all")) == {FATHER, DARK_SIDE, JOIN_US}
+    got = uuids(dc.get(f"/images?owner={VADER}&state=all"))
+    assert got >= {FATHER, DARK_SIDE, JOIN_US} and not got & {BASE_181, NODEJS}
 
 
 def test_list_tags_and_billing_tags(dc: httpx.Client) -> None:
