@@ -256,7 +256,7 @@ def test_change_feed_follows_live(catalog_dc: Catalog) -> None:
     img = catalog_dc.create(manifest())
     update(catalog_dc, img["uuid"], {"description": "live"})
     assert done.wait(10), "live changes were not streamed"
-    stream.cancel()
+    stream.cancel()  # type: ignore[no-untyped-call]
     t.join(5)
     assert [(e.image_uuid, e.kind) for e in received[:2]] == [
         (img["uuid"], "create"),
