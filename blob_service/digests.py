@@ -152,7 +152,7 @@ class DigestSet:
             return None
         hashers: dict[str, Hasher] = {}
         for name in ALGORITHMS:
-            h = new_hasher(name, saved.get(name))
+            h = new_hasher(name, saved[name]) if name in saved else None
             if h is None:
                 return None
             hashers[name] = h

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import random
 from collections.abc import Iterator
+from typing import TypedDict
 
 from blob_service.settings import MIB
 
@@ -19,7 +20,14 @@ def pieces(data: bytes, size: int = MIB) -> Iterator[bytes]:
         yield data[i : i + size]
 
 
-def digests(data: bytes) -> dict[str, str]:
+class Expected(TypedDict):
+    sha1: str
+    md5: str
+    sha256: str
+
+
+def expected(data: bytes) -> Expected:
+    """The digests as keyword arguments of the client."""
     return {
         "sha1": hashlib.sha1(data).hexdigest(),
         "md5": hashlib.md5(data).hexdigest(),
@@ -29,3 +37,8 @@ def digests(data: bytes) -> dict[str, str]:
 
 def content_md5(data: bytes) -> str:
     return base64.b64encode(hashlib.md5(data).digest()).decode()
+
+
+def digests(data: bytes) -> dict[str, str]:
+    e = expected(data)
+    return {"sha1": e["sha1"], "md5": e["md5"], "sha256": e["sha256"]}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 from pathlib import Path
 
@@ -70,7 +71,7 @@ def test_resume_across_streams_and_replicas(
     data = payload(3 * PART + 777, seed=1)
     up = service.start_upload(expected_size=len(data))
     cuts = [0, 100, PART - 1, PART + 5, 2 * PART, 3 * PART + 1, len(data)]
-    for i, (a, b) in enumerate(zip(cuts, cuts[1:], strict=False)):
+    for i, (a, b) in enumerate(itertools.pairwise(cuts)):
         replica = service if i % 2 == 0 else BlobService(make_storage(settings), settings, clock)
         state = replica.write(up.upload_id, chunks(data[a:b], a))
         assert state.offset == b
@@ -176,7 +177,11 @@ def test_size_limit_while_writing(service: BlobService) -> None:
     ],
 )
 def test_failed_commit_leaves_nothing(
-    service: BlobService, storage: Storage, at_start: dict[str, object], at_commit: dict[str, object], why: str
+    service: BlobService,
+    storage: Storage,
+    at_start: dict[str, object],
+    at_commit: dict[str, object],
+    why: str,
 ) -> None:
     data = payload(PART + 100, seed=5)
     up = service.start_upload(**at_start)  # type: ignore[arg-type]
