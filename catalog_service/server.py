@@ -14,6 +14,7 @@ from catalog_service.service import CatalogService
 from catalog_service.servicer import CatalogServicer
 from catalog_service.settings import CatalogSettings
 from imgapi_common.grpc_server import build_server
+from imgapi_common.observability import ObservabilityInterceptor
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ def create_server(
         [SERVICE_NAME],
         settings.bind,
         max_workers=settings.max_workers,
+        interceptors=[ObservabilityInterceptor()],
     )
     _start_reaper(service)
     return server, port, health, service

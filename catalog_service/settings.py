@@ -50,6 +50,9 @@ class CatalogSettings(BaseSettings):
     default_storage: str = "local"
     placeholder_lifespan_days: int = 7
     max_workers: int = 32
+    #: Port of the Prometheus ``/metrics`` endpoint (0 = disabled).
+    metrics_port: int = 0
+    log_level: str = "INFO"
     grace_seconds: float = 10.0
     #: Migrate the database to head at start-up (the embedded default). Production runs
     #: ``python -m catalog_service migrate`` once instead.

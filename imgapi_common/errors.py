@@ -166,9 +166,7 @@ def to_rpc_status(err: ImgapiError, domain: str = DOMAIN) -> status_pb2.Status:
         a = any_pb2.Any()
         a.Pack(bad)
         packed.append(a)
-    return status_pb2.Status(
-        code=getattr(code_pb2, err.grpc_code.name), message=err.message, details=packed
-    )
+    return status_pb2.Status(code=getattr(code_pb2, err.grpc_code.name), message=err.message, details=packed)
 
 
 def abort_with(context: grpc.ServicerContext, err: ImgapiError, domain: str = DOMAIN) -> None:

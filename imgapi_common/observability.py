@@ -1,0 +1,185 @@
+"""Observability shared by every service: JSON logs carrying the request id, Prometheus metrics.
+
+* ``configure_logging(service)``: one JSON object per log line (``ts``, ``level``, ``service``,
+  ``logger``, ``msg``, ``request_id`` when inside a request, exception text).
+* ``request_id``: a context variable set per request; the gateway takes it from ``x-request-id`` and
+  sends it to the services as gRPC metadata ``x-request-id``; :class:`ObservabilityInterceptor`
+  picks it up on the service side, so every log line of one request carries the same id.
+* gRPC metrics (``imgapi_grpc_requests_total``, ``imgapi_grpc_request_seconds``) recorded by the
+  interceptor; ``start_metrics_server(port)`` exposes ``/metrics`` (Prometheus text format).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import grpc
+from prometheus_client import Counter, Histogram, start_http_server
+
+#: The id of the request being served in this context ("" outside requests).
+request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
+
+REQUEST_ID_METADATA = "x-request-id"
+
+GRPC_REQUESTS = Counter("imgapi_grpc_requests_total", "gRPC requests handled", ["service", "method", "code"])
+GRPC_LATENCY = Histogram(
+    "imgapi_grpc_request_seconds",
+    "gRPC request handling time (streams: until the handler returns)",
+    ["service", "method"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10, 60, 600),
+)
+
+
+class JsonFormatter(logging.Formatter):
+    def __init__(self, service: str) -> None:
+        super().__init__()
+        self.service = service
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "service": self.service,
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        rid = getattr(record, "request_id", "") or request_id.get()
+        if rid:
+            out["request_id"] = rid
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return json.dumps(out, ensure_ascii=False)
+
+
+def configure_logging(service: str, level: str = "INFO") -> None:
+    """Route all logging to stderr as JSON lines."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter(service))
+    formatter = handler.formatter
+    formatter.converter = time.gmtime  # type: ignore[union-attr]
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+
+
+def start_metrics_server(port: int, host: str = "127.0.0.1") -> int:
+    """Serve ``/metrics`` on ``host:port`` (0 = no metrics server). Returns the port."""
+    if port <= 0:
+        return 0
+    start_http_server(port, addr=host)
+    return port
+
+
+def _split(full_method: str) -> tuple[str, str]:
+    _, service, method = full_method.split("/", 2)
+    return service, method
+
+
+class ObservabilityInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
+    """Sets the request id from metadata and records request counts and latencies."""
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],  # type: ignore[type-arg]
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:  # type: ignore[type-arg]
+        handler = continuation(handler_call_details)
+        if handler is None:
+            return None
+        rid = ""
+        for key, value in handler_call_details.invocation_metadata or ():
+            if key == REQUEST_ID_METADATA:
+                rid = str(value)
+        rid = rid or str(uuid.uuid4())
+        try:
+            service, method = _split(handler_call_details.method)
+        except ValueError:
+            service, method = "unknown", handler_call_details.method
+
+        def wrap_unary(fn: Callable[..., Any]) -> Callable[..., Any]:
+            def inner(request: Any, context: grpc.ServicerContext) -> Any:
+                token = request_id.set(rid)
+                start = time.perf_counter()
+                code = "OK"
+                try:
+                    return fn(request, context)
+                except Exception:
+                    code = _code_of(context, default="UNKNOWN")
+                    raise
+                finally:
+                    if code == "OK":
+                        code = _code_of(context, default="OK")
+                    _record(service, method, code, start)
+                    request_id.reset(token)
+
+            return inner
+
+        def wrap_stream_out(fn: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[Any]]:
+            def inner(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+                token = request_id.set(rid)
+                start = time.perf_counter()
+                code = "OK"
+                try:
+                    yield from fn(request, context)
+                except Exception:
+                    code = _code_of(context, default="UNKNOWN")
+                    raise
+                finally:
+                    if code == "OK":
+                        code = _code_of(context, default="OK")
+                    _record(service, method, code, start)
+                    request_id.reset(token)
+
+            return inner
+
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                wrap_unary(handler.unary_unary),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.stream_unary is not None:
+            return grpc.stream_unary_rpc_method_handler(
+                wrap_unary(handler.stream_unary),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(
+                wrap_stream_out(handler.unary_stream),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.stream_stream is not None:
+            return grpc.stream_stream_rpc_method_handler(
+                wrap_stream_out(handler.stream_stream),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler
+
+
+access_log = logging.getLogger("imgapi.access")
+
+
+def _record(service: str, method: str, code: str, start: float) -> None:
+    elapsed = time.perf_counter() - start
+    GRPC_LATENCY.labels(service, method).observe(elapsed)
+    GRPC_REQUESTS.labels(service, method, code).inc()
+    access_log.info("rpc %s/%s %s %.1fms", service, method, code, elapsed * 1000)
+
+
+def _code_of(context: grpc.ServicerContext, default: str) -> str:
+    code = context.code() if hasattr(context, "code") else None
+    if code is None:
+        return default
+    if isinstance(code, grpc.StatusCode):
+        return code.name
+    return str(code)
