@@ -1,0 +1,1 @@
+"""Blob service benchmark: ``python -m bench.blob --help``."""
