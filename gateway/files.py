@@ -101,17 +101,25 @@ async def abort_upload(clients: Clients, upload_id: str) -> None:
 
 
 async def rechunk(source: AsyncIterator[bytes], size: int = CHUNK) -> AsyncIterator[bytes]:
-    buf = bytearray()
+    """Re-cut a byte stream into ``size``-byte pieces (the last may be shorter), copying once."""
+    parts: list[bytes] = []
+    have = 0
     async for piece in source:
-        if not buf and len(piece) == size:
+        if not parts and len(piece) == size:
             yield piece
             continue
-        buf += piece
-        while len(buf) >= size:
-            yield bytes(buf[:size])
-            del buf[:size]
-    if buf:
-        yield bytes(buf)
+        parts.append(piece)
+        have += len(piece)
+        if have >= size:
+            joined = b"".join(parts)
+            cut = have - have % size
+            for i in range(0, cut, size):
+                yield joined[i : i + size]
+            rest = joined[cut:]
+            parts = [rest] if rest else []
+            have = len(rest)
+    if parts:
+        yield b"".join(parts)
 
 
 @dataclass
