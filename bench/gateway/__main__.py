@@ -47,7 +47,7 @@ def _catalog_bench() -> Any:
 @contextmanager
 def process(args: list[str], env: dict[str, str], port: int) -> Iterator[psutil.Process]:
     full = dict(os.environ, PYTHONPATH=str(ROOT), **env)
-    proc = subprocess.Popen(args, env=full, cwd=ROOT, stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen(args, env=full, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for_port(port, 120)
         yield psutil.Process(proc.pid)
