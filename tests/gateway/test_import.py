@@ -48,6 +48,15 @@ DC_CHILD = "55555555-5555-4555-8555-555555555555"  # vader's, origin DC_BASE
 VADER_UNACTIVATED = "66666666-6666-4666-8666-666666666666"
 
 
+class QuietServer(ThreadingHTTPServer):
+    """A test server that does not print tracebacks when a client hangs up early."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass
+
+
 class FakeImgapi:
     """``GET /images/:uuid[?account=]`` and ``GET /images/:uuid/file`` over the xdc fixtures."""
 
@@ -99,7 +108,7 @@ class FakeImgapi:
                 self.end_headers()
                 self.wfile.write(body)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = QuietServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
@@ -186,7 +195,7 @@ class FileServer:
                 self.end_headers()
                 self.wfile.write(body)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = QuietServer(("127.0.0.1", 0), Handler)
         self.httpd.socket = _self_signed(tmp).wrap_socket(self.httpd.socket, server_side=True)
         self.httpd.daemon_threads = True
         self.url = f"https://127.0.0.1:{self.httpd.server_address[1]}"
