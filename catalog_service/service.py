@@ -47,6 +47,7 @@ from catalog_service.domain.validation import (
     MAX_ICON_SIZE,
     build_record,
     check_create_body,
+    image_data_error,
     tags_search_array,
     validate_record,
 )
@@ -845,7 +846,17 @@ class CatalogService:
                 _recompute_state(c)
                 # the clone is a new record in stored order: uuid first
                 c = {"v": c.pop("v", 2), "uuid": c.pop("uuid"), **c}
-                self.repo.insert(conn, c, self.is_valid(c), kind="create")
+                # a clone is activated: it needs a file, and must be a valid record (never stored
+                # invisible); any failure rolls back the clones created so far
+                files = c.get("files")
+                if not isinstance(files, list) or not files:
+                    raise ImgapiError(
+                        "NoActivationNoFile", f'image "{c["uuid"]}" cannot be activated: it has no file'
+                    )
+                problems = validate_record(c, self.cfg)
+                if problems:
+                    raise image_data_error(problems)
+                self.repo.insert(conn, c, True, kind="create")
                 prev = c["uuid"]
             last = c
         self._notify()
