@@ -1,1 +1,3 @@
-"""imgapi_cli."""
+"""imgapi_cli: the ``imgapi`` command line client of IMGAPI-compatible servers."""
+
+__version__ = "0.1.0"
