@@ -34,10 +34,11 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from imgapi.v1 import catalog_pb2, catalog_pb2_grpc, common_pb2  # noqa: E402
+
 from catalog_service.db.engine import make_engine, migrate  # noqa: E402
 from catalog_service.service import CatalogService  # noqa: E402
 from catalog_service.settings import CatalogSettings  # noqa: E402
-from imgapi.v1 import catalog_pb2, catalog_pb2_grpc, common_pb2  # noqa: E402
 from tests.components import free_port, pg_database, wait_for_port  # noqa: E402
 
 OWNERS = [str(uuid.UUID(int=random.Random(i).getrandbits(128), version=4)) for i in range(200)]
@@ -85,9 +86,12 @@ def generate(n: int, seed: int = 7) -> Iterator[dict[str, Any]]:
             rec.update(nic_driver="virtio", disk_driver="virtio", cpu_type="host", image_size=10240)
         if activated:
             day = rnd.randint(0, 364)
-            rec["published_at"] = time.strftime(
-                "%Y-%m-%dT%H:%M:%S", time.gmtime(1_700_000_000 + day * 86400 + rnd.randint(0, 86399))
-            ) + f".{rnd.randint(0, 999):03d}Z"
+            rec["published_at"] = (
+                time.strftime(
+                    "%Y-%m-%dT%H:%M:%S", time.gmtime(1_700_000_000 + day * 86400 + rnd.randint(0, 86399))
+                )
+                + f".{rnd.randint(0, 999):03d}Z"
+            )
         from catalog_service.domain.validation import tags_search_array
 
         rec["tags_search"] = tags_search_array(rec["tags"])
@@ -134,7 +138,7 @@ def catalog_process(url: str) -> Iterator[tuple[int, psutil.Process]]:
 
 def pct(values: list[float], p: float) -> float:
     s = sorted(values)
-    return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]
+    return s[min(len(s) - 1, round(p / 100 * (len(s) - 1)))]
 
 
 def list_latencies(stub: Any, req: Any, runs: int) -> tuple[float, float, int]:
@@ -211,9 +215,13 @@ def run_backend(name: str, url: str, args: argparse.Namespace) -> None:
                 p50, p99, n = list_latencies(stub, req, args.runs)
                 worst[limit] = max(worst[limit], p50)
                 print(f"  {label:34} {limit:>5} {p50:8.1f} {p99:8.1f} {n:>5}")
-        print(f"  worst p50: limit 100 {worst[100]:.1f} ms (target <= 20), limit 1000 {worst[1000]:.1f} ms (target <= 100)")
+        print(
+            f"  worst p50: limit 100 {worst[100]:.1f} ms (target <= 20), limit 1000 {worst[1000]:.1f} ms (target <= 100)"
+        )
         rps = get_throughput(port, uuids, args.procs, args.threads, args.seconds)
-        print(f"  GetImage: {rps:,.0f} RPC/s with {args.procs}x{args.threads} concurrent clients (target >= 2,000)")
+        print(
+            f"  GetImage: {rps:,.0f} RPC/s with {args.procs}x{args.threads} concurrent clients (target >= 2,000)"
+        )
         rss = proc.memory_info().rss / 2**20
         print(f"  catalog process RSS: {rss:.0f} MiB")
 
