@@ -13,7 +13,7 @@ import itertools
 import time
 import zlib
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -291,44 +291,55 @@ class BlobClient:
 
     # --- blobs ------------------------------------------------------------------------------------
 
-    def open(self, blob_id: str, offset: int = 0, length: int = 0) -> tuple[BlobInfo, Iterator[bytes]]:
+    def open(
+        self, blob_id: str, offset: int = 0, length: int = 0
+    ) -> tuple[BlobInfo, Generator[bytes, None, None]]:
         """The blob's info (before any byte is consumed) and an iterator over the requested range.
 
         A stream broken by a transient failure continues from where it stopped.
         """
         req = blob_pb2.ReadBlobRequest(blob_id=blob_id, offset=offset, length=length)
-        call: Iterator[blob_pb2.ReadBlobResponse] = iter(self.stub.ReadBlob(req, timeout=self.timeout))
-        first = self._call(lambda: next(call))
+        call = self.stub.ReadBlob(req, timeout=self.timeout)
+        responses: Iterator[blob_pb2.ReadBlobResponse] = iter(call)
+        try:
+            first = self._call(lambda: next(responses))
+        except BaseException:
+            call.cancel()  # type: ignore[no-untyped-call]
+            raise
         info = BlobInfo.of(first.info)
         end = offset + length if length else info.size
 
-        def chunks() -> Iterator[bytes]:
+        def chunks() -> Generator[bytes, None, None]:
+            nonlocal call, responses
             pos = offset
-            responses: Iterator[blob_pb2.ReadBlobResponse] = call
-            if first.data:
-                pos += len(first.data)
-                yield first.data
             failures = 0
-            while True:
-                try:
-                    for msg in responses:
-                        pos += len(msg.data)
-                        yield msg.data
-                    return
-                except grpc.RpcError as e:
-                    err = BlobError.from_rpc_error(e)
-                    failures += 1
-                    if err.reason not in ("Unavailable", "StorageIsDown") or failures > self.retries:
-                        raise err from None
-                    if pos >= end:
+            try:
+                if first.data:
+                    pos += len(first.data)
+                    yield first.data
+                while True:
+                    try:
+                        for msg in responses:
+                            pos += len(msg.data)
+                            yield msg.data
                         return
-                    time.sleep(self.retry_delay * failures)
-                    again = blob_pb2.ReadBlobRequest(blob_id=blob_id, offset=pos, length=end - pos)
-                    responses = iter(self.stub.ReadBlob(again, timeout=self.timeout))
+                    except grpc.RpcError as e:
+                        err = BlobError.from_rpc_error(e)
+                        failures += 1
+                        if err.reason not in ("Unavailable", "StorageIsDown") or failures > self.retries:
+                            raise err from None
+                        if pos >= end:
+                            return
+                        time.sleep(self.retry_delay * failures)
+                        again = blob_pb2.ReadBlobRequest(blob_id=blob_id, offset=pos, length=end - pos)
+                        call = self.stub.ReadBlob(again, timeout=self.timeout)
+                        responses = iter(call)
+            finally:
+                call.cancel()  # type: ignore[no-untyped-call]  # reader stopped early: end the stream
 
         return info, chunks()
 
-    def read(self, blob_id: str, offset: int = 0, length: int = 0) -> Iterator[bytes]:
+    def read(self, blob_id: str, offset: int = 0, length: int = 0) -> Generator[bytes, None, None]:
         """The bytes of ``[offset, offset+length)`` (``length`` 0: to the end)."""
         _, chunks = self.open(blob_id, offset, length)
         yield from chunks

@@ -131,6 +131,7 @@ class Result:
     floor_s: float
     rss_base: int
     rss_peak: int
+    cpu: dict[str, tuple[float, float]]  # phase -> (service CPU s, this process CPU s)
 
     def lines(self) -> list[str]:
         mb = self.size / 1e6
@@ -142,6 +143,10 @@ class Result:
             f"{self.floor_s:.2f} s); upload time / floor = {self.upload_s / self.floor_s:.2f}",
             f"  service RSS  base {self.rss_base / MIB:.1f} MiB, peak {self.rss_peak / MIB:.1f} MiB, "
             f"growth {(self.rss_peak - self.rss_base) / MIB:.1f} MiB",
+            *(
+                f"  CPU {phase:<8}  service {svc:.2f} s, client {cli:.2f} s"
+                for phase, (svc, cli) in self.cpu.items()
+            ),
         ]
 
 
@@ -165,6 +170,16 @@ def hash_floor(pool: list[bytes], size: int) -> tuple[float, str]:
         h2.update(piece)
         h3.update(piece)
     return time.perf_counter() - t, h1.hexdigest()
+
+
+def cpu_seconds(service: psutil.Process) -> tuple[float, float]:
+    """(service, this process) user+system CPU seconds so far."""
+    s, me = service.cpu_times(), psutil.Process().cpu_times()
+    return s.user + s.system, me.user + me.system
+
+
+def since(before: tuple[float, float], after: tuple[float, float]) -> tuple[float, float]:
+    return after[0] - before[0], after[1] - before[1]
 
 
 def run_backend(backend: str, size: int, pool: list[bytes], extra_env: dict[str, str], crc: bool) -> Result:
@@ -195,15 +210,18 @@ def run_backend(backend: str, size: int, pool: list[bytes], extra_env: dict[str,
                 sampler.start()
                 base = sampler.reset()
 
-                t = time.perf_counter()
+                cpu: dict[str, tuple[float, float]] = {}
+                t, c = time.perf_counter(), cpu_seconds(sampler.proc)
                 info = client.upload(chunks(pool, size), expected_size=size)
                 upload_s = time.perf_counter() - t
+                cpu["upload"] = since(c, cpu_seconds(sampler.proc))
 
-                t = time.perf_counter()
+                t, c = time.perf_counter(), cpu_seconds(sampler.proc)
                 got = 0
                 for data in client.read(info.blob_id):
                     got += len(data)
                 download_s = time.perf_counter() - t
+                cpu["download"] = since(c, cpu_seconds(sampler.proc))
                 if got != size:
                     raise SystemExit(f"downloaded {got} bytes, expected {size}")
                 peak = sampler.peak
@@ -216,7 +234,7 @@ def run_backend(backend: str, size: int, pool: list[bytes], extra_env: dict[str,
                 sampler.stop()
             proc.terminate()
             proc.wait(30)
-    return Result(backend, size, upload_s, download_s, floor_s, base, peak)
+    return Result(backend, size, upload_s, download_s, floor_s, base, peak, cpu)
 
 
 def main() -> None:

@@ -248,3 +248,13 @@ def test_expired_upload_is_reaped_by_the_background_reaper(settings: BlobSetting
     finally:
         srv.stop(0)
         svc.stop()
+
+
+def test_reader_stopping_early_releases_the_stream(client: BlobClient) -> None:
+    data = payload(4 * MIB, seed=16)
+    info = client.upload(pieces(data))
+    reader = client.read(info.blob_id)
+    assert next(reader) == data[:MIB]
+    reader.close()  # e.g. the HTTP client went away
+    assert b"".join(client.read(info.blob_id, MIB, 1)) == data[MIB : MIB + 1]
+    assert client.delete(info.blob_id)
