@@ -23,8 +23,9 @@ from imgapi_cli.client import ImgapiError
 
 
 def stdout() -> Console:
-    # Built per call: sys.stdout may be swapped (tests, pipes).
-    return Console(file=sys.stdout, soft_wrap=True)
+    # Built per call: sys.stdout may be swapped (tests, pipes). Not a terminal: never truncate.
+    width = None if sys.stdout.isatty() else 100_000
+    return Console(file=sys.stdout, soft_wrap=True, width=width)
 
 
 def stderr() -> Console:

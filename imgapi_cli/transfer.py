@@ -554,7 +554,7 @@ def download(
             done = have
             try:
                 with part.open("ab" if have else "wb") as out:
-                    for data in r.iter_bytes():
+                    for data in r.iter_bytes(64 << 10):
                         fault.take(len(data))
                         out.write(data)
                         md5.update(data)
