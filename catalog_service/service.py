@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, func, select
 
 from catalog_service import list_params
 from catalog_service.clock import now_timestamp
@@ -933,6 +933,12 @@ class CatalogService:
             )
             for r in rows
         ]
+
+    def changes_head(self) -> int:
+        """The newest cursor of the feed (0 when empty)."""
+        with self._read() as conn:
+            head = conn.execute(select(func.max(changes.c.cursor))).scalar()
+        return int(head or 0)
 
     def follow_changes(
         self, cursor: int, *, replay_only: bool, is_active: Callable[[], bool], poll_seconds: float = 0.25

@@ -331,11 +331,18 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
         self, request: catalog_pb2.WatchChangesRequest, context: grpc.ServicerContext
     ) -> Iterator[catalog_pb2.ChangeEvent]:
         try:
+            head = 0
             for ch in self.s.follow_changes(
                 request.after_cursor, replay_only=request.replay_only, is_active=context.is_active
             ):
+                if ch.cursor >= head:
+                    head = max(ch.cursor, self.s.changes_head())
                 ev = catalog_pb2.ChangeEvent(
-                    cursor=ch.cursor, image_uuid=ch.image_uuid, kind=ch.kind, changed_at=ch.changed_at
+                    cursor=ch.cursor,
+                    image_uuid=ch.image_uuid,
+                    kind=ch.kind,
+                    changed_at=ch.changed_at,
+                    head_cursor=head,
                 )
                 if ch.record is not None:
                     r = self.s.render(ch.record, View(include_channels=True, include_admin_fields=True), 0)

@@ -879,12 +879,15 @@ class ChangeEvent(_message.Message):
     KIND_FIELD_NUMBER: _builtins.int
     CHANGED_AT_FIELD_NUMBER: _builtins.int
     IMAGE_FIELD_NUMBER: _builtins.int
+    HEAD_CURSOR_FIELD_NUMBER: _builtins.int
     cursor: _builtins.int
     image_uuid: _builtins.str
     kind: _builtins.str
     """create | update | activate | disable | enable | acl | icon | file | channel | delete"""
     changed_at: _builtins.str
     """ISO-8601"""
+    head_cursor: _builtins.int
+    """The newest cursor of the feed when this event was sent (>= cursor): lets a consumer show its lag."""
     @_builtins.property
     def image(self) -> _image_pb2.Image:
         """The image after the change (absent for delete), with view_json for the full v2 admin view."""
@@ -897,10 +900,11 @@ class ChangeEvent(_message.Message):
         kind: _builtins.str = ...,
         changed_at: _builtins.str = ...,
         image: _image_pb2.Image | None = ...,
+        head_cursor: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_image", b"_image", "image", b"image"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_image", b"_image", "changed_at", b"changed_at", "cursor", b"cursor", "image", b"image", "image_uuid", b"image_uuid", "kind", b"kind"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_image", b"_image", "changed_at", b"changed_at", "cursor", b"cursor", "head_cursor", b"head_cursor", "image", b"image", "image_uuid", b"image_uuid", "kind", b"kind"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__image: _TypeAlias = _typing.Literal["image"]  # noqa: Y015
     _WhichOneofArgType__image: _TypeAlias = _typing.Literal["_image", b"_image"]  # noqa: Y015

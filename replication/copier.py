@@ -1,0 +1,534 @@
+"""Copying one image (and its missing origins, root first) from a source into this datacenter.
+
+Every step is idempotent, so a killed copier redoes at most the step it was in:
+
+1. AdminImportImage with the source manifest (uuid and published_at preserved): an *unactivated*
+   image, invisible to default listings.
+2. The file: a blob-service upload whose id is persisted before the first byte; after a crash the
+   copy continues from the upload's committed offset (ranged ReadBlob for gRPC sources), the upload
+   is committed with the source's SHA-1 (+MD5) and attached (AttachImageFile).
+3. The icon (small: one upload), then ActivateImage: the image becomes visible complete.
+4. Metadata: UpdateImage of the fields that differ, Disable/Enable, ACL, icon.
+
+An image that exists here with another owner or another file digest is a *conflict*: it is recorded
+and left untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from imgapi.v1 import catalog_pb2, catalog_pb2_grpc, common_pb2, image_pb2
+
+from blob_service.client import BlobClient
+from blob_service.errors import BlobError
+from imgapi_common.errors import ImgapiError, from_rpc_error
+from replication.sources import (
+    CHANNEL_OPTIONS,
+    ZERO_UUID,
+    Source,
+    SourceError,
+    SourceImage,
+    md5_hex,
+)
+from replication.store import Store
+
+log = logging.getLogger(__name__)
+
+#: Keys of the image object kept in sync by UpdateImage (owner: a difference is a conflict).
+SYNCED_KEYS = (
+    "name",
+    "version",
+    "description",
+    "homepage",
+    "eula",
+    "public",
+    "os",
+    "requirements",
+    "users",
+    "tags",
+    "generate_passwords",
+    "inherited_directories",
+    "nic_driver",
+    "disk_driver",
+    "cpu_type",
+    "image_size",
+    "billing_tags",
+    "traits",
+)
+#: Keys of the REST image object that are not AdminImportImage input.
+NOT_IMPORTED = ("files", "state", "icon", "channels")
+MAX_ORIGIN_DEPTH = 100
+#: Errors of the destination worth retrying.
+TRANSIENT_CODES = frozenset({"ServiceUnavailableError", "InternalError", "StorageIsDown"})
+TRANSIENT_BLOB = frozenset({"Unavailable", "UploadBusy", "StorageIsDown", "OffsetMismatch", "Internal"})
+
+OPERATOR_WRITE = common_pb2.CallerContext()
+OPERATOR_READ = common_pb2.CallerContext(channel="*")
+VIEW = common_pb2.ImageView(include_channels=True, include_admin_fields=True)
+
+
+class CopyError(Exception):
+    """A copy step failed; ``transient`` says whether a later retry may succeed."""
+
+    def __init__(self, message: str, *, transient: bool = True) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+
+class Conflict(Exception):
+    def __init__(self, uuid: str, reason: str, detail: str) -> None:
+        super().__init__(f"conflict on {uuid}: {reason}: {detail}")
+        self.uuid = uuid
+        self.reason = reason
+        self.detail = detail
+
+
+# --- bandwidth ---------------------------------------------------------------------------------------
+
+
+class RateLimiter:
+    """A token bucket shared by every copy of a job (bytes/s; ``rate`` 0 = unlimited)."""
+
+    def __init__(self, rate: int, burst: int | None = None) -> None:
+        self.rate = rate
+        self.burst = burst or max(rate // 4, 64 * 1024)
+        self._tokens = float(self.burst)
+        self._last = time.monotonic()
+        self._lock = threading.Lock()
+
+    def take(self, n: int) -> None:
+        if self.rate <= 0:
+            return
+        with self._lock:
+            now = time.monotonic()
+            self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
+            self._last = now
+            self._tokens -= n
+            wait = -self._tokens / self.rate if self._tokens < 0 else 0.0
+        if wait > 0:
+            time.sleep(wait)
+
+    def pieces(self, data: Iterable[bytes]) -> Iterator[bytes]:
+        """``data`` re-cut so that no piece exceeds the burst, each paid for before it is yielded."""
+        step = self.burst if self.rate > 0 else 1 << 62
+        for block in data:
+            for i in range(0, len(block), step):
+                piece = block[i : i + step] if len(block) > step else block
+                self.take(len(piece))
+                yield piece
+
+
+# --- the destination ---------------------------------------------------------------------------------
+
+
+class Destination:
+    """This datacenter's catalog and blob services, called as an operator."""
+
+    def __init__(self, catalog_target: str, blob_target: str, *, timeout: float = 60.0) -> None:
+        self._channels = [
+            grpc.insecure_channel(catalog_target, options=CHANNEL_OPTIONS),
+            grpc.insecure_channel(blob_target, options=CHANNEL_OPTIONS),
+        ]
+        self.catalog = catalog_pb2_grpc.CatalogServiceStub(self._channels[0])
+        self.blobs = BlobClient(self._channels[1], retries=3, retry_delay=0.2, timeout=None)
+        self.timeout = timeout
+
+    def close(self) -> None:
+        for ch in self._channels:
+            ch.close()
+
+    def call(self, method: str, request: Any) -> Any:
+        try:
+            return getattr(self.catalog, method)(request, timeout=self.timeout)
+        except grpc.RpcError as e:
+            err = from_rpc_error(e)
+            raise _dest_error(method, err) from None
+
+    def get(self, uuid: str) -> image_pb2.Image | None:
+        try:
+            resp = self.catalog.GetImage(
+                catalog_pb2.GetImageRequest(caller=OPERATOR_READ, view=VIEW, uuid=uuid), timeout=self.timeout
+            )
+        except grpc.RpcError as e:
+            err = from_rpc_error(e)
+            if err.code == "ResourceNotFound":
+                return None
+            raise _dest_error("GetImage", err) from None
+        return resp.image
+
+
+class DestinationError(CopyError):
+    def __init__(self, method: str, err: ImgapiError) -> None:
+        super().__init__(f"{method}: {err.code}: {err.message}", transient=err.code in TRANSIENT_CODES)
+        self.code = err.code
+
+
+def _dest_error(method: str, err: ImgapiError) -> DestinationError:
+    return DestinationError(method, err)
+
+
+def import_manifest(manifest: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in manifest.items() if k not in NOT_IMPORTED}
+
+
+# --- the copier ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    created: bool = False
+    updated: bool = False
+    bytes: int = 0
+
+
+class Copier:
+    """Brings images of ``source`` into ``dest``. Thread-safe: one lock per image uuid.
+
+    With a ``store`` (a job), the blob upload of a file being copied is persisted so that a
+    restarted copier resumes it, and deletes only touch images this job replicated.
+    """
+
+    def __init__(
+        self,
+        source: Source,
+        dest: Destination,
+        *,
+        store: Store | None = None,
+        job_id: str = "",
+        limiter: RateLimiter | None = None,
+        on_bytes: Callable[[int], None] | None = None,
+        retries: int = 8,
+        backoff: float = 0.2,
+        max_backoff: float = 5.0,
+    ) -> None:
+        self.source = source
+        self.dest = dest
+        self.store = store
+        self.job_id = job_id
+        self.limiter = limiter or RateLimiter(0)
+        self.on_bytes = on_bytes
+        self.retries = retries
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self._locks: dict[str, threading.RLock] = {}
+        self._locks_lock = threading.Lock()
+        #: image uuid -> (bytes committed, total) of files being copied now (status display).
+        self.live: dict[str, tuple[int, int]] = {}
+
+    def _lock(self, uuid: str) -> threading.RLock:
+        with self._locks_lock:
+            lock = self._locks.get(uuid)
+            if lock is None:
+                lock = self._locks[uuid] = threading.RLock()
+            return lock
+
+    # --- public operations ---------------------------------------------------------------------
+
+    def sync(self, img: SourceImage, _depth: int = 0) -> Outcome:
+        """Make the local image ``img.uuid`` match the source (creating it with its origins)."""
+        out = Outcome()
+        if not img.activated:
+            return out  # not published at the source yet: its activate event will bring it
+        with self._lock(img.uuid):
+            dest = self.dest.get(img.uuid)
+            if dest is not None:
+                self._check_conflict(img, dest)
+            if dest is None or not dest.activated:
+                self._ensure_origin(img, _depth)
+                dest = self._create(img, dest, out)
+                out.created = True
+            out.updated = self._sync_metadata(img, dest)
+        return out
+
+    def delete(self, uuid: str) -> bool:
+        """Delete the local copy of ``uuid`` (only one this job replicated, when it has a store)."""
+        with self._lock(uuid):
+            if self.store is not None:
+                p = self.store.get_progress(self.job_id, uuid)
+                if p is None or p.status != "done":
+                    return False
+            if self.dest.get(uuid) is None:
+                return False
+            try:
+                self.dest.call(
+                    "DeleteImage",
+                    catalog_pb2.DeleteImageRequest(
+                        caller=OPERATOR_WRITE, uuid=uuid, force_all_channels="true"
+                    ),
+                )
+            except DestinationError as e:
+                if e.code == "ResourceNotFound":
+                    return False
+                raise
+            return True
+
+    # --- steps ---------------------------------------------------------------------------------
+
+    def _check_conflict(self, img: SourceImage, dest: image_pb2.Image) -> None:
+        if dest.owner != img.owner and ZERO_UUID not in (dest.owner, img.owner):
+            raise Conflict(img.uuid, "owner", f"source owner {img.owner}, local owner {dest.owner}")
+        if dest.files and img.file is not None and dest.files[0].sha1 != img.file.sha1:
+            raise Conflict(
+                img.uuid, "file", f"source file sha1 {img.file.sha1}, local file sha1 {dest.files[0].sha1}"
+            )
+
+    def _ensure_origin(self, img: SourceImage, depth: int) -> None:
+        origin = img.origin
+        if origin is None:
+            return
+        if depth >= MAX_ORIGIN_DEPTH:
+            raise CopyError(f"origin chain of {img.uuid} is too long", transient=False)
+        found = self.dest.get(origin)
+        if found is not None and found.activated:
+            return
+        src = self.source.get(origin)
+        if src is None:
+            raise CopyError(f"origin {origin} of {img.uuid} is missing at the source", transient=True)
+        if not src.activated:
+            raise CopyError(f"origin {origin} of {img.uuid} is not active at the source", transient=True)
+        self.sync(src, depth + 1)
+
+    def _create(self, img: SourceImage, dest: image_pb2.Image | None, out: Outcome) -> image_pb2.Image:
+        if dest is None:
+            req = catalog_pb2.AdminImportImageRequest(
+                caller=OPERATOR_WRITE,
+                view=VIEW,
+                uuid=img.uuid,
+                manifest_json=json.dumps(import_manifest(img.manifest)),
+                skip_owner_check="true",
+                from_source=True,
+            )
+            try:
+                dest = self.dest.call("AdminImportImage", req).image
+            except DestinationError as e:
+                if e.code != "ImageUuidAlreadyExists":
+                    raise
+                dest = self.dest.get(img.uuid)
+                if dest is None:
+                    raise
+                self._check_conflict(img, dest)
+        assert dest is not None
+        if dest.activated:
+            return dest
+        if not dest.files:
+            if img.file is None:
+                raise CopyError(f"source image {img.uuid} has no file", transient=False)
+            dest = self._copy_file(img, out)
+        if img.icon is not None and not dest.HasField("icon"):
+            dest = self._copy_icon(img)
+        try:
+            dest = self.dest.call(
+                "ActivateImage",
+                catalog_pb2.ImageActionRequest(caller=OPERATOR_WRITE, view=VIEW, uuid=img.uuid),
+            ).image
+        except DestinationError as e:
+            if e.code != "ImageAlreadyActivated":
+                raise
+            got = self.dest.get(img.uuid)
+            if got is None:
+                raise
+            dest = got
+        return dest
+
+    def _sleep(self, failures: int) -> None:
+        time.sleep(min(self.max_backoff, self.backoff * (2 ** min(failures, 10))))
+
+    def _copy_file(self, img: SourceImage, out: Outcome) -> image_pb2.Image:
+        f = img.file
+        assert f is not None
+        blobs = self.dest.blobs
+        upload_id = ""
+        offset = 0
+        p = self.store.get_progress(self.job_id, img.uuid) if self.store is not None else None
+        if p is not None and p.upload_id and p.file_sha1 == f.sha1:
+            try:
+                upload_id, offset = p.upload_id, blobs.get_upload(p.upload_id).committed_offset
+            except BlobError as e:
+                if e.reason not in ("UploadNotFound", "InvalidId"):
+                    raise CopyError(f"GetUpload: {e.reason}: {e.message}") from None
+                upload_id = ""
+        if not upload_id:
+            try:
+                st = blobs.start_upload(
+                    expected_size=f.size,
+                    sha1=f.sha1 or None,
+                    md5=md5_hex(f.content_md5),
+                    label=f"replication:{img.uuid}",
+                )
+            except BlobError as e:
+                raise CopyError(f"StartUpload: {e.reason}: {e.message}") from None
+            upload_id, offset = st.upload_id, 0
+        if self.store is not None:
+            self.store.set_progress(
+                self.job_id,
+                img.uuid,
+                status="copying",
+                upload_id=upload_id,
+                file_sha1=f.sha1,
+                bytes_done=offset,
+                bytes_total=f.size,
+                resumed_from=offset,
+            )
+        failures = 0
+        self.live[img.uuid] = (offset, f.size)
+        try:
+            while offset < f.size:
+                start = offset
+                try:
+                    data = self.limiter.pieces(self.source.read_file(img, offset))
+                    offset = blobs.write(upload_id, offset, data)
+                except (BlobError, SourceError) as e:
+                    failures += 1
+                    if isinstance(e, BlobError) and e.reason not in TRANSIENT_BLOB:
+                        raise CopyError(f"WriteChunks: {e.reason}: {e.message}", transient=False) from None
+                    if failures > self.retries:
+                        raise CopyError(f"copying the file of {img.uuid}: {e}") from None
+                    self._sleep(failures)
+                    offset = self._committed(upload_id, e)
+                else:
+                    if offset <= start:  # the source ended early
+                        failures += 1
+                        if failures > self.retries:
+                            raise CopyError(f"source file of {img.uuid} ended at {offset}/{f.size}")
+                        self._sleep(failures)
+                if offset > start:
+                    failures = 0
+                    self._count(img.uuid, offset - start, offset, f.size, out)
+            try:
+                info = blobs.commit(upload_id, sha1=f.sha1 or None, expected_size=f.size)
+            except BlobError as e:
+                if e.reason in ("DigestMismatch", "SizeMismatch", "UploadNotFound"):
+                    if self.store is not None:  # the upload is gone: start over next time
+                        self.store.set_progress(self.job_id, img.uuid, upload_id="", bytes_done=0)
+                    raise CopyError(f"CommitUpload {img.uuid}: {e.reason}: {e.message}") from None
+                raise CopyError(f"CommitUpload {img.uuid}: {e.reason}: {e.message}") from None
+        finally:
+            self.live.pop(img.uuid, None)
+        file = image_pb2.ImageFile(
+            sha1=info.sha1,
+            size=info.size,
+            compression=f.compression or "none",
+            content_md5=info.content_md5,
+            blob_id=info.blob_id,
+        )
+        if f.dataset_guid:
+            file.dataset_guid = f.dataset_guid
+        dest = self.dest.call(
+            "AttachImageFile",
+            catalog_pb2.AttachImageFileRequest(caller=OPERATOR_WRITE, view=VIEW, uuid=img.uuid, file=file),
+        ).image
+        if self.store is not None:
+            self.store.set_progress(self.job_id, img.uuid, upload_id="", bytes_done=f.size)
+        return dest  # type: ignore[no-any-return]
+
+    def _committed(self, upload_id: str, err: Exception) -> int:
+        if isinstance(err, BlobError) and "current_offset" in err.metadata:
+            return int(err.metadata["current_offset"])
+        for attempt in range(self.retries + 1):
+            try:
+                return self.dest.blobs.get_upload(upload_id).committed_offset
+            except BlobError as e:
+                if e.reason not in TRANSIENT_BLOB or attempt == self.retries:
+                    raise CopyError(f"GetUpload {upload_id}: {e.reason}: {e.message}") from None
+                self._sleep(attempt + 1)
+        raise AssertionError("unreachable")
+
+    def _count(self, uuid: str, n: int, done: int, total: int, out: Outcome) -> None:
+        out.bytes += n
+        self.live[uuid] = (done, total)
+        if self.on_bytes is not None:
+            self.on_bytes(n)
+        if self.store is not None:
+            self.store.set_progress(self.job_id, uuid, bytes_done=done)
+
+    def _copy_icon(self, img: SourceImage) -> image_pb2.Image:
+        data, content_type = self.source.read_icon(img)
+        try:
+            info = self.dest.blobs.upload([data], expected_size=len(data), label=f"icon:{img.uuid}")
+        except BlobError as e:
+            raise CopyError(f"icon upload {img.uuid}: {e.reason}: {e.message}") from None
+        icon = image_pb2.ImageIcon(
+            sha1=info.sha1,
+            size=info.size,
+            content_type=content_type,
+            content_md5=info.content_md5,
+            blob_id=info.blob_id,
+        )
+        return self.dest.call(  # type: ignore[no-any-return]
+            "AttachImageIcon",
+            catalog_pb2.AttachImageIconRequest(caller=OPERATOR_WRITE, view=VIEW, uuid=img.uuid, icon=icon),
+        ).image
+
+    def _sync_metadata(self, img: SourceImage, dest: image_pb2.Image) -> bool:
+        changed = False
+        have = json.loads(dest.view_json) if dest.view_json else {}
+        want = img.manifest
+        body: dict[str, Any] = {}
+        for key in SYNCED_KEYS:
+            if key in want:
+                if have.get(key) != want[key] or key not in have:
+                    body[key] = want[key]
+            elif key in have:
+                body[key] = None
+        if body:
+            dest = self.dest.call(
+                "UpdateImage",
+                catalog_pb2.UpdateImageRequest(
+                    caller=OPERATOR_WRITE, view=VIEW, uuid=img.uuid, update_json=json.dumps(body)
+                ),
+            ).image
+            changed = True
+        disabled = want.get("disabled") is True
+        if disabled != dest.disabled:
+            method = "DisableImage" if disabled else "EnableImage"
+            dest = self.dest.call(
+                method, catalog_pb2.ImageActionRequest(caller=OPERATOR_WRITE, view=VIEW, uuid=img.uuid)
+            ).image
+            changed = True
+        want_acl = want.get("acl") if isinstance(want.get("acl"), list) else []
+        assert isinstance(want_acl, list)
+        have_acl = list(dest.acl)
+        add = [a for a in want_acl if a not in have_acl]
+        remove = [a for a in have_acl if a not in want_acl]
+        for acl, is_add in ((add, True), (remove, False)):
+            if acl:
+                req = catalog_pb2.ImageAclRequest(
+                    caller=OPERATOR_WRITE, view=VIEW, uuid=img.uuid, acl_json=json.dumps(acl)
+                )
+                dest = self.dest.call("AddImageAcl" if is_add else "RemoveImageAcl", req).image
+                changed = True
+        if img.icon is None:
+            if dest.HasField("icon"):
+                self.dest.call(
+                    "DetachImageIcon",
+                    catalog_pb2.DetachImageIconRequest(caller=OPERATOR_WRITE, view=VIEW, uuid=img.uuid),
+                )
+                changed = True
+        elif not dest.HasField("icon") or (img.icon.sha1 and img.icon.sha1 != dest.icon.sha1):
+            self._copy_icon(img)
+            changed = True
+        return changed
+
+
+def import_image_with_origins(source: Source, dest: Destination, uuid: str) -> image_pb2.Image:
+    """Import one image of ``source`` with its missing origins (root first), active, with the
+    source's uuid, published_at, file, icon, ACL and disabled state. The machinery of replication
+    jobs, for AdminImportRemoteImage. Raises :class:`CopyError` / :class:`Conflict`."""
+    img = source.get(uuid)
+    if img is None:
+        raise CopyError(f"image {uuid} not found at the source", transient=False)
+    if not img.activated:
+        raise CopyError(f"image {uuid} is not active at the source", transient=False)
+    Copier(source, dest).sync(img)
+    got = dest.get(uuid)
+    if got is None:  # pragma: no cover - deleted concurrently
+        raise CopyError(f"image {uuid} vanished after its import")
+    return got

@@ -1,0 +1,431 @@
+"""Replication jobs: a runner thread per job, bounded concurrency, retries with backoff, persisted state.
+
+gRPC source: initial sync = replaying the source's change feed from cursor 0; then the same stream
+follows live changes. Events are taken in batches; the images of a batch are copied concurrently
+(their latest event each), deletes are applied in feed order, then the batch's last cursor is
+persisted. A crash replays at most one batch, and every step is idempotent.
+
+REST source: every ``poll_seconds`` the whole listing is paged through (uuid markers); images whose
+object changed since the last pass (a fingerprint per image) are synced, vanished ones deleted when
+the job propagates deletes.
+
+Images whose copy fails keep status ``failed`` and are retried (with a fresh source record) every
+``RETRY_SECONDS`` with exponential backoff per image; conflicts are recorded and not retried until
+the source image changes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client import Counter, Gauge
+
+from replication.copier import Conflict, Copier, CopyError, Destination, Outcome, RateLimiter
+from replication.filters import Filters
+from replication.sources import GrpcSource, RestSource, Source, SourceError, SourceEvent, SourceImage
+from replication.store import Store
+
+log = logging.getLogger(__name__)
+
+BATCH = 256
+RETRY_SECONDS = 2.0
+#: Attempts of one image within a batch before it is left ``failed`` for the retry loop.
+ATTEMPTS_IN_BATCH = 3
+
+BYTES = Counter("imgapi_replication_bytes_copied", "File bytes written to the local blob service", ["job"])
+IMAGES = Counter("imgapi_replication_images_copied", "Images created locally", ["job"])
+UPDATES = Counter("imgapi_replication_images_updated", "Images whose metadata was synced", ["job"])
+DELETES = Counter("imgapi_replication_images_deleted", "Images deleted locally", ["job"])
+ERRORS = Counter("imgapi_replication_errors", "Failed image copy attempts", ["job"])
+CONFLICTS = Counter("imgapi_replication_conflicts", "Conflicts detected", ["job"])
+LAG = Gauge("imgapi_replication_lag", "Source cursor minus applied cursor (REST: images pending)", ["job"])
+CURSOR = Gauge("imgapi_replication_cursor", "Applied source cursor", ["job"])
+
+
+@dataclass
+class JobSpec:
+    name: str = ""
+    source_kind: str = "grpc"  # grpc | rest
+    source_catalog: str = ""
+    source_blob: str = ""
+    source_url: str = ""
+    filters: Filters = field(default_factory=Filters)
+    propagate_deletes: bool = False
+    concurrency: int = 4
+    bandwidth_limit: int = 0
+    poll_seconds: float = 5.0
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> JobSpec:
+        return cls(
+            name=str(d.get("name", "")),
+            source_kind=str(d.get("source_kind", "grpc")),
+            source_catalog=str(d.get("source_catalog", "")),
+            source_blob=str(d.get("source_blob", "")),
+            source_url=str(d.get("source_url", "")),
+            filters=Filters.from_dict(d.get("filters") or {}),
+            propagate_deletes=bool(d.get("propagate_deletes", False)),
+            concurrency=int(d.get("concurrency") or 4),
+            bandwidth_limit=int(d.get("bandwidth_limit") or 0),
+            poll_seconds=float(d.get("poll_seconds") or 5.0),
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "source_kind": self.source_kind,
+            "source_catalog": self.source_catalog,
+            "source_blob": self.source_blob,
+            "source_url": self.source_url,
+            "filters": self.filters.as_dict(),
+            "propagate_deletes": self.propagate_deletes,
+            "concurrency": self.concurrency,
+            "bandwidth_limit": self.bandwidth_limit,
+            "poll_seconds": self.poll_seconds,
+        }
+
+    def validate(self) -> None:
+        if self.source_kind == "grpc":
+            if not self.source_catalog or not self.source_blob:
+                raise ValueError("a gRPC source needs source_catalog and source_blob (host:port)")
+        elif self.source_kind == "rest":
+            if not self.source_url.startswith(("http://", "https://")):
+                raise ValueError("a REST source needs source_url (http[s]://host[:port])")
+        else:
+            raise ValueError(f"unknown source kind {self.source_kind!r}")
+        if not 1 <= self.concurrency <= 64:
+            raise ValueError("concurrency must be within 1..64")
+        if self.bandwidth_limit < 0:
+            raise ValueError("bandwidth_limit must be >= 0")
+        self.filters.validate()
+
+    def make_source(self) -> GrpcSource | RestSource:
+        if self.source_kind == "grpc":
+            return GrpcSource(self.source_catalog, self.source_blob)
+        return RestSource(self.source_url)
+
+
+class JobRunner:
+    """Runs one job in a thread until :meth:`stop`."""
+
+    def __init__(
+        self,
+        store: Store,
+        job_id: str,
+        dest_factory: Callable[[], Destination],
+        *,
+        retry_seconds: float = RETRY_SECONDS,
+    ) -> None:
+        self.store = store
+        self.job_id = job_id
+        self.dest_factory = dest_factory
+        self.retry_seconds = retry_seconds
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"replication-{job_id[:8]}", daemon=True)
+        self.copier: Copier | None = None
+        self._next_retry = 0.0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, wait: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(wait)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    # --- the loop ------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        job = self.store.get_job(self.job_id)
+        if job is None:
+            return
+        spec = JobSpec.from_dict(job.spec)
+        label = self.job_id
+        failures = 0
+        limiter = RateLimiter(spec.bandwidth_limit)
+        while not self._stop.is_set():
+            source: GrpcSource | RestSource | None = None
+            dest: Destination | None = None
+            pool: ThreadPoolExecutor | None = None
+            try:
+                source = spec.make_source()
+                dest = self.dest_factory()
+                self.copier = Copier(
+                    source,
+                    dest,
+                    store=self.store,
+                    job_id=self.job_id,
+                    limiter=limiter,
+                    on_bytes=lambda n: BYTES.labels(label).inc(n),
+                )
+                pool = ThreadPoolExecutor(spec.concurrency, thread_name_prefix=f"copy-{self.job_id[:8]}")
+                if isinstance(source, GrpcSource):
+                    self._follow(spec, source, pool)
+                else:
+                    self._poll(spec, source, pool)
+                failures = 0
+            except Exception as e:
+                failures += 1
+                log.warning("job %s: %s (retry %d)", self.job_id, e, failures)
+                self.store.update_job(self.job_id, last_error=str(e)[:2000])
+                self._stop.wait(min(10.0, 0.2 * 2 ** min(failures, 6)))
+            finally:
+                if pool is not None:
+                    pool.shutdown(wait=True, cancel_futures=True)
+                if source is not None:
+                    source.close()
+                if dest is not None:
+                    dest.close()
+
+    # --- one image -----------------------------------------------------------------------------
+
+    def _sync_one(self, copier: Copier, img: SourceImage) -> Outcome | None:
+        """Sync with a few quick retries; a persistent failure leaves the image ``failed``."""
+        label = self.job_id
+        p = self.store.get_progress(self.job_id, img.uuid)
+        attempts = p.attempts if p is not None else 0
+        for i in range(ATTEMPTS_IN_BATCH):
+            if self._stop.is_set():
+                return None
+            try:
+                out = copier.sync(img)
+            except Conflict as c:
+                CONFLICTS.labels(label).inc()
+                self.store.record_conflict(self.job_id, img.uuid, c.reason, c.detail)
+                self.store.set_progress(
+                    self.job_id, img.uuid, status="conflict", fingerprint=img.fingerprint(), last_error=str(c)
+                )
+                return None
+            except (CopyError, SourceError, Exception) as e:
+                attempts += 1
+                ERRORS.labels(label).inc()
+                transient = getattr(e, "transient", True)
+                log.info("job %s: image %s: %s", self.job_id, img.uuid, e)
+                self.store.set_progress(
+                    self.job_id, img.uuid, status="failed", attempts=attempts, last_error=str(e)[:2000]
+                )
+                if not transient or i == ATTEMPTS_IN_BATCH - 1:
+                    return None
+                self._stop.wait(min(5.0, 0.2 * 2**i))
+                continue
+            if img.activated:
+                self.store.set_progress(
+                    self.job_id,
+                    img.uuid,
+                    status="done",
+                    attempts=0,
+                    last_error="",
+                    upload_id="",
+                    fingerprint=img.fingerprint(),
+                )
+            self.store.clear_conflict(self.job_id, img.uuid)
+            if out.created:
+                IMAGES.labels(label).inc()
+            if out.updated:
+                UPDATES.labels(label).inc()
+            if out.created or out.bytes:
+                self.store.add_counters(self.job_id, bytes_copied=out.bytes, images_copied=int(out.created))
+            return out
+        return None
+
+    def _sync_all(self, pool: ThreadPoolExecutor, images: Iterable[SourceImage]) -> None:
+        copier = self.copier
+        assert copier is not None
+        futures = [pool.submit(self._sync_one, copier, img) for img in images]
+        for f in futures:
+            f.result()
+
+    def _delete(self, uuid: str) -> None:
+        copier = self.copier
+        assert copier is not None
+        for i in range(ATTEMPTS_IN_BATCH):
+            try:
+                if copier.delete(uuid):
+                    DELETES.labels(self.job_id).inc()
+                self.store.forget_progress(self.job_id, uuid)
+                self.store.clear_conflict(self.job_id, uuid)
+                return
+            except Exception as e:
+                ERRORS.labels(self.job_id).inc()
+                self.store.update_job(self.job_id, last_error=f"delete {uuid}: {e}"[:2000])
+                self._stop.wait(0.2 * 2**i)
+
+    def _retry_failed(self, source: Source, pool: ThreadPoolExecutor) -> None:
+        now = time.monotonic()
+        if now < self._next_retry:
+            return
+        self._next_retry = now + self.retry_seconds
+        failed = self.store.images_with_status(self.job_id, "failed")
+        images: list[SourceImage] = []
+        for uuid in failed:
+            img = source.get(uuid)
+            if img is None:
+                self.store.forget_progress(self.job_id, uuid)
+            else:
+                images.append(img)
+        if images:
+            self._sync_all(pool, images)
+
+    # --- gRPC source: follow the change feed ----------------------------------------------------
+
+    def _wanted(self, spec: JobSpec, img: SourceImage, known: str | None) -> bool:
+        return known in ("done", "failed", "copying") or spec.filters.matches(img.manifest)
+
+    def _follow(self, spec: JobSpec, source: GrpcSource, pool: ThreadPoolExecutor) -> None:
+        job = self.store.get_job(self.job_id)
+        assert job is not None
+        cursor, head = job.cursor, job.source_head
+        stream = source.watch(cursor)
+        try:
+            while not self._stop.is_set():
+                first = stream.get(timeout=0.2)
+                if first is None:
+                    self._retry_failed(source, pool)
+                    continue
+                batch: list[SourceEvent] = [first]
+                while len(batch) < BATCH:
+                    nxt = stream.get_nowait()
+                    if nxt is None:
+                        break
+                    batch.append(nxt)
+                self._apply(spec, batch, pool)
+                cursor = batch[-1].cursor
+                head = max(head, max(e.head for e in batch))
+                synced = cursor >= head
+                values: dict[str, Any] = {"cursor": cursor, "source_head": head, "last_error": ""}
+                if synced and not job.synced:
+                    values["synced"] = 1
+                    job.synced = True
+                self.store.update_job(self.job_id, **values)
+                CURSOR.labels(self.job_id).set(cursor)
+                LAG.labels(self.job_id).set(max(0, head - cursor))
+        finally:
+            stream.close()
+
+    def _apply(self, spec: JobSpec, batch: list[SourceEvent], pool: ThreadPoolExecutor) -> None:
+        latest: dict[str, SourceEvent] = {}
+        for ev in batch:
+            latest[ev.uuid] = ev
+        known = self.store.fingerprints(self.job_id)
+        images = [
+            ev.image
+            for ev in latest.values()
+            if ev.image is not None
+            and ev.image.activated
+            and self._wanted(spec, ev.image, known.get(ev.uuid, ("", ""))[0])
+        ]
+        # a uuid deleted then re-created within the batch: the delete must not win
+        deleted = [ev.uuid for ev in batch if ev.kind == "delete" and latest[ev.uuid].kind == "delete"]
+        if images:
+            self._sync_all(pool, images)
+        if spec.propagate_deletes:
+            for uuid in deleted:
+                self._delete(uuid)
+        else:
+            for uuid in deleted:
+                if known.get(uuid, ("", ""))[0] != "done":
+                    self.store.forget_progress(self.job_id, uuid)
+
+    # --- REST source: poll the listing ----------------------------------------------------------
+
+    def _poll(self, spec: JobSpec, source: RestSource, pool: ThreadPoolExecutor) -> None:
+        while not self._stop.is_set():
+            known = self.store.fingerprints(self.job_id)
+            seen: set[str] = set()
+            todo: list[SourceImage] = []
+            for img in source.list_all():
+                seen.add(img.uuid)
+                if not img.activated:
+                    continue
+                status, fp = known.get(img.uuid, ("", ""))
+                if status in ("done", "conflict") and fp == img.fingerprint():
+                    continue
+                if status == "" and not spec.filters.matches(img.manifest):
+                    continue
+                todo.append(img)
+            gone = [u for u, (status, _) in known.items() if u not in seen]
+            self.store.update_job(self.job_id, pending=len(todo))
+            LAG.labels(self.job_id).set(len(todo))
+            todo.sort(key=lambda i: str(i.manifest.get("published_at") or ""))
+            for i in range(0, len(todo), BATCH):
+                if self._stop.is_set():
+                    return
+                self._sync_all(pool, todo[i : i + BATCH])
+            for uuid in gone:
+                if spec.propagate_deletes:
+                    self._delete(uuid)
+                else:
+                    self.store.forget_progress(self.job_id, uuid)
+            self.store.update_job(self.job_id, pending=0, synced=1, last_error="")
+            LAG.labels(self.job_id).set(0)
+            self._stop.wait(spec.poll_seconds)
+
+
+class JobManager:
+    """The jobs of one replication service: persisted in ``store``, one runner per running job."""
+
+    def __init__(self, store: Store, dest_factory: Callable[[], Destination]) -> None:
+        self.store = store
+        self.dest_factory = dest_factory
+        self.runners: dict[str, JobRunner] = {}
+        self._lock = threading.Lock()
+
+    def start_all(self) -> None:
+        for job_id in self.store.job_ids():
+            job = self.store.get_job(job_id)
+            if job is not None and job.state == "running":
+                self._start(job_id)
+
+    def _start(self, job_id: str) -> None:
+        with self._lock:
+            r = self.runners.get(job_id)
+            if r is not None and r.alive:
+                return
+            r = JobRunner(self.store, job_id, self.dest_factory)
+            self.runners[job_id] = r
+            r.start()
+
+    def _stop(self, job_id: str) -> None:
+        with self._lock:
+            r = self.runners.pop(job_id, None)
+        if r is not None:
+            r.stop()
+
+    def create(self, spec: JobSpec) -> str:
+        spec.validate()
+        job_id = self.store.create_job(spec.as_dict())
+        self._start(job_id)
+        return job_id
+
+    def pause(self, job_id: str, *, resume: bool = False) -> bool:
+        if self.store.get_job(job_id) is None:
+            return False
+        if resume:
+            self.store.update_job(job_id, state="running")
+            self._start(job_id)
+        else:
+            self._stop(job_id)
+            self.store.update_job(job_id, state="paused")
+        return True
+
+    def delete(self, job_id: str) -> bool:
+        self._stop(job_id)
+        return self.store.delete_job(job_id)
+
+    def live(self, job_id: str) -> dict[str, tuple[int, int]]:
+        r = self.runners.get(job_id)
+        return dict(r.copier.live) if r is not None and r.copier is not None else {}
+
+    def stop_all(self) -> None:
+        for job_id in list(self.runners):
+            self._stop(job_id)

@@ -1,0 +1,179 @@
+"""The replication gRPC status API (replication.proto) over a :class:`JobManager`."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import grpc
+from grpc_health.v1.health import HealthServicer
+from imgapi.v1 import replication_pb2, replication_pb2_grpc
+
+from imgapi_common.errors import ImgapiError, abort_with, invalid_parameter, not_found
+from imgapi_common.grpc_server import build_server
+from replication.copier import Destination
+from replication.filters import Filters
+from replication.jobs import JobManager, JobSpec
+from replication.settings import ReplicationSettings
+from replication.store import JobRow, Store
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = replication_pb2.DESCRIPTOR.services_by_name["ReplicationService"].full_name
+F = TypeVar("F", bound=Callable[..., Any])
+
+_KIND = {replication_pb2.JobSpec.SOURCE_GRPC: "grpc", replication_pb2.JobSpec.SOURCE_REST: "rest"}
+
+
+def spec_from_message(m: replication_pb2.JobSpec) -> JobSpec:
+    f = m.filters
+    return JobSpec(
+        name=m.name,
+        source_kind=_KIND.get(m.source_kind, "grpc"),
+        source_catalog=m.source_catalog,
+        source_blob=m.source_blob,
+        source_url=m.source_url,
+        filters=Filters(
+            owner=f.owner,
+            name=f.name,
+            type=f.type,
+            os=f.os,
+            channel=f.channel,
+            public=f.public,
+            tags=dict(f.tags),
+        ),
+        propagate_deletes=m.propagate_deletes,
+        concurrency=m.concurrency or 4,
+        bandwidth_limit=m.bandwidth_limit,
+        poll_seconds=m.poll_seconds or 5.0,
+    )
+
+
+def spec_message(s: JobSpec) -> replication_pb2.JobSpec:
+    f = s.filters
+    return replication_pb2.JobSpec(
+        name=s.name,
+        source_kind=(
+            replication_pb2.JobSpec.SOURCE_REST
+            if s.source_kind == "rest"
+            else replication_pb2.JobSpec.SOURCE_GRPC
+        ),
+        source_catalog=s.source_catalog,
+        source_blob=s.source_blob,
+        source_url=s.source_url,
+        filters=replication_pb2.JobFilters(
+            owner=f.owner,
+            name=f.name,
+            type=f.type,
+            os=f.os,
+            channel=f.channel,
+            public=f.public,
+            tags=dict(f.tags),
+        ),
+        propagate_deletes=s.propagate_deletes,
+        concurrency=s.concurrency,
+        bandwidth_limit=s.bandwidth_limit,
+        poll_seconds=s.poll_seconds,
+    )
+
+
+def job_message(job: JobRow, live: dict[str, tuple[int, int]]) -> replication_pb2.Job:
+    spec = JobSpec.from_dict(job.spec)
+    lag = job.pending if spec.source_kind == "rest" else max(0, job.source_head - job.cursor)
+    msg = replication_pb2.Job(
+        id=job.id,
+        spec=spec_message(spec),
+        state=job.state,
+        cursor=job.cursor,
+        source_head=job.source_head,
+        lag=lag,
+        bytes_copied=job.bytes_copied,
+        images_copied=job.images_copied,
+        errors=job.errors,
+        last_error=job.last_error,
+        synced=job.synced,
+        created_at=job.created_at,
+        updated_at=job.updated_at,
+    )
+    for c in job.conflicts:
+        msg.conflicts.append(replication_pb2.Conflict(**c))
+    for a in job.active:
+        done = live.get(a["image_uuid"], (a["bytes_done"], a["bytes_total"]))[0]
+        msg.active.append(
+            replication_pb2.ImageProgress(
+                image_uuid=a["image_uuid"],
+                status=a["status"],
+                upload_id=a["upload_id"],
+                bytes_done=done,
+                bytes_total=a["bytes_total"],
+                attempts=a["attempts"],
+                last_error=a["last_error"],
+            )
+        )
+    return msg
+
+
+def _errors(fn: F) -> F:
+    @functools.wraps(fn)
+    def wrapper(self: ReplicationServicer, request: Any, context: grpc.ServicerContext) -> Any:
+        try:
+            return fn(self, request, context)
+        except ImgapiError as e:
+            abort_with(context, e)
+        except ValueError as e:
+            abort_with(context, invalid_parameter(str(e)))
+        except Exception:
+            log.exception("unexpected failure in %s", fn.__name__)
+            abort_with(context, ImgapiError("InternalError", "internal error"))
+
+    return wrapper  # type: ignore[return-value]
+
+
+class ReplicationServicer(replication_pb2_grpc.ReplicationServiceServicer):
+    def __init__(self, manager: JobManager) -> None:
+        self.m = manager
+
+    def _job(self, job_id: str) -> replication_pb2.Job:
+        job = self.m.store.get_job(job_id, details=True)
+        if job is None:
+            raise not_found(f"replication job {job_id} not found")
+        return job_message(job, self.m.live(job_id))
+
+    @_errors
+    def CreateJob(self, request: replication_pb2.CreateJobRequest, context: grpc.ServicerContext) -> Any:
+        return self._job(self.m.create(spec_from_message(request.spec)))
+
+    @_errors
+    def ListJobs(self, request: replication_pb2.ListJobsRequest, context: grpc.ServicerContext) -> Any:
+        return replication_pb2.ListJobsResponse(jobs=[self._job(j) for j in self.m.store.job_ids()])
+
+    @_errors
+    def GetJob(self, request: replication_pb2.GetJobRequest, context: grpc.ServicerContext) -> Any:
+        return self._job(request.id)
+
+    @_errors
+    def PauseJob(self, request: replication_pb2.PauseJobRequest, context: grpc.ServicerContext) -> Any:
+        if not self.m.pause(request.id, resume=request.resume):
+            raise not_found(f"replication job {request.id} not found")
+        return self._job(request.id)
+
+    @_errors
+    def DeleteJob(self, request: replication_pb2.DeleteJobRequest, context: grpc.ServicerContext) -> Any:
+        return replication_pb2.DeleteJobResponse(existed=self.m.delete(request.id))
+
+
+def create_server(
+    settings: ReplicationSettings,
+) -> tuple[grpc.Server, int, HealthServicer, JobManager]:
+    """Build (not start) the replication server; jobs start with ``manager.start_all()``."""
+    store = Store(settings.effective_database_url())
+    manager = JobManager(store, lambda: Destination(settings.catalog_target, settings.blob_target))
+    server, port, health = build_server(
+        [(replication_pb2_grpc.add_ReplicationServiceServicer_to_server, ReplicationServicer(manager))],
+        [SERVICE_NAME],
+        settings.bind,
+        max_workers=settings.max_workers,
+    )
+    return server, port, health, manager

@@ -1,0 +1,32 @@
+"""Replication service settings, from the environment (prefix ``IMGAPI_REPLICATION_``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ReplicationSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="IMGAPI_REPLICATION_", extra="forbid")
+
+    #: gRPC listen address of the status API (port 0 picks a free port).
+    bind: str = "127.0.0.1:8503"
+    #: SQLAlchemy URL of the job state. Empty: SQLite ``replication.db`` under ``data_dir``.
+    database_url: str = ""
+    data_dir: Path = Path("var/replication")
+    #: This datacenter's catalog and blob services.
+    catalog_target: str = "127.0.0.1:8501"
+    blob_target: str = "127.0.0.1:8502"
+    #: Prometheus metrics HTTP port (0 = no metrics endpoint).
+    metrics_port: int = 0
+    #: File to write the bound gRPC port to once serving (tests, supervisors).
+    port_file: Path | None = None
+    max_workers: int = 8
+    log_level: str = "INFO"
+
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{(self.data_dir / 'replication.db').resolve()}"
