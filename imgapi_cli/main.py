@@ -18,7 +18,7 @@ import typer
 from imgapi_cli import output
 from imgapi_cli.client import Client, ImgapiError
 from imgapi_cli.serve import serve_command
-from imgapi_cli.transfer import DEFAULT_CHUNK_SIZE, TransferInterrupted, download, upload
+from imgapi_cli.transfer import DEFAULT_CHUNK_SIZE, TransferInterrupted, download, parse_rate, upload
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 
@@ -138,6 +138,7 @@ def read_json(path: str) -> Any:
 
 UuidArg = Annotated[str, typer.Argument(help="Image UUID.", show_default=False)]
 JsonOpt = Annotated[bool, typer.Option("--json", "-j", help="JSON output.")]
+RateOpt = Annotated[str | None, typer.Option(help="Bandwidth limit in bytes/s (500K, 2M...).")]
 ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")]
 
 
@@ -283,6 +284,7 @@ def upload_cmd(
     state_dir: Annotated[
         Path | None, typer.Option(help="Resume state directory (default ~/.cache/imgapi).")
     ] = None,
+    limit_rate: RateOpt = None,
     progress: ProgressOpt = True,
     json_out: JsonOpt = False,
 ) -> None:
@@ -305,6 +307,7 @@ def upload_cmd(
             chunk_size=chunk_size,
             state_dir=state_dir,
             reporter=output.RichReporter(progress and not as_json),
+            limit_rate=parse_rate(limit_rate) if limit_rate else None,
         )
         if as_json:
             output.print_json({**result.summary(), "image": result.image})
@@ -325,6 +328,7 @@ def download_cmd(
         Path | None, typer.Option("--output", "-o", help="Destination (default <uuid>-file[.ext]).")
     ] = None,
     resume: Annotated[bool, typer.Option("--resume/--no-resume", help="Continue a partial download.")] = True,
+    limit_rate: RateOpt = None,
     progress: ProgressOpt = True,
     json_out: JsonOpt = False,
 ) -> None:
@@ -332,7 +336,12 @@ def download_cmd(
     with handled(ctx) as g:
         as_json = g.json or json_out
         result = download(
-            g.client(), uuid, out, resume=resume, reporter=output.RichReporter(progress and not as_json)
+            g.client(),
+            uuid,
+            out,
+            resume=resume,
+            reporter=output.RichReporter(progress and not as_json),
+            limit_rate=parse_rate(limit_rate) if limit_rate else None,
         )
         if as_json:
             output.print_json(result.summary())

@@ -17,6 +17,8 @@ Download
     (200) restarts from zero. At the end the MD5 (vs ``Content-MD5``), the SHA-1 (vs the manifest)
     and the size are verified before ``<dest>.part`` is renamed to ``<dest>``.
 
+``limit_rate`` (bytes/s) throttles either direction.
+
 Test hook: the environment variable ``IMGAPI_CLI_TEST_ABORT_AFTER=<n>`` makes a transfer fail with
 :class:`TransferInterrupted` once ``n`` bytes went over the wire in this run (mid-request), which is
 what a crash or a dropped connection looks like to the server.
@@ -81,18 +83,39 @@ class TransferInterrupted(ImgapiError):
         super().__init__("Interrupted", message)
 
 
-class _Fault:
-    """The ``IMGAPI_CLI_TEST_ABORT_AFTER`` hook: bytes budget of this run."""
+class _Meter:
+    """Counts the bytes of this run: the optional rate limit (bytes/s) and the test hook budget."""
 
-    def __init__(self) -> None:
+    def __init__(self, limit_rate: int | None = None) -> None:
         raw = os.environ.get(ABORT_ENV, "")
         self.budget: int | None = int(raw) if raw.isdigit() else None
+        self.rate = limit_rate if limit_rate and limit_rate > 0 else None
         self.moved = 0
+        self.t0 = time.monotonic()
 
     def take(self, n: int) -> None:
         self.moved += n
         if self.budget is not None and self.moved > self.budget:
             raise TransferInterrupted(f"test hook: aborted after {self.budget} bytes ({ABORT_ENV})")
+        if self.rate is not None:
+            ahead = self.moved / self.rate - (time.monotonic() - self.t0)
+            if ahead > 0:
+                time.sleep(ahead)
+
+
+def parse_rate(text: str) -> int:
+    """``500K``, ``2M``, ``1G`` or plain bytes per second (binary multiples)."""
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+    t = text.strip().lower().removesuffix("b").removesuffix("/s")
+    mult = units.get(t[-1:], 1)
+    number = t[:-1] if t[-1:] in units else t
+    try:
+        value = float(number) * mult
+    except ValueError:
+        raise ImgapiError("Usage", f"invalid rate {text!r} (e.g. 500K, 2M)") from None
+    if value <= 0:
+        raise ImgapiError("Usage", f"invalid rate {text!r}: must be positive")
+    return int(value)
 
 
 def infer_compression(path: Path) -> str:
@@ -249,6 +272,7 @@ def upload(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     state_dir: Path | None = None,
     reporter: Reporter | None = None,
+    limit_rate: int | None = None,
 ) -> UploadResult:
     """Upload ``source`` as the file of image ``uuid``; see the module docstring."""
     rep = reporter or NullReporter()
@@ -267,7 +291,7 @@ def upload(
     if not state.sha1:
         state.sha1 = file_sha1(source, rep)
     use_tus = method == "tus" or (method == "auto" and (bool(state.location) or tus_supported(client, uuid)))
-    fault = _Fault()
+    fault = _Meter(limit_rate)
     if use_tus:
         result = _tus_upload(client, state, source, chunk_size, rep, fault)
     else:
@@ -288,7 +312,7 @@ def _upload_params(client: Client, state: UploadState) -> dict[str, str | list[s
 
 
 def _put_upload(
-    client: Client, state: UploadState, source: Path, rep: Reporter, fault: _Fault
+    client: Client, state: UploadState, source: Path, rep: Reporter, fault: _Meter
 ) -> UploadResult:
     """AddImageFile: one streamed ``PUT`` (not resumable)."""
 
@@ -348,7 +372,7 @@ def _tus_create(client: Client, state: UploadState, source: Path) -> str:
 
 
 def _tus_upload(
-    client: Client, state: UploadState, source: Path, chunk_size: int, rep: Reporter, fault: _Fault
+    client: Client, state: UploadState, source: Path, chunk_size: int, rep: Reporter, fault: _Meter
 ) -> UploadResult:
     offset: int | None = None
     if state.location:
@@ -414,7 +438,7 @@ def _tus_patch(
     offset: int,
     end: int,
     rep: Reporter,
-    fault: _Fault,
+    fault: _Meter,
 ) -> tuple[int, int]:
     """One checksummed ``PATCH`` of ``[offset, end)``: (the server's new offset, bytes sent)."""
     chunk = b"".join(_read_pieces(source, offset, end))
@@ -497,6 +521,7 @@ def download(
     *,
     resume: bool = True,
     reporter: Reporter | None = None,
+    limit_rate: int | None = None,
 ) -> DownloadResult:
     """Download the file of image ``uuid`` to ``dest``; see the module docstring."""
     rep = reporter or NullReporter()
@@ -524,7 +549,7 @@ def download(
         part.unlink(missing_ok=True)
     md5, sha1 = _hash_prefix(part, have, rep)
     resumed_from, fetched = have, 0
-    fault = _Fault()
+    fault = _Meter(limit_rate)
     if have:
         rep.message(f"resuming download at byte {have} of {want_size}")
     if have < want_size or not md5_header:
