@@ -268,8 +268,11 @@ def image_from_rest(obj: dict[str, Any]) -> SourceImage:
 class RestSource:
     """Any IMGAPI server (this gateway, the original IMGAPI, a public image server)."""
 
-    def __init__(self, base_url: str, *, timeout: float = 30.0, client: httpx.Client | None = None) -> None:
+    def __init__(
+        self, base_url: str, *, timeout: float = 30.0, client: httpx.Client | None = None, page: int = PAGE
+    ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.page = page
         self.http = client or httpx.Client(
             base_url=self.base_url, timeout=timeout, headers={"Accept-Version": "~2"}
         )
@@ -290,7 +293,7 @@ class RestSource:
         """Every image (state=all), paginated with inclusive uuid markers."""
         marker = ""
         while True:
-            q = {"state": "all", "limit": str(PAGE), **(params or {})}
+            q = {"state": "all", "limit": str(self.page), **(params or {})}
             if marker:
                 q["marker"] = marker
             r = self._get("/images", q)
@@ -299,7 +302,7 @@ class RestSource:
             page = r.json()
             if not isinstance(page, list):
                 raise SourceError("ListImages: not an array")
-            full = len(page) >= PAGE
+            full = len(page) >= self.page
             if marker and page and page[0].get("uuid") == marker:
                 page = page[1:]
             for obj in page:

@@ -358,3 +358,36 @@ def process_stub(tmp: Path, name: str = "replicator-proc") -> replication_pb2_gr
 
 def sha1(data: bytes) -> str:
     return hashlib.sha1(data).hexdigest()
+
+
+def start_gateway(dc: DC) -> str:
+    """The REST gateway (uvicorn in a thread) in front of ``dc``; returns its base URL."""
+    import threading
+
+    import uvicorn
+
+    from gateway.server import uvicorn_config
+    from gateway.settings import GatewaySettings
+    from tests.components import free_port
+
+    port = free_port()
+    settings = GatewaySettings(
+        host="127.0.0.1",
+        port=port,
+        catalog_target=dc.catalog_target,
+        blob_target=dc.blob_target,
+        host_name=f"imgapi-{dc.name}",
+    )
+    server = uvicorn.Server(uvicorn_config(settings, log_level="error"))
+    thread = threading.Thread(target=server.run, name=f"gateway-{dc.name}", daemon=True)
+    thread.start()
+    wait_for("gateway started", lambda: server.started or not thread.is_alive(), timeout=30)
+    if not thread.is_alive():
+        raise AssertionError("gateway did not start")
+
+    def stop() -> None:
+        server.should_exit = True
+        thread.join(10)
+
+    dc._stops.insert(0, stop)
+    return f"http://127.0.0.1:{port}"
