@@ -7,9 +7,10 @@ import sys
 from pydantic import ValidationError
 
 from catalog_service.db.engine import make_engine, migrate
+from catalog_service.server import serve_process
 from catalog_service.settings import CatalogSettings
-from imgapi_common.grpc_server import run_until_signal
-from imgapi_common.observability import configure_logging, start_metrics_server
+from imgapi_common.observability import configure_logging
+from imgapi_common.workers import run_workers
 
 
 def main(argv: list[str]) -> int:
@@ -27,16 +28,13 @@ def main(argv: list[str]) -> int:
     if command != "serve":
         print("usage: python -m catalog_service [serve|migrate]", file=sys.stderr)
         return 2
-    from catalog_service.server import create_server
-
-    server, port, health, service = create_server(settings)
-    host = settings.bind.rsplit(":", 1)[0]
-    metrics = start_metrics_server(settings.metrics_port, host)
-    print(f"catalog listening on {host}:{port} (mode {settings.mode})", flush=True)
-    if metrics:
-        print(f"catalog metrics on http://{host}:{metrics}/metrics", flush=True)
-    run_until_signal(server, health, settings.grace_seconds, on_stop=service.engine.dispose)
-    return 0
+    if settings.processes > 1:
+        # Migrate once, then let every worker start on a current schema.
+        if settings.auto_migrate:
+            migrate(make_engine(settings.effective_database_url()))
+        print(f"catalog: {settings.processes} worker processes on {settings.bind}", flush=True)
+        return run_workers(settings.processes, serve_process, settings.model_dump_json())
+    return serve_process(0, settings.model_dump_json())
 
 
 if __name__ == "__main__":

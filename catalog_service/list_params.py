@@ -10,6 +10,7 @@ from email.utils import parsedate_to_datetime
 from typing import cast
 
 from catalog_service.db.listing import State, TextMatch
+from catalog_service.db.repository import db_text
 from catalog_service.domain.jsvalues import is_uuid, js_number
 from catalog_service.domain.serialize import format_timestamp
 from imgapi_common.errors import FieldError, invalid_parameter
@@ -67,10 +68,10 @@ def text_match(raw: str, *, allow_substring: bool = False, allow_negate: bool = 
     if raw == "":
         return None
     if allow_substring and raw.startswith("~"):
-        return TextMatch(raw[1:], substring=True)
+        return TextMatch(db_text(raw[1:]), substring=True)
     if allow_negate and raw.startswith("!"):
-        return TextMatch(raw[1:], negate=True)
-    return TextMatch(raw)
+        return TextMatch(db_text(raw[1:]), negate=True)
+    return TextMatch(db_text(raw))
 
 
 _ISO = re.compile(
@@ -126,8 +127,8 @@ def is_uuid_marker(raw: str) -> bool:
 
 
 def tag_filters(tags: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
-    return tuple((k, v) for k, v in tags.items())
+    return tuple((db_text(k), db_text(v)) for k, v in tags.items())
 
 
 def billing_filters(values: Sequence[str]) -> tuple[str, ...]:
-    return tuple(v for v in values if v != "")
+    return tuple(db_text(v) for v in values if v != "")

@@ -13,8 +13,8 @@ from catalog_service.db.engine import make_engine, migrate
 from catalog_service.service import CatalogService
 from catalog_service.servicer import CatalogServicer
 from catalog_service.settings import CatalogSettings
-from imgapi_common.grpc_server import build_server
-from imgapi_common.observability import ObservabilityInterceptor
+from imgapi_common.grpc_server import build_server, run_until_signal
+from imgapi_common.observability import ObservabilityInterceptor, configure_logging, start_metrics_server
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,8 @@ def create_server(
         [SERVICE_NAME],
         settings.bind,
         max_workers=settings.max_workers,
-        interceptors=[ObservabilityInterceptor()],
+        interceptors=[ObservabilityInterceptor(access_log=settings.access_log)],
+        reuse_port=settings.processes > 1,
     )
     _start_reaper(service)
     return server, port, health, service
@@ -59,3 +60,17 @@ def _start_reaper(service: CatalogService) -> None:
                 log.exception("placeholder reaper failed")
 
     threading.Thread(target=loop, name="placeholder-reaper", daemon=True).start()
+
+
+def serve_process(worker: int, settings_json: str) -> int:
+    """Run one catalog server process until SIGTERM/SIGINT (worker N serves metrics on port+N)."""
+    settings = CatalogSettings.model_validate_json(settings_json)
+    configure_logging("catalog", settings.log_level)
+    server, port, health, service = create_server(settings)
+    host = settings.bind.rsplit(":", 1)[0]
+    metrics = start_metrics_server(settings.metrics_port + worker if settings.metrics_port else 0, host)
+    print(f"catalog listening on {host}:{port} (mode {settings.mode})", flush=True)
+    if metrics:
+        print(f"catalog metrics on http://{host}:{metrics}/metrics", flush=True)
+    run_until_signal(server, health, settings.grace_seconds, on_stop=service.engine.dispose)
+    return 0

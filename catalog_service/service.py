@@ -31,6 +31,7 @@ from catalog_service.db.repository import (
     ImageRepository,
     StoredImage,
     blob_ids_of,
+    db_text,
     dump_record,
     load_record,
     published_sort_key,
@@ -129,7 +130,10 @@ def _tag_rows(rec: Mapping[str, Any]) -> list[tuple[str, str]]:
     tags = rec.get("tags")
     if "tags_search" not in rec or not isinstance(tags, dict):
         return []
-    return [(k, item[len(k) + 1 :]) for k, item in zip(tags.keys(), tags_search_array(tags), strict=True)]
+    return [
+        (db_text(k), db_text(item[len(k) + 1 :]))
+        for k, item in zip(tags.keys(), tags_search_array(tags), strict=True)
+    ]
 
 
 def _recompute_state(rec: dict[str, Any]) -> None:
@@ -142,11 +146,50 @@ def _is_activated(rec: Mapping[str, Any]) -> bool:
     return rec.get("activated") is True or rec.get("activated") == "true"
 
 
+MAX_JSON_DEPTH = 64
+
+
+def _reject_constant(name: str) -> Any:
+    raise ImgapiError("InvalidContent", f"Invalid JSON: {name} is not a JSON value")
+
+
+def _check_json_value(value: Any) -> None:
+    """Reject what JSON text can carry but nothing can store: lone surrogates (escaped ``\\ud800``)
+    and absurd nesting. Iterative, so deep input cannot exhaust the stack."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        v, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise ImgapiError("InvalidContent", f"Invalid JSON: nested deeper than {MAX_JSON_DEPTH} levels")
+        if isinstance(v, str):
+            items: list[Any] = [v]
+        elif isinstance(v, dict):
+            items = list(v.keys())
+            stack.extend((x, depth + 1) for x in v.values())
+        elif isinstance(v, list):
+            items = []
+            stack.extend((x, depth + 1) for x in v)
+        else:
+            continue
+        for s in items:
+            try:
+                s.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ImgapiError(
+                    "InvalidContent", "Invalid JSON: a string holds a lone UTF-16 surrogate"
+                ) from None
+
+
 def _parse_json(text: str) -> tuple[bool, Any]:
-    """(present, value): an empty text is an absent body."""
+    """(present, value): an empty text is an absent body. Strict JSON (no NaN/Infinity)."""
     if text == "":
         return False, None
-    return True, json.loads(text)
+    try:
+        value = json.loads(text, parse_constant=_reject_constant)
+    except RecursionError:
+        raise ImgapiError("InvalidContent", "Invalid JSON: nested too deeply") from None
+    _check_json_value(value)
+    return True, value
 
 
 class CatalogService:
@@ -284,7 +327,7 @@ class CatalogService:
 
     def _load(self, conn: Connection, uuid: str, caller: Caller, channel: str | None) -> StoredImage:
         account = self.check_account(caller.account)
-        row = self.repo.get(conn, uuid)
+        row = self.repo.get(conn, uuid) if is_uuid(uuid) else None  # no stored image has another id
         if row is None or not row.valid:
             raise not_found(f"image {uuid} not found")
         rec = row.record
@@ -398,11 +441,11 @@ class CatalogService:
                     mk = (published_sort_key(date), None)
             q = ListQuery(
                 state=st,
-                account=caller.account or None,
-                owner=owner or None,
+                account=db_text(caller.account) or None,
+                owner=db_text(owner) or None,
                 name=list_params.text_match(name, allow_substring=True),
                 version=list_params.text_match(version, allow_substring=True),
-                os=os or None,
+                os=db_text(os) or None,
                 type=list_params.text_match(type, allow_negate=True),
                 public=pub,
                 tags=list_params.tag_filters(tags or {}),
@@ -689,7 +732,7 @@ class CatalogService:
             raise ImgapiError("OwnerDoesNotExist", f'owner "{owner}" does not exist')
 
     def _origin_must_exist(self, conn: Connection, origin: Any) -> None:
-        if truthy(origin) and not (isinstance(origin, str) and self.repo.exists(conn, origin)):
+        if truthy(origin) and not (is_uuid(origin) and self.repo.exists(conn, origin)):
             raise ImgapiError("OriginDoesNotExist", f'origin image "{origin}" does not exist')
 
     def create(self, caller: Caller, view: View, manifest_json: str) -> Rendered:
@@ -742,7 +785,7 @@ class CatalogService:
         for _ in range(MAX_ATTEMPTS):
             try:
                 with self._write() as conn, conn.begin():
-                    existing = self.repo.get(conn, uuid)
+                    existing = self.repo.get(conn, uuid) if is_uuid(uuid) else None
                     if existing is not None and (from_source or existing.record.get("state") != "creating"):
                         raise ImgapiError("ImageUuidAlreadyExists", f'image uuid "{uuid}" already exists')
                     self._origin_must_exist(conn, body.get("origin"))
@@ -779,7 +822,7 @@ class CatalogService:
             return
         req = dict(req)
         origin = body.get("origin")
-        origin_row = self.repo.get(conn, origin) if isinstance(origin, str) else None
+        origin_row = self.repo.get(conn, origin) if isinstance(origin, str) and is_uuid(origin) else None
         origin_req = origin_row.record.get("requirements") if origin_row else None
         if isinstance(origin_req, dict) and "min_platform" in origin_req:
             req["min_platform"] = origin_req["min_platform"]

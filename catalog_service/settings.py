@@ -49,10 +49,16 @@ class CatalogSettings(BaseSettings):
     storage_names: list[str] = Field(default_factory=lambda: ["local", "manta"])
     default_storage: str = "local"
     placeholder_lifespan_days: int = 7
+    #: gRPC handler threads per process.
     max_workers: int = 32
+    #: Worker processes sharing the port (SO_REUSEPORT); each uses about one core. Needs a fixed
+    #: port in ``bind``.
+    processes: int = 1
     #: Port of the Prometheus ``/metrics`` endpoint (0 = disabled).
     metrics_port: int = 0
     log_level: str = "INFO"
+    #: Log one line per RPC (method, status, duration, request id).
+    access_log: bool = False
     grace_seconds: float = 10.0
     #: Migrate the database to head at start-up (the embedded default). Production runs
     #: ``python -m catalog_service migrate`` once instead.
@@ -76,6 +82,10 @@ class CatalogSettings(BaseSettings):
             raise ValueError("default_storage must be one of storage_names")
         if ":" not in self.bind:
             raise ValueError("bind must be host:port")
+        if self.processes < 1:
+            raise ValueError("processes must be >= 1")
+        if self.processes > 1 and self.bind.endswith(":0"):
+            raise ValueError("processes > 1 needs a fixed port in bind")
         return self
 
     def effective_database_url(self) -> str:

@@ -25,7 +25,6 @@ MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 DEFAULT_OPTIONS: list[tuple[str, Any]] = [
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-    ("grpc.so_reuseport", 0),
 ]
 
 Registrar = Callable[[Any, grpc.Server], None]
@@ -37,6 +36,7 @@ def build_server(
     bind: str,
     max_workers: int = 32,
     interceptors: Sequence[grpc.ServerInterceptor[Any, Any]] = (),
+    reuse_port: bool = False,
 ) -> tuple[grpc.Server, int, health.HealthServicer]:
     """Create a server with the given servicers, health checking and reflection, bound to ``bind``.
 
@@ -45,7 +45,9 @@ def build_server(
     """
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
-        options=DEFAULT_OPTIONS,
+        # SO_REUSEPORT lets several worker processes share one port (see imgapi_common.workers);
+        # off otherwise so that a second server on a taken port fails instead of sharing it.
+        options=[*DEFAULT_OPTIONS, ("grpc.so_reuseport", 1 if reuse_port else 0)],
         interceptors=list(interceptors),
     )
     for register, servicer in registrations:

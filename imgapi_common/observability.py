@@ -83,7 +83,14 @@ def _split(full_method: str) -> tuple[str, str]:
 
 
 class ObservabilityInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
-    """Sets the request id from metadata and records request counts and latencies."""
+    """Sets the request id from metadata and records request counts and latencies.
+
+    With ``access_log`` every RPC also logs one line (method, code, duration, request id). It is
+    off by default: a log line per call costs more than a GetImage itself.
+    """
+
+    def __init__(self, access_log: bool = False) -> None:
+        self.access_log = access_log
 
     def intercept_service(
         self,
@@ -116,7 +123,7 @@ class ObservabilityInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg
                 finally:
                     if code == "OK":
                         code = _code_of(context, default="OK")
-                    _record(service, method, code, start)
+                    _record(service, method, code, start, self.access_log)
                     request_id.reset(token)
 
             return inner
@@ -134,7 +141,7 @@ class ObservabilityInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg
                 finally:
                     if code == "OK":
                         code = _code_of(context, default="OK")
-                    _record(service, method, code, start)
+                    _record(service, method, code, start, self.access_log)
                     request_id.reset(token)
 
             return inner
@@ -169,11 +176,12 @@ class ObservabilityInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg
 access_log = logging.getLogger("imgapi.access")
 
 
-def _record(service: str, method: str, code: str, start: float) -> None:
+def _record(service: str, method: str, code: str, start: float, log_it: bool) -> None:
     elapsed = time.perf_counter() - start
     GRPC_LATENCY.labels(service, method).observe(elapsed)
     GRPC_REQUESTS.labels(service, method, code).inc()
-    access_log.info("rpc %s/%s %s %.1fms", service, method, code, elapsed * 1000)
+    if log_it:
+        access_log.info("rpc %s/%s %s %.1fms", service, method, code, elapsed * 1000)
 
 
 def _code_of(context: grpc.ServicerContext, default: str) -> str:

@@ -55,8 +55,22 @@ def published_sort_key(value: Any) -> str:
     return EPOCH_SORT
 
 
+_ESC = "\uffff"
+
+
+def db_text(s: str) -> str:
+    """A string as kept in the indexed columns and side tables, and as compared with them.
+
+    PostgreSQL text cannot hold NUL, so NUL (and the escape character itself) are escaped
+    injectively: equality means the same thing on both engines. Identity for ordinary text.
+    """
+    if "\x00" not in s and _ESC not in s:
+        return s
+    return s.replace(_ESC, _ESC + _ESC).replace("\x00", _ESC + "0")
+
+
 def _text(v: Any) -> str:
-    return v if isinstance(v, str) else ("" if v is None else json.dumps(v))
+    return db_text(v) if isinstance(v, str) else ("" if v is None else json.dumps(v))
 
 
 def _flag(v: Any) -> bool:
@@ -305,7 +319,7 @@ def _unique_strings(values: Any) -> list[str]:
     seen: dict[str, None] = {}
     for v in values:
         if isinstance(v, str):
-            seen.setdefault(v, None)
+            seen.setdefault(db_text(v), None)
     return list(seen)
 
 

@@ -25,6 +25,7 @@ def test_catalog_metrics_and_request_id_in_logs(tmp_path: Path) -> None:
         IMGAPI_CATALOG_BIND=f"127.0.0.1:{port}",
         IMGAPI_CATALOG_DATA_DIR=str(tmp_path),
         IMGAPI_CATALOG_METRICS_PORT=str(metrics),
+        IMGAPI_CATALOG_ACCESS_LOG="true",
     )
     log = (tmp_path / "catalog.log").open("w+")
     proc = subprocess.Popen(
