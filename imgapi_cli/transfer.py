@@ -530,7 +530,10 @@ def download(
     if not files:
         raise ImgapiError("ResourceNotFound", f'image "{uuid}" has no file')
     want_sha1, want_size = str(files[0].get("sha1", "")), int(files[0].get("size", 0))
-    dest = dest or Path(default_download_name(image))
+    if dest is None:
+        dest = Path(default_download_name(image))
+    elif dest.is_dir():
+        dest = dest / default_download_name(image)
     part = dest.with_name(dest.name + ".part")
     sidecar = dest.with_name(dest.name + ".part.json")
     ident = {"url": client.url, "uuid": uuid, "sha1": want_sha1, "size": want_size}

@@ -155,9 +155,8 @@ def test_download_interrupted_then_resumed_with_range(cli: Cli, tmp_path: Path) 
     assert dest.read_bytes() == DATA
     assert not part.exists() and not (tmp_path / "out.gz.part.json").exists()
 
-    # Default name and human output.
-    os.chdir(tmp_path)
-    r = cli("download", u)
+    # Default name (in a directory given with -o) and human output.
+    r = cli("download", u, "-o", str(tmp_path))
     assert (tmp_path / f"{u}-file.gz").read_bytes() == DATA
     assert "verified" in r.stderr
 
