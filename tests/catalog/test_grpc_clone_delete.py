@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 
+from imgapi_common.errors import ImgapiError
 from tests.catalog.conftest import (
     EMPEROR,
     LUKE,
@@ -40,7 +41,7 @@ def clone(cat: Catalog, uuid: str, account: str) -> dict[str, object]:
     return view_of(cat.call("CloneImage", caller=caller(account), view=V2, uuid=uuid))
 
 
-def clone_error(cat: Catalog, uuid: str, account: str) -> object:
+def clone_error(cat: Catalog, uuid: str, account: str) -> ImgapiError:
     before = snapshot(cat, uuid)
     e = cat.error("CloneImage", caller=caller(account), view=V2, uuid=uuid)
     assert snapshot(cat, uuid) == before
@@ -116,7 +117,7 @@ def test_clone_errors(catalog_dc: Catalog) -> None:
     unact = catalog_dc.create(manifest(acl=[LUKE]))
     e = clone_error(catalog_dc, unact["uuid"], VADER)
     assert (e.code, e.message) == ("ValidationFailed", "image is not active")
-    assert errs(e) == [("active", "Invalid")]  # type: ignore[arg-type]
+    assert errs(e) == [("active", "Invalid")]
     # luke cannot even see the unactivated image
     assert clone_error(catalog_dc, unact["uuid"], LUKE).code == "ResourceNotFound"
     shared = create_active(catalog_dc, manifest(acl=[LUKE]))
@@ -129,10 +130,10 @@ def test_clone_errors(catalog_dc: Catalog) -> None:
     for bad in ("", "nope"):
         e = clone_error(catalog_dc, shared["uuid"], bad)
         assert e.code == "InvalidParameter"
-        assert errs(e) == [("account", "Invalid")]  # type: ignore[arg-type]
+        assert errs(e) == [("account", "Invalid")]
     docker = create_active(catalog_dc, manifest(type="docker", os="linux", acl=[LUKE]))
     e = clone_error(catalog_dc, docker["uuid"], LUKE)
-    assert (e.code, errs(e)) == ("ValidationFailed", [("type", "Invalid")])  # type: ignore[arg-type]
+    assert (e.code, errs(e)) == ("ValidationFailed", [("type", "Invalid")])
     e = catalog_dc.error("CloneImage", caller=caller(LUKE), uuid=new_uuid())
     assert e.code == "ResourceNotFound"
 

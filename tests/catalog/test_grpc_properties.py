@@ -1,0 +1,325 @@
+"""Property-based tests through gRPC: odd names/versions/descriptions/tags/filters (unicode, NUL,
+quotes, very long) give a clean ValidationFailed/InvalidParameter or a faithful round-trip, never an
+INTERNAL/UNKNOWN/UNAVAILABLE status; failed updates change nothing. Plus the regressions found."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import grpc
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from imgapi.v1 import catalog_pb2
+
+from imgapi_common.errors import ImgapiError
+from tests.catalog.conftest import LUKE, V2, Catalog, caller, catalog_dc, manifest
+from tests.catalog.grpc_support import (
+    create_active,
+    get_view,
+    list_uuids,
+    new_uuid,
+    snapshot,
+    view_of,
+)
+
+__all__ = ["catalog_dc"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+NAME_RE = re.compile(r"[A-Za-z0-9._/ -]+")
+VERSION_RE = re.compile(r"[A-Za-z0-9._/+-]+")
+CLEAN_422 = ("ValidationFailed", "InvalidParameter")
+
+_odd_chars = st.sampled_from(
+    [
+        "a",
+        "Z",
+        "0",
+        ".",
+        "_",
+        "/",
+        " ",
+        "-",
+        "+",
+        "\x00",
+        '"',
+        "'",
+        "\\",
+        "é",
+        "中",
+        "😀",
+        "\n",
+        "\u202e",
+        "\uffff",
+    ]
+)
+odd_text = st.one_of(
+    st.text(st.characters(blacklist_categories=["Cs"]), max_size=30),
+    st.text(_odd_chars, max_size=30),
+    st.builds(lambda c, n: c * n, _odd_chars, st.integers(500, 11000)),
+)
+small_text = st.one_of(
+    st.text(st.characters(blacklist_categories=["Cs"]), max_size=12), st.text(_odd_chars, max_size=8)
+)
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | small_text
+    | st.builds(lambda c, n: c * n, _odd_chars, st.integers(90, 110)),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(small_text, children, max_size=3),
+    max_leaves=6,
+)
+tags_strategy = st.dictionaries(small_text, json_values, max_size=4)
+
+
+def js_len(s: str) -> int:
+    return len(s.encode("utf-16-le")) // 2
+
+
+def js_numbers(v: Any) -> Any:
+    """A JSON value with every number as a double: JavaScript's view (1.0 == 1, 5.76e16 == 57612746799714910)."""
+    if isinstance(v, bool) or v is None or isinstance(v, str):
+        return v
+    if isinstance(v, (int, float)):
+        return float(v)
+    if isinstance(v, list):
+        return [js_numbers(x) for x in v]
+    return {k: js_numbers(x) for k, x in v.items()}
+
+
+def expected_errors(name: str, version: str, description: str) -> list[str]:
+    out = []
+    if not (len(name) <= 1024 and NAME_RE.fullmatch(name)):
+        out.append("name")
+    if not (len(version) <= 512 and VERSION_RE.fullmatch(version)):
+        out.append("version")
+    if description and js_len(description) > 10240:
+        out.append("description")
+    return out
+
+
+def examples(cat: Catalog, sqlite: int, postgres: int) -> Callable[[F], F]:
+    chosen: Callable[[F], F] = settings(
+        max_examples=sqlite if cat.backend == "sqlite" else postgres,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    return chosen
+
+
+def raw_call(cat: Catalog, method: str, **fields: Any) -> Any:
+    """Call and map a non-IMGAPI failure (a crash) to a test failure with the gRPC status."""
+    try:
+        return cat.call(method, **fields)
+    except ImgapiError as e:
+        assert e.http_status < 500, f"{method} crashed: {e.body()}"
+        raise
+
+
+def test_create_property(catalog_dc: Catalog) -> None:
+    owner = new_uuid()
+
+    @examples(catalog_dc, sqlite=150, postgres=40)
+    @given(name=odd_text, version=odd_text, description=odd_text, tags=tags_strategy)
+    def run(name: str, version: str, description: str, tags: dict[str, Any]) -> None:
+        m = manifest(owner=owner, name=name, version=version, description=description, tags=tags)
+        expected = expected_errors(name, version, description)
+        try:
+            r = raw_call(catalog_dc, "CreateImage", caller=caller(), view=V2, manifest_json=json.dumps(m))
+        except ImgapiError as e:
+            assert e.code == "ValidationFailed", e.body()
+            assert [f.field for f in e.errors] == expected
+            assert e.message == "invalid image data: " + ", ".join(expected)
+            return
+        assert expected == []
+        out = view_of(r)
+        assert (out["name"], out["version"]) == (name, version)
+        assert out.get("description") == (description or None)
+        assert js_numbers(out["tags"]) == js_numbers(tags) and list(out["tags"]) == list(tags)
+        assert get_view(catalog_dc, out["uuid"]) == out
+        # the exact name and version filters find it
+        assert out["uuid"] in list_uuids(catalog_dc, owner=owner, name=name, version=version, state="all")
+        for k, v in tags.items():
+            if isinstance(v, str) and js_len(v) <= 100:
+                assert out["uuid"] in list_uuids(catalog_dc, owner=owner, state="all", tags={k: v})
+            assert out["uuid"] in list_uuids(catalog_dc, owner=owner, state="all", tags={k: ""})
+
+    run()
+
+
+def test_update_property(catalog_dc: Catalog) -> None:
+    img = catalog_dc.create(manifest(description="orig", tags={"a": 1}))
+    uuid = img["uuid"]
+    fields = st.sampled_from(["name", "version", "description", "tags", "homepage", "os", "acl", "bogus"])
+
+    @examples(catalog_dc, sqlite=120, postgres=30)
+    @given(
+        body=st.dictionaries(fields, st.one_of(odd_text, json_values, tags_strategy), min_size=1, max_size=3)
+    )
+    def run(body: dict[str, Any]) -> None:
+        before = snapshot(catalog_dc, uuid)
+        try:
+            r = raw_call(
+                catalog_dc, "UpdateImage", caller=caller(), view=V2, uuid=uuid, update_json=json.dumps(body)
+            )
+        except ImgapiError as e:
+            assert e.code in CLEAN_422 and e.http_status == 422, e.body()
+            assert snapshot(catalog_dc, uuid) == before
+            return
+        out = view_of(r)
+        for k, v in body.items():
+            if v is None and k != "tags":
+                assert k not in out
+            elif k == "tags" and v is not None:
+                assert js_numbers(out["tags"]) == js_numbers(v)
+            elif k in ("name", "version", "os"):
+                assert out[k] == v
+        assert get_view(catalog_dc, uuid) == out
+
+    run()
+
+
+def test_list_filters_property(catalog_dc: Catalog) -> None:
+    tagged = create_active(catalog_dc, manifest(tags={"k\x00": "v\x00", "q": '"'}))
+
+    @examples(catalog_dc, sqlite=120, postgres=30)
+    @given(
+        name=odd_text,
+        version=odd_text,
+        os=small_text,
+        type=small_text,
+        owner=small_text,
+        account=small_text,
+        tags=st.dictionaries(small_text, small_text, max_size=3),
+        billing=st.lists(small_text, max_size=3),
+        limit=st.one_of(st.just(""), small_text, st.integers(-5, 5000).map(str)),
+        marker=st.one_of(st.just(""), small_text),
+        sort=st.one_of(st.just(""), small_text, st.sampled_from(["published_at.desc", "published_at.x"])),
+        state=st.one_of(st.just(""), small_text, st.sampled_from(["all", "creating", "failed"])),
+        public=st.one_of(st.just(""), small_text, st.sampled_from(["true", "false"])),
+    )
+    def run(**kw: Any) -> None:
+        account = kw.pop("account")
+        billing = kw.pop("billing")
+        try:
+            raw_call(
+                catalog_dc,
+                "ListImages",
+                caller=caller(account),
+                view=V2,
+                billing_tags=billing,
+                **{k: ("~" + v if k == "name" and len(v) % 2 else v) for k, v in kw.items()},
+            )
+        except ImgapiError as e:
+            assert (e.code, e.http_status) in (("InvalidParameter", 422), ("ResourceNotFound", 404)), e.body()
+
+    run()
+    assert list_uuids(catalog_dc, tags={"k\x00": "v\x00"}) == [tagged["uuid"]]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"name": "a\\ud800b"}',  # lone surrogate: valid JSON syntax, not storable text
+        '{"tags": {"\\udfff": 1}}',
+        '{"tags": {"n": NaN}}',
+        '{"tags": {"n": Infinity}}',
+        '{"tags": ' + "[" * 5000 + "]" * 5000 + "}",
+        '{"tags": {"t": ' + "[" * 100 + "]" * 100 + "}}",
+        '{"name": "x"',
+        "\x00",
+    ],
+)
+def test_unstorable_json_is_invalid_content(catalog_dc: Catalog, body: str) -> None:
+    img = catalog_dc.create(manifest())
+    before = snapshot(catalog_dc, img["uuid"])
+    for method, field, extra in (
+        ("CreateImage", "manifest_json", {}),
+        ("UpdateImage", "update_json", {"uuid": img["uuid"]}),
+        ("AddImageAcl", "acl_json", {"uuid": img["uuid"]}),
+        ("ChannelAddImage", "body_json", {"uuid": img["uuid"]}),
+    ):
+        e = catalog_dc.error(method, caller=caller(), **{field: body}, **extra)
+        assert (e.code, e.http_status) == ("InvalidContent", 400), (method, e.body())
+    e = catalog_dc.error("AdminImportImage", caller=caller(), uuid=new_uuid(), manifest_json=body)
+    assert (e.code, e.http_status) == ("InvalidContent", 400)
+    assert snapshot(catalog_dc, img["uuid"]) == before
+
+
+def test_nul_and_escape_characters_round_trip(catalog_dc: Catalog) -> None:
+    """PostgreSQL text cannot hold NUL: tags/billing tags with NUL still store, round-trip and match."""
+    tags = {"k\x00ey": "v\x00al", "\uffff": "\uffff0", "x": "\x00"}
+    img = create_active(
+        catalog_dc, manifest(tags=tags, billing_tags=["b\x00", "\uffff0"], description="d\x00\"'")
+    )
+    u = img["uuid"]
+    assert img["tags"] == tags and img["billing_tags"] == ["b\x00", "\uffff0"]
+    assert img["description"] == "d\x00\"'"
+    assert list_uuids(catalog_dc, tags={"k\x00ey": "v\x00al"}) == [u]
+    assert list_uuids(catalog_dc, tags={"\uffff": "\uffff0"}) == [u]
+    assert list_uuids(catalog_dc, tags={"\uffff": "\x00"}) == []  # the escaping is injective
+    assert list_uuids(catalog_dc, tags={"x": "\x00"}) == [u]
+    assert list_uuids(catalog_dc, billing_tags=["b\x00", "\uffff0"]) == [u]
+    assert list_uuids(catalog_dc, billing_tags=["\uffff\uffff0"]) == []
+    for uuid_like in ("a\x00b", u + "\x00", ""):
+        for method in ("GetImage", "DeleteImage", "CloneImage"):
+            e = catalog_dc.error(
+                method, caller=caller(LUKE if method == "CloneImage" else ""), uuid=uuid_like
+            )
+            assert (e.code, e.http_status) == ("ResourceNotFound", 404)
+    e = catalog_dc.error("CreateImage", caller=caller(), manifest_json=json.dumps(manifest(origin="a\x00")))
+    assert e.code == "OriginDoesNotExist"
+    assert list_uuids(catalog_dc, "\x00", owner="\x00", name="~\x00", os="\x00", type="!\x00") == []
+
+
+def test_long_values(catalog_dc: Catalog) -> None:
+    e = catalog_dc.error(
+        "CreateImage", caller=caller(), manifest_json=json.dumps(manifest(tags={"k": "x" * 102400}))
+    )
+    assert (e.code, [f.field for f in e.errors]) == ("ValidationFailed", ["tags"])
+    # 10240 UTF-16 units: astral characters count twice
+    img = catalog_dc.create(manifest(description="😀" * 5120))
+    assert len(img["description"]) == 5120
+    e = catalog_dc.error(
+        "CreateImage", caller=caller(), manifest_json=json.dumps(manifest(description="😀" * 5121))
+    )
+    assert [f.field for f in e.errors] == ["description"]
+    big = "x" * (4 * 1024 * 1024)
+    try:
+        catalog_dc.call("CreateImage", caller=caller(), manifest_json=json.dumps(manifest(description=big)))
+    except ImgapiError as err:
+        assert err.http_status < 500
+    except grpc.RpcError as rpc:  # message size limit of the transport is a clean refusal too
+        assert rpc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED  # type: ignore[attr-defined]
+
+
+def test_watch_changes_never_crashes_on_odd_records(catalog_dc: Catalog) -> None:
+    create_active(catalog_dc, manifest(tags={"\x00": "\uffff"}, description="😀\x00"))
+    evs = list(catalog_dc.stub.WatchChanges(catalog_pb2.WatchChangesRequest(replay_only=True)))
+    assert evs and all(json.loads(e.image.view_json) for e in evs if e.HasField("image"))
+
+
+def test_huge_error_lists_stay_clean(catalog_dc: Catalog) -> None:
+    """Errors echoing huge inputs must still travel as a clean 422 (gRPC caps trailers at 8 KiB)."""
+    reqs = {f"k{i}" + "z" * 50: 1 for i in range(2000)}
+    body = manifest(requirements=reqs, os="o" * 11000)
+    e = catalog_dc.error("CreateImage", caller=caller(), manifest_json=json.dumps(body))
+    assert (e.code, e.http_status) == ("ValidationFailed", 422)
+    assert e.errors and e.errors[0].field == "os"
+    extra = manifest(**{f"extra{i}" + "y" * 40: i for i in range(3000)})
+    e = catalog_dc.error("CreateImage", caller=caller(), manifest_json=json.dumps(extra))
+    assert (e.code, e.http_status) == ("InvalidParameter", 422)
+    assert e.errors and e.errors[0].field.startswith("extra0")
+    img = catalog_dc.create(manifest())
+    before = snapshot(catalog_dc, img["uuid"])
+    e = catalog_dc.error(
+        "UpdateImage", caller=caller(), uuid=img["uuid"], update_json=json.dumps({"name": "\u4e2d" * 20000})
+    )
+    assert (e.code, [f.field for f in e.errors]) == ("ValidationFailed", ["name"])
+    assert snapshot(catalog_dc, img["uuid"]) == before
