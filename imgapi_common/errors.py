@@ -144,29 +144,52 @@ def internal(message: str) -> ImgapiError:
 # --- gRPC rich status -----------------------------------------------------------------------------
 
 
+#: Error texts quote client input; gRPC refuses trailers over 16 KiB, so texts are capped.
+MAX_MESSAGE_CHARS = 1024
+MAX_FIELD_MESSAGE_CHARS = 512
+#: Room for the `errors` array in the status trailer (base64 inflates it by 4/3).
+MAX_DETAILS_BYTES = 4096
+
+
+def _cap(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def to_rpc_status(err: ImgapiError, domain: str = DOMAIN) -> status_pb2.Status:
-    """Pack a domain error into a ``google.rpc.Status`` with ErrorInfo (+ BadRequest)."""
+    """Pack a domain error into a ``google.rpc.Status`` with ErrorInfo (+ BadRequest).
+
+    The message travels once, as ``Status.message``; long texts are capped so the status always
+    fits in gRPC's trailer limit, whatever the client sent.
+    """
     info = error_details_pb2.ErrorInfo(
         reason=err.code,
         domain=domain,
-        metadata={"http_status": str(err.http_status), "message": err.message, **err.metadata},
+        metadata={"http_status": str(err.http_status), **err.metadata},
     )
     a = any_pb2.Any()
     a.Pack(info)
     packed = [a]
     if err.code in CODES_WITH_ERRORS:
-        bad = error_details_pb2.BadRequest(
-            field_violations=[
-                error_details_pb2.BadRequest.FieldViolation(
-                    field=e.field, reason=e.code, description=e.message or ""
-                )
-                for e in err.errors
-            ]
-        )
+        bad = error_details_pb2.BadRequest()
+        budget = MAX_DETAILS_BYTES
+        for e in err.errors:
+            v = error_details_pb2.BadRequest.FieldViolation(
+                field=_cap(e.field, MAX_FIELD_MESSAGE_CHARS),
+                reason=e.code,
+                description=_cap(e.message or "", MAX_FIELD_MESSAGE_CHARS),
+            )
+            budget -= v.ByteSize() + 4
+            if budget < 0:  # pathological inputs (thousands of bad keys): keep what fits
+                break
+            bad.field_violations.append(v)
         a = any_pb2.Any()
         a.Pack(bad)
         packed.append(a)
-    return status_pb2.Status(code=getattr(code_pb2, err.grpc_code.name), message=err.message, details=packed)
+    return status_pb2.Status(
+        code=getattr(code_pb2, err.grpc_code.name),
+        message=_cap(err.message, MAX_MESSAGE_CHARS),
+        details=packed,
+    )
 
 
 def abort_with(context: grpc.ServicerContext, err: ImgapiError, domain: str = DOMAIN) -> None:
@@ -193,8 +216,8 @@ def from_rpc_error(exc: grpc.RpcError) -> ImgapiError:
                 for v in bad.field_violations:
                     # An empty description stands for "no message" (IMGAPI never sends empty ones).
                     errors.append(FieldError(v.field, v.reason, v.description or None))
-            meta = {k: v for k, v in info.metadata.items() if k not in ("http_status", "message")}
-            return ImgapiError(info.reason, info.metadata.get("message", status.message), errors, meta)
+            meta = {k: v for k, v in info.metadata.items() if k != "http_status"}
+            return ImgapiError(info.reason, status.message, errors, meta)
     code = exc.code() if hasattr(exc, "code") else None
     if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
         return ImgapiError("ServiceUnavailableError", "service unavailable")

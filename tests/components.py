@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -55,7 +56,7 @@ def wait_for_port(port: int, timeout: float = 20.0, host: str = "127.0.0.1") -> 
 # --- PostgreSQL -------------------------------------------------------------------------------
 
 
-def _pg_admin_engine():  # type: ignore[no-untyped-def]
+def _pg_admin_engine() -> Engine:
     from sqlalchemy import create_engine
 
     return create_engine(PG_BASE_URL, isolation_level="AUTOCOMMIT", pool_pre_ping=True)

@@ -36,11 +36,11 @@ def test_catalog_metrics_and_request_id_in_logs(tmp_path: Path) -> None:
         wait_for_port(metrics, 30)
         with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
             stub = catalog_pb2_grpc.CatalogServiceStub(ch)
-            stub.ListImages(catalog_pb2.ListImagesRequest(), metadata=[("x-request-id", "req-abc-123")])
+            stub.ListImages(catalog_pb2.ListImagesRequest(), metadata=(("x-request-id", "req-abc-123"),))
             try:
                 stub.GetImage(
                     catalog_pb2.GetImageRequest(uuid="00000000-0000-4000-8000-000000000000"),
-                    metadata=[("x-request-id", "req-missing-1")],
+                    metadata=(("x-request-id", "req-missing-1"),),
                 )
             except grpc.RpcError as e:
                 assert e.code() == grpc.StatusCode.NOT_FOUND
