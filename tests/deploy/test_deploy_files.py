@@ -97,3 +97,26 @@ def test_systemd_units_verify(tmp_path: Path) -> None:
     )
     problems = [line for line in (out.stdout + out.stderr).splitlines() if "imgapi" in line]
     assert out.returncode == 0 and not problems, out.stdout + out.stderr
+
+
+def test_configuration_reference_names_every_setting() -> None:
+    """docs/configuration.md lists every setting of the three services (and no stale one)."""
+    import re
+
+    from blob_service.settings import BlobSettings
+    from catalog_service.settings import CatalogSettings
+    from gateway.settings import GatewaySettings
+
+    known = {
+        f"IMGAPI_{prefix}_{field.upper()}"
+        for prefix, cls in (
+            ("CATALOG", CatalogSettings),
+            ("BLOB", BlobSettings),
+            ("GATEWAY", GatewaySettings),
+        )
+        for field in cls.model_fields
+    }
+    text = (ROOT / "docs" / "configuration.md").read_text()
+    listed = set(re.findall(r"^\| `(IMGAPI_(?:CATALOG|BLOB|GATEWAY)_[A-Z0-9_]+)`", text, re.M))
+    assert known - listed == set(), f"undocumented settings: {sorted(known - listed)}"
+    assert listed - known == set(), f"documented settings that do not exist: {sorted(listed - known)}"
