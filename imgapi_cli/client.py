@@ -97,6 +97,7 @@ class Client:
         timeout: float = 60.0,
         transport: httpx.BaseTransport | None = None,
         version: str = "*",
+        auth: httpx.Auth | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self.account = account or None
@@ -108,6 +109,7 @@ class Client:
             timeout=httpx.Timeout(timeout, connect=10.0),
             transport=transport,
             follow_redirects=False,
+            auth=auth,
         )
 
     # --- plumbing --------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import mimetypes
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from typing import Annotated, Any
 import typer
 
 from imgapi_cli import output
+from imgapi_cli.auth import SignatureAuth, load_key
 from imgapi_cli.client import Client, ImgapiError
 from imgapi_cli.serve import serve_command
 from imgapi_cli.transfer import DEFAULT_CHUNK_SIZE, TransferInterrupted, download, parse_rate, upload
@@ -49,11 +51,20 @@ class Globals:
     channel: str | None = None
     json: bool = False
     timeout: float = 60.0
+    user: str | None = None
+    key: Path | None = None
     _client: Client | None = field(default=None, repr=False)
 
     def client(self) -> Client:
         if self._client is None:
-            self._client = Client(self.url, account=self.account, channel=self.channel, timeout=self.timeout)
+            auth = None
+            if self.user or self.key:
+                if not (self.user and self.key):
+                    raise ImgapiError("Usage", "HTTP Signature auth needs both --user and --key")
+                auth = SignatureAuth(self.user, load_key(self.key, os.environ.get("IMGAPI_KEY_PASSPHRASE")))
+            self._client = Client(
+                self.url, account=self.account, channel=self.channel, timeout=self.timeout, auth=auth
+            )
         return self._client
 
 
@@ -81,8 +92,17 @@ def main(
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", "-j", help="JSON output (and JSON errors).")] = False,
     timeout: Annotated[float, typer.Option("--timeout", help="Per-request timeout in seconds.")] = 60.0,
+    user: Annotated[
+        str | None,
+        typer.Option("--user", envvar="IMGAPI_USER", help="HTTP Signature auth: user name (keyId)."),
+    ] = None,
+    key: Annotated[
+        Path | None, typer.Option("--key", envvar="IMGAPI_KEY", help="HTTP Signature auth: private key file.")
+    ] = None,
 ) -> None:
-    ctx.obj = Globals(url=url, account=account, channel=channel, json=json_out, timeout=timeout)
+    ctx.obj = Globals(
+        url=url, account=account, channel=channel, json=json_out, timeout=timeout, user=user, key=key
+    )
     ctx.call_on_close(lambda: ctx.obj.client().close() if ctx.obj._client else None)
 
 
