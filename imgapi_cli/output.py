@@ -23,9 +23,9 @@ from imgapi_cli.client import ImgapiError
 
 
 def stdout() -> Console:
-    # Built per call: sys.stdout may be swapped (tests, pipes). Not a terminal: never truncate.
-    width = None if sys.stdout.isatty() else 100_000
-    return Console(file=sys.stdout, soft_wrap=True, width=width)
+    # Built per call: sys.stdout may be swapped (tests, pipes). Tables are never truncated (UUIDs and
+    # dates must stay whole, like imgadm's columns); a narrow terminal wraps the lines instead.
+    return Console(file=sys.stdout, soft_wrap=True, width=100_000)
 
 
 def stderr() -> Console:
