@@ -188,3 +188,13 @@ def test_list_follows_markers(cli: Cli, cli_stack: Stack) -> None:
     assert len(cli.json("list", "--name", name, "--limit", "7", "--json")) == 7
     desc = cli.json("list", "--name", name, "--sort", "published_at.desc", "--json")
     assert [i["uuid"] for i in desc] == [i["uuid"] for i in reversed(listed)]
+
+
+def test_help_lists_every_command(cli: Cli) -> None:
+    out = cli("--help").stdout
+    for name in (
+        "list", "get", "create", "upload", "download", "activate", "disable", "enable", "update",
+        "delete", "acl", "icon", "import-remote", "channels", "serve",
+    ):  # fmt: skip
+        assert f" {name} " in out, name
+    assert "--data-dir" in cli("serve", "--help").stdout  # imgapi_cli/serve.py's options
