@@ -498,6 +498,10 @@ class CatalogService:
         for _ in range(MAX_ATTEMPTS):
             try:
                 with self._write() as conn, conn.begin():
+                    if is_uuid(uuid):
+                        # Writers of one image queue on its row lock (PostgreSQL) instead of
+                        # spinning on revision conflicts; the conditional UPDATE stays the guard.
+                        self._lock_image(conn, uuid, shared=False)
                     row = self._load(conn, uuid, caller, channel)
                     if check_owner:
                         self._check_owner(row.record, caller)
@@ -731,8 +735,17 @@ class CatalogService:
         ):
             raise ImgapiError("OwnerDoesNotExist", f'owner "{owner}" does not exist')
 
+    @staticmethod
+    def _lock_image(conn: Connection, uuid: str, *, shared: bool) -> bool:
+        """Lock an image row until the end of the transaction (PostgreSQL; SQLite write
+        transactions are serialized anyway); False when it does not exist."""
+        stmt = select(images.c.uuid).where(images.c.uuid == uuid).with_for_update(read=shared)
+        return conn.execute(stmt).first() is not None
+
     def _origin_must_exist(self, conn: Connection, origin: Any) -> None:
-        if truthy(origin) and not (is_uuid(origin) and self.repo.exists(conn, origin)):
+        # A shared lock on the origin row: a concurrent DeleteImage of the origin (which locks it
+        # exclusively before counting dependents) either sees this new dependent or makes it fail.
+        if truthy(origin) and not (is_uuid(origin) and self._lock_image(conn, origin, shared=True)):
             raise ImgapiError("OriginDoesNotExist", f'origin image "{origin}" does not exist')
 
     def create(self, caller: Caller, view: View, manifest_json: str) -> Rendered:
@@ -910,6 +923,8 @@ class CatalogService:
         for _ in range(MAX_ATTEMPTS):
             try:
                 with self._write() as conn, conn.begin():
+                    if is_uuid(uuid):  # no new dependent can appear until we commit
+                        self._lock_image(conn, uuid, shared=False)
                     row = self._load(conn, uuid, caller, channel)
                     self._check_owner(row.record, caller)
                     force = list_params.parse_bool_param("force_all_channels", force_all_channels)
