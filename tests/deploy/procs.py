@@ -199,6 +199,28 @@ class Envoy:
                 out[f"{parts[0]}/{parts[1]}"] = parts[3]
         return out
 
+    def requests_per_host(self, cluster: str) -> dict[str, int]:
+        text = httpx.get(f"{self.admin}/clusters", timeout=2).text
+        out = {}
+        for line in text.splitlines():
+            parts = line.split("::")
+            if len(parts) == 4 and parts[0] == cluster and parts[2] == "rq_total":
+                out[parts[1]] = int(parts[3])
+        return out
+
+    def gateways_reached(self) -> bool:
+        """Send a /ping through Envoy; True once every gateway replica has served a request.
+
+        The admin page shows health as the main thread sees it; the workers' load balancers
+        learn of it a little later, so readiness is "every replica got traffic".
+        """
+        try:
+            httpx.get(f"{self.url}/ping", headers={"Connection": "close"}, timeout=2)
+            counts = self.requests_per_host("gateway")
+        except httpx.HTTPError:
+            return False
+        return bool(counts) and all(n > 0 for n in counts.values())
+
     def all_healthy(self) -> bool:
         try:
             flags = self.host_health()
@@ -241,3 +263,4 @@ def wait_stack(
         wait_until(f"{p.name} /ping", lambda u=url: http_ok(f"{u}/ping"), [p], timeout)  # type: ignore[misc]
     if envoy is not None:
         wait_until("envoy: every replica healthy", envoy.all_healthy, [envoy.proc], timeout)
+        wait_until("envoy: every gateway reached", envoy.gateways_reached, [envoy.proc], timeout)

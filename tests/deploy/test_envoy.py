@@ -143,8 +143,7 @@ def test_rest_lifecycle(stack: Stack) -> None:
 
 
 def test_both_gateways_serve(stack: Stack) -> None:
-    """Concurrent clients are spread over both gateway replicas (x-server-name is each replica's
-    host name)."""
+    """Requests are spread over both gateway replicas (x-server-name is each replica's host name)."""
 
     def pings(_: int) -> set[str | None]:
         with stack.client() as c:
