@@ -391,6 +391,7 @@ class Copier:
                         raise CopyError(f"WriteChunks: {e.reason}: {e.message}", transient=False) from None
                     if failures > self.retries:
                         raise CopyError(f"copying the file of {img.uuid}: {e}") from None
+                    log.info("copying the file of %s at %d (attempt %d): %s", img.uuid, offset, failures, e)
                     self._sleep(failures)
                     offset = self._committed(upload_id, e)
                 else:

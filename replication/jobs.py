@@ -153,6 +153,7 @@ class JobRunner:
         label = self.job_id
         failures = 0
         limiter = RateLimiter(spec.bandwidth_limit)
+        progress_mark = (job.cursor, job.images_copied)
         while not self._stop.is_set():
             source: GrpcSource | RestSource | None = None
             dest: Destination | None = None
@@ -175,6 +176,10 @@ class JobRunner:
                     self._poll(spec, source, pool)
                 failures = 0
             except Exception as e:
+                now = self.store.get_job(self.job_id)
+                if now is not None and (now.cursor, now.images_copied) != progress_mark:
+                    failures = 0  # the link failed, but work got done since the last failure
+                    progress_mark = (now.cursor, now.images_copied)
                 failures += 1
                 log.warning("job %s: %s (retry %d)", self.job_id, e, failures)
                 self.store.update_job(self.job_id, last_error=str(e)[:2000])
