@@ -14,42 +14,11 @@ from imgapi.v1 import catalog_pb2, catalog_pb2_grpc, common_pb2, image_pb2
 from catalog_service.convert import file_entry, icon_entry, image_message
 from catalog_service.preconditions import Conditions
 from catalog_service.service import Caller, CatalogService, Rendered, View
-from imgapi_common.errors import FieldError, ImgapiError, abort_with, to_rpc_status
+from imgapi_common.errors import ImgapiError, abort_with
 
 log = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-#: Budget for an error's trailers (grpc-message, percent-encoded, and the base64 rich status): gRPC
-#: clients refuse metadata above 8 KiB by default, which would turn a clean 422 into a transport error.
-MAX_ERROR_METADATA_BYTES = 6000
-
-
-def _shorten(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[:limit] + "..."
-
-
-def _metadata_size(err: ImgapiError) -> int:
-    details = len(to_rpc_status(err).SerializeToString())
-    return 3 * len(err.message.encode("utf-8")) + (details * 4) // 3 + 64
-
-
-def _fit(err: ImgapiError) -> ImgapiError:
-    """The error itself, or (for huge inputs echoed in messages) a shortened copy that fits the
-    trailers: long texts are cut, then trailing ``errors`` entries dropped, never the code."""
-    if _metadata_size(err) <= MAX_ERROR_METADATA_BYTES:
-        return err
-    errors = [
-        FieldError(_shorten(e.field, 100), e.code, None if e.message is None else _shorten(e.message, 100))
-        for e in err.errors
-    ]
-    message = _shorten(err.message, 300)
-    fitted = ImgapiError(err.code, message, errors, err.metadata)
-    while errors and _metadata_size(fitted) > MAX_ERROR_METADATA_BYTES:
-        errors = errors[: len(errors) // 2]
-        fitted = ImgapiError(err.code, message, errors, err.metadata)
-    return fitted
 
 
 def _translate_errors(fn: F) -> F:
@@ -58,9 +27,9 @@ def _translate_errors(fn: F) -> F:
         try:
             return fn(self, request, context)
         except ImgapiError as e:
-            abort_with(context, _fit(e))
+            abort_with(context, e)
         except json.JSONDecodeError as e:
-            abort_with(context, _fit(ImgapiError("InvalidContent", f"Invalid JSON: {e}")))
+            abort_with(context, ImgapiError("InvalidContent", f"Invalid JSON: {e}"))
         except Exception:
             log.exception("unexpected failure in %s", fn.__name__)
             abort_with(context, ImgapiError("InternalError", "internal error"))
@@ -380,4 +349,4 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
                     ev.image.CopyFrom(image_message(r))
                 yield ev
         except ImgapiError as e:
-            abort_with(context, _fit(e))
+            abort_with(context, e)

@@ -16,8 +16,8 @@ class GatewaySettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     #: ``host:port`` of the catalog and blob gRPC services.
-    catalog_target: str = "127.0.0.1:50051"
-    blob_target: str = "127.0.0.1:50052"
+    catalog_target: str = "127.0.0.1:8501"
+    blob_target: str = "127.0.0.1:8502"
 
     #: ``none`` (no authentication) or ``signature`` (HTTP Signature, endpoints.md §1.3).
     auth_type: Literal["none", "signature"] = "none"

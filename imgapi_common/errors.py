@@ -144,52 +144,65 @@ def internal(message: str) -> ImgapiError:
 # --- gRPC rich status -----------------------------------------------------------------------------
 
 
-#: Error texts quote client input; gRPC refuses trailers over 16 KiB, so texts are capped.
-MAX_MESSAGE_CHARS = 1024
-MAX_FIELD_MESSAGE_CHARS = 512
-#: Room for the `errors` array in the status trailer (base64 inflates it by 4/3).
-MAX_DETAILS_BYTES = 4096
+#: Budget for an error's trailers: grpc-message (percent-encoded: up to 3 bytes per UTF-8 byte)
+#: plus the base64 rich status. gRPC clients refuse metadata above 8 KiB by default, which would
+#: turn a clean 422 into a transport error; error texts quote client input, so they are fitted.
+MAX_ERROR_METADATA_BYTES = 6000
 
 
-def _cap(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _pack(
+    code: str, message: str, errors: Sequence[FieldError], meta: dict[str, str], domain: str
+) -> status_pb2.Status:
+    spec = CODES[code]
+    info = error_details_pb2.ErrorInfo(
+        reason=code, domain=domain, metadata={"http_status": str(spec.http_status), **meta}
+    )
+    a = any_pb2.Any()
+    a.Pack(info)
+    packed = [a]
+    if code in CODES_WITH_ERRORS:
+        bad = error_details_pb2.BadRequest(
+            field_violations=[
+                error_details_pb2.BadRequest.FieldViolation(
+                    field=e.field, reason=e.code, description=e.message or ""
+                )
+                for e in errors
+            ]
+        )
+        b = any_pb2.Any()
+        b.Pack(bad)
+        packed.append(b)
+    return status_pb2.Status(code=getattr(code_pb2, spec.grpc_code.name), message=message, details=packed)
+
+
+def _trailer_size(st: status_pb2.Status) -> int:
+    return 3 * len(st.message.encode("utf-8")) + (int(st.ByteSize()) * 4) // 3 + 64
 
 
 def to_rpc_status(err: ImgapiError, domain: str = DOMAIN) -> status_pb2.Status:
     """Pack a domain error into a ``google.rpc.Status`` with ErrorInfo (+ BadRequest).
 
-    The message travels once, as ``Status.message``; long texts are capped so the status always
-    fits in gRPC's trailer limit, whatever the client sent.
+    The message travels once, as ``Status.message``. An error echoing huge client input is
+    fitted into the trailer budget: long texts are cut, then trailing ``errors`` entries dropped;
+    the code never changes.
     """
-    info = error_details_pb2.ErrorInfo(
-        reason=err.code,
-        domain=domain,
-        metadata={"http_status": str(err.http_status), **err.metadata},
-    )
-    a = any_pb2.Any()
-    a.Pack(info)
-    packed = [a]
-    if err.code in CODES_WITH_ERRORS:
-        bad = error_details_pb2.BadRequest()
-        budget = MAX_DETAILS_BYTES
-        for e in err.errors:
-            v = error_details_pb2.BadRequest.FieldViolation(
-                field=_cap(e.field, MAX_FIELD_MESSAGE_CHARS),
-                reason=e.code,
-                description=_cap(e.message or "", MAX_FIELD_MESSAGE_CHARS),
-            )
-            budget -= v.ByteSize() + 4
-            if budget < 0:  # pathological inputs (thousands of bad keys): keep what fits
-                break
-            bad.field_violations.append(v)
-        a = any_pb2.Any()
-        a.Pack(bad)
-        packed.append(a)
-    return status_pb2.Status(
-        code=getattr(code_pb2, err.grpc_code.name),
-        message=_cap(err.message, MAX_MESSAGE_CHARS),
-        details=packed,
-    )
+    st = _pack(err.code, err.message, err.errors, dict(err.metadata), domain)
+    if _trailer_size(st) <= MAX_ERROR_METADATA_BYTES:
+        return st
+    errors = [
+        FieldError(_shorten(e.field, 100), e.code, None if e.message is None else _shorten(e.message, 100))
+        for e in err.errors
+    ]
+    message = _shorten(err.message, 300)
+    st = _pack(err.code, message, errors, dict(err.metadata), domain)
+    while errors and _trailer_size(st) > MAX_ERROR_METADATA_BYTES:
+        errors = errors[: len(errors) // 2]
+        st = _pack(err.code, message, errors, dict(err.metadata), domain)
+    return st
 
 
 def abort_with(context: grpc.ServicerContext, err: ImgapiError, domain: str = DOMAIN) -> None:
@@ -199,7 +212,10 @@ def abort_with(context: grpc.ServicerContext, err: ImgapiError, domain: str = DO
 
 def from_rpc_error(exc: grpc.RpcError) -> ImgapiError:
     """Rebuild the domain error from a failed call. Non-IMGAPI failures become 500/503 errors."""
-    status = rpc_status.from_call(exc)  # type: ignore[arg-type]
+    try:
+        status = rpc_status.from_call(exc)  # type: ignore[arg-type]
+    except ValueError:  # the transport status disagrees with the packed one: trust the transport
+        status = None
     if status is not None:
         info: error_details_pb2.ErrorInfo | None = None
         bad: error_details_pb2.BadRequest | None = None
@@ -227,7 +243,10 @@ def from_rpc_error(exc: grpc.RpcError) -> ImgapiError:
 
 def error_reason(exc: grpc.RpcError) -> tuple[str | None, dict[str, str]]:
     """The ErrorInfo reason and metadata of a failed call (any domain), e.g. blob-service errors."""
-    status = rpc_status.from_call(exc)  # type: ignore[arg-type]
+    try:
+        status = rpc_status.from_call(exc)  # type: ignore[arg-type]
+    except ValueError:
+        return None, {}
     if status is None:
         return None, {}
     for d in status.details:
