@@ -12,6 +12,7 @@ from blob_service.servicer import BlobServicer
 from blob_service.settings import BlobSettings
 from blob_service.storage import make_storage
 from imgapi_common.grpc_server import build_server
+from imgapi_common.observability import ObservabilityInterceptor
 
 SERVICE_NAME = blob_pb2.DESCRIPTOR.services_by_name["BlobService"].full_name
 
@@ -30,6 +31,7 @@ def create_server(settings: BlobSettings) -> tuple[grpc.Server, int, HealthServi
         [SERVICE_NAME],
         settings.bind,
         max_workers=settings.max_workers,
+        interceptors=[ObservabilityInterceptor(access_log=settings.access_log)],
     )
     service.start_reaper()
     return server, port, health, service

@@ -14,6 +14,7 @@ from blob_service.convert import blob_info, digests_dict, upload_status
 from blob_service.errors import BlobError, abort_with
 from blob_service.service import BlobService
 from blob_service.writing import Chunk
+from imgapi_common.observability import BLOB_BYTES, BLOB_UPLOADS_IN_FLIGHT
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,7 @@ class BlobServicer(blob_pb2_grpc.BlobServiceServicer):
             while msg is not None:
                 if msg.upload_id and msg.upload_id != upload_id:
                     raise BlobError("InvalidRequest", "a stream writes to one upload only")
+                BLOB_BYTES.labels("in").inc(len(msg.data))
                 yield Chunk(
                     msg.data,
                     msg.offset if msg.HasField("offset") else None,
@@ -79,7 +81,8 @@ class BlobServicer(blob_pb2_grpc.BlobServiceServicer):
                 )
                 msg = next(request_iterator, None)
 
-        return self._status(self.service.write(upload_id, chunks()))
+        with BLOB_UPLOADS_IN_FLIGHT.track_inprogress():
+            return self._status(self.service.write(upload_id, chunks()))
 
     @_rpc
     def GetUpload(
@@ -107,8 +110,11 @@ class BlobServicer(blob_pb2_grpc.BlobServiceServicer):
         try:
             meta, chunks = self.service.read(request.blob_id, request.offset, request.length)
             first = next(chunks, b"")
+            out = BLOB_BYTES.labels("out")
+            out.inc(len(first))
             yield blob_pb2.ReadBlobResponse(data=first, info=blob_info(meta))
             for data in chunks:
+                out.inc(len(data))
                 yield blob_pb2.ReadBlobResponse(data=data)
         except BlobError as e:
             abort_with(context, e)

@@ -59,6 +59,10 @@ class BlobSettings(BaseSettings):
     max_workers: int = Field(default=32, ge=2)
     grace_seconds: float = Field(default=10.0, ge=0)
     log_level: str = "INFO"
+    #: Log one line per RPC (method, status, duration, request id).
+    access_log: bool = False
+    #: Port of the Prometheus ``/metrics`` endpoint (0 = disabled).
+    metrics_port: int = Field(default=0, ge=0)
 
     @model_validator(mode="after")
     def _coherent(self) -> BlobSettings:

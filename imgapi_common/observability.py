@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import grpc
-from prometheus_client import Counter, Histogram, start_http_server
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 #: The id of the request being served in this context ("" outside requests).
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
@@ -35,6 +35,12 @@ GRPC_LATENCY = Histogram(
     ["service", "method"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10, 60, 600),
 )
+
+
+#: Bytes moved by the blob service (direction: "in" = written by uploads, "out" = read).
+BLOB_BYTES = Counter("imgapi_blob_bytes_total", "Bytes moved by the blob service", ["direction"])
+#: Upload streams being written right now.
+BLOB_UPLOADS_IN_FLIGHT = Gauge("imgapi_blob_uploads_in_flight", "WriteChunks streams in progress")
 
 
 class JsonFormatter(logging.Formatter):
