@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from imgapi.v1 import replication_pb2
+from prometheus_client import REGISTRY
 
 from tests.replication.stacks import (
     DC,
@@ -93,6 +94,8 @@ def test_initial_sync_then_follow(pair: tuple[DC, DC, Replicator]) -> None:
     assert job.bytes_copied == sum(len(a.file_bytes(u)) for u in every)
     assert job.errors == 0 and not job.conflicts
     assert job.state == "running"
+    assert REGISTRY.get_sample_value("imgapi_replication_images_copied_total", {"job": job_id}) == len(every)
+    assert REGISTRY.get_sample_value("imgapi_replication_lag", {"job": job_id}) == 0
 
     # changes at the source arrive while the job follows the feed
     leaf, mid = chains[0][-1], chains[1][2]
