@@ -208,6 +208,7 @@ class Copier:
         retries: int = 8,
         backoff: float = 0.2,
         max_backoff: float = 5.0,
+        stopped: Callable[[], bool] = lambda: False,
     ) -> None:
         self.source = source
         self.dest = dest
@@ -218,6 +219,8 @@ class Copier:
         self.retries = retries
         self.backoff = backoff
         self.max_backoff = max_backoff
+        #: True when the job is stopping: a file copy ends at the next chunk (its upload stays).
+        self.stopped = stopped
         self._locks: dict[str, threading.RLock] = {}
         self._locks_lock = threading.Lock()
         #: image uuid -> (bytes committed, total) of files being copied now (status display).
@@ -381,9 +384,11 @@ class Copier:
         self.live[img.uuid] = (offset, f.size)
         try:
             while offset < f.size:
+                if self.stopped():
+                    raise CopyError(f"stopped while copying the file of {img.uuid} (at {offset})")
                 start = offset
                 try:
-                    data = self.limiter.pieces(self.source.read_file(img, offset))
+                    data = self._sending(img.uuid, offset, f.size, self.source.read_file(img, offset))
                     offset = blobs.write(upload_id, offset, data)
                 except (BlobError, SourceError) as e:
                     failures += 1
@@ -429,6 +434,16 @@ class Copier:
         if self.store is not None:
             self.store.set_progress(self.job_id, img.uuid, upload_id="", bytes_done=f.size)
         return dest  # type: ignore[no-any-return]
+
+    def _sending(self, uuid: str, offset: int, total: int, data: Iterable[bytes]) -> Iterator[bytes]:
+        """The source bytes, paced by the bandwidth limit, shown live, cut short when stopping."""
+        pos = offset
+        for piece in self.limiter.pieces(data):
+            yield piece
+            pos += len(piece)
+            self.live[uuid] = (pos, total)
+            if self.stopped():
+                return
 
     def _committed(self, upload_id: str, err: Exception) -> int:
         if isinstance(err, BlobError) and "current_offset" in err.metadata:

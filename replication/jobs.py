@@ -26,9 +26,9 @@ from typing import Any
 
 from prometheus_client import Counter, Gauge
 
-from replication.copier import Conflict, Copier, CopyError, Destination, Outcome, RateLimiter
+from replication.copier import Conflict, Copier, Destination, Outcome, RateLimiter
 from replication.filters import Filters
-from replication.sources import GrpcSource, RestSource, Source, SourceError, SourceEvent, SourceImage
+from replication.sources import GrpcSource, RestSource, Source, SourceEvent, SourceImage
 from replication.store import Store
 
 log = logging.getLogger(__name__)
@@ -168,6 +168,7 @@ class JobRunner:
                     job_id=self.job_id,
                     limiter=limiter,
                     on_bytes=lambda n: BYTES.labels(label).inc(n),
+                    stopped=self._stop.is_set,
                 )
                 pool = ThreadPoolExecutor(spec.concurrency, thread_name_prefix=f"copy-{self.job_id[:8]}")
                 if isinstance(source, GrpcSource):
@@ -211,7 +212,7 @@ class JobRunner:
                     self.job_id, img.uuid, status="conflict", fingerprint=img.fingerprint(), last_error=str(c)
                 )
                 return None
-            except (CopyError, SourceError, Exception) as e:
+            except Exception as e:  # CopyError, SourceError, unexpected: retried
                 attempts += 1
                 ERRORS.labels(label).inc()
                 transient = getattr(e, "transient", True)

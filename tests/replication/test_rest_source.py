@@ -8,6 +8,7 @@ from pathlib import Path
 
 from imgapi.v1 import replication_pb2
 
+from replication.copier import import_image_with_origins
 from replication.sources import RestSource
 from tests.replication.stacks import LUKE, sha1, start_dc, start_gateway, start_replicator, wait_for
 
@@ -82,6 +83,23 @@ def test_rest_source_sync_poll_updates_and_deletes(tmp_path: Path) -> None:
         wait_for("REST source changes in b", arrived, timeout=30)
         job = r.job(job_id)
         assert job.errors == 0 and not job.conflicts
+
+        # the machinery of AdminImportRemoteImage: one image with its missing origins, root first
+        c = start_dc(tmp_path, "c")
+        try:
+            src, dest = RestSource(url), c.destination()
+            try:
+                got = import_image_with_origins(src, dest, chain[6])
+            finally:
+                src.close()
+                dest.close()
+            assert got.state == "active" and got.published_at == a.get(chain[6]).published_at  # type: ignore[union-attr]
+            for u in (chain[4], chain[5]):
+                assert c.get(u) is not None and c.get(u).state == "active"  # type: ignore[union-attr]
+            assert c.get(chain[3]) is None  # not an origin of chain[6]
+            assert c.file_bytes(chain[6]) == a.file_bytes(chain[6])
+        finally:
+            c.stop()
     finally:
         if r is not None:
             r.stop()
