@@ -47,6 +47,9 @@ images = Table(
     Column("revision", BigInteger, nullable=False),
     #: Every listing walks this index in sort order (state filters are cheap on the scanned rows).
     Index("ix_images_order", "valid", "published_sort", "uuid"),
+    #: The default listing (state=active) walks this one: no scan over unactivated images, which
+    #: sort first (as the epoch).
+    Index("ix_images_state_order", "valid", "activated", "disabled", "published_sort", "uuid"),
     Index("ix_images_owner", "owner", "published_sort", "uuid"),
     Index("ix_images_name", "name"),
     Index("ix_images_origin", "origin"),

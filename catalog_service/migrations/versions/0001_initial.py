@@ -35,6 +35,9 @@ def upgrade() -> None:
         sa.Column("revision", sa.BigInteger, nullable=False),
     )
     op.create_index("ix_images_order", "images", ["valid", "published_sort", "uuid"])
+    op.create_index(
+        "ix_images_state_order", "images", ["valid", "activated", "disabled", "published_sort", "uuid"]
+    )
     op.create_index("ix_images_owner", "images", ["owner", "published_sort", "uuid"])
     op.create_index("ix_images_name", "images", ["name"])
     op.create_index("ix_images_origin", "images", ["origin"])
