@@ -186,7 +186,7 @@ def get_throughput(port: int, uuids: list[str], procs: int, threads: int, second
     t0 = time.perf_counter()
     for p in ps:
         p.start()
-    total = sum(q.get() for _ in ps)
+    total = sum(int(q.get()) for _ in ps)
     for p in ps:
         p.join()
     return total / (time.perf_counter() - t0)
