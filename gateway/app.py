@@ -33,8 +33,13 @@ from gateway.routes import Mounted, match_path, mount
 from gateway.settings import GatewaySettings
 from gateway.versions import negotiate
 from imgapi_common.errors import ImgapiError
+from imgapi_common.observability import HTTP_LATENCY, HTTP_REQUESTS
+from imgapi_common.observability import request_id as request_id_var
 
 log = logging.getLogger("gateway")
+
+#: Where the dispatcher leaves the matched route pattern for the metrics.
+ROUTE_SCOPE_KEY = "imgapi.route"
 
 
 def _segments(raw_path: str) -> list[str]:
@@ -62,10 +67,19 @@ class Dispatcher:
         state: AppState = self.app.state.imgapi
         mounted: Mounted = self.app.state.mounted
         request_id = request_id_from(request.headers)
+        token = request_id_var.set(request_id)  # stamped on every log line of this request
         try:
-            response = await self._handle(request, state, mounted, request_id)
-        except Exception as exc:  # every failure is rendered as IMGAPI JSON
-            response = render(exc)
+            try:
+                response = await self._handle(request, state, mounted, request_id)
+            except Exception as exc:  # every failure is rendered as IMGAPI JSON
+                response = render(exc)
+            route = scope.get(ROUTE_SCOPE_KEY, "unmatched")
+            HTTP_REQUESTS.labels(route, request.method, str(response.status_code)).inc()
+            HTTP_LATENCY.labels(route, request.method).observe(time.monotonic() - started)
+            if state.settings.access_log:
+                log.info("%s %s %s", request.method, scope.get("path", ""), response.status_code)
+        finally:
+            request_id_var.reset(token)
         response.raw_headers.extend(
             common_headers(
                 request_id=request_id,
@@ -83,6 +97,7 @@ class Dispatcher:
         m = match_path(mounted.routes, _segments(raw_path))
         if m is None:
             raise ImgapiError("ResourceNotFound", f"{raw_path} does not exist")
+        request.scope[ROUTE_SCOPE_KEY] = m.route.pattern
         op = m.route.ops.get(method)
         if op is None:
             raise MethodNotAllowed(method, list(m.route.ops))

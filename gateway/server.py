@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import sys
+
 import uvicorn
+from pydantic import ValidationError
+from starlette.applications import Starlette
 
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
+from imgapi_common.observability import configure_logging, start_metrics_server
 
 
 def uvicorn_config(settings: GatewaySettings, **overrides: object) -> uvicorn.Config:
@@ -24,8 +29,42 @@ def uvicorn_config(settings: GatewaySettings, **overrides: object) -> uvicorn.Co
     return uvicorn.Config(create_app(settings), **kwargs)  # type: ignore[arg-type]
 
 
-def main() -> None:
+def app_from_environment() -> Starlette:
+    """The app factory of worker processes (``processes > 1``): settings from the environment."""
     settings = GatewaySettings()
+    _worker_setup(settings)
+    return create_app(settings)
+
+
+def _worker_setup(settings: GatewaySettings) -> None:
+    configure_logging("gateway", settings.log_level)
+    # Each worker process takes the first free port of metrics_port .. metrics_port+processes-1.
+    start_metrics_server(settings.metrics_port, settings.host, tries=settings.processes)
+
+
+def main() -> None:
+    try:
+        settings = GatewaySettings()
+    except ValidationError as e:
+        print(f"gateway: invalid configuration (IMGAPI_GATEWAY_*):\n{e}", file=sys.stderr)
+        raise SystemExit(2) from e
+    print(f"gateway listening on http://{settings.host}:{settings.port}", flush=True)
+    if settings.processes > 1:
+        uvicorn.run(
+            "gateway.server:app_from_environment",
+            factory=True,
+            workers=settings.processes,
+            host=settings.host,
+            port=settings.port,
+            server_header=False,
+            date_header=False,
+            access_log=False,
+            lifespan="on",
+            timeout_keep_alive=75,
+            log_level="warning",
+        )
+        return
+    _worker_setup(settings)
     uvicorn.Server(uvicorn_config(settings)).run()
 
 

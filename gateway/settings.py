@@ -58,6 +58,13 @@ class GatewaySettings(BaseSettings):
     remote_timeout_seconds: float = Field(default=3600.0, gt=0)
     #: How long to wait for the catalog at start-up (seconds).
     startup_timeout_seconds: float = Field(default=60.0, gt=0)
+    #: Worker processes (uvicorn workers sharing the port); each uses about one core.
+    processes: int = Field(default=1, ge=1)
+    #: Port of the Prometheus ``/metrics`` endpoint (0 = disabled; worker N uses port + N).
+    metrics_port: int = Field(default=0, ge=0)
+    log_level: str = "INFO"
+    #: Log one line per request (method, path, status, request id).
+    access_log: bool = False
     #: Request body limit of JSON routes (bytes).
     max_json_body: int = Field(default=8 * 1024 * 1024, gt=0)
 

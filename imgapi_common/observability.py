@@ -43,6 +43,16 @@ BLOB_BYTES = Counter("imgapi_blob_bytes_total", "Bytes moved by the blob service
 BLOB_UPLOADS_IN_FLIGHT = Gauge("imgapi_blob_uploads_in_flight", "WriteChunks streams in progress")
 
 
+#: REST requests handled by the gateway, by route pattern (not raw path: bounded cardinality).
+HTTP_REQUESTS = Counter("imgapi_http_requests_total", "HTTP requests handled", ["route", "method", "status"])
+HTTP_LATENCY = Histogram(
+    "imgapi_http_request_seconds",
+    "HTTP request handling time until the response starts",
+    ["route", "method"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10, 60, 600),
+)
+
+
 class JsonFormatter(logging.Formatter):
     def __init__(self, service: str) -> None:
         super().__init__()
@@ -75,12 +85,22 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     root.setLevel(level.upper())
 
 
-def start_metrics_server(port: int, host: str = "127.0.0.1") -> int:
-    """Serve ``/metrics`` on ``host:port`` (0 = no metrics server). Returns the port."""
+def start_metrics_server(port: int, host: str = "127.0.0.1", tries: int = 1) -> int:
+    """Serve ``/metrics`` on ``host:port`` (0 = no metrics server). Returns the port.
+
+    With ``tries`` > 1 the next ports are tried when one is taken (worker processes of one
+    service each get their own port: port, port+1, ...).
+    """
     if port <= 0:
         return 0
-    start_http_server(port, addr=host)
-    return port
+    for candidate in range(port, port + max(1, tries)):
+        try:
+            start_http_server(candidate, addr=host)
+            return candidate
+        except OSError:
+            if candidate == port + max(1, tries) - 1:
+                raise
+    return 0
 
 
 def _split(full_method: str) -> tuple[str, str]:
