@@ -109,7 +109,13 @@ class Datacenter:
             grpc.insecure_channel(self.blob_target, options=CHANNEL_OPTIONS),
         ]
         for ch in self._channels:
-            grpc.channel_ready_future(ch).result(timeout=60)
+            try:
+                grpc.channel_ready_future(ch).result(timeout=120)
+            except grpc.FutureTimeoutError:
+                logs = "".join(
+                    (d / f"{m}.log").read_text()[-1500:] for m in ("catalog_service", "blob_service")
+                )
+                raise SystemExit(f"{name}: services did not start:\n{logs}") from None
         self.catalog = catalog_pb2_grpc.CatalogServiceStub(self._channels[0])
         self.blobs = BlobClient(self._channels[1])
 
