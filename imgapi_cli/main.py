@@ -19,6 +19,7 @@ import typer
 from imgapi_cli import output
 from imgapi_cli.auth import SignatureAuth, load_key
 from imgapi_cli.client import Client, ImgapiError
+from imgapi_cli.replicate import replicate_app
 from imgapi_cli.serve import serve_command
 from imgapi_cli.transfer import DEFAULT_CHUNK_SIZE, TransferInterrupted, download, parse_rate, upload
 
@@ -42,6 +43,7 @@ channels_app = typer.Typer(help="Channels of a channel-enabled server.", no_args
 app.add_typer(acl_app, name="acl")
 app.add_typer(icon_app, name="icon")
 app.add_typer(channels_app, name="channels")
+app.add_typer(replicate_app, name="replicate")
 
 
 @dataclass
