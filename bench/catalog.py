@@ -157,7 +157,7 @@ def list_latencies(stub: Any, req: Any, runs: int) -> tuple[float, float, int]:
     return statistics.median(times), pct(times, 99), n
 
 
-def _get_worker(port: int, uuids: list[str], seconds: float, threads: int, q: Any) -> None:
+def _get_worker(port: int, uuids: list[str], seconds: float, threads: int, q: Any, baseline: bool) -> None:
     import threading
 
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
@@ -169,7 +169,10 @@ def _get_worker(port: int, uuids: list[str], seconds: float, threads: int, q: An
         rnd = random.Random(i)
         view = common_pb2.ImageView(include_channels=True)
         while time.perf_counter() < deadline:
-            stub.GetImage(catalog_pb2.GetImageRequest(uuid=rnd.choice(uuids), view=view))
+            if baseline:  # no database, no serialization: the cost of a gRPC call itself
+                stub.GetServerConfig(catalog_pb2.GetServerConfigRequest())
+            else:
+                stub.GetImage(catalog_pb2.GetImageRequest(uuid=rnd.choice(uuids), view=view))
             counts[i] += 1
 
     ts = [threading.Thread(target=run, args=(i,)) for i in range(threads)]
@@ -180,9 +183,14 @@ def _get_worker(port: int, uuids: list[str], seconds: float, threads: int, q: An
     q.put(sum(counts))
 
 
-def get_throughput(port: int, uuids: list[str], procs: int, threads: int, seconds: float) -> float:
+def get_throughput(
+    port: int, uuids: list[str], procs: int, threads: int, seconds: float, baseline: bool = False
+) -> float:
     q: Any = mp.Queue()
-    ps = [mp.Process(target=_get_worker, args=(port, uuids, seconds, threads, q)) for _ in range(procs)]
+    ps = [
+        mp.Process(target=_get_worker, args=(port, uuids, seconds, threads, q, baseline))
+        for _ in range(procs)
+    ]
     t0 = time.perf_counter()
     for p in ps:
         p.start()
@@ -224,10 +232,14 @@ def run_backend(name: str, url: str, args: argparse.Namespace) -> None:
         print(
             f"  worst p50: limit 100 {worst[100]:.1f} ms (target <= 20), limit 1000 {worst[1000]:.1f} ms (target <= 100)"
         )
+        floor = get_throughput(port, uuids, args.procs, args.threads, args.seconds, baseline=True)
         rps = get_throughput(port, uuids, args.procs, args.threads, args.seconds)
         print(
             f"  GetImage: {rps:,.0f} RPC/s with {args.procs}x{args.threads} concurrent clients, "
             f"{args.processes} catalog process(es) (target >= 2,000)"
+        )
+        print(
+            f"  same-run baseline, GetServerConfig (no database): {floor:,.0f} RPC/s; GetImage = {rps / floor:.2f}x"
         )
         procs = [proc, *proc.children(recursive=True)]
         rss = [p.memory_info().rss / 2**20 for p in procs if p.is_running()]

@@ -228,7 +228,7 @@ def run(size: int) -> None:
                 stream = body(size)
                 while offset < size:
                     n = min(part, size - offset)
-                    chunks = []
+                    chunks: list[bytes] = []
                     while sum(map(len, chunks)) < n:
                         chunks.append(next(stream))
                     r = c.patch(
