@@ -12,15 +12,17 @@ Every fetch goes through :mod:`gateway.fetch` (SSRF rules + the operator allow-l
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import grpc
-from imgapi.v1 import catalog_pb2, common_pb2
+from imgapi.v1 import catalog_pb2, common_pb2, image_pb2
 from starlette.responses import Response
 
 from gateway.context import RequestContext, is_uuid
@@ -30,6 +32,15 @@ from gateway.jobs import Step, registry, workflow_url
 from gateway.responses import image_response, json_response
 from gateway.settings import GatewaySettings
 from imgapi_common.errors import FieldError, ImgapiError, from_rpc_error, invalid_parameter, validation_failed
+from replication.copier import (
+    Conflict,
+    CopyError,
+    Destination,
+    DestinationError,
+    Progress,
+    import_image_with_origins,
+)
+from replication.sources import HttpReply, RestSource, SourceError
 
 log = logging.getLogger("gateway.remote_import")
 
@@ -37,6 +48,9 @@ TASK = "import-remote-image"
 #: Longest origin chain walked (ImportFromDatacenter: more user-owned origins -> 500).
 MAX_ORIGINS = 100
 MANIFEST_LIMIT = 4 << 20
+#: Attempts of a file copy that makes no progress (each resumes from the committed offset).
+IMPORT_RETRIES = 3
+T = TypeVar("T")
 
 
 # --- fetching from another IMGAPI ------------------------------------------------------------------
@@ -249,13 +263,6 @@ def _json_or_none(raw: bytes) -> Any:
         return None
 
 
-async def activate(scope: CallScope, uuid: str) -> catalog_pb2.ImageResponse:
-    res: catalog_pb2.ImageResponse = await scope.clients.catalog.ActivateImage(
-        catalog_pb2.ImageActionRequest(caller=scope.caller, view=scope.view, uuid=uuid), **scope.rpc
-    )
-    return res
-
-
 async def delete_local(scope: CallScope, uuid: str) -> bool:
     """DeleteImage (all channels) for a rollback; False when it did not exist."""
     try:
@@ -391,49 +398,218 @@ async def resolve_origins(scope: CallScope, remote: Remote, manifest: dict[str, 
     return origins
 
 
+class FetcherTransport:
+    """The :class:`replication.sources.RestTransport` of import jobs: every GET goes through the
+    gateway's SSRF-safe fetchers (policy, allow-list, size and time limits) on the app's event loop,
+    called from the copier's worker thread."""
+
+    def __init__(self, settings: GatewaySettings, source: str, loop: asyncio.AbstractEventLoop) -> None:
+        self.remote = Remote(settings, source)
+        self.loop = loop
+
+    def close(self) -> None:
+        pass
+
+    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+    @staticmethod
+    def _error(path: str, e: FetchError) -> SourceError:
+        transient = not isinstance(e, FetchBlocked | FetchTooLarge)
+        return SourceError(f"GET {path}: {e.message}", transient=transient)
+
+    def get(self, path: str, params: Mapping[str, str] | None = None) -> HttpReply:
+        url = source_url(self.remote.source, path.lstrip("/"), params)
+
+        async def go() -> HttpReply:
+            async with self.remote.fetcher.open(url, headers={"Accept-Version": "*"}) as r:
+                return HttpReply(r.status_code, await r.read(MANIFEST_LIMIT), dict(r.headers))
+
+        try:
+            return self._run(go())
+        except FetchError as e:
+            raise self._error(path, e) from None
+
+    @contextlib.contextmanager
+    def stream(self, path: str) -> Iterator[tuple[int, Iterator[bytes]]]:
+        """One task on the loop reads the response into a small queue the thread drains."""
+        url = source_url(self.remote.source, path.lstrip("/"))
+        q: asyncio.Queue[tuple[str, Any]] = asyncio.Queue(maxsize=4)
+
+        async def produce() -> None:
+            try:
+                async with self.remote.file_fetcher.open(url, headers={"Accept-Version": "*"}) as r:
+                    await q.put(("status", r.status_code))
+                    if r.status_code == 200:
+                        async for chunk in r.iter_bytes():
+                            await q.put(("data", chunk))
+                await q.put(("end", None))
+            except FetchError as e:
+                await q.put(("error", self._error(path, e)))
+
+        task = asyncio.run_coroutine_threadsafe(produce(), self.loop)
+
+        def take() -> tuple[str, Any]:
+            item = self._run(q.get())
+            if item[0] == "error":
+                raise item[1]
+            return item
+
+        def chunks() -> Iterator[bytes]:
+            while True:
+                kind, value = take()
+                if kind != "data":
+                    return
+                yield value
+
+        try:
+            kind, status = take()
+            yield (status if kind == "status" else 599), chunks()
+        finally:
+            task.cancel()
+
+
+def _job_error(e: BaseException) -> BaseException:
+    """A copier failure as the IMGAPI error the job's step records."""
+    if isinstance(e, DestinationError):
+        return e.error
+    if isinstance(e, Conflict):
+        return ImgapiError("ImageUuidAlreadyExists", str(e))
+    if isinstance(e, CopyError):
+        return ImgapiError(e.code or "InternalError", str(e))
+    if isinstance(e, SourceError):
+        return ImgapiError("RemoteSourceError", str(e))
+    return e
+
+
+class CopierRun:
+    """One :func:`replication.copier.import_image_with_origins` call in a worker thread, with the
+    milestones of ``uuid`` the job's steps wait for (``begin``: its origins are done, ``imported``,
+    ``attached``; the end of the call: activated and in sync) and the images it created."""
+
+    def __init__(self, uuid: str) -> None:
+        self.uuid = uuid
+        self.reached: dict[str, asyncio.Event] = {
+            k: asyncio.Event() for k in ("begin", "imported", "attached")
+        }
+        self.file_sha1 = ""
+        #: Images AdminImportImage created during the run, in order (the rollback deletes them).
+        self.created: list[str] = []
+        self.progress: list[Progress] = []
+        self.stopping = False
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.task: asyncio.Task[image_pb2.Image] | None = None
+
+    def on_progress(self, p: Progress) -> None:  # called in the worker thread
+        assert self.loop is not None
+        self.loop.call_soon_threadsafe(self._record, p)
+
+    def _record(self, p: Progress) -> None:
+        if p.kind != "bytes":
+            self.progress.append(p)
+        if p.kind == "imported":
+            self.created.append(p.uuid)
+        if p.uuid != self.uuid:
+            return
+        if p.kind == "attached":
+            self.file_sha1 = p.detail
+        milestone = "imported" if p.kind == "found" else p.kind
+        if milestone in self.reached:
+            self.reached[milestone].set()
+
+    def start(self, work: Callable[[CopierRun], image_pb2.Image]) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.task = asyncio.create_task(asyncio.to_thread(work, self), name=f"import-{self.uuid}")
+
+    async def wait(self, milestone: str | None) -> None:
+        """Until ``milestone`` of the image is reached (None: the end of the run); the run's
+        failure before it is raised as an IMGAPI error."""
+        assert self.task is not None
+        try:
+            if milestone is not None:
+                reached = asyncio.create_task(self.reached[milestone].wait())
+                pending: set[asyncio.Future[Any]] = {reached, self.task}
+                await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                reached.cancel()
+                if self.reached[milestone].is_set():
+                    return
+            await asyncio.shield(self.task)
+        except asyncio.CancelledError:
+            self.stopping = True  # the copier ends at its next chunk
+            raise
+        except Exception as e:
+            raise _job_error(e) from None
+
+    @property
+    def created_origins(self) -> list[str]:
+        return [u for u in self.created if u != self.uuid]
+
+
 def job_steps(
     settings: GatewaySettings, scope: CallScope, uuid: str, source: str, origins: list[str], skip: bool
 ) -> tuple[list[Step], list[Step]]:
-    """The WFAPI chain of an import job and its rollback (only what the job created is deleted)."""
-    created_origins: list[str] = []
-    created_image: list[str] = []
-    skip_raw = "true" if skip else "false"
-    remote = Remote(settings, source)
+    """The WFAPI chain of an import job and its rollback (only what the job created is deleted).
+
+    The work is one :func:`replication.copier.import_image_with_origins` run (origins root-first,
+    the image, its file through a resumable blob upload, activation) reading the source through the
+    gateway's SSRF-safe fetcher; each step waits for its milestone of that run.
+    """
+    run = CopierRun(uuid)
+
+    def work(r: CopierRun) -> image_pb2.Image:
+        assert r.loop is not None
+        source_ = RestSource(source, transport=FetcherTransport(settings, source, r.loop))
+        dest = Destination(
+            settings.catalog_target,
+            settings.blob_target,
+            timeout=settings.rpc_timeout_seconds,
+            caller=scope.caller,
+        )
+        try:
+            return import_image_with_origins(
+                source_,
+                dest,
+                uuid,
+                skip_owner_check=skip,
+                require_active=False,
+                on_progress=r.on_progress,
+                # AdminImportImage from source (§2.6): the remote manifest as it is (the catalog drops
+                # state and files and validates the rest).
+                import_body=dict,
+                retries=IMPORT_RETRIES,
+                stopped=lambda: r.stopping,
+            )
+        finally:
+            source_.close()
+            dest.close()
 
     async def origin_import_images() -> str:
+        run.start(work)
+        await run.wait("begin")
         if not origins:
             return "No origins (skipping import of origins)"
-        for o in origins:
-            m = await fetch_manifest(remote, o, what="origin image")
-            await import_manifest(scope, o, m, "true")
-            created_origins.append(o)
-            await add_file_from_source(settings, scope, o, source)
-            await activate(scope, o)
         return f"Imported origins: {', '.join(origins)}"
 
     async def import_image() -> str:
-        m = await fetch_manifest(remote, uuid)
-        await import_manifest(scope, uuid, m, skip_raw)
-        created_image.append(uuid)
+        await run.wait("imported")
         return f"Image {uuid} created"
 
     async def add_image_file() -> str:
-        res = await add_file_from_source(settings, scope, uuid, source)
-        return f"Added file {res.image.files[0].sha1 if res.image.files else ''} to image {uuid}".replace(
-            "  ", " "
-        )
+        await run.wait("attached")
+        return f"Added file {run.file_sha1} to image {uuid}".replace("  ", " ")
 
     async def activate_image() -> str:
-        await activate(scope, uuid)
+        await run.wait(None)
         return f"Image {uuid} activated"
 
     async def delete_image() -> str:
-        if not created_image:
+        if uuid not in run.created:
             return f"Image {uuid} not created by this job (nothing to delete)"
         existed = await delete_local(scope, uuid)
         return f"Image {uuid} deleted" if existed else f"Image {uuid} did not exist"
 
     async def origin_delete_images() -> str:
+        created_origins = run.created_origins
         if not created_origins:
             return "No origins to delete"
         for o in reversed(created_origins):

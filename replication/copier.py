@@ -21,7 +21,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import grpc
@@ -76,11 +76,17 @@ VIEW = common_pb2.ImageView(include_channels=True, include_admin_fields=True)
 
 
 class CopyError(Exception):
-    """A copy step failed; ``transient`` says whether a later retry may succeed."""
+    """A copy step failed; ``transient`` says whether a later retry may succeed.
 
-    def __init__(self, message: str, *, transient: bool = True) -> None:
+    ``code`` is the IMGAPI error code that describes the failure best (``RemoteSourceError`` for the
+    source, ``Download`` for a file that does not match its manifest, the destination's own code),
+    "" when none fits; callers answering over REST map it through :class:`ImgapiError`.
+    """
+
+    def __init__(self, message: str, *, transient: bool = True, code: str = "") -> None:
         super().__init__(message)
         self.transient = transient
+        self.code = code
 
 
 class Conflict(Exception):
@@ -130,9 +136,25 @@ class RateLimiter:
 
 
 class Destination:
-    """This datacenter's catalog and blob services, called as an operator."""
+    """This datacenter's catalog and blob services, called as an operator.
 
-    def __init__(self, catalog_target: str, blob_target: str, *, timeout: float = 60.0) -> None:
+    ``caller`` is the context of write calls (default: the operator in the default channel; the
+    gateway passes its request's operator scope so that a channel server files imports in the
+    request's channel); reads use the same context in every channel.
+    """
+
+    def __init__(
+        self,
+        catalog_target: str,
+        blob_target: str,
+        *,
+        timeout: float = 60.0,
+        caller: common_pb2.CallerContext | None = None,
+    ) -> None:
+        self.write_caller = caller if caller is not None else OPERATOR_WRITE
+        self.read_caller = common_pb2.CallerContext()
+        self.read_caller.CopyFrom(self.write_caller)
+        self.read_caller.channel = "*"
         self._channels = [
             grpc.insecure_channel(catalog_target, options=CHANNEL_OPTIONS),
             grpc.insecure_channel(blob_target, options=CHANNEL_OPTIONS),
@@ -155,7 +177,8 @@ class Destination:
     def get(self, uuid: str) -> image_pb2.Image | None:
         try:
             resp = self.catalog.GetImage(
-                catalog_pb2.GetImageRequest(caller=OPERATOR_READ, view=VIEW, uuid=uuid), timeout=self.timeout
+                catalog_pb2.GetImageRequest(caller=self.read_caller, view=VIEW, uuid=uuid),
+                timeout=self.timeout,
             )
         except grpc.RpcError as e:
             err = from_rpc_error(e)
@@ -167,8 +190,11 @@ class Destination:
 
 class DestinationError(CopyError):
     def __init__(self, method: str, err: ImgapiError) -> None:
-        super().__init__(f"{method}: {err.code}: {err.message}", transient=err.code in TRANSIENT_CODES)
-        self.code = err.code
+        super().__init__(
+            f"{method}: {err.code}: {err.message}", transient=err.code in TRANSIENT_CODES, code=err.code
+        )
+        #: The destination's error as it answered.
+        self.error = err
 
 
 def _dest_error(method: str, err: ImgapiError) -> DestinationError:
@@ -180,6 +206,24 @@ def import_manifest(manifest: dict[str, Any]) -> dict[str, Any]:
 
 
 # --- the copier ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A milestone of a copy, reported to ``on_progress`` (from the copying thread).
+
+    ``kind``: ``begin`` (the image is about to be created or completed here: its origins are
+    done), ``imported`` (AdminImportImage created it), ``found`` (it existed here unactivated and is
+    being completed), ``resume`` (its file continues at ``done`` of ``total`` bytes: the upload
+    already holds the bytes before), ``bytes`` (``done`` of ``total`` committed), ``attached`` (the
+    file, ``detail`` = its SHA-1), ``activated``.
+    """
+
+    kind: str
+    uuid: str
+    done: int = 0
+    total: int = 0
+    detail: str = ""
 
 
 @dataclass
@@ -209,6 +253,9 @@ class Copier:
         backoff: float = 0.2,
         max_backoff: float = 5.0,
         stopped: Callable[[], bool] = lambda: False,
+        on_progress: Callable[[Progress], None] | None = None,
+        import_body: Callable[[dict[str, Any]], dict[str, Any]] = import_manifest,
+        owner_checked: frozenset[str] = frozenset(),
     ) -> None:
         self.source = source
         self.dest = dest
@@ -221,10 +268,20 @@ class Copier:
         self.max_backoff = max_backoff
         #: True when the job is stopping: a file copy ends at the next chunk (its upload stays).
         self.stopped = stopped
+        self.on_progress = on_progress
+        #: The AdminImportImage body made of a source image object (default: without files,
+        #: state, icon, channels).
+        self.import_body = import_body
+        #: Images imported *with* the owner check (``skip_owner_check=false``); others skip it.
+        self.owner_checked = owner_checked
         self._locks: dict[str, threading.RLock] = {}
         self._locks_lock = threading.Lock()
         #: image uuid -> (bytes committed, total) of files being copied now (status display).
         self.live: dict[str, tuple[int, int]] = {}
+
+    def _progress(self, kind: str, uuid: str, done: int = 0, total: int = 0, detail: str = "") -> None:
+        if self.on_progress is not None:
+            self.on_progress(Progress(kind, uuid, done, total, detail))
 
     def _lock(self, uuid: str) -> threading.RLock:
         with self._locks_lock:
@@ -264,7 +321,7 @@ class Copier:
                 self.dest.call(
                     "DeleteImage",
                     catalog_pb2.DeleteImageRequest(
-                        caller=OPERATOR_WRITE, uuid=uuid, force_all_channels="true"
+                        caller=self.dest.write_caller, uuid=uuid, force_all_channels="true"
                     ),
                 )
             except DestinationError as e:
@@ -294,19 +351,24 @@ class Copier:
             return
         src = self.source.get(origin)
         if src is None:
-            raise CopyError(f"origin {origin} of {img.uuid} is missing at the source", transient=True)
+            raise CopyError(
+                f"origin {origin} of {img.uuid} is missing at the source",
+                transient=True,
+                code="RemoteSourceError",
+            )
         if not src.activated:
             raise CopyError(f"origin {origin} of {img.uuid} is not active at the source", transient=True)
         self.sync(src, depth + 1)
 
     def _create(self, img: SourceImage, dest: image_pb2.Image | None, out: Outcome) -> image_pb2.Image:
+        self._progress("begin", img.uuid)
         if dest is None:
             req = catalog_pb2.AdminImportImageRequest(
-                caller=OPERATOR_WRITE,
+                caller=self.dest.write_caller,
                 view=VIEW,
                 uuid=img.uuid,
-                manifest_json=json.dumps(import_manifest(img.manifest)),
-                skip_owner_check="true",
+                manifest_json=json.dumps(self.import_body(img.manifest)),
+                skip_owner_check="false" if img.uuid in self.owner_checked else "true",
                 from_source=True,
             )
             try:
@@ -318,19 +380,24 @@ class Copier:
                 if dest is None:
                     raise
                 self._check_conflict(img, dest)
+                self._progress("found", img.uuid)
+            else:
+                self._progress("imported", img.uuid)
+        else:
+            self._progress("found", img.uuid)
         assert dest is not None
         if dest.activated:
             return dest
         if not dest.files:
             if img.file is None:
-                raise CopyError(f"source image {img.uuid} has no file", transient=False)
+                raise CopyError(f"source image {img.uuid} has no file", transient=False, code="Download")
             dest = self._copy_file(img, out)
         if img.icon is not None and not dest.HasField("icon"):
             dest = self._copy_icon(img)
         try:
             dest = self.dest.call(
                 "ActivateImage",
-                catalog_pb2.ImageActionRequest(caller=OPERATOR_WRITE, view=VIEW, uuid=img.uuid),
+                catalog_pb2.ImageActionRequest(caller=self.dest.write_caller, view=VIEW, uuid=img.uuid),
             ).image
         except DestinationError as e:
             if e.code != "ImageAlreadyActivated":
@@ -339,6 +406,7 @@ class Copier:
             if got is None:
                 raise
             dest = got
+        self._progress("activated", img.uuid)
         return dest
 
     def _sleep(self, failures: int) -> None:
@@ -369,6 +437,8 @@ class Copier:
             except BlobError as e:
                 raise CopyError(f"StartUpload: {e.reason}: {e.message}") from None
             upload_id, offset = st.upload_id, 0
+        elif offset:
+            self._progress("resume", img.uuid, offset, f.size)
         if self.store is not None:
             self.store.set_progress(
                 self.job_id,
@@ -382,6 +452,7 @@ class Copier:
             )
         failures = 0
         self.live[img.uuid] = (offset, f.size)
+        finished = False
         try:
             while offset < f.size:
                 if self.stopped():
@@ -394,16 +465,24 @@ class Copier:
                     failures += 1
                     if isinstance(e, BlobError) and e.reason not in TRANSIENT_BLOB:
                         raise CopyError(f"WriteChunks: {e.reason}: {e.message}", transient=False) from None
+                    if isinstance(e, SourceError) and not e.transient:
+                        raise CopyError(str(e), transient=False, code="RemoteSourceError") from None
                     if failures > self.retries:
-                        raise CopyError(f"copying the file of {img.uuid}: {e}") from None
+                        code = "RemoteSourceError" if isinstance(e, SourceError) else ""
+                        raise CopyError(f"copying the file of {img.uuid}: {e}", code=code) from None
                     log.info("copying the file of %s at %d (attempt %d): %s", img.uuid, offset, failures, e)
                     self._sleep(failures)
                     offset = self._committed(upload_id, e)
+                    if offset:
+                        self._progress("resume", img.uuid, offset, f.size)
                 else:
                     if offset <= start:  # the source ended early
                         failures += 1
                         if failures > self.retries:
-                            raise CopyError(f"source file of {img.uuid} ended at {offset}/{f.size}")
+                            raise CopyError(
+                                f"source file of {img.uuid} ended at {offset}/{f.size}",
+                                code="RemoteSourceError",
+                            )
                         self._sleep(failures)
                 if offset > start:
                     failures = 0
@@ -414,10 +493,19 @@ class Copier:
                 if e.reason in ("DigestMismatch", "SizeMismatch", "UploadNotFound"):
                     if self.store is not None:  # the upload is gone: start over next time
                         self.store.set_progress(self.job_id, img.uuid, upload_id="", bytes_done=0)
-                    raise CopyError(f"CommitUpload {img.uuid}: {e.reason}: {e.message}") from None
+                    raise CopyError(
+                        f"CommitUpload {img.uuid}: {e.reason}: {e.message}", code="Download"
+                    ) from None
                 raise CopyError(f"CommitUpload {img.uuid}: {e.reason}: {e.message}") from None
+            finished = True
         finally:
             self.live.pop(img.uuid, None)
+            if not finished and self.store is None:
+                # Nobody will resume this upload (no job state): do not leave it behind.
+                try:
+                    blobs.abort(upload_id)
+                except BlobError as e:
+                    log.debug("abort of upload %s: %s", upload_id, e)
         file = image_pb2.ImageFile(
             sha1=info.sha1,
             size=info.size,
@@ -429,10 +517,13 @@ class Copier:
             file.dataset_guid = f.dataset_guid
         dest = self.dest.call(
             "AttachImageFile",
-            catalog_pb2.AttachImageFileRequest(caller=OPERATOR_WRITE, view=VIEW, uuid=img.uuid, file=file),
+            catalog_pb2.AttachImageFileRequest(
+                caller=self.dest.write_caller, view=VIEW, uuid=img.uuid, file=file
+            ),
         ).image
         if self.store is not None:
             self.store.set_progress(self.job_id, img.uuid, upload_id="", bytes_done=f.size)
+        self._progress("attached", img.uuid, f.size, f.size, info.sha1)
         return dest  # type: ignore[no-any-return]
 
     def _sending(self, uuid: str, offset: int, total: int, data: Iterable[bytes]) -> Iterator[bytes]:
@@ -464,6 +555,7 @@ class Copier:
             self.on_bytes(n)
         if self.store is not None:
             self.store.set_progress(self.job_id, uuid, bytes_done=done)
+        self._progress("bytes", uuid, done, total)
 
     def _copy_icon(self, img: SourceImage) -> image_pb2.Image:
         data, content_type = self.source.read_icon(img)
@@ -480,7 +572,9 @@ class Copier:
         )
         return self.dest.call(  # type: ignore[no-any-return]
             "AttachImageIcon",
-            catalog_pb2.AttachImageIconRequest(caller=OPERATOR_WRITE, view=VIEW, uuid=img.uuid, icon=icon),
+            catalog_pb2.AttachImageIconRequest(
+                caller=self.dest.write_caller, view=VIEW, uuid=img.uuid, icon=icon
+            ),
         ).image
 
     def _sync_metadata(self, img: SourceImage, dest: image_pb2.Image) -> bool:
@@ -498,7 +592,7 @@ class Copier:
             dest = self.dest.call(
                 "UpdateImage",
                 catalog_pb2.UpdateImageRequest(
-                    caller=OPERATOR_WRITE, view=VIEW, uuid=img.uuid, update_json=json.dumps(body)
+                    caller=self.dest.write_caller, view=VIEW, uuid=img.uuid, update_json=json.dumps(body)
                 ),
             ).image
             changed = True
@@ -506,7 +600,8 @@ class Copier:
         if disabled != dest.disabled:
             method = "DisableImage" if disabled else "EnableImage"
             dest = self.dest.call(
-                method, catalog_pb2.ImageActionRequest(caller=OPERATOR_WRITE, view=VIEW, uuid=img.uuid)
+                method,
+                catalog_pb2.ImageActionRequest(caller=self.dest.write_caller, view=VIEW, uuid=img.uuid),
             ).image
             changed = True
         want_acl = want.get("acl") if isinstance(want.get("acl"), list) else []
@@ -517,7 +612,7 @@ class Copier:
         for acl, is_add in ((add, True), (remove, False)):
             if acl:
                 req = catalog_pb2.ImageAclRequest(
-                    caller=OPERATOR_WRITE, view=VIEW, uuid=img.uuid, acl_json=json.dumps(acl)
+                    caller=self.dest.write_caller, view=VIEW, uuid=img.uuid, acl_json=json.dumps(acl)
                 )
                 dest = self.dest.call("AddImageAcl" if is_add else "RemoveImageAcl", req).image
                 changed = True
@@ -525,7 +620,9 @@ class Copier:
             if dest.HasField("icon"):
                 self.dest.call(
                     "DetachImageIcon",
-                    catalog_pb2.DetachImageIconRequest(caller=OPERATOR_WRITE, view=VIEW, uuid=img.uuid),
+                    catalog_pb2.DetachImageIconRequest(
+                        caller=self.dest.write_caller, view=VIEW, uuid=img.uuid
+                    ),
                 )
                 changed = True
         elif not dest.HasField("icon") or (img.icon.sha1 and img.icon.sha1 != dest.icon.sha1):
@@ -534,16 +631,47 @@ class Copier:
         return changed
 
 
-def import_image_with_origins(source: Source, dest: Destination, uuid: str) -> image_pb2.Image:
+def import_image_with_origins(
+    source: Source,
+    dest: Destination,
+    uuid: str,
+    *,
+    skip_owner_check: bool = True,
+    require_active: bool = True,
+    on_progress: Callable[[Progress], None] | None = None,
+    import_body: Callable[[dict[str, Any]], dict[str, Any]] = import_manifest,
+    retries: int = 8,
+    backoff: float = 0.2,
+    stopped: Callable[[], bool] = lambda: False,
+) -> image_pb2.Image:
     """Import one image of ``source`` with its missing origins (root first), active, with the
     source's uuid, published_at, file, icon, ACL and disabled state. The machinery of replication
-    jobs, for AdminImportRemoteImage. Raises :class:`CopyError` / :class:`Conflict`."""
+    jobs, for AdminImportRemoteImage. Raises :class:`CopyError` / :class:`Conflict`.
+
+    ``skip_owner_check`` applies to ``uuid`` itself (origins are always imported without the owner
+    check, as AdminImportRemoteImage does); the catalog applies the owner rules of its mode.
+    ``require_active=False`` imports (and activates) an image that is not active at the source.
+    ``on_progress`` receives the :class:`Progress` milestones; a file copy interrupted by the link
+    continues from the upload's committed offset (up to ``retries`` attempts without progress).
+    """
     img = source.get(uuid)
     if img is None:
-        raise CopyError(f"image {uuid} not found at the source", transient=False)
+        raise CopyError(f"image {uuid} not found at the source", transient=False, code="RemoteSourceError")
     if not img.activated:
-        raise CopyError(f"image {uuid} is not active at the source", transient=False)
-    Copier(source, dest).sync(img)
+        if require_active:
+            raise CopyError(f"image {uuid} is not active at the source", transient=False)
+        img = replace(img, manifest={**img.manifest, "state": "active"})
+    copier = Copier(
+        source,
+        dest,
+        retries=retries,
+        backoff=backoff,
+        stopped=stopped,
+        on_progress=on_progress,
+        import_body=import_body,
+        owner_checked=frozenset() if skip_owner_check else frozenset({uuid}),
+    )
+    copier.sync(img)
     got = dest.get(uuid)
     if got is None:  # pragma: no cover - deleted concurrently
         raise CopyError(f"image {uuid} vanished after its import")

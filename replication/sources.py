@@ -12,8 +12,9 @@ import hashlib
 import json
 import queue
 import threading
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import grpc
@@ -37,7 +38,12 @@ CHANNEL_OPTIONS = [
 
 
 class SourceError(Exception):
-    """The source failed (network, HTTP error, truncated stream): transient, worth a retry."""
+    """The source failed (network, HTTP error, truncated stream). ``transient`` (the default) says a
+    retry may succeed; a refused URL, a missing file or an oversized one is not retried."""
+
+    def __init__(self, message: str, *, transient: bool = True) -> None:
+        super().__init__(message)
+        self.transient = transient
 
 
 @dataclass(frozen=True)
@@ -265,26 +271,95 @@ def image_from_rest(obj: dict[str, Any]) -> SourceImage:
     return SourceImage(str(obj.get("uuid", "")), obj, file, icon)
 
 
-class RestSource:
-    """Any IMGAPI server (this gateway, the original IMGAPI, a public image server)."""
+@dataclass(frozen=True)
+class HttpReply:
+    """A whole (small) HTTP response of a :class:`RestTransport`."""
 
-    def __init__(
-        self, base_url: str, *, timeout: float = 30.0, client: httpx.Client | None = None, page: int = PAGE
-    ) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.page = page
-        self.http = client or httpx.Client(
-            base_url=self.base_url, timeout=timeout, headers={"Accept-Version": "~2"}
-        )
+    status_code: int
+    content: bytes
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        try:
+            return json.loads(self.content)
+        except ValueError as e:
+            raise SourceError(f"invalid JSON from the source: {e}") from None
+
+
+class RestTransport(Protocol):
+    """How a :class:`RestSource` does its GETs. ``path`` is relative to the source's base URL
+    (``/images/<uuid>``). Failures before a response raise :class:`SourceError`; ``stream`` yields
+    the status and the body's chunks (which may raise :class:`SourceError`)."""
+
+    def get(self, path: str, params: Mapping[str, str] | None = None) -> HttpReply: ...
+
+    def stream(self, path: str) -> AbstractContextManager[tuple[int, Iterator[bytes]]]: ...
+
+    def close(self) -> None: ...
+
+
+class HttpxTransport:
+    """The default transport: a plain ``httpx.Client`` on the base URL."""
+
+    def __init__(self, client: httpx.Client) -> None:
+        self.http = client
 
     def close(self) -> None:
         self.http.close()
 
-    def _get(self, path: str, params: dict[str, str] | None = None) -> httpx.Response:
+    def get(self, path: str, params: Mapping[str, str] | None = None) -> HttpReply:
         try:
-            r = self.http.get(path, params=params)
+            r = self.http.get(path, params=dict(params) if params else None)
         except httpx.HTTPError as e:
             raise SourceError(f"GET {path}: {e}") from None
+        return HttpReply(r.status_code, r.content, r.headers)
+
+    @contextmanager
+    def stream(self, path: str) -> Iterator[tuple[int, Iterator[bytes]]]:
+        def chunks(r: httpx.Response) -> Iterator[bytes]:
+            try:
+                yield from r.iter_bytes(1024 * 1024)
+            except httpx.HTTPError as e:
+                raise SourceError(f"GET {path}: {e}") from None
+
+        try:
+            with self.http.stream("GET", path) as r:
+                yield r.status_code, chunks(r)
+        except httpx.HTTPError as e:
+            raise SourceError(f"GET {path}: {e}") from None
+
+
+class RestSource:
+    """Any IMGAPI server (this gateway, the original IMGAPI, a public image server).
+
+    ``transport`` replaces the HTTP client: the gateway passes one that fetches through its
+    SSRF-safe fetcher and operator allow-list (AdminImportRemoteImage).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout: float = 30.0,
+        client: httpx.Client | None = None,
+        page: int = PAGE,
+        transport: RestTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.page = page
+        self.transport: RestTransport = transport or HttpxTransport(
+            client or httpx.Client(base_url=self.base_url, timeout=timeout, headers={"Accept-Version": "~2"})
+        )
+
+    def close(self) -> None:
+        self.transport.close()
+
+    def _get(self, path: str, params: dict[str, str] | None = None) -> HttpReply:
+        r = self.transport.get(path, params)
         if r.status_code >= 500:
             raise SourceError(f"GET {path}: HTTP {r.status_code}")
         return r
@@ -317,26 +392,29 @@ class RestSource:
             return None
         if r.status_code != 200:
             raise SourceError(f"GetImage {uuid}: HTTP {r.status_code}")
-        return image_from_rest(r.json())
+        obj = r.json()
+        if not isinstance(obj, dict):
+            raise SourceError(f"GetImage {uuid}: not an object")
+        return image_from_rest(obj)
 
     def read_file(self, img: SourceImage, offset: int) -> Iterator[bytes]:
         """GetImageFile has no Range support: the bytes before ``offset`` are read and dropped
         (they are not sent to the local blob service again)."""
         skip = offset
-        try:
-            with self.http.stream("GET", f"/images/{img.uuid}/file") as r:
-                if r.status_code != 200:
-                    raise SourceError(f"GetImageFile {img.uuid}: HTTP {r.status_code}")
-                for chunk in r.iter_bytes(1024 * 1024):
-                    if skip:
-                        if len(chunk) <= skip:
-                            skip -= len(chunk)
-                            continue
-                        chunk = chunk[skip:]
-                        skip = 0
-                    yield chunk
-        except httpx.HTTPError as e:
-            raise SourceError(f"GetImageFile {img.uuid}: {e}") from None
+        with self.transport.stream(f"/images/{img.uuid}/file") as (status, chunks):
+            if status != 200:
+                # 5xx / 429: the source may recover; any other answer will not change by retrying.
+                raise SourceError(
+                    f"GetImageFile {img.uuid}: HTTP {status}", transient=status >= 500 or status == 429
+                )
+            for chunk in chunks:
+                if skip:
+                    if len(chunk) <= skip:
+                        skip -= len(chunk)
+                        continue
+                    chunk = chunk[skip:]
+                    skip = 0
+                yield chunk
 
     def read_icon(self, img: SourceImage) -> tuple[bytes, str]:
         r = self._get(f"/images/{img.uuid}/icon")
