@@ -162,7 +162,7 @@ def create_app(settings: GatewaySettings) -> Starlette:
             keys.reload()
         state = AppState(settings=settings, clients=clients, config=config, keys=keys)
         app.state.imgapi = state
-        app.state.mounted = mount(config)
+        app.state.mounted = mount(config, settings)
         reloader: asyncio.Task[None] | None = None
         if keys is not None and settings.auth_keys_reload_seconds > 0:
             reloader = asyncio.create_task(_reload_periodically(keys, settings.auth_keys_reload_seconds))

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import grpc
 from grpc import aio
-from imgapi.v1 import blob_pb2_grpc, catalog_pb2_grpc
+from imgapi.v1 import blob_pb2_grpc, catalog_pb2_grpc, replication_pb2_grpc
 
 from gateway.settings import GatewaySettings
 
@@ -32,16 +32,26 @@ class Clients:
     #: Deadline of ordinary calls and of calls that move file bytes (seconds).
     timeout: float
     transfer_timeout: float
+    #: The replication service (``replication_target``), None when not configured.
+    replication_channel: aio.Channel | None = None
+    replication: replication_pb2_grpc.ReplicationServiceAsyncStub | None = None
 
     async def close(self) -> None:
         await self.catalog_channel.close(None)
         await self.blob_channel.close(None)
+        if self.replication_channel is not None:
+            await self.replication_channel.close(None)
 
 
 def create_clients(settings: GatewaySettings) -> Clients:
     """Must be called inside the event loop that will use the channels."""
     cat = aio.insecure_channel(settings.catalog_target, options=_OPTIONS)
     blob = aio.insecure_channel(settings.blob_target, options=_OPTIONS)
+    repl = (
+        aio.insecure_channel(settings.replication_target, options=_OPTIONS)
+        if settings.replication_target
+        else None
+    )
     return Clients(
         catalog_channel=cat,
         blob_channel=blob,
@@ -49,6 +59,12 @@ def create_clients(settings: GatewaySettings) -> Clients:
         blob=blob_pb2_grpc.BlobServiceStub(blob),  # type: ignore[call-overload]
         timeout=settings.rpc_timeout_seconds,
         transfer_timeout=settings.transfer_timeout_seconds,
+        replication_channel=repl,
+        replication=(
+            replication_pb2_grpc.ReplicationServiceStub(repl)  # type: ignore[call-overload]
+            if repl is not None
+            else None
+        ),
     )
 
 

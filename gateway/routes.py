@@ -6,7 +6,8 @@ and whether the JSON body is parsed right after the channel step (``body=True``)
 
 Patterns: ``:name`` matches one segment (any characters but ``/``, possibly empty); a final
 ``...`` matches any rest. A trailing slash is significant. Routes with ``when`` are mounted only
-for that server configuration (CloneImage in dc mode, ListChannels with channels).
+for that server configuration (CloneImage in dc mode, ListChannels with channels, the replication
+routes with ``replication_target``).
 """
 
 from __future__ import annotations
@@ -21,12 +22,13 @@ from starlette.responses import Response
 
 from gateway.auth import AuthMode
 from gateway.context import RequestContext
+from gateway.settings import GatewaySettings
 from imgapi_common.errors import ImgapiError
 
 log = logging.getLogger("gateway.routes")
 
 Handler = Callable[[RequestContext], Awaitable[Response]]
-Condition = Callable[[catalog_pb2.ServerConfig], bool]
+Condition = Callable[[catalog_pb2.ServerConfig, GatewaySettings], bool]
 
 STRICT, PASSIVE, NONE = AuthMode.STRICT, AuthMode.PASSIVE, AuthMode.NONE
 
@@ -53,12 +55,16 @@ def R(pattern: str, when: Condition | None = None, **ops: Op) -> Route:
     return Route(pattern, ops, when)
 
 
-def dc_only(c: catalog_pb2.ServerConfig) -> bool:
+def dc_only(c: catalog_pb2.ServerConfig, s: GatewaySettings) -> bool:
     return c.mode == "dc"
 
 
-def with_channels(c: catalog_pb2.ServerConfig) -> bool:
+def with_channels(c: catalog_pb2.ServerConfig, s: GatewaySettings) -> bool:
     return len(c.channels) > 0
+
+
+def with_replication(c: catalog_pb2.ServerConfig, s: GatewaySettings) -> bool:
+    return bool(s.replication_target)
 
 
 # fmt: off
@@ -97,6 +103,13 @@ ROUTES: tuple[Route, ...] = (
       POST=Op("gateway.images:clone_image", STRICT)),                 # CloneImage
     R("/channels", with_channels,
       GET=Op("gateway.admin:list_channels", PASSIVE)),                # ListChannels
+    R("/replication/jobs", with_replication,
+      GET=Op("gateway.replication:list_jobs", STRICT),                # replication jobs (addition)
+      POST=Op("gateway.replication:create_job", STRICT, body=True)),
+    R("/replication/jobs/:job_id", with_replication,
+      GET=Op("gateway.replication:get_job", STRICT),
+      POST=Op("gateway.replication:job_action", STRICT),              # ?action=pause|resume
+      DELETE=Op("gateway.replication:delete_job", STRICT)),
     R("/ping",
       GET=Op("gateway.admin:ping", PASSIVE)),                         # Ping
     R("/state",
@@ -182,7 +195,9 @@ class Mounted:
     handlers: dict[str, Handler]
 
 
-def mount(config: catalog_pb2.ServerConfig, routes: tuple[Route, ...] = ROUTES) -> Mounted:
-    active = tuple(r for r in routes if r.when is None or r.when(config))
+def mount(
+    config: catalog_pb2.ServerConfig, settings: GatewaySettings, routes: tuple[Route, ...] = ROUTES
+) -> Mounted:
+    active = tuple(r for r in routes if r.when is None or r.when(config, settings))
     names = {op.handler for r in active for op in r.ops.values()}
     return Mounted(active, {n: resolve_handler(n) for n in sorted(names)})

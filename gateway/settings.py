@@ -18,6 +18,9 @@ class GatewaySettings(BaseSettings):
     #: ``host:port`` of the catalog and blob gRPC services.
     catalog_target: str = "127.0.0.1:8501"
     blob_target: str = "127.0.0.1:8502"
+    #: ``host:port`` of the replication service (``python -m replication``) whose jobs the
+    #: operator-only ``/replication/jobs`` routes show and manage; empty = those routes do not exist.
+    replication_target: str = ""
 
     #: ``none`` (no authentication) or ``signature`` (HTTP Signature, endpoints.md §1.3).
     auth_type: Literal["none", "signature"] = "none"
@@ -75,3 +78,8 @@ class GatewaySettings(BaseSettings):
         if not sep or not host or not port.isdigit():
             raise ValueError(f"expected host:port, got {v!r}")
         return v
+
+    @field_validator("replication_target")
+    @classmethod
+    def _optional_host_port(cls, v: str) -> str:
+        return cls._host_port(v) if v else v
