@@ -13,6 +13,7 @@ Every fetch goes through :mod:`gateway.fetch` (SSRF rules + the operator allow-l
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import json
 import logging
@@ -401,17 +402,35 @@ async def resolve_origins(scope: CallScope, remote: Remote, manifest: dict[str, 
 class FetcherTransport:
     """The :class:`replication.sources.RestTransport` of import jobs: every GET goes through the
     gateway's SSRF-safe fetchers (policy, allow-list, size and time limits) on the app's event loop,
-    called from the copier's worker thread."""
+    called from the copier's worker thread. ``stopped`` (the job is being cancelled) or a closed
+    loop ends a wait with a non-transient :class:`SourceError`, so the worker thread never hangs."""
 
-    def __init__(self, settings: GatewaySettings, source: str, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self,
+        settings: GatewaySettings,
+        source: str,
+        loop: asyncio.AbstractEventLoop,
+        stopped: Callable[[], bool] = lambda: False,
+    ) -> None:
         self.remote = Remote(settings, source)
         self.loop = loop
+        self.stopped = stopped
 
     def close(self) -> None:
         pass
 
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+        if self.loop.is_closed():
+            coro.close()
+            raise SourceError("the gateway is shutting down", transient=False)
+        fut = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        while True:
+            try:
+                return fut.result(timeout=1.0)
+            except concurrent.futures.TimeoutError:
+                if self.stopped() or self.loop.is_closed() or not self.loop.is_running():
+                    fut.cancel()
+                    raise SourceError("import job stopped", transient=False) from None
 
     @staticmethod
     def _error(path: str, e: FetchError) -> SourceError:
@@ -558,7 +577,8 @@ def job_steps(
 
     def work(r: CopierRun) -> image_pb2.Image:
         assert r.loop is not None
-        source_ = RestSource(source, transport=FetcherTransport(settings, source, r.loop))
+        transport = FetcherTransport(settings, source, r.loop, stopped=lambda: r.stopping)
+        source_ = RestSource(source, transport=transport)
         dest = Destination(
             settings.catalog_target,
             settings.blob_target,
