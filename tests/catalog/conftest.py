@@ -24,7 +24,6 @@ VADER = "86055c40-2547-11e2-8a6b-4bb37edc84ba"
 LUKE = "91ba0e64-2547-11e2-a972-df579e5fddb3"
 EMPEROR = "a0b6b534-2547-11e2-b758-63a2afd747d1"
 SDC = "ba28f844-8cb4-f141-882d-46d6251e6a9f"
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "imgapi"
 
 _SERVICE = catalog_pb2.DESCRIPTOR.services_by_name["CatalogService"]
 V2 = common_pb2.ImageView(include_channels=True)

@@ -128,7 +128,7 @@ def import_image(
 
 
 def seed_fixture(cat: Catalog, name: str) -> list[dict[str, Any]]:
-    from tests.catalog.conftest import FIXTURES
+    from tests.components import FIXTURES
 
     records: list[dict[str, Any]] = json.loads((FIXTURES / name).read_text())
     for rec in records:

@@ -6,7 +6,6 @@ import copy
 import json
 import math
 import uuid as uuidlib
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,8 +20,8 @@ from catalog_service.domain.validation import (
     validate_record,
 )
 from imgapi_common.errors import FieldError, ImgapiError
+from tests.components import FIXTURES
 
-FIXTURES = Path("/work/shared/fixtures/imgapi")
 DC = DomainConfig()
 PUBLIC = DomainConfig(mode="public")
 PRIVATE = DomainConfig(mode="private")

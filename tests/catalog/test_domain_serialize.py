@@ -6,7 +6,6 @@ import hashlib
 import json
 import math
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,8 +18,8 @@ from catalog_service.domain.serialize import (
     pretty_json,
     serialize_image,
 )
+from tests.components import FIXTURES
 
-FIXTURES = Path("/work/shared/fixtures/imgapi")
 DC = DomainConfig()
 PUBLIC = DomainConfig(mode="public")
 PRIVATE = DomainConfig(mode="private")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,8 +12,8 @@ from catalog_service.domain.config import DomainConfig
 from catalog_service.domain.serialize import serialize_image
 from catalog_service.domain.update import OPERATOR_ONLY, USER_UPDATABLE, apply_update, json_equal
 from imgapi_common.errors import FieldError, ImgapiError
+from tests.components import FIXTURES
 
-FIXTURES = Path("/work/shared/fixtures/imgapi")
 DC = DomainConfig()
 PUBLIC = DomainConfig(mode="public")
 PUBLIC_CH = DomainConfig(mode="public", channels=("dev", "staging"))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,8 +22,8 @@ from catalog_service.domain.validation import (
     validate_record,
 )
 from imgapi_common.errors import FieldError
+from tests.components import FIXTURES
 
-FIXTURES = Path("/work/shared/fixtures/imgapi")
 DC = DomainConfig()
 PUBLIC = DomainConfig(mode="public")
 PRIVATE = DomainConfig(mode="private")

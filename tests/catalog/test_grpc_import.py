@@ -10,7 +10,6 @@ import pytest
 from imgapi.v1 import common_pb2
 
 from tests.catalog.conftest import (
-    FIXTURES,
     LUKE,
     SDC,
     V2,
@@ -33,6 +32,7 @@ from tests.catalog.grpc_support import (
     new_uuid,
     view_of,
 )
+from tests.components import FIXTURES
 
 __all__ = ["catalog_channels", "catalog_dc", "catalog_private", "catalog_public"]
 

@@ -12,9 +12,10 @@ from pathlib import Path
 import httpx
 
 from tests.cli.conftest import EMPEROR, LUKE, VADER, Cli
+from tests.components import FIXTURES
 from tests.gateway.conftest import Stack
 
-ICON = Path("/work/shared/fixtures/imgapi/icon.jpg")
+ICON = FIXTURES / "icon.jpg"
 
 
 def test_lifecycle(cli: Cli, tmp_path: Path) -> None:

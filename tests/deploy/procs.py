@@ -23,10 +23,9 @@ import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from deploy.envoy.render import render
-from tests.components import envoy_binary, free_port
+from tests.components import FIXTURES, envoy_binary, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-FIXTURES = Path("/work/shared/fixtures/imgapi")
 JUNK = FIXTURES / "what_a_piece_of_junk.zfs.bz2"
 JUNK_MD5 = "J6sttoCHpi4ByXyf3LrjXw=="
 SDC = "ba28f844-8cb4-f141-882d-46d6251e6a9f"

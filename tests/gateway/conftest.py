@@ -23,9 +23,7 @@ import uvicorn
 
 from gateway.server import uvicorn_config
 from gateway.settings import GatewaySettings
-from tests.components import free_port
-
-FIXTURES = Path("/work/shared/fixtures/imgapi")
+from tests.components import FIXTURES, free_port
 
 VADER = "86055c40-2547-11e2-8a6b-4bb37edc84ba"
 LUKE = "91ba0e64-2547-11e2-a972-df579e5fddb3"

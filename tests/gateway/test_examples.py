@@ -18,7 +18,8 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from tests.gateway.conftest import FIXTURES, LUKE, PUBLIC_CHANNELS, Stack, load_fixture, start_stack
+from tests.components import FIXTURES
+from tests.gateway.conftest import LUKE, PUBLIC_CHANNELS, Stack, load_fixture, start_stack
 from tests.gateway.transcripts import Exchange, Substitutions, parse_examples, replay
 
 EXCHANGES = parse_examples()

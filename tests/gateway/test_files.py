@@ -9,16 +9,16 @@ import json
 import os
 import socket
 import uuid as uuidlib
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
+from tests.components import FIXTURES
 from tests.gateway.conftest import SDC, VADER, Stack
 
-FIX = Path("/work/shared/fixtures/imgapi")
+FIX = FIXTURES
 JUNK = (FIX / "what_a_piece_of_junk.zfs.bz2").read_bytes()
 JUNK_SHA1 = "1b4240b257a89a190fd1a3c9eccffc7ccc951352"
 JUNK_MD5 = "J6sttoCHpi4ByXyf3LrjXw=="

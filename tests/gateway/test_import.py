@@ -24,10 +24,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from tests.components import FIXTURES
 from tests.gateway.conftest import SDC, VADER, Stack, start_stack
 from tests.gateway.test_files import JUNK, JUNK_SHA1, error, new_image
 
-XDC = Path("/work/shared/fixtures/imgapi/xdc")
+XDC = FIXTURES / "xdc"
 XDC_SHA1 = "f6217f583a64e1b39cea7a8700b96cbb2375bb23"
 LUKE = "91ba0e64-2547-11e2-a972-df579e5fddb3"
 

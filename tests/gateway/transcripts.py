@@ -7,12 +7,13 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import httpx
 
-EXAMPLES = Path("/work/shared/spec/examples.md")
-JUNK = Path("/work/shared/fixtures/imgapi/what_a_piece_of_junk.zfs.bz2")
+from tests.components import FIXTURES, SPEC
+
+EXAMPLES = SPEC / "examples.md"
+JUNK = FIXTURES / "what_a_piece_of_junk.zfs.bz2"
 #: Request headers that are illustrative in the transcripts (set by the client library instead).
 _DROP = {"host", "date", "connection", "content-length", "authorization"}
 
