@@ -209,7 +209,10 @@ class CatalogService:
     # --- infrastructure ---------------------------------------------------------------------
 
     def _read(self) -> Connection:
-        return self.engine.connect()
+        """A connection for reads: autocommit (no BEGIN/ROLLBACK round trips per request)."""
+        if self._dialect == "sqlite":  # see make_engine: reads emit no BEGIN there
+            return self.engine.connect()
+        return self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
 
     def _write(self) -> Connection:
         return self.engine.connect().execution_options(**{WRITE_OPTION: True})

@@ -88,6 +88,13 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
             _cond(request.preconditions),
             _SUBJECT.get(request.preconditions.subject, "image"),  # type: ignore[arg-type]
         )
+        if request.view_only:
+            return catalog_pb2.ImageResponse(
+                image=image_pb2.Image(
+                    uuid=request.uuid, view_json=r.view_json, etag=r.etag, revision=r.revision
+                ),
+                not_modified=r.not_modified,
+            )
         return _resp(r)
 
     @_translate_errors

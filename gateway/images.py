@@ -74,6 +74,7 @@ async def get_image(ctx: RequestContext) -> Response:
         uuid=ctx.uuid,
         preconditions=ctx.preconditions(),
         incl_admin_fields=ctx.query.raw("inclAdminFields"),
+        view_only=True,
     )
     resp = await ctx.clients.catalog.GetImage(req, **ctx.rpc)
     if resp.not_modified:

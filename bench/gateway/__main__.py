@@ -150,6 +150,8 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=32)
     ap.add_argument("--client-procs", type=int, default=2)
     ap.add_argument("--list-runs", type=int, default=30)
+    ap.add_argument("--catalog-processes", type=int, default=2, help="IMGAPI_CATALOG_PROCESSES")
+    ap.add_argument("--gateway-processes", type=int, default=1, help="IMGAPI_GATEWAY_PROCESSES")
     args = ap.parse_args()
 
     cat = _catalog_bench()
@@ -165,6 +167,7 @@ def main() -> None:
                     "IMGAPI_CATALOG_BIND": f"127.0.0.1:{cport}",
                     "IMGAPI_CATALOG_DATABASE_URL": url,
                     "IMGAPI_CATALOG_MODE": "dc",
+                    "IMGAPI_CATALOG_PROCESSES": str(args.catalog_processes),
                 },
                 cport,
             ) as catalog,
@@ -179,6 +182,7 @@ def main() -> None:
                     "IMGAPI_GATEWAY_PORT": str(gport),
                     "IMGAPI_GATEWAY_CATALOG_TARGET": f"127.0.0.1:{cport}",
                     "IMGAPI_GATEWAY_BLOB_TARGET": f"127.0.0.1:{bport}",
+                    "IMGAPI_GATEWAY_PROCESSES": str(args.gateway_processes),
                 },
                 gport,
             ) as gateway,
@@ -199,7 +203,8 @@ def main() -> None:
             rps = get_image_rps(gport, uuids, args.seconds, args.concurrency, args.client_procs)
             print(
                 f"GetImage: {rps:,.0f} req/s "
-                f"({args.concurrency} keep-alive connections, {args.client_procs} client procs)"
+                f"({args.concurrency} keep-alive connections, {args.client_procs} client procs, "
+                f"{args.catalog_processes} catalog / {args.gateway_processes} gateway process(es))"
             )
             for name, p in (("gateway", gateway), ("catalog", catalog), ("blob", blob)):
                 print(f"peak RSS {name}: {peak_rss_mib(p):.0f} MiB")

@@ -42,11 +42,10 @@ def make_engine(url: str, pool_size: int = 16) -> Engine:
         @event.listens_for(engine, "begin")
         def _begin(conn: Any) -> None:
             # Write transactions take the write lock up front so read-modify-write cycles
-            # serialize cleanly instead of failing to upgrade a shared lock; reads stay deferred.
+            # serialize cleanly instead of failing to upgrade a shared lock. Reads run in
+            # autocommit mode (each statement is consistent on its own; no BEGIN/ROLLBACK trips).
             if conn.get_execution_options().get(WRITE_OPTION):
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
-            else:
-                conn.exec_driver_sql("BEGIN")
 
         return engine
     return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)

@@ -90,9 +90,14 @@ class GetImageRequest(_message.Message):
     UUID_FIELD_NUMBER: _builtins.int
     PRECONDITIONS_FIELD_NUMBER: _builtins.int
     INCL_ADMIN_FIELDS_FIELD_NUMBER: _builtins.int
+    VIEW_ONLY_FIELD_NUMBER: _builtins.int
     uuid: _builtins.str
     incl_admin_fields: _builtins.str
     """Raw inclAdminFields query value ("", "true", "false", anything else -> InvalidParameter)."""
+    view_only: _builtins.bool
+    """Only uuid, view_json, etag and revision are filled in the returned Image (the REST GetImage
+    fast path); typed fields are left out.
+    """
     @_builtins.property
     def caller(self) -> _common_pb2.CallerContext: ...
     @_builtins.property
@@ -107,10 +112,11 @@ class GetImageRequest(_message.Message):
         uuid: _builtins.str = ...,
         preconditions: _common_pb2.Preconditions | None = ...,
         incl_admin_fields: _builtins.str = ...,
+        view_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["caller", b"caller", "preconditions", b"preconditions", "view", b"view"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["caller", b"caller", "incl_admin_fields", b"incl_admin_fields", "preconditions", b"preconditions", "uuid", b"uuid", "view", b"view"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["caller", b"caller", "incl_admin_fields", b"incl_admin_fields", "preconditions", b"preconditions", "uuid", b"uuid", "view", b"view", "view_only", b"view_only"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
