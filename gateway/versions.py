@@ -8,6 +8,7 @@ implements the range grammar (``||``, hyphen ranges, ``~``/``~>``, ``^``, ``<``/
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -183,6 +184,7 @@ class Negotiated:
     include_channels: bool
 
 
+@functools.lru_cache(maxsize=256)  # a handful of distinct headers in practice; bounded anyway
 def negotiate(header: str | None) -> Negotiated | None:
     """The negotiated view for an ``Accept-Version`` header, or None when no version satisfies it."""
     text = header if header else DEFAULT_RANGE
