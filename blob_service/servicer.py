@@ -68,14 +68,17 @@ class BlobServicer(blob_pb2_grpc.BlobServiceServicer):
             raise BlobError("InvalidRequest", "empty WriteChunks stream")
         upload_id = first.upload_id
 
+        bytes_in = BLOB_BYTES.labels("in")
+
         def chunks() -> Iterator[Chunk]:
             msg: blob_pb2.WriteChunkRequest | None = first
             while msg is not None:
                 if msg.upload_id and msg.upload_id != upload_id:
                     raise BlobError("InvalidRequest", "a stream writes to one upload only")
-                BLOB_BYTES.labels("in").inc(len(msg.data))
+                data = msg.data  # upb copies the field on every access: once per chunk
+                bytes_in.inc(len(data))
                 yield Chunk(
-                    msg.data,
+                    data,
                     msg.offset if msg.HasField("offset") else None,
                     msg.crc32 if msg.HasField("crc32") else None,
                 )

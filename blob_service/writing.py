@@ -4,20 +4,27 @@ The caller holds the upload's lock. Bytes become the committed offset at checkpo
 backend says one is due (a full S3 part, ``checkpoint_bytes`` locally) and when the stream ends,
 whether it ends well, with an error, or by the client going away. A checkpoint saves the offset
 together with the digest state for exactly those bytes.
+
+On a backend that can sync in the background (local files), the checkpoints due mid-stream
+complete on a helper thread while the stream keeps receiving, writing and hashing: the digest state
+comes from a snapshot the hash workers take when they reach the checkpoint's offset (no draining),
+the helper fsyncs and then saves the state. One such checkpoint is in flight at a time, and the
+stream's last checkpoint is synchronous, so the offset a stream reports is always saved.
 """
 
 from __future__ import annotations
 
+import threading
 import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from blob_service.digest_pipeline import DigestPipeline
+from blob_service.digest_pipeline import DigestPipeline, Snapshot
 from blob_service.digests import DigestSet
 from blob_service.errors import BlobError, offset_mismatch
 from blob_service.model import UploadState
-from blob_service.storage.base import Storage, UploadWriter
+from blob_service.storage.base import Storage, SyncsInBackground, UploadWriter
 
 _REREAD_CHUNK = 4 * 1024 * 1024
 
@@ -60,6 +67,8 @@ class UploadStream:
             self.writer.close()
             raise
         self._pos: int | None = None
+        self._background = self.writer if isinstance(self.writer, SyncsInBackground) else None
+        self._pending: _Background | None = None
 
     def apply(self, chunks: Iterable[Chunk]) -> UploadState:
         """Apply every chunk, then checkpoint; on any failure checkpoint what was accepted, re-raise."""
@@ -68,7 +77,10 @@ class UploadStream:
                 self._apply(chunk)
         finally:
             try:
-                self.checkpoint()
+                try:
+                    self._wait_pending()
+                finally:
+                    self.checkpoint()
             finally:
                 self.pipeline.close()
                 self.writer.close()
@@ -113,7 +125,10 @@ class UploadStream:
         while data:
             room = w.room()
             if room == 0:
-                self.checkpoint()
+                if self._background is not None:
+                    self._begin_checkpoint(self._background)
+                else:
+                    self.checkpoint()
                 continue
             piece = data if len(data) <= room else data[:room]
             data = b"" if piece is data else data[room:]
@@ -123,13 +138,57 @@ class UploadStream:
             self._pos += len(piece)
 
     def checkpoint(self) -> None:
+        """Make every byte written durable and save the state (synchronously)."""
+        self._wait_pending()
         if self.writer.offset == self.state.offset:
             return
+        offset = self.writer.offset
+        snap = self.pipeline.snapshot()  # the hashers catch up while the writer makes bytes durable
         staging = self.writer.checkpoint()
-        digests = self.pipeline.drain()
-        state = replace(
-            self.state, offset=self.writer.offset, staging=staging, hash_state=digests.export()
-        ).touched(self.clock())
+        state = replace(self.state, offset=offset, staging=staging, hash_state=snap.result()).touched(
+            self.clock()
+        )
         self.storage.save_upload(state)
         self.state = state
         self.writer.saved()
+
+    def _begin_checkpoint(self, writer: SyncsInBackground) -> None:
+        """Start a checkpoint at the current offset; it completes on a helper thread."""
+        self._wait_pending()
+        snap = self.pipeline.snapshot()
+        offset = writer.mark()
+        self._pending = _Background(lambda: self._finish_checkpoint(writer, offset, snap))
+
+    def _finish_checkpoint(self, writer: SyncsInBackground, offset: int, snap: Snapshot) -> None:
+        writer.sync()
+        hash_state = snap.result()
+        state = replace(self.state, offset=offset, staging={}, hash_state=hash_state).touched(self.clock())
+        self.storage.save_upload(state)
+        self.state = state
+
+    def _wait_pending(self) -> None:
+        """Wait for the checkpoint in flight, if any; its failure is raised here."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.wait()
+
+
+class _Background(threading.Thread):
+    """Runs one function on its own thread; ``wait`` joins it and re-raises its failure."""
+
+    def __init__(self, fn: Callable[[], None]) -> None:
+        super().__init__(daemon=True, name="blob-checkpoint")
+        self._fn = fn
+        self._error: BaseException | None = None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            self._fn()
+        except BaseException as e:
+            self._error = e
+
+    def wait(self) -> None:
+        self.join()
+        if self._error is not None:
+            raise self._error

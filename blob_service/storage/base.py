@@ -7,7 +7,7 @@ stores bytes and small JSON records, keyed by ids the service has validated.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from blob_service.model import BlobMeta, UploadState
 
@@ -51,6 +51,20 @@ class UploadWriter(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class SyncsInBackground(Protocol):
+    """A writer whose checkpoints can complete on another thread while the stream keeps writing.
+
+    ``mark`` starts a checkpoint at the current offset (``room`` counts from there); ``sync``, run
+    on another thread concurrently with ``write``, makes at least the bytes up to the last mark
+    durable. The stream saves the state of a checkpoint only after its ``sync`` returned.
+    """
+
+    def mark(self) -> int: ...
+
+    def sync(self) -> None: ...
 
 
 class Storage(Protocol):

@@ -57,7 +57,9 @@ class LocalWriter:
             raise
         self._offset = committed
         self._checkpointed = committed
-        self._every = checkpoint_bytes
+        # Checkpoints complete in the background, one at a time (see UploadStream): starting one
+        # every half ``checkpoint_bytes`` keeps the bytes not yet saved below ``checkpoint_bytes``.
+        self._every = max(checkpoint_bytes // 2, 1)
         self._durable = durable
 
     @property
@@ -79,6 +81,14 @@ class LocalWriter:
             os.fsync(self._fd)
         self._checkpointed = self._offset
         return {}
+
+    def mark(self) -> int:
+        self._checkpointed = self._offset
+        return self._offset
+
+    def sync(self) -> None:
+        if self._durable:
+            os.fsync(self._fd)  # safe while another thread writes; covers every byte up to the mark
 
     def saved(self) -> None:
         pass
