@@ -23,6 +23,7 @@ from imgapi.v1 import blob_pb2, catalog_pb2, common_pb2, image_pb2
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response, StreamingResponse
 
+from blob_service.client import WRITE_CHUNKS, encode_write_chunk
 from gateway.clients import Clients
 from gateway.context import RequestContext
 from gateway.responses import empty_response, image_response, json_response
@@ -100,26 +101,27 @@ async def abort_upload(clients: Clients, upload_id: str) -> None:
 # --- writing bytes into a blob upload ------------------------------------------------------------
 
 
-async def rechunk(source: AsyncIterator[bytes], size: int = CHUNK) -> AsyncIterator[bytes]:
-    """Re-cut a byte stream into ``size``-byte pieces (the last may be shorter), copying once."""
-    parts: list[bytes] = []
+async def rechunk(source: AsyncIterator[bytes], size: int = CHUNK) -> AsyncIterator[memoryview]:
+    """Re-cut a byte stream into ``size``-byte pieces (the last may be shorter), copying once.
+
+    The pieces (uvicorn hands over ~64 KiB) are copied into one reused buffer; each yielded view of
+    it is valid only until the next piece is requested, so the consumer must copy it right away.
+    """
+    buf = bytearray(size)
+    view = memoryview(buf)
     have = 0
     async for piece in source:
-        if not parts and len(piece) == size:
-            yield piece
-            continue
-        parts.append(piece)
-        have += len(piece)
-        if have >= size:
-            joined = b"".join(parts)
-            cut = have - have % size
-            for i in range(0, cut, size):
-                yield joined[i : i + size]
-            rest = joined[cut:]
-            parts = [rest] if rest else []
-            have = len(rest)
-    if parts:
-        yield b"".join(parts)
+        data = memoryview(piece)
+        while len(data):
+            n = min(size - have, len(data))
+            view[have : have + n] = data[:n]
+            have += n
+            data = data[n:]
+            if have == size:
+                yield view
+                have = 0
+    if have:
+        yield view[:have]
 
 
 @dataclass
@@ -147,24 +149,26 @@ async def write_chunks(
     """
     failure: list[BaseException] = []
 
-    async def requests() -> AsyncIterator[blob_pb2.WriteChunkRequest]:
+    async def requests() -> AsyncIterator[bytes]:
+        # Encoded by hand: the chunk is copied once from the rechunk buffer into the request.
         first = True
         try:
             async for data in rechunk(source):
                 if first:
-                    yield blob_pb2.WriteChunkRequest(upload_id=upload_id, offset=offset, data=data)
+                    yield encode_write_chunk(data, upload_id=upload_id, offset=offset)
                     first = False
                 else:
-                    yield blob_pb2.WriteChunkRequest(data=data)
+                    yield encode_write_chunk(data)
         except Exception as e:  # ClientDisconnect, FetchError, ...
             failure.append(e)
         if first:  # nothing to write: still name the upload so the call is well-formed
-            yield blob_pb2.WriteChunkRequest(upload_id=upload_id, offset=offset, data=b"")
+            yield encode_write_chunk(b"", upload_id=upload_id, offset=offset)
 
+    write = clients.blob_channel.stream_unary(
+        WRITE_CHUNKS, request_serializer=None, response_deserializer=blob_pb2.UploadStatus.FromString
+    )
     try:
-        status = await clients.blob.WriteChunks(
-            requests(), timeout=clients.transfer_timeout, metadata=metadata
-        )
+        status = await write(requests(), timeout=clients.transfer_timeout, metadata=metadata)
     except grpc.RpcError as e:
         if failure:
             return WriteOutcome(await current_offset(clients, upload_id, offset), failure[0])
