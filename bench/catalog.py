@@ -187,8 +187,13 @@ def _get_worker(port: int, uuids: list[str], seconds: float, threads: int, q: An
 def get_throughput(
     port: int, uuids: list[str], procs: int, threads: int, seconds: float, mode: str = "view"
 ) -> float:
-    q: Any = mp.Queue()
-    ps = [mp.Process(target=_get_worker, args=(port, uuids, seconds, threads, q, mode)) for _ in range(procs)]
+    # Spawned, not forked: this process already holds gRPC channels, and gRPC does not survive a
+    # fork (forked clients fail with "Wrong file descriptor generation").
+    ctx = mp.get_context("spawn")
+    q: Any = ctx.Queue()
+    ps = [
+        ctx.Process(target=_get_worker, args=(port, uuids, seconds, threads, q, mode)) for _ in range(procs)
+    ]
     t0 = time.perf_counter()
     for p in ps:
         p.start()
