@@ -160,12 +160,14 @@ def list_latencies(stub: Any, req: Any, runs: int) -> tuple[float, float, int]:
 def _get_worker(port: int, uuids: list[str], seconds: float, threads: int, q: Any, mode: str) -> None:
     import threading
 
-    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-    stub = catalog_pb2_grpc.CatalogServiceStub(channel)
     counts = [0] * threads
     deadline = time.perf_counter() + seconds
 
     def run(i: int) -> None:
+        # One connection per client thread (a local subchannel pool): with SO_REUSEPORT the kernel
+        # spreads connections, not calls, over the catalog processes, as with many real clients.
+        channel = grpc.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.use_local_subchannel_pool", 1)])
+        stub = catalog_pb2_grpc.CatalogServiceStub(channel)
         rnd = random.Random(i)
         view = common_pb2.ImageView(include_channels=True)
         while time.perf_counter() < deadline:

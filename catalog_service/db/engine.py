@@ -48,7 +48,9 @@ def make_engine(url: str, pool_size: int = 16) -> Engine:
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    # No pre-ping: it costs a round trip on every checkout (as much as a GetImage itself). A
+    # connection broken by a database restart fails one request, which invalidates the pool.
+    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
 
 
 def alembic_config(url: str) -> Config:
