@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import itertools
+from dataclasses import dataclass, field
 
 import grpc
 from grpc import aio
@@ -23,11 +24,16 @@ _OPTIONS = [
 
 @dataclass
 class Clients:
-    """Async stubs plus the deadlines to use with them (``timeout=`` on every call)."""
+    """Async stubs plus the deadlines to use with them (``timeout=`` on every call).
 
-    catalog_channel: aio.Channel
+    The catalog is reached through several connections, used in turn: a catalog running several
+    processes on one port (SO_REUSEPORT) or behind a connection-level balancer spreads
+    connections, not calls, so one connection would pin every call to one process.
+    """
+
+    catalog_channels: list[aio.Channel]
     blob_channel: aio.Channel
-    catalog: catalog_pb2_grpc.CatalogServiceAsyncStub
+    catalog_stubs: list[catalog_pb2_grpc.CatalogServiceAsyncStub]
     blob: blob_pb2_grpc.BlobServiceAsyncStub
     #: Deadline of ordinary calls and of calls that move file bytes (seconds).
     timeout: float
@@ -36,8 +42,15 @@ class Clients:
     replication_channel: aio.Channel | None = None
     replication: replication_pb2_grpc.ReplicationServiceAsyncStub | None = None
 
+    _next: itertools.count[int] = field(default_factory=itertools.count)
+
+    @property
+    def catalog(self) -> catalog_pb2_grpc.CatalogServiceAsyncStub:
+        return self.catalog_stubs[next(self._next) % len(self.catalog_stubs)]
+
     async def close(self) -> None:
-        await self.catalog_channel.close(None)
+        for ch in self.catalog_channels:
+            await ch.close(None)
         await self.blob_channel.close(None)
         if self.replication_channel is not None:
             await self.replication_channel.close(None)
@@ -45,7 +58,13 @@ class Clients:
 
 def create_clients(settings: GatewaySettings) -> Clients:
     """Must be called inside the event loop that will use the channels."""
-    cat = aio.insecure_channel(settings.catalog_target, options=_OPTIONS)
+    # A local subchannel pool per channel: otherwise gRPC shares one connection between them.
+    cats = [
+        aio.insecure_channel(
+            settings.catalog_target, options=[*_OPTIONS, ("grpc.use_local_subchannel_pool", 1)]
+        )
+        for _ in range(settings.catalog_connections)
+    ]
     blob = aio.insecure_channel(settings.blob_target, options=_OPTIONS)
     repl = (
         aio.insecure_channel(settings.replication_target, options=_OPTIONS)
@@ -53,9 +72,9 @@ def create_clients(settings: GatewaySettings) -> Clients:
         else None
     )
     return Clients(
-        catalog_channel=cat,
+        catalog_channels=cats,
         blob_channel=blob,
-        catalog=catalog_pb2_grpc.CatalogServiceStub(cat),  # type: ignore[call-overload]
+        catalog_stubs=[catalog_pb2_grpc.CatalogServiceStub(c) for c in cats],  # type: ignore[call-overload]
         blob=blob_pb2_grpc.BlobServiceStub(blob),  # type: ignore[call-overload]
         timeout=settings.rpc_timeout_seconds,
         transfer_timeout=settings.transfer_timeout_seconds,

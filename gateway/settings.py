@@ -55,6 +55,9 @@ class GatewaySettings(BaseSettings):
     max_icon_size: int = Field(default=128 * 1024, gt=0)
     #: Deadline of ordinary catalog/blob calls, and of calls moving bytes (seconds).
     rpc_timeout_seconds: float = Field(default=30.0, gt=0)
+    #: Connections to the catalog, used in turn (spreads calls over catalog processes/replicas
+    #: that are balanced per connection).
+    catalog_connections: int = Field(default=4, ge=1, le=64)
     transfer_timeout_seconds: float = Field(default=3600.0, gt=0)
     #: Remote fetches (imports, from-url): connect and total timeouts (seconds).
     remote_connect_timeout_seconds: float = Field(default=20.0, gt=0)
