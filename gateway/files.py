@@ -525,11 +525,42 @@ def if_range_matches(if_range: str | None, etag: str, last_modified: str) -> boo
         return False
 
 
+#: ReadBlob with undecoded responses: the bytes of each message are served as a memoryview into
+#: the received buffer instead of being copied out of a parsed message (see data_view).
+_READ_BLOB = "/imgapi.v1.BlobService/ReadBlob"
+
+RawCall = aio.UnaryStreamCall[blob_pb2.ReadBlobRequest, bytes]
+
+
+def data_view(raw: bytes) -> memoryview:
+    """The ``data`` field (1) of a serialized ReadBlobResponse without copying it.
+
+    Messages after the first hold only ``data``; anything else (the first message's ``info``, an
+    empty message) is parsed the ordinary way.
+    """
+    view = memoryview(raw)
+    if raw[:1] == b"\x0a":
+        length, shift, i = 0, 0, 1
+        while i < len(raw) and i < 11:
+            b = raw[i]
+            length |= (b & 0x7F) << shift
+            i += 1
+            if not b & 0x80:
+                if i + length == len(raw):
+                    return view[i : i + length]
+                break
+            shift += 7
+    return memoryview(blob_pb2.ReadBlobResponse.FromString(raw).data)
+
+
 async def _open_blob(
     clients: Clients, blob_id: str, offset: int, length: int, metadata: tuple[tuple[str, str], ...]
-) -> tuple[bytes, aio.UnaryStreamCall[blob_pb2.ReadBlobRequest, blob_pb2.ReadBlobResponse]]:
+) -> tuple[memoryview, RawCall]:
     """Start ReadBlob and read its first message, so storage errors still become JSON errors."""
-    call = clients.blob.ReadBlob(
+    method = clients.blob_channel.unary_stream(
+        _READ_BLOB, request_serializer=blob_pb2.ReadBlobRequest.SerializeToString, response_deserializer=None
+    )
+    call: RawCall = method(
         blob_pb2.ReadBlobRequest(blob_id=blob_id, offset=offset, length=length),
         timeout=clients.transfer_timeout,
         metadata=metadata,
@@ -539,25 +570,24 @@ async def _open_blob(
     except grpc.RpcError as e:
         raise blob_error(e) from None
     if first is aio.EOF:  # type: ignore[attr-defined]
-        return b"", call
-    assert isinstance(first, blob_pb2.ReadBlobResponse)
-    return bytes(first.data), call
+        return memoryview(b""), call
+    assert isinstance(first, bytes)
+    return data_view(first), call
 
 
-def _stream(
-    first: bytes, call: aio.UnaryStreamCall[blob_pb2.ReadBlobRequest, blob_pb2.ReadBlobResponse]
-) -> AsyncIterator[bytes]:
-    async def gen() -> AsyncIterator[bytes]:
+def _stream(first: memoryview, call: RawCall) -> AsyncIterator[memoryview]:
+    async def gen() -> AsyncIterator[memoryview]:
         try:
             if first:
                 yield first
             while True:  # read() only: iteration and read() cannot be mixed on one call
-                msg = await call.read()
-                if msg is aio.EOF:  # type: ignore[attr-defined]
+                raw = await call.read()
+                if raw is aio.EOF:  # type: ignore[attr-defined]
                     break
-                assert isinstance(msg, blob_pb2.ReadBlobResponse)
-                if msg.data:
-                    yield bytes(msg.data)
+                assert isinstance(raw, bytes)
+                data = data_view(raw)
+                if data:
+                    yield data
         finally:
             call.cancel()
 
