@@ -63,8 +63,11 @@ class FaultyProxy:
             self._server.close()
             for w in list(self._writers):
                 w.close()
+            pending = asyncio.all_tasks(self._loop)
+            for task in pending:  # the chaos loop and open pipes: end them before the loop closes
+                task.cancel()
             with contextlib.suppress(Exception):
-                self._loop.run_until_complete(asyncio.sleep(0))
+                self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
             self._loop.close()
 
     async def _chaos(self) -> None:
