@@ -43,6 +43,15 @@ def _caller(c: common_pb2.CallerContext) -> Caller:
     )
 
 
+def _target(request: Any) -> tuple[str, Caller, View]:
+    """The (uuid, caller, view) every image-scoped request carries."""
+    return request.uuid, _caller(request.caller), _view_of(request)
+
+
+def _view_of(request: Any) -> View:
+    return _view(request.view, request.HasField("view"))
+
+
 def _view(v: common_pb2.ImageView, has: bool) -> View:
     if not has:  # native gRPC callers that send no view get the full v2 view
         return View(include_channels=True, include_admin_fields=False)
@@ -72,18 +81,12 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
 
     @_translate_errors
     def CreateImage(self, request: catalog_pb2.CreateImageRequest, context: grpc.ServicerContext) -> Any:
-        return _resp(
-            self.s.create(
-                _caller(request.caller), _view(request.view, request.HasField("view")), request.manifest_json
-            )
-        )
+        return _resp(self.s.create(_caller(request.caller), _view_of(request), request.manifest_json))
 
     @_translate_errors
     def GetImage(self, request: catalog_pb2.GetImageRequest, context: grpc.ServicerContext) -> Any:
         r = self.s.get_image(
-            request.uuid,
-            _caller(request.caller),
-            _view(request.view, request.HasField("view")),
+            *_target(request),
             request.incl_admin_fields,
             _cond(request.preconditions),
             _SUBJECT.get(request.preconditions.subject, "image"),  # type: ignore[arg-type]
@@ -101,7 +104,7 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
     def ListImages(self, request: catalog_pb2.ListImagesRequest, context: grpc.ServicerContext) -> Any:
         rendered = self.s.list_images(
             _caller(request.caller),
-            _view(request.view, request.HasField("view")),
+            _view_of(request),
             owner=request.owner,
             name=request.name,
             version=request.version,
@@ -132,9 +135,7 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
     def UpdateImage(self, request: catalog_pb2.UpdateImageRequest, context: grpc.ServicerContext) -> Any:
         return _resp(
             self.s.update(
-                request.uuid,
-                _caller(request.caller),
-                _view(request.view, request.HasField("view")),
+                *_target(request),
                 request.update_json,
                 _cond(request.preconditions),
             )
@@ -144,9 +145,7 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
     def ActivateImage(self, request: catalog_pb2.ImageActionRequest, context: grpc.ServicerContext) -> Any:
         return _resp(
             self.s.activate(
-                request.uuid,
-                _caller(request.caller),
-                _view(request.view, request.HasField("view")),
+                *_target(request),
                 _cond(request.preconditions),
             )
         )
@@ -155,9 +154,7 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
     def DisableImage(self, request: catalog_pb2.ImageActionRequest, context: grpc.ServicerContext) -> Any:
         return _resp(
             self.s.set_disabled(
-                request.uuid,
-                _caller(request.caller),
-                _view(request.view, request.HasField("view")),
+                *_target(request),
                 True,
                 _cond(request.preconditions),
             )
@@ -167,9 +164,7 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
     def EnableImage(self, request: catalog_pb2.ImageActionRequest, context: grpc.ServicerContext) -> Any:
         return _resp(
             self.s.set_disabled(
-                request.uuid,
-                _caller(request.caller),
-                _view(request.view, request.HasField("view")),
+                *_target(request),
                 False,
                 _cond(request.preconditions),
             )
@@ -184,9 +179,7 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
     def AddImageAcl(self, request: catalog_pb2.ImageAclRequest, context: grpc.ServicerContext) -> Any:
         return _resp(
             self.s.change_acl(
-                request.uuid,
-                _caller(request.caller),
-                _view(request.view, request.HasField("view")),
+                *_target(request),
                 request.acl_json,
                 add=True,
             )
@@ -196,9 +189,7 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
     def RemoveImageAcl(self, request: catalog_pb2.ImageAclRequest, context: grpc.ServicerContext) -> Any:
         return _resp(
             self.s.change_acl(
-                request.uuid,
-                _caller(request.caller),
-                _view(request.view, request.HasField("view")),
+                *_target(request),
                 request.acl_json,
                 add=False,
             )
@@ -206,9 +197,7 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
 
     @_translate_errors
     def CloneImage(self, request: catalog_pb2.CloneImageRequest, context: grpc.ServicerContext) -> Any:
-        return _resp(
-            self.s.clone(request.uuid, _caller(request.caller), _view(request.view, request.HasField("view")))
-        )
+        return _resp(self.s.clone(*_target(request)))
 
     @_translate_errors
     def AdminImportImage(
@@ -216,9 +205,7 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
     ) -> Any:
         return _resp(
             self.s.admin_import(
-                request.uuid,
-                _caller(request.caller),
-                _view(request.view, request.HasField("view")),
+                *_target(request),
                 request.manifest_json,
                 skip_owner_check=request.skip_owner_check,
                 from_source=request.from_source,
@@ -262,9 +249,7 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
     ) -> Any:
         return _resp(
             self.s.channel_add(
-                request.uuid,
-                _caller(request.caller),
-                _view(request.view, request.HasField("view")),
+                *_target(request),
                 request.body_json,
                 _cond(request.preconditions),
             )
@@ -294,9 +279,7 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
     ) -> Any:
         return _resp(
             self.s.attach_file(
-                request.uuid,
-                _caller(request.caller),
-                _view(request.view, request.HasField("view")),
+                *_target(request),
                 file_entry(request.file),
             )
         )
@@ -305,11 +288,7 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
     def DetachImageFile(
         self, request: catalog_pb2.DetachImageFileRequest, context: grpc.ServicerContext
     ) -> Any:
-        return _resp(
-            self.s.detach_file(
-                request.uuid, _caller(request.caller), _view(request.view, request.HasField("view"))
-            )
-        )
+        return _resp(self.s.detach_file(*_target(request)))
 
     @_translate_errors
     def AttachImageIcon(
@@ -317,9 +296,7 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
     ) -> Any:
         return _resp(
             self.s.attach_icon(
-                request.uuid,
-                _caller(request.caller),
-                _view(request.view, request.HasField("view")),
+                *_target(request),
                 icon_entry(request.icon),
             )
         )
@@ -328,11 +305,7 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
     def DetachImageIcon(
         self, request: catalog_pb2.DetachImageIconRequest, context: grpc.ServicerContext
     ) -> Any:
-        return _resp(
-            self.s.detach_icon(
-                request.uuid, _caller(request.caller), _view(request.view, request.HasField("view"))
-            )
-        )
+        return _resp(self.s.detach_icon(*_target(request)))
 
     def WatchChanges(
         self, request: catalog_pb2.WatchChangesRequest, context: grpc.ServicerContext
