@@ -211,6 +211,7 @@ def run_backend(backend: str, size: int, pool: list[bytes], extra_env: dict[str,
                 base = sampler.reset()
 
                 cpu: dict[str, tuple[float, float]] = {}
+                os.sync()  # earlier runs' dirty pages must not be written back during the timing
                 t, c = time.perf_counter(), cpu_seconds(sampler.proc)
                 info = client.upload(chunks(pool, size), expected_size=size)
                 upload_s = time.perf_counter() - t
