@@ -21,6 +21,7 @@ import grpc
 from imgapi.v1 import blob_pb2, blob_pb2_grpc
 
 from blob_service.errors import BlobError
+from blob_service.wire import varint
 
 #: Message size: gRPC Python moves ~1 GB/s with 1 MiB messages, ~0.3 GB/s with 64 KiB ones.
 CHUNK_BYTES = 1024 * 1024
@@ -81,18 +82,6 @@ def rechunk(data: Iterable[bytes], size: int) -> Iterator[bytes]:
 WRITE_CHUNKS = "/imgapi.v1.BlobService/WriteChunks"
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        low = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(low | 0x80)
-        else:
-            out.append(low)
-            return bytes(out)
-
-
 def encode_write_chunk(
     data: bytes | bytearray | memoryview,
     *,
@@ -108,15 +97,15 @@ def encode_write_chunk(
     head = bytearray()
     if upload_id:
         raw = upload_id.encode()
-        head += b"\x0a" + _varint(len(raw)) + raw  # field 1, length-delimited
+        head += b"\x0a" + varint(len(raw)) + raw  # field 1, length-delimited
     if offset is not None:
         if offset < 0:
             raise ValueError("offset must not be negative")
-        head += b"\x10" + _varint(offset)  # field 2, varint
+        head += b"\x10" + varint(offset)  # field 2, varint
     if crc32 is not None:
         head += b"\x25" + (crc32 & 0xFFFFFFFF).to_bytes(4, "little")  # field 4, fixed32
     if len(data):
-        head += b"\x1a" + _varint(len(data))  # field 3, length-delimited
+        head += b"\x1a" + varint(len(data))  # field 3, length-delimited
         return b"".join((head, data))
     return bytes(head)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import grpc
 from grpc_health.v1.health import HealthServicer
 from imgapi.v1 import blob_pb2, blob_pb2_grpc
@@ -17,6 +19,38 @@ from imgapi_common.observability import ObservabilityInterceptor
 SERVICE_NAME = blob_pb2.DESCRIPTOR.services_by_name["BlobService"].full_name
 
 
+class _Capture:
+    """Stands in for a server to collect the generated method handlers."""
+
+    name = ""
+    handlers: dict[str, grpc.RpcMethodHandler] = {}  # type: ignore[type-arg]
+
+    def add_generic_rpc_handlers(self, _handlers: Any) -> None:
+        pass
+
+    def add_registered_method_handlers(self, name: str, handlers: dict[str, Any]) -> None:
+        self.name, self.handlers = name, dict(handlers)
+
+
+def _serialize_read(msg: blob_pb2.ReadBlobResponse | bytes) -> bytes:
+    return msg if isinstance(msg, bytes) else msg.SerializeToString()
+
+
+def register_blob_servicer(servicer: BlobServicer, server: Any) -> None:
+    """The generated registration, except that ReadBlob may yield pre-encoded response bytes."""
+    cap = _Capture()
+    blob_pb2_grpc.add_BlobServiceServicer_to_server(servicer, cap)  # type: ignore[arg-type]
+    read = cap.handlers["ReadBlob"]
+    assert read.unary_stream is not None
+    cap.handlers["ReadBlob"] = grpc.unary_stream_rpc_method_handler(
+        read.unary_stream,
+        request_deserializer=read.request_deserializer,
+        response_serializer=_serialize_read,
+    )
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(cap.name, cap.handlers),))
+    server.add_registered_method_handlers(cap.name, cap.handlers)
+
+
 def create_server(settings: BlobSettings) -> tuple[grpc.Server, int, HealthServicer, BlobService]:
     """A bound, not yet started server; the reaper runs from now until ``service.stop()``."""
     storage = make_storage(settings)
@@ -27,7 +61,7 @@ def create_server(settings: BlobSettings) -> tuple[grpc.Server, int, HealthServi
         raise RuntimeError(f"blob storage ({settings.backend}) unusable: {e.message}") from e
     service = BlobService(storage, settings)
     server, port, health = build_server(
-        [(blob_pb2_grpc.add_BlobServiceServicer_to_server, BlobServicer(service))],
+        [(register_blob_servicer, BlobServicer(service))],
         [SERVICE_NAME],
         settings.bind,
         max_workers=settings.max_workers,

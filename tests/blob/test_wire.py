@@ -7,9 +7,12 @@ import os
 from collections.abc import AsyncIterator
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from imgapi.v1 import blob_pb2
 
 from blob_service.client import encode_write_chunk
+from blob_service.wire import encode_read_data
 from gateway.files import rechunk
 
 
@@ -54,3 +57,8 @@ def test_gateway_rechunk_cuts_exactly(sizes: list[int]) -> None:
     assert b"".join(out) == whole
     assert all(len(c) == 8 for c in out[:-1]) and (not out or 0 < len(out[-1]) <= 8)
     assert len(out) == -(-len(whole) // 8)
+
+
+@given(st.binary(max_size=3000))
+def test_read_data_is_a_plain_read_blob_response(data: bytes) -> None:
+    assert blob_pb2.ReadBlobResponse.FromString(encode_read_data(data)).data == data
