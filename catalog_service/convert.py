@@ -8,6 +8,7 @@ from typing import Any
 
 from imgapi.v1 import image_pb2
 
+from catalog_service.domain.jsvalues import is_true
 from catalog_service.service import Rendered
 
 _OPTIONAL_TEXT = (
@@ -40,10 +41,6 @@ def _dumps(v: Any) -> str:
     return json.dumps(v, ensure_ascii=False, separators=(",", ":"))
 
 
-def _flag(v: Any) -> bool:
-    return v is True or v == "true"
-
-
 def _int(v: Any) -> int:
     try:
         return int(v)
@@ -66,9 +63,9 @@ def image_message(r: Rendered) -> image_pb2.Image:
         name=str(rec.get("name", "")),
         version=str(rec.get("version", "")),
         state=str(rec.get("state", "")),
-        disabled=_flag(rec.get("disabled")),
-        public=_flag(rec.get("public")),
-        activated=_flag(rec.get("activated")),
+        disabled=is_true(rec.get("disabled")),
+        public=is_true(rec.get("public")),
+        activated=is_true(rec.get("activated")),
         acl=_str_list(rec.get("acl")),
         billing_tags=_str_list(rec.get("billing_tags")),
         channels=_str_list(rec.get("channels")),

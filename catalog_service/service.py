@@ -38,7 +38,7 @@ from catalog_service.db.repository import (
 )
 from catalog_service.db.schema import changes, image_docs, images
 from catalog_service.domain.config import DomainConfig
-from catalog_service.domain.jsvalues import is_uuid, truthy
+from catalog_service.domain.jsvalues import is_true, is_uuid, truthy
 from catalog_service.domain.serialize import compact_json, etag_of, serialize_image
 from catalog_service.domain.update import apply_update
 from catalog_service.domain.upgrade import upgrade_dataset_manifest
@@ -137,13 +137,15 @@ def _tag_rows(rec: Mapping[str, Any]) -> list[tuple[str, str]]:
 
 
 def _recompute_state(rec: dict[str, Any]) -> None:
-    activated = truthy(rec.get("activated")) and rec.get("activated") != "false"
-    disabled = rec.get("disabled") is True or rec.get("disabled") == "true"
-    rec["state"] = ("disabled" if disabled else "active") if activated else "unactivated"
+    """manifest.md §6.1: unactivated unless activated; then disabled or active."""
+    if not _is_activated(rec):
+        rec["state"] = "unactivated"
+    else:
+        rec["state"] = "disabled" if is_true(rec.get("disabled")) else "active"
 
 
 def _is_activated(rec: Mapping[str, Any]) -> bool:
-    return rec.get("activated") is True or rec.get("activated") == "true"
+    return is_true(rec.get("activated"))
 
 
 MAX_JSON_DEPTH = 64
@@ -340,8 +342,7 @@ class CatalogService:
                 raise not_found("image not found")
         if account is not None and rec.get("owner") != account:
             visible = _is_activated(rec) and (
-                rec.get("public") is True
-                or rec.get("public") == "true"
+                is_true(rec.get("public"))
                 or (isinstance(rec.get("acl"), list) and account in rec["acl"])
                 or rec.get("acl") == account
             )

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import json
 import logging
@@ -172,39 +173,32 @@ class ObservabilityInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg
             service, method = "unknown", name
         stats = _MethodStats(service, method, self.access_log)
 
+        @contextlib.contextmanager
+        def observed(context: grpc.ServicerContext) -> Iterator[None]:
+            """Request id in the log context, then the call's status counted and timed."""
+            token = request_id.set(_request_id_of(context))
+            start = time.perf_counter()
+            failed = False
+            try:
+                yield
+            except Exception:
+                failed = True
+                raise
+            finally:
+                stats.record(_code_of(context, default="UNKNOWN" if failed else "OK"), start)
+                request_id.reset(token)
+
         def wrap_unary(fn: Callable[..., Any]) -> Callable[..., Any]:
             def inner(request: Any, context: grpc.ServicerContext) -> Any:
-                token = request_id.set(_request_id_of(context))
-                start = time.perf_counter()
-                code = "OK"
-                try:
+                with observed(context):
                     return fn(request, context)
-                except Exception:
-                    code = _code_of(context, default="UNKNOWN")
-                    raise
-                finally:
-                    if code == "OK":
-                        code = _code_of(context, default="OK")
-                    stats.record(code, start)
-                    request_id.reset(token)
 
             return inner
 
         def wrap_stream_out(fn: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[Any]]:
             def inner(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-                token = request_id.set(_request_id_of(context))
-                start = time.perf_counter()
-                code = "OK"
-                try:
+                with observed(context):
                     yield from fn(request, context)
-                except Exception:
-                    code = _code_of(context, default="UNKNOWN")
-                    raise
-                finally:
-                    if code == "OK":
-                        code = _code_of(context, default="OK")
-                    stats.record(code, start)
-                    request_id.reset(token)
 
             return inner
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 
+from catalog_service.clock import now_timestamp
 from catalog_service.db.schema import (
     changes,
     image_acl,
@@ -27,6 +28,7 @@ from catalog_service.db.schema import (
     images,
     meta,
 )
+from catalog_service.domain.jsvalues import is_true
 
 EPOCH_SORT = "1970-01-01T00:00:00.000Z"
 _PUBLISHED = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,6}))?Z$")
@@ -73,10 +75,6 @@ def _text(v: Any) -> str:
     return db_text(v) if isinstance(v, str) else ("" if v is None else json.dumps(v))
 
 
-def _flag(v: Any) -> bool:
-    return v is True or v == "true"
-
-
 def dump_record(rec: Mapping[str, Any]) -> str:
     return json.dumps(rec, ensure_ascii=False, separators=(",", ":"))
 
@@ -117,9 +115,9 @@ def _columns(rec: Mapping[str, Any], valid: bool) -> dict[str, Any]:
         "type": _text(rec.get("type")),
         "os": _text(rec.get("os")),
         "state": _text(rec.get("state")),
-        "activated": _flag(rec.get("activated")),
-        "disabled": _flag(rec.get("disabled")),
-        "public": _flag(rec.get("public")),
+        "activated": is_true(rec.get("activated")),
+        "disabled": is_true(rec.get("disabled")),
+        "public": is_true(rec.get("public")),
         "published_sort": published_sort_key(rec.get("published_at")),
         "has_published_at": isinstance(rec.get("published_at"), str) and bool(rec.get("published_at")),
         "origin": origin if isinstance(origin, str) and len(origin) <= 64 and origin else None,
@@ -206,45 +204,18 @@ class ImageRepository:
 
     def insert_many(self, conn: Connection, recs: Sequence[tuple[Mapping[str, Any], bool]]) -> None:
         """Bulk insert (imports, seeding, benchmarks): one statement per table."""
-        from catalog_service.clock import now_timestamp
-
         if not recs:
             return
         conn.execute(insert(images), [{"uuid": r["uuid"], "revision": 1, **_columns(r, v)} for r, v in recs])
         conn.execute(insert(image_docs), [{"uuid": r["uuid"], **_doc(r, self._views)} for r, _ in recs])
-        rows: dict[Any, list[dict[str, Any]]] = {
-            image_acl: [],
-            image_tags: [],
-            image_billing_tags: [],
-            image_channels: [],
-            image_blobs: [],
-        }
+        rows: dict[Any, list[dict[str, Any]]] = {t: [] for t in SIDE_TABLES}
         for rec, _ in recs:
-            uuid = rec["uuid"]
-            acl = rec.get("acl")
-            rows[image_acl] += [
-                {"image_uuid": uuid, "account": a}
-                for a in _unique_strings([acl] if isinstance(acl, str) else acl)
-            ]
-            rows[image_tags] += [{"image_uuid": uuid, "key": k, "value": v} for k, v in self._tag_rows(rec)]
-            bt = rec.get("billing_tags")
-            rows[image_billing_tags] += [
-                {"image_uuid": uuid, "tag": t} for t in _unique_strings([bt] if isinstance(bt, str) else bt)
-            ]
-            rows[image_channels] += [
-                {"image_uuid": uuid, "channel": c} for c in _unique_strings(rec.get("channels"))
-            ]
-            rows[image_blobs] += [{"image_uuid": uuid, "blob_id": b} for b in sorted(blob_ids_of(rec))]
+            for table, table_rows in self._side_rows(rec["uuid"], rec).items():
+                rows[table] += table_rows
         for table, table_rows in rows.items():
             _bulk(conn, table, table_rows)
         now = now_timestamp()
-        conn.execute(
-            insert(changes),
-            [
-                {"image_uuid": r["uuid"], "kind": "create", "changed_at": now, "record": dump_record(r)}
-                for r, _ in recs
-            ],
-        )
+        conn.execute(insert(changes), [_change_row(r["uuid"], "create", r, now) for r, _ in recs])
 
     def update(self, conn: Connection, rec: Mapping[str, Any], revision: int, valid: bool, kind: str) -> int:
         """Replace the record if it is still at ``revision``; returns the new revision."""
@@ -265,8 +236,7 @@ class ImageRepository:
         res = conn.execute(delete(images).where(images.c.uuid == uuid, images.c.revision == revision))
         if res.rowcount != 1:
             raise ConcurrentUpdate(uuid)
-        for t in (image_acl, image_tags, image_billing_tags, image_channels, image_blobs):
-            conn.execute(delete(t).where(t.c.image_uuid == uuid))
+        _delete_side_rows(conn, uuid)
         conn.execute(delete(image_docs).where(image_docs.c.uuid == uuid))
         self.append_change(conn, uuid, "delete", None)
 
@@ -276,31 +246,33 @@ class ImageRepository:
         conn.execute(update(image_docs).where(image_docs.c.uuid == uuid).values(**_doc(rec, self._views)))
 
     def append_change(self, conn: Connection, uuid: str, kind: str, rec: Mapping[str, Any] | None) -> None:
-        from catalog_service.clock import now_timestamp
+        conn.execute(insert(changes).values(**_change_row(uuid, kind, rec, now_timestamp())))
 
-        conn.execute(
-            insert(changes).values(
-                image_uuid=uuid,
-                kind=kind,
-                changed_at=now_timestamp(),
-                record=None if rec is None else dump_record(rec),
-            )
-        )
+    def _side_rows(self, uuid: str, rec: Mapping[str, Any]) -> dict[Any, list[dict[str, Any]]]:
+        """The rows of every side table derived from one record."""
+        acl = rec.get("acl")
+        billing = rec.get("billing_tags")
+        return {
+            image_acl: [
+                {"image_uuid": uuid, "account": a}
+                for a in _unique_strings([acl] if isinstance(acl, str) else acl)
+            ],
+            image_tags: [{"image_uuid": uuid, "key": k, "value": v} for k, v in self._tag_rows(rec)],
+            image_billing_tags: [
+                {"image_uuid": uuid, "tag": t}
+                for t in _unique_strings([billing] if isinstance(billing, str) else billing)
+            ],
+            image_channels: [
+                {"image_uuid": uuid, "channel": c} for c in _unique_strings(rec.get("channels"))
+            ],
+            image_blobs: [{"image_uuid": uuid, "blob_id": b} for b in sorted(blob_ids_of(rec))],
+        }
 
     def _sync_side_tables(self, conn: Connection, uuid: str, rec: Mapping[str, Any], fresh: bool) -> None:
         if not fresh:
-            for t in (image_acl, image_tags, image_billing_tags, image_channels, image_blobs):
-                conn.execute(delete(t).where(t.c.image_uuid == uuid))
-        acl = rec.get("acl")
-        accounts = _unique_strings([acl] if isinstance(acl, str) else acl)
-        _bulk(conn, image_acl, [{"image_uuid": uuid, "account": a} for a in accounts])
-        _bulk(conn, image_tags, [{"image_uuid": uuid, "key": k, "value": v} for k, v in self._tag_rows(rec)])
-        bt = rec.get("billing_tags")
-        tags = _unique_strings([bt] if isinstance(bt, str) else bt)
-        _bulk(conn, image_billing_tags, [{"image_uuid": uuid, "tag": t} for t in tags])
-        chans = _unique_strings(rec.get("channels"))
-        _bulk(conn, image_channels, [{"image_uuid": uuid, "channel": c} for c in chans])
-        _bulk(conn, image_blobs, [{"image_uuid": uuid, "blob_id": b} for b in sorted(blob_ids_of(rec))])
+            _delete_side_rows(conn, uuid)
+        for table, rows in self._side_rows(uuid, rec).items():
+            _bulk(conn, table, rows)
 
     # --- meta -------------------------------------------------------------------------------
 
@@ -326,3 +298,21 @@ def _unique_strings(values: Any) -> list[str]:
 def _bulk(conn: Connection, table: Any, rows: Sequence[dict[str, Any]]) -> None:
     if rows:
         conn.execute(insert(table), list(rows))
+
+
+#: Tables derived from a record's acl, tags, billing tags, channels and blobs.
+SIDE_TABLES = (image_acl, image_tags, image_billing_tags, image_channels, image_blobs)
+
+
+def _delete_side_rows(conn: Connection, uuid: str) -> None:
+    for t in SIDE_TABLES:
+        conn.execute(delete(t).where(t.c.image_uuid == uuid))
+
+
+def _change_row(uuid: str, kind: str, rec: Mapping[str, Any] | None, changed_at: str) -> dict[str, Any]:
+    return {
+        "image_uuid": uuid,
+        "kind": kind,
+        "changed_at": changed_at,
+        "record": None if rec is None else dump_record(rec),
+    }

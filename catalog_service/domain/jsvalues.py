@@ -145,6 +145,11 @@ def boolish(v: Any) -> bool | None:
     return None
 
 
+def is_true(v: Any) -> bool:
+    """A bool-ish flag (``disabled``, ``public``, ``activated``...) that reads as true."""
+    return boolish(v) is True
+
+
 def is_uuid(v: Any) -> bool:
     """A lower-case UUID string (manifest.md conventions)."""
     return isinstance(v, str) and _UUID_RE.fullmatch(v) is not None
