@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import time
-import zlib
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ import grpc
 from imgapi.v1 import blob_pb2, blob_pb2_grpc
 
 from blob_service.errors import BlobError
-from blob_service.wire import varint
+from blob_service.wire import crc32, encode_write_chunk
 
 #: Message size: gRPC Python moves ~1 GB/s with 1 MiB messages, ~0.3 GB/s with 64 KiB ones.
 CHUNK_BYTES = 1024 * 1024
@@ -80,34 +79,6 @@ def rechunk(data: Iterable[bytes], size: int) -> Iterator[bytes]:
 
 #: Full name of the WriteChunks method, for callers that send pre-encoded requests.
 WRITE_CHUNKS = "/imgapi.v1.BlobService/WriteChunks"
-
-
-def encode_write_chunk(
-    data: bytes | bytearray | memoryview,
-    *,
-    upload_id: str = "",
-    offset: int | None = None,
-    crc32: int | None = None,
-) -> bytes:
-    """A serialized ``WriteChunkRequest``, with ``data`` copied once (into the result).
-
-    Building a message and serializing it copies the 1 MiB payload twice more (and the message
-    constructor only takes ``bytes``, forcing yet another copy of an accumulation buffer).
-    """
-    head = bytearray()
-    if upload_id:
-        raw = upload_id.encode()
-        head += b"\x0a" + varint(len(raw)) + raw  # field 1, length-delimited
-    if offset is not None:
-        if offset < 0:
-            raise ValueError("offset must not be negative")
-        head += b"\x10" + varint(offset)  # field 2, varint
-    if crc32 is not None:
-        head += b"\x25" + (crc32 & 0xFFFFFFFF).to_bytes(4, "little")  # field 4, fixed32
-    if len(data):
-        head += b"\x1a" + varint(len(data))  # field 3, length-delimited
-        return b"".join((head, data))
-    return bytes(head)
 
 
 def _digests(sha1: str | None, md5: str | None, sha256: str | None) -> blob_pb2.Digests:
@@ -207,7 +178,7 @@ class BlobClient:
             first = True
             try:
                 for piece in rechunk(data, self.chunk_bytes):
-                    crc = zlib.crc32(piece) if self.checksum else None
+                    crc = crc32(piece) if self.checksum else None
                     yield encode_write_chunk(
                         piece, upload_id=upload_id if first else "", offset=pos, crc32=crc
                     )

@@ -17,7 +17,7 @@ from __future__ import annotations
 import queue
 import threading
 
-from blob_service.digests import ALGORITHMS, Digests, DigestSet, Hasher
+from blob_service.digests import ALGORITHMS, Buffer, Digests, DigestSet, Hasher
 
 #: Chunks (of ~1 MiB) a slow hasher may lag behind; bounds the memory held per stream.
 _QUEUE_CHUNKS = 8
@@ -68,7 +68,7 @@ class Snapshot:
         return out
 
 
-_Item = bytes | Snapshot | None
+_Item = Buffer | Snapshot | None
 
 
 class _Worker(threading.Thread):
@@ -110,7 +110,7 @@ class DigestPipeline:
         for w in self._workers:
             w.start()
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: Buffer) -> None:
         if not self._workers:
             if len(data) < _INLINE_BYTES:
                 self.digests.update(data)

@@ -37,10 +37,39 @@ class Digests:
         return base64.b64encode(bytes.fromhex(self.md5)).decode()
 
 
+Buffer = bytes | bytearray | memoryview
+
+
 class Hasher(Protocol):
-    def update(self, data: bytes) -> None: ...
+    def update(self, data: Buffer) -> None: ...
     def hexdigest(self) -> str: ...
     def export(self) -> str | None: ...
+
+
+class _PyBuffer(ctypes.Structure):
+    """CPython's ``Py_buffer``: how to find the address of a read-only buffer (a view of bytes)."""
+
+    _fields_ = [
+        ("buf", ctypes.c_void_p),
+        ("obj", ctypes.c_void_p),
+        ("len", ctypes.c_ssize_t),
+        ("itemsize", ctypes.c_ssize_t),
+        ("readonly", ctypes.c_int),
+        ("ndim", ctypes.c_int),
+        ("format", ctypes.c_char_p),
+        ("shape", ctypes.c_void_p),
+        ("strides", ctypes.c_void_p),
+        ("suboffsets", ctypes.c_void_p),
+        ("internal", ctypes.c_void_p),
+    ]
+
+
+_get_buffer = ctypes.pythonapi.PyObject_GetBuffer
+_get_buffer.argtypes = [ctypes.py_object, ctypes.POINTER(_PyBuffer), ctypes.c_int]
+_get_buffer.restype = ctypes.c_int
+_release_buffer = ctypes.pythonapi.PyBuffer_Release
+_release_buffer.argtypes = [ctypes.POINTER(_PyBuffer)]
+_release_buffer.restype = None
 
 
 class _OpenSSL:
@@ -57,7 +86,7 @@ class _OpenSSL:
         for name, prefix, size in (("sha1", "SHA1", 20), ("md5", "MD5", 16), ("sha256", "SHA256", 32)):
             init, update, final = (getattr(lib, f"{prefix}_{op}") for op in ("Init", "Update", "Final"))
             init.argtypes = [ctypes.c_void_p]
-            update.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t]
+            update.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t]
             final.argtypes = [ctypes.c_char_p, ctypes.c_void_p]
             for f in (init, update, final):
                 f.restype = ctypes.c_int
@@ -86,8 +115,19 @@ class OpenSSLHasher:
         else:
             ctypes.memmove(self._ctx, saved, _CTX_BYTES)
 
-    def update(self, data: bytes) -> None:
-        self._update(self._ctx, data, len(data))
+    def update(self, data: Buffer) -> None:
+        if isinstance(data, bytes):
+            self._update(self._ctx, data, len(data))
+            return
+        # A view (of a received message, say): hash it in place, no copy. ctypes cannot take the
+        # address of a read-only buffer, so ask CPython for it; the view stays pinned meanwhile.
+        view = _PyBuffer()
+        if _get_buffer(data, ctypes.byref(view), 0) != 0:  # PyBUF_SIMPLE: contiguous bytes
+            raise BufferError("cannot hash a non-contiguous buffer")
+        try:
+            self._update(self._ctx, view.buf, view.len)
+        finally:
+            _release_buffer(ctypes.byref(view))
 
     def hexdigest(self) -> str:
         copy = ctypes.create_string_buffer(self._ctx.raw, _CTX_BYTES)  # finalizing destroys a context
@@ -105,7 +145,7 @@ class HashlibHasher:
     def __init__(self, name: str) -> None:
         self._h = hashlib.new(name)
 
-    def update(self, data: bytes) -> None:
+    def update(self, data: Buffer) -> None:
         self._h.update(data)
 
     def hexdigest(self) -> str:
@@ -158,7 +198,7 @@ class DigestSet:
             hashers[name] = h
         return cls(hashers)
 
-    def update(self, data: bytes) -> None:
+    def update(self, data: Buffer) -> None:
         for h in self.hashers.values():
             h.update(data)
 

@@ -36,10 +36,23 @@ def _serialize_read(msg: blob_pb2.ReadBlobResponse | bytes) -> bytes:
     return msg if isinstance(msg, bytes) else msg.SerializeToString()
 
 
+def _raw(data: bytes) -> bytes:
+    return data
+
+
 def register_blob_servicer(servicer: BlobServicer, server: Any) -> None:
-    """The generated registration, except that ReadBlob may yield pre-encoded response bytes."""
+    """The generated registration, except for the two methods that carry file bytes: WriteChunks
+    receives its requests as raw bytes (the servicer parses them without copying the data) and
+    ReadBlob may yield pre-encoded response bytes."""
     cap = _Capture()
     blob_pb2_grpc.add_BlobServiceServicer_to_server(servicer, cap)  # type: ignore[arg-type]
+    write = cap.handlers["WriteChunks"]
+    assert write.stream_unary is not None
+    cap.handlers["WriteChunks"] = grpc.stream_unary_rpc_method_handler(
+        write.stream_unary,
+        request_deserializer=_raw,
+        response_serializer=write.response_serializer,
+    )
     read = cap.handlers["ReadBlob"]
     assert read.unary_stream is not None
     cap.handlers["ReadBlob"] = grpc.unary_stream_rpc_method_handler(

@@ -13,7 +13,7 @@ from imgapi.v1 import blob_pb2, blob_pb2_grpc
 from blob_service.convert import blob_info, digests_dict, upload_status
 from blob_service.errors import BlobError, abort_with
 from blob_service.service import BlobService
-from blob_service.wire import encode_read_data
+from blob_service.wire import WireError, WriteChunk, decode_write_chunk, encode_read_data
 from blob_service.writing import Chunk
 from imgapi_common.observability import BLOB_BYTES, BLOB_UPLOADS_IN_FLIGHT
 
@@ -40,6 +40,13 @@ def _rpc(method: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _parse(raw: bytes) -> WriteChunk:
+    try:
+        return decode_write_chunk(raw)
+    except WireError as e:
+        raise BlobError("InvalidRequest", f"malformed WriteChunkRequest: {e}") from None
+
+
 class BlobServicer(blob_pb2_grpc.BlobServiceServicer):
     def __init__(self, service: BlobService) -> None:
         self.service = service
@@ -61,29 +68,26 @@ class BlobServicer(blob_pb2_grpc.BlobServiceServicer):
         return self._status(state)
 
     @_rpc
-    def WriteChunks(
-        self, request_iterator: Iterator[blob_pb2.WriteChunkRequest], context: grpc.ServicerContext
+    def WriteChunks(  # type: ignore[override]  # raw bytes, see register_blob_servicer
+        self, request_iterator: Iterator[bytes], context: grpc.ServicerContext
     ) -> blob_pb2.UploadStatus:
+        """Requests arrive as raw bytes (see register_blob_servicer) and are parsed without copying."""
         first = next(request_iterator, None)
         if first is None:
             raise BlobError("InvalidRequest", "empty WriteChunks stream")
-        upload_id = first.upload_id
+        upload_id = _parse(first).upload_id
 
         bytes_in = BLOB_BYTES.labels("in")
 
         def chunks() -> Iterator[Chunk]:
-            msg: blob_pb2.WriteChunkRequest | None = first
-            while msg is not None:
+            raw: bytes | None = first
+            while raw is not None:
+                msg = _parse(raw)
                 if msg.upload_id and msg.upload_id != upload_id:
                     raise BlobError("InvalidRequest", "a stream writes to one upload only")
-                data = msg.data  # upb copies the field on every access: once per chunk
-                bytes_in.inc(len(data))
-                yield Chunk(
-                    data,
-                    msg.offset if msg.HasField("offset") else None,
-                    msg.crc32 if msg.HasField("crc32") else None,
-                )
-                msg = next(request_iterator, None)
+                bytes_in.inc(len(msg.data))
+                yield Chunk(msg.data, msg.offset, msg.crc32)
+                raw = next(request_iterator, None)
 
         with BLOB_UPLOADS_IN_FLIGHT.track_inprogress():
             return self._status(self.service.write(upload_id, chunks()))
@@ -116,7 +120,7 @@ class BlobServicer(blob_pb2_grpc.BlobServiceServicer):
             first = next(chunks, b"")
             out = BLOB_BYTES.labels("out")
             out.inc(len(first))
-            yield blob_pb2.ReadBlobResponse(data=first, info=blob_info(meta))
+            yield blob_pb2.ReadBlobResponse(data=bytes(first), info=blob_info(meta))
             for data in chunks:
                 out.inc(len(data))
                 # Pre-encoded (see register_blob_servicer): one copy of the bytes instead of two.

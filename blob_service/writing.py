@@ -15,23 +15,23 @@ stream's last checkpoint is synchronous, so the offset a stream reports is alway
 from __future__ import annotations
 
 import threading
-import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
 from blob_service.digest_pipeline import DigestPipeline, Snapshot
-from blob_service.digests import DigestSet
+from blob_service.digests import Buffer, DigestSet
 from blob_service.errors import BlobError, offset_mismatch
 from blob_service.model import UploadState
 from blob_service.storage.base import Storage, SyncsInBackground, UploadWriter
+from blob_service.wire import crc32
 
 _REREAD_CHUNK = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
 class Chunk:
-    data: bytes
+    data: Buffer
     offset: int | None = None
     crc32: int | None = None
 
@@ -94,7 +94,7 @@ class UploadStream:
             self._pos = chunk.offset
         elif chunk.offset is not None and chunk.offset != self._pos:
             raise offset_mismatch(w.offset, f"chunk offset {chunk.offset} does not follow {self._pos}")
-        if chunk.crc32 is not None and zlib.crc32(chunk.data) != chunk.crc32:
+        if chunk.crc32 is not None and crc32(chunk.data) != chunk.crc32:
             raise BlobError(
                 "ChunkChecksum",
                 f"crc32 mismatch for the chunk at {self._pos}",
@@ -114,7 +114,7 @@ class UploadStream:
         if data:
             self._append(data)
 
-    def _append(self, data: bytes) -> None:
+    def _append(self, data: Buffer) -> None:
         w = self.writer
         if w.offset + len(data) > self.state.max_size:
             raise BlobError(

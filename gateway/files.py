@@ -23,7 +23,8 @@ from imgapi.v1 import blob_pb2, catalog_pb2, common_pb2, image_pb2
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response, StreamingResponse
 
-from blob_service.client import WRITE_CHUNKS, encode_write_chunk
+from blob_service.client import WRITE_CHUNKS
+from blob_service.wire import encode_write_chunk
 from gateway.clients import Clients
 from gateway.context import RequestContext
 from gateway.responses import empty_response, image_response, json_response

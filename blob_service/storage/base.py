@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, Protocol, runtime_checkable
 
+from blob_service.digests import Buffer
 from blob_service.model import BlobMeta, UploadState
 
 
@@ -36,7 +37,7 @@ class UploadWriter(Protocol):
         """Bytes that may be written before a checkpoint is due (a part boundary on S3)."""
         ...
 
-    def write(self, data: bytes) -> None: ...
+    def write(self, data: Buffer) -> None: ...
 
     def read_back(self, offset: int, length: int) -> bytes | None:
         """Stored bytes below ``offset``, or ``None`` when the backend cannot read them back."""
@@ -101,8 +102,11 @@ class Storage(Protocol):
 
     def stat_blob(self, blob_id: str) -> BlobMeta | None: ...
 
-    def read_blob(self, blob_id: str, offset: int, length: int, chunk: int) -> Iterator[bytes]:
-        """``length`` bytes from ``offset`` (the caller checked the range) in ``chunk``-sized pieces."""
+    def read_blob(self, blob_id: str, offset: int, length: int, chunk: int) -> Iterator[Buffer]:
+        """``length`` bytes from ``offset`` (the caller checked the range) in ``chunk``-sized pieces.
+
+        A piece may be a view of a buffer the backend reuses: it is valid until the next piece is
+        requested, so a consumer copies or sends it first."""
         ...
 
     def delete_blob(self, blob_id: str) -> bool: ...

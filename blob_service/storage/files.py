@@ -30,8 +30,8 @@ def write_atomic(path: Path, data: bytes, durable: bool) -> None:
         fsync_dir(path.parent)
 
 
-def pwrite_all(fd: int, data: bytes, offset: int) -> None:
-    view = memoryview(data)
+def pwrite_all(fd: int, data: bytes | bytearray | memoryview, offset: int) -> None:
+    view = data if isinstance(data, memoryview) else memoryview(data)  # slices: no new exports
     while view:
         n = os.pwrite(fd, view, offset)
         view = view[n:]

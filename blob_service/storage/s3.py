@@ -33,9 +33,11 @@ from minio.datatypes import Part
 from minio.deleteobjects import DeleteObject
 from minio.error import S3Error
 
+from blob_service.digests import Buffer
 from blob_service.ids import checked_id
 from blob_service.model import BlobMeta, UploadState
 from blob_service.storage.base import StagedConflict, StorageUnavailable
+from blob_service.storage.files import pwrite_all
 
 _COPY_CHUNK = 1024 * 1024
 #: S3 error codes that mean the store is struggling rather than that the request is wrong.
@@ -66,8 +68,8 @@ class _Spool:
         self.file: IO[bytes] = tempfile.TemporaryFile(dir=spool_dir, prefix="blob-part-")  # noqa: SIM115
         self.size = 0
 
-    def write(self, data: bytes) -> None:
-        os.pwrite(self.file.fileno(), data, self.size)
+    def write(self, data: Buffer) -> None:
+        pwrite_all(self.file.fileno(), data, self.size)
         self.size += len(data)
 
     def read(self, offset: int, length: int) -> bytes:
@@ -121,7 +123,7 @@ class S3Writer:
     def room(self) -> int:
         return self._s.part_size - self._spool.size
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: Buffer) -> None:
         self._spool.write(data)
 
     def read_back(self, offset: int, length: int) -> bytes | None:
@@ -352,7 +354,7 @@ class S3Storage:
         raw = self.get_bytes(f"{self.blob_key(blob_id)}.meta.json")
         return None if raw is None else BlobMeta.from_json(raw)
 
-    def read_blob(self, blob_id: str, offset: int, length: int, chunk: int) -> Iterator[bytes]:
+    def read_blob(self, blob_id: str, offset: int, length: int, chunk: int) -> Iterator[Buffer]:
         if length == 0:
             return
         with s3_errors():

@@ -258,3 +258,25 @@ def test_reader_stopping_early_releases_the_stream(client: BlobClient) -> None:
     reader.close()  # e.g. the HTTP client went away
     assert b"".join(client.read(info.blob_id, MIB, 1)) == data[MIB : MIB + 1]
     assert client.delete(info.blob_id)
+
+
+def test_malformed_write_chunks_request_is_invalid_and_changes_nothing(
+    client: BlobClient, server: tuple[int, BlobService]
+) -> None:
+    """WriteChunks parses requests by hand (no copy of the data): malformed bytes are refused."""
+    up = client.start_upload()
+    client.write(up.upload_id, 0, [b"a" * 10])
+    with channel_to(server[0]) as ch:
+        raw = ch.stream_unary(
+            "/imgapi.v1.BlobService/WriteChunks",
+            request_serializer=None,
+            response_deserializer=blob_pb2.UploadStatus.FromString,
+        )
+        good_head = blob_pb2.WriteChunkRequest(upload_id=up.upload_id, offset=10).SerializeToString()
+        for bad in (b"\x1a\x05abc", good_head + b"\x1a\x09short"):
+            with pytest.raises(grpc.RpcError) as exc:
+                raw(iter([bad]))
+            code, info = error_info(exc.value)
+            assert (code, info.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "InvalidRequest")
+            assert "malformed WriteChunkRequest" in str(exc.value.details())  # type: ignore[attr-defined]
+    assert client.get_upload(up.upload_id).committed_offset == 10

@@ -63,7 +63,7 @@ def test_a_failing_hasher_fails_the_snapshot() -> None:
     ds = DigestSet.new()
 
     class Boom:
-        def update(self, data: bytes) -> None:
+        def update(self, data: bytes | bytearray | memoryview) -> None:
             raise OSError("hasher broke")
 
         def hexdigest(self) -> str:
