@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, replace
 from datetime import datetime
 
-from blob_service.digests import ALGORITHMS, Digests, DigestSet, exportable
+from blob_service.digests import ALGORITHMS, Buffer, Digests, DigestSet, exportable
 from blob_service.errors import BlobError, blob_not_found, storage_down, upload_not_found
 from blob_service.ids import checked_id, new_id
 from blob_service.locks import UploadLocks
@@ -224,8 +224,9 @@ class BlobService:
             raise blob_not_found(blob_id)
         return meta
 
-    def read(self, blob_id: str, offset: int = 0, length: int = 0) -> tuple[BlobMeta, Iterator[bytes]]:
-        """The blob's info and its bytes ``[offset, offset+length)`` (``length`` 0: to the end)."""
+    def read(self, blob_id: str, offset: int = 0, length: int = 0) -> tuple[BlobMeta, Iterator[Buffer]]:
+        """The blob's info and its bytes ``[offset, offset+length)`` (``length`` 0: to the end); each
+        piece is valid until the next is requested (see ``Storage.read_blob``)."""
         meta = self.stat(blob_id)
         if offset < 0 or length < 0 or offset > meta.size or offset + length > meta.size:
             raise BlobError(
@@ -238,7 +239,7 @@ class BlobService:
         return meta, self._guarded(chunks)
 
     @staticmethod
-    def _guarded(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    def _guarded(chunks: Iterator[Buffer]) -> Iterator[Buffer]:
         with storage_errors():
             yield from chunks
 

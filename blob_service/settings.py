@@ -46,6 +46,9 @@ class BlobSettings(BaseSettings):
     #: Local backend: bytes written between two durable checkpoints (fsync + state) of a stream.
     checkpoint_bytes: int = Field(default=32 * MIB, ge=64 * 1024)
     fsync: bool = True
+    #: Local backend: write upload bytes with O_DIRECT from an aligned buffer instead of through the
+    #: page cache (falls back to buffered writes where the filesystem refuses O_DIRECT).
+    direct_io: bool = True
     #: Save the digest state with every checkpoint (else a resume re-reads the stored bytes, which
     #: only the local backend can do).
     persist_digest_state: bool = True

@@ -23,5 +23,9 @@ def make_storage(settings: BlobSettings) -> Storage:
             pool_size=settings.max_workers,
         )
     return LocalStorage(
-        settings.data_dir, settings.checkpoint_bytes, settings.fsync, settings.writer_wait_seconds
+        settings.data_dir,
+        settings.checkpoint_bytes,
+        settings.fsync,
+        settings.writer_wait_seconds,
+        direct_io=settings.direct_io,
     )

@@ -20,9 +20,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from blob_service.digests import Buffer
 from blob_service.ids import checked_id
 from blob_service.model import BlobMeta, UploadState
 from blob_service.storage.base import StagedConflict, StorageBusy
+from blob_service.storage.direct import DIRECT_READ_MIN, DirectAppender, open_direct, read_direct
 from blob_service.storage.files import fsync_dir, pread_exact, pwrite_all, write_atomic
 
 
@@ -41,9 +43,16 @@ def _lock(fd: int, wait: float) -> bool:
 
 class LocalWriter:
     def __init__(
-        self, path: Path, committed: int, checkpoint_bytes: int, durable: bool, lock_wait: float
+        self,
+        path: Path,
+        committed: int,
+        checkpoint_bytes: int,
+        durable: bool,
+        lock_wait: float,
+        direct_io: bool = False,
     ) -> None:
         self._fd = os.open(path, os.O_RDWR)
+        self._direct: DirectAppender | None = None
         try:
             if not _lock(self._fd, lock_wait):
                 raise StorageBusy(f"{path} is being written by another process")
@@ -52,6 +61,9 @@ class LocalWriter:
                 raise StagedConflict(f"{path} holds {size} bytes, state says {committed}")
             if size > committed:  # written after the last checkpoint: never acknowledged, drop it
                 os.ftruncate(self._fd, committed)
+            dfd = open_direct(path) if direct_io else None
+            if dfd is not None:
+                self._direct = DirectAppender(self._fd, dfd, committed)
         except BaseException:
             os.close(self._fd)
             raise
@@ -67,22 +79,35 @@ class LocalWriter:
         return self._offset
 
     def room(self) -> int:
-        return max(0, self._every - (self._offset - self._checkpointed))
+        # Checkpoints fall on multiples of ``_every`` (after a resume, the first one comes early):
+        # with direct writes those are buffer boundaries, where nothing waits in the buffer.
+        due = (self._checkpointed // self._every + 1) * self._every
+        return max(0, due - self._offset)
 
-    def write(self, data: bytes) -> None:
-        pwrite_all(self._fd, data, self._offset)
+    def write(self, data: Buffer) -> None:
+        if self._direct is not None:
+            self._direct.write(data)
+        else:
+            pwrite_all(self._fd, data, self._offset)
         self._offset += len(data)
 
     def read_back(self, offset: int, length: int) -> bytes | None:
+        if self._direct is not None:
+            return self._direct.read(offset, length)
         return pread_exact(self._fd, length, offset)
 
     def checkpoint(self) -> dict[str, Any]:
-        if self._durable and self._offset != self._checkpointed:
-            os.fsync(self._fd)
+        if self._offset != self._checkpointed:
+            if self._direct is not None:
+                self._direct.flush_tail()
+            if self._durable:
+                os.fsync(self._fd)
         self._checkpointed = self._offset
         return {}
 
     def mark(self) -> int:
+        if self._direct is not None:
+            self._direct.flush_tail()  # sync() makes the file durable, not the buffer
         self._checkpointed = self._offset
         return self._offset
 
@@ -94,6 +119,8 @@ class LocalWriter:
         pass
 
     def close(self) -> None:
+        if self._direct is not None:
+            self._direct.close()
         os.close(self._fd)
 
 
@@ -101,7 +128,12 @@ class LocalStorage:
     name = "local"
 
     def __init__(
-        self, data_dir: Path, checkpoint_bytes: int, durable: bool = True, lock_wait: float = 10.0
+        self,
+        data_dir: Path,
+        checkpoint_bytes: int,
+        durable: bool = True,
+        lock_wait: float = 10.0,
+        direct_io: bool = False,
     ) -> None:
         self.root = data_dir.resolve()
         self._uploads = self.root / "uploads"
@@ -112,6 +144,7 @@ class LocalStorage:
         self._checkpoint_bytes = checkpoint_bytes
         self._durable = durable
         self._lock_wait = lock_wait
+        self._direct_io = direct_io
 
     def check(self) -> None:
         if not os.access(self.root, os.W_OK):
@@ -152,7 +185,9 @@ class LocalStorage:
         path = self._upload_dir(state.upload_id) / "data"
         if not path.exists():
             raise StagedConflict(f"upload {state.upload_id} has no staged data")
-        return LocalWriter(path, state.offset, self._checkpoint_bytes, self._durable, self._lock_wait)
+        return LocalWriter(
+            path, state.offset, self._checkpoint_bytes, self._durable, self._lock_wait, self._direct_io
+        )
 
     def commit_upload(self, state: UploadState, meta: BlobMeta) -> None:
         final = self._blob_dir(meta.blob_id)
@@ -187,8 +222,16 @@ class LocalStorage:
         except FileNotFoundError:
             return None
 
-    def read_blob(self, blob_id: str, offset: int, length: int, chunk: int) -> Iterator[bytes]:
-        fd = os.open(self._blob_dir(blob_id) / "data", os.O_RDONLY)
+    def read_blob(self, blob_id: str, offset: int, length: int, chunk: int) -> Iterator[Buffer]:
+        path = self._blob_dir(blob_id) / "data"
+        dfd = open_direct(path, os.O_RDONLY) if self._direct_io and length >= DIRECT_READ_MIN else None
+        if dfd is not None:
+            try:
+                yield from read_direct(dfd, offset, length, chunk)
+            finally:
+                os.close(dfd)
+            return
+        fd = os.open(path, os.O_RDONLY)
         try:
             end = offset + length
             while offset < end:

@@ -29,7 +29,7 @@ def chunks(data: bytes, offset: int = 0, size: int = MIB, crc: bool = False) -> 
 
 def read_all(service: BlobService, blob_id: str, offset: int = 0, length: int = 0) -> bytes:
     _, it = service.read(blob_id, offset, length)
-    return b"".join(it)
+    return b"".join(bytes(piece) for piece in it)  # a piece is valid until the next is requested
 
 
 def reason(exc: pytest.ExceptionInfo[BlobError]) -> str:
