@@ -10,6 +10,7 @@ from starlette.applications import Starlette
 
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
+from imgapi_common.memory import tune_malloc
 from imgapi_common.observability import configure_logging, start_metrics_server
 
 
@@ -38,6 +39,7 @@ def app_from_environment() -> Starlette:
 
 def _worker_setup(settings: GatewaySettings) -> None:
     configure_logging("gateway", settings.log_level)
+    tune_malloc()
     # Each worker process takes the first free port of metrics_port .. metrics_port+processes-1.
     start_metrics_server(settings.metrics_port, settings.host, tries=settings.processes)
 

@@ -11,6 +11,7 @@ import sys
 from pydantic import ValidationError
 
 from imgapi_common.grpc_server import run_until_signal
+from imgapi_common.memory import tune_malloc
 from imgapi_common.observability import configure_logging, start_metrics_server
 from replication.settings import ReplicationSettings
 
@@ -25,6 +26,7 @@ def main(argv: list[str]) -> int:
         print("usage: python -m replication [serve]", file=sys.stderr)
         return 2
     configure_logging("replication", settings.log_level)
+    tune_malloc()
     from replication.service import create_server
 
     server, port, health, manager = create_server(settings)
