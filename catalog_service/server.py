@@ -34,12 +34,14 @@ def create_service(settings: CatalogSettings) -> CatalogService:
 
 
 def create_server(
-    settings: CatalogSettings,
+    settings: CatalogSettings, worker: int = 0
 ) -> tuple[grpc.Server, int, HealthServicer, CatalogService]:
-    """Build (not start) the catalog server; returns ``(server, port, health, service)``."""
+    """Build (not start) the catalog server of worker process ``worker`` (of ``settings.processes``);
+    returns ``(server, port, health, service)``."""
     service = create_service(settings)
+    servicer = CatalogServicer(service, worker, settings.processes)
     server, port, health = build_server(
-        [(catalog_pb2_grpc.add_CatalogServiceServicer_to_server, CatalogServicer(service))],
+        [(catalog_pb2_grpc.add_CatalogServiceServicer_to_server, servicer)],
         [SERVICE_NAME],
         settings.bind,
         max_workers=settings.max_workers,
@@ -66,7 +68,7 @@ def serve_process(worker: int, settings_json: str) -> int:
     """Run one catalog server process until SIGTERM/SIGINT (worker N serves metrics on port+N)."""
     settings = CatalogSettings.model_validate_json(settings_json)
     configure_logging("catalog", settings.log_level)
-    server, port, health, service = create_server(settings)
+    server, port, health, service = create_server(settings, worker)
     host = settings.bind.rsplit(":", 1)[0]
     metrics = start_metrics_server(settings.metrics_port + worker if settings.metrics_port else 0, host)
     print(f"catalog listening on {host}:{port} (mode {settings.mode})", flush=True)

@@ -15,6 +15,7 @@ from catalog_service.convert import file_entry, icon_entry, image_message
 from catalog_service.preconditions import Conditions
 from catalog_service.service import Caller, CatalogService, Rendered, View
 from imgapi_common.errors import ImgapiError, abort_with
+from imgapi_common.workers import worker_metadata
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +77,9 @@ _SUBJECT = {
 
 
 class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
-    def __init__(self, service: CatalogService) -> None:
+    def __init__(self, service: CatalogService, worker: int = 0, workers: int = 1) -> None:
         self.s = service
+        self._worker_md = worker_metadata(worker, workers)
 
     @_translate_errors
     def CreateImage(self, request: catalog_pb2.CreateImageRequest, context: grpc.ServicerContext) -> Any:
@@ -228,6 +230,7 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
     def GetServerConfig(
         self, request: catalog_pb2.GetServerConfigRequest, context: grpc.ServicerContext
     ) -> Any:
+        context.send_initial_metadata(self._worker_md)
         return catalog_pb2.ServerConfig(
             mode=self.s.cfg.mode,
             channels=self._channels(),

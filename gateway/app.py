@@ -25,6 +25,7 @@ from starlette.routing import Route as StarletteRoute
 from starlette.types import Receive, Scope, Send
 
 from gateway.auth import AuthMode, KeyStore, authenticate
+from gateway.balance import balance, keep_balanced
 from gateway.clients import create_clients
 from gateway.context import AppState, Query, RequestContext, is_uuid, request_id_from
 from gateway.errors import MethodNotAllowed, render
@@ -160,6 +161,17 @@ def create_app(settings: GatewaySettings) -> Starlette:
         if settings.auth_type == "signature":
             keys = KeyStore(settings)
             keys.reload()
+        try:
+            await balance(clients, settings.catalog_target)
+        except grpc.RpcError as e:
+            log.warning("could not balance the catalog connections at start-up: %s", e)
+        balancer = (
+            asyncio.create_task(
+                keep_balanced(clients, settings.catalog_target, settings.catalog_balance_seconds)
+            )
+            if settings.catalog_balance_seconds > 0 and len(clients.catalog_stubs) > 1
+            else None
+        )
         state = AppState(settings=settings, clients=clients, config=config, keys=keys)
         app.state.imgapi = state
         app.state.mounted = mount(config, settings)
@@ -169,8 +181,9 @@ def create_app(settings: GatewaySettings) -> Starlette:
         try:
             yield
         finally:
-            if reloader is not None:
-                reloader.cancel()
+            for task in (reloader, balancer):
+                if task is not None:
+                    task.cancel()
             for ext in list(state.extensions.values()):
                 close = getattr(ext, "aclose", None)
                 if close is not None:

@@ -56,15 +56,16 @@ class Clients:
             await self.replication_channel.close(None)
 
 
+def new_catalog_channel(target: str) -> tuple[aio.Channel, catalog_pb2_grpc.CatalogServiceAsyncStub]:
+    """A channel with a connection of its own (a local subchannel pool: otherwise gRPC shares one
+    connection between the channels to one target), and its stub."""
+    channel = aio.insecure_channel(target, options=[*_OPTIONS, ("grpc.use_local_subchannel_pool", 1)])
+    return channel, catalog_pb2_grpc.CatalogServiceStub(channel)  # type: ignore[return-value]
+
+
 def create_clients(settings: GatewaySettings) -> Clients:
     """Must be called inside the event loop that will use the channels."""
-    # A local subchannel pool per channel: otherwise gRPC shares one connection between them.
-    cats = [
-        aio.insecure_channel(
-            settings.catalog_target, options=[*_OPTIONS, ("grpc.use_local_subchannel_pool", 1)]
-        )
-        for _ in range(settings.catalog_connections)
-    ]
+    cats = [new_catalog_channel(settings.catalog_target) for _ in range(settings.catalog_connections)]
     blob = aio.insecure_channel(settings.blob_target, options=_OPTIONS)
     repl = (
         aio.insecure_channel(settings.replication_target, options=_OPTIONS)
@@ -72,9 +73,9 @@ def create_clients(settings: GatewaySettings) -> Clients:
         else None
     )
     return Clients(
-        catalog_channels=cats,
+        catalog_channels=[c for c, _ in cats],
         blob_channel=blob,
-        catalog_stubs=[catalog_pb2_grpc.CatalogServiceStub(c) for c in cats],  # type: ignore[call-overload]
+        catalog_stubs=[s for _, s in cats],
         blob=blob_pb2_grpc.BlobServiceStub(blob),  # type: ignore[call-overload]
         timeout=settings.rpc_timeout_seconds,
         transfer_timeout=settings.transfer_timeout_seconds,

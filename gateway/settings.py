@@ -58,6 +58,9 @@ class GatewaySettings(BaseSettings):
     #: Connections to the catalog, used in turn (spreads calls over catalog processes/replicas
     #: that are balanced per connection).
     catalog_connections: int = Field(default=4, ge=1, le=64)
+    #: Re-check every N seconds that those connections are spread evenly over the catalog's
+    #: processes (gateway/balance.py; also done at start-up). 0: only at start-up.
+    catalog_balance_seconds: float = Field(default=60.0, ge=0)
     transfer_timeout_seconds: float = Field(default=3600.0, gt=0)
     #: Remote fetches (imports, from-url): connect and total timeouts (seconds).
     remote_connect_timeout_seconds: float = Field(default=20.0, gt=0)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import signal
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -32,3 +33,16 @@ def run_workers(n: int, target: Callable[..., Any], *args: Any) -> int:
     for p in procs:
         p.join()
     return max((p.exitcode or 0) for p in procs)
+
+
+#: Initial metadata a service sends with a cheap, idempotent RPC (the catalog: GetServerConfig) to
+#: name the process that answered: ``<index>/<count>`` of its worker processes, and an id unique on
+#: the network. The kernel spreads *connections* over SO_REUSEPORT workers at random (with 4
+#: connections to 2 workers, all 4 land on one worker 1 time in 8), so a client holding several
+#: connections uses this to even them out (gateway/balance.py).
+WORKER_KEY = "imgapi-worker"
+WORKER_ID_KEY = "imgapi-worker-id"
+
+
+def worker_metadata(index: int, count: int) -> tuple[tuple[str, str], ...]:
+    return ((WORKER_KEY, f"{index}/{count}"), (WORKER_ID_KEY, f"{socket.gethostname()}:{os.getpid()}"))

@@ -254,6 +254,8 @@ class CatalogServiceServicer:
     def GetServerConfig(self, request, context):
         """The server's mode, channels and operator account: what the gateway needs to shape responses
         (Ping's pid in dc mode, CloneImage mounted only in dc mode, GET /channels only with channels).
+        Its initial metadata names the answering process: `imgapi-worker: <index>/<count>` and
+        `imgapi-worker-id` (see imgapi_common/workers.py), so clients can spread their connections.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

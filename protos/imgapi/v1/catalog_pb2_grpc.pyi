@@ -59,6 +59,8 @@ class CatalogServiceStub:
     GetServerConfig: _grpc.UnaryUnaryMultiCallable[_catalog_pb2.GetServerConfigRequest, _catalog_pb2.ServerConfig]
     """The server's mode, channels and operator account: what the gateway needs to shape responses
     (Ping's pid in dc mode, CloneImage mounted only in dc mode, GET /channels only with channels).
+    Its initial metadata names the answering process: `imgapi-worker: <index>/<count>` and
+    `imgapi-worker-id` (see imgapi_common/workers.py), so clients can spread their connections.
     """
     ResolveChannel: _grpc.UnaryUnaryMultiCallable[_catalog_pb2.ResolveChannelRequest, _catalog_pb2.ResolveChannelResponse]
     """Resolves the request channel (default, "*", unknown) without touching an image. The gateway uses
@@ -116,6 +118,8 @@ class CatalogServiceAsyncStub(CatalogServiceStub):
     GetServerConfig: _aio.UnaryUnaryMultiCallable[_catalog_pb2.GetServerConfigRequest, _catalog_pb2.ServerConfig]  # type: ignore[assignment]
     """The server's mode, channels and operator account: what the gateway needs to shape responses
     (Ping's pid in dc mode, CloneImage mounted only in dc mode, GET /channels only with channels).
+    Its initial metadata names the answering process: `imgapi-worker: <index>/<count>` and
+    `imgapi-worker-id` (see imgapi_common/workers.py), so clients can spread their connections.
     """
     ResolveChannel: _aio.UnaryUnaryMultiCallable[_catalog_pb2.ResolveChannelRequest, _catalog_pb2.ResolveChannelResponse]  # type: ignore[assignment]
     """Resolves the request channel (default, "*", unknown) without touching an image. The gateway uses
@@ -260,6 +264,8 @@ class CatalogServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_catalog_pb2.ServerConfig, _abc.Awaitable[_catalog_pb2.ServerConfig]]:
         """The server's mode, channels and operator account: what the gateway needs to shape responses
         (Ping's pid in dc mode, CloneImage mounted only in dc mode, GET /channels only with channels).
+        Its initial metadata names the answering process: `imgapi-worker: <index>/<count>` and
+        `imgapi-worker-id` (see imgapi_common/workers.py), so clients can spread their connections.
         """
 
     @_abc_1.abstractmethod
