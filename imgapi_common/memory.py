@@ -4,7 +4,7 @@ Every 1 MiB message gRPC hands to Python, and every chunk the gateway assembles,
 allocation. With glibc's defaults such blocks are ``mmap``ed or carved from a heap top that is
 trimmed back to the kernel as soon as it is freed, so the next one page-faults its memory in again:
 zeroing, and on a VM whose free memory the host reclaims, a host fault per page. Measured with
-``bench/gateway_files.py`` (1 GiB): PUT 271-294 -> 345-353 MB/s, GET 440-480 -> 544-563 MB/s, and the
+``bench/gateway/files.py`` (1 GiB): PUT 271-294 -> 345-353 MB/s, GET 440-480 -> 544-563 MB/s, and the
 blob service's upload CPU 4.6 -> 3.9 s, for about 40 MiB more resident memory in the gateway.
 
 :func:`tune_malloc` keeps blocks up to 32 MiB on the heap and free memory up to 128 MiB mapped. An

@@ -1,8 +1,8 @@
 """Gateway file-transfer benchmark: upload and download MB/s of a large image file through the full
 REST path (HTTP client -> gateway -> blob service -> local disk), plus a tus upload.
 
-    .venv/bin/python bench/gateway_files.py              # 1 GiB
-    .venv/bin/python bench/gateway_files.py --size-mib 256
+    .venv/bin/python bench/gateway/files.py              # 1 GiB
+    .venv/bin/python bench/gateway/files.py --size-mib 256
 
 Starts the catalog, the blob service and the gateway as separate processes (``python -m ...``) on
 loopback, creates an image, then measures ``PUT /images/:uuid/file`` (streamed, with a
@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 import httpx
 import psutil
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from tests.components import free_port, wait_for_port  # noqa: E402
