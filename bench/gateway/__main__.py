@@ -75,6 +75,18 @@ def peak_rss_mib(p: psutil.Process) -> float:
     return float(p.memory_info().rss) / 1024 / 1024
 
 
+def cpu_seconds(p: psutil.Process) -> float:
+    """CPU time of a process and its children (the catalog's worker processes)."""
+    total = 0.0
+    for q in [p, *p.children(recursive=True)]:
+        try:
+            t = q.cpu_times()
+        except psutil.Error:
+            continue
+        total += t.user + t.system
+    return total
+
+
 # --- load generator ---------------------------------------------------------------------------------
 
 
@@ -210,12 +222,18 @@ def main() -> None:
             )
             ping = get_image_rps(gport, ["__ping__"], 3, args.concurrency, args.client_procs)
             print(f"GET /ping (gateway alone, no gRPC): {ping:,.0f} req/s")
+            procs = {"gateway": gateway, "catalog": catalog, "blob": blob}
+            before = {k: cpu_seconds(p) for k, p in procs.items()}
+            t0 = time.perf_counter()
             rps = get_image_rps(gport, uuids, args.seconds, args.concurrency, args.client_procs)
+            wall = time.perf_counter() - t0
+            busy = {k: (cpu_seconds(p) - before[k]) / wall for k, p in procs.items()}
             print(
                 f"GetImage: {rps:,.0f} req/s "
                 f"({args.concurrency} keep-alive connections, {args.client_procs} client procs, "
                 f"{args.catalog_processes} catalog / {args.gateway_processes} gateway process(es))"
             )
+            print("  cores busy meanwhile: " + ", ".join(f"{k} {v:.2f}" for k, v in busy.items()))
             for name, p in (("gateway", gateway), ("catalog", catalog), ("blob", blob)):
                 print(f"peak RSS {name}: {peak_rss_mib(p):.0f} MiB")
 
