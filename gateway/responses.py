@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from email.utils import formatdate
 from typing import Any
 
+import orjson
 from starlette.responses import Response
 
 JSON_TYPE = "application/json"
+
+#: What orjson would print differently from ``json``: integers beyond 64 bits (read as floats) and
+#: floats in exponent notation (``1e-8`` against ``1e-08``). A match inside a string costs speed only.
+_ORJSON_DIFFERS = re.compile(r"[0-9]{19}|[0-9][eE][-+]?[0-9]")
 
 
 def dumps(obj: Any) -> bytes:
@@ -21,9 +27,22 @@ def json_response(obj: Any, status: int = 200, headers: dict[str, str] | None = 
     return Response(dumps(obj), status_code=status, headers=headers, media_type=JSON_TYPE)
 
 
+def pretty(texts: list[str], array: bool) -> bytes:
+    """JSON texts from the catalog (``Image.view_json``, compact) in IMGAPI's pretty format, as one
+    object or as an array of them: what :func:`dumps` makes of the parsed values, produced by
+    orjson (~8x faster, a visible share of a GetImage and most of a 1000-image ListImages)."""
+    if not any(_ORJSON_DIFFERS.search(t) for t in texts):
+        values = [orjson.loads(t) for t in texts]
+        return orjson.dumps(values if array else values[0], option=orjson.OPT_INDENT_2)
+    values = [json.loads(t) for t in texts]
+    return dumps(values if array else values[0])
+
+
 def json_text_response(view_json: str, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     """Re-render compact JSON text from the catalog (``Image.view_json``) with IMGAPI's indentation."""
-    return json_response(json.loads(view_json), status, headers)
+    return Response(
+        pretty([view_json], array=False), status_code=status, headers=headers, media_type=JSON_TYPE
+    )
 
 
 def image_response(view_json: str, etag: str | None) -> Response:
@@ -32,8 +51,8 @@ def image_response(view_json: str, etag: str | None) -> Response:
 
 
 def images_response(view_jsons: list[str]) -> Response:
-    """A JSON array of image objects, built without re-parsing each object twice."""
-    return json_response([json.loads(v) for v in view_jsons])
+    """A JSON array of image objects."""
+    return Response(pretty(view_jsons, array=True), media_type=JSON_TYPE)
 
 
 def empty_response(status: int, headers: dict[str, str] | None = None) -> Response:

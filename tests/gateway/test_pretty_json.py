@@ -1,0 +1,48 @@
+"""IMGAPI's pretty JSON via orjson must be byte-identical to ``json.dumps(indent=2)``."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gateway.responses import dumps, pretty
+
+_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text()
+)
+_json = st.recursive(
+    _scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+@settings(max_examples=400)
+@given(st.dictionaries(st.text(max_size=10), _json, max_size=6))
+def test_one_object_as_json_would_print_it(obj: dict[str, Any]) -> None:
+    text = _compact(obj)
+    assert pretty([text], array=False) == dumps(json.loads(text))
+
+
+@settings(max_examples=200)
+@given(st.lists(st.dictionaries(st.text(max_size=6), _json, max_size=4), max_size=5))
+def test_arrays_as_json_would_print_them(objs: list[dict[str, Any]]) -> None:
+    texts = [_compact(o) for o in objs]
+    assert pretty(texts, array=True) == dumps([json.loads(t) for t in texts])
+
+
+def test_integers_beyond_64_bits_keep_their_digits() -> None:
+    text = '{"size":123456789012345678901234567890,"n":-9223372036854775809}'
+    out = pretty([text], array=False)
+    assert b"123456789012345678901234567890" in out and b"-9223372036854775809" in out
