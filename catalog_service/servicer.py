@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 import grpc
 from imgapi.v1 import catalog_pb2, catalog_pb2_grpc, common_pb2, image_pb2
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from catalog_service.convert import file_entry, icon_entry, image_message
 from catalog_service.preconditions import Conditions
@@ -22,6 +23,11 @@ log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def _database_down(e: DBAPIError) -> bool:
+    """A lost connection, a database that refuses connections, a lock timeout: worth a retry."""
+    return bool(e.connection_invalidated) or isinstance(e, OperationalError | InterfaceError)
+
+
 def _translate_errors(fn: F) -> F:
     @functools.wraps(fn)
     def wrapper(self: CatalogServicer, request: Any, context: grpc.ServicerContext) -> Any:
@@ -31,9 +37,37 @@ def _translate_errors(fn: F) -> F:
             abort_with(context, e)
         except json.JSONDecodeError as e:
             abort_with(context, ImgapiError("InvalidContent", f"Invalid JSON: {e}"))
+        except DBAPIError as e:
+            if not _database_down(e):
+                log.exception("unexpected database failure in %s", fn.__name__)
+                abort_with(context, ImgapiError("InternalError", "internal error"))
+            log.warning("%s: database unavailable: %s", fn.__name__, e.orig)
+            abort_with(context, ImgapiError("ServiceUnavailableError", "service unavailable"))  # errors.md
         except Exception:
             log.exception("unexpected failure in %s", fn.__name__)
             abort_with(context, ImgapiError("InternalError", "internal error"))
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _retry_read(fn: F) -> F:
+    """Run a read-only RPC again once if its database connection turned out dead.
+
+    The catalog does not ping connections before use (a round trip per request), so after a
+    database restart the first request on each pooled connection finds it dead; SQLAlchemy then
+    invalidates the pool, and the retry runs on a fresh connection. Writes are not retried: a
+    connection lost during COMMIT leaves it unknown whether the write happened.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(self: CatalogServicer, request: Any, context: grpc.ServicerContext) -> Any:
+        try:
+            return fn(self, request, context)
+        except DBAPIError as e:
+            if not e.connection_invalidated:
+                raise
+            log.warning("%s: database connection lost (%s); retrying once", fn.__name__, e.orig)
+            return fn(self, request, context)
 
     return wrapper  # type: ignore[return-value]
 
@@ -86,6 +120,7 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
         return _resp(self.s.create(_caller(request.caller), _view_of(request), request.manifest_json))
 
     @_translate_errors
+    @_retry_read
     def GetImage(self, request: catalog_pb2.GetImageRequest, context: grpc.ServicerContext) -> Any:
         r = self.s.get_image(
             *_target(request),
@@ -103,6 +138,7 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
         return _resp(r)
 
     @_translate_errors
+    @_retry_read
     def ListImages(self, request: catalog_pb2.ListImagesRequest, context: grpc.ServicerContext) -> Any:
         rendered = self.s.list_images(
             _caller(request.caller),
@@ -239,6 +275,7 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
         )
 
     @_translate_errors
+    @_retry_read
     def ResolveChannel(
         self, request: catalog_pb2.ResolveChannelRequest, context: grpc.ServicerContext
     ) -> Any:
