@@ -12,8 +12,9 @@ only when a checkpoint needs it durable (:meth:`flush_tail`), and stays in the b
 direct write covers it again. Linux keeps the two paths coherent: a direct write first writes back
 and drops the cached pages it overlaps.
 
-Where the filesystem refuses ``O_DIRECT`` (tmpfs, some network filesystems), :func:`open_direct`
-returns ``None`` and the caller writes buffered; a refusal at the first write falls back the same way.
+Where the filesystem refuses ``O_DIRECT`` (tmpfs before Linux 6.6, some network and FUSE
+filesystems), :func:`open_direct` returns ``None`` and the caller uses buffered I/O; a refusal at the
+first write falls back the same way.
 """
 
 from __future__ import annotations

@@ -6,9 +6,9 @@ through the page cache and then covered by a direct write) are checked against t
 
 from __future__ import annotations
 
+import errno
 import itertools
 import os
-import shutil
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,13 +22,12 @@ from blob_service.server import create_server
 from blob_service.service import BlobService
 from blob_service.settings import MIB, BlobSettings
 from blob_service.storage.direct import ALIGN, DIRECT_READ_MIN, DirectAppender, open_direct, read_direct
+from blob_service.storage.files import pwrite_all
 from blob_service.storage.local import LocalStorage
 from blob_service.wire import encode_write_chunk
 from blob_service.writing import Chunk
 from tests.blob.conftest import channel_to, settings_for
 from tests.blob.data import digests, payload
-
-SHM = Path("/dev/shm")
 
 
 def _direct_supported(path: Path) -> bool:
@@ -102,30 +101,71 @@ def test_odd_chunks_resumes_and_repeats_end_byte_exact(
     assert stub.StatBlob(blob_pb2.StatBlobRequest(blob_id=info.blob_id)).size == len(data)
 
 
-def test_writer_uses_o_direct_and_falls_back_on_tmpfs(tmp_path: Path, direct_dir: Path) -> None:
-    """On a disk, writes bypass the page cache; on tmpfs (no O_DIRECT) the same upload works."""
-    dirs = [direct_dir]
-    if SHM.is_dir() and not _direct_supported(SHM / f"imgapi-test-{os.getpid()}"):
-        dirs.append(SHM / f"imgapi-test-{os.getpid()}")
-    elif os.environ.get("CI") == "true":
-        pytest.fail("no tmpfs at /dev/shm to test the buffered fallback")
-    try:
-        for d in dirs:
-            settings = settings_for("local", tmp_path, None, data_dir=d)
-            storage = LocalStorage(d, settings.checkpoint_bytes, durable=False, direct_io=True)
-            svc = BlobService(storage, settings)
-            data = payload(DIRECT_READ_MIN + 12345, seed=22)
-            up = svc.start_upload()
-            writer = storage.open_writer(svc.storage.load_upload(up.upload_id))  # type: ignore[arg-type]
-            assert (writer._direct is not None) == (d == direct_dir)
-            writer.close()
-            svc.write(up.upload_id, [Chunk(data[i : i + MIB], i) for i in range(0, len(data), MIB)])
-            meta = svc.commit(up.upload_id)
-            _, pieces = svc.read(meta.blob_id, 3, len(data) - 3)
-            assert b"".join(bytes(p) for p in pieces) == data[3:]
-            assert meta.digests.__dict__ == digests(data)
-    finally:
-        shutil.rmtree(SHM / f"imgapi-test-{os.getpid()}", ignore_errors=True)
+def _upload_and_check(d: Path, tmp_path: Path, seed: int) -> bool:
+    """Upload through the service on a LocalStorage in ``d``; whether its writer wrote directly."""
+    settings = settings_for("local", tmp_path, None, data_dir=d)
+    storage = LocalStorage(d, settings.checkpoint_bytes, durable=False, direct_io=True)
+    svc = BlobService(storage, settings)
+    data = payload(DIRECT_READ_MIN + 12345, seed=seed)
+    up = svc.start_upload()
+    state = storage.load_upload(up.upload_id)
+    assert state is not None
+    writer = storage.open_writer(state)
+    direct = writer._direct is not None and writer._direct.direct
+    writer.close()
+    svc.write(up.upload_id, [Chunk(data[i : i + MIB], i) for i in range(0, len(data), MIB)])
+    meta = svc.commit(up.upload_id)
+    _, pieces = svc.read(meta.blob_id, 3, len(data) - 3)
+    assert b"".join(bytes(p) for p in pieces) == data[3:]
+    assert meta.digests.__dict__ == digests(data)
+    return direct
+
+
+def test_writer_uses_o_direct_where_the_filesystem_allows_it(tmp_path: Path, direct_dir: Path) -> None:
+    assert _upload_and_check(direct_dir, tmp_path, seed=22)
+
+
+def test_writer_falls_back_when_the_filesystem_refuses_o_direct(
+    tmp_path: Path, direct_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As on filesystems without O_DIRECT (older tmpfs, some network filesystems): open refuses."""
+    real_open = os.open
+
+    def refusing_open(path: object, flags: int, *args: object) -> int:
+        if flags & os.O_DIRECT:
+            raise OSError(errno.EINVAL, "O_DIRECT not supported")
+        return real_open(path, flags, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "open", refusing_open)  # refuses O_DIRECT only
+    assert not _upload_and_check(direct_dir, tmp_path, seed=28)
+
+
+def test_appender_falls_back_when_the_first_direct_write_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Some filesystems accept the flag at open and refuse the write (alignment rules)."""
+    path = tmp_path / "f"
+    path.touch()
+    fd = os.open(path, os.O_RDWR)
+    dfd = open_direct(path)
+    assert dfd is not None
+    real = pwrite_all
+
+    def refusing(target: int, data: object, offset: int) -> None:
+        if target == dfd:
+            raise OSError(errno.EINVAL, "refused")
+        real(target, data, offset)  # type: ignore[arg-type]
+
+    monkeypatch.setattr("blob_service.storage.direct.pwrite_all", refusing)
+    data = payload(200_000, seed=29)
+    app = DirectAppender(fd, dfd, 0, buffer_bytes=64 * 1024)
+    app.write(data[:100_000])
+    assert not app.direct
+    app.write(data[100_000:])
+    app.flush_tail()
+    app.close()
+    os.close(fd)
+    assert path.read_bytes() == data
 
 
 def test_appender_tail_flushes_and_read_back(tmp_path: Path) -> None:
