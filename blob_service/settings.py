@@ -49,6 +49,9 @@ class BlobSettings(BaseSettings):
     #: Local backend: write upload bytes with O_DIRECT from an aligned buffer instead of through the
     #: page cache (falls back to buffered writes where the filesystem refuses O_DIRECT).
     direct_io: bool = True
+    #: Local backend: how many reads at a time may use O_DIRECT read-ahead (2 threads and 16 MiB
+    #: each); further concurrent reads go through the page cache.
+    direct_reads: int = Field(default=4, ge=0)
     #: Save the digest state with every checkpoint (else a resume re-reads the stored bytes, which
     #: only the local backend can do).
     persist_digest_state: bool = True

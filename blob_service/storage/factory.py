@@ -28,4 +28,5 @@ def make_storage(settings: BlobSettings) -> Storage:
         settings.fsync,
         settings.writer_wait_seconds,
         direct_io=settings.direct_io,
+        direct_reads=settings.direct_reads,
     )

@@ -14,6 +14,7 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -134,6 +135,7 @@ class LocalStorage:
         durable: bool = True,
         lock_wait: float = 10.0,
         direct_io: bool = False,
+        direct_reads: int = 4,
     ) -> None:
         self.root = data_dir.resolve()
         self._uploads = self.root / "uploads"
@@ -145,6 +147,7 @@ class LocalStorage:
         self._durable = durable
         self._lock_wait = lock_wait
         self._direct_io = direct_io
+        self._direct_reads = threading.BoundedSemaphore(direct_reads)  # 0: never
 
     def check(self) -> None:
         if not os.access(self.root, os.W_OK):
@@ -224,13 +227,19 @@ class LocalStorage:
 
     def read_blob(self, blob_id: str, offset: int, length: int, chunk: int) -> Iterator[Buffer]:
         path = self._blob_dir(blob_id) / "data"
-        dfd = open_direct(path, os.O_RDONLY) if self._direct_io and length >= DIRECT_READ_MIN else None
-        if dfd is not None:
+        # Direct reads hold 2 threads and 16 MiB each: a few at a time. The others (many clients
+        # pulling one popular image at once) read through the page cache, which then serves them.
+        if self._direct_io and length >= DIRECT_READ_MIN and self._direct_reads.acquire(blocking=False):
             try:
-                yield from read_direct(dfd, offset, length, chunk)
+                dfd = open_direct(path, os.O_RDONLY)
+                if dfd is not None:
+                    try:
+                        yield from read_direct(dfd, offset, length, chunk)
+                    finally:
+                        os.close(dfd)
+                    return
             finally:
-                os.close(dfd)
-            return
+                self._direct_reads.release()
         fd = os.open(path, os.O_RDONLY)
         try:
             end = offset + length

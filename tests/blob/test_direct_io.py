@@ -252,3 +252,25 @@ def test_settings_can_turn_direct_io_off(tmp_path: Path, direct_dir: Path) -> No
     finally:
         srv.stop(0).wait()
         svc.stop()
+
+
+def test_only_a_few_reads_at_a_time_go_direct(tmp_path: Path, direct_dir: Path) -> None:
+    """Many clients pulling one image: one direct read (IMGAPI_BLOB_DIRECT_READS=1), the others
+    through the page cache; every one of them byte-exact."""
+    settings = settings_for("local", tmp_path, None, data_dir=direct_dir, direct_reads=1)
+    srv, port, _h, svc = create_server(settings)
+    srv.start()
+    try:
+        with channel_to(port) as ch:
+            client = BlobClient(ch)
+            data = payload(5 * DIRECT_READ_MIN + 5, seed=30)  # more than the read-ahead holds
+            info = client.upload(iter([data]))
+            readers = [client.read(info.blob_id) for _ in range(4)]
+            firsts = [bytes(next(r)) for r in readers]  # all four streams open at once
+            threads = [t for t in threading.enumerate() if t.name == "blob-read-ahead" and t.is_alive()]
+            assert len(threads) == 2  # one direct read: its two read-ahead threads
+            for first, r in zip(firsts, readers, strict=True):
+                assert first + b"".join(r) == data
+    finally:
+        srv.stop(0).wait()
+        svc.stop()
