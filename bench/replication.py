@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
 import hashlib
 import json
 import os
@@ -44,6 +43,7 @@ import grpc
 from imgapi.v1 import catalog_pb2, catalog_pb2_grpc, common_pb2, image_pb2
 
 from blob_service.client import BlobClient
+from imgapi_common import deathsig
 from replication.copier import Destination
 from replication.jobs import JobManager, JobSpec
 from replication.sources import CHANNEL_OPTIONS
@@ -71,10 +71,6 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _die_with_parent() -> None:
-    ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
 class Datacenter:
     def __init__(self, root: Path, name: str, procs: list[subprocess.Popen[bytes]]) -> None:
         d = root / name
@@ -96,14 +92,18 @@ class Datacenter:
         for module in ("catalog_service", "blob_service"):
             procs.append(
                 subprocess.Popen(
-                    [sys.executable, "-m", module],
+                    deathsig.wrap([sys.executable, "-m", module], signal.SIGKILL),
                     cwd=ROOT,
                     env=env,
                     stdout=subprocess.DEVNULL,
                     stderr=open(d / f"{module}.log", "ab"),  # noqa: SIM115
-                    preexec_fn=_die_with_parent,
                 )
             )
+        self._dir = d
+
+    def connect(self) -> None:
+        """Open the channels (once every datacenter's processes are started)."""
+        d = self._dir
         self._channels = [
             grpc.insecure_channel(self.catalog_target, options=CHANNEL_OPTIONS),
             grpc.insecure_channel(self.blob_target, options=CHANNEL_OPTIONS),
@@ -115,7 +115,7 @@ class Datacenter:
                 logs = "".join(
                     (d / f"{m}.log").read_text()[-1500:] for m in ("catalog_service", "blob_service")
                 )
-                raise SystemExit(f"{name}: services did not start:\n{logs}") from None
+                raise SystemExit(f"{d.name}: services did not start:\n{logs}") from None
         self.catalog = catalog_pb2_grpc.CatalogServiceStub(self._channels[0])
         self.blobs = BlobClient(self._channels[1])
 
@@ -181,6 +181,8 @@ def main() -> None:
     try:
         src = Datacenter(root, "src", procs)
         dst = Datacenter(root, "dst", procs)
+        src.connect()
+        dst.connect()
         size = args.total // args.images
         block = os.urandom(16 * MIB)
         print(f"publishing {args.images} images x {size / MIB:.0f} MiB at the source ...", flush=True)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
 import errno
 import fcntl
 import os
@@ -40,6 +39,8 @@ from typing import IO
 import grpc
 import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from imgapi_common import deathsig
 
 DEFAULT_DATA_DIR = Path("var")
 DEFAULT_HOST = "127.0.0.1"
@@ -61,8 +62,6 @@ _OWNED = (
     "IMGAPI_GATEWAY_CATALOG_TARGET",
     "IMGAPI_GATEWAY_BLOB_TARGET",
 )
-
-_PR_SET_PDEATHSIG = 1
 
 
 class ServeError(Exception):
@@ -106,13 +105,6 @@ def data_dir_lock(data_dir: Path) -> Iterator[IO[str]]:
 # --- children -----------------------------------------------------------------------------------
 
 
-def _child_setup() -> None:  # pragma: no cover - runs in the child between fork and exec
-    """Ask Linux to SIGTERM the child when the supervisor dies (even by SIGKILL)."""
-    with contextlib.suppress(Exception):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
 @dataclass
 class Child:
     name: str
@@ -123,11 +115,10 @@ class Child:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            self.argv,
+            deathsig.wrap(self.argv),  # SIGTERM when the supervisor dies, even by SIGKILL
             env=self.env,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
-            preexec_fn=_child_setup if sys.platform.startswith("linux") else None,
         )
 
     def exited(self) -> int | None:

@@ -8,9 +8,7 @@ fixture) terminates it, then kills it; on Linux each child also gets SIGTERM if 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -23,6 +21,7 @@ import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from deploy.envoy.render import render
+from imgapi_common import deathsig
 from tests.components import FIXTURES, envoy_binary, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,11 +29,6 @@ JUNK = FIXTURES / "what_a_piece_of_junk.zfs.bz2"
 JUNK_MD5 = "J6sttoCHpi4ByXyf3LrjXw=="
 SDC = "ba28f844-8cb4-f141-882d-46d6251e6a9f"
 LUKE = "91ba0e64-2547-11e2-a972-df579e5fddb3"
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs between fork and exec
-    with contextlib.suppress(Exception):
-        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 @dataclass
@@ -75,13 +69,12 @@ class Procs:
         log = self.logdir / f"{name}.log"
         with log.open("ab") as out:
             popen = subprocess.Popen(
-                argv,
+                deathsig.wrap(argv),
                 cwd=ROOT,
                 env=base | dict(env or {}),
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                preexec_fn=_die_with_parent,
             )
         proc = Proc(name, popen, log)
         self.procs.append(proc)

@@ -98,3 +98,16 @@ def test_a_dying_service_stops_everything(tmp_path: Path, procs: Procs) -> None:
     assert "blob exited unexpectedly" in proc.tail()
     _, alive = psutil.wait_procs(children, timeout=10)
     assert not alive
+
+
+def test_a_killed_supervisor_takes_its_services_with_it(tmp_path: Path, procs: Procs) -> None:
+    """SIGKILL leaves the supervisor no chance to stop anything: the kernel's parent-death signal
+    (set by imgapi_common.deathsig before each service starts) stops the services."""
+    proc, _url, children = start(procs, tmp_path / "var")
+    assert {"catalog_service", "blob_service", "gateway"} <= {
+        part for ch in children for part in ch.cmdline()
+    }
+    proc.popen.kill()
+    proc.popen.wait(10)
+    _, alive = psutil.wait_procs(children, timeout=20)
+    assert not alive, f"services left running: {alive}"

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import hashlib
 import json
 import os
@@ -33,6 +32,7 @@ from blob_service.server import create_server as create_blob_server
 from blob_service.settings import BlobSettings
 from catalog_service.server import create_server as create_catalog_server
 from catalog_service.settings import CatalogSettings
+from imgapi_common import deathsig
 from imgapi_common.errors import ImgapiError, from_rpc_error
 from replication.copier import Destination
 from replication.jobs import JobManager
@@ -308,11 +308,6 @@ def start_replicator(tmp: Path, dest: DC, name: str = "replicator", database_url
     return Replicator(manager, replication_pb2_grpc.ReplicationServiceStub(ch), f"127.0.0.1:{port}", stops)
 
 
-def _die_with_parent() -> None:
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
 @contextlib.contextmanager
 def replicator_process(
     tmp: Path, dest: DC, *, name: str = "replicator-proc"
@@ -333,12 +328,11 @@ def replicator_process(
     }
     with open(d / "stderr.log", "ab") as err:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "replication"],
+            deathsig.wrap([sys.executable, "-m", "replication"], signal.SIGKILL),
             cwd=ROOT,
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=err,
-            preexec_fn=_die_with_parent,
         )
     try:
         wait_for("replicator port", lambda: port_file.exists() or proc.poll() is not None, timeout=30)
