@@ -118,7 +118,8 @@ def test_initial_sync_then_follow(pair: tuple[DC, DC, Replicator]) -> None:
             and bicon
             and bicon.icon.sha1 == sha1(b"\x89PNG a new icon")
             and b.get(chains[4][-1]) is None
-            and b.get(late) is not None
+            and (bl_late := b.get(late)) is not None
+            and bl_late.state == "active"  # imported first, activated once its file is in
         )
 
     wait_for("source changes in b", arrived, timeout=30)
