@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -113,6 +114,7 @@ _SUBJECT = {
 class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
     def __init__(self, service: CatalogService, worker: int = 0, workers: int = 1) -> None:
         self.s = service
+        self._watchers = threading.BoundedSemaphore(service.settings.effective_max_watchers)
         self._worker_md = worker_metadata(worker, workers)
 
     @_translate_errors
@@ -350,6 +352,10 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
     def WatchChanges(
         self, request: catalog_pb2.WatchChangesRequest, context: grpc.ServicerContext
     ) -> Iterator[catalog_pb2.ChangeEvent]:
+        if not self._watchers.acquire(blocking=False):
+            abort_with(
+                context, ImgapiError("ServiceUnavailableError", "too many change feed watchers; retry later")
+            )
         try:
             head = 0
             for ch in self.s.follow_changes(
@@ -370,3 +376,5 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
                 yield ev
         except ImgapiError as e:
             abort_with(context, e)
+        finally:
+            self._watchers.release()

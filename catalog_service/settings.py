@@ -51,6 +51,11 @@ class CatalogSettings(BaseSettings):
     placeholder_lifespan_days: int = 7
     #: gRPC handler threads per process.
     max_workers: int = 32
+    #: WatchChanges streams served at once per process (default: a quarter of ``max_workers``).
+    #: Each holds a handler thread for as long as it lasts, so they are capped below
+    #: ``max_workers``: further watchers get UNAVAILABLE (and retry), instead of taking every
+    #: thread and stalling all other calls.
+    max_watchers: int | None = None
     #: Worker processes sharing the port (SO_REUSEPORT); each uses about one core. Needs a fixed
     #: port in ``bind``.
     processes: int = 1
@@ -71,6 +76,12 @@ class CatalogSettings(BaseSettings):
             raise ValueError("admin_uuid must be a lower-case UUID")
         return v or None
 
+    @property
+    def effective_max_watchers(self) -> int:
+        if self.max_watchers is not None:
+            return self.max_watchers
+        return max(1, self.max_workers // 4) if self.max_workers > 1 else 0
+
     @model_validator(mode="after")
     def _check(self) -> CatalogSettings:
         if sum(1 for c in self.channels if c.default) > 1:
@@ -84,6 +95,8 @@ class CatalogSettings(BaseSettings):
             raise ValueError("bind must be host:port")
         if self.processes < 1:
             raise ValueError("processes must be >= 1")
+        if self.max_watchers is not None and not 0 <= self.max_watchers < self.max_workers:
+            raise ValueError("max_watchers must be >= 0 and below max_workers (other calls need threads)")
         if self.processes > 1 and self.bind.endswith(":0"):
             raise ValueError("processes > 1 needs a fixed port in bind")
         return self
