@@ -26,10 +26,8 @@ import contextlib
 import hashlib
 import json
 import os
-import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -42,12 +40,14 @@ from pathlib import Path
 import grpc
 from imgapi.v1 import catalog_pb2, catalog_pb2_grpc, common_pb2, image_pb2
 
+from bench.units import parse_size
 from blob_service.client import BlobClient
 from imgapi_common import deathsig
 from replication.copier import Destination
 from replication.jobs import JobManager, JobSpec
 from replication.sources import CHANNEL_OPTIONS
 from replication.store import Store
+from tests.components import free_port
 
 MIB = 1024 * 1024
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,20 +55,6 @@ OWNER = "86055c40-2547-11e2-8a6b-4bb37edc84ba"
 OPERATOR = common_pb2.CallerContext()
 READ_ALL = common_pb2.CallerContext(channel="*")
 VIEW = common_pb2.ImageView(include_channels=True, include_admin_fields=True)
-
-
-def parse_size(text: str) -> int:
-    m = re.fullmatch(r"(\d+)\s*(b|k|kib|m|mib|g|gib)?", text.strip().lower())
-    if m is None:
-        raise argparse.ArgumentTypeError(f"bad size {text!r} (e.g. 2GiB, 256MiB)")
-    unit = {"b": 1, "k": 1024, "kib": 1024, "m": MIB, "mib": MIB, "g": 1024 * MIB, "gib": 1024 * MIB}
-    return int(m.group(1)) * unit[m.group(2) or "b"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Datacenter:
@@ -99,11 +85,6 @@ class Datacenter:
                     stderr=open(d / f"{module}.log", "ab"),  # noqa: SIM115
                 )
             )
-        self._dir = d
-
-    def connect(self) -> None:
-        """Open the channels (once every datacenter's processes are started)."""
-        d = self._dir
         self._channels = [
             grpc.insecure_channel(self.catalog_target, options=CHANNEL_OPTIONS),
             grpc.insecure_channel(self.blob_target, options=CHANNEL_OPTIONS),
@@ -181,8 +162,6 @@ def main() -> None:
     try:
         src = Datacenter(root, "src", procs)
         dst = Datacenter(root, "dst", procs)
-        src.connect()
-        dst.connect()
         size = args.total // args.images
         block = os.urandom(16 * MIB)
         print(f"publishing {args.images} images x {size / MIB:.0f} MiB at the source ...", flush=True)

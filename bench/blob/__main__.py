@@ -15,9 +15,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,37 +29,14 @@ from pathlib import Path
 import grpc
 import psutil
 
+from bench.units import parse_size
 from blob_service.client import BlobClient
 from imgapi_common.grpc_server import MAX_MESSAGE_BYTES
+from tests.components import free_port, wait_for_port
 
 MIB = 1024 * 1024
 ROOT = Path(__file__).resolve().parents[2]
 POOL_CHUNKS = 64  # distinct 1 MiB random chunks, cycled
-
-
-def parse_size(text: str) -> int:
-    m = re.fullmatch(r"(\d+)\s*(b|k|kib|m|mib|g|gib)?", text.strip().lower())
-    if m is None:
-        raise argparse.ArgumentTypeError(f"bad size {text!r} (e.g. 1GiB, 256MiB)")
-    unit = {"b": 1, "k": 1024, "kib": 1024, "m": MIB, "mib": MIB, "g": 1024 * MIB, "gib": 1024 * MIB}
-    return int(m.group(1)) * unit[m.group(2) or "b"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for_port(port: int, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing listening on port {port}")
 
 
 @contextmanager
@@ -85,7 +60,7 @@ def s3_env() -> Iterator[dict[str, str]]:
         [moto, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
-        wait_for_port(port)
+        wait_for_port(port, 30)
         yield bucket | {
             "IMGAPI_BLOB_S3_ENDPOINT": f"127.0.0.1:{port}",
             "IMGAPI_BLOB_S3_ACCESS_KEY": "bench",
@@ -196,7 +171,7 @@ def run_backend(backend: str, size: int, pool: list[bytes], extra_env: dict[str,
         proc = subprocess.Popen([sys.executable, "-m", "blob_service"], cwd=ROOT, env=env)
         sampler = PeakRss(proc.pid)
         try:
-            wait_for_port(port)
+            wait_for_port(port, 30)
             options = [
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
