@@ -79,6 +79,7 @@ def create_server(settings: BlobSettings) -> tuple[grpc.Server, int, HealthServi
         settings.bind,
         max_workers=settings.max_workers,
         interceptors=[ObservabilityInterceptor(access_log=settings.access_log)],
+        internal_token=settings.internal_token,
     )
     service.start_reaper()
     return server, port, health, service

@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from imgapi_common.internal_auth import check_bind, token_field
+
 MIB = 1024 * 1024
 GIB = 1024 * MIB
 
@@ -22,9 +24,12 @@ S3_MAX_PARTS = 10_000
 class BlobSettings(BaseSettings):
     """Every knob of the blob service. Construct with keywords in tests, from the env in production."""
 
-    model_config = SettingsConfigDict(env_prefix="IMGAPI_BLOB_", extra="forbid")
+    model_config = SettingsConfigDict(env_prefix="IMGAPI_BLOB_", extra="forbid", populate_by_name=True)
 
     bind: str = "127.0.0.1:8502"
+    #: The stack's shared secret (IMGAPI_INTERNAL_TOKEN): every call but health checks must carry
+    #: it. Required when ``bind`` is not a loopback address (docs/security.md).
+    internal_token: SecretStr = token_field()
     backend: Literal["local", "s3"] = "local"
     #: Local backend: where blobs and upload sessions live.
     data_dir: Path = Path("var/blobs")
@@ -72,6 +77,7 @@ class BlobSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _coherent(self) -> BlobSettings:
+        check_bind(self.bind, self.internal_token, "IMGAPI_BLOB_BIND")
         if self.backend == "s3":
             missing = [
                 name

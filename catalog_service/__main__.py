@@ -33,8 +33,8 @@ def main(argv: list[str]) -> int:
         if settings.auto_migrate:
             migrate(make_engine(settings.effective_database_url()))
         print(f"catalog: {settings.processes} worker processes on {settings.bind}", flush=True)
-        return run_workers(settings.processes, serve_process, settings.model_dump_json())
-    return serve_process(0, settings.model_dump_json())
+        return run_workers(settings.processes, serve_process, settings)
+    return serve_process(0, settings)
 
 
 if __name__ == "__main__":

@@ -47,6 +47,7 @@ def create_server(
         max_workers=settings.max_workers,
         interceptors=[ObservabilityInterceptor(access_log=settings.access_log)],
         reuse_port=settings.processes > 1,
+        internal_token=settings.internal_token,
     )
     _start_reaper(service)
     return server, port, health, service
@@ -64,9 +65,10 @@ def _start_reaper(service: CatalogService) -> None:
     threading.Thread(target=loop, name="placeholder-reaper", daemon=True).start()
 
 
-def serve_process(worker: int, settings_json: str) -> int:
-    """Run one catalog server process until SIGTERM/SIGINT (worker N serves metrics on port+N)."""
-    settings = CatalogSettings.model_validate_json(settings_json)
+def serve_process(worker: int, settings: CatalogSettings) -> int:
+    """Run one catalog server process until SIGTERM/SIGINT (worker N serves metrics on port+N).
+
+    ``settings`` reach a spawned worker pickled (a JSON dump would mask the internal token)."""
     configure_logging("catalog", settings.log_level)
     server, port, health, service = create_server(settings, worker)
     host = settings.bind.rsplit(":", 1)[0]

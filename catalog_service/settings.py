@@ -6,8 +6,10 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from imgapi_common.internal_auth import check_bind, token_field
 
 CHANNEL_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -29,10 +31,13 @@ class ChannelSetting(BaseModel):
 class CatalogSettings(BaseSettings):
     """Every setting of the catalog service. See docs/configuration.md."""
 
-    model_config = SettingsConfigDict(env_prefix="IMGAPI_CATALOG_", extra="forbid")
+    model_config = SettingsConfigDict(env_prefix="IMGAPI_CATALOG_", extra="forbid", populate_by_name=True)
 
     #: gRPC listen address (host:port; port 0 picks a free port).
     bind: str = "127.0.0.1:8501"
+    #: The stack's shared secret (IMGAPI_INTERNAL_TOKEN): every call but health checks must carry
+    #: it. Required when ``bind`` is not a loopback address (docs/security.md).
+    internal_token: SecretStr = token_field()
     #: SQLAlchemy URL. Empty: SQLite file ``catalog.db`` under ``data_dir`` (the embedded default).
     database_url: str = ""
     data_dir: Path = Path("var/catalog")
@@ -84,6 +89,12 @@ class CatalogSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _check(self) -> CatalogSettings:
+        if self.channels and self.mode == "dc":
+            raise ValueError(
+                "IMGAPI_CATALOG_CHANNELS is not supported with IMGAPI_CATALOG_MODE=dc (a dc server has "
+                "no channels); use channels with IMGAPI_CATALOG_MODE=public or private, or unset "
+                "IMGAPI_CATALOG_CHANNELS"
+            )
         if sum(1 for c in self.channels if c.default) > 1:
             raise ValueError("at most one channel may be the default")
         names = [c.name for c in self.channels]
@@ -99,6 +110,7 @@ class CatalogSettings(BaseSettings):
             raise ValueError("max_watchers must be >= 0 and below max_workers (other calls need threads)")
         if self.processes > 1 and self.bind.endswith(":0"):
             raise ValueError("processes > 1 needs a fixed port in bind")
+        check_bind(self.bind, self.internal_token, "IMGAPI_CATALOG_BIND")
         return self
 
     def effective_database_url(self) -> str:

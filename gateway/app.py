@@ -34,6 +34,7 @@ from gateway.routes import Mounted, match_path, mount
 from gateway.settings import GatewaySettings
 from gateway.versions import negotiate
 from imgapi_common.errors import ImgapiError
+from imgapi_common.internal_auth import TOKEN_SETTING
 from imgapi_common.observability import HTTP_LATENCY, HTTP_REQUESTS
 from imgapi_common.observability import request_id as request_id_var
 
@@ -141,11 +142,23 @@ async def _server_config(
             cfg: catalog_pb2.ServerConfig = await stub.GetServerConfig(
                 catalog_pb2.GetServerConfigRequest(), timeout=5, wait_for_ready=True
             )
-            return cfg
-        except grpc.RpcError:
+        except grpc.RpcError as e:
+            if e.code() == grpc.StatusCode.UNAUTHENTICATED:  # type: ignore[attr-defined]
+                raise RuntimeError(
+                    f"the catalog at {state_settings.catalog_target} refused the gateway's credentials: "
+                    f"set {TOKEN_SETTING} to the token of the catalog and blob services"
+                ) from None
             if time.monotonic() > deadline:
                 raise
             await asyncio.sleep(0.2)
+            continue
+        if cfg.mode == "dc" and cfg.channels:
+            raise RuntimeError(
+                "the catalog runs in dc mode with channels configured (IMGAPI_CATALOG_CHANNELS), which "
+                "is not supported: a dc server has no channels; unset IMGAPI_CATALOG_CHANNELS or use "
+                "IMGAPI_CATALOG_MODE=public or private"
+            )
+        return cfg
 
 
 def create_app(settings: GatewaySettings) -> Starlette:

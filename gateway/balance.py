@@ -57,7 +57,7 @@ async def probe(clients: Clients, index: int, timeout: float = 5.0) -> Worker | 
 
 async def _replace(clients: Clients, index: int, target: str) -> None:
     old = clients.catalog_channels[index]
-    channel, stub = new_catalog_channel(target)
+    channel, stub = new_catalog_channel(target, clients.token)
     clients.catalog_channels[index], clients.catalog_stubs[index] = channel, stub
     with contextlib.suppress(Exception):
         await old.close(grace=30)  # calls already under way finish

@@ -1,4 +1,6 @@
-"""gRPC channels and stubs to the catalog and blob services: created once per app, closed at shutdown."""
+"""gRPC channels and stubs to the catalog and blob services: created once per app, closed at shutdown.
+
+Every channel sends the stack's internal token (imgapi_common.internal_auth) with each call."""
 
 from __future__ import annotations
 
@@ -8,8 +10,10 @@ from dataclasses import dataclass, field
 import grpc
 from grpc import aio
 from imgapi.v1 import blob_pb2_grpc, catalog_pb2_grpc, replication_pb2_grpc
+from pydantic import SecretStr
 
 from gateway.settings import GatewaySettings
+from imgapi_common.internal_auth import aio_channel
 
 _MAX_MESSAGE = 256 * 1024 * 1024
 _OPTIONS = [
@@ -41,6 +45,8 @@ class Clients:
     #: The replication service (``replication_target``), None when not configured.
     replication_channel: aio.Channel | None = None
     replication: replication_pb2_grpc.ReplicationServiceAsyncStub | None = None
+    #: The internal token the channels send (for channels opened later, gateway/balance.py).
+    token: SecretStr = field(default_factory=lambda: SecretStr(""), repr=False)
 
     _next: itertools.count[int] = field(default_factory=itertools.count)
 
@@ -56,22 +62,21 @@ class Clients:
             await self.replication_channel.close(None)
 
 
-def new_catalog_channel(target: str) -> tuple[aio.Channel, catalog_pb2_grpc.CatalogServiceAsyncStub]:
+def new_catalog_channel(
+    target: str, token: SecretStr | str = ""
+) -> tuple[aio.Channel, catalog_pb2_grpc.CatalogServiceAsyncStub]:
     """A channel with a connection of its own (a local subchannel pool: otherwise gRPC shares one
     connection between the channels to one target), and its stub."""
-    channel = aio.insecure_channel(target, options=[*_OPTIONS, ("grpc.use_local_subchannel_pool", 1)])
+    channel = aio_channel(target, token, [*_OPTIONS, ("grpc.use_local_subchannel_pool", 1)])
     return channel, catalog_pb2_grpc.CatalogServiceStub(channel)  # type: ignore[return-value]
 
 
 def create_clients(settings: GatewaySettings) -> Clients:
     """Must be called inside the event loop that will use the channels."""
-    cats = [new_catalog_channel(settings.catalog_target) for _ in range(settings.catalog_connections)]
-    blob = aio.insecure_channel(settings.blob_target, options=_OPTIONS)
-    repl = (
-        aio.insecure_channel(settings.replication_target, options=_OPTIONS)
-        if settings.replication_target
-        else None
-    )
+    token = settings.internal_token
+    cats = [new_catalog_channel(settings.catalog_target, token) for _ in range(settings.catalog_connections)]
+    blob = aio_channel(settings.blob_target, token, _OPTIONS)
+    repl = aio_channel(settings.replication_target, token, _OPTIONS) if settings.replication_target else None
     return Clients(
         catalog_channels=[c for c, _ in cats],
         blob_channel=blob,
@@ -85,6 +90,7 @@ def create_clients(settings: GatewaySettings) -> Clients:
             if repl is not None
             else None
         ),
+        token=token,
     )
 
 

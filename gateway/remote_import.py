@@ -584,6 +584,7 @@ def job_steps(
             settings.blob_target,
             timeout=settings.rpc_timeout_seconds,
             caller=scope.caller,
+            token=settings.internal_token,
         )
         try:
             return import_image_with_origins(

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from imgapi_common.internal_auth import check_token, token_field
 
 
 class GatewaySettings(BaseSettings):
     """Everything the REST gateway needs; the server mode/channels come from the catalog."""
 
-    model_config = SettingsConfigDict(env_prefix="IMGAPI_GATEWAY_", extra="forbid")
+    model_config = SettingsConfigDict(env_prefix="IMGAPI_GATEWAY_", extra="forbid", populate_by_name=True)
 
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
@@ -21,6 +23,8 @@ class GatewaySettings(BaseSettings):
     #: ``host:port`` of the replication service (``python -m replication``) whose jobs the
     #: operator-only ``/replication/jobs`` routes show and manage; empty = those routes do not exist.
     replication_target: str = ""
+    #: The stack's shared secret (IMGAPI_INTERNAL_TOKEN), sent with every call to those services.
+    internal_token: SecretStr = token_field()
 
     #: ``none`` (no authentication) or ``signature`` (HTTP Signature, endpoints.md §1.3).
     auth_type: Literal["none", "signature"] = "none"
@@ -83,6 +87,12 @@ class GatewaySettings(BaseSettings):
         host, sep, port = v.rpartition(":")
         if not sep or not host or not port.isdigit():
             raise ValueError(f"expected host:port, got {v!r}")
+        return v
+
+    @field_validator("internal_token")
+    @classmethod
+    def _token(cls, v: SecretStr) -> SecretStr:
+        check_token(v)
         return v
 
     @field_validator("replication_target")

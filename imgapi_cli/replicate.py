@@ -7,6 +7,7 @@ Register with ``app.add_typer(replicate_app, name="replicate")``. The service ad
 from __future__ import annotations
 
 import json
+import os
 import time
 from typing import Annotated, Any
 
@@ -19,6 +20,7 @@ from rich.live import Live
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 
+from imgapi_common import internal_auth
 from imgapi_common.errors import from_rpc_error
 
 replicate_app = typer.Typer(
@@ -33,7 +35,9 @@ AsJson = Annotated[bool, typer.Option("--json", help="print JSON")]
 
 
 def _stub(target: str) -> replication_pb2_grpc.ReplicationServiceStub:
-    return replication_pb2_grpc.ReplicationServiceStub(grpc.insecure_channel(target))
+    # The service answers only calls carrying the stack's internal token (docs/security.md).
+    token = os.environ.get(internal_auth.TOKEN_SETTING, "")
+    return replication_pb2_grpc.ReplicationServiceStub(internal_auth.channel(target, token))
 
 
 def _call(fn: Any, request: Any) -> Any:

@@ -24,6 +24,7 @@ import contextlib
 import errno
 import fcntl
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -41,6 +42,7 @@ import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from imgapi_common import deathsig
+from imgapi_common.internal_auth import TOKEN_SETTING
 
 DEFAULT_DATA_DIR = Path("var")
 DEFAULT_HOST = "127.0.0.1"
@@ -242,6 +244,9 @@ def _serve_locked(
         print(f"imgapi: serve sets {names} itself; ignoring the environment's", file=sys.stderr)
     base = {k: v for k, v in os.environ.items() if k not in _OWNED}
     base["PYTHONUNBUFFERED"] = "1"
+    # One random token per stack: the services answer only calls that carry it (docs/security.md).
+    if not base.get(TOKEN_SETTING):
+        base[TOKEN_SETTING] = secrets.token_urlsafe(32)
     py = sys.executable
     children = [
         Child(

@@ -1,7 +1,8 @@
 """Building and running a gRPC server the same way for every service.
 
 ``build_server`` returns ``(server, port)`` (bind port 0 in tests), with the standard health service
-and server reflection; ``run_until_signal`` starts it and stops it gracefully on SIGTERM/SIGINT.
+and server reflection, every call but health checks authenticated by the internal token
+(imgapi_common.internal_auth); ``run_until_signal`` starts it and stops it gracefully on SIGTERM/SIGINT.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from pydantic import SecretStr
+
+from imgapi_common.internal_auth import InternalAuthInterceptor, check_bind
 
 log = logging.getLogger(__name__)
 
@@ -37,18 +41,27 @@ def build_server(
     max_workers: int = 32,
     interceptors: Sequence[grpc.ServerInterceptor[Any, Any]] = (),
     reuse_port: bool = False,
+    internal_token: SecretStr | str = "",
 ) -> tuple[grpc.Server, int, health.HealthServicer]:
     """Create a server with the given servicers, health checking and reflection, bound to ``bind``.
 
-    Returns the (not yet started) server, the bound port, and the health servicer (set NOT_SERVING
-    on shutdown so load balancers drain the instance first).
+    Every call but a health check must carry ``internal_token`` (when one is given; without one
+    the server may only listen on loopback). Returns the (not yet started) server, the bound port,
+    and the health servicer (set NOT_SERVING on shutdown so load balancers drain the instance first).
     """
+    token = internal_token if isinstance(internal_token, SecretStr) else SecretStr(internal_token)
+    try:
+        check_bind(bind, token, "bind")
+    except ValueError as e:
+        raise RuntimeError(str(e)) from None
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
         # SO_REUSEPORT lets several worker processes share one port (see imgapi_common.workers);
         # off otherwise so that a second server on a taken port fails instead of sharing it.
         options=[*DEFAULT_OPTIONS, ("grpc.so_reuseport", 1 if reuse_port else 0)],
-        interceptors=list(interceptors),
+        # Authentication first: the interceptors after it (observability caches its wrapped
+        # handler per method) only ever see authenticated calls.
+        interceptors=[InternalAuthInterceptor(token), *interceptors],
     )
     for register, servicer in registrations:
         register(servicer, server)

@@ -26,9 +26,11 @@ from typing import Any
 
 import grpc
 from imgapi.v1 import catalog_pb2, catalog_pb2_grpc, common_pb2, image_pb2
+from pydantic import SecretStr
 
 from blob_service.client import BlobClient
 from blob_service.errors import BlobError
+from imgapi_common import internal_auth
 from imgapi_common.errors import ImgapiError, from_rpc_error
 from replication.sources import (
     CHANNEL_OPTIONS,
@@ -150,14 +152,15 @@ class Destination:
         *,
         timeout: float = 60.0,
         caller: common_pb2.CallerContext | None = None,
+        token: SecretStr | str = "",
     ) -> None:
         self.write_caller = caller if caller is not None else OPERATOR_WRITE
         self.read_caller = common_pb2.CallerContext()
         self.read_caller.CopyFrom(self.write_caller)
         self.read_caller.channel = "*"
         self._channels = [
-            grpc.insecure_channel(catalog_target, options=CHANNEL_OPTIONS),
-            grpc.insecure_channel(blob_target, options=CHANNEL_OPTIONS),
+            internal_auth.channel(catalog_target, token, CHANNEL_OPTIONS),
+            internal_auth.channel(blob_target, token, CHANNEL_OPTIONS),
         ]
         self.catalog = catalog_pb2_grpc.CatalogServiceStub(self._channels[0])
         self.blobs = BlobClient(self._channels[1], retries=3, retry_delay=0.2, timeout=None)

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client import Counter, Gauge
+from pydantic import SecretStr
 
 from replication.copier import Conflict, Copier, Destination, Outcome, RateLimiter
 from replication.filters import Filters
@@ -105,9 +106,10 @@ class JobSpec:
             raise ValueError("bandwidth_limit must be >= 0")
         self.filters.validate()
 
-    def make_source(self) -> GrpcSource | RestSource:
+    def make_source(self, token: SecretStr | str = "") -> GrpcSource | RestSource:
+        """The source; a gRPC source is called with ``token`` (the replication service's own)."""
         if self.source_kind == "grpc":
-            return GrpcSource(self.source_catalog, self.source_blob)
+            return GrpcSource(self.source_catalog, self.source_blob, token=token)
         return RestSource(self.source_url)
 
 
@@ -119,12 +121,14 @@ class JobRunner:
         store: Store,
         job_id: str,
         dest_factory: Callable[[], Destination],
+        source_token: SecretStr | str = "",
         *,
         retry_seconds: float = RETRY_SECONDS,
     ) -> None:
         self.store = store
         self.job_id = job_id
         self.dest_factory = dest_factory
+        self.source_token = source_token
         self.retry_seconds = retry_seconds
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"replication-{job_id[:8]}", daemon=True)
@@ -159,7 +163,7 @@ class JobRunner:
             dest: Destination | None = None
             pool: ThreadPoolExecutor | None = None
             try:
-                source = spec.make_source()
+                source = spec.make_source(self.source_token)
                 dest = self.dest_factory()
                 self.copier = Copier(
                     source,
@@ -380,9 +384,12 @@ class JobRunner:
 class JobManager:
     """The jobs of one replication service: persisted in ``store``, one runner per running job."""
 
-    def __init__(self, store: Store, dest_factory: Callable[[], Destination]) -> None:
+    def __init__(
+        self, store: Store, dest_factory: Callable[[], Destination], source_token: SecretStr | str = ""
+    ) -> None:
         self.store = store
         self.dest_factory = dest_factory
+        self.source_token = source_token
         self.runners: dict[str, JobRunner] = {}
         self._lock = threading.Lock()
 
@@ -397,7 +404,7 @@ class JobManager:
             r = self.runners.get(job_id)
             if r is not None and r.alive:
                 return
-            r = JobRunner(self.store, job_id, self.dest_factory)
+            r = JobRunner(self.store, job_id, self.dest_factory, self.source_token)
             self.runners[job_id] = r
             r.start()
 

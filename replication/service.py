@@ -169,11 +169,17 @@ def create_server(
 ) -> tuple[grpc.Server, int, HealthServicer, JobManager]:
     """Build (not start) the replication server; jobs start with ``manager.start_all()``."""
     store = Store(settings.effective_database_url())
-    manager = JobManager(store, lambda: Destination(settings.catalog_target, settings.blob_target))
+    token = settings.internal_token
+    manager = JobManager(
+        store,
+        lambda: Destination(settings.catalog_target, settings.blob_target, token=token),
+        source_token=token,
+    )
     server, port, health = build_server(
         [(replication_pb2_grpc.add_ReplicationServiceServicer_to_server, ReplicationServicer(manager))],
         [SERVICE_NAME],
         settings.bind,
         max_workers=settings.max_workers,
+        internal_token=token,
     )
     return server, port, health, manager

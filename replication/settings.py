@@ -4,14 +4,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from imgapi_common.internal_auth import check_bind, token_field
 
 
 class ReplicationSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="IMGAPI_REPLICATION_", extra="forbid")
+    model_config = SettingsConfigDict(env_prefix="IMGAPI_REPLICATION_", extra="forbid", populate_by_name=True)
 
     #: gRPC listen address of the status API (port 0 picks a free port).
     bind: str = "127.0.0.1:8503"
+    #: The stack's shared secret (IMGAPI_INTERNAL_TOKEN): required of every caller of the status
+    #: API (health checks excepted) and sent to this datacenter's catalog and blob services and to
+    #: gRPC sources. Required when ``bind`` is not a loopback address (docs/security.md).
+    internal_token: SecretStr = token_field()
     #: SQLAlchemy URL of the job state. Empty: SQLite ``replication.db`` under ``data_dir``.
     database_url: str = ""
     data_dir: Path = Path("var/replication")
@@ -24,6 +31,11 @@ class ReplicationSettings(BaseSettings):
     port_file: Path | None = None
     max_workers: int = 8
     log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _check(self) -> ReplicationSettings:
+        check_bind(self.bind, self.internal_token, "IMGAPI_REPLICATION_BIND")
+        return self
 
     def effective_database_url(self) -> str:
         if self.database_url:

@@ -20,9 +20,11 @@ from typing import Any, Protocol
 import grpc
 import httpx
 from imgapi.v1 import catalog_pb2, catalog_pb2_grpc, common_pb2, image_pb2
+from pydantic import SecretStr
 
 from blob_service.client import BlobClient
 from blob_service.errors import BlobError
+from imgapi_common import internal_auth
 from imgapi_common.errors import from_rpc_error
 
 ZERO_UUID = "00000000-0000-0000-0000-000000000000"
@@ -148,9 +150,11 @@ def image_from_message(m: image_pb2.Image) -> SourceImage:
 class GrpcSource:
     """Another imgapi: its catalog (WatchChanges, GetImage) and blob service (ReadBlob)."""
 
-    def __init__(self, catalog_target: str, blob_target: str, *, timeout: float = 30.0) -> None:
-        self._catalog_ch = grpc.insecure_channel(catalog_target, options=CHANNEL_OPTIONS)
-        self._blob_ch = grpc.insecure_channel(blob_target, options=CHANNEL_OPTIONS)
+    def __init__(
+        self, catalog_target: str, blob_target: str, *, timeout: float = 30.0, token: SecretStr | str = ""
+    ) -> None:
+        self._catalog_ch = internal_auth.channel(catalog_target, token, CHANNEL_OPTIONS)
+        self._blob_ch = internal_auth.channel(blob_target, token, CHANNEL_OPTIONS)
         self.catalog = catalog_pb2_grpc.CatalogServiceStub(self._catalog_ch)
         self.blobs = BlobClient(self._blob_ch, retries=3, retry_delay=0.2)
         self.timeout = timeout

@@ -1,11 +1,14 @@
 """Render deploy/envoy/envoy.yaml.tmpl into an Envoy config (the same template in tests and production).
 
-    python deploy/envoy/render.py --listen 0.0.0.0:8080 --admin 127.0.0.1:9901 \\
+    python deploy/envoy/render.py --listen 0.0.0.0:8080 --internal-listen 10.0.0.5:8500 \\
+        --admin 127.0.0.1:9901 \\
         --gateway gw1:8080 --gateway gw2:8080 --catalog cat1:8501 --catalog cat2:8501 \\
         --blob blob1:8502 --blob blob2:8502 \\
         --descriptor /app/protos/imgapi/v1/imgapi.pb -o envoy.yaml
 
-Replica addresses are ``host:port``. A cluster whose hosts are all IP literals is ``STATIC``, otherwise
+``--listen`` is the public listener (the IMGAPI REST surface only); ``--internal-listen`` carries
+native gRPC and the transcoded catalog JSON for the gateways and the replication service: never
+publish it (docs/security.md). Replica addresses are ``host:port``. A cluster whose hosts are all IP literals is ``STATIC``, otherwise
 ``STRICT_DNS`` (compose service names, every address a name resolves to is an endpoint). The
 descriptor set is written by ``scripts/gen-protos`` (protos/imgapi/v1/imgapi.pb).
 """
@@ -68,6 +71,7 @@ def render(
     blobs: Sequence[str],
     descriptor: Path | str = DEFAULT_DESCRIPTOR,
     listen: str = "0.0.0.0:8080",
+    internal_listen: str = "127.0.0.1:8500",
     admin: str = "127.0.0.1:9901",
     health_interval_seconds: float = 5.0,
     stream_idle_timeout_seconds: float = 300.0,
@@ -76,10 +80,15 @@ def render(
 ) -> str:
     """The Envoy config (YAML text) for these replicas."""
     listen_host, listen_port = split_hostport(listen)
+    internal_host, internal_port = split_hostport(internal_listen)
+    if (internal_host, internal_port) == (listen_host, listen_port):
+        raise ValueError("the internal listener needs an address of its own (not the public one)")
     admin_host, admin_port = split_hostport(admin)
     values = {
         "listen_address": listen_host,
         "listen_port": listen_port,
+        "internal_address": internal_host,
+        "internal_port": internal_port,
         "admin_address": admin_host,
         "admin_port": admin_port,
         "descriptor": str(descriptor),
@@ -102,7 +111,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--catalog", action="append", required=True, help="catalog replica host:port")
     p.add_argument("--blob", action="append", required=True, help="blob replica host:port")
     p.add_argument("--descriptor", default=str(DEFAULT_DESCRIPTOR), help="descriptor set (imgapi.pb)")
-    p.add_argument("--listen", default="0.0.0.0:8080", help="listener host:port (default 0.0.0.0:8080)")
+    p.add_argument("--listen", default="0.0.0.0:8080", help="public REST listener (default 0.0.0.0:8080)")
+    p.add_argument(
+        "--internal-listen",
+        default="127.0.0.1:8500",
+        help="internal gRPC/JSON listener, never published (default 127.0.0.1:8500)",
+    )
     p.add_argument("--admin", default="127.0.0.1:9901", help="admin interface host:port")
     p.add_argument("--health-interval", type=float, default=5.0, help="active health check period (s)")
     p.add_argument("--stream-idle-timeout", type=float, default=300.0, help="seconds without progress")
@@ -114,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         blobs=a.blob,
         descriptor=a.descriptor,
         listen=a.listen,
+        internal_listen=a.internal_listen,
         admin=a.admin,
         health_interval_seconds=a.health_interval,
         stream_idle_timeout_seconds=a.stream_idle_timeout,

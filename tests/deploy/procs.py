@@ -22,6 +22,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from deploy.envoy.render import render
 from imgapi_common import deathsig
+from imgapi_common.internal_auth import TOKEN_SETTING
 from tests.components import FIXTURES, envoy_binary, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -141,23 +142,35 @@ def http_ok(url: str) -> bool:
 # --- the services ------------------------------------------------------------------------------
 
 
-def spawn_catalog(procs: Procs, name: str, **settings: str) -> tuple[Proc, str]:
+#: The internal token of the stacks the deploy tests start (every process of a stack gets it).
+TOKEN = "deploy-tests-internal-token-0123456789"
+
+
+def _token_env(token: str) -> dict[str, str]:
+    return {TOKEN_SETTING: token} if token else {}
+
+
+def spawn_catalog(procs: Procs, name: str, token: str = TOKEN, **settings: str) -> tuple[Proc, str]:
     """``python -m catalog_service serve`` on a free port; ``settings`` are IMGAPI_CATALOG_<KEY>."""
     addr = f"127.0.0.1:{free_port()}"
-    env = {"IMGAPI_CATALOG_BIND": addr} | {f"IMGAPI_CATALOG_{k.upper()}": v for k, v in settings.items()}
+    env = {"IMGAPI_CATALOG_BIND": addr, **_token_env(token)}
+    env |= {f"IMGAPI_CATALOG_{k.upper()}": v for k, v in settings.items()}
     env.setdefault("IMGAPI_CATALOG_MAX_WORKERS", "8")
     return procs.spawn(name, [sys.executable, "-m", "catalog_service", "serve"], env), addr
 
 
-def spawn_blob(procs: Procs, name: str, **settings: str) -> tuple[Proc, str]:
+def spawn_blob(procs: Procs, name: str, token: str = TOKEN, **settings: str) -> tuple[Proc, str]:
     """``python -m blob_service`` on a free port; ``settings`` are IMGAPI_BLOB_<KEY>."""
     addr = f"127.0.0.1:{free_port()}"
-    env = {"IMGAPI_BLOB_BIND": addr} | {f"IMGAPI_BLOB_{k.upper()}": v for k, v in settings.items()}
+    env = {"IMGAPI_BLOB_BIND": addr, **_token_env(token)}
+    env |= {f"IMGAPI_BLOB_{k.upper()}": v for k, v in settings.items()}
     env.setdefault("IMGAPI_BLOB_MAX_WORKERS", "8")
     return procs.spawn(name, [sys.executable, "-m", "blob_service"], env), addr
 
 
-def spawn_gateway(procs: Procs, name: str, catalog: str, blob: str, **settings: str) -> tuple[Proc, str]:
+def spawn_gateway(
+    procs: Procs, name: str, catalog: str, blob: str, token: str = TOKEN, **settings: str
+) -> tuple[Proc, str]:
     """``python -m gateway`` on a free port; returns its base URL."""
     port = free_port()
     env = {
@@ -166,6 +179,7 @@ def spawn_gateway(procs: Procs, name: str, catalog: str, blob: str, **settings: 
         "IMGAPI_GATEWAY_CATALOG_TARGET": catalog,
         "IMGAPI_GATEWAY_BLOB_TARGET": blob,
         "IMGAPI_GATEWAY_HOST_NAME": name,
+        **_token_env(token),
     } | {f"IMGAPI_GATEWAY_{k.upper()}": v for k, v in settings.items()}
     return procs.spawn(name, [sys.executable, "-m", "gateway"], env), f"http://127.0.0.1:{port}"
 
@@ -173,13 +187,19 @@ def spawn_gateway(procs: Procs, name: str, catalog: str, blob: str, **settings: 
 @dataclass
 class Envoy:
     proc: Proc
-    url: str  # http://127.0.0.1:<listener>
+    url: str  # http://127.0.0.1:<public listener>
     admin: str  # http://127.0.0.1:<admin>
     config: Path
+    internal_url: str = ""  # http://127.0.0.1:<internal listener>
 
     @property
     def target(self) -> str:
+        """The public listener as a gRPC target."""
         return self.url.removeprefix("http://")
+
+    @property
+    def internal_target(self) -> str:
+        return self.internal_url.removeprefix("http://")
 
     def host_health(self) -> dict[str, str]:
         """``cluster/host -> health_flags`` from the admin /clusters page."""
@@ -225,12 +245,13 @@ def spawn_envoy(
     procs: Procs, workdir: Path, *, gateways: list[str], catalogs: list[str], blobs: list[str]
 ) -> Envoy:
     """Render deploy/envoy/envoy.yaml.tmpl for these replicas and run the real Envoy on it."""
-    listen, admin = free_port(), free_port()
+    listen, internal, admin = free_port(), free_port(), free_port()
     text = render(
         gateways=[g.removeprefix("http://") for g in gateways],
         catalogs=catalogs,
         blobs=blobs,
         listen=f"127.0.0.1:{listen}",
+        internal_listen=f"127.0.0.1:{internal}",
         admin=f"127.0.0.1:{admin}",
         health_interval_seconds=0.5,
     )
@@ -238,7 +259,13 @@ def spawn_envoy(
     config.write_text(text)
     argv = [envoy_binary(), "-c", str(config), "--disable-hot-restart", "--concurrency", "2", "-l", "warning"]
     proc = procs.spawn("envoy", argv)
-    return Envoy(proc, f"http://127.0.0.1:{listen}", f"http://127.0.0.1:{admin}", config)
+    return Envoy(
+        proc,
+        f"http://127.0.0.1:{listen}",
+        f"http://127.0.0.1:{admin}",
+        config,
+        f"http://127.0.0.1:{internal}",
+    )
 
 
 def wait_stack(

@@ -1,5 +1,7 @@
 """Envoy in front of real services on loopback: the rendered config validates with the real binary,
-and the REST surface, native gRPC and the gRPC-JSON transcoded catalog all work through it.
+the REST surface works through the public listener, native gRPC and the gRPC-JSON transcoded catalog
+through the internal listener with the internal token (tests/security/test_front_door.py: what the
+public listener refuses).
 
 Stack (module scope): 1 catalog (SQLite) + 1 blob service (local dir) + 2 gateways, each a
 ``python -m`` child configured by environment variables, behind Envoy rendered from
@@ -29,11 +31,13 @@ from imgapi.v1 import catalog_pb2, catalog_pb2_grpc, common_pb2
 
 from blob_service.client import BlobClient
 from deploy.envoy.render import DEFAULT_DESCRIPTOR, render
+from imgapi_common import internal_auth
 from tests.components import envoy_binary
 from tests.deploy.procs import (
     JUNK,
     JUNK_MD5,
     SDC,
+    TOKEN,
     Envoy,
     spawn_blob,
     spawn_catalog,
@@ -46,6 +50,7 @@ from tests.deploy.procs import procs_group as group
 pytestmark = pytest.mark.envoy
 
 MIB = 1024 * 1024
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 @dataclass
@@ -91,6 +96,7 @@ def test_rendered_config_validates(tmp_path: Path) -> None:
             catalogs=["127.0.0.1:8501", "127.0.0.1:8511"],
             blobs=["127.0.0.1:8502", "127.0.0.1:8512"],
             listen="127.0.0.1:8080",
+            internal_listen="127.0.0.1:8500",
         )
     )
     out = subprocess.run(
@@ -108,6 +114,14 @@ def test_render_rejects_bad_addresses() -> None:
         render(gateways=["nope"], catalogs=["127.0.0.1:1"], blobs=["127.0.0.1:2"])
     with pytest.raises(ValueError, match="at least one"):
         render(gateways=[], catalogs=["127.0.0.1:1"], blobs=["127.0.0.1:2"])
+    with pytest.raises(ValueError, match="internal listener"):
+        render(
+            gateways=["127.0.0.1:1"],
+            catalogs=["127.0.0.1:2"],
+            blobs=["127.0.0.1:3"],
+            listen="0.0.0.0:8080",
+            internal_listen="0.0.0.0:8080",
+        )
 
 
 def test_dns_names_make_strict_dns_clusters() -> None:
@@ -205,7 +219,7 @@ def test_large_file_streams_both_ways(stack: Stack) -> None:
 def test_native_grpc(stack: Stack) -> None:
     with stack.client() as c:
         uuid = new_image(c)
-    with grpc.insecure_channel(stack.envoy.target) as ch:
+    with internal_auth.channel(stack.envoy.internal_target, TOKEN) as ch:
         catalog = catalog_pb2_grpc.CatalogServiceStub(ch)
         cfg = catalog.GetServerConfig(catalog_pb2.GetServerConfigRequest(), timeout=10)
         assert cfg.mode == "dc"
@@ -216,7 +230,7 @@ def test_native_grpc(stack: Stack) -> None:
         with pytest.raises(grpc.RpcError) as e:
             catalog.GetImage(catalog_pb2.GetImageRequest(uuid=str(uuidlib.uuid4())), timeout=10)
         assert e.value.code() == grpc.StatusCode.NOT_FOUND
-        # The blob service: a streamed upload and read over the same Envoy listener.
+        # The blob service: a streamed upload and read over the same (internal) Envoy listener.
         blobs = BlobClient(ch, timeout=30)
         payload = bytes(range(256)) * 8192  # 2 MiB
         info = blobs.upload([payload], expected_size=len(payload))
@@ -231,7 +245,7 @@ def test_native_grpc(stack: Stack) -> None:
 def test_transcoded_json(stack: Stack) -> None:
     manifest = {"name": "transcoded", "version": "2.0.0", "os": "smartos", "type": "zone-dataset"}
     manifest["owner"] = SDC
-    with httpx.Client(base_url=stack.envoy.url, timeout=30) as c:
+    with httpx.Client(base_url=stack.envoy.internal_url, headers=AUTH, timeout=30) as c:
         r = c.post("/v1/catalog/images", json={"manifestJson": json.dumps(manifest)})
         assert r.status_code == 200, r.text
         assert r.headers["content-type"].startswith("application/json")
@@ -245,8 +259,8 @@ def test_transcoded_json(stack: Stack) -> None:
         assert img["uuid"] == uuid and img["owner"] == SDC and img["type"] == "zone-dataset"
         assert img["os"] == "smartos" and img["version"] == "2.0.0"
 
-        # The same image through the REST surface.
-        rest = c.get(f"/images/{uuid}", headers={"Accept-Version": "*"}).json()
+        # The same image through the REST surface (the public listener).
+        rest = httpx.get(f"{stack.envoy.url}/images/{uuid}", headers={"Accept-Version": "*"}).json()
         assert rest["name"] == "transcoded"
 
         r = c.get("/v1/catalog/config")
@@ -267,7 +281,7 @@ def test_transcoded_errors_are_json(stack: Stack) -> None:
     Envoy can only render the body when the descriptor set holds the types of the status details
     the catalog sends (google.rpc.ErrorInfo / BadRequest, i.e. google/rpc/error_details.proto).
     """
-    with httpx.Client(base_url=stack.envoy.url, timeout=30) as c:
+    with httpx.Client(base_url=stack.envoy.internal_url, headers=AUTH, timeout=30) as c:
         r = c.get(f"/v1/catalog/images/{uuidlib.uuid4()}")
         assert r.status_code == 404, r.text
         bad = {"name": "x", "version": "1", "os": "smartos", "type": "zvol", "owner": SDC}

@@ -27,6 +27,7 @@ from tests.deploy.procs import (
     JUNK_MD5,
     ROOT,
     SDC,
+    TOKEN,
     Envoy,
     procs_group,
     spawn_blob,
@@ -204,7 +205,8 @@ def test_upload_resumed_through_another_replica(scaled: Scaled) -> None:
 
 def test_transcoded_json_on_postgres(scaled: Scaled) -> None:
     """The catalog JSON API through Envoy reaches either catalog replica; both see one database."""
-    with httpx.Client(base_url=scaled.envoy.url, timeout=30) as c:
+    auth = {"Authorization": f"Bearer {TOKEN}"}  # the internal listener: the services authenticate
+    with httpx.Client(base_url=scaled.envoy.internal_url, headers=auth, timeout=30) as c:
         uuids = []
         for n in range(4):
             manifest = f'{{"name": "json-{n}", "version": "1", "os": "smartos", "type": "zone-dataset", '
