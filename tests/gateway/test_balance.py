@@ -17,13 +17,15 @@ import grpc
 import pytest
 from grpc import aio
 from imgapi.v1 import catalog_pb2, catalog_pb2_grpc
+from pydantic import SecretStr
 
 from gateway.app import create_app
 from gateway.balance import balance, probe
 from gateway.clients import create_clients
 from gateway.settings import GatewaySettings
+from imgapi_common import internal_auth
 from imgapi_common.workers import WORKER_ID_KEY, WORKER_KEY
-from tests.deploy.procs import grpc_serving, procs_group, spawn_catalog, wait_until
+from tests.deploy.procs import TOKEN, grpc_serving, procs_group, spawn_catalog, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +49,7 @@ def _workers_seen(target: str, connections: int) -> set[str]:
     """Worker ids answering on ``connections`` fresh connections."""
     seen: set[str] = set()
     for _ in range(connections):
-        with grpc.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)]) as ch:
+        with internal_auth.channel(target, TOKEN, [("grpc.use_local_subchannel_pool", 1)]) as ch:
             _, call = catalog_pb2_grpc.CatalogServiceStub(ch).GetServerConfig.with_call(
                 catalog_pb2.GetServerConfigRequest(), timeout=5
             )
@@ -56,7 +58,9 @@ def _workers_seen(target: str, connections: int) -> set[str]:
 
 
 def _settings(target: str, connections: int) -> GatewaySettings:
-    return GatewaySettings(catalog_target=target, catalog_connections=connections)
+    return GatewaySettings(
+        catalog_target=target, catalog_connections=connections, internal_token=SecretStr(TOKEN)
+    )
 
 
 async def _owners(clients: Any) -> Counter[str]:
@@ -139,7 +143,12 @@ def test_a_per_call_balancer_in_front_is_left_alone() -> None:
 def test_gateway_balances_at_start_up(two_process_catalog: str) -> None:
     """Through the gateway's own start-up (its lifespan), not just the function."""
     app = create_app(
-        GatewaySettings(catalog_target=two_process_catalog, blob_target="127.0.0.1:1", catalog_connections=4)
+        GatewaySettings(
+            catalog_target=two_process_catalog,
+            blob_target="127.0.0.1:1",
+            catalog_connections=4,
+            internal_token=SecretStr(TOKEN),
+        )
     )
 
     async def run() -> Counter[str]:
