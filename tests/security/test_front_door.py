@@ -367,3 +367,50 @@ def test_short_tokens_are_refused(tmp_path: Path) -> None:
         },
     )
     assert out.returncode != 0 and "IMGAPI_INTERNAL_TOKEN" in out.stderr, out.stderr
+
+
+def test_gateway_refuses_to_start_with_a_wrong_token(door: Door, tmp_path: Path) -> None:
+    env = {
+        "IMGAPI_GATEWAY_HOST": "127.0.0.1",
+        "IMGAPI_GATEWAY_PORT": str(free_port()),
+        "IMGAPI_GATEWAY_CATALOG_TARGET": door.catalog,
+        "IMGAPI_GATEWAY_BLOB_TARGET": door.blob,
+        "IMGAPI_INTERNAL_TOKEN": "not-the-token-of-this-stack",
+    }
+    out = _start(["gateway"], env)
+    assert out.returncode != 0, out.stdout + out.stderr
+    assert "refused the gateway's credentials" in out.stderr and "IMGAPI_INTERNAL_TOKEN" in out.stderr
+
+
+def test_embedded_default_protects_its_services(tmp_path: Path) -> None:
+    """``imgapi serve``: one command, gRPC on loopback, and a token of its own that callers lack."""
+    ready = tmp_path / "ready"
+    argv = [
+        sys.executable,
+        "-m",
+        "imgapi_cli.serve",
+        "--port",
+        "0",
+        "--catalog-port",
+        "0",
+        "--blob-port",
+        "0",
+    ]
+    with procs_group(tmp_path) as procs:
+        proc = procs.spawn("serve", [*argv, "--data-dir", str(tmp_path / "var"), "--ready-file", str(ready)])
+        wait_until("serve ready", ready.exists, [proc], timeout=90)
+        lines = ready.read_text().splitlines()
+        rest, grpc_targets = lines[0], [line.removeprefix("grpc://") for line in lines[1:]]
+        assert httpx.get(f"{rest}/ping", timeout=10).json()["ping"] == "pong"
+        assert grpc_targets and all(t.startswith("127.0.0.1:") for t in grpc_targets), lines
+        catalog, blob = grpc_targets[0], grpc_targets[1]
+        with pytest.raises(grpc.RpcError) as e:
+            _catalog_call(catalog, "")
+        assert e.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        with internal_auth.channel(blob, "") as ch, pytest.raises(grpc.RpcError) as e:
+            blob_pb2_grpc.BlobServiceStub(ch).DeleteBlob(blob_pb2.DeleteBlobRequest(blob_id="x"), timeout=10)
+        assert e.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        # The REST surface works: the gateway holds the stack's token.
+        body = {"name": "e", "version": "1", "os": "smartos", "type": "zone-dataset", "owner": SDC}
+        r = httpx.post(f"{rest}/images", json=body, headers={"Accept-Version": "*"}, timeout=10)
+        assert r.status_code == 200, r.text
