@@ -42,7 +42,6 @@ import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from imgapi_common import deathsig
-from imgapi_common.internal_auth import TOKEN_SETTING
 
 DEFAULT_DATA_DIR = Path("var")
 DEFAULT_HOST = "127.0.0.1"
@@ -243,10 +242,11 @@ def _serve_locked(
         names = ", ".join(overridden)
         print(f"imgapi: serve sets {names} itself; ignoring the environment's", file=sys.stderr)
     base = {k: v for k, v in os.environ.items() if k not in _OWNED}
-    base["PYTHONUNBUFFERED"] = "1"
     # One random token per stack: the services answer only calls that carry it (docs/security.md).
-    if not base.get(TOKEN_SETTING):
-        base[TOKEN_SETTING] = secrets.token_urlsafe(32)
+    from imgapi_common.internal_auth import TOKEN_SETTING
+
+    base[TOKEN_SETTING] = base.get(TOKEN_SETTING) or secrets.token_urlsafe(32)
+    base["PYTHONUNBUFFERED"] = "1"
     py = sys.executable
     children = [
         Child(
