@@ -37,6 +37,7 @@ from catalog_service.db.repository import (
     published_sort_key,
 )
 from catalog_service.db.schema import changes, image_docs, images
+from catalog_service.domain.bounds import bound_errors
 from catalog_service.domain.config import DomainConfig
 from catalog_service.domain.jsvalues import is_true, is_uuid, truthy
 from catalog_service.domain.serialize import compact_json, etag_of, serialize_image
@@ -55,6 +56,7 @@ from catalog_service.domain.validation import (
 from catalog_service.preconditions import Conditions, evaluate
 from catalog_service.settings import CatalogSettings
 from imgapi_common.errors import FieldError, ImgapiError, invalid_parameter, not_found, validation_failed
+from imgapi_common.limits import MAX_IMAGE_BYTES
 
 ZERO_UUID = "00000000-0000-0000-0000-000000000000"
 ICON_TYPES = ("image/jpeg", "image/gif", "image/png")
@@ -224,7 +226,9 @@ class CatalogService:
             self._changed.notify_all()
 
     def config_fingerprint(self) -> str:
-        return json.dumps({"mode": self.cfg.mode, "channels": list(self.cfg.channels)})
+        return json.dumps(
+            {"mode": self.cfg.mode, "channels": list(self.cfg.channels), "max_image_bytes": MAX_IMAGE_BYTES}
+        )
 
     def revalidate_if_config_changed(self) -> int:
         """Re-check every record's validity when mode or channels changed since the last start."""
@@ -245,6 +249,16 @@ class CatalogService:
             return n
 
     def is_valid(self, rec: Mapping[str, Any]) -> bool:
+        """Whether a stored record is served: it passes validation and fits the size bounds (a
+        record stored before the bounds existed is invisible rather than breaking listings)."""
+        return not validate_record(rec, self.cfg) and not bound_errors(rec)
+
+    def _admit(self, rec: Mapping[str, Any]) -> bool:
+        """Refuse a write whose result breaks a size bound (docs/limits.md), before it commits,
+        so its answer can always be sent; else the record's validity."""
+        errs = bound_errors(rec)
+        if errs:
+            raise image_data_error(errs)
         return not validate_record(rec, self.cfg)
 
     def store_raw(self, rec: Mapping[str, Any]) -> None:
@@ -515,9 +529,9 @@ class CatalogService:
                     new_uuid = new["uuid"]
                     if new_uuid != uuid:
                         self.repo.delete(conn, uuid, row.revision)
-                        revision = self.repo.insert(conn, new, self.is_valid(new), kind=kind)
+                        revision = self.repo.insert(conn, new, self._admit(new), kind=kind)
                     else:
-                        revision = self.repo.update(conn, new, row.revision, self.is_valid(new), kind)
+                        revision = self.repo.update(conn, new, row.revision, self._admit(new), kind)
                     orphaned = self.repo.unreferenced(conn, blob_ids_of(row.record) - blob_ids_of(new))
             except ConcurrentUpdate:
                 continue
@@ -608,12 +622,16 @@ class CatalogService:
                     )
             current = rec.get("acl")
             acl: list[Any] = [current] if isinstance(current, str) else list(current or [])
+            # sets: a body of many UUIDs must not cost quadratic time
             if add:
+                seen = set(acl)
                 for a in body:
-                    if a not in acl:
+                    if a not in seen:
+                        seen.add(a)
                         acl.append(a)
             else:
-                acl = [a for a in acl if a not in body]
+                removed = set(body)
+                acl = [a for a in acl if a not in removed]
             rec["acl"] = acl
             return rec, "acl"
 
@@ -766,7 +784,7 @@ class CatalogService:
                 new_uuid=str(uuidlib.uuid4()),
                 channels=None if channel is None else [channel],
             )
-            self.repo.insert(conn, rec, self.is_valid(rec))
+            self.repo.insert(conn, rec, self._admit(rec))
         self._notify()
         return self.render(rec, view, 1)
 
@@ -818,9 +836,10 @@ class CatalogService:
                     rec = build_record(
                         body, self.cfg, for_import=True, channels=None if channel is None else [channel]
                     )
+                    admitted = self._admit(rec)
                     if existing is not None:
                         self.repo.delete(conn, uuid, existing.revision)
-                    self.repo.insert(conn, rec, self.is_valid(rec), kind="create")
+                    self.repo.insert(conn, rec, admitted, kind="create")
             except ConcurrentUpdate:
                 continue
             self._notify()
@@ -916,7 +935,7 @@ class CatalogService:
                 problems = validate_record(c, self.cfg)
                 if problems:
                     raise image_data_error(problems)
-                self.repo.insert(conn, c, True, kind="create")
+                self.repo.insert(conn, c, self._admit(c), kind="create")
                 prev = c["uuid"]
             last = c
         self._notify()

@@ -26,8 +26,14 @@ _LONE_SURROGATE_RE = re.compile("[\ud800-\udfff]")
 
 def _str_json(s: str) -> str:
     out = json.dumps(s, ensure_ascii=False)
-    # Like JSON.stringify (ES2019+), escape lone surrogates so the text is valid UTF-8.
-    return _LONE_SURROGATE_RE.sub(lambda m: f"\\u{ord(m.group()):04x}", out)
+    if s.isascii():  # O(1) in CPython: no surrogate to look for
+        return out
+    try:
+        s.encode("utf-8")  # in C, much faster than the search below; fails on lone surrogates
+    except UnicodeEncodeError:
+        # Like JSON.stringify (ES2019+), escape lone surrogates so the text is valid UTF-8.
+        return _LONE_SURROGATE_RE.sub(lambda m: f"\\u{ord(m.group()):04x}", out)
+    return out
 
 
 def _num_json(x: int | float) -> str:
