@@ -39,7 +39,7 @@ from catalog_service.db.repository import (
 from catalog_service.db.schema import changes, image_docs, images
 from catalog_service.domain.bounds import bound_errors
 from catalog_service.domain.config import DomainConfig
-from catalog_service.domain.jsvalues import is_true, is_uuid, truthy
+from catalog_service.domain.jsvalues import is_true, is_uuid, js_key_order, js_parse_int, truthy
 from catalog_service.domain.serialize import compact_json, etag_of, serialize_image
 from catalog_service.domain.update import apply_update
 from catalog_service.domain.upgrade import upgrade_dataset_manifest
@@ -189,7 +189,9 @@ def _parse_json(text: str) -> tuple[bool, Any]:
     if text == "":
         return False, None
     try:
-        value = json.loads(text, parse_constant=_reject_constant)
+        value = json.loads(
+            text, parse_constant=_reject_constant, parse_int=js_parse_int, object_pairs_hook=js_key_order
+        )
     except RecursionError:
         raise ImgapiError("InvalidContent", "Invalid JSON: nested too deeply") from None
     _check_json_value(value)

@@ -16,7 +16,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from catalog_service.domain.config import DomainConfig
-from catalog_service.domain.jsvalues import boolish, js_number, js_string, to_json_number, truthy
+from catalog_service.domain.jsvalues import (
+    boolish,
+    js_key_order,
+    js_number,
+    js_string,
+    to_json_number,
+    truthy,
+)
 
 _LONE_SURROGATE_RE = re.compile("[\ud800-\udfff]")
 
@@ -38,7 +45,7 @@ def _str_json(s: str) -> str:
 
 def _num_json(x: int | float) -> str:
     if isinstance(x, int):
-        return str(x)
+        return js_string(x)  # beyond 2**53, the double JavaScript would hold
     if not math.isfinite(x):
         return "null"  # JSON.stringify(NaN) === "null"
     return js_string(x)
@@ -56,7 +63,9 @@ def _encode(obj: Any, indent: int | None, level: int) -> str:
     if isinstance(obj, (int, float)):
         return _num_json(obj)
     if isinstance(obj, Mapping):
-        items = [(k if isinstance(k, str) else js_string(k), v) for k, v in obj.items()]
+        items = list(
+            js_key_order([(k if isinstance(k, str) else js_string(k), v) for k, v in obj.items()]).items()
+        )
         if not items:
             return "{}"
         sep = ":" if indent is None else ": "
