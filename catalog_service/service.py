@@ -39,7 +39,14 @@ from catalog_service.db.repository import (
 from catalog_service.db.schema import changes, image_docs, images
 from catalog_service.domain.bounds import bound_errors
 from catalog_service.domain.config import DomainConfig
-from catalog_service.domain.jsvalues import is_true, is_uuid, js_key_order, js_parse_int, truthy
+from catalog_service.domain.jsvalues import (
+    is_true,
+    is_uuid,
+    js_key_order,
+    js_parse_int,
+    js_string,
+    truthy,
+)
 from catalog_service.domain.serialize import compact_json, etag_of, serialize_image
 from catalog_service.domain.update import apply_update
 from catalog_service.domain.upgrade import upgrade_dataset_manifest
@@ -596,11 +603,13 @@ class CatalogService:
         self, uuid: str, caller: Caller, view: View, body_json: str, cond: Conditions = NO_CONDITIONS
     ) -> Rendered:
         present, body = _parse_json(body_json)
-        name = body.get("channel") if present and isinstance(body, dict) else None
+        has_name = present and isinstance(body, dict) and "channel" in body
+        name = body.get("channel") if has_name else None
 
         def change(_: Connection, rec: dict[str, Any]) -> tuple[dict[str, Any], str]:
             if not isinstance(name, str) or name not in self.cfg.channels:
-                raise validation_failed(f"unknown channel: {name}", [FieldError("channel", "Invalid")])
+                shown = js_string(name) if has_name else "undefined"  # as JavaScript prints it
+                raise validation_failed(f"unknown channel: {shown}", [FieldError("channel", "Invalid")])
             chans = rec.get("channels")
             chans = list(chans) if isinstance(chans, list) else []
             if name not in chans:
@@ -810,8 +819,8 @@ class CatalogService:
             with contextlib.suppress(ValueError):
                 body = upgrade_dataset_manifest(body)
         if body.get("uuid") != uuid:
-            shown = body.get("uuid")
-            shown = "undefined" if shown is None else shown
+            # as JavaScript prints it: an absent uuid is undefined, a null one null
+            shown = js_string(body["uuid"]) if "uuid" in body else "undefined"
             raise invalid_parameter(
                 f'URL UUID, "{uuid}" and body UUID, "{shown}" do not match',
                 [FieldError("uuid", "Invalid")],

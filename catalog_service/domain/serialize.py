@@ -179,7 +179,7 @@ def serialize_image(
         if billing_tags:
             out["billing_tags"] = billing_tags
         traits = r.get("traits")
-        if isinstance(traits, Mapping) and traits:
+        if isinstance(traits, (Mapping, list)) and traits:  # (an array: an object with index keys)
             out["traits"] = traits
     if r.get("state") == "failed" and truthy(r.get("error")):
         out["error"] = r["error"]
