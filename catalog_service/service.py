@@ -815,6 +815,10 @@ class CatalogService:
         present, body = _parse_json(manifest_json)
         if not present or not isinstance(body, dict):
             body = {}
+        if self.cfg.mode != "dc":
+            # The owner is forced before the SDC 6 upgrade (as the reference does), so a v1
+            # manifest on a public/private server fails its upgrade: extra parameters.
+            body = {**body, "owner": ZERO_UUID}
         if "v" not in body and "creator_uuid" in body:
             with contextlib.suppress(ValueError):
                 body = upgrade_dataset_manifest(body)

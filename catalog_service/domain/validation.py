@@ -723,9 +723,8 @@ def build_record(
         )
     if for_import:
         for key in ("published_at", "urn"):
-            value = data.pop(key, None)
-            if truthy(value):
-                rec[key] = value
+            if truthy(data.get(key)):  # a falsy one stays, and is an extra parameter below
+                rec[key] = data.pop(key)
     data.pop("files", None)
     data.pop("state", None)
     normalize_record(rec)
