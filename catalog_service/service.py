@@ -628,7 +628,7 @@ class CatalogService:
             for i, item in enumerate(body):
                 if not is_uuid(item):
                     raise invalid_parameter(
-                        f'invalid image "acl" (item {i} is not a UUID): {item}',
+                        f'invalid image "acl" (item {i} is not a UUID): {js_string(item)}',
                         [FieldError("acl", "Invalid")],
                     )
             current = rec.get("acl")
@@ -701,7 +701,10 @@ class CatalogService:
                 [FieldError("storage", "NotAllowed", "Parameter cannot be specified by non-operators")],
             )
         if storage not in self.settings.storage_names:
-            raise invalid_parameter(f'invalid storage "{storage}"', [FieldError("storage", "Invalid")])
+            raise invalid_parameter(
+                f'invalid storage "{storage}" (must be one of {", ".join(self.settings.storage_names)})',
+                [FieldError("storage", "Invalid")],
+            )
         return self.settings.default_storage
 
     def attach_file(self, uuid: str, caller: Caller, view: View, entry: Mapping[str, Any]) -> Rendered:

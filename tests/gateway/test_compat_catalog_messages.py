@@ -209,3 +209,31 @@ def test_channel_add_prints_values_as_javascript(pub: httpx.Client) -> None:
                 "errors": [{"field": "channel", "code": "Invalid"}],
             },
         )
+
+
+def test_storage_message_lists_the_storages(dc: httpx.Client) -> None:
+    img = created(dc)
+    r = dc.put(f"/images/{img['uuid']}/file?compression=none&storage=bogus", content=b"x")
+    assert_answer(
+        r,
+        422,
+        {
+            "code": "InvalidParameter",
+            "message": 'invalid storage "bogus" (must be one of local, manta)',
+            "errors": [{"field": "storage", "code": "Invalid"}],
+        },
+    )
+
+
+def test_acl_item_printed_as_javascript(dc: httpx.Client) -> None:
+    img = created(dc)
+    r = dc.post(f"/images/{img['uuid']}/acl?action=add", json=[None])
+    assert_answer(
+        r,
+        422,
+        {
+            "code": "InvalidParameter",
+            "message": 'invalid image "acl" (item 0 is not a UUID): null',
+            "errors": [{"field": "acl", "code": "Invalid"}],
+        },
+    )
