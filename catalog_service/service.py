@@ -165,30 +165,42 @@ def _reject_constant(name: str) -> Any:
 
 
 def _check_json_value(value: Any) -> None:
-    """Reject what JSON text can carry but nothing can store: lone surrogates (escaped ``\\ud800``)
-    and absurd nesting. Iterative, so deep input cannot exhaust the stack."""
+    """Reject absurd nesting (iterative, so deep input cannot exhaust the stack). Lone
+    surrogates (escaped ``\\ud800``) are values like any other here: validation sees them as the
+    reference does, and only storing one is refused (:func:`lone_surrogate_error`)."""
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         v, depth = stack.pop()
         if depth > MAX_JSON_DEPTH:
             raise ImgapiError("InvalidContent", f"Invalid JSON: nested deeper than {MAX_JSON_DEPTH} levels")
-        if isinstance(v, str):
-            items: list[Any] = [v]
-        elif isinstance(v, dict):
-            items = list(v.keys())
+        if isinstance(v, dict):
             stack.extend((x, depth + 1) for x in v.values())
         elif isinstance(v, list):
-            items = []
             stack.extend((x, depth + 1) for x in v)
-        else:
-            continue
-        for s in items:
-            try:
-                s.encode("utf-8")
-            except UnicodeEncodeError:
-                raise ImgapiError(
-                    "InvalidContent", "Invalid JSON: a string holds a lone UTF-16 surrogate"
-                ) from None
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    stack: list[Any] = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            if not v.isascii():
+                try:
+                    v.encode("utf-8")
+                except UnicodeEncodeError:
+                    return True
+        elif isinstance(v, dict):
+            stack.extend(v.keys())
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+    return False
+
+
+def lone_surrogate_error() -> ImgapiError:
+    """A valid record holding a lone UTF-16 surrogate cannot be stored: the database and the
+    services' protobuf strings carry UTF-8 only (docs/compatibility.md)."""
+    return ImgapiError("InvalidContent", "Invalid JSON: a string holds a lone UTF-16 surrogate")
 
 
 def _parse_json(text: str) -> tuple[bool, Any]:
@@ -268,6 +280,8 @@ class CatalogService:
         errs = bound_errors(rec)
         if errs:
             raise image_data_error(errs)
+        if _has_lone_surrogate(rec):
+            raise lone_surrogate_error()
         return not validate_record(rec, self.cfg)
 
     def store_raw(self, rec: Mapping[str, Any]) -> None:
