@@ -38,20 +38,21 @@ def build_server(
     interceptors: Sequence[grpc.ServerInterceptor[Any, Any]] = (),
     reuse_port: bool = False,
     max_send_message_bytes: int = MAX_MESSAGE_BYTES,
+    max_receive_message_bytes: int = MAX_MESSAGE_BYTES,
 ) -> tuple[grpc.Server, int, health.HealthServicer]:
     """Create a server with the given servicers, health checking and reflection, bound to ``bind``.
 
     Returns the (not yet started) server, the bound port, and the health servicer (set NOT_SERVING
     on shutdown so load balancers drain the instance first). ``max_send_message_bytes`` raises the
     answer size limit of a service whose answers are bounded larger (the catalog's ListImages,
-    imgapi_common.limits); requests stay limited to ``MAX_MESSAGE_BYTES``.
+    imgapi_common.limits); ``max_receive_message_bytes`` the request size limit.
     """
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
         # SO_REUSEPORT lets several worker processes share one port (see imgapi_common.workers);
         # off otherwise so that a second server on a taken port fails instead of sharing it.
         options=[
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_receive_message_length", max_receive_message_bytes),
             ("grpc.max_send_message_length", max_send_message_bytes),
             ("grpc.so_reuseport", 1 if reuse_port else 0),
         ],

@@ -19,6 +19,11 @@ MAX_IMAGE_ANSWER_BYTES = 2 * MAX_IMAGE_BYTES + 4 * 1024
 #: ListImages ``limit`` upper bound (endpoints.md: 1000).
 MAX_PAGE = 1000
 
+#: The gateway's default JSON body limit, and the catalog's request limit derived from it (the body
+#: travels as one string field, plus the caller context and framing).
+MAX_JSON_BODY_BYTES = 8 * 1024 * 1024
+MAX_CATALOG_REQUEST_BYTES = MAX_JSON_BODY_BYTES + 64 * 1024
+
 #: Margin on top of a full page (response headers, future fields).
 ANSWER_MARGIN_BYTES = 16 * 1024 * 1024
 

@@ -24,7 +24,13 @@ from catalog_service.domain.bounds import MAX_FIELD_JSON_CHARS, record_bytes
 from catalog_service.domain.serialize import compact_json
 from catalog_service.service import View
 from imgapi_common.errors import ImgapiError
-from imgapi_common.limits import MAX_CATALOG_ANSWER_BYTES, MAX_IMAGE_ANSWER_BYTES, MAX_IMAGE_BYTES, MAX_PAGE
+from imgapi_common.limits import (
+    MAX_CATALOG_ANSWER_BYTES,
+    MAX_IMAGE_ANSWER_BYTES,
+    MAX_IMAGE_BYTES,
+    MAX_JSON_BODY_BYTES,
+    MAX_PAGE,
+)
 from tests.catalog.conftest import Catalog, caller, running_catalog
 from tests.gateway.conftest import Stack, start_stack
 
@@ -160,6 +166,20 @@ def test_short_text_fields_are_bounded(http: httpx.Client) -> None:
     made = http.post("/images", json=zvol).json()
     long_size = {"image_size": "0" * 100 + "1"}  # a valid integer for Number(), stored as given
     _refused(http.post(f"/images/{made['uuid']}?action=update", json=long_size), "image_size")
+
+
+def test_a_body_at_the_gateway_limit_is_judged_not_a_500(http: httpx.Client) -> None:
+    # the catalog receives the largest body the gateway accepts, with its framing
+    base = manifest(description="")
+    body = json.dumps(dict(base, description="x" * (MAX_JSON_BODY_BYTES - len(json.dumps(base))))).encode()
+    assert len(body) == MAX_JSON_BODY_BYTES
+    r = http.post(f"/images?account={VADER}", content=body, headers={"Content-Type": "application/json"})
+    _refused_as(r, "description")
+
+
+def _refused_as(r: httpx.Response, field: str) -> None:
+    assert r.status_code == 422, r.text[:300]
+    assert [e["field"] for e in r.json()["errors"]] == [field]
 
 
 def test_stored_oversized_record_is_invisible_and_lists_still_work(stack: Stack, http: httpx.Client) -> None:
