@@ -63,7 +63,7 @@ from catalog_service.domain.validation import (
 from catalog_service.preconditions import Conditions, evaluate
 from catalog_service.settings import CatalogSettings
 from imgapi_common.errors import FieldError, ImgapiError, invalid_parameter, not_found, validation_failed
-from imgapi_common.limits import MAX_IMAGE_BYTES
+from imgapi_common.limits import MAX_CLIENT_IMAGE_BYTES, MAX_IMAGE_BYTES
 
 ZERO_UUID = "00000000-0000-0000-0000-000000000000"
 ICON_TYPES = ("image/jpeg", "image/gif", "image/png")
@@ -274,10 +274,11 @@ class CatalogService:
         record stored before the bounds existed is invisible rather than breaking listings)."""
         return not validate_record(rec, self.cfg) and not bound_errors(rec)
 
-    def _admit(self, rec: Mapping[str, Any]) -> bool:
+    def _admit(self, rec: Mapping[str, Any], *, client: bool = True) -> bool:
         """Refuse a write whose result breaks a size bound (docs/limits.md), before it commits,
-        so its answer can always be sent; else the record's validity."""
-        errs = bound_errors(rec)
+        so its answer can always be sent; else the record's validity. Client writes must leave
+        the room the server's own additions (file, icon, publication) need."""
+        errs = bound_errors(rec, MAX_CLIENT_IMAGE_BYTES if client else MAX_IMAGE_BYTES)
         if errs:
             raise image_data_error(errs)
         if _has_lone_surrogate(rec):
@@ -533,8 +534,10 @@ class CatalogService:
         *,
         cond: Conditions | None = None,
         check_owner: bool = True,
+        client: bool = True,
     ) -> Rendered:
-        """Load (+owner, +cond), apply ``change`` to a copy and write it conditionally; retry races."""
+        """Load (+owner, +cond), apply ``change`` to a copy and write it conditionally; retry races.
+        ``client``: the change writes client data (not only the server's own fields)."""
         channel = self.resolve_channel(caller.channel, write=True)
         for _ in range(MAX_ATTEMPTS):
             try:
@@ -552,9 +555,11 @@ class CatalogService:
                     new_uuid = new["uuid"]
                     if new_uuid != uuid:
                         self.repo.delete(conn, uuid, row.revision)
-                        revision = self.repo.insert(conn, new, self._admit(new), kind=kind)
+                        revision = self.repo.insert(conn, new, self._admit(new, client=client), kind=kind)
                     else:
-                        revision = self.repo.update(conn, new, row.revision, self._admit(new), kind)
+                        revision = self.repo.update(
+                            conn, new, row.revision, self._admit(new, client=client), kind
+                        )
                     orphaned = self.repo.unreferenced(conn, blob_ids_of(row.record) - blob_ids_of(new))
             except ConcurrentUpdate:
                 continue
@@ -578,7 +583,7 @@ class CatalogService:
             _recompute_state(rec)
             return rec, "activate"
 
-        return self._mutate(uuid, caller, view, change, cond=cond)
+        return self._mutate(uuid, caller, view, change, cond=cond, client=False)
 
     def set_disabled(
         self, uuid: str, caller: Caller, view: View, disabled: bool, cond: Conditions = NO_CONDITIONS
@@ -588,7 +593,7 @@ class CatalogService:
             _recompute_state(rec)
             return rec, "disable" if disabled else "enable"
 
-        return self._mutate(uuid, caller, view, change, cond=cond)
+        return self._mutate(uuid, caller, view, change, cond=cond, client=False)
 
     def update(
         self, uuid: str, caller: Caller, view: View, update_json: str, cond: Conditions = NO_CONDITIONS
@@ -739,7 +744,7 @@ class CatalogService:
             rec["files"] = [f]
             return rec, "file"
 
-        return self._mutate(uuid, caller, view, change)
+        return self._mutate(uuid, caller, view, change, client=False)
 
     def detach_file(self, uuid: str, caller: Caller, view: View) -> Rendered:
         def change(_: Connection, rec: dict[str, Any]) -> tuple[dict[str, Any], str]:
@@ -748,7 +753,7 @@ class CatalogService:
             rec["files"] = []
             return rec, "file"
 
-        return self._mutate(uuid, caller, view, change)
+        return self._mutate(uuid, caller, view, change, client=False)
 
     def attach_icon(self, uuid: str, caller: Caller, view: View, entry: Mapping[str, Any]) -> Rendered:
         def change(_: Connection, rec: dict[str, Any]) -> tuple[dict[str, Any], str]:
@@ -763,7 +768,7 @@ class CatalogService:
             }
             return rec, "icon"
 
-        return self._mutate(uuid, caller, view, change)
+        return self._mutate(uuid, caller, view, change, client=False)
 
     def detach_icon(self, uuid: str, caller: Caller, view: View) -> Rendered:
         def change(_: Connection, rec: dict[str, Any]) -> tuple[dict[str, Any], str]:
@@ -772,7 +777,7 @@ class CatalogService:
             del rec["icon"]
             return rec, "icon"
 
-        return self._mutate(uuid, caller, view, change)
+        return self._mutate(uuid, caller, view, change, client=False)
 
     # --- create / import / clone / delete --------------------------------------------------------
 
@@ -967,7 +972,7 @@ class CatalogService:
                 problems = validate_record(c, self.cfg)
                 if problems:
                     raise image_data_error(problems)
-                self.repo.insert(conn, c, self._admit(c), kind="create")
+                self.repo.insert(conn, c, self._admit(c, client=False), kind="create")
                 prev = c["uuid"]
             last = c
         self._notify()

@@ -12,6 +12,12 @@ from __future__ import annotations
 #: (100 KiB of ASCII ``tags``, 10 KiB ``description``...) of one image at once.
 MAX_IMAGE_BYTES = 128 * 1024
 
+#: Room kept below MAX_IMAGE_BYTES for what the server adds to an image after the client's writes
+#: (its file and icon entries, ``published_at``): client writes must fit in the rest, so that an
+#: image written at the client bound can still receive its file and be activated.
+SERVER_RESERVE_BYTES = 4 * 1024
+MAX_CLIENT_IMAGE_BYTES = MAX_IMAGE_BYTES - SERVER_RESERVE_BYTES
+
 #: The answer carrying one image (typed fields + the pre-rendered REST view + etag and framing):
 #: each of the two renderings is at most the stored record, plus a fixed allowance for framing.
 MAX_IMAGE_ANSWER_BYTES = 2 * MAX_IMAGE_BYTES + 4 * 1024

@@ -55,8 +55,9 @@ def _json_chars(v: Any) -> int:
     return js_len(compact_json(v))
 
 
-def bound_errors(rec: Mapping[str, Any]) -> list[FieldError]:
-    """Every size bound ``rec`` breaks, one ``Invalid`` error per field; [] when it fits."""
+def bound_errors(rec: Mapping[str, Any], max_bytes: int = MAX_IMAGE_BYTES) -> list[FieldError]:
+    """Every size bound ``rec`` breaks, one ``Invalid`` error per field; [] when it fits.
+    ``max_bytes``: the whole-image bound (client writes use ``MAX_CLIENT_IMAGE_BYTES``)."""
     errs: list[FieldError] = []
     for field, limit in MAX_FIELD_JSON_CHARS.items():
         if field in rec and (n := _json_chars(rec[field])) > limit:
@@ -69,7 +70,7 @@ def bound_errors(rec: Mapping[str, Any]) -> list[FieldError]:
             errs.append(
                 FieldError(field, "Invalid", f'image "{field}" is too long: {n} characters (max {limit})')
             )
-    if not errs and (size := record_bytes(rec)) > MAX_IMAGE_BYTES:
+    if not errs and (size := record_bytes(rec)) > max_bytes:
         largest = max(
             (k for k in rec if k not in _NOT_ANSWERED),
             key=lambda k: len(compact_json(rec[k]).encode("utf-8", "surrogatepass")),
@@ -78,7 +79,7 @@ def bound_errors(rec: Mapping[str, Any]) -> list[FieldError]:
             FieldError(
                 largest,
                 "Invalid",
-                f"image is too large: {size} bytes of JSON (max {MAX_IMAGE_BYTES}); "
+                f"image is too large: {size} bytes of JSON (max {max_bytes}); "
                 f'its largest field is "{largest}"',
             )
         )

@@ -22,16 +22,19 @@ from imgapi.v1 import common_pb2
 from catalog_service.convert import image_message
 from catalog_service.domain.bounds import MAX_FIELD_JSON_CHARS, record_bytes
 from catalog_service.domain.serialize import compact_json
+from catalog_service.domain.validation import build_record
 from catalog_service.service import View
 from imgapi_common.errors import ImgapiError
 from imgapi_common.limits import (
     MAX_CATALOG_ANSWER_BYTES,
+    MAX_CLIENT_IMAGE_BYTES,
     MAX_IMAGE_ANSWER_BYTES,
     MAX_IMAGE_BYTES,
     MAX_JSON_BODY_BYTES,
     MAX_PAGE,
 )
 from tests.catalog.conftest import Catalog, caller, running_catalog
+from tests.catalog.grpc_support import file_msg, icon_msg
 from tests.gateway.conftest import Stack, start_stack
 
 VADER = "86055c40-2547-11e2-8a6b-4bb37edc84ba"
@@ -153,7 +156,7 @@ def test_whole_image_bound_names_the_largest_field(http: httpx.Client) -> None:
         users=[{"name": "u" * 100}] * 100,
     )
     body = _refused(http.post("/images", json=m), "tags")
-    assert f"(max {MAX_IMAGE_BYTES})" in body["errors"][0]["message"]
+    assert f"(max {MAX_CLIENT_IMAGE_BYTES})" in body["errors"][0]["message"]
     assert _names(http, m["name"]) == []
 
 
@@ -285,13 +288,45 @@ def test_the_largest_answer_fits_its_allowance(cat: Catalog) -> None:
     answer = image_message(cat.service.render(rec, admin, 1))
     assert answer.ByteSize() <= MAX_IMAGE_ANSWER_BYTES
     assert MAX_PAGE * MAX_IMAGE_ANSWER_BYTES < MAX_CATALOG_ANSWER_BYTES
-    # one byte more is refused, through the API
-    body = {k: rec[k] for k in ("owner", "name", "version", "type", "os", "description", "homepage")}
-    body.update(eula=rec["eula"], tags=rec["tags"], users=rec["users"])
-    made = cat.create(body)
-    over = dict(body, users=[{"name": rec["users"][0]["name"] + "u" * 200}])
+
+
+def _client_body(filler: int) -> dict[str, Any]:
+    return manifest(
+        name="client-bound",
+        description="d" * 10240,
+        homepage="https://example.com/" + "h" * 1000,
+        tags={"k": "x" * (102400 - len('{"k":""}'))},
+        users=[{"name": "u" * filler}],
+    )
+
+
+def test_an_image_at_the_client_bound_still_gets_its_file_and_is_activated(cat: Catalog) -> None:
+    # the filler that makes the stored record exactly MAX_CLIENT_IMAGE_BYTES
+    probe = build_record(
+        {**_client_body(0), "v": 2}, cat.service.cfg, for_import=False, new_uuid=str(uuid.uuid4())
+    )
+    filler = MAX_CLIENT_IMAGE_BYTES - record_bytes(probe)
+    over = _client_body(filler + 1)
     _grpc_refused(cat, "CreateImage", "tags", caller=caller(), view=V2, manifest_json=json.dumps(over))
-    assert made["users"] == rec["users"]
+    made = cat.create(_client_body(filler))
+    u = made["uuid"]
+    cat.call("AttachImageFile", caller=caller(), view=V2, uuid=u, file=file_msg(dataset_guid="1" * 20))
+    cat.call("AttachImageIcon", caller=caller(), view=V2, uuid=u, icon=icon_msg())
+    cat.call("ActivateImage", caller=caller(), view=V2, uuid=u)
+    # ... but a client write on it has no room left
+    _grpc_refused(
+        cat,
+        "UpdateImage",
+        "tags",
+        caller=caller(),
+        view=V2,
+        uuid=u,
+        update_json=json.dumps({"version": "1.0.1"}),
+    )
+    admin = common_pb2.ImageView(include_channels=True, include_admin_fields=True)
+    full = cat.call("GetImage", caller=caller(), view=admin, uuid=u, incl_admin_fields="true")
+    assert full.image.ByteSize() <= MAX_IMAGE_ANSWER_BYTES
+    assert json.loads(full.image.view_json)["state"] == "active"
 
 
 def test_a_page_of_1000_largest_images_is_answered(tmp_path: Path) -> None:
