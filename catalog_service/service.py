@@ -801,7 +801,7 @@ class CatalogService:
         # A shared lock on the origin row: a concurrent DeleteImage of the origin (which locks it
         # exclusively before counting dependents) either sees this new dependent or makes it fail.
         if truthy(origin) and not (is_uuid(origin) and self._lock_image(conn, origin, shared=True)):
-            raise ImgapiError("OriginDoesNotExist", f'origin image "{origin}" does not exist')
+            raise ImgapiError("OriginDoesNotExist", f'origin image "{js_string(origin)}" does not exist')
 
     def create(self, caller: Caller, view: View, manifest_json: str) -> Rendered:
         channel = self.resolve_channel(caller.channel, write=True)

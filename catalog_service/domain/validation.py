@@ -71,7 +71,7 @@ def _show(v: Any) -> str:
     try:
         return compact_json(v)
     except TypeError:
-        return repr(v)
+        return js_string(v)
 
 
 def _invalid(errs: Errors, field: str, message: str | None = None) -> None:

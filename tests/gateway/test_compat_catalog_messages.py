@@ -237,3 +237,8 @@ def test_acl_item_printed_as_javascript(dc: httpx.Client) -> None:
             "errors": [{"field": "acl", "code": "Invalid"}],
         },
     )
+
+
+def test_origin_printed_as_javascript(dc: httpx.Client) -> None:
+    r = create(dc, manifest(origin=["a", "b"]))
+    assert_answer(r, 422, {"code": "OriginDoesNotExist", "message": 'origin image "a,b" does not exist'})
