@@ -7,6 +7,7 @@ reference is not at hand.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import httpx
@@ -242,3 +243,19 @@ def test_acl_item_printed_as_javascript(dc: httpx.Client) -> None:
 def test_origin_printed_as_javascript(dc: httpx.Client) -> None:
     r = create(dc, manifest(origin=["a", "b"]))
     assert_answer(r, 422, {"code": "OriginDoesNotExist", "message": 'origin image "a,b" does not exist'})
+
+
+def test_dependent_images_listed_in_creation_order(dc: httpx.Client) -> None:
+    origin = created(dc)
+    u = origin["uuid"]
+    assert dc.put(f"/images/{u}/file?compression=none", content=b"x").status_code == 200
+    assert dc.post(f"/images/{u}?action=activate").status_code == 200
+    # imported with descending uuids, so creation order is not uuid order
+    tail = str(uuid.uuid4())[8:]
+    deps = [f"{c * 8}{tail}" for c in "fc9a"]
+    for d in deps:
+        r = dc.post(f"/images/{d}?action=import", json=manifest(v=2, uuid=d, owner=LUKE, origin=u))
+        assert r.status_code == 200, r.text
+    r = dc.delete(f"/images/{u}")
+    message = f'image "{u}" has 4 dependent incremental image(s): ' + ", ".join(deps)
+    assert_answer(r, 422, {"code": "ImageHasDependentImages", "message": message})
