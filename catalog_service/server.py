@@ -14,6 +14,7 @@ from catalog_service.service import CatalogService
 from catalog_service.servicer import CatalogServicer
 from catalog_service.settings import CatalogSettings
 from imgapi_common.grpc_server import build_server, run_until_signal
+from imgapi_common.limits import MAX_CATALOG_ANSWER_BYTES, MAX_CATALOG_REQUEST_BYTES
 from imgapi_common.observability import ObservabilityInterceptor, configure_logging, start_metrics_server
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,10 @@ def create_server(
         interceptors=[ObservabilityInterceptor(access_log=settings.access_log)],
         reuse_port=settings.processes > 1,
         internal_token=settings.internal_token,
+        # a ListImages page of 1000 of the largest images (docs/limits.md)
+        max_send_message_bytes=MAX_CATALOG_ANSWER_BYTES,
+        # a JSON body at the gateway's limit, with its framing, is received (and then judged)
+        max_receive_message_bytes=MAX_CATALOG_REQUEST_BYTES,
     )
     _start_reaper(service)
     return server, port, health, service

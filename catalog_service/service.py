@@ -37,8 +37,16 @@ from catalog_service.db.repository import (
     published_sort_key,
 )
 from catalog_service.db.schema import changes, image_docs, images
+from catalog_service.domain.bounds import bound_errors
 from catalog_service.domain.config import DomainConfig
-from catalog_service.domain.jsvalues import is_true, is_uuid, truthy
+from catalog_service.domain.jsvalues import (
+    is_true,
+    is_uuid,
+    js_key_order,
+    js_parse_int,
+    js_string,
+    truthy,
+)
 from catalog_service.domain.serialize import compact_json, etag_of, serialize_image
 from catalog_service.domain.update import apply_update
 from catalog_service.domain.upgrade import upgrade_dataset_manifest
@@ -55,6 +63,7 @@ from catalog_service.domain.validation import (
 from catalog_service.preconditions import Conditions, evaluate
 from catalog_service.settings import CatalogSettings
 from imgapi_common.errors import FieldError, ImgapiError, invalid_parameter, not_found, validation_failed
+from imgapi_common.limits import MAX_CLIENT_IMAGE_BYTES, MAX_IMAGE_BYTES
 
 ZERO_UUID = "00000000-0000-0000-0000-000000000000"
 ICON_TYPES = ("image/jpeg", "image/gif", "image/png")
@@ -156,30 +165,42 @@ def _reject_constant(name: str) -> Any:
 
 
 def _check_json_value(value: Any) -> None:
-    """Reject what JSON text can carry but nothing can store: lone surrogates (escaped ``\\ud800``)
-    and absurd nesting. Iterative, so deep input cannot exhaust the stack."""
+    """Reject absurd nesting (iterative, so deep input cannot exhaust the stack). Lone
+    surrogates (escaped ``\\ud800``) are values like any other here: validation sees them as the
+    reference does, and only storing one is refused (:func:`lone_surrogate_error`)."""
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         v, depth = stack.pop()
         if depth > MAX_JSON_DEPTH:
             raise ImgapiError("InvalidContent", f"Invalid JSON: nested deeper than {MAX_JSON_DEPTH} levels")
-        if isinstance(v, str):
-            items: list[Any] = [v]
-        elif isinstance(v, dict):
-            items = list(v.keys())
+        if isinstance(v, dict):
             stack.extend((x, depth + 1) for x in v.values())
         elif isinstance(v, list):
-            items = []
             stack.extend((x, depth + 1) for x in v)
-        else:
-            continue
-        for s in items:
-            try:
-                s.encode("utf-8")
-            except UnicodeEncodeError:
-                raise ImgapiError(
-                    "InvalidContent", "Invalid JSON: a string holds a lone UTF-16 surrogate"
-                ) from None
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    stack: list[Any] = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            if not v.isascii():
+                try:
+                    v.encode("utf-8")
+                except UnicodeEncodeError:
+                    return True
+        elif isinstance(v, dict):
+            stack.extend(v.keys())
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+    return False
+
+
+def lone_surrogate_error() -> ImgapiError:
+    """A valid record holding a lone UTF-16 surrogate cannot be stored: the database and the
+    services' protobuf strings carry UTF-8 only (docs/compatibility.md)."""
+    return ImgapiError("InvalidContent", "Invalid JSON: a string holds a lone UTF-16 surrogate")
 
 
 def _parse_json(text: str) -> tuple[bool, Any]:
@@ -187,7 +208,9 @@ def _parse_json(text: str) -> tuple[bool, Any]:
     if text == "":
         return False, None
     try:
-        value = json.loads(text, parse_constant=_reject_constant)
+        value = json.loads(
+            text, parse_constant=_reject_constant, parse_int=js_parse_int, object_pairs_hook=js_key_order
+        )
     except RecursionError:
         raise ImgapiError("InvalidContent", "Invalid JSON: nested too deeply") from None
     _check_json_value(value)
@@ -224,7 +247,9 @@ class CatalogService:
             self._changed.notify_all()
 
     def config_fingerprint(self) -> str:
-        return json.dumps({"mode": self.cfg.mode, "channels": list(self.cfg.channels)})
+        return json.dumps(
+            {"mode": self.cfg.mode, "channels": list(self.cfg.channels), "max_image_bytes": MAX_IMAGE_BYTES}
+        )
 
     def revalidate_if_config_changed(self) -> int:
         """Re-check every record's validity when mode or channels changed since the last start."""
@@ -245,6 +270,19 @@ class CatalogService:
             return n
 
     def is_valid(self, rec: Mapping[str, Any]) -> bool:
+        """Whether a stored record is served: it passes validation and fits the size bounds (a
+        record stored before the bounds existed is invisible rather than breaking listings)."""
+        return not validate_record(rec, self.cfg) and not bound_errors(rec)
+
+    def _admit(self, rec: Mapping[str, Any], *, client: bool = True) -> bool:
+        """Refuse a write whose result breaks a size bound (docs/limits.md), before it commits,
+        so its answer can always be sent; else the record's validity. Client writes must leave
+        the room the server's own additions (file, icon, publication) need."""
+        errs = bound_errors(rec, MAX_CLIENT_IMAGE_BYTES if client else MAX_IMAGE_BYTES)
+        if errs:
+            raise image_data_error(errs)
+        if _has_lone_surrogate(rec):
+            raise lone_surrogate_error()
         return not validate_record(rec, self.cfg)
 
     def store_raw(self, rec: Mapping[str, Any]) -> None:
@@ -496,8 +534,10 @@ class CatalogService:
         *,
         cond: Conditions | None = None,
         check_owner: bool = True,
+        client: bool = True,
     ) -> Rendered:
-        """Load (+owner, +cond), apply ``change`` to a copy and write it conditionally; retry races."""
+        """Load (+owner, +cond), apply ``change`` to a copy and write it conditionally; retry races.
+        ``client``: the change writes client data (not only the server's own fields)."""
         channel = self.resolve_channel(caller.channel, write=True)
         for _ in range(MAX_ATTEMPTS):
             try:
@@ -515,9 +555,11 @@ class CatalogService:
                     new_uuid = new["uuid"]
                     if new_uuid != uuid:
                         self.repo.delete(conn, uuid, row.revision)
-                        revision = self.repo.insert(conn, new, self.is_valid(new), kind=kind)
+                        revision = self.repo.insert(conn, new, self._admit(new, client=client), kind=kind)
                     else:
-                        revision = self.repo.update(conn, new, row.revision, self.is_valid(new), kind)
+                        revision = self.repo.update(
+                            conn, new, row.revision, self._admit(new, client=client), kind
+                        )
                     orphaned = self.repo.unreferenced(conn, blob_ids_of(row.record) - blob_ids_of(new))
             except ConcurrentUpdate:
                 continue
@@ -541,7 +583,7 @@ class CatalogService:
             _recompute_state(rec)
             return rec, "activate"
 
-        return self._mutate(uuid, caller, view, change, cond=cond)
+        return self._mutate(uuid, caller, view, change, cond=cond, client=False)
 
     def set_disabled(
         self, uuid: str, caller: Caller, view: View, disabled: bool, cond: Conditions = NO_CONDITIONS
@@ -551,7 +593,7 @@ class CatalogService:
             _recompute_state(rec)
             return rec, "disable" if disabled else "enable"
 
-        return self._mutate(uuid, caller, view, change, cond=cond)
+        return self._mutate(uuid, caller, view, change, cond=cond, client=False)
 
     def update(
         self, uuid: str, caller: Caller, view: View, update_json: str, cond: Conditions = NO_CONDITIONS
@@ -580,11 +622,13 @@ class CatalogService:
         self, uuid: str, caller: Caller, view: View, body_json: str, cond: Conditions = NO_CONDITIONS
     ) -> Rendered:
         present, body = _parse_json(body_json)
-        name = body.get("channel") if present and isinstance(body, dict) else None
+        has_name = present and isinstance(body, dict) and "channel" in body
+        name = body.get("channel") if has_name else None
 
         def change(_: Connection, rec: dict[str, Any]) -> tuple[dict[str, Any], str]:
             if not isinstance(name, str) or name not in self.cfg.channels:
-                raise validation_failed(f"unknown channel: {name}", [FieldError("channel", "Invalid")])
+                shown = js_string(name) if has_name else "undefined"  # as JavaScript prints it
+                raise validation_failed(f"unknown channel: {shown}", [FieldError("channel", "Invalid")])
             chans = rec.get("channels")
             chans = list(chans) if isinstance(chans, list) else []
             if name not in chans:
@@ -603,17 +647,21 @@ class CatalogService:
             for i, item in enumerate(body):
                 if not is_uuid(item):
                     raise invalid_parameter(
-                        f'invalid image "acl" (item {i} is not a UUID): {item}',
+                        f'invalid image "acl" (item {i} is not a UUID): {js_string(item)}',
                         [FieldError("acl", "Invalid")],
                     )
             current = rec.get("acl")
             acl: list[Any] = [current] if isinstance(current, str) else list(current or [])
+            # sets: a body of many UUIDs must not cost quadratic time
             if add:
+                seen = set(acl)
                 for a in body:
-                    if a not in acl:
+                    if a not in seen:
+                        seen.add(a)
                         acl.append(a)
             else:
-                acl = [a for a in acl if a not in body]
+                removed = set(body)
+                acl = [a for a in acl if a not in removed]
             rec["acl"] = acl
             return rec, "acl"
 
@@ -672,7 +720,10 @@ class CatalogService:
                 [FieldError("storage", "NotAllowed", "Parameter cannot be specified by non-operators")],
             )
         if storage not in self.settings.storage_names:
-            raise invalid_parameter(f'invalid storage "{storage}"', [FieldError("storage", "Invalid")])
+            raise invalid_parameter(
+                f'invalid storage "{storage}" (must be one of {", ".join(self.settings.storage_names)})',
+                [FieldError("storage", "Invalid")],
+            )
         return self.settings.default_storage
 
     def attach_file(self, uuid: str, caller: Caller, view: View, entry: Mapping[str, Any]) -> Rendered:
@@ -693,7 +744,7 @@ class CatalogService:
             rec["files"] = [f]
             return rec, "file"
 
-        return self._mutate(uuid, caller, view, change)
+        return self._mutate(uuid, caller, view, change, client=False)
 
     def detach_file(self, uuid: str, caller: Caller, view: View) -> Rendered:
         def change(_: Connection, rec: dict[str, Any]) -> tuple[dict[str, Any], str]:
@@ -702,7 +753,7 @@ class CatalogService:
             rec["files"] = []
             return rec, "file"
 
-        return self._mutate(uuid, caller, view, change)
+        return self._mutate(uuid, caller, view, change, client=False)
 
     def attach_icon(self, uuid: str, caller: Caller, view: View, entry: Mapping[str, Any]) -> Rendered:
         def change(_: Connection, rec: dict[str, Any]) -> tuple[dict[str, Any], str]:
@@ -717,7 +768,7 @@ class CatalogService:
             }
             return rec, "icon"
 
-        return self._mutate(uuid, caller, view, change)
+        return self._mutate(uuid, caller, view, change, client=False)
 
     def detach_icon(self, uuid: str, caller: Caller, view: View) -> Rendered:
         def change(_: Connection, rec: dict[str, Any]) -> tuple[dict[str, Any], str]:
@@ -726,7 +777,7 @@ class CatalogService:
             del rec["icon"]
             return rec, "icon"
 
-        return self._mutate(uuid, caller, view, change)
+        return self._mutate(uuid, caller, view, change, client=False)
 
     # --- create / import / clone / delete --------------------------------------------------------
 
@@ -750,7 +801,7 @@ class CatalogService:
         # A shared lock on the origin row: a concurrent DeleteImage of the origin (which locks it
         # exclusively before counting dependents) either sees this new dependent or makes it fail.
         if truthy(origin) and not (is_uuid(origin) and self._lock_image(conn, origin, shared=True)):
-            raise ImgapiError("OriginDoesNotExist", f'origin image "{origin}" does not exist')
+            raise ImgapiError("OriginDoesNotExist", f'origin image "{js_string(origin)}" does not exist')
 
     def create(self, caller: Caller, view: View, manifest_json: str) -> Rendered:
         channel = self.resolve_channel(caller.channel, write=True)
@@ -766,7 +817,7 @@ class CatalogService:
                 new_uuid=str(uuidlib.uuid4()),
                 channels=None if channel is None else [channel],
             )
-            self.repo.insert(conn, rec, self.is_valid(rec))
+            self.repo.insert(conn, rec, self._admit(rec))
         self._notify()
         return self.render(rec, view, 1)
 
@@ -786,12 +837,16 @@ class CatalogService:
         present, body = _parse_json(manifest_json)
         if not present or not isinstance(body, dict):
             body = {}
+        if self.cfg.mode != "dc":
+            # The owner is forced before the SDC 6 upgrade (as the reference does), so a v1
+            # manifest on a public/private server fails its upgrade: extra parameters.
+            body = {**body, "owner": ZERO_UUID}
         if "v" not in body and "creator_uuid" in body:
             with contextlib.suppress(ValueError):
                 body = upgrade_dataset_manifest(body)
         if body.get("uuid") != uuid:
-            shown = body.get("uuid")
-            shown = "undefined" if shown is None else shown
+            # as JavaScript prints it: an absent uuid is undefined, a null one null
+            shown = js_string(body["uuid"]) if "uuid" in body else "undefined"
             raise invalid_parameter(
                 f'URL UUID, "{uuid}" and body UUID, "{shown}" do not match',
                 [FieldError("uuid", "Invalid")],
@@ -818,9 +873,10 @@ class CatalogService:
                     rec = build_record(
                         body, self.cfg, for_import=True, channels=None if channel is None else [channel]
                     )
+                    admitted = self._admit(rec)
                     if existing is not None:
                         self.repo.delete(conn, uuid, existing.revision)
-                    self.repo.insert(conn, rec, self.is_valid(rec), kind="create")
+                    self.repo.insert(conn, rec, admitted, kind="create")
             except ConcurrentUpdate:
                 continue
             self._notify()
@@ -916,7 +972,7 @@ class CatalogService:
                 problems = validate_record(c, self.cfg)
                 if problems:
                     raise image_data_error(problems)
-                self.repo.insert(conn, c, True, kind="create")
+                self.repo.insert(conn, c, self._admit(c, client=False), kind="create")
                 prev = c["uuid"]
             last = c
         self._notify()

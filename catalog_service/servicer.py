@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
+import re
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
@@ -16,7 +18,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from catalog_service.convert import file_entry, icon_entry, image_message
 from catalog_service.preconditions import Conditions
 from catalog_service.service import Caller, CatalogService, Rendered, View
-from imgapi_common.errors import ImgapiError, abort_with
+from imgapi_common.errors import FieldError, ImgapiError, abort_with
 from imgapi_common.workers import worker_metadata
 
 log = logging.getLogger(__name__)
@@ -29,13 +31,36 @@ def _database_down(e: DBAPIError) -> bool:
     return bool(e.connection_invalidated) or isinstance(e, OperationalError | InterfaceError)
 
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _utf8(text: str) -> str:
+    """Text as UTF-8 can carry it: a lone surrogate (from a body that held ``\\ud800``) becomes
+    U+FFFD, which is what the reference's output carries for it too."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _LONE_SURROGATE.sub("\ufffd", text)
+    return text
+
+
+def well_formed(e: ImgapiError) -> ImgapiError:
+    """``e`` with texts that echo client input made valid UTF-8 (protobuf strings require it)."""
+    errors = [
+        FieldError(_utf8(f.field), f.code, None if f.message is None else _utf8(f.message)) for f in e.errors
+    ]
+    return dataclasses.replace(e, message=_utf8(e.message), errors=errors)
+
+
 def _translate_errors(fn: F) -> F:
     @functools.wraps(fn)
     def wrapper(self: CatalogServicer, request: Any, context: grpc.ServicerContext) -> Any:
         try:
             return fn(self, request, context)
         except ImgapiError as e:
-            abort_with(context, e)
+            abort_with(context, well_formed(e))
         except json.JSONDecodeError as e:
             abort_with(context, ImgapiError("InvalidContent", f"Invalid JSON: {e}"))
         except DBAPIError as e:
@@ -375,6 +400,6 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
                     ev.image.CopyFrom(image_message(r))
                 yield ev
         except ImgapiError as e:
-            abort_with(context, e)
+            abort_with(context, well_formed(e))
         finally:
             self._watchers.release()

@@ -14,8 +14,10 @@ from pydantic import SecretStr
 
 from gateway.settings import GatewaySettings
 from imgapi_common.internal_auth import aio_channel
+from imgapi_common.limits import MAX_CATALOG_ANSWER_BYTES
 
-_MAX_MESSAGE = 256 * 1024 * 1024
+#: At least the catalog's largest answer (a ListImages page of the largest images, docs/limits.md).
+_MAX_MESSAGE = max(256 * 1024 * 1024, MAX_CATALOG_ANSWER_BYTES)
 _OPTIONS = [
     ("grpc.max_receive_message_length", _MAX_MESSAGE),
     ("grpc.max_send_message_length", _MAX_MESSAGE),

@@ -26,11 +26,6 @@ log = logging.getLogger(__name__)
 #: 1 MiB messages move bytes efficiently; allow some headroom for framing.
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 
-DEFAULT_OPTIONS: list[tuple[str, Any]] = [
-    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-]
-
 Registrar = Callable[[Any, grpc.Server], None]
 
 
@@ -42,12 +37,17 @@ def build_server(
     interceptors: Sequence[grpc.ServerInterceptor[Any, Any]] = (),
     reuse_port: bool = False,
     internal_token: SecretStr | str = "",
+    max_send_message_bytes: int = MAX_MESSAGE_BYTES,
+    max_receive_message_bytes: int = MAX_MESSAGE_BYTES,
 ) -> tuple[grpc.Server, int, health.HealthServicer]:
     """Create a server with the given servicers, health checking and reflection, bound to ``bind``.
 
     Every call but a health check must carry ``internal_token`` (when one is given; without one
     the server may only listen on loopback). Returns the (not yet started) server, the bound port,
     and the health servicer (set NOT_SERVING on shutdown so load balancers drain the instance first).
+    ``max_send_message_bytes`` raises the answer size limit of a service whose answers are bounded
+    larger (the catalog's ListImages, imgapi_common.limits); ``max_receive_message_bytes`` the
+    request size limit.
     """
     token = internal_token if isinstance(internal_token, SecretStr) else SecretStr(internal_token)
     try:
@@ -58,7 +58,11 @@ def build_server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
         # SO_REUSEPORT lets several worker processes share one port (see imgapi_common.workers);
         # off otherwise so that a second server on a taken port fails instead of sharing it.
-        options=[*DEFAULT_OPTIONS, ("grpc.so_reuseport", 1 if reuse_port else 0)],
+        options=[
+            ("grpc.max_receive_message_length", max_receive_message_bytes),
+            ("grpc.max_send_message_length", max_send_message_bytes),
+            ("grpc.so_reuseport", 1 if reuse_port else 0),
+        ],
         # Authentication first: the interceptors after it (observability caches its wrapped
         # handler per method) only ever see authenticated calls.
         interceptors=[InternalAuthInterceptor(token), *interceptors],

@@ -177,7 +177,16 @@ class ImageRepository:
                     select(image_channels.c.image_uuid).where(image_channels.c.channel == channel)
                 )
             )
-        return [r.uuid for r in conn.execute(q.order_by(images.c.uuid))]
+        deps = [r.uuid for r in conn.execute(q.order_by(images.c.uuid))]
+        if len(deps) < 2:
+            return deps
+        # In creation order, as the reference lists them (its store returns them as added): the
+        # latest "create" change of each (an image re-created under the same uuid counts anew).
+        created = select(changes.c.image_uuid, func.max(changes.c.cursor).label("at")).where(
+            changes.c.image_uuid.in_(deps), changes.c.kind == "create"
+        )
+        at = {r.image_uuid: r.at for r in conn.execute(created.group_by(changes.c.image_uuid))}
+        return sorted(deps, key=lambda u: (at.get(u) is None, at.get(u) or 0, u))
 
     def unreferenced(self, conn: Connection, blob_ids: Iterable[str]) -> list[str]:
         ids = sorted(set(blob_ids))

@@ -120,6 +120,8 @@ changes = Table(
     Column("kind", String(32), nullable=False),
     Column("changed_at", String(24), nullable=False),
     Column("record", Text, nullable=True),
+    # an image's "create" changes, in order: the creation order of an image's dependents
+    Index("ix_changes_image", "image_uuid", "kind", "cursor"),
 )
 
 meta = Table(

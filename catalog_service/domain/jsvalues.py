@@ -165,3 +165,27 @@ def to_json_number(x: float) -> int | float:
     if is_js_integer(x):
         return int(x)
     return x
+
+
+def is_array_index(key: str) -> bool:
+    """A canonical array index (``"0"``..``"4294967294"``, no leading zero): JavaScript objects
+    list such keys first, in ascending order, whatever order they were created in."""
+    return key.isdigit() and key.isascii() and (key == "0" or key[0] != "0") and int(key) < 2**32 - 1
+
+
+def js_key_order(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object as ``JSON.parse`` builds it from its members: a repeated key keeps its first
+    position and its last value, and array-index keys come first in ascending order."""
+    obj: dict[str, Any] = dict(pairs)
+    if not any(is_array_index(k) for k in obj):
+        return obj
+    index = sorted((k for k in obj if is_array_index(k)), key=int)
+    return {**{k: obj[k] for k in index}, **{k: v for k, v in obj.items() if not is_array_index(k)}}
+
+
+def js_parse_int(text: str) -> int | float:
+    """A JSON integer as ``JSON.parse`` reads it: beyond 2**53 it is the nearest double."""
+    n = int(text)
+    if abs(n) < _MAX_SAFE:
+        return n
+    return _int_to_float(n) if len(text) < 400 else float(text)

@@ -16,7 +16,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from catalog_service.domain.config import DomainConfig
-from catalog_service.domain.jsvalues import boolish, js_number, js_string, to_json_number, truthy
+from catalog_service.domain.jsvalues import (
+    boolish,
+    js_key_order,
+    js_number,
+    js_string,
+    to_json_number,
+    truthy,
+)
 
 _LONE_SURROGATE_RE = re.compile("[\ud800-\udfff]")
 
@@ -26,13 +33,19 @@ _LONE_SURROGATE_RE = re.compile("[\ud800-\udfff]")
 
 def _str_json(s: str) -> str:
     out = json.dumps(s, ensure_ascii=False)
-    # Like JSON.stringify (ES2019+), escape lone surrogates so the text is valid UTF-8.
-    return _LONE_SURROGATE_RE.sub(lambda m: f"\\u{ord(m.group()):04x}", out)
+    if s.isascii():  # O(1) in CPython: no surrogate to look for
+        return out
+    try:
+        s.encode("utf-8")  # in C, much faster than the search below; fails on lone surrogates
+    except UnicodeEncodeError:
+        # Like JSON.stringify (ES2019+), escape lone surrogates so the text is valid UTF-8.
+        return _LONE_SURROGATE_RE.sub(lambda m: f"\\u{ord(m.group()):04x}", out)
+    return out
 
 
 def _num_json(x: int | float) -> str:
     if isinstance(x, int):
-        return str(x)
+        return js_string(x)  # beyond 2**53, the double JavaScript would hold
     if not math.isfinite(x):
         return "null"  # JSON.stringify(NaN) === "null"
     return js_string(x)
@@ -50,7 +63,9 @@ def _encode(obj: Any, indent: int | None, level: int) -> str:
     if isinstance(obj, (int, float)):
         return _num_json(obj)
     if isinstance(obj, Mapping):
-        items = [(k if isinstance(k, str) else js_string(k), v) for k, v in obj.items()]
+        items = list(
+            js_key_order([(k if isinstance(k, str) else js_string(k), v) for k, v in obj.items()]).items()
+        )
         if not items:
             return "{}"
         sep = ":" if indent is None else ": "
@@ -164,7 +179,7 @@ def serialize_image(
         if billing_tags:
             out["billing_tags"] = billing_tags
         traits = r.get("traits")
-        if isinstance(traits, Mapping) and traits:
+        if isinstance(traits, (Mapping, list)) and traits:  # (an array: an object with index keys)
             out["traits"] = traits
     if r.get("state") == "failed" and truthy(r.get("error")):
         out["error"] = r["error"]

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from catalog_service.domain.config import DomainConfig
-from catalog_service.domain.jsvalues import boolish, js_number, to_json_number
+from catalog_service.domain.jsvalues import boolish
 from catalog_service.domain.validation import (
     image_data_error,
     normalize_record,
@@ -79,7 +79,7 @@ def _files_error(rec: Mapping[str, Any], given: Any) -> FieldError | None:
     if not (isinstance(given, list) and given and isinstance(given[0], Mapping)):
         return FieldError("files", "NotAllowed", 'only "files[0]" digests can be updated')
     if not (isinstance(current, list) and current and isinstance(current[0], Mapping)):
-        return FieldError("files", "NotAllowed", "image has no file to update")
+        return None  # nothing to compare with: the reference accepts it, and the merge ignores it
     old = current[0]
     for key, value in given[0].items():
         if key not in FILE_DIGEST_KEYS and not (key in old and json_equal(old[key], value)):
@@ -125,7 +125,10 @@ def merge_update(rec: Mapping[str, Any], body: Mapping[str, Any]) -> dict[str, A
             if value is None:
                 new.pop("files", None)
                 continue
-            target = new["files"][0]
+            current = new.get("files")
+            if not (isinstance(current, list) and current and isinstance(current[0], dict)):
+                continue  # an image without a file: nothing to update
+            target = current[0]
             for dkey in FILE_DIGEST_KEYS:
                 if dkey in value[0]:
                     if value[0][dkey] is None:
@@ -140,10 +143,7 @@ def merge_update(rec: Mapping[str, Any], body: Mapping[str, Any]) -> dict[str, A
                 new["tags_search"] = tags_search_array(value)
         elif value is None:
             new.pop(key, None)
-        elif key == "image_size" and isinstance(value, str):
-            n = js_number(value)
-            new[key] = to_json_number(n) if n == n else value  # numeric strings become numbers
-        else:
+        else:  # (an image_size string is stored as given, like the reference: only checked)
             new[key] = value
     return normalize_record(new)
 

@@ -31,7 +31,8 @@ from catalog_service.domain.upgrade import upgrade_dataset_manifest
 from imgapi_common.errors import FieldError, ImgapiError, invalid_parameter, validation_failed
 
 STATES = ("active", "unactivated", "disabled", "creating", "failed")
-TYPES = ("zone-dataset", "lx-dataset", "zvol", "docker", "lxd", "other")
+#: In the reference's order (its error message lists them so; lxd came last).
+TYPES = ("zone-dataset", "lx-dataset", "zvol", "docker", "other", "lxd")
 OSES = ("smartos", "linux", "windows", "bsd", "illumos", "other")
 COMPRESSIONS = ("bzip2", "gzip", "xz", "none")
 BOOTROMS = ("bios", "uefi")
@@ -70,11 +71,36 @@ def _show(v: Any) -> str:
     try:
         return compact_json(v)
     except TypeError:
-        return repr(v)
+        return js_string(v)
 
 
-def _invalid(errs: Errors, field: str, message: str) -> None:
+def _invalid(errs: Errors, field: str, message: str | None = None) -> None:
     errs.append(FieldError(field, "Invalid", message))
+
+
+def _s(v: Any) -> str:
+    """A value as the reference's ``%s`` prints it (``String(v)``: ``null``, ``a,b``...)."""
+    return js_string(v)
+
+
+def _j(v: Any) -> str:
+    """A value as the reference's ``%j`` prints it (``JSON.stringify(v)``)."""
+    try:
+        return compact_json(v)
+    except TypeError:
+        return js_string(v)
+
+
+def _as_object(v: Any) -> Mapping[str, Any] | None:
+    """An object as the reference's key iteration sees it: arrays and strings are objects keyed by
+    index; other scalars have no keys; ``None`` (``null``) is not an object."""
+    if v is None:
+        return None
+    if isinstance(v, Mapping):
+        return v
+    if isinstance(v, (list, str)):
+        return {str(i): x for i, x in enumerate(v)}
+    return {}
 
 
 def _not_boolean(field: str, v: Any) -> str:
@@ -85,17 +111,15 @@ def _not_boolean(field: str, v: Any) -> str:
 
 
 def _check_v(rec: Mapping[str, Any], cfg: DomainConfig, errs: Errors) -> None:
-    v = rec["v"]
-    ok = isinstance(v, (int, float, str)) and not isinstance(v, bool)
-    n = js_number(v) if ok else math.nan
-    if not (math.isfinite(n) and n >= 0):
-        _invalid(errs, "v", f'invalid image "v": {_show(v)} (must be a number >= 0)')
+    n = js_number(rec["v"])  # Number(v): null, [] and "" are 0
+    if math.isnan(n) or n < 0:
+        _invalid(errs, "v", '"v" must be a positive integer')
 
 
 def _uuid_check(field: str) -> _Check:
     def check(rec: Mapping[str, Any], cfg: DomainConfig, errs: Errors) -> None:
         if not is_uuid(rec[field]):
-            _invalid(errs, field, f'invalid image "{field}": not a UUID: {_show(rec[field])}')
+            _invalid(errs, field)
 
     return check
 
@@ -117,9 +141,12 @@ def _check_name(rec: Mapping[str, Any], cfg: DomainConfig, errs: Errors) -> None
 
 def _check_version(rec: Mapping[str, Any], cfg: DomainConfig, errs: Errors) -> None:
     v = rec["version"]
-    if not isinstance(v, str):
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        v = js_string(v)  # a number has no length; its text must match the pattern
+    elif not isinstance(v, str):
         _invalid(errs, "version", f"image version must be a string: {_show(v)}")
-    elif js_len(v) > MAX_VERSION_LENGTH:
+        return
+    if js_len(v) > MAX_VERSION_LENGTH and isinstance(rec["version"], str):
         _invalid(errs, "version", f"image version is too long (max {MAX_VERSION_LENGTH} characters)")
     elif _VERSION_RE.fullmatch(v) is None:
         _invalid(
@@ -132,6 +159,8 @@ def _check_version(rec: Mapping[str, Any], cfg: DomainConfig, errs: Errors) -> N
 
 def _check_description(rec: Mapping[str, Any], cfg: DomainConfig, errs: Errors) -> None:
     v = rec["description"]
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return  # a number has no length: the reference accepts it
     if not isinstance(v, str):
         _invalid(errs, "description", f"image description must be a string: {_show(v)}")
     elif js_len(v) > MAX_DESCRIPTION_LENGTH:
@@ -146,11 +175,12 @@ def _url_check(field: str) -> _Check:
         if not isinstance(v, str):
             _invalid(errs, field, f"image {field} must be a string: {_show(v)}")
             return
+        label = "EULA" if field == "eula" else field
         m = _URL_SCHEME_RE.match(v)
         if m is None or m.group(1).lower() not in ("http", "https"):
-            _invalid(errs, field, f"invalid image {field} URL, {_show(v)}: protocol must be http or https")
+            _invalid(errs, field, f"invalid image {label} URL protocol")
         elif js_len(v) > MAX_URL_LENGTH:
-            _invalid(errs, field, f"image {field} URL is too long (max {MAX_URL_LENGTH} characters)")
+            _invalid(errs, field, f"image {label} URL is too long (max {MAX_URL_LENGTH} characters)")
 
     return check
 
@@ -171,14 +201,13 @@ def _check_published_at(rec: Mapping[str, Any], cfg: DomainConfig, errs: Errors)
     v = rec["published_at"]
     if truthy(v):
         if not isinstance(v, str) or _PUBLISHED_AT_RE.fullmatch(v) is None:
-            _invalid(
-                errs,
-                "published_at",
-                f'invalid image "published_at" date, {_show(v)}: must be an ISO 8601 UTC date '
-                '("YYYY-MM-DDTHH:MM:SS[.mmm]Z")',
-            )
+            _invalid(errs, "published_at", 'published_at date not in "YYYY-MM-DDTHH:MM:SS(.SSS)Z" format')
     elif _is_activated(rec):
-        errs.append(FieldError("published_at", "MissingParameter"))
+        errs.append(
+            FieldError(
+                "published_at", "MissingParameter", 'if activated is "true" published_at must be present'
+            )
+        )
 
 
 def _check_public(rec: Mapping[str, Any], cfg: DomainConfig, errs: Errors) -> None:
@@ -194,7 +223,7 @@ def _check_public(rec: Mapping[str, Any], cfg: DomainConfig, errs: Errors) -> No
 def _check_state(rec: Mapping[str, Any], cfg: DomainConfig, errs: Errors) -> None:
     v = rec["state"]
     if not (isinstance(v, str) and v in STATES):
-        _invalid(errs, "state", f"invalid image state, {_show(v)}, must be one of: {', '.join(STATES)}")
+        _invalid(errs, "state")
 
 
 def _enum_check(field: str, values: tuple[str, ...]) -> _Check:
@@ -202,7 +231,7 @@ def _enum_check(field: str, values: tuple[str, ...]) -> _Check:
         v = rec[field]
         if isinstance(v, str) and (v in values or (v == "null" and rec.get("state") in PLACEHOLDER_STATES)):
             return
-        _invalid(errs, field, f"invalid image {field}, {_show(v)}, must be one of: {', '.join(values)}")
+        _invalid(errs, field, f'invalid image {field}, "{_s(v)}", must be one of: {", ".join(values)}')
 
     return check
 
@@ -211,9 +240,15 @@ def _zvol_string_check(field: str) -> _Check:
     def check(rec: Mapping[str, Any], cfg: DomainConfig, errs: Errors) -> None:
         v = rec[field]
         if truthy(v) and rec.get("type") != "zvol":
-            _invalid(errs, field, f'invalid image "{field}": only allowed on "zvol" images')
+            # (sic: the reference's wording, double space included for disk_driver)
+            gap = "  " if field == "disk_driver" else " "
+            _invalid(
+                errs,
+                field,
+                f'invalid image {field}: "{_s(v)}" (cannot have a value{gap}when image type is zvol)',
+            )
         elif not isinstance(v, str):
-            _invalid(errs, field, f'invalid image "{field}": must be a string: {_show(v)}')
+            _invalid(errs, field, f'invalid image {field}: "{_s(v)}" (must be a string)')
 
     return check
 
@@ -221,9 +256,13 @@ def _zvol_string_check(field: str) -> _Check:
 def _check_image_size(rec: Mapping[str, Any], cfg: DomainConfig, errs: Errors) -> None:
     v = rec["image_size"]
     if truthy(v) and rec.get("type") != "zvol":
-        _invalid(errs, "image_size", 'invalid image "image_size": only allowed on "zvol" images')
+        _invalid(
+            errs,
+            "image_size",
+            f'invalid image image_size: "{_s(v)}" (cannot have a value when image type is zvol)',
+        )
     elif not is_js_integer(js_number(v)):
-        _invalid(errs, "image_size", f'invalid image "image_size": not an integer: {_show(v)}')
+        _invalid(errs, "image_size", f'invalid image image_size: "{_s(v)}" (must be a positive integer)')
 
 
 def _check_channels(rec: Mapping[str, Any], cfg: DomainConfig, errs: Errors) -> None:
@@ -237,7 +276,7 @@ def _check_channels(rec: Mapping[str, Any], cfg: DomainConfig, errs: Errors) -> 
 def _check_error(rec: Mapping[str, Any], cfg: DomainConfig, errs: Errors) -> None:
     v = rec["error"]
     if not (v is None or isinstance(v, (Mapping, list))):
-        _invalid(errs, "error", f'invalid image "error": not an object: {_show(v)}')
+        _invalid(errs, "error", f'invalid image "error" (not an object): {_j(v)}')
 
 
 def _check_files(rec: Mapping[str, Any], cfg: DomainConfig, errs: Errors) -> None:
@@ -269,11 +308,11 @@ def _check_acl(rec: Mapping[str, Any], cfg: DomainConfig, errs: Errors) -> None:
     if isinstance(v, str):
         v = [v]  # stored bare strings are tolerated (normalized, §4.7)
     if not isinstance(v, list):
-        _invalid(errs, "acl", f'invalid image "acl": not an array: {_show(v)}')
+        _invalid(errs, "acl", f'invalid image "acl" (not an array): {_s(v)}')
         return
     for i, item in enumerate(v):
         if not is_uuid(item):
-            _invalid(errs, "acl", f'invalid image "acl": item {i} is not a UUID: {_show(item)}')
+            _invalid(errs, "acl", f'invalid image "acl" (item {i} is not a UUID): {_s(item)}')
             return
 
 
@@ -284,53 +323,43 @@ def _check_billing_tags(rec: Mapping[str, Any], cfg: DomainConfig, errs: Errors)
     if isinstance(v, str):
         v = [v]
     if not isinstance(v, list):
-        _invalid(errs, "billing_tags", f'invalid image "billing_tags": not an array: {_show(v)}')
+        _invalid(errs, "billing_tags", f'invalid image "billing_tags" (not an array): {_s(v)}')
         return
-    for i, item in enumerate(v):
+    for item in v:
         if not isinstance(item, str) or js_len(item) > MAX_BILLING_TAG_LENGTH:
-            _invalid(
-                errs,
-                "billing_tags",
-                f'invalid image "billing_tags": item {i} is not a string of at most '
-                f"{MAX_BILLING_TAG_LENGTH} characters",
-            )
-            return
+            # (sic: the reference's wording, space before the colon)
+            _invalid(errs, "billing_tags", f'invalid image "billing_tags" entry : {_s(item)}')
 
 
 def _check_users(rec: Mapping[str, Any], cfg: DomainConfig, errs: Errors) -> None:
     v = rec["users"]
     if not isinstance(v, list):
-        _invalid(errs, "users", f'invalid image "users": not an array: {_show(v)}')
+        _invalid(errs, "users", f'invalid image "users" (not an array): {_j(v)}')
         return
-    for i, item in enumerate(v):
+    for item in v:
         if not (isinstance(item, Mapping) and list(item.keys()) == ["name"]):
-            _invalid(
-                errs, "users", f'invalid image "users": item {i} must be an object with only a "name" key'
-            )
-            return
+            _invalid(errs, "users", f'invalid image "users" entry: {_j(item)}')
 
 
 def _check_traits(rec: Mapping[str, Any], cfg: DomainConfig, errs: Errors) -> None:
     v = rec["traits"]
-    if not isinstance(v, Mapping):
-        _invalid(errs, "traits", f'invalid image "traits": not an object: {_show(v)}')
+    if not isinstance(v, (Mapping, list)):  # (an array is an object: its keys are "0", "1"...)
+        _invalid(errs, "traits", f'invalid image "traits" (not an object): {_j(v)}')
         return
-    for key, value in v.items():
+    items = v.items() if isinstance(v, Mapping) else ((str(i), x) for i, x in enumerate(v))
+    for key, value in items:
         if not isinstance(value, (str, bool, list)):
-            _invalid(
-                errs,
-                "traits",
-                f'invalid image "traits": value of trait "{key}" must be a string, boolean or array',
-            )
-            return
+            _invalid(errs, "traits", f'invalid image "traits" entry: ({key}, {_j(value)})')
 
 
 def _check_tags(rec: Mapping[str, Any], cfg: DomainConfig, errs: Errors) -> None:
     v = rec["tags"]
     if not isinstance(v, Mapping):
-        _invalid(errs, "tags", f'invalid image "tags": not an object: {_show(v)}')
+        _invalid(errs, "tags", f'invalid image "tags" (not an object): {_j(v)}')
     elif js_len(compact_json(v)) > MAX_TAGS_JSON_LENGTH:
-        _invalid(errs, "tags", f'invalid image "tags": too large (max {MAX_TAGS_JSON_LENGTH} characters)')
+        _invalid(
+            errs, "tags", f'image "tags" string length is too long, max {MAX_TAGS_JSON_LENGTH} characters'
+        )
 
 
 def _check_inherited_directories(rec: Mapping[str, Any], cfg: DomainConfig, errs: Errors) -> None:
@@ -366,57 +395,48 @@ def _is_json_int(v: Any) -> bool:
 
 
 def _check_requirements(rec: Mapping[str, Any], cfg: DomainConfig, errs: Errors) -> None:
-    reqs = rec["requirements"]
-    if not isinstance(reqs, Mapping):
-        _invalid(errs, "requirements", f'invalid image "requirements": not an object: {_show(reqs)}')
+    """§4.5, as the reference iterates the keys of a copy of the value: a number or boolean has
+    none (accepted), a string or an array has index keys (each an unsupported requirement)."""
+    reqs = _as_object(rec["requirements"])
+    if reqs is None:
+        _invalid(errs, "requirements", f'invalid image "requirements" (not an object): {_j(None)}')
         return
-    for key in reqs:
-        if key not in _REQUIREMENT_KEYS_ALL:
-            _invalid(errs, key, f'unsupported requirement "{key}"')
 
     networks = reqs.get("networks")
-    if truthy(networks) and not (
-        isinstance(networks, list)
-        and all(isinstance(n, Mapping) and sorted(n.keys()) == ["description", "name"] for n in networks)
-    ):
-        _invalid(
-            errs,
-            "requirements.networks",
-            'invalid image "requirements.networks": must be an array of {"name", "description"} objects',
-        )
+    if truthy(networks):
+        field = "requirements.networks"
+        if not isinstance(networks, list):
+            _invalid(errs, field, f'invalid image "{field}" (not an array): {_j(networks)}')
+        else:
+            for n in networks:
+                if not (isinstance(n, Mapping) and sorted(n.keys()) == ["description", "name"]):
+                    _invalid(errs, field, f'invalid image "{field}" entry: {_j(n)}')
 
     brand = reqs.get("brand")
     if truthy(brand) and not isinstance(brand, str):
-        _invalid(
-            errs, "requirements.brand", f'invalid image "requirements.brand": not a string: {_show(brand)}'
-        )
+        field = "requirements.brand"
+        _invalid(errs, field, f'invalid image "{field}" (not a string): {_j(brand)}')
 
     ssh_key = reqs.get("ssh_key")
     if truthy(ssh_key) and ssh_key is not True:
-        _invalid(
-            errs,
-            "requirements.ssh_key",
-            f'invalid image "requirements.ssh_key": not a boolean: {_show(ssh_key)}',
-        )
+        field = "requirements.ssh_key"
+        _invalid(errs, field, f'invalid image "{field}" (not a boolean): {_j(ssh_key)}')
 
-    rams_ok = True
+    rams: dict[str, Any] = {}
     for key in ("min_ram", "max_ram"):
         value = reqs.get(key)
-        if truthy(value) and not _is_json_int(value):
-            rams_ok = False
-            _invalid(
-                errs,
-                f"requirements.{key}",
-                f'invalid image "requirements.{key}": not an integer: {_show(value)}',
-            )
-    min_ram: Any = reqs.get("min_ram")
-    max_ram: Any = reqs.get("max_ram")
-    if rams_ok and truthy(min_ram) and truthy(max_ram) and max_ram < min_ram:
+        if not truthy(value):
+            continue
+        if _is_json_int(value):
+            rams[key] = value
+        else:
+            field = f"requirements.{key}"
+            _invalid(errs, field, f'invalid image "{field}" (not a positive integer): {_j(value)}')
+    if len(rams) == 2 and rams["max_ram"] < rams["min_ram"]:
         _invalid(
             errs,
             "requirements.max_ram",
-            f'invalid image "requirements.max_ram": max_ram ({js_string(max_ram)}) is less than '
-            f"min_ram ({js_string(min_ram)})",
+            f"min_ram must be <= max_ram, but:min_ram={_s(rams['min_ram'])}, max_ram={_s(rams['max_ram'])}",
         )
 
     for key in ("min_platform", "max_platform"):
@@ -424,16 +444,16 @@ def _check_requirements(rec: Mapping[str, Any], cfg: DomainConfig, errs: Errors)
         if not truthy(value):
             continue
         field = f"requirements.{key}"
-        if not isinstance(value, Mapping) or not value:
-            _invalid(errs, field, f'invalid image "{field}": must be a non-empty object: {_show(value)}')
+        entries = _as_object(value) if isinstance(value, (Mapping, list)) else None
+        if not entries:
+            _invalid(errs, field, f'invalid image "{field}" (not an object): {_j(value)}')
             continue
-        for sdc_version, stamp in value.items():
+        for sdc_version, stamp in entries.items():
             if not is_platform_stamp(stamp):
                 _invalid(
                     errs,
                     field,
-                    f'invalid image "{field}" entry "{sdc_version}": {_show(stamp)} is not a platform '
-                    'timestamp ("YYYYMMDDTHHMMSSZ")',
+                    f'invalid image "{field}" entry: "{sdc_version}: {_s(stamp)}" not a valid platform version',
                 )
 
     bootrom = reqs.get("bootrom")
@@ -451,6 +471,11 @@ def _check_requirements(rec: Mapping[str, Any], cfg: DomainConfig, errs: Errors)
                 field,
                 f'invalid image "{field}", {_show(bootrom)}, must be one of: {", ".join(BOOTROMS)}',
             )
+
+    # unknown requirements last, as the reference reports what is left once the known are checked
+    for key in reqs:
+        if key not in _REQUIREMENT_KEYS_ALL:
+            _invalid(errs, key, f'unsupported requirement "{key}"')
 
 
 # --- the two passes (§4.2) ------------------------------------------------------------------------
@@ -698,9 +723,8 @@ def build_record(
         )
     if for_import:
         for key in ("published_at", "urn"):
-            value = data.pop(key, None)
-            if truthy(value):
-                rec[key] = value
+            if truthy(data.get(key)):  # a falsy one stays, and is an extra parameter below
+                rec[key] = data.pop(key)
     data.pop("files", None)
     data.pop("state", None)
     normalize_record(rec)

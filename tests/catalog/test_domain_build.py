@@ -387,9 +387,12 @@ def test_import_keeps_uuid_published_at_urn() -> None:
     assert rec["state"] == "unactivated" and rec["activated"] is False
 
 
-def test_import_consumes_falsy_published_at_and_urn() -> None:
-    rec = import_(body(uuid=UUID, published_at="", urn=None))
-    assert "published_at" not in rec and "urn" not in rec
+def test_import_falsy_published_at_and_urn_are_extra_parameters() -> None:
+    # the reference consumes them only when truthy: a falsy one is left over
+    err = raises(import_, body(uuid=UUID, published_at="", urn=None))
+    assert err.code == "InvalidParameter"
+    assert err.message == 'invalid extra parameters: "published_at", "urn"'
+    assert [(e.field, e.code) for e in err.errors] == [("published_at", "Invalid"), ("urn", "Invalid")]
 
 
 def test_import_published_at_format_validated() -> None:

@@ -409,7 +409,7 @@ def test_compact_json_basics() -> None:
         (math.nan, "null"),
         (math.inf, "null"),
         (-math.inf, "null"),
-        (12345678901234567890, "12345678901234567890"),
+        (12345678901234567890, "12345678901234567000"),  # the double JavaScript holds
         ('a"b\\c\n\t\x00\x1f\x7f/\u2028', '"a\\"b\\\\c\\n\\t\\u0000\\u001f\x7f/\u2028"'),
         ("\ud800", '"\\ud800"'),
         ("x\udc00y", '"x\\udc00y"'),

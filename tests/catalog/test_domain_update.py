@@ -220,9 +220,12 @@ def test_files_other_changes_not_allowed(files: Any) -> None:
     assert [(e.field, e.code) for e in err.errors] == [("files", "NotAllowed")]
 
 
-def test_files_update_without_file() -> None:
-    err = failure(unactivated(files=[]), {"files": [{"digest": "d"}]})
-    assert [(e.field, e.code) for e in err.errors] == [("files", "NotAllowed")]
+def test_files_update_without_file_is_accepted_and_changes_nothing() -> None:
+    rec = unactivated(files=[])
+    assert update(rec, {"files": [{"digest": "d"}]}) == rec
+    rec = unactivated()
+    rec.pop("files", None)
+    assert "files" not in update(rec, {"files": [{"digest": "d"}]})
 
 
 # --- user-updatable keys --------------------------------------------------------------------------
@@ -310,9 +313,11 @@ def test_tags_invalid_reported_after_merge() -> None:
     assert failure(active(), {"tags": "a"}).message == "invalid image data: tags"
 
 
-def test_image_size_numeric_string_converted() -> None:
+def test_image_size_numeric_string_stored_as_given() -> None:
+    # (the reference converts image_size on create/import only; an update stores the string)
     zvol = active(type="zvol", nic_driver="virtio", disk_driver="virtio", cpu_type="host", image_size=1024)
-    assert update(zvol, {"image_size": "2048"})["image_size"] == 2048
+    assert update(zvol, {"image_size": "2048"})["image_size"] == "2048"
+    assert update(zvol, {"image_size": "1e3"})["image_size"] == "1e3"
     assert failure(zvol, {"image_size": "big"}).message == "invalid image data: image_size"
     assert failure(zvol, {"image_size": None}).errors[0] == FieldError("image_size", "MissingParameter")
 

@@ -87,7 +87,7 @@ def only_error(rec: dict[str, Any], cfg: DomainConfig = DC) -> FieldError:
 
 def test_enumerations_and_limits() -> None:
     assert STATES == ("active", "unactivated", "disabled", "creating", "failed")
-    assert TYPES == ("zone-dataset", "lx-dataset", "zvol", "docker", "lxd", "other")
+    assert TYPES == ("zone-dataset", "lx-dataset", "zvol", "docker", "other", "lxd")  # reference order
     assert OSES == ("smartos", "linux", "windows", "bsd", "illumos", "other")
     assert COMPRESSIONS == ("bzip2", "gzip", "xz", "none")
     assert MAX_FILE_SIZE == 21474836480
@@ -151,7 +151,7 @@ def test_zvol_fields_required_only_for_zvol() -> None:
 
 
 def test_pass1_errors_precede_pass2_errors() -> None:
-    rec = record(description=5, name=7, tags=None, os="beos", homepage="ftp://x")
+    rec = record(description=True, name=7, tags=None, os="beos", homepage="ftp://x")
     assert [f for f, _ in codes(rec)] == ["name", "os", "description", "homepage", "tags"]
 
 
@@ -169,7 +169,7 @@ def test_pass2_order() -> None:
         origin="x",
         eula="x",
         homepage="x",
-        description=1,
+        description=True,
     )
     assert [f for f, _ in codes(rec)] == [
         "description",
@@ -189,7 +189,7 @@ def test_pass2_order() -> None:
 
 
 def test_pre_checks_precede_both_passes() -> None:
-    rec = record(icon=True, tags_search="x", name=DELETE, description=5)
+    rec = record(icon=True, tags_search="x", name=DELETE, description=True)
     assert codes(rec) == [
         ("tags", "Invalid"),
         ("icon", "Invalid"),
@@ -310,7 +310,7 @@ def test_channels_required_on_channel_server() -> None:
 
 
 def test_channels_is_last_of_pass1() -> None:
-    rec = record(public=True, os="beos", description=5)
+    rec = record(public=True, os="beos", description=True)
     assert codes(rec, PUBLIC_CH) == [
         ("os", "Invalid"),
         ("channels", "MissingParameter"),
@@ -335,7 +335,7 @@ def test_any_channels_invalid_without_channels(cfg: DomainConfig) -> None:
 
 
 def test_channels_checked_in_pass2_position_without_channels() -> None:
-    rec = record(channels=["dev"], inherited_directories=5, description=5)
+    rec = record(channels=["dev"], inherited_directories=5, description=True)
     assert [f for f, _ in codes(rec)] == ["description", "inherited_directories", "channels"]
 
 
@@ -354,11 +354,13 @@ def test_channels_checked_in_pass2_position_without_channels() -> None:
         ("-1", False),
         ("abc", False),
         ("", True),  # Number("") === 0
-        (None, False),
-        (True, False),
-        ([2], False),
+        (None, True),  # Number(null) === 0
+        (True, True),  # Number(true) === 1
+        ([2], True),  # Number([2]) === 2
+        ([], True),
+        ({}, False),
         (math.nan, False),
-        (math.inf, False),
+        (math.inf, True),  # not NaN, not negative
     ],
 )
 def test_v(value: Any, ok: bool) -> None:
@@ -421,7 +423,8 @@ def test_name(value: Any, message: str | None) -> None:
         ("", "invalid characters"),
         ("1.0!", "invalid characters"),
         ("1.0\x00", "invalid characters"),
-        (1.0, "must be a string"),
+        (1.0, None),  # a number: its text "1" matches the pattern
+        (True, "must be a string"),
         (None, "must be a string"),
     ],
 )
@@ -436,7 +439,15 @@ def test_version(value: Any, message: str | None) -> None:
 
 @pytest.mark.parametrize(
     ("value", "ok"),
-    [("d" * 10240, True), ("", True), ("d" * 10241, False), ("😀" * 5121, False), (5, False), (None, False)],
+    [
+        ("d" * 10240, True),
+        ("", True),
+        ("d" * 10241, False),
+        ("😀" * 5121, False),
+        (5, True),
+        (True, False),
+        (None, False),
+    ],
 )
 def test_description(value: Any, ok: bool) -> None:
     assert codes(record(description=value)) == ([] if ok else [("description", "Invalid")])
@@ -533,7 +544,7 @@ def test_type_enum_bad(value: Any) -> None:
     assert err.field == "type" and err.code == "Invalid"
     assert (
         err.message is not None
-        and "must be one of: zone-dataset, lx-dataset, zvol, docker, lxd, other" in (err.message)
+        and "must be one of: zone-dataset, lx-dataset, zvol, docker, other, lxd" in (err.message)
     )
 
 
@@ -743,7 +754,9 @@ def test_users(value: Any, ok: bool) -> None:
         ({"a": None}, False),
         ({"a": {}}, False),
         (None, False),
-        ([], False),
+        ([], True),  # an array is an object to the reference (its keys are indexes)
+        (["a", True], True),
+        ([1], False),
         ("x", False),
     ],
 )
@@ -798,9 +811,23 @@ def req_codes(reqs: Any) -> list[tuple[str, str]]:
     return codes(record(requirements=reqs))
 
 
-@pytest.mark.parametrize("value", [None, [], "x", 5, True])
-def test_requirements_must_be_object(value: Any) -> None:
-    assert req_codes(value) == [("requirements", "Invalid")]
+def test_requirements_must_be_object() -> None:
+    assert req_codes(None) == [("requirements", "Invalid")]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        # the reference iterates the keys of a copy: scalars have none, strings and arrays indexes
+        (5, []),
+        (True, []),
+        ([], []),
+        ("xy", [("0", "Invalid"), ("1", "Invalid")]),
+        (["a"], [("0", "Invalid")]),
+    ],
+)
+def test_requirements_coercions(value: Any, expected: list[tuple[str, str]]) -> None:
+    assert req_codes(value) == expected
 
 
 def test_requirements_empty_and_full() -> None:
@@ -821,10 +848,10 @@ def test_requirements_empty_and_full() -> None:
 def test_unsupported_requirement_uses_bare_key() -> None:
     err = only_error(record(requirements={"cpu": 4}))
     assert err == FieldError("cpu", "Invalid", 'unsupported requirement "cpu"')
-    assert req_codes({"a": 1, "brand": 5, "b": 2}) == [
+    assert req_codes({"a": 1, "brand": 5, "b": 2}) == [  # unknown keys are reported last
+        ("requirements.brand", "Invalid"),
         ("a", "Invalid"),
         ("b", "Invalid"),
-        ("requirements.brand", "Invalid"),
     ]
 
 
@@ -921,7 +948,8 @@ def test_requirements_platforms(key: str) -> None:
     assert req_codes({key: {"7.0": "20141030T081701Z"}}) == []
     assert req_codes({key: {}}) == [(field, "Invalid")]
     assert req_codes({key: "20141030T081701Z"}) == [(field, "Invalid")]
-    assert req_codes({key: ["20141030T081701Z"]}) == [(field, "Invalid")]
+    assert req_codes({key: ["20141030T081701Z"]}) == []  # an array is an object keyed by index
+    assert req_codes({key: ["bad"]}) == [(field, "Invalid")]
     assert req_codes({key: {"7.0": "bad", "6.5": "20141030T081701Z", "7.1": "20111030T081701Z"}}) == [
         (field, "Invalid"),
         (field, "Invalid"),
