@@ -17,6 +17,7 @@ from blob_service.model import BlobMeta, UploadState, iso, utcnow
 from blob_service.reaper import Reaper
 from blob_service.settings import BlobSettings
 from blob_service.storage.base import StagedConflict, Storage, StorageBusy, StorageUnavailable
+from blob_service.streams import UploadStreams
 from blob_service.writing import Chunk, UploadStream, restore_digests
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,7 @@ class BlobService:
         self.locks = UploadLocks()
         self.exportable = settings.persist_digest_state and exportable()
         self._reaper: Reaper | None = None
+        self.streams = UploadStreams(settings.upload_streams, settings.upload_idle_seconds)
 
     @property
     def checkpoint_bytes(self) -> int:
@@ -75,6 +77,7 @@ class BlobService:
         self._reaper.start()
 
     def stop(self) -> None:
+        self.streams.stop()
         if self._reaper is not None:
             self._reaper.stop()
             self._reaper = None

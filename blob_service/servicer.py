@@ -71,26 +71,33 @@ class BlobServicer(blob_pb2_grpc.BlobServiceServicer):
     def WriteChunks(  # type: ignore[override]  # raw bytes, see register_blob_servicer
         self, request_iterator: Iterator[bytes], context: grpc.ServicerContext
     ) -> blob_pb2.UploadStatus:
-        """Requests arrive as raw bytes (see register_blob_servicer) and are parsed without copying."""
-        first = next(request_iterator, None)
-        if first is None:
-            raise BlobError("InvalidRequest", "empty WriteChunks stream")
-        upload_id = _parse(first).upload_id
+        """Requests arrive as raw bytes (see register_blob_servicer) and are parsed without copying.
 
-        bytes_in = BLOB_BYTES.labels("in")
+        The stream counts against the upload-stream cap and is cut when the client goes idle
+        (blob_service.streams)."""
+        streams = self.service.streams
+        with streams.stream(context.peer(), context.cancel) as watched:
+            received = streams.received(watched, iter(request_iterator))
+            first = next(received, None)
+            if first is None:
+                raise BlobError("InvalidRequest", "empty WriteChunks stream")
+            upload_id = _parse(first).upload_id
+            watched.name = f"{upload_id} from {context.peer()}"
 
-        def chunks() -> Iterator[Chunk]:
-            raw: bytes | None = first
-            while raw is not None:
-                msg = _parse(raw)
-                if msg.upload_id and msg.upload_id != upload_id:
-                    raise BlobError("InvalidRequest", "a stream writes to one upload only")
-                bytes_in.inc(len(msg.data))
-                yield Chunk(msg.data, msg.offset, msg.crc32)
-                raw = next(request_iterator, None)
+            bytes_in = BLOB_BYTES.labels("in")
 
-        with BLOB_UPLOADS_IN_FLIGHT.track_inprogress():
-            return self._status(self.service.write(upload_id, chunks()))
+            def chunks() -> Iterator[Chunk]:
+                raw: bytes | None = first
+                while raw is not None:
+                    msg = _parse(raw)
+                    if msg.upload_id and msg.upload_id != upload_id:
+                        raise BlobError("InvalidRequest", "a stream writes to one upload only")
+                    bytes_in.inc(len(msg.data))
+                    yield Chunk(msg.data, msg.offset, msg.crc32)
+                    raw = next(received, None)
+
+            with BLOB_UPLOADS_IN_FLIGHT.track_inprogress():
+                return self._status(self.service.write(upload_id, chunks()))
 
     @_rpc
     def GetUpload(

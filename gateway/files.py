@@ -9,8 +9,10 @@ beyond the original, single-range ``Range`` requests (206 / 416).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -63,10 +65,15 @@ class CallScope:
 
 
 def blob_error(exc: grpc.RpcError, *, too_big: ImgapiError | None = None) -> ImgapiError:
-    """A blob-service failure as an IMGAPI error (errors.md: StorageIsDown 503, else 500)."""
+    """A blob-service failure as an IMGAPI error (errors.md: StorageIsDown 503, else 500; a full
+    backend 507, all upload streams taken 503)."""
     reason, meta = error_reason(exc)
     if reason == "SizeExceeded" and too_big is not None:
         return too_big
+    if reason == "InsufficientStorage":
+        return ImgapiError("InsufficientStorage", "insufficient storage: the image store is full")
+    if reason == "TooManyUploads":
+        return ImgapiError("ServiceUnavailableError", "too many uploads in progress, retry later")
     code = exc.code() if hasattr(exc, "code") else None
     if reason == "StorageIsDown" or code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
         return ImgapiError("StorageIsDown", "storage is unavailable")
@@ -102,15 +109,24 @@ async def abort_upload(clients: Clients, upload_id: str) -> None:
 # --- writing bytes into a blob upload ------------------------------------------------------------
 
 
-async def rechunk(source: AsyncIterator[bytes], size: int = CHUNK) -> AsyncIterator[memoryview]:
+#: A partly filled chunk waiting this long is sent anyway when more bytes arrive, so that a slow
+#: but live client keeps the blob service's upload stream active (it cuts idle streams).
+FLUSH_SECONDS = 5.0
+
+
+async def rechunk(
+    source: AsyncIterator[bytes], size: int = CHUNK, flush_seconds: float = FLUSH_SECONDS
+) -> AsyncIterator[memoryview]:
     """Re-cut a byte stream into ``size``-byte pieces (the last may be shorter), copying once.
 
     The pieces (uvicorn hands over ~64 KiB) are copied into one reused buffer; each yielded view of
     it is valid only until the next piece is requested, so the consumer must copy it right away.
+    A partial piece is yielded early once bytes have waited in it for ``flush_seconds``.
     """
     buf = bytearray(size)
     view = memoryview(buf)
     have = 0
+    since = time.monotonic()
     async for piece in source:
         data = memoryview(piece)
         while len(data):
@@ -121,6 +137,11 @@ async def rechunk(source: AsyncIterator[bytes], size: int = CHUNK) -> AsyncItera
             if have == size:
                 yield view
                 have = 0
+                since = time.monotonic()
+        if have and time.monotonic() - since >= flush_seconds:
+            yield view[:have]
+            have = 0
+            since = time.monotonic()
     if have:
         yield view[:have]
 
@@ -173,6 +194,8 @@ async def write_chunks(
     except grpc.RpcError as e:
         if failure:
             return WriteOutcome(await current_offset(clients, upload_id, offset), failure[0])
+        if e.code() == grpc.StatusCode.CANCELLED:  # the blob service cut a stream that went idle
+            raise ImgapiError("RequestTimeoutError", "the upload made no progress and was cut") from None
         raise blob_error(e, too_big=too_big) from None
     return WriteOutcome(status.committed_offset, failure[0] if failure else None)
 
@@ -353,10 +376,28 @@ def _content_length(ctx: RequestContext) -> tuple[str, int | None]:
     return raw, int(raw) if raw.isdigit() else None
 
 
-async def _body(ctx: RequestContext) -> AsyncIterator[bytes]:
-    async for piece in ctx.request.stream():
+async def request_body(ctx: RequestContext) -> AsyncIterator[bytes]:
+    """The request body as it arrives; a client that sends nothing for the upload idle time
+    (``upload_idle_seconds``) is cut with a 408 instead of holding the upload forever."""
+    idle = ctx.settings.upload_idle_seconds
+    pieces = ctx.request.stream()
+    while True:
+        try:
+            async with asyncio.timeout(idle):
+                piece = await anext(pieces)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            await pieces.aclose()
+            log.warning("upload body idle for %.1f s: cut", idle)
+            raise ImgapiError(
+                "RequestTimeoutError", f"no bytes of the request body arrived for {idle:g} seconds"
+            ) from None
         if piece:
             yield piece
+
+
+_body = request_body
 
 
 # --- AddImageFile --------------------------------------------------------------------------------
