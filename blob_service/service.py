@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import re
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from blob_service.digests import ALGORITHMS, Buffer, Digests, DigestSet, exportable
 from blob_service.errors import BlobError, blob_not_found, storage_down, upload_not_found
@@ -19,6 +20,10 @@ from blob_service.settings import BlobSettings
 from blob_service.storage.base import StagedConflict, Storage, StorageBusy, StorageUnavailable
 from blob_service.streams import UploadStreams
 from blob_service.writing import Chunk, UploadStream, restore_digests
+from imgapi_common.observability import request_id
+
+#: errno values that mean the storage is full (the disk, or the service's quota on it).
+_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +44,9 @@ def storage_errors() -> Iterator[None]:
     except StagedConflict as e:
         raise BlobError("Internal", f"staged upload is inconsistent: {e}") from e
     except OSError as e:
+        if e.errno in _FULL:
+            log.error("storage full: %s", e, extra={"request_id": request_id.get()})
+            raise BlobError("InsufficientStorage", f"storage is full: {e.strerror}") from e
         raise BlobError("Internal", f"storage failure: {e.__class__.__name__}: {e}") from e
 
 
@@ -213,7 +221,12 @@ class BlobService:
                     if not got:
                         continue  # being written right now
                     state = self.storage.load_upload(upload_id)
-                    if state is not None and state.expired(now):
+                    if state is None:
+                        # staging whose state was never saved (a crash or a full disk at start)
+                        stale = now - timedelta(seconds=self.settings.upload_ttl_seconds)
+                        if self.storage.discard_orphan(upload_id, stale):
+                            reaped += 1
+                    elif state.expired(now):
                         self.storage.delete_upload(state)
                         reaped += 1
         return reaped

@@ -210,21 +210,33 @@ async def current_offset(clients: Clients, upload_id: str, default: int) -> int:
         return default
 
 
-async def start_upload(clients: Clients, *, max_size: int, label: str, expected_size: int = 0) -> str:
+async def start_upload(
+    clients: Clients,
+    *,
+    max_size: int,
+    label: str,
+    expected_size: int = 0,
+    metadata: tuple[tuple[str, str], ...] = (),
+) -> str:
     try:
         st = await clients.blob.StartUpload(
             blob_pb2.StartUploadRequest(max_size=max_size, label=label, expected_size=expected_size),
             timeout=clients.timeout,
+            metadata=metadata,
         )
     except grpc.RpcError as e:
         raise blob_error(e) from None
     return str(st.upload_id)
 
 
-async def commit_upload(clients: Clients, upload_id: str) -> blob_pb2.BlobInfo:
+async def commit_upload(
+    clients: Clients, upload_id: str, metadata: tuple[tuple[str, str], ...] = ()
+) -> blob_pb2.BlobInfo:
     try:
         return await clients.blob.CommitUpload(
-            blob_pb2.CommitUploadRequest(upload_id=upload_id), timeout=clients.transfer_timeout
+            blob_pb2.CommitUploadRequest(upload_id=upload_id),
+            timeout=clients.transfer_timeout,
+            metadata=metadata,
         )
     except grpc.RpcError as e:
         raise blob_error(e) from None
@@ -267,7 +279,11 @@ class EndChecks:
 
 
 async def verify_and_commit(
-    clients: Clients, upload_id: str, size: int, checks: EndChecks
+    clients: Clients,
+    upload_id: str,
+    size: int,
+    checks: EndChecks,
+    metadata: tuple[tuple[str, str], ...] = (),
 ) -> blob_pb2.BlobInfo:
     """Run the end checks around CommitUpload; nothing is left behind when one fails."""
     try:
@@ -275,7 +291,7 @@ async def verify_and_commit(
     except ImgapiError:
         await abort_upload(clients, upload_id)
         raise
-    info = await commit_upload(clients, upload_id)
+    info = await commit_upload(clients, upload_id, metadata)
     try:
         checks.after_commit(info)
     except ImgapiError:
@@ -355,7 +371,7 @@ async def store_file_from(
 ) -> catalog_pb2.ImageResponse:
     """Stream ``source`` into a new blob, verify it, attach it as the image file."""
     clients = scope.clients
-    upload_id = await start_upload(clients, max_size=max_size, label=f"file:{uuid}")
+    upload_id = await start_upload(clients, max_size=max_size, label=f"file:{uuid}", metadata=scope.metadata)
     too_big = ImgapiError(too_big_code, f"file size exceeds the maximum, {max_size} bytes")
     try:
         out = await write_chunks(clients, upload_id, 0, source, too_big=too_big, metadata=scope.metadata)
@@ -367,7 +383,7 @@ async def store_file_from(
         if on_source_error is not None:
             raise on_source_error(out.source_error)
         raise out.source_error
-    info = await verify_and_commit(clients, upload_id, out.committed_offset, checks)
+    info = await verify_and_commit(clients, upload_id, out.committed_offset, checks, scope.metadata)
     return await attach_file(scope, uuid, info, meta)
 
 
@@ -458,7 +474,9 @@ async def add_image_icon(ctx: RequestContext) -> Response:
         content_length=raw_len,
     )
     clients = scope.clients
-    upload_id = await start_upload(clients, max_size=prep.max_size, label=f"icon:{ctx.uuid}")
+    upload_id = await start_upload(
+        clients, max_size=prep.max_size, label=f"icon:{ctx.uuid}", metadata=scope.metadata
+    )
     too_big = ImgapiError("Upload", f"icon size exceeds the maximum, {prep.max_size} bytes")
     try:
         out = await write_chunks(clients, upload_id, 0, _body(ctx), too_big=too_big, metadata=scope.metadata)
@@ -469,7 +487,7 @@ async def add_image_icon(ctx: RequestContext) -> Response:
         await abort_upload(clients, upload_id)
         raise _disconnect_error(out.source_error)
     checks = EndChecks("Upload", prep.max_size, expected_length=length, sha1=ctx.query.get("sha1"))
-    info = await verify_and_commit(clients, upload_id, out.committed_offset, checks)
+    info = await verify_and_commit(clients, upload_id, out.committed_offset, checks, scope.metadata)
     icon = image_pb2.ImageIcon(
         sha1=info.digests.sha1,
         size=info.size,

@@ -7,6 +7,7 @@ stores bytes and small JSON records, keyed by ids the service has validated.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 from blob_service.digests import Buffer
@@ -79,7 +80,8 @@ class Storage(Protocol):
     # --- upload sessions --------------------------------------------------------------------
 
     def create_upload(self, state: UploadState) -> UploadState:
-        """Prepare staging for a new upload and save its state; returns the saved state."""
+        """Prepare staging for a new upload and save its state; returns the saved state. On
+        failure nothing is left behind."""
         ...
 
     def load_upload(self, upload_id: str) -> UploadState | None: ...
@@ -97,6 +99,11 @@ class Storage(Protocol):
         ...
 
     def list_uploads(self) -> Iterator[str]: ...
+
+    def discard_orphan(self, upload_id: str, before: datetime) -> bool:
+        """Remove staging of ``upload_id`` that has no saved state and did not change since
+        ``before``; returns whether something was removed."""
+        ...
 
     # --- committed blobs --------------------------------------------------------------------
 

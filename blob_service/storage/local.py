@@ -18,6 +18,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -167,8 +168,12 @@ class LocalStorage:
     def create_upload(self, state: UploadState) -> UploadState:
         d = self._upload_dir(state.upload_id)
         d.mkdir()
-        (d / "data").touch()
-        self.save_upload(state)
+        try:
+            (d / "data").touch()
+            self.save_upload(state)
+        except BaseException:
+            shutil.rmtree(d, ignore_errors=True)  # e.g. ENOSPC: no stateless directory left
+            raise
         return state
 
     def load_upload(self, upload_id: str) -> UploadState | None:
@@ -211,6 +216,16 @@ class LocalStorage:
 
     def delete_upload(self, state: UploadState) -> None:
         shutil.rmtree(self._upload_dir(state.upload_id), ignore_errors=True)
+
+    def discard_orphan(self, upload_id: str, before: datetime) -> bool:
+        d = self._upload_dir(upload_id)
+        try:
+            if (d / "state.json").exists() or d.stat().st_mtime >= before.timestamp():
+                return False
+        except FileNotFoundError:
+            return False
+        shutil.rmtree(d, ignore_errors=True)
+        return True
 
     def list_uploads(self) -> Iterator[str]:
         for entry in os.scandir(self._uploads):

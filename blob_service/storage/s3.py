@@ -16,6 +16,7 @@ immutable (a fresh token each time) so a state always names exactly the bytes it
 
 from __future__ import annotations
 
+import errno
 import io
 import mmap
 import os
@@ -24,6 +25,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, cast
 
@@ -53,7 +55,11 @@ def s3_errors() -> Iterator[None]:
         if e.code in _SERVER_TROUBLE:
             raise StorageUnavailable(f"S3 error {e.code}: {e.message}") from e
         raise
-    except (urllib3.exceptions.HTTPError, OSError) as e:
+    except OSError as e:
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise  # the spool directory is full: not a transport failure
+        raise StorageUnavailable(f"S3 unreachable: {e.__class__.__name__}: {e}") from e
+    except urllib3.exceptions.HTTPError as e:
         raise StorageUnavailable(f"S3 unreachable: {e.__class__.__name__}: {e}") from e
 
 
@@ -273,8 +279,20 @@ class S3Storage:
                 self.bucket, key, {"Content-Type": "application/octet-stream"}
             )
         state = replace(state, staging={"mpu": mpu, "parts": [], "tail": None})
-        self.save_upload(state)
+        try:
+            self.save_upload(state)
+        except BaseException:
+            self._abort_quietly(key, mpu)
+            raise
         return state
+
+    def _abort_quietly(self, key: str, mpu: str) -> None:
+        with s3_errors():
+            try:
+                self.client._abort_multipart_upload(self.bucket, key, mpu)
+            except S3Error as e:
+                if not _missing(e):
+                    raise
 
     def load_upload(self, upload_id: str) -> UploadState | None:
         raw = self.get_bytes(self.upload_key(upload_id, "state.json"))
@@ -321,12 +339,7 @@ class S3Storage:
     def delete_upload(self, state: UploadState) -> None:
         mpu = state.staging.get("mpu")
         if mpu and state.committed is None:
-            with s3_errors():
-                try:
-                    self.client._abort_multipart_upload(self.bucket, self.blob_key(state.blob_id), mpu)
-                except S3Error as e:
-                    if not _missing(e):
-                        raise
+            self._abort_quietly(self.blob_key(state.blob_id), mpu)
         self._remove_prefix(f"uploads/{checked_id(state.upload_id)}/")
 
     def _remove_prefix(self, prefix: str, keep: str | None = None) -> None:
@@ -340,6 +353,20 @@ class S3Storage:
                 errors = self.client.remove_objects(self.bucket, [DeleteObject(n) for n in names])
                 for err in errors:
                     raise StorageUnavailable(f"cannot delete {err.name}: {err.message}")
+
+    def discard_orphan(self, upload_id: str, before: datetime) -> bool:
+        """Objects under an upload's prefix without ``state.json`` (tails of a state that was
+        removed half-way), once none of them changed since ``before``."""
+        prefix = f"uploads/{checked_id(upload_id)}/"
+        with s3_errors():
+            objects = list(self.client.list_objects(self.bucket, prefix=prefix, recursive=True))
+        if not objects or any((o.object_name or "").endswith("/state.json") for o in objects):
+            return False
+        newest = max((o.last_modified for o in objects if o.last_modified is not None), default=None)
+        if newest is not None and newest >= before:
+            return False
+        self._remove_prefix(prefix)
+        return True
 
     def list_uploads(self) -> Iterator[str]:
         with s3_errors():
