@@ -26,6 +26,7 @@ from typing import Any
 
 from prometheus_client import Counter, Gauge
 
+from imgapi_common.ssrf import Allowlist
 from replication.copier import Conflict, Copier, Destination, Outcome, RateLimiter
 from replication.filters import Filters
 from replication.sources import GrpcSource, RestSource, Source, SourceEvent, SourceImage
@@ -105,10 +106,10 @@ class JobSpec:
             raise ValueError("bandwidth_limit must be >= 0")
         self.filters.validate()
 
-    def make_source(self) -> GrpcSource | RestSource:
+    def make_source(self, allowlist: Allowlist | None = None) -> GrpcSource | RestSource:
         if self.source_kind == "grpc":
             return GrpcSource(self.source_catalog, self.source_blob)
-        return RestSource(self.source_url)
+        return RestSource(self.source_url, allowlist=allowlist)
 
 
 class JobRunner:
@@ -121,11 +122,13 @@ class JobRunner:
         dest_factory: Callable[[], Destination],
         *,
         retry_seconds: float = RETRY_SECONDS,
+        source_allowlist: Allowlist | None = None,
     ) -> None:
         self.store = store
         self.job_id = job_id
         self.dest_factory = dest_factory
         self.retry_seconds = retry_seconds
+        self.source_allowlist = source_allowlist
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"replication-{job_id[:8]}", daemon=True)
         self.copier: Copier | None = None
@@ -159,7 +162,7 @@ class JobRunner:
             dest: Destination | None = None
             pool: ThreadPoolExecutor | None = None
             try:
-                source = spec.make_source()
+                source = spec.make_source(self.source_allowlist)
                 dest = self.dest_factory()
                 self.copier = Copier(
                     source,
@@ -380,9 +383,16 @@ class JobRunner:
 class JobManager:
     """The jobs of one replication service: persisted in ``store``, one runner per running job."""
 
-    def __init__(self, store: Store, dest_factory: Callable[[], Destination]) -> None:
+    def __init__(
+        self,
+        store: Store,
+        dest_factory: Callable[[], Destination],
+        source_allowlist: Allowlist | None = None,
+    ) -> None:
         self.store = store
         self.dest_factory = dest_factory
+        #: Exemptions from the SSRF guard for REST sources (empty: public addresses only).
+        self.source_allowlist = source_allowlist
         self.runners: dict[str, JobRunner] = {}
         self._lock = threading.Lock()
 
@@ -397,7 +407,7 @@ class JobManager:
             r = self.runners.get(job_id)
             if r is not None and r.alive:
                 return
-            r = JobRunner(self.store, job_id, self.dest_factory)
+            r = JobRunner(self.store, job_id, self.dest_factory, source_allowlist=self.source_allowlist)
             self.runners[job_id] = r
             r.start()
 
