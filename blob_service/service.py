@@ -17,7 +17,13 @@ from blob_service.locks import UploadLocks
 from blob_service.model import BlobMeta, UploadState, iso, utcnow
 from blob_service.reaper import Reaper
 from blob_service.settings import BlobSettings
-from blob_service.storage.base import StagedConflict, Storage, StorageBusy, StorageUnavailable
+from blob_service.storage.base import (
+    Reassembles,
+    StagedConflict,
+    Storage,
+    StorageBusy,
+    StorageUnavailable,
+)
 from blob_service.streams import UploadStreams
 from blob_service.writing import Chunk, UploadStream, restore_digests
 from imgapi_common.observability import request_id
@@ -165,7 +171,7 @@ class BlobService:
             state = self._load(upload_id, allow_committed=True)
             if state.committed is not None:
                 return state.committed
-            digests = self._final_digests(state)
+            digests, state = self._final_digests(state)
             failure = self._verify(state, asdict(digests), wanted, expected_size)
             if failure is not None:
                 self.storage.delete_upload(state)
@@ -176,15 +182,26 @@ class BlobService:
             log.info("committed blob %s (%d bytes) from upload %s", meta.blob_id, meta.size, upload_id)
             return meta
 
-    def _final_digests(self, state: UploadState) -> Digests:
+    def _final_digests(self, state: UploadState) -> tuple[Digests, UploadState]:
+        """The digests of the upload's bytes (and its state, which assembling may change)."""
         saved = DigestSet.restore(state.hash_state) if self.exportable else None
         if saved is not None:
-            return saved.digests()
+            return saved.digests(), state
         writer = self.storage.open_writer(state)
         try:
-            return restore_digests(state, writer, self.exportable).digests()
+            restored = restore_digests(state, writer, self.exportable)
         finally:
             writer.close()
+        if restored is not None:
+            return restored.digests(), state
+        if not isinstance(self.storage, Reassembles):
+            raise BlobError("Internal", f"upload {state.upload_id}: digest state lost and bytes unreadable")
+        log.info("upload %s: digest state not restorable here, hashing the assembled blob", state.upload_id)
+        state = self.storage.assemble(state)
+        digests = DigestSet.new(allow_export=False)
+        for piece in self.storage.read_assembled(state, self.settings.read_chunk_bytes):
+            digests.update(piece)
+        return digests.digests(), state
 
     @staticmethod
     def _verify(

@@ -69,6 +69,19 @@ class SyncsInBackground(Protocol):
     def sync(self) -> None: ...
 
 
+@runtime_checkable
+class Reassembles(Protocol):
+    """A backend that cannot read staged bytes back before the commit (S3 multipart parts).
+
+    When an upload's digest state is lost (saved by another OpenSSL), the commit assembles the
+    blob first (``assemble``: still invisible, ``commit_upload`` publishes it, ``delete_upload``
+    removes it) and hashes it by reading it (``read_assembled``)."""
+
+    def assemble(self, state: UploadState) -> UploadState: ...
+
+    def read_assembled(self, state: UploadState, chunk: int) -> Iterator[Buffer]: ...
+
+
 class Storage(Protocol):
     #: Backend name reported as ``stor``.
     name: str
