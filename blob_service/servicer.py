@@ -82,7 +82,7 @@ class BlobServicer(blob_pb2_grpc.BlobServiceServicer):
             if first is None:
                 raise BlobError("InvalidRequest", "empty WriteChunks stream")
             upload_id = _parse(first).upload_id
-            watched.name = f"{upload_id} from {context.peer()}"
+            watched.name, watched.upload_id = f"{upload_id} from {context.peer()}", upload_id
 
             bytes_in = BLOB_BYTES.labels("in")
 

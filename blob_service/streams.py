@@ -32,13 +32,16 @@ T = TypeVar("T")
 class _Watched:
     """One stream: since when it waits for the client (``None``: it does not), and how to cut it."""
 
-    __slots__ = ("cancel", "cut", "name", "waiting_since")
+    __slots__ = ("cancel", "cut", "messages", "name", "upload_id", "waiting_since")
 
     def __init__(self, name: str, cancel: Callable[[], None]) -> None:
         self.name = name
         self.cancel = cancel
         self.waiting_since: float | None = time.monotonic()
         self.cut = False
+        self.upload_id = ""
+        #: Messages received so far (each one is applied before the next is asked for).
+        self.messages = 0
 
 
 class UploadStreams:
@@ -55,6 +58,11 @@ class UploadStreams:
         """Upload streams in progress right now."""
         with self._lock:
             return len(self._active)
+
+    def received_for(self, upload_id: str) -> int:
+        """Messages the streams writing ``upload_id`` right now have received (0: none open)."""
+        with self._lock:
+            return sum(w.messages for w in self._active if w.upload_id == upload_id)
 
     @contextmanager
     def stream(self, name: str, cancel: Callable[[], None]) -> Iterator[_Watched]:
@@ -86,6 +94,7 @@ class UploadStreams:
                 return
             finally:
                 w.waiting_since = None
+            w.messages += 1
             yield item
 
     def stop(self) -> None:

@@ -149,6 +149,8 @@ class LocalStorage:
         self._lock_wait = lock_wait
         self._direct_io = direct_io
         self._direct_reads = threading.BoundedSemaphore(direct_reads)  # 0: never
+        #: Name of this backend's read-ahead threads (tells them apart from other instances').
+        self.read_ahead_name = f"blob-read-ahead:{self.root}"
 
     def check(self) -> None:
         if not os.access(self.root, os.W_OK):
@@ -249,7 +251,7 @@ class LocalStorage:
                 dfd = open_direct(path, os.O_RDONLY)
                 if dfd is not None:
                     try:
-                        yield from read_direct(dfd, offset, length, chunk)
+                        yield from read_direct(dfd, offset, length, chunk, self.read_ahead_name)
                     finally:
                         os.close(dfd)
                     return
