@@ -24,7 +24,7 @@ from blob_service.storage.base import (
     StorageBusy,
     StorageUnavailable,
 )
-from blob_service.streams import UploadStreams
+from blob_service.streams import StreamGuard
 from blob_service.writing import Chunk, UploadStream, restore_digests
 from imgapi_common.observability import request_id
 
@@ -78,7 +78,9 @@ class BlobService:
         self.locks = UploadLocks()
         self.exportable = settings.persist_digest_state and exportable()
         self._reaper: Reaper | None = None
-        self.streams = UploadStreams(settings.upload_streams, settings.upload_idle_seconds)
+        self.streams = StreamGuard(
+            settings.upload_streams, settings.upload_idle_seconds, settings.download_idle_seconds
+        )
 
     @property
     def checkpoint_bytes(self) -> int:

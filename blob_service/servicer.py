@@ -122,6 +122,14 @@ class BlobServicer(blob_pb2_grpc.BlobServiceServicer):
     def ReadBlob(
         self, request: blob_pb2.ReadBlobRequest, context: grpc.ServicerContext
     ) -> Iterator[blob_pb2.ReadBlobResponse]:
+        """The stream is cut when the client takes no message for the download idle time."""
+        streams = self.service.streams
+        with streams.download(f"{request.blob_id} to {context.peer()}", context.cancel) as watched:
+            yield from streams.sent(watched, self._read(request, context))
+
+    def _read(
+        self, request: blob_pb2.ReadBlobRequest, context: grpc.ServicerContext
+    ) -> Iterator[blob_pb2.ReadBlobResponse]:
         try:
             meta, chunks = self.service.read(request.blob_id, request.offset, request.length)
             first = next(chunks, b"")

@@ -69,6 +69,8 @@ class BlobSettings(BaseSettings):
     max_upload_streams: int | None = Field(default=None, ge=1)
     #: An upload stream that waits this long for the client's next message is cut (seconds).
     upload_idle_seconds: float = Field(default=60.0, gt=0)
+    #: A download stream whose client takes no message for this long is cut (seconds).
+    download_idle_seconds: float = Field(default=60.0, gt=0)
     grace_seconds: float = Field(default=10.0, ge=0)
     log_level: str = "INFO"
     #: Log one line per RPC (method, status, duration, request id).

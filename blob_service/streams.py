@@ -1,4 +1,4 @@
-"""Guarding the handler threads upload streams hold: a capacity cap and an idle timeout.
+"""Guarding the handler threads streams hold: a cap on uploads, idle timeouts on both directions.
 
 Each WriteChunks stream holds one of the server's handler threads for as long as it lasts, most of
 that time waiting for the client's next message. Two rules keep stalled or numerous uploads from
@@ -9,6 +9,9 @@ taking the threads downloads and metadata calls need:
 * a stream that waits longer than ``idle_seconds`` for its next message is cut (the RPC is
   cancelled: what was received is kept, the thread is freed). Time the service itself spends
   writing or hashing never counts: only waiting for the client does.
+
+Downloads (ReadBlob) hold a thread too while the client does not take the bytes (HTTP/2 flow
+control blocks the send): one whose client takes no message for ``download_idle_seconds`` is cut.
 
 One watchdog thread serves every stream.
 """
@@ -44,12 +47,14 @@ class _Watched:
         self.messages = 0
 
 
-class UploadStreams:
-    def __init__(self, max_streams: int, idle_seconds: float) -> None:
+class StreamGuard:
+    def __init__(self, max_streams: int, idle_seconds: float, download_idle_seconds: float) -> None:
         self.max_streams = max_streams
         self.idle_seconds = idle_seconds
+        self.download_idle_seconds = download_idle_seconds
         self._lock = threading.Condition()
         self._active: set[_Watched] = set()
+        self._reads: set[_Watched] = set()
         self._stopped = False
         self._thread: threading.Thread | None = None
 
@@ -83,6 +88,35 @@ class UploadStreams:
             with self._lock:
                 self._active.discard(w)
 
+    @property
+    def downloads(self) -> int:
+        """Download streams in progress right now."""
+        with self._lock:
+            return len(self._reads)
+
+    @contextmanager
+    def download(self, name: str, cancel: Callable[[], None]) -> Iterator[_Watched]:
+        """Watch one download stream until the block ends (see :meth:`sent`)."""
+        w = _Watched(name, cancel)
+        w.waiting_since = None  # reading storage is the service's time, not the client's
+        with self._lock:
+            self._reads.add(w)
+            self._ensure_watchdog()
+        try:
+            yield w
+        finally:
+            with self._lock:
+                self._reads.discard(w)
+
+    @staticmethod
+    def sent(w: _Watched, source: Iterator[T]) -> Iterator[T]:
+        """``source``'s items; the time until the client takes each is what the timeout measures."""
+        for item in source:
+            w.waiting_since = time.monotonic()
+            yield item
+            w.waiting_since = None
+            w.messages += 1
+
     @staticmethod
     def received(w: _Watched, source: Iterator[T]) -> Iterator[T]:
         """``source``'s items; the waits for each of them are what the idle timeout measures."""
@@ -108,11 +142,11 @@ class UploadStreams:
 
     def _ensure_watchdog(self) -> None:
         if self._thread is None and not self._stopped:
-            self._thread = threading.Thread(target=self._watch, name="blob-upload-idle", daemon=True)
+            self._thread = threading.Thread(target=self._watch, name="blob-stream-idle", daemon=True)
             self._thread.start()
 
     def _watch(self) -> None:
-        tick = min(max(self.idle_seconds / 4, 0.01), 1.0)
+        tick = min(max(min(self.idle_seconds, self.download_idle_seconds) / 4, 0.01), 1.0)
         while True:
             with self._lock:
                 if self._stopped:
@@ -120,19 +154,19 @@ class UploadStreams:
                 self._lock.wait(tick)
                 now = time.monotonic()
                 stale = [
-                    w
-                    for w in self._active
-                    if not w.cut and w.waiting_since is not None and now - w.waiting_since > self.idle_seconds
+                    (w, what, limit)
+                    for group, what, limit in (
+                        (self._active, "upload stream {} sent nothing", self.idle_seconds),
+                        (self._reads, "download stream {} took nothing", self.download_idle_seconds),
+                    )
+                    for w in group
+                    if not w.cut and w.waiting_since is not None and now - w.waiting_since > limit
                 ]
-                for w in stale:
+                for w, _, _ in stale:
                     w.cut = True
-            for w in stale:
-                log.warning(
-                    "upload stream %s sent nothing for %.1f s: cut (its bytes so far are kept)",
-                    w.name,
-                    self.idle_seconds,
-                )
+            for w, what, limit in stale:
+                log.warning("%s for %.1f s: cut", what.format(w.name), limit)
                 try:
                     w.cancel()
                 except Exception:
-                    log.exception("cutting the idle upload stream %s failed", w.name)
+                    log.exception("cutting the idle stream %s failed", w.name)

@@ -7,6 +7,7 @@ threads; and a stream idle for ``upload_idle_seconds`` is cut, keeping what it s
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -117,3 +118,36 @@ def test_idle_stream_is_cut_and_keeps_its_bytes(blob: tuple[int, BlobService]) -
             assert client.get_upload(uid).committed_offset == 10  # what was sent is kept
         # the threads are free again: a whole upload goes through
         assert client.upload([b"x" * 100]).size == 100
+
+
+def test_stalled_download_is_cut_and_frees_its_thread(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A client that stops taking a download's bytes holds the service's thread (flow control
+    blocks the send): after the download idle time the stream is cut; the client resumes."""
+    settings = BlobSettings(
+        bind="127.0.0.1:0",
+        data_dir=tmp_path / "data",
+        fsync=False,
+        max_workers=4,
+        download_idle_seconds=0.5,
+    )
+    srv, port, _health, svc = create_server(settings)
+    srv.start()
+    caplog.set_level(logging.WARNING, logger="blob_service.streams")
+    try:
+        with channel_to(port) as ch:
+            client = BlobClient(ch, timeout=30, retry_delay=0.05)
+            data = bytes(range(256)) * (256 * 1024)  # 64 MiB: more than the HTTP/2 windows hold
+            info = client.upload([data[i : i + 1024 * 1024] for i in range(0, len(data), 1024 * 1024)])
+            _, chunks = client.open(info.blob_id)
+            first = next(chunks)  # then the client stops reading
+            _wait_for("the download to be open", lambda: svc.streams.downloads == 1)
+            _wait_for("the stalled download to be cut", lambda: svc.streams.downloads == 0)
+            cuts = [r.getMessage() for r in caplog.records if "took nothing" in r.getMessage()]
+            assert len(cuts) == 1 and info.blob_id in cuts[0]  # cut, not finished
+            # the client continues where it stopped, on a new stream
+            assert first + b"".join(chunks) == data
+    finally:
+        srv.stop(0).wait()
+        svc.stop()
