@@ -13,6 +13,7 @@ import logging
 import os
 import shutil
 import subprocess
+import tempfile
 import uuid as uuidlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -93,9 +94,20 @@ def injected_disk(path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Disk]
     yield Disk(fill, free)
 
 
+def _can_mount_tmpfs() -> bool:
+    """Whether this process may mount a tmpfs (root with CAP_SYS_ADMIN: not in every container)."""
+    if os.geteuid() != 0 or shutil.which("mount") is None or shutil.which("umount") is None:
+        return False
+    with tempfile.TemporaryDirectory() as d:
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", d], capture_output=True)
+        if done.returncode != 0:
+            return False
+        subprocess.run(["umount", d], check=True)
+    return True
+
+
 def _modes() -> list[str]:
-    can_mount = os.geteuid() == 0 and shutil.which("mount") is not None
-    return ["tmpfs", "injected"] if can_mount else ["injected"]
+    return ["tmpfs", "injected"] if _can_mount_tmpfs() else ["injected"]
 
 
 @pytest.fixture(params=_modes())
