@@ -413,9 +413,6 @@ async def request_body(ctx: RequestContext) -> AsyncIterator[bytes]:
             yield piece
 
 
-_body = request_body
-
-
 # --- AddImageFile --------------------------------------------------------------------------------
 
 
@@ -440,7 +437,7 @@ async def add_image_file(ctx: RequestContext) -> Response:
     res = await store_file_from(
         scope,
         ctx.uuid,
-        _body(ctx),
+        request_body(ctx),
         max_size=prep.max_size,
         checks=checks,
         meta=meta,
@@ -479,7 +476,9 @@ async def add_image_icon(ctx: RequestContext) -> Response:
     )
     too_big = ImgapiError("Upload", f"icon size exceeds the maximum, {prep.max_size} bytes")
     try:
-        out = await write_chunks(clients, upload_id, 0, _body(ctx), too_big=too_big, metadata=scope.metadata)
+        out = await write_chunks(
+            clients, upload_id, 0, request_body(ctx), too_big=too_big, metadata=scope.metadata
+        )
     except BaseException:
         await abort_upload(clients, upload_id)
         raise
