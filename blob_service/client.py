@@ -27,7 +27,7 @@ CHUNK_BYTES = 1024 * 1024
 #: Bytes possibly in flight (HTTP/2 windows, socket buffers) when a stream breaks.
 IN_FLIGHT_BYTES = 16 * 1024 * 1024
 #: Failures after which a retry can succeed.
-TRANSIENT = frozenset({"Unavailable", "UploadBusy", "StorageIsDown", "OffsetMismatch"})
+TRANSIENT = frozenset({"Unavailable", "UploadBusy", "StorageIsDown", "OffsetMismatch", "TooManyUploads"})
 
 T = TypeVar("T")
 

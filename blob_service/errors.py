@@ -32,6 +32,8 @@ REASONS: dict[str, grpc.StatusCode] = {
     "StorageIsDown": _G.UNAVAILABLE,
     "UploadBusy": _G.ABORTED,
     "InvalidRequest": _G.INVALID_ARGUMENT,
+    "TooManyUploads": _G.RESOURCE_EXHAUSTED,
+    "InsufficientStorage": _G.RESOURCE_EXHAUSTED,
     "Internal": _G.INTERNAL,
     "Unavailable": _G.UNAVAILABLE,
 }

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import re
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from blob_service.digests import ALGORITHMS, Buffer, Digests, DigestSet, exportable
 from blob_service.errors import BlobError, blob_not_found, storage_down, upload_not_found
@@ -16,8 +17,19 @@ from blob_service.locks import UploadLocks
 from blob_service.model import BlobMeta, UploadState, iso, utcnow
 from blob_service.reaper import Reaper
 from blob_service.settings import BlobSettings
-from blob_service.storage.base import StagedConflict, Storage, StorageBusy, StorageUnavailable
+from blob_service.storage.base import (
+    Reassembles,
+    StagedConflict,
+    Storage,
+    StorageBusy,
+    StorageUnavailable,
+)
+from blob_service.streams import StreamGuard
 from blob_service.writing import Chunk, UploadStream, restore_digests
+from imgapi_common.observability import request_id
+
+#: errno values that mean the storage is full (the disk, or the service's quota on it).
+_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +50,9 @@ def storage_errors() -> Iterator[None]:
     except StagedConflict as e:
         raise BlobError("Internal", f"staged upload is inconsistent: {e}") from e
     except OSError as e:
+        if e.errno in _FULL:
+            log.error("storage full: %s", e, extra={"request_id": request_id.get()})
+            raise BlobError("InsufficientStorage", f"storage is full: {e.strerror}") from e
         raise BlobError("Internal", f"storage failure: {e.__class__.__name__}: {e}") from e
 
 
@@ -63,6 +78,9 @@ class BlobService:
         self.locks = UploadLocks()
         self.exportable = settings.persist_digest_state and exportable()
         self._reaper: Reaper | None = None
+        self.streams = StreamGuard(
+            settings.upload_streams, settings.upload_idle_seconds, settings.download_idle_seconds
+        )
 
     @property
     def checkpoint_bytes(self) -> int:
@@ -75,6 +93,7 @@ class BlobService:
         self._reaper.start()
 
     def stop(self) -> None:
+        self.streams.stop()
         if self._reaper is not None:
             self._reaper.stop()
             self._reaper = None
@@ -154,7 +173,7 @@ class BlobService:
             state = self._load(upload_id, allow_committed=True)
             if state.committed is not None:
                 return state.committed
-            digests = self._final_digests(state)
+            digests, state = self._final_digests(state)
             failure = self._verify(state, asdict(digests), wanted, expected_size)
             if failure is not None:
                 self.storage.delete_upload(state)
@@ -165,15 +184,26 @@ class BlobService:
             log.info("committed blob %s (%d bytes) from upload %s", meta.blob_id, meta.size, upload_id)
             return meta
 
-    def _final_digests(self, state: UploadState) -> Digests:
+    def _final_digests(self, state: UploadState) -> tuple[Digests, UploadState]:
+        """The digests of the upload's bytes (and its state, which assembling may change)."""
         saved = DigestSet.restore(state.hash_state) if self.exportable else None
         if saved is not None:
-            return saved.digests()
+            return saved.digests(), state
         writer = self.storage.open_writer(state)
         try:
-            return restore_digests(state, writer, self.exportable).digests()
+            restored = restore_digests(state, writer, self.exportable)
         finally:
             writer.close()
+        if restored is not None:
+            return restored.digests(), state
+        if not isinstance(self.storage, Reassembles):
+            raise BlobError("Internal", f"upload {state.upload_id}: digest state lost and bytes unreadable")
+        log.info("upload %s: digest state not restorable here, hashing the assembled blob", state.upload_id)
+        state = self.storage.assemble(state)
+        digests = DigestSet.new(allow_export=False)
+        for piece in self.storage.read_assembled(state, self.settings.read_chunk_bytes):
+            digests.update(piece)
+        return digests.digests(), state
 
     @staticmethod
     def _verify(
@@ -210,7 +240,12 @@ class BlobService:
                     if not got:
                         continue  # being written right now
                     state = self.storage.load_upload(upload_id)
-                    if state is not None and state.expired(now):
+                    if state is None:
+                        # staging whose state was never saved (a crash or a full disk at start)
+                        stale = now - timedelta(seconds=self.settings.upload_ttl_seconds)
+                        if self.storage.discard_orphan(upload_id, stale):
+                            reaped += 1
+                    elif state.expired(now):
                         self.storage.delete_upload(state)
                         reaped += 1
         return reaped

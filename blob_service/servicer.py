@@ -71,26 +71,33 @@ class BlobServicer(blob_pb2_grpc.BlobServiceServicer):
     def WriteChunks(  # type: ignore[override]  # raw bytes, see register_blob_servicer
         self, request_iterator: Iterator[bytes], context: grpc.ServicerContext
     ) -> blob_pb2.UploadStatus:
-        """Requests arrive as raw bytes (see register_blob_servicer) and are parsed without copying."""
-        first = next(request_iterator, None)
-        if first is None:
-            raise BlobError("InvalidRequest", "empty WriteChunks stream")
-        upload_id = _parse(first).upload_id
+        """Requests arrive as raw bytes (see register_blob_servicer) and are parsed without copying.
 
-        bytes_in = BLOB_BYTES.labels("in")
+        The stream counts against the upload-stream cap and is cut when the client goes idle
+        (blob_service.streams)."""
+        streams = self.service.streams
+        with streams.stream(context.peer(), context.cancel) as watched:
+            received = streams.received(watched, iter(request_iterator))
+            first = next(received, None)
+            if first is None:
+                raise BlobError("InvalidRequest", "empty WriteChunks stream")
+            upload_id = _parse(first).upload_id
+            watched.name, watched.upload_id = f"{upload_id} from {context.peer()}", upload_id
 
-        def chunks() -> Iterator[Chunk]:
-            raw: bytes | None = first
-            while raw is not None:
-                msg = _parse(raw)
-                if msg.upload_id and msg.upload_id != upload_id:
-                    raise BlobError("InvalidRequest", "a stream writes to one upload only")
-                bytes_in.inc(len(msg.data))
-                yield Chunk(msg.data, msg.offset, msg.crc32)
-                raw = next(request_iterator, None)
+            bytes_in = BLOB_BYTES.labels("in")
 
-        with BLOB_UPLOADS_IN_FLIGHT.track_inprogress():
-            return self._status(self.service.write(upload_id, chunks()))
+            def chunks() -> Iterator[Chunk]:
+                raw: bytes | None = first
+                while raw is not None:
+                    msg = _parse(raw)
+                    if msg.upload_id and msg.upload_id != upload_id:
+                        raise BlobError("InvalidRequest", "a stream writes to one upload only")
+                    bytes_in.inc(len(msg.data))
+                    yield Chunk(msg.data, msg.offset, msg.crc32)
+                    raw = next(received, None)
+
+            with BLOB_UPLOADS_IN_FLIGHT.track_inprogress():
+                return self._status(self.service.write(upload_id, chunks()))
 
     @_rpc
     def GetUpload(
@@ -113,6 +120,14 @@ class BlobServicer(blob_pb2_grpc.BlobServiceServicer):
         return blob_pb2.AbortUploadResponse()
 
     def ReadBlob(
+        self, request: blob_pb2.ReadBlobRequest, context: grpc.ServicerContext
+    ) -> Iterator[blob_pb2.ReadBlobResponse]:
+        """The stream is cut when the client takes no message for the download idle time."""
+        streams = self.service.streams
+        with streams.download(f"{request.blob_id} to {context.peer()}", context.cancel) as watched:
+            yield from streams.sent(watched, self._read(request, context))
+
+    def _read(
         self, request: blob_pb2.ReadBlobRequest, context: grpc.ServicerContext
     ) -> Iterator[blob_pb2.ReadBlobResponse]:
         try:

@@ -68,6 +68,14 @@ class BlobSettings(BaseSettings):
     #: Size of ReadBlob messages (1 MiB moves ~1 GB/s through gRPC Python).
     read_chunk_bytes: int = Field(default=1 * MIB, ge=4096, le=4 * MIB)
     max_workers: int = Field(default=32, ge=2)
+    #: Upload (WriteChunks) streams served at a time; each holds a handler thread, so this stays
+    #: below ``max_workers`` to leave threads for downloads and metadata calls. Further streams
+    #: are refused with TooManyUploads. Default: half of ``max_workers``.
+    max_upload_streams: int | None = Field(default=None, ge=1)
+    #: An upload stream that waits this long for the client's next message is cut (seconds).
+    upload_idle_seconds: float = Field(default=60.0, gt=0)
+    #: A download stream whose client takes no message for this long is cut (seconds).
+    download_idle_seconds: float = Field(default=60.0, gt=0)
     grace_seconds: float = Field(default=10.0, ge=0)
     log_level: str = "INFO"
     #: Log one line per RPC (method, status, duration, request id).
@@ -75,9 +83,19 @@ class BlobSettings(BaseSettings):
     #: Port of the Prometheus ``/metrics`` endpoint (0 = disabled).
     metrics_port: int = Field(default=0, ge=0)
 
+    @property
+    def upload_streams(self) -> int:
+        """The effective cap on concurrent upload streams."""
+        return self.max_upload_streams or max(1, self.max_workers // 2)
+
     @model_validator(mode="after")
     def _coherent(self) -> BlobSettings:
         check_bind(self.bind, self.internal_token, "IMGAPI_BLOB_BIND")
+        if self.upload_streams >= self.max_workers:
+            raise ValueError(
+                f"IMGAPI_BLOB_MAX_UPLOAD_STREAMS={self.upload_streams} must be below "
+                f"IMGAPI_BLOB_MAX_WORKERS={self.max_workers} (downloads need threads too)"
+            )
         if self.backend == "s3":
             missing = [
                 name

@@ -36,8 +36,12 @@ class Chunk:
     crc32: int | None = None
 
 
-def restore_digests(state: UploadState, writer: UploadWriter, exportable: bool) -> DigestSet:
-    """The digest state at ``state.offset``: from the saved state, else by re-reading the bytes."""
+def restore_digests(state: UploadState, writer: UploadWriter, exportable: bool) -> DigestSet | None:
+    """The digest state at ``state.offset``: from the saved state, else by re-reading the bytes.
+
+    ``None`` when neither works (the state was saved by another OpenSSL, and S3 cannot read parts
+    back): the stream then goes on unhashed, and the commit hashes the assembled blob instead
+    (see ``Reassembles``)."""
     digests = DigestSet.restore(state.hash_state) if exportable else None
     if digests is not None:
         return digests
@@ -47,10 +51,24 @@ def restore_digests(state: UploadState, writer: UploadWriter, exportable: bool) 
         n = min(_REREAD_CHUNK, state.offset - pos)
         data = writer.read_back(pos, n)
         if data is None:
-            raise BlobError("Internal", f"upload {state.upload_id}: digest state lost and bytes unreadable")
+            return None
         digests.update(data)
         pos += n
     return digests
+
+
+class _Unhashed:
+    """Stands in for the digest pipeline of a stream whose digest state is lost: its checkpoints
+    save no digest state, so the commit computes the digests from the stored bytes."""
+
+    def feed(self, data: Buffer) -> None:
+        pass
+
+    def snapshot(self) -> Snapshot:
+        return Snapshot(0)  # result(): None
+
+    def close(self) -> None:
+        pass
 
 
 class UploadStream:
@@ -62,7 +80,10 @@ class UploadStream:
         self.state = state
         self.writer = storage.open_writer(state)
         try:
-            self.pipeline = DigestPipeline(restore_digests(state, self.writer, exportable))
+            digests = restore_digests(state, self.writer, exportable)
+            self.pipeline: DigestPipeline | _Unhashed = (
+                DigestPipeline(digests) if digests is not None else _Unhashed()
+            )
         except BaseException:
             self.writer.close()
             raise

@@ -9,8 +9,10 @@ beyond the original, single-range ``Range`` requests (206 / 416).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -63,10 +65,15 @@ class CallScope:
 
 
 def blob_error(exc: grpc.RpcError, *, too_big: ImgapiError | None = None) -> ImgapiError:
-    """A blob-service failure as an IMGAPI error (errors.md: StorageIsDown 503, else 500)."""
+    """A blob-service failure as an IMGAPI error (errors.md: StorageIsDown 503, else 500; a full
+    backend 507, all upload streams taken 503)."""
     reason, meta = error_reason(exc)
     if reason == "SizeExceeded" and too_big is not None:
         return too_big
+    if reason == "InsufficientStorage":
+        return ImgapiError("InsufficientStorage", "insufficient storage: the image store is full")
+    if reason == "TooManyUploads":
+        return ImgapiError("ServiceUnavailableError", "too many uploads in progress, retry later")
     code = exc.code() if hasattr(exc, "code") else None
     if reason == "StorageIsDown" or code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
         return ImgapiError("StorageIsDown", "storage is unavailable")
@@ -102,15 +109,24 @@ async def abort_upload(clients: Clients, upload_id: str) -> None:
 # --- writing bytes into a blob upload ------------------------------------------------------------
 
 
-async def rechunk(source: AsyncIterator[bytes], size: int = CHUNK) -> AsyncIterator[memoryview]:
+#: A partly filled chunk waiting this long is sent anyway when more bytes arrive, so that a slow
+#: but live client keeps the blob service's upload stream active (it cuts idle streams).
+FLUSH_SECONDS = 5.0
+
+
+async def rechunk(
+    source: AsyncIterator[bytes], size: int = CHUNK, flush_seconds: float = FLUSH_SECONDS
+) -> AsyncIterator[memoryview]:
     """Re-cut a byte stream into ``size``-byte pieces (the last may be shorter), copying once.
 
     The pieces (uvicorn hands over ~64 KiB) are copied into one reused buffer; each yielded view of
     it is valid only until the next piece is requested, so the consumer must copy it right away.
+    A partial piece is yielded early once bytes have waited in it for ``flush_seconds``.
     """
     buf = bytearray(size)
     view = memoryview(buf)
     have = 0
+    since = time.monotonic()
     async for piece in source:
         data = memoryview(piece)
         while len(data):
@@ -121,6 +137,11 @@ async def rechunk(source: AsyncIterator[bytes], size: int = CHUNK) -> AsyncItera
             if have == size:
                 yield view
                 have = 0
+                since = time.monotonic()
+        if have and time.monotonic() - since >= flush_seconds:
+            yield view[:have]
+            have = 0
+            since = time.monotonic()
     if have:
         yield view[:have]
 
@@ -173,6 +194,8 @@ async def write_chunks(
     except grpc.RpcError as e:
         if failure:
             return WriteOutcome(await current_offset(clients, upload_id, offset), failure[0])
+        if e.code() == grpc.StatusCode.CANCELLED:  # the blob service cut a stream that went idle
+            raise ImgapiError("RequestTimeoutError", "the upload made no progress and was cut") from None
         raise blob_error(e, too_big=too_big) from None
     return WriteOutcome(status.committed_offset, failure[0] if failure else None)
 
@@ -187,21 +210,33 @@ async def current_offset(clients: Clients, upload_id: str, default: int) -> int:
         return default
 
 
-async def start_upload(clients: Clients, *, max_size: int, label: str, expected_size: int = 0) -> str:
+async def start_upload(
+    clients: Clients,
+    *,
+    max_size: int,
+    label: str,
+    expected_size: int = 0,
+    metadata: tuple[tuple[str, str], ...] = (),
+) -> str:
     try:
         st = await clients.blob.StartUpload(
             blob_pb2.StartUploadRequest(max_size=max_size, label=label, expected_size=expected_size),
             timeout=clients.timeout,
+            metadata=metadata,
         )
     except grpc.RpcError as e:
         raise blob_error(e) from None
     return str(st.upload_id)
 
 
-async def commit_upload(clients: Clients, upload_id: str) -> blob_pb2.BlobInfo:
+async def commit_upload(
+    clients: Clients, upload_id: str, metadata: tuple[tuple[str, str], ...] = ()
+) -> blob_pb2.BlobInfo:
     try:
         return await clients.blob.CommitUpload(
-            blob_pb2.CommitUploadRequest(upload_id=upload_id), timeout=clients.transfer_timeout
+            blob_pb2.CommitUploadRequest(upload_id=upload_id),
+            timeout=clients.transfer_timeout,
+            metadata=metadata,
         )
     except grpc.RpcError as e:
         raise blob_error(e) from None
@@ -244,7 +279,11 @@ class EndChecks:
 
 
 async def verify_and_commit(
-    clients: Clients, upload_id: str, size: int, checks: EndChecks
+    clients: Clients,
+    upload_id: str,
+    size: int,
+    checks: EndChecks,
+    metadata: tuple[tuple[str, str], ...] = (),
 ) -> blob_pb2.BlobInfo:
     """Run the end checks around CommitUpload; nothing is left behind when one fails."""
     try:
@@ -252,7 +291,7 @@ async def verify_and_commit(
     except ImgapiError:
         await abort_upload(clients, upload_id)
         raise
-    info = await commit_upload(clients, upload_id)
+    info = await commit_upload(clients, upload_id, metadata)
     try:
         checks.after_commit(info)
     except ImgapiError:
@@ -332,7 +371,7 @@ async def store_file_from(
 ) -> catalog_pb2.ImageResponse:
     """Stream ``source`` into a new blob, verify it, attach it as the image file."""
     clients = scope.clients
-    upload_id = await start_upload(clients, max_size=max_size, label=f"file:{uuid}")
+    upload_id = await start_upload(clients, max_size=max_size, label=f"file:{uuid}", metadata=scope.metadata)
     too_big = ImgapiError(too_big_code, f"file size exceeds the maximum, {max_size} bytes")
     try:
         out = await write_chunks(clients, upload_id, 0, source, too_big=too_big, metadata=scope.metadata)
@@ -344,7 +383,7 @@ async def store_file_from(
         if on_source_error is not None:
             raise on_source_error(out.source_error)
         raise out.source_error
-    info = await verify_and_commit(clients, upload_id, out.committed_offset, checks)
+    info = await verify_and_commit(clients, upload_id, out.committed_offset, checks, scope.metadata)
     return await attach_file(scope, uuid, info, meta)
 
 
@@ -353,8 +392,23 @@ def _content_length(ctx: RequestContext) -> tuple[str, int | None]:
     return raw, int(raw) if raw.isdigit() else None
 
 
-async def _body(ctx: RequestContext) -> AsyncIterator[bytes]:
-    async for piece in ctx.request.stream():
+async def request_body(ctx: RequestContext) -> AsyncIterator[bytes]:
+    """The request body as it arrives; a client that sends nothing for the upload idle time
+    (``upload_idle_seconds``) is cut with a 408 instead of holding the upload forever."""
+    idle = ctx.settings.upload_idle_seconds
+    pieces = ctx.request.stream()
+    while True:
+        try:
+            async with asyncio.timeout(idle):
+                piece = await anext(pieces)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            await pieces.aclose()
+            log.warning("upload body idle for %.1f s: cut", idle)
+            raise ImgapiError(
+                "RequestTimeoutError", f"no bytes of the request body arrived for {idle:g} seconds"
+            ) from None
         if piece:
             yield piece
 
@@ -383,7 +437,7 @@ async def add_image_file(ctx: RequestContext) -> Response:
     res = await store_file_from(
         scope,
         ctx.uuid,
-        _body(ctx),
+        request_body(ctx),
         max_size=prep.max_size,
         checks=checks,
         meta=meta,
@@ -417,10 +471,14 @@ async def add_image_icon(ctx: RequestContext) -> Response:
         content_length=raw_len,
     )
     clients = scope.clients
-    upload_id = await start_upload(clients, max_size=prep.max_size, label=f"icon:{ctx.uuid}")
+    upload_id = await start_upload(
+        clients, max_size=prep.max_size, label=f"icon:{ctx.uuid}", metadata=scope.metadata
+    )
     too_big = ImgapiError("Upload", f"icon size exceeds the maximum, {prep.max_size} bytes")
     try:
-        out = await write_chunks(clients, upload_id, 0, _body(ctx), too_big=too_big, metadata=scope.metadata)
+        out = await write_chunks(
+            clients, upload_id, 0, request_body(ctx), too_big=too_big, metadata=scope.metadata
+        )
     except BaseException:
         await abort_upload(clients, upload_id)
         raise
@@ -428,7 +486,7 @@ async def add_image_icon(ctx: RequestContext) -> Response:
         await abort_upload(clients, upload_id)
         raise _disconnect_error(out.source_error)
     checks = EndChecks("Upload", prep.max_size, expected_length=length, sha1=ctx.query.get("sha1"))
-    info = await verify_and_commit(clients, upload_id, out.committed_offset, checks)
+    info = await verify_and_commit(clients, upload_id, out.committed_offset, checks, scope.metadata)
     icon = image_pb2.ImageIcon(
         sha1=info.digests.sha1,
         size=info.size,

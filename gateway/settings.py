@@ -66,6 +66,8 @@ class GatewaySettings(BaseSettings):
     #: processes (gateway/balance.py; also done at start-up). 0: only at start-up.
     catalog_balance_seconds: float = Field(default=60.0, ge=0)
     transfer_timeout_seconds: float = Field(default=3600.0, gt=0)
+    #: An upload body (PUT file/icon, tus PATCH) that sends nothing for this long is cut (408).
+    upload_idle_seconds: float = Field(default=60.0, gt=0)
     #: Remote fetches (imports, from-url): connect and total timeouts (seconds).
     remote_connect_timeout_seconds: float = Field(default=20.0, gt=0)
     remote_timeout_seconds: float = Field(default=3600.0, gt=0)

@@ -49,6 +49,7 @@ from gateway.files import (
     attach_file,
     blob_error,
     prepare,
+    request_body,
     verify_and_commit,
     write_chunks,
 )
@@ -329,10 +330,15 @@ async def _replay(spool: Spool) -> AsyncIterator[bytes]:
         yield data
 
 
-async def _body(ctx: RequestContext) -> AsyncIterator[bytes]:
-    async for piece in ctx.request.stream():
-        if piece:
-            yield piece
+async def _within(source: AsyncIterator[bytes], room: int, length: int) -> AsyncIterator[bytes]:
+    """``source``, cut with an error as soon as it passes ``room`` bytes (what is left of
+    Upload-Length): a PATCH never makes the gateway read, spool or store more than that."""
+    seen = 0
+    async for piece in source:
+        seen += len(piece)
+        if seen > room:
+            raise ImgapiError("BadRequestError", f"the body would exceed Upload-Length {length}")
+        yield piece
 
 
 @_tus
@@ -359,7 +365,8 @@ async def patch_upload(ctx: RequestContext) -> Response:
     declared = headers.get("content-length", "")
     if declared.isdigit() and offset + int(declared) > ref.length:
         raise ImgapiError("BadRequestError", f"the body would exceed Upload-Length {ref.length}")
-    source: AsyncIterator[bytes] = _body(ctx)
+    too_big = ImgapiError("BadRequestError", f"the body would exceed Upload-Length {ref.length}")
+    source = _within(request_body(ctx), ref.length - offset, ref.length)
     spool: Spool | None = None
     if checksum is not None:
         algo, expected = checksum
@@ -372,7 +379,6 @@ async def patch_upload(ctx: RequestContext) -> Response:
             spool.close()
             return tus_error(460, "ChecksumMismatch", f"{algo} checksum of the request body does not match")
         source = _replay(spool)
-    too_big = ImgapiError("BadRequestError", f"the body would exceed Upload-Length {ref.length}")
     try:
         out = await write_chunks(
             ctx.clients, ref.upload_id, offset, source, too_big=too_big, metadata=ctx.metadata
@@ -383,6 +389,8 @@ async def patch_upload(ctx: RequestContext) -> Response:
         if spool is not None:
             spool.close()
     new_offset = out.committed_offset
+    if isinstance(out.source_error, ImgapiError):
+        raise out.source_error  # too long or idle; the bytes before it are kept (HEAD tells)
     if out.source_error is not None and not isinstance(out.source_error, ClientDisconnect):
         log.warning("tus PATCH %s: %s", token[:32], out.source_error)
     resp_headers = {"Upload-Offset": str(new_offset)}

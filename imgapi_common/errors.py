@@ -68,6 +68,9 @@ CODES: dict[str, CodeSpec] = {
     "InvalidHeader": CodeSpec(400, _G.INVALID_ARGUMENT),
     "ServiceUnavailableError": CodeSpec(503, _G.UNAVAILABLE),
     "InternalError": CodeSpec(500, _G.INTERNAL),
+    # additions: a request body that stalls, and a storage backend out of space (ENOSPC)
+    "RequestTimeoutError": CodeSpec(408, _G.DEADLINE_EXCEEDED),
+    "InsufficientStorage": CodeSpec(507, _G.RESOURCE_EXHAUSTED),
     "InvalidArgument": CodeSpec(409, _G.INVALID_ARGUMENT),
     "MissingParameter": CodeSpec(409, _G.INVALID_ARGUMENT),
 }

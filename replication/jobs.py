@@ -27,6 +27,7 @@ from typing import Any
 from prometheus_client import Counter, Gauge
 from pydantic import SecretStr
 
+from imgapi_common.ssrf import Allowlist
 from replication.copier import Conflict, Copier, Destination, Outcome, RateLimiter
 from replication.filters import Filters
 from replication.sources import GrpcSource, RestSource, Source, SourceEvent, SourceImage
@@ -106,11 +107,14 @@ class JobSpec:
             raise ValueError("bandwidth_limit must be >= 0")
         self.filters.validate()
 
-    def make_source(self, token: SecretStr | str = "") -> GrpcSource | RestSource:
-        """The source; a gRPC source is called with ``token`` (the replication service's own)."""
+    def make_source(
+        self, token: SecretStr | str = "", allowlist: Allowlist | None = None
+    ) -> GrpcSource | RestSource:
+        """The source; a gRPC source is called with ``token`` (the replication service's own), a
+        REST source goes through the SSRF guard with ``allowlist``'s exemptions."""
         if self.source_kind == "grpc":
             return GrpcSource(self.source_catalog, self.source_blob, token=token)
-        return RestSource(self.source_url)
+        return RestSource(self.source_url, allowlist=allowlist)
 
 
 class JobRunner:
@@ -124,12 +128,14 @@ class JobRunner:
         source_token: SecretStr | str = "",
         *,
         retry_seconds: float = RETRY_SECONDS,
+        source_allowlist: Allowlist | None = None,
     ) -> None:
         self.store = store
         self.job_id = job_id
         self.dest_factory = dest_factory
         self.source_token = source_token
         self.retry_seconds = retry_seconds
+        self.source_allowlist = source_allowlist
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"replication-{job_id[:8]}", daemon=True)
         self.copier: Copier | None = None
@@ -163,7 +169,7 @@ class JobRunner:
             dest: Destination | None = None
             pool: ThreadPoolExecutor | None = None
             try:
-                source = spec.make_source(self.source_token)
+                source = spec.make_source(self.source_token, self.source_allowlist)
                 dest = self.dest_factory()
                 self.copier = Copier(
                     source,
@@ -385,11 +391,17 @@ class JobManager:
     """The jobs of one replication service: persisted in ``store``, one runner per running job."""
 
     def __init__(
-        self, store: Store, dest_factory: Callable[[], Destination], source_token: SecretStr | str = ""
+        self,
+        store: Store,
+        dest_factory: Callable[[], Destination],
+        source_token: SecretStr | str = "",
+        source_allowlist: Allowlist | None = None,
     ) -> None:
         self.store = store
         self.dest_factory = dest_factory
         self.source_token = source_token
+        #: Exemptions from the SSRF guard for REST sources (empty: public addresses only).
+        self.source_allowlist = source_allowlist
         self.runners: dict[str, JobRunner] = {}
         self._lock = threading.Lock()
 
@@ -404,7 +416,13 @@ class JobManager:
             r = self.runners.get(job_id)
             if r is not None and r.alive:
                 return
-            r = JobRunner(self.store, job_id, self.dest_factory, self.source_token)
+            r = JobRunner(
+                self.store,
+                job_id,
+                self.dest_factory,
+                self.source_token,
+                source_allowlist=self.source_allowlist,
+            )
             self.runners[job_id] = r
             r.start()
 

@@ -13,6 +13,7 @@ from imgapi.v1 import replication_pb2, replication_pb2_grpc
 
 from imgapi_common.errors import ImgapiError, abort_with, invalid_parameter, not_found
 from imgapi_common.grpc_server import build_server
+from imgapi_common.ssrf import Allowlist
 from replication.copier import Destination
 from replication.filters import Filters
 from replication.jobs import JobManager, JobSpec
@@ -174,6 +175,7 @@ def create_server(
         store,
         lambda: Destination(settings.catalog_target, settings.blob_target, token=token),
         source_token=token,
+        source_allowlist=Allowlist.parse(settings.source_allowlist),
     )
     server, port, health = build_server(
         [(replication_pb2_grpc.add_ReplicationServiceServicer_to_server, ReplicationServicer(manager))],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from imgapi_common.internal_auth import check_bind, token_field
@@ -30,6 +30,10 @@ class ReplicationSettings(BaseSettings):
     #: File to write the bound gRPC port to once serving (tests, supervisors).
     port_file: Path | None = None
     max_workers: int = 8
+    #: REST sources are fetched through the SSRF guard: only public addresses, unless listed here
+    #: (host names, ``*.suffix`` patterns, IP addresses or CIDRs; JSON list in the environment),
+    #: e.g. a sibling IMGAPI on a private network.
+    source_allowlist: list[str] = Field(default_factory=list)
     log_level: str = "INFO"
 
     @model_validator(mode="after")

@@ -24,8 +24,9 @@ from pydantic import SecretStr
 
 from blob_service.client import BlobClient
 from blob_service.errors import BlobError
-from imgapi_common import internal_auth
+from imgapi_common import internal_auth, ssrf
 from imgapi_common.errors import from_rpc_error
+from imgapi_common.ssrf import Allowlist
 
 ZERO_UUID = "00000000-0000-0000-0000-000000000000"
 #: gRPC channel options: detect a dead peer (a dropped link) within seconds.
@@ -307,17 +308,41 @@ class RestTransport(Protocol):
 
 
 class HttpxTransport:
-    """The default transport: a plain ``httpx.Client`` on the base URL."""
+    """The default transport: ``httpx`` through the SSRF guard (:mod:`imgapi_common.ssrf`).
 
-    def __init__(self, client: httpx.Client) -> None:
-        self.http = client
+    Every request is checked and pinned to the address that was checked: the source's host must
+    resolve to public addresses only, unless the operator allow-listed it
+    (``IMGAPI_REPLICATION_SOURCE_ALLOWLIST``). Redirects are not followed."""
+
+    def __init__(self, base_url: str, allowlist: Allowlist, timeout: float) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.allowlist = allowlist
+        self.http = httpx.Client(
+            timeout=timeout, headers={"Accept-Version": "~2"}, follow_redirects=False, trust_env=False
+        )
 
     def close(self) -> None:
         self.http.close()
 
-    def get(self, path: str, params: Mapping[str, str] | None = None) -> HttpReply:
+    def _request(self, path: str, params: Mapping[str, str] | None) -> httpx.Request:
         try:
-            r = self.http.get(path, params=dict(params) if params else None)
+            url = httpx.URL(self.base_url + path, params=dict(params) if params else None)
+            target = ssrf.check_url(url, self.allowlist)
+        except ssrf.FetchBlocked as e:
+            raise SourceError(
+                f"GET {path}: refused by the SSRF guard: {e.message}", transient=False
+            ) from None
+        except (ssrf.FetchError, httpx.InvalidURL, ValueError) as e:
+            raise SourceError(f"GET {path}: {e}") from None
+        ext = {"sni_hostname": target.sni_hostname} if target.sni_hostname else {}
+        return self.http.build_request(
+            "GET", target.connect_url, headers={"Host": target.host_header}, extensions=ext
+        )
+
+    def get(self, path: str, params: Mapping[str, str] | None = None) -> HttpReply:
+        request = self._request(path, params)
+        try:
+            r = self.http.send(request)
         except httpx.HTTPError as e:
             raise SourceError(f"GET {path}: {e}") from None
         return HttpReply(r.status_code, r.content, r.headers)
@@ -330,17 +355,22 @@ class HttpxTransport:
             except httpx.HTTPError as e:
                 raise SourceError(f"GET {path}: {e}") from None
 
+        request = self._request(path, None)
         try:
-            with self.http.stream("GET", path) as r:
-                yield r.status_code, chunks(r)
+            r = self.http.send(request, stream=True)
         except httpx.HTTPError as e:
             raise SourceError(f"GET {path}: {e}") from None
+        try:
+            yield r.status_code, chunks(r)
+        finally:
+            r.close()
 
 
 class RestSource:
     """Any IMGAPI server (this gateway, the original IMGAPI, a public image server).
 
-    ``transport`` replaces the HTTP client: the gateway passes one that fetches through its
+    The default transport fetches through the SSRF guard with ``allowlist`` (empty: public
+    addresses only). ``transport`` replaces it: the gateway passes one that fetches through its
     SSRF-safe fetcher and operator allow-list (AdminImportRemoteImage).
     """
 
@@ -349,14 +379,14 @@ class RestSource:
         base_url: str,
         *,
         timeout: float = 30.0,
-        client: httpx.Client | None = None,
         page: int = PAGE,
         transport: RestTransport | None = None,
+        allowlist: Allowlist | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.page = page
         self.transport: RestTransport = transport or HttpxTransport(
-            client or httpx.Client(base_url=self.base_url, timeout=timeout, headers={"Accept-Version": "~2"})
+            self.base_url, allowlist or Allowlist(), timeout
         )
 
     def close(self) -> None:

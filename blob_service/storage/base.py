@@ -7,6 +7,7 @@ stores bytes and small JSON records, keyed by ids the service has validated.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 from blob_service.digests import Buffer
@@ -68,6 +69,19 @@ class SyncsInBackground(Protocol):
     def sync(self) -> None: ...
 
 
+@runtime_checkable
+class Reassembles(Protocol):
+    """A backend that cannot read staged bytes back before the commit (S3 multipart parts).
+
+    When an upload's digest state is lost (saved by another OpenSSL), the commit assembles the
+    blob first (``assemble``: still invisible, ``commit_upload`` publishes it, ``delete_upload``
+    removes it) and hashes it by reading it (``read_assembled``)."""
+
+    def assemble(self, state: UploadState) -> UploadState: ...
+
+    def read_assembled(self, state: UploadState, chunk: int) -> Iterator[Buffer]: ...
+
+
 class Storage(Protocol):
     #: Backend name reported as ``stor``.
     name: str
@@ -79,7 +93,8 @@ class Storage(Protocol):
     # --- upload sessions --------------------------------------------------------------------
 
     def create_upload(self, state: UploadState) -> UploadState:
-        """Prepare staging for a new upload and save its state; returns the saved state."""
+        """Prepare staging for a new upload and save its state; returns the saved state. On
+        failure nothing is left behind."""
         ...
 
     def load_upload(self, upload_id: str) -> UploadState | None: ...
@@ -97,6 +112,11 @@ class Storage(Protocol):
         ...
 
     def list_uploads(self) -> Iterator[str]: ...
+
+    def discard_orphan(self, upload_id: str, before: datetime) -> bool:
+        """Remove staging of ``upload_id`` that has no saved state and did not change since
+        ``before``; returns whether something was removed."""
+        ...
 
     # --- committed blobs --------------------------------------------------------------------
 

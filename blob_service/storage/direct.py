@@ -152,8 +152,10 @@ class _ReadAhead(threading.Thread):
     consumer: the disk reads of the next blocks overlap with sending the current one. Buffers
     circulate between a free and a filled queue, so memory stays at ``depth`` blocks."""
 
-    def __init__(self, dfd: int, start: int, end: int, block: int, stride: int, depth: int) -> None:
-        super().__init__(daemon=True, name="blob-read-ahead")
+    def __init__(
+        self, dfd: int, start: int, end: int, block: int, stride: int, depth: int, name: str
+    ) -> None:
+        super().__init__(daemon=True, name=name)
         self._dfd, self._pos, self._end, self._stride = dfd, start, end, stride
         self._stopped = False
         self.free: queue.Queue[mmap.mmap | None] = queue.Queue()
@@ -183,15 +185,18 @@ class _ReadAhead(threading.Thread):
         self.join()
 
 
-def read_direct(dfd: int, offset: int, length: int, chunk: int) -> Generator[memoryview, None, None]:
+def read_direct(
+    dfd: int, offset: int, length: int, chunk: int, thread_name: str = "blob-read-ahead"
+) -> Generator[memoryview, None, None]:
     """The bytes ``[offset, offset+length)`` of the file open as ``dfd`` (``O_DIRECT``), in pieces
     of at most ``chunk`` bytes. Each piece is a view of a reused buffer: it is valid until the next
-    piece is requested, so a consumer copies (or sends) it first."""
+    piece is requested, so a consumer copies (or sends) it first. The read-ahead threads are named
+    ``thread_name``."""
     end = offset + length
     start = offset - offset % ALIGN
     stride = READ_BLOCK * READ_THREADS
     readers = [
-        _ReadAhead(dfd, start + k * READ_BLOCK, end, READ_BLOCK, stride, READ_DEPTH)
+        _ReadAhead(dfd, start + k * READ_BLOCK, end, READ_BLOCK, stride, READ_DEPTH, thread_name)
         for k in range(READ_THREADS)
     ]
     try:

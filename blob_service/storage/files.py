@@ -16,16 +16,23 @@ def fsync_dir(path: Path) -> None:
 
 
 def write_atomic(path: Path, data: bytes, durable: bool) -> None:
-    """Replace ``path`` with ``data`` so readers see the old or the new content, never a mix."""
+    """Replace ``path`` with ``data`` so readers see the old or the new content, never a mix.
+
+    A short write (a nearly full disk) is continued, and a failed one (ENOSPC) leaves no
+    temporary file behind."""
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
     try:
-        os.write(fd, data)
-        if durable:
-            os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+        try:
+            pwrite_all(fd, data, 0)
+            if durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     if durable:
         fsync_dir(path.parent)
 

@@ -18,6 +18,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -148,6 +149,8 @@ class LocalStorage:
         self._lock_wait = lock_wait
         self._direct_io = direct_io
         self._direct_reads = threading.BoundedSemaphore(direct_reads)  # 0: never
+        #: Name of this backend's read-ahead threads (tells them apart from other instances').
+        self.read_ahead_name = f"blob-read-ahead:{self.root}"
 
     def check(self) -> None:
         if not os.access(self.root, os.W_OK):
@@ -167,8 +170,12 @@ class LocalStorage:
     def create_upload(self, state: UploadState) -> UploadState:
         d = self._upload_dir(state.upload_id)
         d.mkdir()
-        (d / "data").touch()
-        self.save_upload(state)
+        try:
+            (d / "data").touch()
+            self.save_upload(state)
+        except BaseException:
+            shutil.rmtree(d, ignore_errors=True)  # e.g. ENOSPC: no stateless directory left
+            raise
         return state
 
     def load_upload(self, upload_id: str) -> UploadState | None:
@@ -212,6 +219,16 @@ class LocalStorage:
     def delete_upload(self, state: UploadState) -> None:
         shutil.rmtree(self._upload_dir(state.upload_id), ignore_errors=True)
 
+    def discard_orphan(self, upload_id: str, before: datetime) -> bool:
+        d = self._upload_dir(upload_id)
+        try:
+            if (d / "state.json").exists() or d.stat().st_mtime >= before.timestamp():
+                return False
+        except FileNotFoundError:
+            return False
+        shutil.rmtree(d, ignore_errors=True)
+        return True
+
     def list_uploads(self) -> Iterator[str]:
         for entry in os.scandir(self._uploads):
             if entry.is_dir() and len(entry.name) == 32:
@@ -234,7 +251,7 @@ class LocalStorage:
                 dfd = open_direct(path, os.O_RDONLY)
                 if dfd is not None:
                     try:
-                        yield from read_direct(dfd, offset, length, chunk)
+                        yield from read_direct(dfd, offset, length, chunk, self.read_ahead_name)
                     finally:
                         os.close(dfd)
                     return

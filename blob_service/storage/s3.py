@@ -16,6 +16,7 @@ immutable (a fresh token each time) so a state always names exactly the bytes it
 
 from __future__ import annotations
 
+import errno
 import io
 import mmap
 import os
@@ -24,6 +25,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, cast
 
@@ -53,7 +55,11 @@ def s3_errors() -> Iterator[None]:
         if e.code in _SERVER_TROUBLE:
             raise StorageUnavailable(f"S3 error {e.code}: {e.message}") from e
         raise
-    except (urllib3.exceptions.HTTPError, OSError) as e:
+    except OSError as e:
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise  # the spool directory is full: not a transport failure
+        raise StorageUnavailable(f"S3 unreachable: {e.__class__.__name__}: {e}") from e
+    except urllib3.exceptions.HTTPError as e:
         raise StorageUnavailable(f"S3 unreachable: {e.__class__.__name__}: {e}") from e
 
 
@@ -273,8 +279,20 @@ class S3Storage:
                 self.bucket, key, {"Content-Type": "application/octet-stream"}
             )
         state = replace(state, staging={"mpu": mpu, "parts": [], "tail": None})
-        self.save_upload(state)
+        try:
+            self.save_upload(state)
+        except BaseException:
+            self._abort_quietly(key, mpu)
+            raise
         return state
+
+    def _abort_quietly(self, key: str, mpu: str) -> None:
+        with s3_errors():
+            try:
+                self.client._abort_multipart_upload(self.bucket, key, mpu)
+            except S3Error as e:
+                if not _missing(e):
+                    raise
 
     def load_upload(self, upload_id: str) -> UploadState | None:
         raw = self.get_bytes(self.upload_key(upload_id, "state.json"))
@@ -291,42 +309,73 @@ class S3Storage:
     def open_writer(self, state: UploadState) -> S3Writer:
         return S3Writer(self, state)
 
-    def commit_upload(self, state: UploadState, meta: BlobMeta) -> None:
-        key = self.blob_key(meta.blob_id)
+    def _complete(self, state: UploadState) -> list[list[Any]]:
+        """Upload the tail as the last part and complete the multipart upload; returns the parts.
+
+        Idempotent after a crash between completing and saving the state: the blob object exists
+        then (the target of a multipart upload appears only when it is completed), the multipart
+        upload is gone (NoSuchUpload) and so may be the tail (NoSuchKey)."""
+        key = self.blob_key(state.blob_id)
         st = state.staging
         parts = [list(p) for p in st.get("parts", [])]
         tail = st.get("tail")
-        if tail is not None or not parts:
-            spool = _Spool(self.spool_dir)
-            try:
-                if tail is not None:
-                    self.download_to(self.upload_key(state.upload_id, tail), spool)
-                with spool.mapped() as body:
-                    etag = self.upload_part(key, st["mpu"], len(parts) + 1, body)
-                parts.append([len(parts) + 1, etag, spool.size])
-            finally:
-                spool.close()
-        with s3_errors():
-            try:
+        if self._exists(key):
+            return parts  # completed before a crash
+        try:
+            if tail is not None or not parts:
+                spool = _Spool(self.spool_dir)
+                try:
+                    if tail is not None:
+                        self.download_to(self.upload_key(state.upload_id, tail), spool)
+                    with spool.mapped() as body:
+                        etag = self.upload_part(key, st["mpu"], len(parts) + 1, body)
+                    parts.append([len(parts) + 1, etag, spool.size])
+                finally:
+                    spool.close()
+            with s3_errors():
                 self.client._complete_multipart_upload(
                     self.bucket, key, st["mpu"], [Part(int(n), str(etag)) for n, etag, _ in parts]
                 )
-            except S3Error as e:
-                # NoSuchUpload after a crash between completing and saving the state: done already.
-                if not (e.code == "NoSuchUpload" and self._exists(key)):
-                    raise StagedConflict(f"cannot complete upload {state.upload_id}: {e.code}") from e
+        except S3Error as e:
+            if e.code in ("NoSuchUpload", "NoSuchKey") and self._exists(key):
+                return parts  # completed before a crash
+            raise StagedConflict(f"cannot complete upload {state.upload_id}: {e.code}") from e
+        return parts
+
+    def assemble(self, state: UploadState) -> UploadState:
+        """Complete the multipart upload without publishing the blob (no ``.meta.json`` yet)."""
+        if state.staging.get("assembled"):
+            return state
+        parts = self._complete(state)
+        assembled = replace(
+            state, staging={"mpu": state.staging["mpu"], "parts": parts, "tail": None, "assembled": True}
+        )
+        self.save_upload(assembled)
+        tail = state.staging.get("tail")
+        if tail is not None:
+            self.remove_quietly(self.upload_key(state.upload_id, tail))
+        return assembled
+
+    def read_assembled(self, state: UploadState, chunk: int) -> Iterator[Buffer]:
+        return self.read_blob(state.blob_id, 0, state.offset, chunk)
+
+    def commit_upload(self, state: UploadState, meta: BlobMeta) -> None:
+        key = self.blob_key(meta.blob_id)
+        if not state.staging.get("assembled"):
+            self._complete(state)
         self.put_bytes(f"{key}.meta.json", meta.to_json())
         self._remove_prefix(f"uploads/{checked_id(state.upload_id)}/", keep="state.json")
 
     def delete_upload(self, state: UploadState) -> None:
-        mpu = state.staging.get("mpu")
-        if mpu and state.committed is None:
-            with s3_errors():
-                try:
-                    self.client._abort_multipart_upload(self.bucket, self.blob_key(state.blob_id), mpu)
-                except S3Error as e:
-                    if not _missing(e):
-                        raise
+        """Abort the multipart upload; an object it was completed into (assembled, or a crash
+        during the commit) goes too unless the blob was published."""
+        if state.committed is None:
+            key = self.blob_key(state.blob_id)
+            mpu = state.staging.get("mpu")
+            if mpu:
+                self._abort_quietly(key, mpu)
+            if self._exists(key) and not self._exists(f"{key}.meta.json"):
+                self.remove_quietly(key)
         self._remove_prefix(f"uploads/{checked_id(state.upload_id)}/")
 
     def _remove_prefix(self, prefix: str, keep: str | None = None) -> None:
@@ -340,6 +389,20 @@ class S3Storage:
                 errors = self.client.remove_objects(self.bucket, [DeleteObject(n) for n in names])
                 for err in errors:
                     raise StorageUnavailable(f"cannot delete {err.name}: {err.message}")
+
+    def discard_orphan(self, upload_id: str, before: datetime) -> bool:
+        """Objects under an upload's prefix without ``state.json`` (tails of a state that was
+        removed half-way), once none of them changed since ``before``."""
+        prefix = f"uploads/{checked_id(upload_id)}/"
+        with s3_errors():
+            objects = list(self.client.list_objects(self.bucket, prefix=prefix, recursive=True))
+        if not objects or any((o.object_name or "").endswith("/state.json") for o in objects):
+            return False
+        newest = max((o.last_modified for o in objects if o.last_modified is not None), default=None)
+        if newest is not None and newest >= before:
+            return False
+        self._remove_prefix(prefix)
+        return True
 
     def list_uploads(self) -> Iterator[str]:
         with s3_errors():

@@ -11,12 +11,13 @@ import grpc
 import pytest
 
 from blob_service.client import BlobClient
+from blob_service.digests import exportable
 from blob_service.server import create_server
 from blob_service.service import BlobService
 from blob_service.settings import MIB, BlobSettings
 from blob_service.storage import Storage, make_storage
 from imgapi_common.grpc_server import MAX_MESSAGE_BYTES
-from tests.components import S3Endpoint
+from tests.components import S3Endpoint, missing
 
 #: Small enough for fast tests, big enough that a 12 MiB blob spans several S3 parts.
 PART = 5 * MIB
@@ -46,6 +47,18 @@ def settings_for(backend: str, tmp_path: Path, s3: S3Endpoint | None, **extra: o
             "s3_bucket": f"blob-test-{uuid.uuid4().hex[:16]}",
         }
     return BlobSettings(**(base | extra))  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def libcrypto() -> None:
+    """Saved digest states need libcrypto's low-level API (SHA1_Init...): without it the tests
+    that need it are skipped loudly, and fail under CI=true (never a silent skip there)."""
+    if not exportable():
+        missing("libcrypto", "libcrypto's low-level digest API cannot be loaded")
+
+
+#: Marks a test that needs :func:`libcrypto`.
+needs_libcrypto = pytest.mark.usefixtures("libcrypto")
 
 
 @pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.s3)])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import uuid
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from blob_service.errors import BlobError
 from blob_service.service import BlobService
 from blob_service.settings import MIB, BlobSettings
 from blob_service.storage import Storage, make_storage
+from blob_service.storage.s3 import S3Storage
 from blob_service.writing import Chunk
 from tests.blob.conftest import PART, Clock
 from tests.blob.data import content_md5, digests, payload, pieces
@@ -239,6 +241,26 @@ def test_expired_upload_is_reaped(service: BlobService, storage: Storage, clock:
     clock.advance(3500)
     assert service.reap_expired() == 0
     assert service.get_upload(keep.upload_id).offset == 1
+
+
+def test_staging_without_state_is_reaped_once_stale(
+    service: BlobService, storage: Storage, settings: BlobSettings, clock: Clock
+) -> None:
+    """Staging whose state was never saved (a crash, or a full disk at StartUpload) is reaped."""
+    orphan = uuid.uuid4().hex
+    if settings.backend == "local":
+        d = settings.data_dir / "uploads" / orphan
+        d.mkdir(parents=True)
+        (d / "data").write_bytes(b"half")
+    else:
+        assert isinstance(storage, S3Storage)
+        storage.put_bytes(storage.upload_key(orphan, "tail-0"), b"half")
+    live = service.start_upload(ttl_seconds=3 * settings.upload_ttl_seconds)
+    assert service.reap_expired() == 0  # fresh: it may be an upload being created right now
+    assert orphan in set(storage.list_uploads())
+    clock.advance(settings.upload_ttl_seconds + 5)
+    assert service.reap_expired() == 1
+    assert set(storage.list_uploads()) == {live.upload_id}
 
 
 def test_concurrent_writers_do_not_corrupt(service: BlobService) -> None:

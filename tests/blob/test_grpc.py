@@ -128,15 +128,20 @@ def test_client_disconnect_mid_stream_then_resume(
         sent.set()
         release.wait(10)
 
+    streams = server[1].streams
     with channel_to(server[0]) as ch:
         call = blob_pb2_grpc.BlobServiceStub(ch).WriteChunks.future(messages())
         assert sent.wait(10)
-        time.sleep(0.3)  # let the bytes reach the service
+        # the service took all 3 messages (so it applied the first 2): a state, not a guessed time
+        deadline = time.monotonic() + 10
+        while streams.received_for(up.upload_id) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert streams.received_for(up.upload_id) == 3
         call.cancel()  # type: ignore[no-untyped-call]  # the client goes away mid-stream
         release.set()
     # the service keeps what it received; wait until it has settled the upload
     deadline = time.monotonic() + 10
-    while server[1].locks._locks and time.monotonic() < deadline:
+    while streams.active and time.monotonic() < deadline:
         time.sleep(0.01)
     at = client.get_upload(up.upload_id).committed_offset
     assert 2 * MIB <= at <= 3 * MIB
@@ -146,32 +151,44 @@ def test_client_disconnect_mid_stream_then_resume(
 
 
 def test_upload_survives_a_server_restart(settings: BlobSettings) -> None:
-    """BlobClient.upload resumes transparently when the service goes away and comes back."""
+    """BlobClient.upload resumes transparently when the service goes away and comes back.
+
+    The source holds back its last half until the restart has begun, so the restart always falls
+    in the middle of the upload; the test checks that it did."""
     srv, port, _, svc = create_server(settings)
     srv.start()
     data = payload(16 * MIB, seed=14)
     state: dict[str, object] = {"srv": srv, "svc": svc}
+    restarting = threading.Event()
+    uploaded = threading.Event()
+    seen: dict[str, object] = {}
 
     def restart_when_half_done() -> None:
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
+        offset = 0
+        while time.monotonic() < deadline:  # wait for a state: 5 MiB durable
             uploads = list(svc.storage.list_uploads())
-            if uploads:
-                st = svc.storage.load_upload(uploads[0])
-                if st is not None and st.offset >= 5 * MIB:
-                    break
+            st = svc.storage.load_upload(uploads[0]) if uploads else None
+            if st is not None and st.offset >= 5 * MIB:
+                offset = st.offset
+                break
             time.sleep(0.005)
+        seen.update(offset=offset, finished_before_restart=uploaded.is_set())
+        restarting.set()
         srv.stop(0).wait()
-        while svc.locks._locks:  # the interrupted stream settles (checkpoints) first
+        while svc.streams.active:  # the interrupted stream settles (checkpoints) first
             time.sleep(0.01)
         svc.stop()
         s2, _, _, svc2 = create_server(settings.model_copy(update={"bind": f"127.0.0.1:{port}"}))
         s2.start()
         state.update(srv=s2, svc=svc2)
 
-    def slow(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    def held_back(chunks: Iterator[bytes]) -> Iterator[bytes]:
+        sent = 0
         for c in chunks:
-            time.sleep(0.02)
+            if sent >= 8 * MIB:
+                restarting.wait(30)
+            sent += len(c)
             yield c
 
     restarter = threading.Thread(target=restart_when_half_done)
@@ -179,10 +196,15 @@ def test_upload_survives_a_server_restart(settings: BlobSettings) -> None:
     try:
         with channel_to(port) as ch:
             client = BlobClient(ch, retries=20, retry_delay=0.05)
-            info = client.upload(slow(pieces(data, 512 * 1024)), **expected(data))
+            info = client.upload(held_back(pieces(data, 512 * 1024)), **expected(data))
+            uploaded.set()
             restarter.join()
+            assert seen["finished_before_restart"] is False  # the restart interrupted the upload
+            assert 5 * MIB <= int(seen["offset"]) <= 8 * MIB  # type: ignore[call-overload]
+            assert info.size == len(data)
             assert b"".join(client.read(info.blob_id)) == data
     finally:
+        restarting.set()
         restarter.join()
         state["srv"].stop(0)  # type: ignore[attr-defined]
         state["svc"].stop()  # type: ignore[attr-defined]

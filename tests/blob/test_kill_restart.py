@@ -29,15 +29,19 @@ def test_sigkill_mid_upload_then_resume(settings: BlobSettings, tmp_path: Path) 
             up = client.start_upload(expected_size=len(data), sha1=digests(data)["sha1"])
 
             def stream() -> Iterator[bytes]:
+                """12 MiB, then nothing until the process is killed: the kill always falls in
+                the middle of the upload."""
+                sent = 0
                 for piece in pieces(data, 256 * 1024):
-                    if killed.is_set():
+                    if sent >= 12 * MIB:
+                        killed.wait(30)
                         return
-                    time.sleep(0.004)
+                    sent += len(piece)
                     yield piece
 
             def kill_once_durable() -> None:
                 deadline = time.monotonic() + 30
-                while time.monotonic() < deadline:
+                while time.monotonic() < deadline:  # wait for a state: 6 MiB durable
                     if client.get_upload(up.upload_id).committed_offset >= 6 * MIB:
                         break
                     time.sleep(0.01)

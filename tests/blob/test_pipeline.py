@@ -11,15 +11,16 @@ from typing import Any
 import pytest
 
 from blob_service.digest_pipeline import GROUPS, DigestPipeline
-from blob_service.digests import ALGORITHMS, DigestSet, exportable
+from blob_service.digests import ALGORITHMS, DigestSet
 from blob_service.ids import new_id
 from blob_service.model import UploadState
 from blob_service.storage.base import StagedConflict, SyncsInBackground
 from blob_service.storage.local import LocalStorage
 from blob_service.writing import Chunk, UploadStream
+from tests.blob.conftest import needs_libcrypto
 
 MIB = 1024 * 1024
-needs_export = pytest.mark.skipif(not exportable(), reason="libcrypto low-level API unavailable")
+needs_export = needs_libcrypto
 
 
 def _hex(data: bytes) -> tuple[str, str, str]:

@@ -11,14 +11,15 @@ from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from blob_service.client import _Retained, rechunk
-from blob_service.digests import DigestSet, exportable
+from blob_service.digests import DigestSet
 from blob_service.errors import BlobError
 from blob_service.ids import checked_id, new_id
 from blob_service.model import UploadState
 from blob_service.settings import BlobSettings, load_settings
+from tests.blob.conftest import needs_libcrypto
 
 
-@pytest.mark.skipif(not exportable(), reason="libcrypto low-level API unavailable")
+@needs_libcrypto
 @settings(max_examples=50, deadline=None)
 @given(st.lists(st.binary(max_size=300), max_size=8), st.integers(min_value=0, max_value=8))
 def test_saved_digest_state_continues_exactly(parts: list[bytes], cut: int) -> None:

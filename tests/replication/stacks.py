@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 import uuid as uuidlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -34,6 +34,7 @@ from catalog_service.server import create_server as create_catalog_server
 from catalog_service.settings import CatalogSettings
 from imgapi_common import deathsig
 from imgapi_common.errors import ImgapiError, from_rpc_error
+from imgapi_common.ssrf import Allowlist
 from replication.copier import Destination
 from replication.jobs import JobManager
 from replication.service import ReplicationServicer
@@ -43,6 +44,8 @@ VADER = "86055c40-2547-11e2-8a6b-4bb37edc84ba"
 LUKE = "91ba0e64-2547-11e2-a972-df579e5fddb3"
 EMPEROR = "a0b6b534-2547-11e2-b758-63a2afd747d1"
 SDC = "ba28f844-8cb4-f141-882d-46d6251e6a9f"
+#: The test stacks run on loopback, which the SSRF guard of REST sources refuses unless listed.
+LOOPBACK = ("127.0.0.0/8",)
 ROOT = Path(__file__).resolve().parents[2]
 
 OPERATOR = common_pb2.CallerContext()
@@ -282,14 +285,20 @@ class Replicator:
                 stop()
 
 
-def start_replicator(tmp: Path, dest: DC, name: str = "replicator", database_url: str = "") -> Replicator:
+def start_replicator(
+    tmp: Path,
+    dest: DC,
+    name: str = "replicator",
+    database_url: str = "",
+    source_allowlist: Sequence[str] = LOOPBACK,
+) -> Replicator:
     from imgapi_common.grpc_server import build_server
     from replication.service import SERVICE_NAME
 
     d = tmp / name
     d.mkdir(parents=True, exist_ok=True)
     store = Store(database_url or f"sqlite:///{d}/replication.db")
-    manager = JobManager(store, dest.destination)
+    manager = JobManager(store, dest.destination, source_allowlist=Allowlist.parse(list(source_allowlist)))
     server, port, _h = build_server(
         [(replication_pb2_grpc.add_ReplicationServiceServicer_to_server, ReplicationServicer(manager))],
         [SERVICE_NAME],

@@ -8,9 +8,10 @@ from pathlib import Path
 
 from imgapi.v1 import replication_pb2
 
+from imgapi_common.ssrf import Allowlist
 from replication.copier import import_image_with_origins
 from replication.sources import RestSource
-from tests.replication.stacks import LUKE, sha1, start_dc, start_gateway, start_replicator, wait_for
+from tests.replication.stacks import LOOPBACK, LUKE, sha1, start_dc, start_gateway, start_replicator, wait_for
 
 
 def test_rest_source_sync_poll_updates_and_deletes(tmp_path: Path) -> None:
@@ -31,7 +32,7 @@ def test_rest_source_sync_poll_updates_and_deletes(tmp_path: Path) -> None:
                 )
             )
         # pagination with inclusive markers over more than one page is exercised with a small page
-        src = RestSource(url, page=5)
+        src = RestSource(url, page=5, allowlist=Allowlist.parse(list(LOOPBACK)))
         try:
             listed = [i.uuid for i in src.list_all()]
             assert sorted(listed) == sorted(chain) and len(listed) == len(chain)
@@ -87,7 +88,7 @@ def test_rest_source_sync_poll_updates_and_deletes(tmp_path: Path) -> None:
         # the machinery of AdminImportRemoteImage: one image with its missing origins, root first
         c = start_dc(tmp_path, "c")
         try:
-            src, dest = RestSource(url), c.destination()
+            src, dest = RestSource(url, allowlist=Allowlist.parse(list(LOOPBACK))), c.destination()
             try:
                 got = import_image_with_origins(src, dest, chain[6])
             finally:

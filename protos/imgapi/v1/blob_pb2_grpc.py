@@ -43,6 +43,11 @@ class BlobServiceStub:
     StorageIsDown    UNAVAILABLE          the backend cannot be reached
     UploadBusy       ABORTED              another writer holds the upload; metadata current_offset
     InvalidRequest   INVALID_ARGUMENT     a malformed request (e.g. first chunk without an offset)
+    TooManyUploads   RESOURCE_EXHAUSTED   all upload streams are taken; retry later
+    InsufficientStorage RESOURCE_EXHAUSTED the backend is out of space (ENOSPC)
+
+    An upload stream that sends nothing for the idle time (IMGAPI_BLOB_UPLOAD_IDLE_SECONDS) is
+    cancelled; the bytes it delivered before are kept.
 
     A commit whose size or digests do not verify discards the upload: nothing becomes visible and
     nothing is left behind. Repeating a successful commit returns the same BlobInfo until the upload
@@ -115,6 +120,11 @@ class BlobServiceServicer:
     StorageIsDown    UNAVAILABLE          the backend cannot be reached
     UploadBusy       ABORTED              another writer holds the upload; metadata current_offset
     InvalidRequest   INVALID_ARGUMENT     a malformed request (e.g. first chunk without an offset)
+    TooManyUploads   RESOURCE_EXHAUSTED   all upload streams are taken; retry later
+    InsufficientStorage RESOURCE_EXHAUSTED the backend is out of space (ENOSPC)
+
+    An upload stream that sends nothing for the idle time (IMGAPI_BLOB_UPLOAD_IDLE_SECONDS) is
+    cancelled; the bytes it delivered before are kept.
 
     A commit whose size or digests do not verify discards the upload: nothing becomes visible and
     nothing is left behind. Repeating a successful commit returns the same BlobInfo until the upload
@@ -245,6 +255,11 @@ class BlobService:
     StorageIsDown    UNAVAILABLE          the backend cannot be reached
     UploadBusy       ABORTED              another writer holds the upload; metadata current_offset
     InvalidRequest   INVALID_ARGUMENT     a malformed request (e.g. first chunk without an offset)
+    TooManyUploads   RESOURCE_EXHAUSTED   all upload streams are taken; retry later
+    InsufficientStorage RESOURCE_EXHAUSTED the backend is out of space (ENOSPC)
+
+    An upload stream that sends nothing for the idle time (IMGAPI_BLOB_UPLOAD_IDLE_SECONDS) is
+    cancelled; the bytes it delivered before are kept.
 
     A commit whose size or digests do not verify discards the upload: nothing becomes visible and
     nothing is left behind. Repeating a successful commit returns the same BlobInfo until the upload

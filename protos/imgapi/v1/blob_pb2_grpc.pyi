@@ -44,6 +44,11 @@ class BlobServiceStub:
       StorageIsDown    UNAVAILABLE          the backend cannot be reached
       UploadBusy       ABORTED              another writer holds the upload; metadata current_offset
       InvalidRequest   INVALID_ARGUMENT     a malformed request (e.g. first chunk without an offset)
+      TooManyUploads   RESOURCE_EXHAUSTED   all upload streams are taken; retry later
+      InsufficientStorage RESOURCE_EXHAUSTED the backend is out of space (ENOSPC)
+
+    An upload stream that sends nothing for the idle time (IMGAPI_BLOB_UPLOAD_IDLE_SECONDS) is
+    cancelled; the bytes it delivered before are kept.
 
     A commit whose size or digests do not verify discards the upload: nothing becomes visible and
     nothing is left behind. Repeating a successful commit returns the same BlobInfo until the upload
@@ -90,6 +95,11 @@ class BlobServiceAsyncStub(BlobServiceStub):
       StorageIsDown    UNAVAILABLE          the backend cannot be reached
       UploadBusy       ABORTED              another writer holds the upload; metadata current_offset
       InvalidRequest   INVALID_ARGUMENT     a malformed request (e.g. first chunk without an offset)
+      TooManyUploads   RESOURCE_EXHAUSTED   all upload streams are taken; retry later
+      InsufficientStorage RESOURCE_EXHAUSTED the backend is out of space (ENOSPC)
+
+    An upload stream that sends nothing for the idle time (IMGAPI_BLOB_UPLOAD_IDLE_SECONDS) is
+    cancelled; the bytes it delivered before are kept.
 
     A commit whose size or digests do not verify discards the upload: nothing becomes visible and
     nothing is left behind. Repeating a successful commit returns the same BlobInfo until the upload
@@ -132,6 +142,11 @@ class BlobServiceServicer(metaclass=_abc_1.ABCMeta):
       StorageIsDown    UNAVAILABLE          the backend cannot be reached
       UploadBusy       ABORTED              another writer holds the upload; metadata current_offset
       InvalidRequest   INVALID_ARGUMENT     a malformed request (e.g. first chunk without an offset)
+      TooManyUploads   RESOURCE_EXHAUSTED   all upload streams are taken; retry later
+      InsufficientStorage RESOURCE_EXHAUSTED the backend is out of space (ENOSPC)
+
+    An upload stream that sends nothing for the idle time (IMGAPI_BLOB_UPLOAD_IDLE_SECONDS) is
+    cancelled; the bytes it delivered before are kept.
 
     A commit whose size or digests do not verify discards the upload: nothing becomes visible and
     nothing is left behind. Repeating a successful commit returns the same BlobInfo until the upload
