@@ -47,8 +47,7 @@ def parse_bool_param(name: str, raw: str) -> bool | None:
     if raw == "false":
         return False
     raise invalid_parameter(
-        f'invalid "{name}" parameter: "{raw}" (must be "true" or "false")',
-        [FieldError(name, "Invalid")],
+        f'invalid value for "{name}" param: "{raw}" is not a boolean', [FieldError(name, "Invalid")]
     )
 
 
