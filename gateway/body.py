@@ -33,13 +33,16 @@ async def read_limited(request: Request, limit: int) -> bytes:
     if declared is not None and declared.isdigit() and int(declared) > limit:
         request.scope[CLOSE_SCOPE_KEY] = True
         raise too_large(limit)
-    buf = bytearray()
+    pieces: list[bytes] = []  # no over-allocation: what is held never exceeds the limit
+    size = 0
     async for piece in request.stream():
-        if len(buf) + len(piece) > limit:
+        size += len(piece)
+        if size > limit:
+            pieces.clear()
             request.scope[CLOSE_SCOPE_KEY] = True
             raise too_large(limit)
-        buf += piece
-    return bytes(buf)
+        pieces.append(piece)
+    return b"".join(pieces)
 
 
 @dataclass(frozen=True)
