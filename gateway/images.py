@@ -53,6 +53,15 @@ def check_owner(ctx: RequestContext, image: image_pb2.Image) -> None:
 _EXACT_FILTERS = ("owner", "name", "version", "os", "type")
 
 
+def _anonymous_shortcut(ctx: RequestContext) -> bool:
+    """ListImages answers ``[]`` before checking ``public`` (endpoints.md §2.1.2)."""
+    return (
+        ctx.app.mode != "dc"
+        and not ctx.authenticated
+        and ctx.query.text("state") in ("disabled", "unactivated", "creating", "failed")
+    )
+
+
 async def list_images(ctx: RequestContext) -> Response:
     """ListImages. The catalog validates and searches; the gateway adds what its request cannot carry:
     an empty boolean (``inclAdminFields=``, ``public=``) is refused, an empty filter matches nothing."""
@@ -79,8 +88,13 @@ async def list_images(ctx: RequestContext) -> Response:
         sort=q.raw("sort"),
         incl_admin_fields=q.raw("inclAdminFields"),
     )
+    empty_public = q.empty("public")
+    if empty_public:
+        # The catalog reads "" as absent. Let it check what precedes `public` (channel,
+        # inclAdminFields, limit, state) but not what follows it (sort, marker), then refuse.
+        req.sort, req.marker = "", ""
     resp = await ctx.clients.catalog.ListImages(req, **ctx.rpc)
-    if q.empty("public"):  # the catalog read "" as absent; everything before public was valid
+    if empty_public and not _anonymous_shortcut(ctx):
         q.boolean("public")
     if any(q.empty(name) for name in _EXACT_FILTERS):
         return images_response([])

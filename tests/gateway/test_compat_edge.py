@@ -323,3 +323,10 @@ def test_class17_deep_json(c: httpx.Client) -> None:
 def test_class18_state_storage_types(c: httpx.Client) -> None:
     r = c.get("/state")
     assert r.status_code == 200 and r.json()["storageTypes"] == ["local"]
+
+
+def test_class1_empty_public_keeps_the_validation_order(c: httpx.Client) -> None:
+    want = bad_param("public", 'invalid value for "public" param: "" is not a boolean')
+    expect(c.get("/images?public="), 422, want)
+    expect(c.get("/images?public=&sort=bogus&marker=bogus"), 422, want)  # public before sort, marker
+    expect(c.get("/images?public=&state=bogus"), 422, bad_param("state", 'invalid state: "bogus"'))
