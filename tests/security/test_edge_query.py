@@ -102,3 +102,14 @@ def test_repeated_channel_is_one_unknown_channel(tmp_path_factory: pytest.TempPa
             assert body["message"] == "unknown channel: dev,staging"
     finally:
         s.stop()
+
+
+def test_empty_account_cannot_delete_a_visible_public_image(c: httpx.Client) -> None:
+    theirs = create(c, account=VADER, public=True)["uuid"]
+    assert c.put(f"/images/{theirs}/file?compression=none", content=b"bytes").status_code == 200
+    assert c.post(f"/images/{theirs}?action=activate", json={}).status_code == 200
+    assert c.get(f"/images/{theirs}?account=").status_code == 200  # anyone may see it
+    body = err(c.delete(f"/images/{theirs}?account="), 422, "NotImageOwner")
+    assert body["message"] == f"account  is not the owner of image {theirs}"
+    err(c.post(f"/images/{theirs}?action=disable&account=", json={}), 422, "NotImageOwner")
+    assert exists(c, theirs) and c.get(f"/images/{theirs}").json()["disabled"] is False
