@@ -21,8 +21,8 @@ from tests.security.test_edge_http import assert_json_400, read_response
 
 LIMIT = 4 * 1024 * 1024
 #: What the server holds besides the body itself while reading it: asyncio's 256 KiB read buffer,
-#: uvicorn's 64 KiB high-water body buffer and the piece in flight (measured: ~0.5 MiB).
-SERVER_BUFFERS = 1024 * 1024
+#: uvicorn's 64 KiB high-water body buffer and its copies, the piece in flight (measured: ~0.5 MiB).
+SERVER_BUFFERS = 2 * 1024 * 1024
 
 
 @pytest.fixture(scope="module")
