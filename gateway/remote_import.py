@@ -144,6 +144,10 @@ def _operator_only(ctx: RequestContext) -> None:
 
 
 def _skip_owner_check(ctx: RequestContext) -> bool:
+    """``skip_owner_check``: ``true``/``false``; empty reads as absent, as AdminImportImage's catalog
+    check does (the catalog's request cannot tell the two apart)."""
+    if ctx.query.empty("skip_owner_check"):
+        return False
     return ctx.query.boolean("skip_owner_check") is True
 
 
