@@ -34,7 +34,7 @@ class CallerContext(_message.Message):
     ACCOUNT_PRESENT_FIELD_NUMBER: _builtins.int
     account: _builtins.str
     """`account` query parameter as received (may be empty or malformed: the catalog validates it
-    and answers with IMGAPI's InvalidParameter). Empty = operator request.
+    and answers with IMGAPI's InvalidParameter). Empty and not `account_present` = operator request.
     """
     channel: _builtins.str
     """`channel` query parameter as received. Empty = server default channel, "*" = all (reads only)."""
