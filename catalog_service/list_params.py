@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 from typing import cast
 
@@ -47,8 +47,7 @@ def parse_bool_param(name: str, raw: str) -> bool | None:
     if raw == "false":
         return False
     raise invalid_parameter(
-        f'invalid "{name}" parameter: "{raw}" (must be "true" or "false")',
-        [FieldError(name, "Invalid")],
+        f'invalid value for "{name}" param: "{raw}" is not a boolean', [FieldError(name, "Invalid")]
     )
 
 
@@ -74,45 +73,77 @@ def text_match(raw: str, *, allow_substring: bool = False, allow_negate: bool = 
     return TextMatch(db_text(raw))
 
 
-_ISO = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?)?"
-    r"(Z|[+-]\d{2}:?\d{2})?$"
+#: ECMAScript's date-time string format (what ``Date.parse`` reads first), with the leniencies of
+#: V8's fallback parser that the reference accepts: lower-case ``t``/``z``, a space for ``T``.
+_JS_ISO = re.compile(
+    r"^(?P<y>[+-]\d{6}|\d{4})(?:-(?P<mo>\d{2})(?:-(?P<d>\d{2}))?)?"
+    r"(?:[Tt ](?P<h>\d{2}):(?P<mi>\d{2})(?::(?P<s>\d{2})(?:\.(?P<f>\d+))?)?)?"
+    r"(?P<tz>[Zz]|[+-]\d{2}:?\d{2})?$"
 )
+#: V8 reads a bare number of 3 to 6 digits as a year (``12345`` is 1 January 12345).
+_JS_YEAR = re.compile(r"^\d{3,6}$")
+#: Instants outside Python's datetime range sort before/after every stored date.
+_MIN_DATE = datetime(1, 1, 1, tzinfo=UTC)
+_MAX_DATE = datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC)
+
+
+def _year_instant(year: int) -> datetime:
+    if year < 1:
+        return _MIN_DATE
+    if year > 9999:
+        return _MAX_DATE
+    return datetime(year, 1, 1, tzinfo=UTC)
+
+
+def _js_iso(m: re.Match[str]) -> datetime | None:
+    year = int(m["y"])
+    if year < 1 or year > 9999:
+        return _year_instant(year)
+    try:
+        dt = datetime(
+            year,
+            int(m["mo"] or 1),
+            int(m["d"] or 1),
+            int(m["h"] or 0),
+            int(m["mi"] or 0),
+            int(m["s"] or 0),
+            int((m["f"] or "0")[:6].ljust(6, "0")),
+        )
+    except ValueError:
+        return None
+    tz = m["tz"]
+    if tz and tz not in ("Z", "z"):
+        sign = 1 if tz[0] == "+" else -1
+        digits = tz[1:].replace(":", "")
+        offset = timezone(sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:])))
+        return dt.replace(tzinfo=offset)
+    return dt.replace(tzinfo=UTC)  # date-only forms are UTC; local times are the server's (UTC)
 
 
 def parse_date_marker(raw: str) -> str | None:
-    """A date marker normalized to the fixed-width sort text, or None when it is not a date."""
-    m = _ISO.match(raw.strip())
-    dt: datetime | None = None
+    """A date marker, read as JavaScript's ``Date`` reads it (``2015``, ``2015-06``,
+    ``2015-06-01t10:00:00z``, ``12345``, RFC 1123), normalized to the fixed-width sort text; None
+    when it is not a date."""
+    text = raw.strip()
+    dt: datetime | None
+    m = _JS_ISO.match(text)
     if m:
-        try:
-            y, mo, d = int(m.group(1)), int(m.group(2)), int(m.group(3))
-            h, mi, s = int(m.group(4) or 0), int(m.group(5) or 0), int(m.group(6) or 0)
-            frac = (m.group(7) or "0")[:6].ljust(6, "0")
-            dt = datetime(y, mo, d, h, mi, s, int(frac))
-            tz = m.group(8)
-            if tz and tz != "Z":
-                sign = 1 if tz[0] == "+" else -1
-                digits = tz[1:].replace(":", "")
-                from datetime import timedelta, timezone
-
-                dt = dt.replace(
-                    tzinfo=timezone(sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:])))
-                )
-            else:
-                dt = dt.replace(tzinfo=UTC)
-        except ValueError:
-            dt = None
+        dt = _js_iso(m)
+    elif _JS_YEAR.match(text):
+        dt = _year_instant(int(text))
     else:
         try:
-            dt = parsedate_to_datetime(raw)
+            dt = parsedate_to_datetime(text)
         except (TypeError, ValueError, IndexError):
             dt = None
         if dt is not None and dt.tzinfo is None:
             dt = dt.replace(tzinfo=UTC)
     if dt is None:
         return None
-    return format_timestamp(dt.astimezone(UTC))
+    try:
+        return format_timestamp(dt.astimezone(UTC))
+    except OverflowError:
+        return format_timestamp(_MAX_DATE if dt.year > 1 else _MIN_DATE)
 
 
 def bad_marker(raw: str) -> Exception:

@@ -79,6 +79,13 @@ class Caller:
     channel: str = ""
     authenticated: bool = False
     user_agent: str = ""
+    #: ``account`` was given, even empty: a user request (an empty account owns nothing).
+    account_present: bool = False
+
+    @property
+    def user_account(self) -> str | None:
+        """The account of a user request (possibly ""), None for an operator request."""
+        return self.account if self.account or self.account_present else None
 
 
 @dataclass(frozen=True)
@@ -370,6 +377,8 @@ class CatalogService:
 
     def _load(self, conn: Connection, uuid: str, caller: Caller, channel: str | None) -> StoredImage:
         account = self.check_account(caller.account)
+        if account is None:
+            account = caller.user_account
         row = self.repo.get(conn, uuid) if is_uuid(uuid) else None  # no stored image has another id
         if row is None or not row.valid:
             raise not_found(f"image {uuid} not found")
@@ -390,7 +399,7 @@ class CatalogService:
 
     @staticmethod
     def _check_owner(rec: Mapping[str, Any], caller: Caller) -> None:
-        if caller.account and rec.get("owner") != caller.account:
+        if caller.user_account is not None and rec.get("owner") != caller.user_account:
             raise ImgapiError(
                 "NotImageOwner", f"account {caller.account} is not the owner of image {rec.get('uuid')}"
             )
@@ -483,7 +492,7 @@ class CatalogService:
                     mk = (published_sort_key(date), None)
             q = ListQuery(
                 state=st,
-                account=db_text(caller.account) or None,
+                account=None if caller.user_account is None else db_text(caller.user_account),
                 owner=db_text(owner) or None,
                 name=list_params.text_match(name, allow_substring=True),
                 version=list_params.text_match(version, allow_substring=True),
@@ -599,7 +608,7 @@ class CatalogService:
         self, uuid: str, caller: Caller, view: View, update_json: str, cond: Conditions = NO_CONDITIONS
     ) -> Rendered:
         present, body = _parse_json(update_json)
-        account = caller.account or None
+        account = caller.user_account
 
         def change(conn: Connection, rec: dict[str, Any]) -> tuple[dict[str, Any], str]:
             new = apply_update(rec, body if present else None, self.cfg, account=account)
@@ -714,7 +723,7 @@ class CatalogService:
     def check_storage(self, storage: str, caller: Caller) -> str:
         if storage == "":
             return self.settings.default_storage
-        if caller.account:
+        if caller.user_account is not None:
             raise invalid_parameter(
                 f'invalid storage "{storage}"',
                 [FieldError("storage", "NotAllowed", "Parameter cannot be specified by non-operators")],
@@ -806,7 +815,7 @@ class CatalogService:
     def create(self, caller: Caller, view: View, manifest_json: str) -> Rendered:
         channel = self.resolve_channel(caller.channel, write=True)
         present, body = _parse_json(manifest_json)
-        body = check_create_body(body if present else None, self.cfg, account=caller.account or None)
+        body = check_create_body(body if present else None, self.cfg, account=caller.user_account)
         self._owner_must_exist(body.get("owner"))
         with self._write() as conn, conn.begin():
             self._origin_must_exist(conn, body.get("origin"))
@@ -832,7 +841,7 @@ class CatalogService:
         from_source: bool = False,
     ) -> Rendered:
         channel = self.resolve_channel(caller.channel, write=True)
-        if caller.account:
+        if caller.user_account is not None:
             raise ImgapiError("OperatorOnly", "this endpoint may only be called by an operator")
         present, body = _parse_json(manifest_json)
         if not present or not isinstance(body, dict):

@@ -100,7 +100,11 @@ def _retry_read(fn: F) -> F:
 
 def _caller(c: common_pb2.CallerContext) -> Caller:
     return Caller(
-        account=c.account, channel=c.channel, authenticated=c.authenticated, user_agent=c.user_agent
+        account=c.account,
+        channel=c.channel,
+        authenticated=c.authenticated,
+        user_agent=c.user_agent,
+        account_present=c.account_present,
     )
 
 
@@ -299,6 +303,7 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
             channels=self._channels(),
             admin_uuid=self.s.cfg.admin_uuid or "",
             storage_names=self.s.settings.storage_names,
+            default_storage=self.s.settings.default_storage,
         )
 
     @_translate_errors

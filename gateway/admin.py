@@ -18,14 +18,24 @@ from imgapi_common.errors import FieldError, ImgapiError, invalid_parameter, val
 #: ``?error=<Name>`` samples (endpoints.md §4.1).
 _SAMPLES: dict[str, ImgapiError] = {
     "ValidationFailedError": validation_failed("boom", []),
-    "InvalidParameterError": invalid_parameter("boom", [FieldError("foo", "Invalid")]),
-    "ImageFilesImmutableError": ImgapiError("ImageFilesImmutable", "boom"),
-    "ImageAlreadyActivatedError": ImgapiError("ImageAlreadyActivated", "boom"),
-    "NoActivationNoFileError": ImgapiError("NoActivationNoFile", "boom"),
-    "OperatorOnlyError": ImgapiError("OperatorOnly", "boom"),
-    "ImageUuidAlreadyExistsError": ImgapiError("ImageUuidAlreadyExists", "boom"),
-    "StorageIsDownError": ImgapiError("StorageIsDown", "boom"),
-    "StorageUnsupportedError": ImgapiError("StorageUnsupported", "boom"),
+    "InvalidParameterError": invalid_parameter('invalid "foo"', [FieldError("foo", "Invalid")]),
+    "ImageFilesImmutableError": ImgapiError(
+        "ImageFilesImmutable", "cannot modify files on activated image 82ce32a2-9cb4-9a4c-a303-7a63254bacf4"
+    ),
+    "ImageAlreadyActivatedError": ImgapiError(
+        "ImageAlreadyActivated", 'image "ed8cd007-2065-0140-8d41-e32247b71748" is already activated'
+    ),
+    "NoActivationNoFileError": ImgapiError(
+        "NoActivationNoFile",
+        'image "ed8cd007-2065-0140-8d41-e32247b71748" cannot be activated: it has no file',
+    ),
+    "OperatorOnlyError": ImgapiError("OperatorOnly", "this endpoint may only be called by an operator"),
+    # The reference builds this sample without a uuid: JavaScript prints it as "undefined".
+    "ImageUuidAlreadyExistsError": ImgapiError(
+        "ImageUuidAlreadyExists", 'image uuid "undefined" already exists'
+    ),
+    "StorageIsDownError": ImgapiError("StorageIsDown", "storage is down at the moment"),
+    "StorageUnsupportedError": ImgapiError("StorageUnsupported", "storage type is unsupported"),
     "RemoteSourceError": ImgapiError("RemoteSourceError", "boom"),
     "InternalError": ImgapiError("InternalError", "boom"),
 }
@@ -105,10 +115,16 @@ async def get_state(ctx: RequestContext) -> Response:
                 "serverConfig": {"mode": ctx.app.mode, "channels": [c.name for c in ctx.app.config.channels]}
             },
             "log": {"level": 30},
-            "storageTypes": list(ctx.app.config.storage_names) or ["local"],
+            "storageTypes": configured_storage_types(ctx.app.config),
             "authKeys": {"users": keys.users, "loadedAt": keys.loaded_at} if keys is not None else None,
         }
     )
+
+
+def configured_storage_types(config: catalog_pb2.ServerConfig) -> list[str]:
+    """The storage types this server stores to (one blob backend: its name, ``local`` by default),
+    not every name ``storage=`` accepts as input."""
+    return [config.default_storage or "local"]
 
 
 async def update_state(ctx: RequestContext) -> Response:

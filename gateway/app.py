@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -26,9 +27,11 @@ from starlette.types import Receive, Scope, Send
 
 from gateway.auth import AuthMode, KeyStore, authenticate
 from gateway.balance import balance, keep_balanced
+from gateway.body import CLOSE_SCOPE_KEY
 from gateway.clients import create_clients
-from gateway.context import AppState, Query, RequestContext, is_uuid, request_id_from
+from gateway.context import AppState, RequestContext, is_uuid, request_id_from
 from gateway.errors import MethodNotAllowed, render
+from gateway.query import Query
 from gateway.responses import common_headers
 from gateway.routes import Mounted, match_path, mount
 from gateway.settings import GatewaySettings
@@ -44,16 +47,22 @@ log = logging.getLogger("gateway")
 ROUTE_SCOPE_KEY = "imgapi.route"
 
 
+_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+
 def _segments(raw_path: str) -> list[str]:
-    """Decoded path segments; repeated slashes collapse (``//images`` is ``/images``)."""
-    while "//" in raw_path:
-        raw_path = raw_path.replace("//", "/")
+    """Decoded path segments. Leading repeated slashes collapse (``//images`` is ``/images``); inner
+    ones are empty segments (``/images//file/from-url`` has an empty uuid). A segment JavaScript's
+    ``decodeURIComponent`` refuses (a ``%`` without two hex digits, or not UTF-8) is a 400."""
+    raw_path = "/" + raw_path.lstrip("/")
     out = []
     for seg in raw_path.split("/")[1:]:
         try:
+            if _PERCENT.search(seg):
+                raise UnicodeDecodeError("utf-8", b"", 0, 1, "bad escape")
             out.append(unquote_to_bytes(seg).decode("utf-8"))
         except UnicodeDecodeError:
-            raise ImgapiError("BadRequestError", f"invalid path segment: {seg}") from None
+            raise ImgapiError("BadRequestError", "URI malformed") from None
     return out
 
 
@@ -75,6 +84,15 @@ class Dispatcher:
                 response = await self._handle(request, state, mounted, request_id)
             except Exception as exc:  # every failure is rendered as IMGAPI JSON
                 response = render(exc)
+                if response.status_code >= 500:  # logged with the request id, unexpected ones loudest
+                    (log.error if response.status_code == 500 else log.warning)(
+                        "request %s: %s %s answered %d: %s",
+                        request_id,
+                        request.method,
+                        scope.get("path", ""),
+                        response.status_code,
+                        bytes(response.body).decode("utf-8", "replace"),
+                    )
             route = scope.get(ROUTE_SCOPE_KEY, "unmatched")
             HTTP_REQUESTS.labels(route, request.method, str(response.status_code)).inc()
             HTTP_LATENCY.labels(route, request.method).observe(time.monotonic() - started)
@@ -88,6 +106,7 @@ class Dispatcher:
                 server_name=state.settings.server_name,
                 host_name=state.settings.host_name or state.host_name,
                 started=started,
+                close=bool(scope.get(CLOSE_SCOPE_KEY)),
             )
         )
         await response(scope, receive, send)

@@ -170,16 +170,27 @@ def _verify_one(key: PublicKey, key_type: str, hash_name: str, sig: bytes, data:
         return False
 
 
-def _check_date(request: Request, skew: int) -> None:
-    date = request.headers.get("date") or request.headers.get("x-date")
-    if not date:
-        raise unauthorized("date header is required")
-    try:
-        when = parsedate_to_datetime(date).timestamp()
-    except (TypeError, ValueError):
-        raise unauthorized(f"invalid date header: {date}") from None
-    if abs(time.time() - when) > skew:
-        raise unauthorized(f"clock skew of {int(abs(time.time() - when))}s was greater than {skew}s")
+#: The signed headers that can carry the request time (``x-date`` for clients that cannot set Date).
+DATE_HEADERS = ("date", "x-date")
+
+
+def _check_date(request: Request, header_names: list[str], skew: int) -> None:
+    """The request time must be signed, and every signed time within ``skew`` seconds of ours.
+
+    Only signed values count: an unsigned ``Date`` says nothing about when the signature was made,
+    so a signature over other headers only could be replayed forever."""
+    signed = [name for name in DATE_HEADERS if name in header_names]
+    if not signed:
+        raise unauthorized('the signature must cover the "date" or "x-date" header')
+    now = time.time()
+    for name in signed:
+        value = request.headers.get(name, "")
+        try:
+            when = parsedate_to_datetime(value).timestamp()
+        except (TypeError, ValueError, IndexError):
+            raise unauthorized(f"invalid {name} header: {value}") from None
+        if abs(now - when) > skew:
+            raise unauthorized(f"clock skew of {int(abs(now - when))}s was greater than {skew}s")
 
 
 def verify_request(request: Request, store: KeyStore, skew: int) -> str:
@@ -196,7 +207,7 @@ def verify_request(request: Request, store: KeyStore, skew: int) -> str:
         raise unauthorized(f"{params['algorithm']} is not a supported algorithm")
     header_names = params.get("headers", "date").lower().split()
     data = signing_string(request, header_names).encode("utf-8")
-    _check_date(request, skew)
+    _check_date(request, header_names, skew)
     try:
         sig = base64.b64decode(params["signature"], validate=True)
     except ValueError:

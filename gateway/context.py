@@ -10,20 +10,18 @@ auth keys); ``ctx.caller()``, ``ctx.view`` and ``ctx.rpc`` give what every catal
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import json
 import socket
 import uuid as uuidlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl
 
 from imgapi.v1 import catalog_pb2, common_pb2
 from starlette.requests import Request
 
+from gateway.body import ABSENT_BODY, JsonBody, parse_json_body, read_limited
 from gateway.clients import Clients
+from gateway.query import Query
 from gateway.settings import GatewaySettings
 from gateway.versions import Negotiated
 from imgapi_common.errors import ImgapiError
@@ -59,79 +57,6 @@ class AppState:
     @property
     def has_channels(self) -> bool:
         return len(self.config.channels) > 0
-
-
-class Query:
-    """Query string with IMGAPI semantics: repeated keys kept, dotted keys verbatim, empty = absent."""
-
-    def __init__(self, raw: str) -> None:
-        self.raw_string = raw
-        self.items: list[tuple[str, str]] = parse_qsl(raw, keep_blank_values=True)
-        self._first: dict[str, str] = {}
-        for k, v in self.items:
-            self._first.setdefault(k, v)
-
-    def get(self, name: str) -> str | None:
-        """First value; None when absent or empty."""
-        v = self._first.get(name)
-        return v if v else None
-
-    def raw(self, name: str) -> str:
-        """First value as received ("" when absent): what the catalog validates itself."""
-        return self._first.get(name, "")
-
-    def present(self, name: str) -> bool:
-        """The key appears at all (even ``?name=``)."""
-        return name in self._first
-
-    def all(self, name: str) -> list[str]:
-        """Every non-empty value of a repeatable key (``billing_tag``)."""
-        return [v for k, v in self.items if k == name and v]
-
-    def prefixed(self, prefix: str) -> dict[str, str]:
-        """``tag.KEY=VALUE`` pairs (first value of each key), keys without the prefix."""
-        out: dict[str, str] = {}
-        for k, v in self.items:
-            if k.startswith(prefix) and k[len(prefix) :] not in out:
-                out[k[len(prefix) :]] = v
-        return out
-
-
-@dataclass(frozen=True)
-class JsonBody:
-    """A JSON request body (README §5.1). ``present`` is False for an empty or non-JSON body."""
-
-    present: bool
-    text: str = ""
-    value: Any = None
-
-
-ABSENT_BODY = JsonBody(False)
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"Unexpected token {name[0]} in JSON")
-
-
-def parse_json_body(body: bytes, headers: Mapping[str, str]) -> JsonBody:
-    """Content-MD5 check (400 BadDigest) and JSON parsing (400 InvalidContent)."""
-    if not body:
-        return ABSENT_BODY
-    given_md5 = headers.get("content-md5")
-    if given_md5 is not None:
-        computed = base64.b64encode(hashlib.md5(body).digest()).decode("ascii")
-        if given_md5 != computed:
-            raise ImgapiError("BadDigest", f"Content-MD5 '{given_md5}' didn't match '{computed}'")
-    ctype = headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if ctype != "application/json":
-        return ABSENT_BODY
-    try:
-        text = body.decode("utf-8")
-        value = json.loads(text, parse_constant=_reject_constant)
-    except (UnicodeDecodeError, ValueError) as e:
-        msg = e.msg if isinstance(e, json.JSONDecodeError) else str(e)
-        raise ImgapiError("InvalidContent", f"Invalid JSON: {msg}") from None
-    return JsonBody(True, text, value)
 
 
 def request_id_from(headers: Mapping[str, str]) -> str:
@@ -183,7 +108,11 @@ class RequestContext:
 
     @property
     def account(self) -> str | None:
-        return self.query.get("account")
+        """The ``account`` of a user request; None for an operator request (no ``account`` at all).
+
+        ``account=`` (empty) is a user request whose account owns nothing (never an operator one);
+        a repeated ``account`` reads as its joined text, which is not a UUID (422)."""
+        return self.query.text("account")
 
     @property
     def metadata(self) -> tuple[tuple[str, str], ...]:
@@ -201,6 +130,7 @@ class RequestContext:
     def caller(self) -> common_pb2.CallerContext:
         return common_pb2.CallerContext(
             account=self.query.raw("account"),
+            account_present=self.query.present("account"),
             channel=self.query.raw("channel"),
             authenticated=self.authenticated,
             remote_user=self.remote_user or "",
@@ -229,9 +159,7 @@ class RequestContext:
 
     async def read_json_body(self) -> JsonBody:
         """Step **body** (README §5.1); channel errors take precedence over body errors."""
-        raw = await self.request.body()
-        if len(raw) > self.settings.max_json_body:
-            raise ImgapiError("InvalidContent", "request body too large")
+        raw = await read_limited(self.request, self.settings.max_json_body)
         try:
             self.body = parse_json_body(raw, self.request.headers)
         except ImgapiError:

@@ -31,9 +31,14 @@ async def load_image(ctx: RequestContext, preconditions: bool = False) -> image_
     """Step **load** (channel, account shape, existence, visibility) through GetImage."""
     req = catalog_pb2.GetImageRequest(caller=ctx.caller(), view=ctx.view, uuid=ctx.uuid)
     if preconditions:
-        # Only If-Match applies to non-GET requests here (If-None-Match would mean 304 for GetImage).
+        # Step **cond** of a write: If-Match, and If-None-Match (a match is a 412 here, where the
+        # GetImage call would report "not modified").
         req.preconditions.if_match = ctx.request.headers.get("if-match", "")
+        req.preconditions.if_none_match = ctx.request.headers.get("if-none-match", "")
     resp = await ctx.clients.catalog.GetImage(req, **ctx.rpc)
+    if resp.not_modified:
+        header = req.preconditions.if_none_match
+        raise ImgapiError("PreconditionFailed", f"if-none-match '{header}' matched etag '{resp.image.etag}'")
     return resp.image
 
 
@@ -44,8 +49,28 @@ def check_owner(ctx: RequestContext, image: image_pb2.Image) -> None:
         raise ImgapiError("NotImageOwner", f"account {account} is not the owner of image {image.uuid}")
 
 
+#: ListImages filters compared as values: given empty (``owner=``) they match no image.
+_EXACT_FILTERS = ("owner", "name", "version", "os", "type")
+
+
+def _anonymous_shortcut(ctx: RequestContext) -> bool:
+    """ListImages answers ``[]`` before checking ``public`` (endpoints.md §2.1.2)."""
+    return (
+        ctx.app.mode != "dc"
+        and not ctx.authenticated
+        and ctx.query.text("state") in ("disabled", "unactivated", "creating", "failed")
+    )
+
+
 async def list_images(ctx: RequestContext) -> Response:
+    """ListImages. The catalog validates and searches; the gateway adds what its request cannot carry:
+    an empty boolean (``inclAdminFields=``, ``public=``) is refused, an empty filter matches nothing."""
     q = ctx.query
+    try:
+        q.boolean("inclAdminFields")
+    except ImgapiError:
+        await ctx.check_channel(write=False)  # chan -> adminFields
+        raise
     req = catalog_pb2.ListImagesRequest(
         caller=ctx.caller(),
         view=ctx.view,
@@ -63,11 +88,25 @@ async def list_images(ctx: RequestContext) -> Response:
         sort=q.raw("sort"),
         incl_admin_fields=q.raw("inclAdminFields"),
     )
+    empty_public = q.empty("public")
+    if empty_public:
+        # The catalog reads "" as absent. Let it check what precedes `public` (channel,
+        # inclAdminFields, limit, state) but not what follows it (sort, marker), then refuse.
+        req.sort, req.marker = "", ""
     resp = await ctx.clients.catalog.ListImages(req, **ctx.rpc)
+    if empty_public and not _anonymous_shortcut(ctx):
+        q.boolean("public")
+    if any(q.empty(name) for name in _EXACT_FILTERS):
+        return images_response([])
     return images_response([i.view_json for i in resp.images])
 
 
 async def get_image(ctx: RequestContext) -> Response:
+    try:
+        ctx.query.boolean("inclAdminFields")
+    except ImgapiError:
+        await load_image(ctx)  # load -> adminFields
+        raise
     req = catalog_pb2.GetImageRequest(
         caller=ctx.caller(),
         view=ctx.view,
@@ -92,15 +131,50 @@ async def create_image(ctx: RequestContext) -> Response:
     await ctx.check_channel(write=True)
     if action == "create-from-vm":
         raise not_available("custom image creation is not currently available")
-    if action in ("import-docker-image", "import-lxd-image"):
+    if action == "import-docker-image":
         if ctx.account is not None:
             raise operator_only()
-        kind = "docker" if action == "import-docker-image" else "lxd"
-        raise not_available(f"{kind} image import is not available")
+        check_docker_import_params(ctx)
+        raise not_available("docker image import is not available")
+    if action == "import-lxd-image":
+        if ctx.account is not None:
+            raise operator_only()
+        check_lxd_import_params(ctx)
+        raise not_available("lxd image import is not available")
     raise invalid_action(action)
 
 
+def check_docker_import_params(ctx: RequestContext) -> None:
+    """AdminImportDockerImage's input checks (they come before the 501): repo, tag or digest, public."""
+    q = ctx.query
+    errors: list[FieldError] = []
+    if q.get("repo") is None:
+        errors.append(FieldError("repo", "MissingParameter"))
+    tag, digest = q.get("tag"), q.get("digest")
+    if tag is None and digest is None:
+        errors.append(FieldError("tag", "MissingParameter", 'one of "tag" or "digest" is required'))
+    elif tag is not None and digest is not None:
+        errors.append(FieldError("digest", "Invalid", 'cannot specify both "tag" and "digest"'))
+    if errors:
+        raise validation_failed("missing parameters", errors)
+    q.boolean("public")
+
+
+def check_lxd_import_params(ctx: RequestContext) -> None:
+    """AdminImportLxdImage's input checks (before the 501): ``alias`` given, ``<registry>:<alias>``."""
+    alias = ctx.query.get("alias")
+    if alias is None:
+        raise validation_failed("missing parameters", [FieldError("alias", "MissingParameter")])
+    if ":" not in alias:
+        raise invalid_parameter("alias must include a semicolon", [FieldError("alias", "Invalid")])
+
+
 async def delete_image(ctx: RequestContext) -> Response:
+    try:
+        ctx.query.boolean("force_all_channels")
+    except ImgapiError:
+        check_owner(ctx, await load_image(ctx))  # load -> owner -> force_all_channels
+        raise
     req = catalog_pb2.DeleteImageRequest(
         caller=ctx.caller(), uuid=ctx.uuid, force_all_channels=ctx.query.raw("force_all_channels")
     )

@@ -144,21 +144,18 @@ def _operator_only(ctx: RequestContext) -> None:
 
 
 def _skip_owner_check(ctx: RequestContext) -> bool:
-    raw = ctx.query.raw("skip_owner_check")
-    if raw in ("", "false"):
+    """``skip_owner_check``: ``true``/``false``; empty reads as absent, as AdminImportImage's catalog
+    check does (the catalog's request cannot tell the two apart)."""
+    if ctx.query.empty("skip_owner_check"):
         return False
-    if raw == "true":
-        return True
-    raise invalid_parameter(
-        f'invalid "skip_owner_check" parameter: "{raw}" (must be "true" or "false")',
-        [FieldError("skip_owner_check", "Invalid")],
-    )
+    return ctx.query.boolean("skip_owner_check") is True
 
 
 def operator_caller(ctx: RequestContext) -> common_pb2.CallerContext:
     """The caller of job steps: the request's operator scope (local channel kept)."""
     c = ctx.caller()
     c.account = ""
+    c.account_present = False
     return c
 
 
@@ -167,6 +164,7 @@ async def local_image(scope: CallScope, uuid: str) -> catalog_pb2.ImageResponse 
     caller = common_pb2.CallerContext()
     caller.CopyFrom(scope.caller)
     caller.account = ""
+    caller.account_present = False
     caller.channel = "*"
     try:
         res: catalog_pb2.ImageResponse = await scope.clients.catalog.GetImage(

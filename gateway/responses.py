@@ -103,9 +103,11 @@ def http_date(ts: float | None = None) -> str:
 
 
 def common_headers(
-    *, request_id: str, server_name: str, host_name: str, started: float
+    *, request_id: str, server_name: str, host_name: str, started: float, close: bool = False
 ) -> list[tuple[bytes, bytes]]:
-    """README §5.2: headers on every response (``x-response-time`` in whole milliseconds)."""
+    """README §5.2: headers on every response (``x-response-time`` in whole milliseconds).
+
+    ``close``: the connection ends after this response (a request body was left unread)."""
     elapsed = int((time.monotonic() - started) * 1000)
     return [
         (b"date", http_date().encode("latin-1")),
@@ -113,5 +115,5 @@ def common_headers(
         (b"x-request-id", request_id.encode("latin-1")),
         (b"x-response-time", str(elapsed).encode("latin-1")),
         (b"x-server-name", host_name.encode("latin-1")),
-        (b"connection", b"keep-alive"),
+        (b"connection", b"close" if close else b"keep-alive"),
     ]

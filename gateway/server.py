@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import sys
 
 import uvicorn
@@ -9,14 +10,17 @@ from pydantic import ValidationError
 from starlette.applications import Starlette
 
 from gateway.app import create_app
+from gateway.protocol import EdgeLimits, edge_protocol
 from gateway.settings import GatewaySettings
 from imgapi_common.memory import tune_malloc
 from imgapi_common.observability import configure_logging, start_metrics_server
 
 
 def uvicorn_config(settings: GatewaySettings, **overrides: object) -> uvicorn.Config:
-    """uvicorn settings for the gateway: the app sets Date/Server itself (IMGAPI's values)."""
+    """uvicorn settings for the gateway: the app sets Date/Server itself (IMGAPI's values); each
+    connection enforces the request head limits (gateway/protocol.py)."""
     kwargs: dict[str, object] = {
+        "http": edge_protocol(EdgeLimits.from_settings(settings, socket.gethostname())),
         "host": settings.host,
         "port": settings.port,
         "server_header": False,
@@ -56,6 +60,7 @@ def main() -> None:
             "gateway.server:app_from_environment",
             factory=True,
             workers=settings.processes,
+            http="gateway.protocol:EnvironmentEdgeProtocol",
             host=settings.host,
             port=settings.port,
             server_header=False,

@@ -80,8 +80,15 @@ class GatewaySettings(BaseSettings):
     log_level: str = "INFO"
     #: Log one line per request (method, path, status, request id).
     access_log: bool = False
-    #: Request body limit of JSON routes (bytes).
+    #: Request body limit of JSON routes (bytes): a larger Content-Length is refused before the
+    #: body is read, a chunked body is cut once it passes the limit.
     max_json_body: int = Field(default=8 * 1024 * 1024, gt=0)
+    #: Request head limits of every connection (gateway/protocol.py): bytes of the request line and
+    #: headers, number of header lines, and seconds to receive a whole head (also the time a new
+    #: connection may stay silent).
+    max_header_bytes: int = Field(default=64 * 1024, ge=1024)
+    max_header_count: int = Field(default=100, ge=10)
+    header_timeout_seconds: float = Field(default=30.0, gt=0)
 
     @field_validator("catalog_target", "blob_target")
     @classmethod

@@ -187,7 +187,8 @@ class Negotiated:
 @functools.lru_cache(maxsize=256)  # a handful of distinct headers in practice; bounded anyway
 def negotiate(header: str | None) -> Negotiated | None:
     """The negotiated view for an ``Accept-Version`` header, or None when no version satisfies it."""
-    text = header if header else DEFAULT_RANGE
+    # Absent: ~1. Present but empty: node-semver reads the empty range as "*" (the v2 view).
+    text = DEFAULT_RANGE if header is None else header
     try:
         matched = [v for v in SERVER_VERSIONS if satisfies(v, text)]
     except (InvalidRange, ValueError):

@@ -547,9 +547,12 @@ class ServerConfig(_message.Message):
     CHANNELS_FIELD_NUMBER: _builtins.int
     ADMIN_UUID_FIELD_NUMBER: _builtins.int
     STORAGE_NAMES_FIELD_NUMBER: _builtins.int
+    DEFAULT_STORAGE_FIELD_NUMBER: _builtins.int
     mode: _builtins.str
     """dc | public | private"""
     admin_uuid: _builtins.str
+    default_storage: _builtins.str
+    """The storage the server actually stores to (what `GET /state` reports as its storage types)."""
     @_builtins.property
     def channels(self) -> _containers.RepeatedCompositeFieldContainer[Global___Channel]:
         """empty = the server has no channels"""
@@ -565,10 +568,11 @@ class ServerConfig(_message.Message):
         channels: _abc.Iterable[Global___Channel] | None = ...,
         admin_uuid: _builtins.str = ...,
         storage_names: _abc.Iterable[_builtins.str] | None = ...,
+        default_storage: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["admin_uuid", b"admin_uuid", "channels", b"channels", "mode", b"mode", "storage_names", b"storage_names"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["admin_uuid", b"admin_uuid", "channels", b"channels", "default_storage", b"default_storage", "mode", b"mode", "storage_names", b"storage_names"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16imgapi/v1/common.proto\x12\timgapi.v1\"\x85\x01\n\rCallerContext\x12\x0f\n\x07\x61\x63\x63ount\x18\x01 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x02 \x01(\t\x12\x15\n\rauthenticated\x18\x03 \x01(\x08\x12\x13\n\x0bremote_user\x18\x04 \x01(\t\x12\x12\n\nrequest_id\x18\x05 \x01(\t\x12\x12\n\nuser_agent\x18\x06 \x01(\t\"C\n\tImageView\x12\x18\n\x10include_channels\x18\x01 \x01(\x08\x12\x1c\n\x14include_admin_fields\x18\x02 \x01(\x08\"\xe5\x01\n\rPreconditions\x12\x10\n\x08if_match\x18\x01 \x01(\t\x12\x15\n\rif_none_match\x18\x02 \x01(\t\x12\x19\n\x11if_modified_since\x18\x03 \x01(\t\x12\x1b\n\x13if_unmodified_since\x18\x04 \x01(\t\x12\x31\n\x07subject\x18\x05 \x01(\x0e\x32 .imgapi.v1.Preconditions.Subject\"@\n\x07Subject\x12\x11\n\rSUBJECT_IMAGE\x10\x00\x12\x10\n\x0cSUBJECT_FILE\x10\x01\x12\x10\n\x0cSUBJECT_ICON\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16imgapi/v1/common.proto\x12\timgapi.v1\"\x9e\x01\n\rCallerContext\x12\x0f\n\x07\x61\x63\x63ount\x18\x01 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x02 \x01(\t\x12\x15\n\rauthenticated\x18\x03 \x01(\x08\x12\x13\n\x0bremote_user\x18\x04 \x01(\t\x12\x12\n\nrequest_id\x18\x05 \x01(\t\x12\x12\n\nuser_agent\x18\x06 \x01(\t\x12\x17\n\x0f\x61\x63\x63ount_present\x18\x07 \x01(\x08\"C\n\tImageView\x12\x18\n\x10include_channels\x18\x01 \x01(\x08\x12\x1c\n\x14include_admin_fields\x18\x02 \x01(\x08\"\xe5\x01\n\rPreconditions\x12\x10\n\x08if_match\x18\x01 \x01(\t\x12\x15\n\rif_none_match\x18\x02 \x01(\t\x12\x19\n\x11if_modified_since\x18\x03 \x01(\t\x12\x1b\n\x13if_unmodified_since\x18\x04 \x01(\t\x12\x31\n\x07subject\x18\x05 \x01(\x0e\x32 .imgapi.v1.Preconditions.Subject\"@\n\x07Subject\x12\x11\n\rSUBJECT_IMAGE\x10\x00\x12\x10\n\x0cSUBJECT_FILE\x10\x01\x12\x10\n\x0cSUBJECT_ICON\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,11 +32,11 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'imgapi.v1.common_pb2', _glo
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_CALLERCONTEXT']._serialized_start=38
-  _globals['_CALLERCONTEXT']._serialized_end=171
-  _globals['_IMAGEVIEW']._serialized_start=173
-  _globals['_IMAGEVIEW']._serialized_end=240
-  _globals['_PRECONDITIONS']._serialized_start=243
-  _globals['_PRECONDITIONS']._serialized_end=472
-  _globals['_PRECONDITIONS_SUBJECT']._serialized_start=408
-  _globals['_PRECONDITIONS_SUBJECT']._serialized_end=472
+  _globals['_CALLERCONTEXT']._serialized_end=196
+  _globals['_IMAGEVIEW']._serialized_start=198
+  _globals['_IMAGEVIEW']._serialized_end=265
+  _globals['_PRECONDITIONS']._serialized_start=268
+  _globals['_PRECONDITIONS']._serialized_end=497
+  _globals['_PRECONDITIONS_SUBJECT']._serialized_start=433
+  _globals['_PRECONDITIONS_SUBJECT']._serialized_end=497
 # @@protoc_insertion_point(module_scope)

@@ -31,9 +31,10 @@ class CallerContext(_message.Message):
     REMOTE_USER_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     USER_AGENT_FIELD_NUMBER: _builtins.int
+    ACCOUNT_PRESENT_FIELD_NUMBER: _builtins.int
     account: _builtins.str
     """`account` query parameter as received (may be empty or malformed: the catalog validates it
-    and answers with IMGAPI's InvalidParameter). Empty = operator request.
+    and answers with IMGAPI's InvalidParameter). Empty and not `account_present` = operator request.
     """
     channel: _builtins.str
     """`channel` query parameter as received. Empty = server default channel, "*" = all (reads only)."""
@@ -47,6 +48,11 @@ class CallerContext(_message.Message):
     """Request id propagated from the edge (x-request-id); also sent as gRPC metadata."""
     user_agent: _builtins.str
     """User-Agent of the original HTTP request (the import lx workaround depends on it)."""
+    account_present: _builtins.bool
+    """True when the `account` query parameter was given at all, even empty: the request is then a
+    user request (an empty account owns nothing and is on no ACL), never an operator one. False
+    with an empty `account` = operator request (what older callers send).
+    """
     def __init__(
         self,
         *,
@@ -56,10 +62,11 @@ class CallerContext(_message.Message):
         remote_user: _builtins.str = ...,
         request_id: _builtins.str = ...,
         user_agent: _builtins.str = ...,
+        account_present: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "authenticated", b"authenticated", "channel", b"channel", "remote_user", b"remote_user", "request_id", b"request_id", "user_agent", b"user_agent"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "account_present", b"account_present", "authenticated", b"authenticated", "channel", b"channel", "remote_user", b"remote_user", "request_id", b"request_id", "user_agent", b"user_agent"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

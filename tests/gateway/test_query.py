@@ -1,0 +1,78 @@
+"""gateway/query.py: query strings parsed as node's ``qs`` parses them (restify's query parser)."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.query import Query, QueryValue, parse_query
+from imgapi_common.errors import ImgapiError
+
+
+@pytest.mark.parametrize(
+    "raw,expected",
+    [
+        ("", {}),
+        ("a=1", {"a": "1"}),
+        ("a=", {"a": ""}),
+        ("a", {"a": ""}),
+        ("a=1&a=2", {"a": ["1", "2"]}),
+        ("a=&a=x", {"a": ["", "x"]}),
+        ("a[]=1", {"a": ["1"]}),
+        ("a[]=1&a[]=2", {"a": ["1", "2"]}),
+        ("a[]=", {"a": [""]}),
+        ("a[0]=x&a[1]=y", {"a": ["x", "y"]}),
+        ("a[b]=1", {"a": {"b": "1"}}),
+        ("a[b][c]=1", {"a": {"b": {"c": "1"}}}),
+        ("a[21]=x", {"a": {"21": "x"}}),  # beyond qs's arrayLimit: an object key
+        ("tag.role=db", {"tag.role": "db"}),
+        ("a=b+c%20d", {"a": "b c d"}),
+        ("a=%zz", {"a": "%zz"}),  # undecodable: kept as received
+        ("a%5B%5D=1", {"a": ["1"]}),  # brackets may be escaped
+        ("a=1&&b=2", {"a": "1", "b": "2"}),
+        ("=x", {}),
+        ("a=1=2", {"a": "1=2"}),
+    ],
+)
+def test_parse_like_qs(raw: str, expected: dict[str, QueryValue]) -> None:
+    assert parse_query(raw) == expected
+
+
+def test_parameter_limit() -> None:
+    assert len(parse_query("&".join(f"k{i}=v" for i in range(1500)))) == 1000
+
+
+def test_text_is_javascript_string() -> None:
+    q = Query("channel=dev&channel=staging&x[a]=1&e=&l[]=2")
+    assert q.text("channel") == "dev,staging"
+    assert q.text("x") == "[object Object]"
+    assert q.text("e") == "" and q.text("missing") is None
+    assert q.text("l") == "2"
+
+
+def test_get_is_the_text_of_a_truthy_value() -> None:
+    q = Query("action=&other=a&other=b&list[]=")
+    assert q.get("action") is None and q.present("action")
+    assert q.get("other") == "a,b"
+    assert q.get("list") == ""  # [""] is truthy in JavaScript
+    assert q.empty("action") and not q.empty("list") and not q.empty("missing")
+
+
+def test_repeatable_and_prefixed() -> None:
+    q = Query("billing_tag=a&billing_tag=&billing_tag=b&tag.k=1&tag.k=2&tag.e=")
+    assert q.all("billing_tag") == ["a", "b"]
+    assert q.prefixed("tag.") == {"k": "1,2", "e": ""}
+
+
+@pytest.mark.parametrize("raw,value", [("b=true", True), ("b=false", False), ("", None)])
+def test_boolean(raw: str, value: bool | None) -> None:
+    assert Query(raw).boolean("b") is value
+
+
+@pytest.mark.parametrize(
+    "raw,shown", [("b=", ""), ("b=yes", "yes"), ("b=True", "True"), ("b=true&b=true", "true,true")]
+)
+def test_boolean_refusals(raw: str, shown: str) -> None:
+    with pytest.raises(ImgapiError) as e:
+        Query(raw).boolean("b")
+    assert e.value.code == "InvalidParameter"
+    assert e.value.message == f'invalid value for "b" param: "{shown}" is not a boolean'
