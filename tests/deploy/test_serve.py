@@ -1,7 +1,7 @@
 """``python -m imgapi_cli.serve`` (``imgapi serve`` / ``scripts/run``): the embedded default.
 
-One command starts catalog (SQLite) + blob (local dir) + gateway as child processes on one data
-directory; it stops them cleanly on SIGTERM/SIGINT, keeps every image and file across restarts,
+One command starts catalog (SQLite) + blob (local dir) + replication + gateway as child processes on
+one data directory; it stops them cleanly on SIGTERM/SIGINT, keeps every image and file across restarts,
 refuses a second instance on the same directory, and stops everything if a service dies.
 """
 
@@ -20,7 +20,12 @@ import pytest
 
 from tests.deploy.procs import JUNK, JUNK_MD5, SDC, Proc, Procs, procs_group
 
-SERVE = [sys.executable, "-m", "imgapi_cli.serve", "--port", "0", "--catalog-port", "0", "--blob-port", "0"]
+SERVE = [
+    sys.executable,
+    "-m",
+    "imgapi_cli.serve",
+    *("--port", "0", "--catalog-port", "0", "--blob-port", "0", "--replication-port", "0"),
+]
 
 
 @pytest.fixture()
@@ -41,7 +46,7 @@ def start(procs: Procs, data: Path, name: str = "serve") -> tuple[Proc, str, lis
         time.sleep(0.1)
     url = ready.read_text().splitlines()[0]
     children = psutil.Process(proc.popen.pid).children()
-    assert len(children) == 3, children
+    assert len(children) == 4, children
     return proc, url, children
 
 
@@ -104,10 +109,36 @@ def test_a_killed_supervisor_takes_its_services_with_it(tmp_path: Path, procs: P
     """SIGKILL leaves the supervisor no chance to stop anything: the kernel's parent-death signal
     (set by imgapi_common.deathsig before each service starts) stops the services."""
     proc, _url, children = start(procs, tmp_path / "var")
-    assert {"catalog_service", "blob_service", "gateway"} <= {
+    assert {"catalog_service", "blob_service", "replication", "gateway"} <= {
         part for ch in children for part in ch.cmdline()
     }
     proc.popen.kill()
     proc.popen.wait(10)
     _, alive = psutil.wait_procs(children, timeout=20)
     assert not alive, f"services left running: {alive}"
+
+
+def test_the_replication_service_is_part_of_the_stack(tmp_path: Path, procs: Procs) -> None:
+    """``imgapi serve`` runs the replication service and wires the gateway's /replication/jobs
+    routes to it: a job created through REST is stored by that service and survives a restart."""
+    data = tmp_path / "var"
+    proc, url, children = start(procs, data)
+    ready = (data.parent / "serve.ready").read_text().splitlines()
+    assert len(ready) == 4 and ready[3].startswith("grpc://127.0.0.1:")
+    assert "replication gRPC" in proc.tail()
+    spec = {"name": "from-elsewhere", "source_kind": "rest", "source_url": "http://127.0.0.1:9/"}
+    with httpx.Client(base_url=url, headers={"Accept-Version": "*"}, timeout=30) as c:
+        assert c.get("/replication/jobs").json() == []
+        r = c.post("/replication/jobs", json=spec)
+        assert r.status_code == 201, r.text
+        job = r.json()
+        assert job["spec"]["name"] == "from-elsewhere"
+        assert c.post(f"/replication/jobs/{job['id']}?action=pause", json={}).json()["state"] == "paused"
+    assert (data / "replication").is_dir()
+    stop(proc, children)
+
+    proc, url, children = start(procs, data, "serve2")
+    with httpx.Client(base_url=url, headers={"Accept-Version": "*"}, timeout=30) as c:
+        jobs = c.get("/replication/jobs").json()
+        assert [(j["id"], j["state"]) for j in jobs] == [(job["id"], "paused")]
+    stop(proc, children)
