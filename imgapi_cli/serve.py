@@ -19,6 +19,10 @@ catalog services, each gracefully (SIGTERM, then SIGKILL after a grace period). 
 are stopped and the command exits non-zero. Children live in their own session so a terminal Ctrl-C
 reaches only the supervisor, which then stops them in order; on Linux they also receive SIGTERM if
 the supervisor itself is killed.
+
+Its own lines follow the log rule of every process (imgapi_common/observability.py): human text when
+its output is a terminal, one JSON object per line otherwise (``"service": "serve"``); the services
+inherit the same streams and so make the same choice.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from imgapi_cli.ports import foreign_listener, port_in_use
 from imgapi_common import deathsig
+from imgapi_common.observability import is_terminal, json_line
 
 DEFAULT_DATA_DIR = Path("var")
 DEFAULT_HOST = "127.0.0.1"
@@ -74,6 +79,18 @@ _OWNED = (
     "IMGAPI_REPLICATION_CATALOG_TARGET",
     "IMGAPI_REPLICATION_BLOB_TARGET",
 )
+
+
+def say(msg: str, level: str = "info", human: str = "", **fields: object) -> None:
+    """One supervisor line: ``imgapi: msg`` (or ``human``) on a terminal, else a JSON log line.
+
+    Information goes to stdout, warnings and errors to stderr.
+    """
+    stream = sys.stdout if level == "info" else sys.stderr
+    if is_terminal(stream):
+        print(human or f"imgapi: {msg}", file=stream, flush=True)
+    else:
+        print(json_line("serve", level, msg, fields), file=stream, flush=True)
 
 
 class ServeError(Exception):
@@ -160,7 +177,7 @@ class Child:
         try:
             return self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
-            print(f"imgapi: {self.name} did not stop within {timeout:g}s; killing it", file=sys.stderr)
+            say(f"{self.name} did not stop within {timeout:g}s; killing it", "warning")
             self.proc.kill()
             return self.proc.wait()
 
@@ -233,7 +250,7 @@ def serve_command(
                 ready_file,
             )
     except ServeError as e:
-        print(f"imgapi: {e}", file=sys.stderr)
+        say(str(e), "error")
         return 1
 
 
@@ -252,7 +269,7 @@ def _serve_locked(
     overridden = [k for k in _OWNED if k in os.environ]
     if overridden:
         names = ", ".join(overridden)
-        print(f"imgapi: serve sets {names} itself; ignoring the environment's", file=sys.stderr)
+        say(f"serve sets {names} itself; ignoring the environment's", "warning")
     base = {k: v for k, v in os.environ.items() if k not in _OWNED}
     base["PYTHONUNBUFFERED"] = "1"
     children = _children(data_dir, base, host, port, grpc_host, catalog_port, blob_port, replication_port)
@@ -271,7 +288,7 @@ def _serve_locked(
     status = 0
     try:
         _ensure_ports_free(children)
-        print(f"imgapi: starting in {data_dir}", flush=True)
+        say(f"starting in {data_dir}", data_dir=str(data_dir))
         for group in ([catalog, blob], [replication], [gateway]):
             for child in group:
                 child.start()
@@ -280,15 +297,18 @@ def _serve_locked(
                 return 130
             _ensure_own_listeners(group)
         lines = [rest_url, *(f"grpc://{a}" for a in grpc_addrs.values())]
-        print(
-            f"imgapi: ready\n"
+        say(
+            "ready",
+            human=f"imgapi: ready\n"
             f"  REST (IMGAPI)      {rest_url}\n"
             f"  catalog gRPC       {grpc_addrs['catalog']}\n"
             f"  blob gRPC          {grpc_addrs['blob']}\n"
             f"  replication gRPC   {grpc_addrs['replication']}\n"
             f"  data directory     {data_dir}\n"
             f"Press Ctrl-C to stop.",
-            flush=True,
+            rest=rest_url,
+            **grpc_addrs,
+            data_dir=str(data_dir),
         )
         if ready_file is not None:
             ready_file.write_text("\n".join(lines) + "\n")
@@ -296,18 +316,17 @@ def _serve_locked(
             for child in children:
                 code = child.exited()
                 if code is not None:
-                    msg = f"imgapi: {child.name} exited unexpectedly (status {code}); stopping"
-                    print(msg, file=sys.stderr)
+                    say(f"{child.name} exited unexpectedly (status {code}); stopping", "error")
                     status = 1
                     stop.set()
                     break
         return status
     except ServeError as e:
-        print(f"imgapi: {e}", file=sys.stderr)
+        say(str(e), "error")
         return 1
     finally:
         if received:
-            print("imgapi: stopping", flush=True)
+            say("stopping")
         # The gateway first (no new requests reach the services), then the services.
         gateway.terminate()
         gateway.wait(stop_timeout)
@@ -321,7 +340,7 @@ def _serve_locked(
         for s, handler in previous.items():
             signal.signal(s, handler)
         if received:
-            print("imgapi: stopped", flush=True)
+            say("stopped")
 
 
 def _children(
