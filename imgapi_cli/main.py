@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import functools
+import importlib.metadata
 import json
 import mimetypes
 import os
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,21 +19,35 @@ import typer
 from imgapi_cli import output
 from imgapi_cli.auth import SignatureAuth, load_key
 from imgapi_cli.client import Client, ImgapiError
+from imgapi_cli.habits import (
+    ImgapiGroup,
+    cell,
+    columns,
+    parse_filters,
+    project,
+    read_manifest,
+    resolve_image,
+    sort_rows,
+)
 from imgapi_cli.replicate import replicate_app
 from imgapi_cli.serve import serve_command
 from imgapi_cli.transfer import DEFAULT_CHUNK_SIZE, TransferInterrupted, download, parse_rate, upload
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 
-#: Exit statuses: 1 = an error (IMGAPI code printed), 2 = bad usage, 3 = transfer interrupted (rerun).
+#: Exit statuses: 1 = an error (IMGAPI code printed), 2 = bad usage, 3 = transfer interrupted (rerun),
+#: 130 = interrupted by Ctrl-C (docs/cli.md).
 EXIT_ERROR = 1
+EXIT_USAGE = 2
 EXIT_INTERRUPTED = 3
+EXIT_CTRL_C = 130
 
 app = typer.Typer(
     name="imgapi",
     help="Client of IMGAPI-compatible image registries (this project's gateway or Joyent's IMGAPI).",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish, PowerShell)
+    cls=ImgapiGroup,  # -j anywhere on the line
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -69,6 +83,16 @@ class Globals:
             )
         return self._client
 
+    def image(self, ref: str) -> str:
+        """The uuid of an image given as a uuid, NAME@VERSION or NAME (habits.resolve_image)."""
+        return resolve_image(self.client(), ref)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"imgapi {importlib.metadata.version('imgapi')}")
+        raise typer.Exit(0)
+
 
 def _globals(ctx: typer.Context) -> Globals:
     obj = ctx.find_root().obj
@@ -101,6 +125,10 @@ def main(
     key: Annotated[
         Path | None, typer.Option("--key", envvar="IMGAPI_KEY", help="HTTP Signature auth: private key file.")
     ] = None,
+    _show_version: Annotated[
+        bool,
+        typer.Option("--version", "-V", callback=_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
 ) -> None:
     ctx.obj = Globals(
         url=url, account=account, channel=channel, json=json_out, timeout=timeout, user=user, key=key
@@ -117,12 +145,13 @@ def handled(ctx: typer.Context) -> Iterator[Globals]:
     except TransferInterrupted as e:
         output.print_error(e, g.json)
         raise typer.Exit(EXIT_INTERRUPTED) from None
-    except KeyboardInterrupt:
-        output.note("interrupted")
-        raise typer.Exit(130) from None
+    except KeyboardInterrupt as e:
+        if not getattr(e, "reported", False):  # a transfer already said "interrupted; rerun..."
+            output.note("interrupted")
+        raise typer.Exit(EXIT_CTRL_C) from None
     except ImgapiError as e:
         output.print_error(e, g.json)
-        raise typer.Exit(EXIT_ERROR) from None
+        raise typer.Exit(EXIT_USAGE if e.code == "Usage" else EXIT_ERROR) from None
     except OSError as e:
         output.print_error(ImgapiError("LocalError", str(e)), g.json)
         raise typer.Exit(EXIT_ERROR) from None
@@ -151,14 +180,10 @@ def parse_sets(items: list[str] | None) -> dict[str, Any]:
 
 
 def read_json(path: str) -> Any:
-    text = sys.stdin.read() if path == "-" else Path(path).read_text()
-    try:
-        return json.loads(text)
-    except ValueError as e:
-        raise _usage(f"{path}: invalid JSON: {e}") from None
+    return read_manifest(path)
 
 
-UuidArg = Annotated[str, typer.Argument(help="Image UUID.", show_default=False)]
+UuidArg = Annotated[str, typer.Argument(help="Image UUID, NAME@VERSION or NAME.", show_default=False)]
 JsonOpt = Annotated[bool, typer.Option("--json", "-j", help="JSON output.")]
 RateOpt = Annotated[str | None, typer.Option(help="Bandwidth limit in bytes/s (500K, 2M...).")]
 ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")]
@@ -177,6 +202,14 @@ def ping_cmd(ctx: typer.Context) -> None:
 @app.command("list")
 def list_cmd(
     ctx: typer.Context,
+    filter_args: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="KEY=VALUE",
+            help="ListImages filters, imgadm style: name=~base os=smartos tag.role=os.",
+            show_default=False,
+        ),
+    ] = None,
     name: Annotated[str | None, typer.Option(help="Exact name, or ~substring.")] = None,
     version: Annotated[str | None, typer.Option(help="Exact version, or ~substring.")] = None,
     owner: Annotated[str | None, typer.Option(help="Owner UUID.")] = None,
@@ -194,9 +227,17 @@ def list_cmd(
     marker: Annotated[str | None, typer.Option(help="Start at this image UUID or date (inclusive).")] = None,
     sort: Annotated[str | None, typer.Option(help="published_at.asc or published_at.desc.")] = None,
     admin_fields: Annotated[bool, typer.Option("--admin-fields", help="inclAdminFields=true.")] = False,
+    fields: Annotated[
+        str | None, typer.Option("--fields", "-o", help="Comma-separated fields to show (table and JSON).")
+    ] = None,
+    no_header: Annotated[bool, typer.Option("--no-header", "-H", help="Table without its header.")] = False,
+    sort_by: Annotated[
+        str | None, typer.Option("--sort-by", "-s", help="Sort by fields (-name reverses): -s name,version.")
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """List images (follows markers in pages of 1000 unless --limit is given)."""
+    """List images (follows markers in pages of 1000 unless --limit is given; then the next marker is
+    printed on stderr)."""
     with handled(ctx) as g:
         filters: dict[str, str | list[str] | None] = {
             "name": name,
@@ -216,10 +257,28 @@ def list_cmd(
             if not sep or not key:
                 raise _usage(f"--tag expects KEY=VALUE, got {item!r}")
             filters[f"tag.{key}"] = value
+        filters.update(parse_filters(filter_args))
         if marker is not None and limit is None:
             limit = 1000
-        images = list(g.client().list_images(filters, limit=limit))
-        output.print_images(images, g.json or json_out)
+        if limit is not None and limit < 1:
+            raise _usage("--limit must be at least 1")
+        # The marker is inclusive: ask for one more and drop the marker image itself.
+        extra = 1 if marker is not None else 0
+        images = list(g.client().list_images(filters, limit=None if limit is None else limit + extra))
+        if extra and images and images[0].get("uuid") == marker:
+            images = images[1:]
+        if limit is not None:
+            full = len(images) >= limit
+            images = images[:limit]
+            if full and images:
+                output.note(f"more images: next page with --marker {images[-1]['uuid']}")
+        images = sort_rows(images, sort_by)
+        if g.json or json_out:
+            output.print_json(project(images, fields))
+        else:
+            cols = columns(fields, output.IMAGE_COLUMNS)
+            rows = [[output.flags(i) if c == "flags" else cell(i, c) for c in cols] for i in images]
+            output.print_table(cols, rows, header=not no_header)
 
 
 @app.command("get")
@@ -230,6 +289,7 @@ def get_cmd(
 ) -> None:
     """Show an image manifest (JSON)."""
     with handled(ctx) as g:
+        uuid = g.image(uuid)
         output.print_image(g.client().get_image(uuid, admin_fields=admin_fields), g.json)
 
 
@@ -312,6 +372,7 @@ def upload_cmd(
 ) -> None:
     """Upload an image file (resumable with tus: rerun an interrupted upload to continue it)."""
     with handled(ctx) as g:
+        uuid = g.image(uuid)
         if method not in ("auto", "tus", "put"):
             raise _usage("--method must be auto, tus or put")
         if chunk_size <= 0:
@@ -356,6 +417,7 @@ def download_cmd(
 ) -> None:
     """Download an image file; resumes with Range and verifies Content-MD5 and the manifest sha1."""
     with handled(ctx) as g:
+        uuid = g.image(uuid)
         as_json = g.json or json_out
         result = download(
             g.client(),
@@ -378,6 +440,7 @@ def download_cmd(
 def _simple_action(name: str, doc: str) -> None:
     def command(ctx: typer.Context, uuid: UuidArg) -> None:
         with handled(ctx) as g:
+            uuid = g.image(uuid)
             output.print_image(g.client().action(uuid, name), g.json)
 
     command.__doc__ = doc
@@ -402,6 +465,7 @@ def update_cmd(
 ) -> None:
     """Update manifest fields (UpdateImage)."""
     with handled(ctx) as g:
+        uuid = g.image(uuid)
         body: dict[str, Any] = {}
         if changes is not None:
             loaded = read_json(changes)
@@ -424,11 +488,26 @@ def delete_cmd(
 ) -> None:
     """Delete an image (on channel servers: from the current channel unless --force-all-channels)."""
     with handled(ctx) as g:
-        g.client().delete(uuid, force_all_channels=True if force_all_channels else None)
+        uuid = g.image(uuid)
+        client = g.client()
+        channels = [] if force_all_channels else client.get_image(uuid).get("channels") or []
+        client.delete(uuid, force_all_channels=True if force_all_channels else None)
+        left = None
+        if len(channels) > 1:  # a channel server removes it from the current channel only
+            current = g.channel or next((c["name"] for c in client.list_channels() if c.get("default")), "")
+            left = [c for c in channels if c != current]
+            if current not in channels:
+                left = None
         if g.json:
-            output.print_json({"uuid": uuid, "deleted": True})
-        else:
+            gone = {"uuid": uuid, "deleted": left is None}
+            output.print_json(gone if left is None else {**gone, "channel": current, "still_in": left})
+        elif left is None:
             output.note(f"deleted image {uuid}")
+        else:
+            output.note(
+                f"removed image {uuid} from channel {current}; it is still in {', '.join(left)} "
+                "(--force-all-channels deletes it everywhere)"
+            )
 
 
 AccountsArg = Annotated[list[str], typer.Argument(help="Account UUIDs.", show_default=False)]
@@ -438,6 +517,7 @@ AccountsArg = Annotated[list[str], typer.Argument(help="Account UUIDs.", show_de
 def acl_add(ctx: typer.Context, uuid: UuidArg, accounts: AccountsArg) -> None:
     """Add accounts to the image ACL."""
     with handled(ctx) as g:
+        uuid = g.image(uuid)
         output.print_image(g.client().acl(uuid, "add", accounts), g.json)
 
 
@@ -445,6 +525,7 @@ def acl_add(ctx: typer.Context, uuid: UuidArg, accounts: AccountsArg) -> None:
 def acl_remove(ctx: typer.Context, uuid: UuidArg, accounts: AccountsArg) -> None:
     """Remove accounts from the image ACL."""
     with handled(ctx) as g:
+        uuid = g.image(uuid)
         output.print_image(g.client().acl(uuid, "remove", accounts), g.json)
 
 
@@ -461,6 +542,7 @@ def icon_set(
 ) -> None:
     """Set the image icon."""
     with handled(ctx) as g:
+        uuid = g.image(uuid)
         data = file.read_bytes()
         ctype = content_type or next((t for magic, t in ICON_MAGIC if data.startswith(magic)), None)
         ctype = ctype or ICON_TYPES.get(file.suffix.lower()) or mimetypes.guess_type(file.name)[0]
@@ -477,6 +559,7 @@ def icon_get(
 ) -> None:
     """Download the image icon (Content-MD5 verified)."""
     with handled(ctx) as g:
+        uuid = g.image(uuid)
         data, ctype = g.client().get_icon(uuid)
         ext = {v: k for k, v in ICON_TYPES.items()}.get(ctype, ".img")
         dest = out or Path(f"{uuid}-icon{ext}")
@@ -491,13 +574,14 @@ def icon_get(
 def icon_delete(ctx: typer.Context, uuid: UuidArg) -> None:
     """Delete the image icon."""
     with handled(ctx) as g:
+        uuid = g.image(uuid)
         output.print_image(g.client().delete_icon(uuid), g.json)
 
 
 @app.command("import-remote")
 def import_remote_cmd(
     ctx: typer.Context,
-    uuid: UuidArg,
+    uuid: Annotated[str, typer.Argument(help="UUID of the image on the source.", show_default=False)],
     source: Annotated[str, typer.Option("--source", "-s", help="Base URL of the source IMGAPI.")],
     skip_owner_check: Annotated[bool, typer.Option("--skip-owner-check", help="Operators only.")] = False,
     wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Poll the job until it ends.")] = True,
@@ -556,6 +640,7 @@ def channels_add_image(
 ) -> None:
     """Add an image to a channel (ChannelAddImage; --channel selects where it is looked up)."""
     with handled(ctx) as g:
+        uuid = g.image(uuid)
         output.print_image(g.client().channel_add(uuid, channel), g.json)
 
 
