@@ -7,6 +7,7 @@ import importlib.metadata
 import json
 import mimetypes
 import os
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,7 +32,15 @@ from imgapi_cli.habits import (
 )
 from imgapi_cli.replicate import replicate_app
 from imgapi_cli.serve import serve_command
-from imgapi_cli.transfer import DEFAULT_CHUNK_SIZE, TransferInterrupted, download, parse_rate, upload
+from imgapi_cli.streams import STDIO, download_to_stream, stdin_file, upload_from_stream
+from imgapi_cli.transfer import (
+    DEFAULT_CHUNK_SIZE,
+    TransferInterrupted,
+    UploadResult,
+    download,
+    parse_rate,
+    upload,
+)
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 
@@ -313,7 +322,9 @@ def create_cmd(
     owner: Annotated[str | None, typer.Option(help="Owner UUID (defaults to --account).")] = None,
     public: Annotated[bool | None, typer.Option("--public/--private", help="Public image.")] = None,
     sets: Annotated[list[str] | None, typer.Option("--set", help="KEY=STRING or KEY:=JSON.")] = None,
-    file: Annotated[Path | None, typer.Option("--file", "-f", help="Upload this file afterwards.")] = None,
+    file: Annotated[
+        Path | None, typer.Option("--file", "-f", help="Upload this file afterwards ('-' = stdin).")
+    ] = None,
     compression: Annotated[str | None, typer.Option(help="Compression of --file.")] = None,
     activate: Annotated[bool, typer.Option("--activate", help="Activate after the upload.")] = False,
     progress: ProgressOpt = True,
@@ -342,7 +353,7 @@ def create_cmd(
         image = client.create_image(body)
         if file is not None:
             reporter = output.RichReporter(progress and not g.json)
-            image = upload(client, image["uuid"], file, compression=compression, reporter=reporter).image
+            image = _upload(client, image["uuid"], file, compression=compression, reporter=reporter).image
         if activate:
             image = client.activate(image["uuid"])
         output.print_image(image, g.json)
@@ -352,7 +363,10 @@ def create_cmd(
 def upload_cmd(
     ctx: typer.Context,
     uuid: UuidArg,
-    file: Annotated[Path, typer.Argument(help="The image file.", show_default=False)],
+    file: Annotated[
+        Path,
+        typer.Argument(help="The image file ('-' = stdin: resumable only when a file).", show_default=False),
+    ],
     compression: Annotated[
         str | None, typer.Option(help="gzip, bzip2, xz or none (default: from the file extension).")
     ] = None,
@@ -378,7 +392,7 @@ def upload_cmd(
         if chunk_size <= 0:
             raise _usage("--chunk-size must be positive")
         as_json = g.json or json_out
-        result = upload(
+        result = _upload(
             g.client(),
             uuid,
             file,
@@ -408,7 +422,8 @@ def download_cmd(
     ctx: typer.Context,
     uuid: UuidArg,
     out: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Destination (default <uuid>-file[.ext]).")
+        Path | None,
+        typer.Option("--output", "-o", help="Destination (default <uuid>-file[.ext]; '-' = stdout)."),
     ] = None,
     resume: Annotated[bool, typer.Option("--resume/--no-resume", help="Continue a partial download.")] = True,
     limit_rate: RateOpt = None,
@@ -419,22 +434,52 @@ def download_cmd(
     with handled(ctx) as g:
         uuid = g.image(uuid)
         as_json = g.json or json_out
-        result = download(
-            g.client(),
-            uuid,
-            out,
-            resume=resume,
-            reporter=output.RichReporter(progress and not as_json),
-            limit_rate=parse_rate(limit_rate) if limit_rate else None,
-        )
-        if as_json:
+        reporter = output.RichReporter(progress and not as_json)
+        rate = parse_rate(limit_rate) if limit_rate else None
+        if out is not None and str(out) == STDIO:  # the bytes to stdout, messages to stderr
+            result = download_to_stream(
+                g.client(), uuid, sys.stdout.buffer, reporter=reporter, limit_rate=rate
+            )
+        else:
+            result = download(g.client(), uuid, out, resume=resume, reporter=reporter, limit_rate=rate)
+        if as_json and str(result.path) == STDIO:  # stdout carries the file: the summary goes to stderr
+            sys.stderr.write(json.dumps(result.summary(), indent=2) + "\n")
+        elif as_json:
             output.print_json(result.summary())
+        elif str(result.path) == STDIO:
+            output.note(
+                f"wrote {result.size} bytes to stdout (sha1 {result.sha1}, MD5 {result.md5} verified)"
+            )
         else:
             resumed = f", resumed at byte {result.resumed_from}" if result.resumed_from else ""
             output.note(
                 f"saved {result.path} ({result.size} bytes, sha1 {result.sha1}, MD5 {result.md5} verified"
                 f"{resumed})"
             )
+
+
+def _upload(client: Client, uuid: str, file: Path, **kw: Any) -> UploadResult:
+    """``upload``: a file (resumable), or stdin: reopened as a file when it is one, else streamed."""
+    if str(file) != STDIO:
+        return upload(client, uuid, file, **kw)
+    reopened = stdin_file()
+    if reopened is not None:
+        return upload(client, uuid, reopened, **kw)
+    if not kw.get("compression"):
+        raise _usage("reading a pipe: give --compression (gzip, bzip2, xz or none)")
+    if kw.get("method") == "tus":
+        raise _usage("a pipe cannot be uploaded with tus (it cannot be resumed); use a file")
+    return upload_from_stream(
+        client,
+        uuid,
+        sys.stdin.buffer,
+        compression=str(kw["compression"]),
+        sha1=kw.get("sha1"),
+        dataset_guid=kw.get("dataset_guid"),
+        storage=kw.get("storage"),
+        reporter=kw.get("reporter"),
+        limit_rate=kw.get("limit_rate"),
+    )
 
 
 def _simple_action(name: str, doc: str) -> None:
