@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import getpass
 import importlib.metadata
 import json
 import mimetypes
@@ -18,6 +19,7 @@ from typing import Annotated, Any
 import typer
 
 from imgapi_cli import output
+from imgapi_cli.agent import Agent
 from imgapi_cli.auth import SignatureAuth, load_key
 from imgapi_cli.client import Client, ImgapiError
 from imgapi_cli.habits import (
@@ -30,6 +32,7 @@ from imgapi_cli.habits import (
     resolve_image,
     sort_rows,
 )
+from imgapi_cli.profiles import load_profile
 from imgapi_cli.replicate import replicate_app
 from imgapi_cli.serve import serve_command
 from imgapi_cli.streams import STDIO, download_to_stream, stdin_file, upload_from_stream
@@ -71,24 +74,54 @@ app.add_typer(replicate_app, name="replicate")
 
 @dataclass
 class Globals:
-    url: str = DEFAULT_URL
+    """The global options; unset ones come from the profile (imgapi_cli/profiles.py), then defaults."""
+
+    url: str | None = None
     account: str | None = None
     channel: str | None = None
     json: bool = False
-    timeout: float = 60.0
+    timeout: float | None = None
     user: str | None = None
     key: Path | None = None
+    key_id: str | None = None
+    profile: str | None = None
     _client: Client | None = field(default=None, repr=False)
+
+    def _apply_profile(self) -> None:
+        prof = load_profile(self.profile)
+        self.url = self.url or prof.get("url") or DEFAULT_URL
+        self.account = self.account or prof.get("account")
+        self.channel = self.channel or prof.get("channel")
+        self.user = self.user or prof.get("user")
+        self.key_id = self.key_id or prof.get("key_id")
+        if self.key is None and prof.get("key"):
+            self.key = Path(prof["key"]).expanduser()
+        if self.timeout is None:
+            try:
+                self.timeout = float(prof.get("timeout") or 60.0)
+            except ValueError:
+                raise _usage(f"profile timeout must be a number, got {prof['timeout']!r}") from None
+
+    def _auth(self) -> SignatureAuth | None:
+        if not (self.user or self.key or self.key_id):
+            return None
+        if not self.user:
+            raise _usage("HTTP Signature auth needs --user (the keyId) with --key or --key-id")
+        if self.key is not None:
+            prompt = getpass.getpass if sys.stdin.isatty() else None
+            passphrase = os.environ.get("IMGAPI_KEY_PASSPHRASE")
+            return SignatureAuth(self.user, load_key(self.key, passphrase, prompt, self.key_id))
+        if not self.key_id:
+            raise _usage("HTTP Signature auth needs --key FILE or --key-id FINGERPRINT (ssh-agent)")
+        agent = Agent()
+        return SignatureAuth(self.user, agent=agent, agent_key=agent.find(self.key_id))
 
     def client(self) -> Client:
         if self._client is None:
-            auth = None
-            if self.user or self.key:
-                if not (self.user and self.key):
-                    raise ImgapiError("Usage", "HTTP Signature auth needs both --user and --key")
-                auth = SignatureAuth(self.user, load_key(self.key, os.environ.get("IMGAPI_KEY_PASSPHRASE")))
+            self._apply_profile()
+            assert self.url is not None and self.timeout is not None
             self._client = Client(
-                self.url, account=self.account, channel=self.channel, timeout=self.timeout, auth=auth
+                self.url, account=self.account, channel=self.channel, timeout=self.timeout, auth=self._auth()
             )
         return self._client
 
@@ -115,8 +148,9 @@ def _globals(ctx: typer.Context) -> Globals:
 def main(
     ctx: typer.Context,
     url: Annotated[
-        str, typer.Option("--url", "-u", envvar="IMGAPI_URL", help="Server base URL.")
-    ] = DEFAULT_URL,
+        str | None,
+        typer.Option("--url", "-u", envvar="IMGAPI_URL", help=f"Server base URL [default: {DEFAULT_URL}]"),
+    ] = None,
     account: Annotated[
         str | None,
         typer.Option("--account", "-a", envvar="IMGAPI_ACCOUNT", help="Act on behalf of this account UUID."),
@@ -126,7 +160,9 @@ def main(
         typer.Option("--channel", "-c", envvar="IMGAPI_CHANNEL", help="Channel (channel servers)."),
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", "-j", help="JSON output (and JSON errors).")] = False,
-    timeout: Annotated[float, typer.Option("--timeout", help="Per-request timeout in seconds.")] = 60.0,
+    timeout: Annotated[
+        float | None, typer.Option("--timeout", help="Per-request timeout in seconds [default: 60].")
+    ] = None,
     user: Annotated[
         str | None,
         typer.Option("--user", envvar="IMGAPI_USER", help="HTTP Signature auth: user name (keyId)."),
@@ -134,13 +170,35 @@ def main(
     key: Annotated[
         Path | None, typer.Option("--key", envvar="IMGAPI_KEY", help="HTTP Signature auth: private key file.")
     ] = None,
+    key_id: Annotated[
+        str | None,
+        typer.Option(
+            "--key-id",
+            envvar="IMGAPI_KEY_ID",
+            help="Key fingerprint (SHA256:... or MD5 aa:bb:..): the ssh-agent key to sign with, or the one --key must be.",
+        ),
+    ] = None,
+    profile: Annotated[
+        str | None,
+        typer.Option(
+            "--profile", "-p", envvar="IMGAPI_PROFILE", help="Profile of ~/.config/imgapi/config.toml."
+        ),
+    ] = None,
     _show_version: Annotated[
         bool,
         typer.Option("--version", "-V", callback=_version, is_eager=True, help="Print the version and exit."),
     ] = False,
 ) -> None:
     ctx.obj = Globals(
-        url=url, account=account, channel=channel, json=json_out, timeout=timeout, user=user, key=key
+        url=url,
+        account=account,
+        channel=channel,
+        json=json_out,
+        timeout=timeout,
+        user=user,
+        key=key,
+        key_id=key_id,
+        profile=profile,
     )
     ctx.call_on_close(lambda: ctx.obj.client().close() if ctx.obj._client else None)
 
