@@ -728,6 +728,69 @@ def import_remote_cmd(
         output.print_image(client.get_image(image_uuid), g.json)
 
 
+@app.command("import")
+def import_cmd(
+    ctx: typer.Context,
+    manifest: Annotated[str, typer.Argument(help="Manifest JSON file (an .imgmanifest; '-' = stdin).")],
+    file: Annotated[
+        Path | None, typer.Argument(help="The image file (uploaded, then the image is activated).")
+    ] = None,
+    compression: Annotated[
+        str | None, typer.Option(help="Compression of FILE (default: the manifest's, else the extension).")
+    ] = None,
+    activate: Annotated[
+        bool, typer.Option("--activate/--no-activate", help="Activate after the upload.")
+    ] = True,
+    progress: ProgressOpt = True,
+) -> None:
+    """Import an image from a local manifest (+ file), keeping its uuid (AdminImportImage; operators)."""
+    with handled(ctx) as g:
+        loaded = read_json(manifest)
+        if not isinstance(loaded, dict) or not isinstance(loaded.get("uuid"), str):
+            raise _usage(f"{manifest}: the manifest must be a JSON object with a uuid")
+        uuid = loaded["uuid"]
+        listed = loaded.get("files") or [{}]
+        comp = compression or (listed[0].get("compression") if isinstance(listed[0], dict) else None)
+        client = g.client()
+        image = client.action(uuid, "import", loaded)
+        if file is not None:
+            reporter = output.RichReporter(progress and not g.json)
+            image = _upload(client, uuid, file, compression=comp, reporter=reporter).image
+            if activate:
+                image = client.activate(uuid)
+        output.print_image(image, g.json)
+
+
+@app.command("export")
+def export_cmd(
+    ctx: typer.Context,
+    uuid: UuidArg,
+    directory: Annotated[Path, typer.Argument(help="Where to write (default: here).")] = Path("."),
+    progress: ProgressOpt = True,
+) -> None:
+    """Write NAME-VERSION.imgmanifest and the image file (NAME-VERSION.zfs[.gz|.bz2|.xz]) to DIRECTORY,
+    as imgadm does; ``imgapi import`` takes them back. The download resumes and is verified."""
+    with handled(ctx) as g:
+        uuid = g.image(uuid)
+        client = g.client()
+        image = client.get_image(uuid)
+        directory.mkdir(parents=True, exist_ok=True)
+        stem = f"{image.get('name')}-{image.get('version')}".replace("/", "_")
+        manifest_path = directory / f"{stem}.imgmanifest"
+        manifest_path.write_text(json.dumps(image, indent=2) + "\n")
+        files = image.get("files") or []
+        written: dict[str, Any] = {"manifest": str(manifest_path)}
+        if files:
+            ext = {"gzip": ".gz", "bzip2": ".bz2", "xz": ".xz"}.get(str(files[0].get("compression")), "")
+            reporter = output.RichReporter(progress and not g.json)
+            result = download(client, uuid, directory / f"{stem}.zfs{ext}", reporter=reporter)
+            written.update(file=str(result.path), size=result.size, sha1=result.sha1)
+        if g.json:
+            output.print_json(written)
+        else:
+            output.note(f"exported {uuid} to {manifest_path}" + (f" and {written['file']}" if files else ""))
+
+
 @channels_app.command("list")
 def channels_list(ctx: typer.Context, json_out: JsonOpt = False) -> None:
     """List the server's channels."""
