@@ -217,6 +217,8 @@ class Allowlist:
 @dataclass(frozen=True)
 class FetchPolicy:
     allowlist: Allowlist = field(default_factory=Allowlist)
+    #: The setting an operator edits to allow a refused host (named in the refusal).
+    allowlist_setting: str = "IMGAPI_GATEWAY_REMOTE_ALLOWLIST"
     #: Skip TLS certificate verification (IMGAPI's ``allowInsecure``).
     allow_insecure: bool = False
     #: Refuse plain ``http:`` on every hop (AddImageFileFromUrl).
@@ -275,13 +277,18 @@ async def check_url(url: httpx.URL, policy: FetchPolicy, resolver: Resolver = sy
     literal = parse_host(host)
     host_allowed = policy.allowlist.allows_host(host)
     if literal is None and not host_allowed and host.lower().rstrip(".") in _DENY_HOSTNAMES:
-        raise FetchBlocked(f"host {host!r} is not allowed")
+        raise FetchBlocked(
+            f"host {host!r} is not allowed (operators allow a host with {policy.allowlist_setting})"
+        )
     ips = [literal] if literal is not None else await resolver(host, port)
     if not host_allowed:
         for ip in ips:
             why = forbidden_reason(ip)
             if why is not None and not policy.allowlist.allows_ip(ip):
-                raise FetchBlocked(f"host {host!r} resolves to a forbidden address ({ip}: {why})")
+                raise FetchBlocked(
+                    f"host {host!r} resolves to a forbidden address ({ip}: {why}); operators allow a host "
+                    f"with {policy.allowlist_setting}"
+                )
     ip = ips[0]
     ip_host = f"[{ip}]" if ip.version == 6 else str(ip)
     default_port = url.port is None

@@ -114,3 +114,8 @@ def test_owner_filter_on_behalf_of_an_account(cli: Cli) -> None:
     name, (u1,) = family(cli, ("1.0.0",))
     listed = cli.json("-a", LUKE, "list", f"name={name}", f"owner={LUKE}", "state=all", "-j")
     assert [i["uuid"] for i in listed] == [u1]
+
+
+def test_ssrf_refusal_names_the_setting_that_allows_a_host(cli: Cli) -> None:
+    r = cli("import-remote", str(uuidlib.uuid4()), "--source", "http://127.0.0.1:9", code=1)
+    assert "forbidden address" in r.stderr and "IMGAPI_GATEWAY_REMOTE_ALLOWLIST" in r.stderr
