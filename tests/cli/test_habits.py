@@ -8,6 +8,9 @@ from __future__ import annotations
 import bz2
 import importlib.metadata
 import json
+import os
+import subprocess
+import sys
 import time
 import uuid as uuidlib
 from pathlib import Path
@@ -119,3 +122,13 @@ def test_owner_filter_on_behalf_of_an_account(cli: Cli) -> None:
 def test_ssrf_refusal_names_the_setting_that_allows_a_host(cli: Cli) -> None:
     r = cli("import-remote", str(uuidlib.uuid4()), "--source", "http://127.0.0.1:9", code=1)
     assert "forbidden address" in r.stderr and "IMGAPI_GATEWAY_REMOTE_ALLOWLIST" in r.stderr
+
+
+def test_shell_completion(tmp_path: Path) -> None:
+    """typer's completion: the script for bash, and the completions it asks the command for."""
+    imgapi = str(Path(sys.executable).with_name("imgapi"))
+    script = subprocess.run([imgapi, "--show-completion", "bash"], capture_output=True, text=True, timeout=60)
+    assert script.returncode == 0 and "_IMGAPI_COMPLETE=complete_bash" in script.stdout
+    env = {**os.environ, "_IMGAPI_COMPLETE": "complete_bash", "COMP_WORDS": "imgapi li", "COMP_CWORD": "1"}
+    words = subprocess.run([imgapi], env=env, capture_output=True, text=True, timeout=60).stdout.split()
+    assert words == ["list"]
