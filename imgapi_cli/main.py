@@ -816,9 +816,9 @@ def _serve(*args: Any, **kwargs: Any) -> None:
 
 # `imgapi serve` (imgapi_cli/serve.py): the wrapper keeps serve_command's parameters as options
 # (functools.wraps) and turns its return value into the exit status.
-app.command("serve", help="Run catalog + blob + gateway on this machine (the embedded default).")(
-    functools.wraps(serve_command)(_serve)
-)
+app.command(
+    "serve", help="Run catalog + blob + replication + gateway on this machine (the embedded default)."
+)(functools.wraps(serve_command)(_serve))
 
 
 if __name__ == "__main__":  # pragma: no cover
