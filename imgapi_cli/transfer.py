@@ -420,7 +420,12 @@ def _tus_upload(
                 if failures > RETRIES:  # the server stays unreachable: the upload can resume later
                     raise TransferInterrupted(reason(e)) from e
                 time.sleep(min(0.25 * 2**failures, 5.0))
-                again = _tus_offset(client, state.location)
+                try:
+                    again = _tus_offset(client, state.location)
+                except ImgapiError as lost:
+                    if lost.code != "ConnectionError":
+                        raise
+                    continue  # still unreachable: retry at the same offset (a 409 tells the real one)
                 if again is None:
                     state.remove()
                     raise ImgapiError("UploadExpired", "the upload disappeared on the server") from e
