@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives import serialization
 
 from tests.cli.conftest import Cli
 from tests.cli.test_auth import KEYS, PrivateKey, public_line, sig_stack  # noqa: F401 (fixture)
+from tests.cli.test_terminal import IMGAPI, Terminal
 from tests.gateway.conftest import Stack
 
 
@@ -116,3 +117,17 @@ def test_profiles(sig_cli: Cli, tmp_path: Path) -> None:
     assert "no profile 'nope'" in r.stderr and "home" in r.stderr
     r = sig_cli("--profile", "typo", "list", env=env, code=2)
     assert "unknown keys urll" in r.stderr
+
+
+def test_passphrase_asked_on_a_terminal(sig_cli: Cli, tmp_path: Path) -> None:
+    key = openssh_file(tmp_path, "carol", b"tty secret")
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("IMGAPI_")},
+        "IMGAPI_URL": sig_cli.stack.base_url,
+        "IMGAPI_CACHE_DIR": str(sig_cli.cache),
+    }
+    term = Terminal([IMGAPI, "--user", "carol", "--key", str(key), "list", "-j"], env)
+    term.read_until(f"Passphrase for {key}: ")
+    os.write(term.fd, b"tty secret\n")
+    assert term.wait() == 0, term.screen
+    assert "tty secret" not in term.screen  # not echoed
