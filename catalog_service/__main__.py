@@ -9,7 +9,7 @@ from pydantic import ValidationError
 from catalog_service.db.engine import make_engine, migrate
 from catalog_service.server import serve_process
 from catalog_service.settings import CatalogSettings
-from imgapi_common.observability import configure_logging
+from imgapi_common.observability import announce, configure_logging
 from imgapi_common.workers import run_workers
 
 
@@ -23,7 +23,7 @@ def main(argv: list[str]) -> int:
     command = argv[0] if argv else "serve"
     if command == "migrate":
         migrate(make_engine(settings.effective_database_url()))
-        print("catalog database migrated to head")
+        announce("catalog database migrated to head")
         return 0
     if command != "serve":
         print("usage: python -m catalog_service [serve|migrate]", file=sys.stderr)
@@ -32,7 +32,7 @@ def main(argv: list[str]) -> int:
         # Migrate once, then let every worker start on a current schema.
         if settings.auto_migrate:
             migrate(make_engine(settings.effective_database_url()))
-        print(f"catalog: {settings.processes} worker processes on {settings.bind}", flush=True)
+        announce(f"catalog: {settings.processes} worker processes on {settings.bind}")
         return run_workers(settings.processes, serve_process, settings)
     return serve_process(0, settings)
 

@@ -15,7 +15,12 @@ from catalog_service.servicer import CatalogServicer
 from catalog_service.settings import CatalogSettings
 from imgapi_common.grpc_server import build_server, run_until_signal
 from imgapi_common.limits import MAX_CATALOG_ANSWER_BYTES, MAX_CATALOG_REQUEST_BYTES
-from imgapi_common.observability import ObservabilityInterceptor, configure_logging, start_metrics_server
+from imgapi_common.observability import (
+    ObservabilityInterceptor,
+    announce,
+    configure_logging,
+    start_metrics_server,
+)
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +83,8 @@ def serve_process(worker: int, settings: CatalogSettings) -> int:
     server, port, health, service = create_server(settings, worker)
     host = settings.bind.rsplit(":", 1)[0]
     metrics = start_metrics_server(settings.metrics_port + worker if settings.metrics_port else 0, host)
-    print(f"catalog listening on {host}:{port} (mode {settings.mode})", flush=True)
+    announce(f"catalog listening on {host}:{port} (mode {settings.mode})")
     if metrics:
-        print(f"catalog metrics on http://{host}:{metrics}/metrics", flush=True)
+        announce(f"catalog metrics on http://{host}:{metrics}/metrics")
     run_until_signal(server, health, settings.grace_seconds, on_stop=service.engine.dispose)
     return 0

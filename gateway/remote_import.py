@@ -59,7 +59,7 @@ T = TypeVar("T")
 
 def policy_from(settings: GatewaySettings, **overrides: Any) -> FetchPolicy:
     base = FetchPolicy(
-        allowlist=Allowlist.parse(settings.remote_allowlist),
+        allowlist=Allowlist.parse(settings.remote_allowlist, "IMGAPI_GATEWAY_REMOTE_ALLOWLIST"),
         allow_insecure=settings.allow_insecure,
         connect_timeout=settings.remote_connect_timeout_seconds,
         read_timeout=max(settings.remote_connect_timeout_seconds, 60.0),

@@ -13,7 +13,7 @@ from gateway.app import create_app
 from gateway.protocol import EdgeLimits, edge_protocol
 from gateway.settings import GatewaySettings
 from imgapi_common.memory import tune_malloc
-from imgapi_common.observability import configure_logging, start_metrics_server
+from imgapi_common.observability import announce, configure_logging, start_metrics_server
 
 
 def uvicorn_config(settings: GatewaySettings, **overrides: object) -> uvicorn.Config:
@@ -29,6 +29,7 @@ def uvicorn_config(settings: GatewaySettings, **overrides: object) -> uvicorn.Co
         "lifespan": "on",
         "timeout_keep_alive": 75,
         "log_level": "warning",
+        "log_config": None,  # uvicorn's records go through configure_logging's one format
     }
     kwargs.update(overrides)
     return uvicorn.Config(create_app(settings), **kwargs)  # type: ignore[arg-type]
@@ -54,7 +55,8 @@ def main() -> None:
     except ValidationError as e:
         print(f"gateway: invalid configuration (IMGAPI_GATEWAY_*):\n{e}", file=sys.stderr)
         raise SystemExit(2) from e
-    print(f"gateway listening on http://{settings.host}:{settings.port}", flush=True)
+    configure_logging("gateway", settings.log_level)
+    announce(f"gateway listening on http://{settings.host}:{settings.port}")
     if settings.processes > 1:
         uvicorn.run(
             "gateway.server:app_from_environment",
@@ -69,6 +71,7 @@ def main() -> None:
             lifespan="on",
             timeout_keep_alive=75,
             log_level="warning",
+            log_config=None,
         )
         return
     _worker_setup(settings)

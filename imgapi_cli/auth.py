@@ -4,13 +4,14 @@ Every request carries ``Date`` and ``Authorization: Signature keyId="<user>",alg
 signature="<base64>"`` signing the string ``date: <Date>``. ``keyId`` is the user name. RSA keys sign
 with ``rsa-sha256`` (what the reference accepts); ECDSA keys with ``ecdsa-sha256/384/512`` and Ed25519
 keys with ``ed25519`` (accepted by this project's gateway, an allowed extension). Keys are read from
-OpenSSH (``-----BEGIN OPENSSH PRIVATE KEY-----``) or PEM files.
+OpenSSH (``-----BEGIN OPENSSH PRIVATE KEY-----``, passphrase-protected ones included: bcrypt KDF) or
+PEM files, or used through ``ssh-agent`` (imgapi_cli/agent.py), chosen by fingerprint (``--key-id``).
 """
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from email.utils import formatdate
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import httpx
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
+from imgapi_cli.agent import Agent, AgentKey, matches
 from imgapi_cli.client import ImgapiError
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
@@ -29,8 +31,36 @@ _EC_HASHES: dict[int, tuple[str, hashes.HashAlgorithm]] = {
 }
 
 
-def load_key(path: Path, passphrase: str | None = None) -> PrivateKey:
-    data = path.expanduser().read_bytes()
+def load_key(
+    path: Path,
+    passphrase: str | None = None,
+    prompt: Callable[[str], str] | None = None,
+    key_id: str | None = None,
+) -> PrivateKey:
+    """The private key in ``path``. An encrypted key takes ``passphrase``, else asks ``prompt`` (a
+    terminal), else fails saying how to give one. ``key_id``: the key's fingerprint must match."""
+    try:
+        data = path.expanduser().read_bytes()
+    except OSError as e:
+        raise ImgapiError("InvalidKey", f"{path}: {e.strerror or e}") from None
+    key = _parse_key(path, data, passphrase)
+    if key is None:
+        if prompt is None:
+            raise ImgapiError(
+                "InvalidKey",
+                f"{path} is protected by a passphrase: set IMGAPI_KEY_PASSPHRASE, run in a terminal to be "
+                "asked, or use ssh-agent (--key-id FINGERPRINT without --key)",
+            )
+        key = _parse_key(path, data, prompt(f"Passphrase for {path}: "))
+        if key is None:
+            raise ImgapiError("InvalidKey", f"{path}: a passphrase is needed")
+    if key_id and not matches(key_id, public_blob(key)):
+        raise ImgapiError("InvalidKey", f"{path} is not the key {key_id} (--key-id)")
+    return key
+
+
+def _parse_key(path: Path, data: bytes, passphrase: str | None) -> PrivateKey | None:
+    """The key, or None when it is encrypted and no passphrase was given."""
     pw = passphrase.encode() if passphrase else None
     key: object
     try:
@@ -38,28 +68,56 @@ def load_key(path: Path, passphrase: str | None = None) -> PrivateKey:
             key = serialization.load_ssh_private_key(data, pw)
         else:
             key = serialization.load_pem_private_key(data, pw)
-    except (ValueError, TypeError) as e:
+    except TypeError as e:
+        if pw is None and "password" in str(e).lower():
+            return None
         raise ImgapiError("InvalidKey", f"{path}: cannot load the private key: {e}") from None
+    except ValueError as e:
+        why = "wrong passphrase" if pw is not None else str(e)
+        raise ImgapiError("InvalidKey", f"{path}: cannot load the private key: {why}") from None
     if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey):
         raise ImgapiError("InvalidKey", f"{path}: unsupported key type {type(key).__name__}")
     return key
 
 
+def public_blob(key: PrivateKey) -> bytes:
+    line = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    return base64.b64decode(line.split()[1])
+
+
+def sign_with_key(key: PrivateKey, data: bytes) -> tuple[str, bytes]:
+    if isinstance(key, rsa.RSAPrivateKey):
+        return "rsa-sha256", key.sign(data, padding.PKCS1v15(), hashes.SHA256())
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        algorithm, h = _EC_HASHES.get(key.curve.key_size, _EC_HASHES[256])
+        return algorithm, key.sign(data, ec.ECDSA(h))
+    return "ed25519", key.sign(data)
+
+
 class SignatureAuth(httpx.Auth):
-    def __init__(self, user: str, key: PrivateKey) -> None:
+    """Signs with a private key, or with ``agent_key`` held by ``agent`` (ssh-agent)."""
+
+    def __init__(
+        self,
+        user: str,
+        key: PrivateKey | None = None,
+        *,
+        agent: Agent | None = None,
+        agent_key: AgentKey | None = None,
+    ) -> None:
+        if key is None and (agent is None or agent_key is None):
+            raise ValueError("SignatureAuth needs a key or an ssh-agent key")
         self.user = user
         self.key = key
+        self.agent, self.agent_key = agent, agent_key
 
     def sign(self, date: str) -> str:
         data = f"date: {date}".encode()
-        key = self.key
-        if isinstance(key, rsa.RSAPrivateKey):
-            algorithm, sig = "rsa-sha256", key.sign(data, padding.PKCS1v15(), hashes.SHA256())
-        elif isinstance(key, ec.EllipticCurvePrivateKey):
-            algorithm, h = _EC_HASHES.get(key.curve.key_size, _EC_HASHES[256])
-            sig = key.sign(data, ec.ECDSA(h))
+        if self.key is not None:
+            algorithm, sig = sign_with_key(self.key, data)
         else:
-            algorithm, sig = "ed25519", key.sign(data)
+            assert self.agent is not None and self.agent_key is not None
+            algorithm, sig = self.agent.sign(self.agent_key, data)
         b64 = base64.b64encode(sig).decode()
         return f'Signature keyId="{self.user}",algorithm="{algorithm}",signature="{b64}"'
 

@@ -62,6 +62,16 @@ def image_table(images: Iterable[dict[str, Any]], *, title: str | None = None) -
     return table
 
 
+def print_table(cols: Iterable[str], rows: Iterable[list[str]], *, header: bool = True) -> None:
+    """An imgadm-style table: upper-case headers (``-H``: none), whole cells, columns aligned."""
+    table = Table(box=None, header_style="bold", pad_edge=False, show_header=header)
+    for col in cols:
+        table.add_column(col.upper(), no_wrap=True)
+    for row in rows:
+        table.add_row(*row)
+    stdout().print(table)
+
+
 def print_images(images: list[dict[str, Any]], as_json: bool) -> None:
     if as_json:
         print_json(images)

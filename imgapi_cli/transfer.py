@@ -83,6 +83,19 @@ class TransferInterrupted(ImgapiError):
         super().__init__("Interrupted", message)
 
 
+def reason(e: ImgapiError, limit: int = 120) -> str:
+    """A short cause for a one-line message: a connection error without its (long) URL."""
+    text = e.message
+    if e.code == "ConnectionError" and ": " in text:
+        text = text.rsplit(": ", 1)[1]
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def mark_reported(e: BaseException) -> None:
+    """The interruption was already explained to the user (the CLI prints nothing more)."""
+    e.reported = True  # type: ignore[attr-defined]
+
+
 class _Meter:
     """Counts the bytes of this run: the optional rate limit (bytes/s) and the test hook budget."""
 
@@ -401,12 +414,18 @@ def _tus_upload(
                     raise
                 retryable = e.code == "ConnectionError" or (e.status or 0) >= 500 or e.status == 460
                 failures += 1
-                if not retryable or failures > RETRIES:
-                    if not retryable:
-                        state.remove()
+                if not retryable:
+                    state.remove()
                     raise
+                if failures > RETRIES:  # the server stays unreachable: the upload can resume later
+                    raise TransferInterrupted(reason(e)) from e
                 time.sleep(min(0.25 * 2**failures, 5.0))
-                again = _tus_offset(client, state.location)
+                try:
+                    again = _tus_offset(client, state.location)
+                except ImgapiError as lost:
+                    if lost.code != "ConnectionError":
+                        raise
+                    continue  # still unreachable: retry at the same offset (a 409 tells the real one)
                 if again is None:
                     state.remove()
                     raise ImgapiError("UploadExpired", "the upload disappeared on the server") from e
@@ -419,10 +438,12 @@ def _tus_upload(
             rep.update(offset)
     except TransferInterrupted as e:
         raise TransferInterrupted(
-            f"upload interrupted ({e.message}); run the same command again to resume"
+            f"upload interrupted ({reason(e)}); run the same command again to resume"
         ) from e
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
+        rep.finish()
         rep.message("interrupted; run the same command again to resume the upload")
+        mark_reported(e)
         raise
     finally:
         rep.finish()
@@ -590,15 +611,10 @@ def download(
                         done += len(data)
                         fetched += len(data)
                         rep.update(done)
-            except TransferInterrupted as e:
-                raise TransferInterrupted(
-                    f"download interrupted after {done} bytes ({e.message}); run the same command "
-                    "again to resume"
-                ) from e
             except ImgapiError as e:
-                if e.code == "ConnectionError":
+                if isinstance(e, TransferInterrupted) or e.code == "ConnectionError":
                     raise TransferInterrupted(
-                        f"download interrupted after {done} bytes ({e.message}); run the same command "
+                        f"download interrupted after {done} bytes ({reason(e)}); run the same command "
                         "again to resume"
                     ) from e
                 raise

@@ -1,12 +1,18 @@
 """Observability shared by every service: JSON logs carrying the request id, Prometheus metrics.
 
-* ``configure_logging(service)``: one JSON object per log line (``ts``, ``level``, ``service``,
-  ``logger``, ``msg``, ``request_id`` when inside a request, exception text).
+* ``configure_logging(service)``: one format per process. Where nobody watches (stderr is not a
+  terminal: files, journald, containers) every line is one JSON object (``ts``, ``level``,
+  ``service``, ``logger``, ``msg``, ``request_id`` when inside a request, exception text); on a
+  terminal the same records print as human lines. Third-party loggers (uvicorn's included) go
+  through the same handler. ``announce(msg)`` prints a start-up line (where a service listens) on
+  stdout in that same format.
 * ``request_id``: a context variable set per request; the gateway takes it from ``x-request-id`` and
   sends it to the services as gRPC metadata ``x-request-id``; :class:`ObservabilityInterceptor`
   picks it up on the service side, so every log line of one request carries the same id.
 * gRPC metrics (``imgapi_grpc_requests_total``, ``imgapi_grpc_request_seconds``) recorded by the
-  interceptor; ``start_metrics_server(port)`` exposes ``/metrics`` (Prometheus text format).
+  interceptor; ``start_metrics_server(port)`` exposes ``/metrics`` (Prometheus text format) with
+  only the process's own metrics (:data:`OWN_METRICS`: a gateway that imports replication code
+  does not show replication or blob counters) plus the process/platform collectors.
 """
 
 from __future__ import annotations
@@ -19,11 +25,12 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator
+from typing import IO, Any
 
 import grpc
-from prometheus_client import Counter, Gauge, Histogram, start_http_server
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.metrics_core import Metric
 
 #: The id of the request being served in this context ("" outside requests).
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
@@ -55,6 +62,39 @@ HTTP_LATENCY = Histogram(
 )
 
 
+#: Metric name prefixes each service exposes on its /metrics (besides process_/python_ metrics).
+OWN_METRICS: dict[str, tuple[str, ...]] = {
+    "catalog": ("imgapi_grpc_",),
+    "blob": ("imgapi_grpc_", "imgapi_blob_"),
+    "replication": ("imgapi_grpc_", "imgapi_replication_"),
+    "gateway": ("imgapi_http_", "imgapi_gateway_"),
+}
+_STANDARD_METRICS = ("process_", "python_")
+
+#: The service this process runs (set by configure_logging).
+_service = ""
+
+
+def _utc_ts(created: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created)) + f".{int(created * 1000) % 1000:03d}Z"
+
+
+def json_line(service: str, level: str, msg: str, fields: dict[str, Any] | None = None, **more: Any) -> str:
+    """One log line in the JSON format (also used by ``imgapi serve`` for its own lines)."""
+    out: dict[str, Any] = {"ts": _utc_ts(time.time()), "level": level, "service": service}
+    out.update(more)
+    out["msg"] = msg
+    out.update(fields or {})
+    return json.dumps(out, ensure_ascii=False)
+
+
+def is_terminal(stream: IO[str]) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
 class JsonFormatter(logging.Formatter):
     def __init__(self, service: str) -> None:
         super().__init__()
@@ -62,7 +102,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {
-            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "ts": _utc_ts(record.created),
             "level": record.levelname.lower(),
             "service": self.service,
             "logger": record.name,
@@ -76,28 +116,73 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, ensure_ascii=False)
 
 
-def configure_logging(service: str, level: str = "INFO") -> None:
-    """Route all logging to stderr as JSON lines."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter(service))
-    formatter = handler.formatter
-    formatter.converter = time.gmtime  # type: ignore[union-attr]
+class HumanFormatter(logging.Formatter):
+    """For a terminal: ``HH:MM:SS level service: message [request id]``, tracebacks as text."""
+
+    def __init__(self, service: str) -> None:
+        super().__init__("%(asctime)s %(levelname)-7s " + service + ": %(message)s", "%H:%M:%S")
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        rid = getattr(record, "request_id", "") or request_id.get()
+        return f"{text} [{rid}]" if rid else text
+
+
+def configure_logging(service: str, level: str = "INFO", stream: IO[str] | None = None) -> None:
+    """Route all logging (uvicorn's and grpc's included) to stderr in this process's one format."""
+    global _service
+    _service = service
+    out = stream if stream is not None else sys.stderr
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(HumanFormatter(service) if is_terminal(out) else JsonFormatter(service))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        # uvicorn installs its own plain-text handlers unless told not to; ours replace them.
+        lg = logging.getLogger(name)
+        lg.handlers[:] = []
+        lg.propagate = True
 
 
-def start_metrics_server(port: int, host: str = "127.0.0.1", tries: int = 1) -> int:
+def announce(msg: str, **fields: Any) -> None:
+    """A start-up line on stdout (where the service listens), in the process's log format."""
+    if is_terminal(sys.stdout):
+        print(msg, flush=True)
+    else:
+        print(json_line(_service or "imgapi", "info", msg, fields), flush=True)
+
+
+class _OwnMetrics:
+    """The default registry seen through a filter: only the metric families of one service."""
+
+    def __init__(self, prefixes: tuple[str, ...]) -> None:
+        self.prefixes = prefixes + _STANDARD_METRICS
+
+    def collect(self) -> Iterable[Metric]:
+        return [m for m in REGISTRY.collect() if m.name.startswith(self.prefixes)]
+
+
+def service_registry(service: str) -> CollectorRegistry:
+    """A registry exposing only ``service``'s own metrics (see :data:`OWN_METRICS`)."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_OwnMetrics(OWN_METRICS.get(service, ("imgapi_",))))  # type: ignore[arg-type]
+    return registry
+
+
+def start_metrics_server(port: int, host: str = "127.0.0.1", tries: int = 1, service: str = "") -> int:
     """Serve ``/metrics`` on ``host:port`` (0 = no metrics server). Returns the port.
 
-    With ``tries`` > 1 the next ports are tried when one is taken (worker processes of one
-    service each get their own port: port, port+1, ...).
+    Only the metrics of ``service`` (default: the one given to :func:`configure_logging`) are
+    exposed. With ``tries`` > 1 the next ports are tried when one is taken (worker processes of
+    one service each get their own port: port, port+1, ...).
     """
     if port <= 0:
         return 0
+    registry = service_registry(service or _service)
     for candidate in range(port, port + max(1, tries)):
         try:
-            start_http_server(candidate, addr=host)
+            start_http_server(candidate, addr=host, registry=registry)
             return candidate
         except OSError:
             if candidate == port + max(1, tries) - 1:

@@ -169,11 +169,13 @@ class Allowlist:
     hosts: frozenset[str] = frozenset()
     suffixes: tuple[str, ...] = ()
     networks: tuple[IPNetwork, ...] = ()
+    #: The setting an operator edits to allow a refused host (named in every refusal).
+    setting: str = ""
 
     @classmethod
-    def parse(cls, entries: Sequence[str] | str | None) -> Allowlist:
+    def parse(cls, entries: Sequence[str] | str | None, setting: str = "") -> Allowlist:
         if entries is None:
-            return cls()
+            return cls(setting=setting)
         if isinstance(entries, str):
             entries = [e for e in re.split(r"[,\s]+", entries) if e]
         hosts: set[str] = set()
@@ -192,7 +194,11 @@ class Allowlist:
                 suffixes.append(e[1:])
             else:
                 hosts.add(e.rstrip("."))
-        return cls(frozenset(hosts), tuple(suffixes), tuple(nets))
+        return cls(frozenset(hosts), tuple(suffixes), tuple(nets), setting)
+
+    def hint(self) -> str:
+        """How an operator allows a refused host, for the refusal's text."""
+        return f"operators allow a host with {self.setting}" if self.setting else ""
 
     def allows_host(self, host: str) -> bool:
         h = host.lower().rstrip(".")
@@ -235,7 +241,8 @@ def refuse_names(host: str, literal: IPAddress | None, allowlist: Allowlist) -> 
     """Whether ``host`` is exempt by name; raises for never-wanted names (``localhost``...)."""
     allowed = allowlist.allows_host(host)
     if literal is None and not allowed and host.lower().rstrip(".") in DENY_HOSTNAMES:
-        raise FetchBlocked(f"host {host!r} is not allowed")
+        hint = allowlist.hint()
+        raise FetchBlocked(f"host {host!r} is not allowed" + (f" ({hint})" if hint else ""))
     return allowed
 
 
@@ -246,7 +253,11 @@ def pin(url: httpx.URL, literal: IPAddress | None, ips: list[IPAddress], allowli
         for ip in ips:
             why = forbidden_reason(ip)
             if why is not None and not allowlist.allows_ip(ip):
-                raise FetchBlocked(f"host {host!r} resolves to a forbidden address ({ip}: {why})")
+                hint = allowlist.hint()
+                raise FetchBlocked(
+                    f"host {host!r} resolves to a forbidden address ({ip}: {why})"
+                    + (f"; {hint}" if hint else "")
+                )
     ip = ips[0]
     ip_host = f"[{ip}]" if ip.version == 6 else str(ip)
     host_header = host if literal is None else ip_host

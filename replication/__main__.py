@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from imgapi_common.grpc_server import run_until_signal
 from imgapi_common.memory import tune_malloc
-from imgapi_common.observability import configure_logging, start_metrics_server
+from imgapi_common.observability import announce, configure_logging, start_metrics_server
 from replication.settings import ReplicationSettings
 
 
@@ -37,9 +37,9 @@ def main(argv: list[str]) -> int:
         tmp = settings.port_file.with_suffix(".tmp")
         tmp.write_text(str(port))
         tmp.replace(settings.port_file)
-    print(f"replication listening on {host}:{port}", flush=True)
+    announce(f"replication listening on {host}:{port}")
     if metrics:
-        print(f"replication metrics on http://{host}:{metrics}/metrics", flush=True)
+        announce(f"replication metrics on http://{host}:{metrics}/metrics")
 
     def stop() -> None:
         manager.stop_all()

@@ -233,7 +233,10 @@ class Progress:
 class Outcome:
     created: bool = False
     updated: bool = False
+    #: Bytes sent by this call (a resumed copy sends only what the destination lacked).
     bytes: int = 0
+    #: Size of the file this call completed (attached), however many runs it took to send it.
+    file_bytes: int = 0
 
 
 class Copier:
@@ -526,6 +529,7 @@ class Copier:
         ).image
         if self.store is not None:
             self.store.set_progress(self.job_id, img.uuid, upload_id="", bytes_done=f.size)
+        out.file_bytes = f.size
         self._progress("attached", img.uuid, f.size, f.size, info.sha1)
         return dest  # type: ignore[no-any-return]
 

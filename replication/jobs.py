@@ -249,8 +249,12 @@ class JobRunner:
                 IMAGES.labels(label).inc()
             if out.updated:
                 UPDATES.labels(label).inc()
-            if out.created or out.bytes:
-                self.store.add_counters(self.job_id, bytes_copied=out.bytes, images_copied=int(out.created))
+            if out.created or out.file_bytes:
+                # bytes_copied counts the files completed, whole: a copy resumed after a crash
+                # counts its bytes once, not just those sent after the restart.
+                self.store.add_counters(
+                    self.job_id, bytes_copied=out.file_bytes, images_copied=int(out.created)
+                )
             return out
         return None
 
@@ -404,6 +408,7 @@ class JobManager:
         self.source_allowlist = source_allowlist
         self.runners: dict[str, JobRunner] = {}
         self._lock = threading.Lock()
+        self._create_lock = threading.Lock()  # job names are unique: check and insert as one
 
     def start_all(self) -> None:
         for job_id in self.store.job_ids():
@@ -434,9 +439,24 @@ class JobManager:
 
     def create(self, spec: JobSpec) -> str:
         spec.validate()
-        job_id = self.store.create_job(spec.as_dict())
+        with self._create_lock:
+            if spec.name:
+                same = self.find_by_name(spec.name)
+                if same is not None:
+                    raise ValueError(
+                        f"a replication job named {spec.name!r} already exists ({same}); job names are unique"
+                    )
+            job_id = self.store.create_job(spec.as_dict())
         self._start(job_id)
         return job_id
+
+    def find_by_name(self, name: str) -> str | None:
+        """The id of the job called ``name`` (names are unique), or None."""
+        for job_id in self.store.job_ids():
+            job = self.store.get_job(job_id)
+            if job is not None and job.spec.get("name") == name:
+                return job_id
+        return None
 
     def pause(self, job_id: str, *, resume: bool = False) -> bool:
         if self.store.get_job(job_id) is None:

@@ -175,7 +175,7 @@ def create_server(
         store,
         lambda: Destination(settings.catalog_target, settings.blob_target, token=token),
         source_token=token,
-        source_allowlist=Allowlist.parse(settings.source_allowlist),
+        source_allowlist=Allowlist.parse(settings.source_allowlist, "IMGAPI_REPLICATION_SOURCE_ALLOWLIST"),
     )
     server, port, health = build_server(
         [(replication_pb2_grpc.add_ReplicationServiceServicer_to_server, ReplicationServicer(manager))],

@@ -21,14 +21,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
+from tests.fixture_files import FIXTURES as FIXTURES
+
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
-#: The repository root, and the shared reference material beside it (spec and fixtures);
-#: IMGAPI_SHARED_DIR overrides where that is.
+#: The repository root. The fixture files are built by tests/fixture_files.py (nothing outside the
+#: repository is read).
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = Path(os.environ.get("IMGAPI_SHARED_DIR") or ROOT.parent / "shared")
-FIXTURES = SHARED / "fixtures" / "imgapi"
-SPEC = SHARED / "spec"
 
 #: Base URL of the PostgreSQL server; each test session creates its own databases on it.
 PG_BASE_URL = os.environ.get("IMGAPI_TEST_PG_URL", "postgresql+psycopg://root@127.0.0.1:5432/test")

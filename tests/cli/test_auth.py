@@ -63,8 +63,8 @@ def test_anonymous_writes_are_refused(sig_stack: Stack, tmp_path: Path) -> None:
     r = cli("create", "--name", "x", "--version", "1", "--type", "zone-dataset", "--os", "smartos", code=1)
     assert "UnauthorizedError (HTTP 401)" in r.stderr
     assert cli.json("list", "--json") == []  # passive route: anonymous read is fine
-    r = cli("--user", "alice", "list", code=1)
-    assert "needs both --user and --key" in r.stderr
+    r = cli("--user", "alice", "list", code=2)  # usage
+    assert "needs --key FILE or --key-id FINGERPRINT" in r.stderr
 
 
 @pytest.mark.parametrize(("user", "fmt"), [("alice", "openssh"), ("bob", "pem"), ("carol", "openssh")])

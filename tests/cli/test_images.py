@@ -120,7 +120,7 @@ def test_errors(cli: Cli, tmp_path: Path) -> None:
     r = cli("--url", "http://127.0.0.1:9", "get", missing, code=1)
     assert "ConnectionError" in r.stderr
 
-    r = cli("update", img["uuid"], "--set", "tags:={bad", code=1)
+    r = cli("update", img["uuid"], "--set", "tags:={bad", code=2)  # usage
     assert "Usage" in r.stderr
     r = cli("upload", img["uuid"], str(tmp_path / "nope.gz"), code=1)
     assert "FileNotFound" in r.stderr

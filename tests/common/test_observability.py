@@ -147,6 +147,12 @@ def test_gateway_and_blob_expose_metrics_and_log_the_request_id(tmp_path: Path) 
         blob_metrics = httpx.get(f"http://127.0.0.1:{m_blob}/metrics").text
         assert 'imgapi_blob_bytes_total{direction="in"} 5000.0' in blob_metrics
         assert "imgapi_blob_uploads_in_flight 0.0" in blob_metrics
+        # Each service exposes only its own metrics (the gateway imports blob/replication code).
+        gw_names = {ln.split("{")[0].split(" ")[0] for ln in gw_metrics.splitlines() if ln[:1] != "#"}
+        assert [n for n in gw_names if n.startswith("imgapi_") and not n.startswith("imgapi_http_")] == []
+        assert "imgapi_http_requests_total" in gw_names
+        assert "process_resident_memory_bytes" in gw_names
+        assert "imgapi_http_" not in blob_metrics and "imgapi_replication_" not in blob_metrics
 
         def ids(name: str) -> set[str]:
             logs[name].seek(0)

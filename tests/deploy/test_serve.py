@@ -1,18 +1,23 @@
 """``python -m imgapi_cli.serve`` (``imgapi serve`` / ``scripts/run``): the embedded default.
 
-One command starts catalog (SQLite) + blob (local dir) + gateway as child processes on one data
-directory; it stops them cleanly on SIGTERM/SIGINT, keeps every image and file across restarts,
+One command starts catalog (SQLite) + blob (local dir) + replication + gateway as child processes on
+one data directory; it stops them cleanly on SIGTERM/SIGINT, keeps every image and file across restarts,
 refuses a second instance on the same directory, and stops everything if a service dies.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import select
 import signal
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
@@ -20,7 +25,12 @@ import pytest
 
 from tests.deploy.procs import JUNK, JUNK_MD5, SDC, Proc, Procs, procs_group
 
-SERVE = [sys.executable, "-m", "imgapi_cli.serve", "--port", "0", "--catalog-port", "0", "--blob-port", "0"]
+SERVE = [
+    sys.executable,
+    "-m",
+    "imgapi_cli.serve",
+    *("--port", "0", "--catalog-port", "0", "--blob-port", "0", "--replication-port", "0"),
+]
 
 
 @pytest.fixture()
@@ -41,8 +51,23 @@ def start(procs: Procs, data: Path, name: str = "serve") -> tuple[Proc, str, lis
         time.sleep(0.1)
     url = ready.read_text().splitlines()[0]
     children = psutil.Process(proc.popen.pid).children()
-    assert len(children) == 3, children
+    assert len(children) == 4, children
     return proc, url, children
+
+
+def records(proc: Proc) -> list[dict[str, Any]]:
+    """Every line the supervisor and its services wrote (not a terminal: all JSON log lines)."""
+    out = []
+    for line in proc.log.read_text().splitlines():
+        assert line.startswith("{"), f"not a JSON log line: {line!r}"
+        rec = json.loads(line)
+        assert {"ts", "level", "service", "msg"} <= rec.keys(), rec
+        out.append(rec)
+    return out
+
+
+def serve_said(proc: Proc, msg: str) -> dict[str, Any] | None:
+    return next((r for r in records(proc) if r["service"] == "serve" and r["msg"] == msg), None)
 
 
 def stop(proc: Proc, children: list[psutil.Process], sig: int = signal.SIGTERM) -> None:
@@ -50,14 +75,15 @@ def stop(proc: Proc, children: list[psutil.Process], sig: int = signal.SIGTERM) 
     assert proc.popen.wait(60) == 0, proc.tail()
     _, alive = psutil.wait_procs(children, timeout=10)
     assert not alive, f"children left running: {alive}"
-    assert "imgapi: stopped" in proc.tail()
+    assert serve_said(proc, "stopped") is not None, proc.tail()
 
 
 def test_restart_keeps_images_and_files(tmp_path: Path, procs: Procs) -> None:
     data = tmp_path / "var"
     data_bytes = JUNK.read_bytes()
     proc, url, children = start(procs, data)
-    assert "REST (IMGAPI)" in proc.tail() and url.startswith("http://127.0.0.1:")
+    ready = serve_said(proc, "ready")
+    assert ready is not None and ready["rest"] == url and url.startswith("http://127.0.0.1:")
     with httpx.Client(base_url=url, headers={"Accept-Version": "*"}, timeout=30) as c:
         r = c.post(
             "/images",
@@ -104,10 +130,93 @@ def test_a_killed_supervisor_takes_its_services_with_it(tmp_path: Path, procs: P
     """SIGKILL leaves the supervisor no chance to stop anything: the kernel's parent-death signal
     (set by imgapi_common.deathsig before each service starts) stops the services."""
     proc, _url, children = start(procs, tmp_path / "var")
-    assert {"catalog_service", "blob_service", "gateway"} <= {
+    assert {"catalog_service", "blob_service", "replication", "gateway"} <= {
         part for ch in children for part in ch.cmdline()
     }
     proc.popen.kill()
     proc.popen.wait(10)
     _, alive = psutil.wait_procs(children, timeout=20)
     assert not alive, f"services left running: {alive}"
+
+
+def test_the_replication_service_is_part_of_the_stack(tmp_path: Path, procs: Procs) -> None:
+    """``imgapi serve`` runs the replication service and wires the gateway's /replication/jobs
+    routes to it: a job created through REST is stored by that service and survives a restart."""
+    data = tmp_path / "var"
+    proc, url, children = start(procs, data)
+    ready = (data.parent / "serve.ready").read_text().splitlines()
+    assert len(ready) == 4 and ready[3].startswith("grpc://127.0.0.1:")
+    said = serve_said(proc, "ready")
+    assert said is not None and f"grpc://{said['replication']}" == ready[3]
+    spec = {"name": "from-elsewhere", "source_kind": "rest", "source_url": "http://127.0.0.1:9/"}
+    with httpx.Client(base_url=url, headers={"Accept-Version": "*"}, timeout=30) as c:
+        assert c.get("/replication/jobs").json() == []
+        r = c.post("/replication/jobs", json=spec)
+        assert r.status_code == 201, r.text
+        job = r.json()
+        assert job["spec"]["name"] == "from-elsewhere"
+        assert c.post(f"/replication/jobs/{job['id']}?action=pause", json={}).json()["state"] == "paused"
+    assert (data / "replication").is_dir()
+    stop(proc, children)
+
+    proc, url, children = start(procs, data, "serve2")
+    with httpx.Client(base_url=url, headers={"Accept-Version": "*"}, timeout=30) as c:
+        jobs = c.get("/replication/jobs").json()
+        assert [(j["id"], j["state"]) for j in jobs] == [(job["id"], "paused")]
+    stop(proc, children)
+
+
+def test_logs_are_json_lines_from_every_process_uvicorn_included(tmp_path: Path, procs: Procs) -> None:
+    """Output that is not a terminal: one JSON object per line, from the supervisor and from each
+    service, uvicorn's own error lines included."""
+    proc, url, children = start(procs, tmp_path / "var")
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        s.sendall(b"NOT HTTP AT ALL\r\n\r\n")  # uvicorn logs "Invalid HTTP request received."
+        s.recv(1024)
+    deadline = time.monotonic() + 20
+    while not any(r.get("logger", "").startswith("uvicorn") for r in records(proc)):
+        assert time.monotonic() < deadline, proc.tail()
+        time.sleep(0.1)
+    stop(proc, children)
+    services = {r["service"] for r in records(proc)}
+    assert {"serve", "catalog", "blob", "replication", "gateway"} <= services, services
+    uvicorn = next(r for r in records(proc) if r.get("logger", "").startswith("uvicorn"))
+    assert uvicorn["service"] == "gateway" and "Invalid HTTP request" in uvicorn["msg"]
+
+
+def test_human_lines_on_a_terminal(tmp_path: Path) -> None:
+    """Run on a terminal (a pty), the supervisor and the services print human lines, no JSON."""
+    primary, secondary = os.openpty()
+    proc = subprocess.Popen(
+        [*SERVE, "--data-dir", str(tmp_path / "var")],
+        stdin=subprocess.DEVNULL,
+        stdout=secondary,
+        stderr=secondary,
+        env={k: v for k, v in os.environ.items() if not k.startswith("IMGAPI_")},
+    )
+    os.close(secondary)
+    seen = b""
+
+    def read_until(marker: bytes) -> None:
+        nonlocal seen
+        deadline = time.monotonic() + 90
+        while marker not in seen:
+            assert time.monotonic() < deadline and proc.poll() is None, seen.decode(errors="replace")
+            if select.select([primary], [], [], 0.5)[0]:
+                seen += os.read(primary, 65536)
+
+    try:
+        read_until(b"Press Ctrl-C to stop.")
+        proc.send_signal(signal.SIGINT)
+        read_until(b"imgapi: stopped")
+        assert proc.wait(60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(primary)
+    text = seen.decode()
+    assert "imgapi: ready" in text and "REST (IMGAPI)" in text and "replication gRPC" in text
+    assert "gateway listening on http://" in text and "catalog listening on" in text
+    assert not [ln for ln in text.splitlines() if ln.lstrip().startswith("{")], text

@@ -1,4 +1,4 @@
-"""spec/examples.md, replayed transcript by transcript against the real stack.
+"""tests/gateway/transcripts.md (IMGAPI's documented exchanges), replayed transcript by transcript against the real stack.
 
 Values the server chooses (the new image uuid, ``published_at``, ETags derived from them, the pid)
 are learnt from the responses and substituted in the expected texts; everything else (status, the
@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from tests.components import FIXTURES
+from tests.fixture_files import XDC_MD5
 from tests.gateway.conftest import LUKE, PUBLIC_CHANNELS, Stack, load_fixture, start_stack
 from tests.gateway.transcripts import Exchange, Substitutions, parse_examples, replay
 
@@ -28,7 +29,7 @@ EXAMPLE_PUBLISHED = "2024-05-01T10:00:03.123Z"
 
 
 def _incremental_record() -> dict[str, object]:
-    """``900cffef`` (origin c58161c0) of examples §3.11, in stored form."""
+    """``900cffef`` (origin c58161c0) of transcript §3.11, in stored form."""
     rec: dict[str, object] = json.loads(
         (FIXTURES / "xdc/900cffef-55e3-4e7d-b7ec-ccf439a159e3.manifest").read_text()
     )
@@ -40,9 +41,7 @@ def _incremental_record() -> dict[str, object]:
     files = rec.get("files")
     assert isinstance(files, list)
     for f in files:
-        f.update(
-            {"contentMD5": "EOJvKLVlq+S9tNrUsyAIkA==", "mtime": "2024-05-01T10:00:00.000Z", "stor": "local"}
-        )
+        f.update({"contentMD5": XDC_MD5, "mtime": "2024-05-01T10:00:00.000Z", "stor": "local"})
     return rec
 
 

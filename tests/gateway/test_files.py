@@ -23,8 +23,8 @@ JUNK = (FIX / "what_a_piece_of_junk.zfs.bz2").read_bytes()
 JUNK_SHA1 = "1b4240b257a89a190fd1a3c9eccffc7ccc951352"
 JUNK_MD5 = "J6sttoCHpi4ByXyf3LrjXw=="
 ICON = (FIX / "icon.jpg").read_bytes()
-ICON_MD5 = "kOz6hclMuswVHSIFvIYmcQ=="
-ICON_SHA1 = "5dc2128179e6cd704380579a700e69b8e72e3420"
+ICON_MD5 = base64.b64encode(hashlib.md5(ICON).digest()).decode()
+ICON_SHA1 = hashlib.sha1(ICON).hexdigest()
 
 
 def new_image(c: httpx.Client, owner: str = SDC, **extra: Any) -> str:

@@ -1,6 +1,6 @@
 """Imports from another IMGAPI and from URLs (endpoints.md §2.6-2.8, §2.10, §2.11) and the emulated
-WFAPI jobs (§5), against a tiny fake remote IMGAPI serving ``fixtures/imgapi/xdc`` on loopback
-(reachable through the ``remote_allowlist`` setting) and an HTTPS file server."""
+WFAPI jobs (§5), against a tiny fake remote IMGAPI serving the ``xdc/`` fixtures
+(tests/fixture_files.py) on loopback (reachable through the ``remote_allowlist`` setting) and an HTTPS file server."""
 
 from __future__ import annotations
 
@@ -25,11 +25,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from tests.components import FIXTURES
+from tests.fixture_files import XDC_SHA1
 from tests.gateway.conftest import SDC, VADER, Stack, start_stack
 from tests.gateway.test_files import JUNK, JUNK_SHA1, error, new_image
 
 XDC = FIXTURES / "xdc"
-XDC_SHA1 = "f6217f583a64e1b39cea7a8700b96cbb2375bb23"
 LUKE = "91ba0e64-2547-11e2-a972-df579e5fddb3"
 
 BASE = "c58161c0-2547-11e2-a75e-9fdca1940570"  # inc-level-1 (operator, public)

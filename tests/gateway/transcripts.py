@@ -1,4 +1,4 @@
-"""Replaying the raw HTTP transcripts of spec/examples.md against a running gateway."""
+"""Replaying the raw HTTP transcripts of tests/gateway/transcripts.md against a running gateway."""
 
 from __future__ import annotations
 
@@ -7,12 +7,13 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 
-from tests.components import FIXTURES, SPEC
+from tests.components import FIXTURES
 
-EXAMPLES = SPEC / "examples.md"
+EXAMPLES = Path(__file__).with_name("transcripts.md")
 JUNK = FIXTURES / "what_a_piece_of_junk.zfs.bz2"
 #: Request headers that are illustrative in the transcripts (set by the client library instead).
 _DROP = {"host", "date", "connection", "content-length", "authorization"}
