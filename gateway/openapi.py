@@ -110,7 +110,6 @@ def ok_empty(status: str, description: str) -> dict[str, Schema]:
 
 IMAGE_OK = ok_json(ref("Image"), "the image (with its Etag header)")
 NOT_MODIFIED = ok_empty("304", "If-None-Match matched")
-JOB_STARTED = ok_json(ref("JobStarted"), "job created; poll GET /jobs/{job_uuid} on the workflow-api host")
 REDIRECT = ok_empty("301", "redirect (Location header)")
 
 ERROR_RESPONSES: dict[str, Schema] = {
@@ -194,7 +193,11 @@ DOCS: dict[tuple[str, str], Doc] = {
         ),
         headers=(IF_MATCH, CONTENT_MD5),
         body=json_body(ref("ImageActionBody")),
-        ok={**IMAGE_OK, **JOB_STARTED},
+        ok=ok_json(
+            {"anyOf": [ref("Image"), ref("JobStarted")]},
+            "the image (with its Etag header); import-remote and import-from-datacenter: the job "
+            "started (poll GET /jobs/{job_uuid} on the workflow-api host)",
+        ),
     ),
     ("/images/:uuid", "DELETE"): Doc(
         "DeleteImage",
@@ -439,6 +442,11 @@ def _operation(route: Route, method: str, doc: Doc) -> Schema:
         "parameters": [*_path_params(route.pattern), *doc.query, ACCEPT_VERSION, *doc.headers],
         "responses": {**doc.ok, **ERROR_RESPONSES},
     }
+    if op.auth.value != "none":
+        # strict: a valid signature is required; passive: anonymous is allowed, a bad one is a 401.
+        out["security"] = (
+            [{"httpSignature": []}] if op.auth.value == "strict" else [{"httpSignature": []}, {}]
+        )
     if doc.body is not None:
         out["requestBody"] = doc.body
     return out
@@ -462,6 +470,16 @@ def build_document(routes: tuple[Route, ...] = ROUTES, *, version: str = "2.0.0"
         "paths": paths,
         "components": {
             "schemas": SCHEMAS,
+            "securitySchemes": {
+                "httpSignature": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "Authorization",
+                    "description": 'HTTP Signature (authType signature): Signature keyId="<username>",'
+                    'algorithm="rsa-sha256",headers="date",signature="<base64>", over the signed Date '
+                    "header; with authType none nothing is checked.",
+                }
+            },
             "responses": {
                 "Error": {
                     "description": "an IMGAPI error",
