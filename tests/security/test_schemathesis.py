@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import os
 import uuid as uuid_mod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from email.utils import formatdate
 from typing import Any
 
@@ -53,7 +53,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
 class Signed(httpx.Auth):
     """Signs each request as alice (set-up calls on the signature stack)."""
 
-    def auth_flow(self, request: httpx.Request) -> Iterator[httpx.Request]:
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         request.headers.update(signed(ALICE, "alice"))
         yield request
 
