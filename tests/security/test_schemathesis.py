@@ -180,13 +180,22 @@ def make_images(stack: Stack) -> list[str]:
     return out
 
 
-def with_known_uuids(case: Any, known: str | None, auth: dict[str, str] | None) -> Any:
-    """Aim the ``uuid`` path parameter at an existing image, and replace the Authorization
-    header, when drawn."""
+def with_known_uuids(
+    case: Any, known: str | None, auth: dict[str, str] | None, twice: tuple[str, str, str] | None
+) -> Any:
+    """When drawn: aim the ``uuid`` path parameter at an existing image, replace the Authorization
+    header, and send a query parameter twice (``name=&name=v``, ``name=v&name=w``) or empty."""
     if known is not None and case.path_parameters and "uuid" in case.path_parameters:
         case.path_parameters["uuid"] = known
     if auth is not None:
         case.headers = {**(case.headers or {}), **auth}
+    if twice is not None:
+        how, name, other = twice
+        query = dict(case.query or {})
+        value = query.get(name, other)
+        value = value if isinstance(value, str) else other
+        query[name] = {"empty": "", "first-empty": ["", value], "repeated": [value, other]}[how]
+        case.query = query
     return case
 
 
@@ -238,7 +247,13 @@ def test_no_5xx_and_json_errors(
         op.as_strategy(generation_mode=GenerationMode.NEGATIVE),
     )
     auths = st.none() | signature_headers() if config == "signature" else st.none()
-    strategy = st.builds(with_known_uuids, cases, st.sampled_from([None, *images]), auths)
+    names = [p["name"] for p in op.definition.raw.get("parameters", []) if p.get("in") == "query"]
+    twice = st.none() | st.tuples(
+        st.sampled_from(["empty", "first-empty", "repeated"]),
+        st.sampled_from([*names, "account"]),
+        st.sampled_from([OWNER, "*", "true"]) | _ASCII,
+    )
+    strategy = st.builds(with_known_uuids, cases, st.sampled_from([None, *images]), auths, twice)
 
     @given(case=strategy)
     @settings(
