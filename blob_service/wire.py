@@ -115,7 +115,10 @@ def decode_write_chunk(raw: bytes) -> WriteChunk:
     crc: int | None = None
     pos, end = 0, len(buf)
     while pos < end:
+        start = pos
         key, pos = _read_varint(buf, pos)
+        if key >> 32 or pos - start > 5:  # as protobuf: a key is a uint32 of at most 5 bytes
+            raise WireError("invalid field key")
         field, kind = key >> 3, key & 7
         if field == 0:
             raise WireError("field number 0")
@@ -130,6 +133,7 @@ def decode_write_chunk(raw: bytes) -> WriteChunk:
                 raise WireError("truncated length-delimited field")
             if field == 1:
                 upload_id = bytes(buf[pos : pos + size])
+                _check_utf8(upload_id)  # every occurrence, as protobuf does, not only the last
             elif field == 3:
                 data = buf[pos : pos + size]
             pos += size
@@ -145,8 +149,11 @@ def decode_write_chunk(raw: bytes) -> WriteChunk:
             pos += 8
         else:
             raise WireError(f"unsupported wire type {kind}")  # groups do not exist in proto3
+    return WriteChunk(upload_id.decode(), offset, data, crc)
+
+
+def _check_utf8(raw: bytes) -> None:
     try:
-        text = upload_id.decode()
+        raw.decode()
     except UnicodeDecodeError as e:
         raise WireError("upload_id is not UTF-8") from e
-    return WriteChunk(text, offset, data, crc)

@@ -225,6 +225,7 @@ def create_app(settings: GatewaySettings) -> Starlette:
 
     app = Starlette(lifespan=lifespan)
     app.router.routes.append(StarletteRoute("/{path:path}", Dispatcher(app)))
+    app.router.default = Dispatcher(app)  # paths that route's pattern cannot match (a decoded newline)
     # An ASGI endpoint with methods=None: the catch-all sees every method and path (IMGAPI 404/405).
     return app
 

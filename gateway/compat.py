@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from starlette.responses import Response
 
 from gateway.context import RequestContext, is_uuid
 from gateway.responses import empty_response
 from imgapi_common.errors import ImgapiError
 
+#: Printable ASCII stays as it is; anything else (controls, non-ASCII) is percent-encoded as UTF-8,
+#: since a header value cannot carry it.
+_LOCATION_SAFE = "".join(chr(c) for c in range(0x20, 0x7F))
+
 
 def redirect(location: str) -> Response:
-    return empty_response(301, {"Location": location})
+    return empty_response(301, {"Location": quote(location, safe=_LOCATION_SAFE)})
 
 
 async def list_datasets(ctx: RequestContext) -> Response:

@@ -131,6 +131,8 @@ ROUTES: tuple[Route, ...] = (
       GET=Op("gateway.compat:docs", NONE)),
     R("/favicon.ico",
       GET=Op("gateway.compat:favicon", NONE)),
+    R("/openapi.json",
+      GET=Op("gateway.openapi:openapi_document", NONE)),              # this API's OpenAPI 3.1 document
 )
 # fmt: on
 
