@@ -8,6 +8,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from imgapi_common.internal_auth import check_token, token_field
+from imgapi_common.limits import MAX_JSON_BODY_BYTES
 
 
 class GatewaySettings(BaseSettings):
@@ -81,8 +82,9 @@ class GatewaySettings(BaseSettings):
     #: Log one line per request (method, path, status, request id).
     access_log: bool = False
     #: Request body limit of JSON routes (bytes): a larger Content-Length is refused before the
-    #: body is read, a chunked body is cut once it passes the limit.
-    max_json_body: int = Field(default=8 * 1024 * 1024, gt=0)
+    #: body is read, a chunked body is cut once it passes the limit. At most the catalog's own
+    #: request bound (imgapi_common.limits), so a body the gateway accepts is always judged there.
+    max_json_body: int = Field(default=MAX_JSON_BODY_BYTES, gt=0, le=MAX_JSON_BODY_BYTES)
     #: Request head limits of every connection (gateway/protocol.py): bytes of the request line and
     #: headers, number of header lines, and seconds to receive a whole head (also the time a new
     #: connection may stay silent).

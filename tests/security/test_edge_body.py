@@ -121,3 +121,15 @@ def test_framing_refusal_is_json_too(stack: Stack) -> None:
     with connect(stack) as sock:
         sock.sendall(b"POST /images HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n")
         assert_json_400(*read_response(sock), "malformed")
+
+
+def test_json_body_limit_cannot_exceed_what_the_catalog_receives() -> None:
+    """A body the gateway accepted but the catalog could not receive would be a 500."""
+    from pydantic import ValidationError
+
+    from gateway.settings import GatewaySettings
+    from imgapi_common.limits import MAX_JSON_BODY_BYTES
+
+    assert GatewaySettings(max_json_body=MAX_JSON_BODY_BYTES).max_json_body == MAX_JSON_BODY_BYTES
+    with pytest.raises(ValidationError, match="max_json_body"):
+        GatewaySettings(max_json_body=MAX_JSON_BODY_BYTES + 1)
