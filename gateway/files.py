@@ -461,7 +461,8 @@ async def add_image_icon(ctx: RequestContext) -> Response:
     """``PUT /images/:uuid/icon`` (§2.13)."""
     scope = CallScope.of(ctx)
     raw_len, length = _content_length(ctx)
-    content_type = ctx.request.headers.get("content-type", "")
+    # Without the header the reference's message interpolates JavaScript's ``undefined``.
+    content_type = ctx.request.headers.get("content-type", "undefined")
     prep = await prepare(
         scope,
         ctx.uuid,

@@ -152,6 +152,20 @@ def test_class4_304_carries_etag_and_last_modified(c: httpx.Client) -> None:
         assert r.headers["last-modified"] == ok.headers["last-modified"]
 
 
+# --- class 10: no Python values in messages --------------------------------------------------------
+
+
+@pytest.mark.parametrize(("headers", "shown"), [({}, "undefined"), ({"Content-Type": ""}, "")])
+def test_class10_icon_content_type_as_javascript_prints_it(
+    c: httpx.Client, headers: dict[str, str], shown: str
+) -> None:
+    uuid = create(c, account=VADER)["uuid"]
+    r = c.put(f"/images/{uuid}/icon", content=ICON, headers=headers)
+    message = f"invalid content-type, {shown}, must be one of image/jpeg, image/gif, image/png"
+    expect(r, 400, {"code": "Upload", "message": message})
+    assert c.get(f"/images/{uuid}").json().get("icon") is None
+
+
 # --- class 5: order of conditional checks -----------------------------------------------------------
 
 
