@@ -66,6 +66,18 @@ def wait_for(what: str, fn: Callable[[], T | None], timeout: float = 60.0, inter
     raise AssertionError(f"timed out waiting for {what} (last error: {last!r})")
 
 
+def stop_all(stops: list[Callable[[], object]]) -> None:
+    """Run every stop function (last started first); a failing one fails the teardown, after the rest."""
+    errors: list[Exception] = []
+    for stop in reversed(stops):
+        try:
+            stop()
+        except Exception as e:  # collected: the remaining components must still be stopped
+            errors.append(e)
+    if errors:
+        raise ExceptionGroup("teardown failed", errors)
+
+
 @dataclass
 class DC:
     """One datacenter: catalog + blob services with their own storage."""
@@ -88,9 +100,7 @@ class DC:
         return Destination(self.catalog_target, self.blob_target)
 
     def stop(self) -> None:
-        for stop in reversed(self._stops):
-            with contextlib.suppress(Exception):
-                stop()
+        stop_all(self._stops)
 
     # --- writing images ------------------------------------------------------------------------
 
@@ -277,9 +287,7 @@ class Replicator:
         return wait_for(what, check, timeout=timeout)
 
     def stop(self) -> None:
-        for stop in reversed(self._stops):
-            with contextlib.suppress(Exception):
-                stop()
+        stop_all(self._stops)
 
 
 def start_replicator(tmp: Path, dest: DC, name: str = "replicator", database_url: str = "") -> Replicator:
