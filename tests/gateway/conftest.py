@@ -3,10 +3,15 @@
 Every stack is session-scoped (start-up costs ~1 s); tests create their own images (fresh uuids)
 so they do not depend on each other. The seeded fixture records are never modified by tests,
 except through explicitly named fixtures.
+
+Two shapes: ``embedded`` (SQLite + the local blob directory, what ``imgapi serve`` runs) and
+``production`` (PostgreSQL + an S3-protocol server). The dc/public/private stacks run the whole
+gateway suite on both.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import threading
@@ -23,7 +28,7 @@ import uvicorn
 
 from gateway.server import uvicorn_config
 from gateway.settings import GatewaySettings
-from tests.components import FIXTURES, free_port
+from tests.components import FIXTURES, S3Endpoint, free_port, pg_database
 
 VADER = "86055c40-2547-11e2-8a6b-4bb37edc84ba"
 LUKE = "91ba0e64-2547-11e2-a972-df579e5fddb3"
@@ -38,6 +43,24 @@ PUBLIC_CHANNELS: list[dict[str, Any]] = [
 ]
 
 
+#: The shapes a stack can take (see the module docstring).
+SHAPES = ["embedded", "production"]
+
+
+@dataclass(frozen=True)
+class Shape:
+    """Where a stack keeps its state: SQLite + blob dir (``s3`` None), or PostgreSQL + S3."""
+
+    name: str = "embedded"
+    s3: S3Endpoint | None = None
+
+    @staticmethod
+    def of(request: pytest.FixtureRequest, name: str) -> Shape:
+        if name == "embedded":
+            return Shape()
+        return Shape(name, request.getfixturevalue("s3_endpoint"))
+
+
 @dataclass
 class Stack:
     """A running gateway + catalog (+ blob) triple."""
@@ -47,7 +70,7 @@ class Stack:
     settings: GatewaySettings
     catalog: Any  # catalog_service.service.CatalogService
     tmp: Path
-    blob_available: bool
+    shape: str = "embedded"
     _stops: list[Callable[[], None]] = field(default_factory=list)
 
     def client(self, **headers: str) -> httpx.Client:
@@ -64,14 +87,14 @@ class Stack:
 
 
 def _start_catalog(
-    tmp: Path, mode: str, channels: list[dict[str, Any]], admin_uuid: str | None
+    tmp: Path, mode: str, channels: list[dict[str, Any]], admin_uuid: str | None, database_url: str
 ) -> tuple[str, Any, Callable[[], None]]:
     from catalog_service.server import create_server
     from catalog_service.settings import CatalogSettings
 
     settings = CatalogSettings(
         bind="127.0.0.1:0",
-        database_url=f"sqlite:///{tmp}/catalog.db",
+        database_url=database_url or f"sqlite:///{tmp}/catalog.db",
         data_dir=tmp,
         mode=mode,  # type: ignore[arg-type]
         channels=channels,  # type: ignore[arg-type]
@@ -83,24 +106,43 @@ def _start_catalog(
 
     def stop() -> None:
         server.stop(0).wait()
+        service.engine.dispose()
 
     return f"127.0.0.1:{port}", service, stop
 
 
-def _start_blob(tmp: Path) -> tuple[str, Callable[[], None]] | None:
-    try:
-        from blob_service.server import create_server
-        from blob_service.settings import BlobSettings
-    except ImportError:
-        return None
+def _blob_settings(tmp: Path, s3: S3Endpoint | None) -> Any:
+    from blob_service.settings import BlobSettings
+
     data = tmp / "blobs"
     data.mkdir()
-    built = create_server(BlobSettings(bind="127.0.0.1:0", backend="local", data_dir=data, fsync=False))
-    server, port = built[0], built[1]
+    if s3 is None:
+        return BlobSettings(bind="127.0.0.1:0", backend="local", data_dir=data, fsync=False)
+    return BlobSettings(
+        bind="127.0.0.1:0",
+        backend="s3",
+        data_dir=data,
+        spool_dir=data,
+        s3_endpoint=s3.endpoint,
+        s3_access_key=s3.access_key,
+        s3_secret_key=s3.secret_key,  # type: ignore[arg-type]
+        s3_secure=s3.secure,
+        s3_region=s3.region,
+        s3_bucket=f"imgapi-gw-{uuid.uuid4().hex[:12]}",
+        persist_digest_state=True,
+    )
+
+
+def _start_blob(tmp: Path, s3: S3Endpoint | None) -> tuple[str, Callable[[], None]]:
+    from blob_service.server import create_server
+
+    built = create_server(_blob_settings(tmp, s3))
+    server, port, service = built[0], built[1], built[3]
     server.start()
 
     def stop() -> None:
         server.stop(0).wait()
+        service.stop()
 
     return f"127.0.0.1:{port}", stop
 
@@ -128,17 +170,22 @@ def start_stack(
     mode: str = "dc",
     channels: list[dict[str, Any]] | None = None,
     admin_uuid: str | None = SDC,
+    shape: Shape | None = None,
     **gateway_settings: Any,
 ) -> Stack:
+    shape = shape or Shape()
     stops: list[Callable[[], None]] = []
-    catalog_target, service, stop_catalog = _start_catalog(tmp, mode, channels or [], admin_uuid)
+    database_url = ""
+    if shape.s3 is not None:
+        db = contextlib.ExitStack()
+        database_url = db.enter_context(pg_database())
+        stops.append(db.close)
+    catalog_target, service, stop_catalog = _start_catalog(
+        tmp, mode, channels or [], admin_uuid, database_url
+    )
     stops.append(stop_catalog)
-    blob = _start_blob(tmp)
-    if blob is not None:
-        blob_target, stop_blob = blob
-        stops.append(stop_blob)
-    else:
-        blob_target = f"127.0.0.1:{free_port()}"  # nothing listens: file routes fail, the rest works
+    blob_target, stop_blob = _start_blob(tmp, shape.s3)
+    stops.append(stop_blob)
     port = free_port()
     settings = GatewaySettings(
         host="127.0.0.1",
@@ -149,7 +196,7 @@ def start_stack(
         **gateway_settings,
     )
     stops.append(_start_gateway(settings))
-    return Stack(f"http://127.0.0.1:{port}", mode, settings, service, tmp, blob is not None, stops)
+    return Stack(f"http://127.0.0.1:{port}", mode, settings, service, tmp, shape.name, stops)
 
 
 def load_fixture(name: str) -> list[dict[str, Any]]:
@@ -157,30 +204,41 @@ def load_fixture(name: str) -> list[dict[str, Any]]:
     return records
 
 
-@pytest.fixture(scope="session")
-def dc_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+@pytest.fixture(scope="session", params=SHAPES)
+def dc_stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """dc mode, no channels, auth none, dc-test-images.json seeded."""
-    stack = start_stack(tmp_path_factory.mktemp("dc"), mode="dc")
+    stack = start_stack(tmp_path_factory.mktemp("dc"), mode="dc", shape=Shape.of(request, request.param))
     stack.seed(load_fixture("dc-test-images.json"))
     yield stack
     stack.stop()
 
 
-@pytest.fixture(scope="session")
-def public_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+@pytest.fixture(scope="session", params=SHAPES)
+def public_stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """public mode with channels dev (default) / staging / release, public-test-images.json seeded."""
     stack = start_stack(
-        tmp_path_factory.mktemp("public"), mode="public", channels=PUBLIC_CHANNELS, admin_uuid=None
+        tmp_path_factory.mktemp("public"),
+        mode="public",
+        channels=PUBLIC_CHANNELS,
+        admin_uuid=None,
+        shape=Shape.of(request, request.param),
     )
     stack.seed(load_fixture("public-test-images.json"))
     yield stack
     stack.stop()
 
 
-@pytest.fixture(scope="session")
-def private_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+@pytest.fixture(scope="session", params=SHAPES)
+def private_stack(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
     """private mode, no channels, auth none."""
-    stack = start_stack(tmp_path_factory.mktemp("private"), mode="private", admin_uuid=None)
+    stack = start_stack(
+        tmp_path_factory.mktemp("private"),
+        mode="private",
+        admin_uuid=None,
+        shape=Shape.of(request, request.param),
+    )
     yield stack
     stack.stop()
 

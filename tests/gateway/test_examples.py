@@ -86,8 +86,6 @@ def test_examples_dc_sections_1_to_3(examples_dc: Stack) -> None:
         for ex in EXCHANGES:
             if ex.section[:1] not in ("1", "2", "3") and not ex.section.startswith("Ping"):
                 continue
-            if _needs_files(ex) and not examples_dc.blob_available:
-                continue
             if ex.section.startswith("3.12"):
                 # The transcript reuses the image deleted in §2.10: give it a live one.
                 r = c.post(
