@@ -72,6 +72,15 @@ class Stack:
     tmp: Path
     shape: str = "embedded"
     _stops: list[Callable[[], None]] = field(default_factory=list)
+    gateway: uvicorn.Server | None = None
+
+    def wait_idle(self, timeout: float = 30) -> None:
+        """Wait until the gateway runs no request (e.g. has finished with a killed client's one)."""
+        assert self.gateway is not None
+        deadline = time.monotonic() + timeout
+        while self.gateway.server_state.tasks:
+            assert time.monotonic() < deadline, "the gateway is still running a request"
+            time.sleep(0.01)
 
     def client(self, **headers: str) -> httpx.Client:
         return httpx.Client(base_url=self.base_url, headers=headers, timeout=30)
@@ -148,6 +157,10 @@ def _start_blob(tmp: Path, s3: S3Endpoint | None) -> tuple[str, Callable[[], Non
 
 
 def _start_gateway(settings: GatewaySettings) -> Callable[[], None]:
+    return _start_gateway_server(settings)[1]
+
+
+def _start_gateway_server(settings: GatewaySettings) -> tuple[uvicorn.Server, Callable[[], None]]:
     server = uvicorn.Server(uvicorn_config(settings, log_level="error"))
     thread = threading.Thread(target=server.run, name=f"gateway-{settings.port}", daemon=True)
     thread.start()
@@ -161,7 +174,7 @@ def _start_gateway(settings: GatewaySettings) -> Callable[[], None]:
         server.should_exit = True
         thread.join(10)
 
-    return stop
+    return server, stop
 
 
 def start_stack(
@@ -195,8 +208,9 @@ def start_stack(
         host_name="imgapi0",
         **gateway_settings,
     )
-    stops.append(_start_gateway(settings))
-    return Stack(f"http://127.0.0.1:{port}", mode, settings, service, tmp, shape.name, stops)
+    gateway, stop_gateway = _start_gateway_server(settings)
+    stops.append(stop_gateway)
+    return Stack(f"http://127.0.0.1:{port}", mode, settings, service, tmp, shape.name, stops, gateway)
 
 
 def load_fixture(name: str) -> list[dict[str, Any]]:
