@@ -235,12 +235,12 @@ class JobRunner:
                     fingerprint=img.fingerprint(),
                 )
             self.store.clear_conflict(self.job_id, img.uuid)
-            if out.created:
-                IMAGES.labels(label).inc()
+            if out.images_created:
+                IMAGES.labels(label).inc(out.images_created)
             if out.updated:
                 UPDATES.labels(label).inc()
-            if out.created or out.bytes:
-                self.store.add_counters(self.job_id, bytes_copied=out.bytes, images_copied=int(out.created))
+            if out.images_created or out.bytes:
+                self.store.add_counters(self.job_id, bytes_copied=out.bytes, images_copied=out.images_created)
             return out
         return None
 

@@ -20,8 +20,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tests.components import FIXTURES, missing
-from tests.gateway.conftest import SDC, Shape, start_stack
+from tests.components import FIXTURES, Shape, missing
+from tests.gateway.conftest import SDC, start_stack
 
 #: Seeded active images: with the client's own image, more than one page of 1000.
 SEEDED = 1100

@@ -11,7 +11,6 @@ gateway suite on both.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 import threading
@@ -28,7 +27,7 @@ import uvicorn
 
 from gateway.server import uvicorn_config
 from gateway.settings import GatewaySettings
-from tests.components import FIXTURES, S3Endpoint, free_port, pg_database
+from tests.components import FIXTURES, SHAPES, S3Endpoint, Shape, blob_settings, free_port
 
 VADER = "86055c40-2547-11e2-8a6b-4bb37edc84ba"
 LUKE = "91ba0e64-2547-11e2-a972-df579e5fddb3"
@@ -41,24 +40,6 @@ PUBLIC_CHANNELS: list[dict[str, Any]] = [
     {"name": "staging", "description": "builds for testing in staging in prep for production release"},
     {"name": "release", "description": "release gold bits"},
 ]
-
-
-#: The shapes a stack can take (see the module docstring).
-SHAPES = ["embedded", "production"]
-
-
-@dataclass(frozen=True)
-class Shape:
-    """Where a stack keeps its state: SQLite + blob dir (``s3`` None), or PostgreSQL + S3."""
-
-    name: str = "embedded"
-    s3: S3Endpoint | None = None
-
-    @staticmethod
-    def of(request: pytest.FixtureRequest, name: str) -> Shape:
-        if name == "embedded":
-            return Shape()
-        return Shape(name, request.getfixturevalue("s3_endpoint"))
 
 
 @dataclass
@@ -120,32 +101,10 @@ def _start_catalog(
     return f"127.0.0.1:{port}", service, stop
 
 
-def _blob_settings(tmp: Path, s3: S3Endpoint | None) -> Any:
-    from blob_service.settings import BlobSettings
-
-    data = tmp / "blobs"
-    data.mkdir()
-    if s3 is None:
-        return BlobSettings(bind="127.0.0.1:0", backend="local", data_dir=data, fsync=False)
-    return BlobSettings(
-        bind="127.0.0.1:0",
-        backend="s3",
-        data_dir=data,
-        spool_dir=data,
-        s3_endpoint=s3.endpoint,
-        s3_access_key=s3.access_key,
-        s3_secret_key=s3.secret_key,  # type: ignore[arg-type]
-        s3_secure=s3.secure,
-        s3_region=s3.region,
-        s3_bucket=f"imgapi-gw-{uuid.uuid4().hex[:12]}",
-        persist_digest_state=True,
-    )
-
-
 def _start_blob(tmp: Path, s3: S3Endpoint | None) -> tuple[str, Callable[[], None]]:
     from blob_service.server import create_server
 
-    built = create_server(_blob_settings(tmp, s3))
+    built = create_server(blob_settings(tmp / "blobs", s3))
     server, port, service = built[0], built[1], built[3]
     server.start()
 
@@ -188,11 +147,8 @@ def start_stack(
 ) -> Stack:
     shape = shape or Shape()
     stops: list[Callable[[], None]] = []
-    database_url = ""
-    if shape.s3 is not None:
-        db = contextlib.ExitStack()
-        database_url = db.enter_context(pg_database())
-        stops.append(db.close)
+    database_url, drop_database = shape.database()
+    stops.append(drop_database)
     catalog_target, service, stop_catalog = _start_catalog(
         tmp, mode, channels or [], admin_uuid, database_url
     )

@@ -29,7 +29,6 @@ from imgapi.v1 import (
 
 from blob_service.client import BlobClient
 from blob_service.server import create_server as create_blob_server
-from blob_service.settings import BlobSettings
 from catalog_service.server import create_server as create_catalog_server
 from catalog_service.settings import CatalogSettings
 from imgapi_common import deathsig
@@ -38,6 +37,7 @@ from replication.copier import Destination
 from replication.jobs import JobManager
 from replication.service import ReplicationServicer
 from replication.store import Store
+from tests.components import Shape, blob_settings
 
 VADER = "86055c40-2547-11e2-8a6b-4bb37edc84ba"
 LUKE = "91ba0e64-2547-11e2-a972-df579e5fddb3"
@@ -209,33 +209,39 @@ class DC:
 
 
 def start_dc(
-    tmp: Path, name: str, *, database_url: str = "", checkpoint_bytes: int = 64 * 1024, admin_uuid: str = SDC
+    tmp: Path,
+    name: str,
+    *,
+    database_url: str = "",
+    checkpoint_bytes: int = 64 * 1024,
+    admin_uuid: str = SDC,
+    shape: Shape | None = None,
+    mode: str = "dc",
+    channels: list[dict[str, Any]] | None = None,
 ) -> DC:
+    """One DC; on the production ``shape`` its catalog is on PostgreSQL and its blobs on S3."""
+    shape = shape or Shape()
     d = tmp / name
     d.mkdir(parents=True, exist_ok=True)
     stops: list[Callable[[], object]] = []
+    if not database_url:
+        database_url, drop_database = shape.database()
+        stops.append(drop_database)
     cat_settings = CatalogSettings(
         bind="127.0.0.1:0",
         database_url=database_url or f"sqlite:///{d}/catalog.db",
         data_dir=d,
-        mode="dc",
-        admin_uuid=admin_uuid,
+        mode=mode,  # type: ignore[arg-type]
+        channels=channels or [],  # type: ignore[arg-type]
+        admin_uuid=admin_uuid if mode == "dc" else None,
         max_workers=16,
     )
     server, port, _h, service = create_catalog_server(cat_settings)
     server.start()
     stops.append(lambda: server.stop(0).wait())
     stops.append(service.engine.dispose)
-    (d / "blobs").mkdir(exist_ok=True)
-    bserver, bport, _bh, bservice = create_blob_server(
-        BlobSettings(
-            bind="127.0.0.1:0",
-            backend="local",
-            data_dir=d / "blobs",
-            fsync=False,
-            checkpoint_bytes=checkpoint_bytes,
-        )
-    )
+    extra = {"checkpoint_bytes": checkpoint_bytes} if shape.s3 is None else {}
+    bserver, bport, _bh, bservice = create_blob_server(blob_settings(d / "blobs", shape.s3, **extra))
     bserver.start()
     stops.append(lambda: bserver.stop(0).wait())
     stops.append(bservice.stop)
@@ -290,12 +296,18 @@ class Replicator:
         stop_all(self._stops)
 
 
-def start_replicator(tmp: Path, dest: DC, name: str = "replicator", database_url: str = "") -> Replicator:
+def start_replicator(
+    tmp: Path, dest: DC, name: str = "replicator", database_url: str = "", shape: Shape | None = None
+) -> Replicator:
+    """A replication service; on the production ``shape`` its job store is on PostgreSQL."""
     from imgapi_common.grpc_server import build_server
     from replication.service import SERVICE_NAME
 
     d = tmp / name
     d.mkdir(parents=True, exist_ok=True)
+    drop_database: Callable[[], object] = lambda: None  # noqa: E731
+    if not database_url:
+        database_url, drop_database = (shape or Shape()).database()
     store = Store(database_url or f"sqlite:///{d}/replication.db")
     manager = JobManager(store, dest.destination)
     server, port, _h = build_server(
@@ -308,6 +320,7 @@ def start_replicator(tmp: Path, dest: DC, name: str = "replicator", database_url
     manager.start_all()
     ch = grpc.insecure_channel(f"127.0.0.1:{port}")
     stops: list[Callable[[], object]] = [
+        drop_database,
         store.close,
         manager.stop_all,
         lambda: server.stop(0).wait(),
