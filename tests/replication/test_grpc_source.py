@@ -23,8 +23,8 @@ from tests.replication.stacks import (
     wait_for,
 )
 
-#: Origin chains published at the source: 40 x 5 = 200 images on the embedded shape; 10 x 5 on
-#: the production one, 6 x 5 (every blob goes through the S3 server, several times slower here).
+#: Origin chains published at the source: 40 x 5 = 200 images on the embedded shape; 6 x 5 on the
+#: production one (every blob goes through the S3 server, several times slower here).
 CHAINS = {"embedded": 40, "production": 6}
 DEPTH = 5
 
