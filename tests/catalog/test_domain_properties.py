@@ -211,8 +211,9 @@ def _valid_field_value(field: str, value: Any) -> bool:
     if field == "v":
         ok = isinstance(value, (int, float, str)) and not isinstance(value, bool)
         return ok and math.isfinite(js_number(value)) and js_number(value) >= 0
-    if field == "public":  # null on create: the default (false)
-        return value is None or isinstance(value, bool) or value in ("true", "false")
+    if field == "public":  # a falsy value (JS: null, false, 0, "") on create: the default (false)
+        falsy = value is None or value is False or value == "" or (type(value) in (int, float) and value == 0)
+        return falsy or isinstance(value, bool) or value in ("true", "false")
     if field == "acl":
         items = [value] if isinstance(value, str) else value
         return isinstance(items, list) and all(isinstance(i, str) and UUID_RE.fullmatch(i) for i in items)
@@ -235,7 +236,9 @@ FIELDS = ("name", "version", "v", "public", "acl", "users", "traits", "tags", "e
 @given(
     st.one_of(
         json_values,
-        st.sampled_from(["true", "false", "2", " 1 ", "-1", "1e3", OWNER, [OWNER], [{"name": "a"}]]),
+        st.sampled_from(
+            ["true", "false", "2", " 1 ", "-1", "1e3", 0, 0.0, "", OWNER, [OWNER], [{"name": "a"}]]
+        ),
     )
 )
 def test_any_field_value_validates_cleanly(value: Any) -> None:
