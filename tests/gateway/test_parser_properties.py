@@ -250,3 +250,75 @@ def test_exact_versions_and_their_neighbourhoods(v: tuple[int, int, int]) -> Non
 @pytest.mark.parametrize("header", ["~3", "~99", "garbage", ">=3", "1.2.3.4", "<1"])
 def test_unsatisfiable_or_invalid_ranges_are_refused(header: str) -> None:
     assert negotiate(header) is None
+
+
+# node-semver's range rules, restated over release versions (tuples compare as versions do).
+triples = st.tuples(st.integers(0, 4), st.integers(0, 4), st.integers(0, 4))
+op_variants = st.sampled_from(["", " "])  # node-semver allows a space after the operator
+
+
+def _s(v: tuple[int, ...]) -> str:
+    return ".".join(map(str, v))
+
+
+@settings(max_examples=400)
+@given(triples, triples, triples)
+def test_hyphen_ranges_are_inclusive_bounds(
+    v: tuple[int, int, int], a: tuple[int, int, int], b: tuple[int, int, int]
+) -> None:
+    assert satisfies(v, f"{_s(a)} - {_s(b)}") == (a <= v <= b)
+    # a partial upper bound includes everything it names: "1.2.3 - 2.3" = ">=1.2.3 <2.4.0"
+    assert satisfies(v, f"{_s(a)} - {_s(b[:2])}") == (a <= v < (b[0], b[1] + 1, 0))
+    assert satisfies(v, f"{_s(a[:1])} - {_s(b[:1])}") == ((a[0], 0, 0) <= v < (b[0] + 1, 0, 0))
+
+
+@settings(max_examples=400)
+@given(triples, triples, st.sampled_from(["~", "~>"]), op_variants)
+def test_tilde_ranges(v: tuple[int, int, int], t: tuple[int, int, int], op: str, sp: str) -> None:
+    assert satisfies(v, f"{op}{sp}{_s(t)}") == (t <= v < (t[0], t[1] + 1, 0))
+    assert satisfies(v, f"{op}{sp}{_s(t[:2])}") == ((t[0], t[1], 0) <= v < (t[0], t[1] + 1, 0))
+    assert satisfies(v, f"{op}{sp}{t[0]}") == ((t[0], 0, 0) <= v < (t[0] + 1, 0, 0))
+
+
+@settings(max_examples=400)
+@given(triples, triples, op_variants)
+def test_caret_ranges(v: tuple[int, int, int], t: tuple[int, int, int], sp: str) -> None:
+    a, b, c = t
+    high = (a + 1, 0, 0) if a > 0 else (0, b + 1, 0) if b > 0 else (0, 0, c + 1)
+    assert satisfies(v, f"^{sp}{_s(t)}") == (t <= v < high)
+    high2 = (a + 1, 0, 0) if a > 0 else (0, b + 1, 0)
+    assert satisfies(v, f"^{sp}{a}.{b}") == ((a, b, 0) <= v < high2)
+    assert satisfies(v, f"^{sp}{a}") == ((a, 0, 0) <= v < (a + 1, 0, 0))
+
+
+@settings(max_examples=400)
+@given(triples, triples, op_variants)
+def test_comparators_on_full_and_partial_versions(
+    v: tuple[int, int, int], t: tuple[int, int, int], sp: str
+) -> None:
+    a, b, _ = t
+    assert satisfies(v, f"<{sp}{_s(t)}") == (v < t)
+    assert satisfies(v, f"<={sp}{_s(t)}") == (v <= t)
+    assert satisfies(v, f">{sp}{_s(t)}") == (v > t)
+    assert satisfies(v, f">={sp}{_s(t)}") == (v >= t)
+    assert satisfies(v, f"={sp}{_s(t)}") == satisfies(v, _s(t)) == (v == t)
+    # partial versions cover every version they name
+    assert satisfies(v, f"{a}.{b}") == satisfies(v, f"{a}.{b}.x") == ((a, b) == v[:2])
+    assert satisfies(v, f"{a}") == satisfies(v, f"{a}.x.x") == satisfies(v, f"={a}") == (a == v[0])
+    assert satisfies(v, f"<{a}.{b}") == (v < (a, b, 0))
+    assert satisfies(v, f"<={a}.{b}") == (v < (a, b + 1, 0))
+    assert satisfies(v, f">{a}.{b}") == (v >= (a, b + 1, 0))
+    assert satisfies(v, f">={a}.{b}") == (v >= (a, b, 0))
+    assert satisfies(v, f"<{a}") == (v < (a, 0, 0))
+    assert satisfies(v, f"<={a}") == (v < (a + 1, 0, 0))
+    assert satisfies(v, f">{a}") == (v >= (a + 1, 0, 0))
+    assert satisfies(v, f">={a}") == (v >= (a, 0, 0))
+    # an intersection: every comparator must hold
+    assert satisfies(v, f">={_s(t)} <{a + 1}") == (t <= v < (a + 1, 0, 0))
+
+
+@settings(max_examples=100)
+@given(triples, st.sampled_from(["*", "x", "X", ">=*", "", "  ", "<=*", "=*"]))
+def test_wildcards_admit_every_release(v: tuple[int, int, int], text: str) -> None:
+    assert satisfies(v, text)
+    assert not satisfies(v, "<*") and not satisfies(v, ">*")
