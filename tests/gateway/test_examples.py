@@ -23,7 +23,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from tests.components import FIXTURES
+from tests.components import FIXTURES, SHAPES, Shape
 from tests.gateway.conftest import LUKE, PUBLIC_CHANNELS, Stack, load_fixture, start_stack
 from tests.gateway.test_import import FakeImgapi
 from tests.gateway.transcripts import Exchange, Substitutions, parse_examples, replay
@@ -52,9 +52,10 @@ def _incremental_record() -> dict[str, object]:
     return rec
 
 
-@pytest.fixture(scope="module")
-def examples_dc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    stack = start_stack(tmp_path_factory.mktemp("examples-dc"), mode="dc")
+@pytest.fixture(scope="module", params=SHAPES)
+def examples_dc(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    shape = Shape.of(request, request.param)
+    stack = start_stack(tmp_path_factory.mktemp("examples-dc"), mode="dc", shape=shape)
     stack.seed(load_fixture("dc-test-images.json"))
     stack.seed([_incremental_record()])
     yield stack
@@ -119,8 +120,10 @@ def rsa_key() -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
-@pytest.fixture(scope="module")
-def examples_public(tmp_path_factory: pytest.TempPathFactory, rsa_key: rsa.RSAPrivateKey) -> Iterator[Stack]:
+@pytest.fixture(scope="module", params=SHAPES)
+def examples_public(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, rsa_key: rsa.RSAPrivateKey
+) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp("examples-public")
     keys = Path(tmp) / "keys"
     keys.mkdir()
@@ -135,6 +138,7 @@ def examples_public(tmp_path_factory: pytest.TempPathFactory, rsa_key: rsa.RSAPr
         admin_uuid=None,
         auth_type="signature",
         auth_keys_dir=str(keys),
+        shape=Shape.of(request, request.param),
     )
     stack.seed(load_fixture("public-test-images.json"))
     yield stack
