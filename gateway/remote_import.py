@@ -615,7 +615,7 @@ def job_steps(
 
     async def add_image_file() -> str:
         await run.wait("attached")
-        return f"Added file {run.file_sha1} to image {uuid}".replace("  ", " ")
+        return f"Image {uuid} file added"  # the reference's text (spec transcript §5)
 
     async def activate_image() -> str:
         await run.wait(None)

@@ -100,6 +100,8 @@ def _comparator(text: str) -> _Interval:
     if m is None:
         raise InvalidRange(text)
     op = m["op"] or ""
+    if op and not m["ver"]:
+        raise InvalidRange(text)  # node-semver: an operator needs a version ("~", ">=" alone)
     ver = m["ver"] or "*"
     maj, mnr, pat, pre = _parse_partial(ver)
     if op in ("~", "~>"):

@@ -235,8 +235,15 @@ class Outcome:
     updated: bool = False
     #: Bytes sent by this call (a resumed copy sends only what the destination lacked).
     bytes: int = 0
-    #: Size of the file this call completed (attached), however many runs it took to send it.
+    #: Size of the files this call completed (attached), however many runs it took to send them:
+    #: the image's own and those of the missing origins created on the way.
     file_bytes: int = 0
+    #: Missing origins created on the way (their bytes are in ``bytes`` and ``file_bytes``).
+    origins_created: int = 0
+
+    @property
+    def images_created(self) -> int:
+        return int(self.created) + self.origins_created
 
 
 class Copier:
@@ -308,7 +315,9 @@ class Copier:
             if dest is not None:
                 self._check_conflict(img, dest)
             if dest is None or not dest.activated:
-                self._ensure_origin(img, _depth)
+                origin = self._ensure_origin(img, _depth)
+                out.origins_created, out.bytes = origin.images_created, origin.bytes
+                out.file_bytes = origin.file_bytes
                 dest = self._create(img, dest, out)
                 out.created = True
             out.updated = self._sync_metadata(img, dest)
@@ -346,15 +355,16 @@ class Copier:
                 img.uuid, "file", f"source file sha1 {img.file.sha1}, local file sha1 {dest.files[0].sha1}"
             )
 
-    def _ensure_origin(self, img: SourceImage, depth: int) -> None:
+    def _ensure_origin(self, img: SourceImage, depth: int) -> Outcome:
+        """Create the origin chain of ``img`` where it is missing; what that created."""
         origin = img.origin
         if origin is None:
-            return
+            return Outcome()
         if depth >= MAX_ORIGIN_DEPTH:
             raise CopyError(f"origin chain of {img.uuid} is too long", transient=False)
         found = self.dest.get(origin)
         if found is not None and found.activated:
-            return
+            return Outcome()
         src = self.source.get(origin)
         if src is None:
             raise CopyError(
@@ -364,7 +374,7 @@ class Copier:
             )
         if not src.activated:
             raise CopyError(f"origin {origin} of {img.uuid} is not active at the source", transient=True)
-        self.sync(src, depth + 1)
+        return self.sync(src, depth + 1)
 
     def _create(self, img: SourceImage, dest: image_pb2.Image | None, out: Outcome) -> image_pb2.Image:
         self._progress("begin", img.uuid)
@@ -529,7 +539,7 @@ class Copier:
         ).image
         if self.store is not None:
             self.store.set_progress(self.job_id, img.uuid, upload_id="", bytes_done=f.size)
-        out.file_bytes = f.size
+        out.file_bytes += f.size
         self._progress("attached", img.uuid, f.size, f.size, info.sha1)
         return dest  # type: ignore[no-any-return]
 

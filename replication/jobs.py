@@ -245,15 +245,15 @@ class JobRunner:
                     fingerprint=img.fingerprint(),
                 )
             self.store.clear_conflict(self.job_id, img.uuid)
-            if out.created:
-                IMAGES.labels(label).inc()
+            if out.images_created:
+                IMAGES.labels(label).inc(out.images_created)
             if out.updated:
                 UPDATES.labels(label).inc()
-            if out.created or out.file_bytes:
+            if out.images_created or out.file_bytes:
                 # bytes_copied counts the files completed, whole: a copy resumed after a crash
                 # counts its bytes once, not just those sent after the restart.
                 self.store.add_counters(
-                    self.job_id, bytes_copied=out.file_bytes, images_copied=int(out.created)
+                    self.job_id, bytes_copied=out.file_bytes, images_copied=out.images_created
                 )
             return out
         return None

@@ -13,10 +13,11 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine
@@ -149,6 +150,58 @@ def s3_server() -> Iterator[S3Endpoint]:
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+# --- shapes: where a test stack keeps its state ------------------------------------------------
+
+#: ``embedded``: SQLite + the local blob directory (what ``imgapi serve`` runs); ``production``:
+#: PostgreSQL + an S3-protocol server (what the scaled deployment runs).
+SHAPES = ["embedded", "production"]
+
+
+@dataclass(frozen=True)
+class Shape:
+    """Where a stack keeps its state: SQLite + blob dir (``s3`` None), or PostgreSQL + S3."""
+
+    name: str = "embedded"
+    s3: S3Endpoint | None = None
+
+    @staticmethod
+    def of(request: pytest.FixtureRequest, name: str) -> Shape:
+        if name == "embedded":
+            return Shape()
+        return Shape(name, request.getfixturevalue("s3_endpoint"))
+
+    def database(self) -> tuple[str, Callable[[], None]]:
+        """On the production shape a fresh PostgreSQL database (URL, drop); else ("", no-op)."""
+        if self.name != "production":
+            return "", lambda: None
+        db = ExitStack()
+        return db.enter_context(pg_database()), db.close
+
+
+def blob_settings(data: Path, s3: S3Endpoint | None, **extra: Any) -> Any:
+    """BlobSettings for a local blob directory, or for a fresh bucket on ``s3``."""
+    from pydantic import SecretStr
+
+    from blob_service.settings import BlobSettings
+
+    data.mkdir(parents=True, exist_ok=True)
+    if s3 is None:
+        return BlobSettings(bind="127.0.0.1:0", backend="local", data_dir=data, fsync=False, **extra)
+    return BlobSettings(
+        bind="127.0.0.1:0",
+        backend="s3",
+        data_dir=data,
+        spool_dir=data,
+        s3_endpoint=s3.endpoint,
+        s3_access_key=s3.access_key,
+        s3_secret_key=SecretStr(s3.secret_key),
+        s3_secure=s3.secure,
+        s3_region=s3.region,
+        s3_bucket=f"imgapi-t-{uuid.uuid4().hex[:12]}",
+        persist_digest_state=True,
+    )
 
 
 # --- Envoy ------------------------------------------------------------------------------------

@@ -98,9 +98,9 @@ def _filters(q: ListQuery, dialect: str) -> list[ColumnElement[bool]]:
     # turn them into semi-joins where statistics say a filter is very selective).
     for key, value in q.tags:
         t = image_tags.c
-        sub = select(t.image_uuid).where(t.image_uuid == c.uuid, t.key == key)
-        if value != "":
-            sub = sub.where(t.value == value)
+        # ``tag.KEY=`` (empty value) is an exact match on the empty string like any other value:
+        # an image tagged ``KEY: "db"`` does not match it.
+        sub = select(t.image_uuid).where(t.image_uuid == c.uuid, t.key == key, t.value == value)
         conds.append(sub.exists())
     for tag in q.billing_tags:
         b = image_billing_tags.c

@@ -11,6 +11,7 @@ from catalog_service.domain.config import DomainConfig
 from catalog_service.domain.jsvalues import (
     boolish,
     is_js_integer,
+    is_true,
     is_uuid,
     js_len,
     js_number,
@@ -231,3 +232,59 @@ def test_domain_config_channels_enabled() -> None:
     assert DomainConfig(mode="private", channels=("dev",)).channels_enabled
     # README §2: channels are not usable in dc mode
     assert not DomainConfig(mode="dc", channels=("dev",)).channels_enabled
+
+
+# --- boundaries found by mutation testing (scripts/mutation) ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("Infinity", math.inf), ("-Infinity", -math.inf), (" +Infinity\n", math.inf), ("infinity", math.nan)],
+)
+def test_js_number_of_infinity_texts(text: str, expected: float) -> None:
+    got = js_number(text)
+    assert (math.isnan(got) and math.isnan(expected)) or got == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (math.inf, "Infinity"),
+        (-math.inf, "-Infinity"),
+        (10**400, "Infinity"),  # Number() of an integer beyond the double range
+        (-(10**400), "-Infinity"),
+        (0.0, "0"),
+        (-0.0, "0"),  # String(-0) is "0"
+        (1e20, "100000000000000000000"),
+        (123456789012345680000.0, "123456789012345680000"),  # 21 digits: still positional
+        (1e21, "1e+21"),  # 22 digits: exponential
+        (2**70, "1.1805916207174113e+21"),
+        (0.000001, "0.000001"),
+        (1e-7, "1e-7"),
+        (-1.5e-7, "-1.5e-7"),
+        (2**53 - 1, "9007199254740991"),
+    ],
+)
+def test_js_string_boundaries(value: float, expected: str) -> None:
+    assert js_string(value) == expected
+
+
+def test_js_len_counts_utf16_units_as_an_int() -> None:
+    n = js_len("a😀")
+    assert n == 3 and isinstance(n, int)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (True, True),
+        ("true", True),
+        (False, False),
+        ("false", False),
+        (1, False),
+        ("yes", False),
+        (None, False),
+    ],
+)
+def test_is_true_only_for_true_and_the_string_true(value: Any, expected: bool) -> None:
+    assert is_true(value) is expected

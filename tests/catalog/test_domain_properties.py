@@ -7,7 +7,7 @@ import math
 import re
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from catalog_service.domain.config import DomainConfig
@@ -30,6 +30,12 @@ any_char = st.characters(codec=None, exclude_categories=())
 any_text = st.text(alphabet=any_char, max_size=40)
 long_text = st.builds(
     lambda c, n: c * n, st.text(alphabet=any_char, min_size=1, max_size=3), st.integers(0, 1100)
+)
+#: Descriptions around the 10,240 UTF-16 unit limit (astral characters count twice).
+near_description_limit = st.builds(
+    lambda pad, tail: "d" * pad + tail,
+    st.integers(10240 - 8, 10240),
+    st.text(alphabet=st.sampled_from("x😀é\x00"), max_size=6),
 )
 name_like = st.text(alphabet=st.sampled_from("aZ09._/ -+!\"'\x00\n😀é"), max_size=30)
 texts = st.one_of(any_text, long_text, name_like)
@@ -133,9 +139,15 @@ def test_versions_validate_or_round_trip(version: str) -> None:
 
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
-@given(texts)
+@given(st.one_of(texts, near_description_limit))
+@example("d" * 10240)
+@example("d" * 10239 + "😀")
+@example("😀" * 5120)
+@example("😀" * 5121)
 def test_descriptions_validate_or_round_trip(description: str) -> None:
     out = build_and_view(body(description=description))
+    too_long = js_len(description) > 10240
+    assert isinstance(out, ImgapiError) is too_long, js_len(description)
     if isinstance(out, ImgapiError):
         assert [(e.field, e.code) for e in out.errors] == [("description", "Invalid")]
     elif description:
@@ -196,31 +208,63 @@ def test_arbitrary_body_keys_never_crash(extra: dict[str, Any]) -> None:
     assert_json_round_trip(view)
 
 
+def _valid_field_value(field: str, value: Any) -> bool:
+    """The per-field rule of the manifest, restated plainly (the oracle for the property below)."""
+    if field == "name":
+        return isinstance(value, str) and js_len(value) <= 1024 and NAME_RE.fullmatch(value) is not None
+    if field == "version":  # a number stands for its JavaScript text (which has no length limit)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return VERSION_RE.fullmatch(js_string(value)) is not None
+        return isinstance(value, str) and js_len(value) <= 512 and VERSION_RE.fullmatch(value) is not None
+    if field == "v":  # JavaScript's Number(v): null, [], "" and "0" are 0
+        n = js_number(value)
+        return not math.isnan(n) and n >= 0
+    if field == "public":  # a falsy value (JS: null, false, 0, "") on create: the default (false)
+        falsy = value is None or value is False or value == "" or (type(value) in (int, float) and value == 0)
+        return falsy or isinstance(value, bool) or value in ("true", "false")
+    if field == "acl":
+        items = [value] if isinstance(value, str) else value
+        return isinstance(items, list) and all(isinstance(i, str) and UUID_RE.fullmatch(i) for i in items)
+    if field == "users":
+        return isinstance(value, list) and all(isinstance(u, dict) and list(u) == ["name"] for u in value)
+    if field == "traits":
+        values = value.values() if isinstance(value, dict) else value  # an array's keys are its indexes
+        return isinstance(value, (dict, list)) and all(isinstance(t, (str, bool, list)) for t in values)
+    if field == "tags":
+        return isinstance(value, dict) and js_len(compact_json(value)) <= 102400
+    if field == "error":
+        return value is None or isinstance(value, (dict, list))
+    raise AssertionError(field)
+
+
+UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+FIELDS = ("name", "version", "v", "public", "acl", "users", "traits", "tags", "error")
+
+
 @settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
-@given(json_values)
+@given(
+    st.one_of(
+        json_values,
+        st.sampled_from(
+            ["true", "false", "2", " 1 ", "-1", "1e3", 0, 0.0, "", OWNER, [OWNER], [{"name": "a"}]]
+        ),
+    )
+)
 def test_any_field_value_validates_cleanly(value: Any) -> None:
-    for field in (
-        "name",
-        "version",
-        "v",
-        "public",
-        "acl",
-        "requirements",
-        "users",
-        "traits",
-        "tags",
-        "error",
-    ):
+    """Each field accepts exactly the values its rule allows; a refusal names that field only."""
+    for field in FIELDS:
         out = build_and_view(body(**{field: value}), DC)
-        if isinstance(out, ImgapiError):
+        if _valid_field_value(field, value):
+            assert not isinstance(out, ImgapiError), (
+                field,
+                value,
+                out.body() if isinstance(out, ImgapiError) else "",
+            )
+        else:
+            assert isinstance(out, ImgapiError), (field, value)
             assert out.code == "ValidationFailed"
-            for e in out.errors:
-                if field == "requirements" and isinstance(value, (dict, list, str)):
-                    # arrays and strings are objects keyed by index: unsupported requirements
-                    keys = value if isinstance(value, dict) else [str(i) for i in range(len(value))]
-                    assert e.field == field or e.field.startswith("requirements.") or e.field in keys
-                else:
-                    assert e.field == field
+            # one error per bad entry, every one naming the field
+            assert out.errors and {e.field for e in out.errors} == {field}, (field, value, out.body())
 
 
 @settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
@@ -256,11 +300,31 @@ def test_updates_validate_or_apply(update: dict[str, Any]) -> None:
     assert_json_round_trip(serialize_image(new, DC, include_channels=True, include_admin_fields=False))
 
 
-@settings(max_examples=200)
-@given(st.sampled_from(["", "a", "-", " ", "."]).flatmap(lambda s: st.text(alphabet=any_char, max_size=20)))
-def test_js_number_of_text_never_raises(s: str) -> None:
-    n = js_number(s)
-    assert isinstance(n, float)
+#: Number(text) on texts of known value: (text, expected) with JavaScript's whitespace trimming.
+_js_whitespace = st.sampled_from(["", " ", "\t", "\n", "\u00a0", "\ufeff", "\u2028"])
+_decimal = st.one_of(
+    st.integers(-(10**15), 10**15).map(lambda i: (str(i), float(i))),
+    st.floats(allow_nan=False, allow_infinity=False, width=64).map(lambda f: (repr(f), f)),
+    st.integers(0, 2**52).map(lambda i: (hex(i), float(i))),
+)
+
+
+@settings(max_examples=300)
+@given(_js_whitespace, _decimal, _js_whitespace)
+def test_js_number_of_numeric_text(before: str, number: tuple[str, float], after: str) -> None:
+    text, value = number
+    assert js_number(before + text + after) == value
+
+
+@settings(max_examples=300)
+@given(
+    st.text(alphabet=st.sampled_from("abcdfghijklmnopqrsuvwyz!?#_~"), min_size=1, max_size=12),
+    st.text(max_size=5),
+)
+def test_js_number_of_garbage_is_nan(word: str, rest: str) -> None:
+    """Text starting with a letter that is no number (nor Infinity/0x/0b/0o prefix) is NaN."""
+    assert math.isnan(js_number(word + rest))
+    assert js_number("") == 0.0 and js_number("  ") == 0.0
 
 
 @settings(max_examples=300)

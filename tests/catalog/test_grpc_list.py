@@ -357,7 +357,7 @@ def fl(filt: tuple[Catalog, str, dict[str, str]], **params: Any) -> set[str]:
         ({"public": "false"}, {"alpha", "alpha2", "beta", "other"}),
         ({"tags": {"num": "42"}}, {"alpha", "alpha2"}),
         ({"tags": {"num": "42.5"}}, {"other"}),
-        ({"tags": {"num": ""}}, {"alpha", "alpha2", "other"}),
+        ({"tags": {"num": ""}}, set()),  # "KEY=" matches only the empty string, not any value
         ({"tags": {"flag": "true"}}, {"alpha2"}),
         ({"tags": {"flag": "false"}}, {"beta"}),
         ({"tags": {"f": "1"}}, {"beta"}),
@@ -384,6 +384,14 @@ def test_filters(
     filt: tuple[Catalog, str, dict[str, str]], params: dict[str, Any], expected: set[str]
 ) -> None:
     assert fl(filt, **params) == expected
+
+
+def test_empty_tag_value_matches_only_the_empty_string(catalog_dc: Catalog) -> None:
+    owner = new_uuid()
+    empty = create_active(catalog_dc, manifest(owner=owner, tags={"role": ""}))["uuid"]
+    create_active(catalog_dc, manifest(owner=owner, tags={"role": "db"}))
+    create_active(catalog_dc, manifest(owner=owner, tags={"other": ""}))
+    assert list_uuids(catalog_dc, owner=owner, tags={"role": ""}) == [empty]
 
 
 def test_filters_with_account(filt: tuple[Catalog, str, dict[str, str]]) -> None:

@@ -6,6 +6,7 @@ import json
 import re
 import threading
 import time
+from datetime import datetime
 
 import pytest
 from imgapi.v1 import catalog_pb2, common_pb2
@@ -43,11 +44,14 @@ def test_activate_lifecycle(catalog_dc: Catalog) -> None:
     attach_file(catalog_dc, uuid)
     before = time.time()
     r = catalog_dc.call("ActivateImage", caller=caller(), view=V2, uuid=uuid)
+    after = time.time()
     out = view_of(r)
     assert out["state"] == "active" and out["disabled"] is False and r.image.activated
     assert isinstance(out["published_at"], str) and PUBLISHED.match(out["published_at"])
     assert list(out).index("published_at") == list(out).index("public") + 1
-    assert abs(time.mktime(time.strptime(out["published_at"][:19], "%Y-%m-%dT%H:%M:%S")) - before) < 86400
+    published = datetime.fromisoformat(out["published_at"].replace("Z", "+00:00")).timestamp()
+    # millisecond precision: the stamp lies within the call, give or take the truncated millisecond
+    assert before - 0.001 <= published <= after, (before, out["published_at"], after)
     e = catalog_dc.error("ActivateImage", caller=caller(), view=V2, uuid=uuid)
     assert (e.code, e.http_status) == ("ImageAlreadyActivated", 422)
     assert e.message == f'image "{uuid}" is already activated'

@@ -73,7 +73,7 @@ def test_killed_upload_resumes_from_server_offset(cli: Cli, tmp_path: Path) -> N
     kill_when(spawn(cli, *args, "--limit-rate", "4M"), far_enough)
     [state] = list(uploads.glob("*.json"))
     location = json.loads(state.read_text())["location"]
-    time.sleep(0.3)  # let the server finish with the dropped connection
+    cli.stack.wait_idle()  # the server has finished with the dropped connection
     offset = head_offset(cli, location)
     assert 2 * MiB <= offset < len(DATA)
 

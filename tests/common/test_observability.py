@@ -11,6 +11,7 @@ from pathlib import Path
 
 import grpc
 import httpx
+import pytest
 from imgapi.v1 import catalog_pb2, catalog_pb2_grpc
 
 from tests.components import free_port, wait_for_port
@@ -37,13 +38,12 @@ def test_catalog_metrics_and_request_id_in_logs(tmp_path: Path) -> None:
         with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
             stub = catalog_pb2_grpc.CatalogServiceStub(ch)
             stub.ListImages(catalog_pb2.ListImagesRequest(), metadata=(("x-request-id", "req-abc-123"),))
-            try:
+            with pytest.raises(grpc.RpcError) as missing:
                 stub.GetImage(
                     catalog_pb2.GetImageRequest(uuid="00000000-0000-4000-8000-000000000000"),
                     metadata=(("x-request-id", "req-missing-1"),),
                 )
-            except grpc.RpcError as e:
-                assert e.code() == grpc.StatusCode.NOT_FOUND
+            assert missing.value.code() == grpc.StatusCode.NOT_FOUND  # type: ignore[attr-defined]
         text = httpx.get(f"http://127.0.0.1:{metrics}/metrics").text
         assert (
             'imgapi_grpc_requests_total{code="OK",method="ListImages",service="imgapi.v1.CatalogService"} 1.0'

@@ -218,9 +218,19 @@ def test_transcoded_json_on_postgres(scaled: Scaled) -> None:
             r = c.get(f"/v1/catalog/images/{u}")
             assert r.status_code == 200 and r.json()["image"]["uuid"] == u
             assert c.delete(f"/v1/catalog/images/{u}").json()["deleted"] is True
+        # GetServerConfig names the answering process (imgapi-worker-id: host:pid) in its initial
+        # metadata, which Envoy passes on as response headers: both replicas must answer.
+        seen: set[str] = set()
+        for _ in range(20):
+            r = c.get("/v1/catalog/config")
+            assert r.status_code == 200, r.text
+            seen.add(r.headers["imgapi-worker-id"])
+            if len(seen) == 2:
+                break
+        assert len(seen) == 2, seen
     rq = [
         int(line.rsplit("::", 1)[1])
         for line in httpx.get(f"{scaled.envoy.admin}/clusters", timeout=5).text.splitlines()
         if line.startswith("catalog::") and "::rq_total::" in line
     ]
-    assert len(rq) == 2
+    assert len(rq) == 2 and all(n > 0 for n in rq), rq

@@ -3,6 +3,10 @@
 Every stack is session-scoped (start-up costs ~1 s); tests create their own images (fresh uuids)
 so they do not depend on each other. The seeded fixture records are never modified by tests,
 except through explicitly named fixtures.
+
+Two shapes: ``embedded`` (SQLite + the local blob directory, what ``imgapi serve`` runs) and
+``production`` (PostgreSQL + an S3-protocol server). The dc/public/private stacks run the whole
+gateway suite on both.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import uvicorn
 
 from gateway.server import uvicorn_config
 from gateway.settings import GatewaySettings
-from tests.components import FIXTURES, free_port
+from tests.components import FIXTURES, SHAPES, S3Endpoint, Shape, blob_settings, free_port
 
 VADER = "86055c40-2547-11e2-8a6b-4bb37edc84ba"
 LUKE = "91ba0e64-2547-11e2-a972-df579e5fddb3"
@@ -47,8 +51,17 @@ class Stack:
     settings: GatewaySettings
     catalog: Any  # catalog_service.service.CatalogService
     tmp: Path
-    blob_available: bool
+    shape: str = "embedded"
     _stops: list[Callable[[], None]] = field(default_factory=list)
+    gateway: uvicorn.Server | None = None
+
+    def wait_idle(self, timeout: float = 30) -> None:
+        """Wait until the gateway runs no request (e.g. has finished with a killed client's one)."""
+        assert self.gateway is not None
+        deadline = time.monotonic() + timeout
+        while self.gateway.server_state.tasks:
+            assert time.monotonic() < deadline, "the gateway is still running a request"
+            time.sleep(0.01)
 
     def client(self, **headers: str) -> httpx.Client:
         return httpx.Client(base_url=self.base_url, headers=headers, timeout=30)
@@ -64,14 +77,14 @@ class Stack:
 
 
 def _start_catalog(
-    tmp: Path, mode: str, channels: list[dict[str, Any]], admin_uuid: str | None
+    tmp: Path, mode: str, channels: list[dict[str, Any]], admin_uuid: str | None, database_url: str
 ) -> tuple[str, Any, Callable[[], None]]:
     from catalog_service.server import create_server
     from catalog_service.settings import CatalogSettings
 
     settings = CatalogSettings(
         bind="127.0.0.1:0",
-        database_url=f"sqlite:///{tmp}/catalog.db",
+        database_url=database_url or f"sqlite:///{tmp}/catalog.db",
         data_dir=tmp,
         mode=mode,  # type: ignore[arg-type]
         channels=channels,  # type: ignore[arg-type]
@@ -83,29 +96,30 @@ def _start_catalog(
 
     def stop() -> None:
         server.stop(0).wait()
+        service.engine.dispose()
 
     return f"127.0.0.1:{port}", service, stop
 
 
-def _start_blob(tmp: Path) -> tuple[str, Callable[[], None]] | None:
-    try:
-        from blob_service.server import create_server
-        from blob_service.settings import BlobSettings
-    except ImportError:
-        return None
-    data = tmp / "blobs"
-    data.mkdir()
-    built = create_server(BlobSettings(bind="127.0.0.1:0", backend="local", data_dir=data, fsync=False))
-    server, port = built[0], built[1]
+def _start_blob(tmp: Path, s3: S3Endpoint | None) -> tuple[str, Callable[[], None]]:
+    from blob_service.server import create_server
+
+    built = create_server(blob_settings(tmp / "blobs", s3))
+    server, port, service = built[0], built[1], built[3]
     server.start()
 
     def stop() -> None:
         server.stop(0).wait()
+        service.stop()
 
     return f"127.0.0.1:{port}", stop
 
 
 def _start_gateway(settings: GatewaySettings) -> Callable[[], None]:
+    return _start_gateway_server(settings)[1]
+
+
+def _start_gateway_server(settings: GatewaySettings) -> tuple[uvicorn.Server, Callable[[], None]]:
     server = uvicorn.Server(uvicorn_config(settings, log_level="error"))
     thread = threading.Thread(target=server.run, name=f"gateway-{settings.port}", daemon=True)
     thread.start()
@@ -119,7 +133,7 @@ def _start_gateway(settings: GatewaySettings) -> Callable[[], None]:
         server.should_exit = True
         thread.join(10)
 
-    return stop
+    return server, stop
 
 
 def start_stack(
@@ -128,17 +142,19 @@ def start_stack(
     mode: str = "dc",
     channels: list[dict[str, Any]] | None = None,
     admin_uuid: str | None = SDC,
+    shape: Shape | None = None,
     **gateway_settings: Any,
 ) -> Stack:
+    shape = shape or Shape()
     stops: list[Callable[[], None]] = []
-    catalog_target, service, stop_catalog = _start_catalog(tmp, mode, channels or [], admin_uuid)
+    database_url, drop_database = shape.database()
+    stops.append(drop_database)
+    catalog_target, service, stop_catalog = _start_catalog(
+        tmp, mode, channels or [], admin_uuid, database_url
+    )
     stops.append(stop_catalog)
-    blob = _start_blob(tmp)
-    if blob is not None:
-        blob_target, stop_blob = blob
-        stops.append(stop_blob)
-    else:
-        blob_target = f"127.0.0.1:{free_port()}"  # nothing listens: file routes fail, the rest works
+    blob_target, stop_blob = _start_blob(tmp, shape.s3)
+    stops.append(stop_blob)
     port = free_port()
     settings = GatewaySettings(
         host="127.0.0.1",
@@ -148,8 +164,9 @@ def start_stack(
         host_name="imgapi0",
         **gateway_settings,
     )
-    stops.append(_start_gateway(settings))
-    return Stack(f"http://127.0.0.1:{port}", mode, settings, service, tmp, blob is not None, stops)
+    gateway, stop_gateway = _start_gateway_server(settings)
+    stops.append(stop_gateway)
+    return Stack(f"http://127.0.0.1:{port}", mode, settings, service, tmp, shape.name, stops, gateway)
 
 
 def load_fixture(name: str) -> list[dict[str, Any]]:
@@ -157,30 +174,41 @@ def load_fixture(name: str) -> list[dict[str, Any]]:
     return records
 
 
-@pytest.fixture(scope="session")
-def dc_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+@pytest.fixture(scope="session", params=SHAPES)
+def dc_stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """dc mode, no channels, auth none, dc-test-images.json seeded."""
-    stack = start_stack(tmp_path_factory.mktemp("dc"), mode="dc")
+    stack = start_stack(tmp_path_factory.mktemp("dc"), mode="dc", shape=Shape.of(request, request.param))
     stack.seed(load_fixture("dc-test-images.json"))
     yield stack
     stack.stop()
 
 
-@pytest.fixture(scope="session")
-def public_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+@pytest.fixture(scope="session", params=SHAPES)
+def public_stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """public mode with channels dev (default) / staging / release, public-test-images.json seeded."""
     stack = start_stack(
-        tmp_path_factory.mktemp("public"), mode="public", channels=PUBLIC_CHANNELS, admin_uuid=None
+        tmp_path_factory.mktemp("public"),
+        mode="public",
+        channels=PUBLIC_CHANNELS,
+        admin_uuid=None,
+        shape=Shape.of(request, request.param),
     )
     stack.seed(load_fixture("public-test-images.json"))
     yield stack
     stack.stop()
 
 
-@pytest.fixture(scope="session")
-def private_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+@pytest.fixture(scope="session", params=SHAPES)
+def private_stack(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
     """private mode, no channels, auth none."""
-    stack = start_stack(tmp_path_factory.mktemp("private"), mode="private", admin_uuid=None)
+    stack = start_stack(
+        tmp_path_factory.mktemp("private"),
+        mode="private",
+        admin_uuid=None,
+        shape=Shape.of(request, request.param),
+    )
     yield stack
     stack.stop()
 

@@ -9,18 +9,24 @@ from __future__ import annotations
 
 import base64
 import json
+import re
+import time
 from collections.abc import Iterator
 from email.utils import formatdate
+from itertools import pairwise
 from pathlib import Path
+from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from tests.components import FIXTURES
+from tests.components import FIXTURES, SHAPES, Shape
 from tests.fixture_files import XDC_MD5
 from tests.gateway.conftest import LUKE, PUBLIC_CHANNELS, Stack, load_fixture, start_stack
+from tests.gateway.test_import import FakeImgapi
 from tests.gateway.transcripts import Exchange, Substitutions, parse_examples, replay
 
 EXCHANGES = parse_examples()
@@ -45,9 +51,10 @@ def _incremental_record() -> dict[str, object]:
     return rec
 
 
-@pytest.fixture(scope="module")
-def examples_dc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    stack = start_stack(tmp_path_factory.mktemp("examples-dc"), mode="dc")
+@pytest.fixture(scope="module", params=SHAPES)
+def examples_dc(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    shape = Shape.of(request, request.param)
+    stack = start_stack(tmp_path_factory.mktemp("examples-dc"), mode="dc", shape=shape)
     stack.seed(load_fixture("dc-test-images.json"))
     stack.seed([_incremental_record()])
     yield stack
@@ -85,8 +92,6 @@ def test_examples_dc_sections_1_to_3(examples_dc: Stack) -> None:
         for ex in EXCHANGES:
             if ex.section[:1] not in ("1", "2", "3") and not ex.section.startswith("Ping"):
                 continue
-            if _needs_files(ex) and not examples_dc.blob_available:
-                continue
             if ex.section.startswith("3.12"):
                 # The transcript reuses the image deleted in §2.10: give it a live one.
                 r = c.post(
@@ -114,8 +119,10 @@ def rsa_key() -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
-@pytest.fixture(scope="module")
-def examples_public(tmp_path_factory: pytest.TempPathFactory, rsa_key: rsa.RSAPrivateKey) -> Iterator[Stack]:
+@pytest.fixture(scope="module", params=SHAPES)
+def examples_public(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, rsa_key: rsa.RSAPrivateKey
+) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp("examples-public")
     keys = Path(tmp) / "keys"
     keys.mkdir()
@@ -130,6 +137,7 @@ def examples_public(tmp_path_factory: pytest.TempPathFactory, rsa_key: rsa.RSAPr
         admin_uuid=None,
         auth_type="signature",
         auth_keys_dir=str(keys),
+        shape=Shape.of(request, request.param),
     )
     stack.seed(load_fixture("public-test-images.json"))
     yield stack
@@ -155,3 +163,68 @@ def test_examples_public_section_4(examples_public: Stack, rsa_key: rsa.RSAPriva
             if not ex.section.startswith("4"):
                 continue
             replay(c, ex, subs, sign=lambda h: sign_headers(rsa_key, "trentm", h), learn=_learn)
+
+
+# --- §5: AdminImportRemoteImage and the job resource -------------------------------------------------
+
+EXAMPLE_SOURCE = "https://images.example.org"
+EXAMPLE_JOB = "0b3a3a62-5d2e-4a5f-8e7f-7a4a1c9d2e11"
+_TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
+
+
+def _with_observed_timestamps(expected: Any, got: Any) -> Any:
+    """``expected`` with each timestamp replaced by the one at the same place in ``got``."""
+    if isinstance(expected, dict) and isinstance(got, dict):
+        return {k: _with_observed_timestamps(v, got.get(k)) for k, v in expected.items()}
+    if isinstance(expected, list) and isinstance(got, list) and len(got) == len(expected):
+        return [_with_observed_timestamps(e, g) for e, g in zip(expected, got, strict=True)]
+    if isinstance(expected, str) and _TIMESTAMP.match(expected) and isinstance(got, str):
+        assert _TIMESTAMP.match(got), got
+        return got
+    return expected
+
+
+def test_examples_section_5_import_remote_and_job(tmp_path: Path) -> None:
+    remote = FakeImgapi()
+    stack = start_stack(tmp_path, mode="dc", remote_allowlist=["127.0.0.0/8"], allow_insecure=True)
+    subs = Substitutions(
+        {
+            quote(EXAMPLE_SOURCE, safe=""): quote(remote.url, safe=""),
+            # The job object carries the origins it imports (the ImportRemoteImage job description
+            # lists `origins`; the transcript of an image without origins leaves the empty list out).
+            f'"source": "{EXAMPLE_SOURCE}",\n': f'"source": "{remote.url}",\n    "origins": [],\n',
+            EXAMPLE_SOURCE: remote.url,
+        }
+    )
+
+    def learn(ex: Exchange, r: httpx.Response, s: Substitutions) -> None:
+        s.values[EXAMPLE_JOB] = r.json()["job_uuid"]
+
+    try:
+        with stack.client() as c:
+            section = [ex for ex in EXCHANGES if ex.section.startswith("5")]
+            assert [ex.method for ex in section] == ["POST", "GET"]
+            replay(c, section[0], subs, learn=learn)
+            job_url = "/jobs/" + subs.values[EXAMPLE_JOB]
+            deadline = time.monotonic() + 60
+            while c.get(job_url).json()["execution"] not in ("succeeded", "failed"):
+                assert time.monotonic() < deadline, "the import job did not finish"
+                time.sleep(0.05)
+            # The job: the transcript's text with the instants this run observed.
+            get = section[1]
+            r = c.request(get.method, subs.apply(get.target), headers=get.headers)
+            assert r.status_code == get.status and r.headers["content-type"] == "application/json"
+            job = r.json()
+            expected = _with_observed_timestamps(json.loads(subs.apply(get.response_body)), job)
+            assert job == expected
+            assert r.text == json.dumps(expected, indent=2, ensure_ascii=False)
+            steps = [(st["started_at"], st["finished_at"]) for st in job["chain_results"]]
+            assert job["created_at"] <= steps[0][0]
+            assert all(a <= b for a, b in steps) and all(b <= c for (_, b), (c, _) in pairwise(steps))
+            image = c.get("/images/f3078f0c-a53b-4140-b7af-fbb6308a8e35").json()
+            assert image["state"] == "active" and image["files"][0]["sha1"] == (
+                "f6217f583a64e1b39cea7a8700b96cbb2375bb23"
+            )
+    finally:
+        stack.stop()
+        remote.close()

@@ -80,6 +80,15 @@ def test_list_tags_and_billing_tags(dc: httpx.Client) -> None:
     assert uuids(dc.get(f"/images?billing_tag=y&billing_tag={tag}{q}")) == set()
 
 
+def test_list_empty_tag_value_matches_only_the_empty_string(dc: httpx.Client) -> None:
+    """``tag.KEY=`` matches ``KEY: ""`` only; an image with ``KEY: "db"`` is not returned."""
+    key = f"role{new_uuid()[:8]}"
+    empty = create(dc, name=f"empty-{key}", tags={key: ""})
+    db = create(dc, name=f"db-{key}", tags={key: "db"})
+    assert uuids(dc.get(f"/images?tag.{key}=&state=all")) == {empty["uuid"]}
+    assert uuids(dc.get(f"/images?tag.{key}=db&state=all")) == {db["uuid"]}
+
+
 def test_list_param_errors_in_order(dc: httpx.Client) -> None:
     err(dc.get("/images?limit=abc"), 422, "InvalidParameter", ["state"])
     err(dc.get("/images?limit=-1"), 422, "InvalidParameter", ["state"])

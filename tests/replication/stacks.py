@@ -29,7 +29,6 @@ from imgapi.v1 import (
 
 from blob_service.client import BlobClient
 from blob_service.server import create_server as create_blob_server
-from blob_service.settings import BlobSettings
 from catalog_service.server import create_server as create_catalog_server
 from catalog_service.settings import CatalogSettings
 from imgapi_common import deathsig
@@ -39,6 +38,7 @@ from replication.copier import Destination
 from replication.jobs import JobManager
 from replication.service import ReplicationServicer
 from replication.store import Store
+from tests.components import Shape, blob_settings
 
 VADER = "86055c40-2547-11e2-8a6b-4bb37edc84ba"
 LUKE = "91ba0e64-2547-11e2-a972-df579e5fddb3"
@@ -69,6 +69,18 @@ def wait_for(what: str, fn: Callable[[], T | None], timeout: float = 60.0, inter
     raise AssertionError(f"timed out waiting for {what} (last error: {last!r})")
 
 
+def stop_all(stops: list[Callable[[], object]]) -> None:
+    """Run every stop function (last started first); a failing one fails the teardown, after the rest."""
+    errors: list[Exception] = []
+    for stop in reversed(stops):
+        try:
+            stop()
+        except Exception as e:  # collected: the remaining components must still be stopped
+            errors.append(e)
+    if errors:
+        raise ExceptionGroup("teardown failed", errors)
+
+
 @dataclass
 class DC:
     """One datacenter: catalog + blob services with their own storage."""
@@ -91,9 +103,7 @@ class DC:
         return Destination(self.catalog_target, self.blob_target)
 
     def stop(self) -> None:
-        for stop in reversed(self._stops):
-            with contextlib.suppress(Exception):
-                stop()
+        stop_all(self._stops)
 
     # --- writing images ------------------------------------------------------------------------
 
@@ -202,33 +212,39 @@ class DC:
 
 
 def start_dc(
-    tmp: Path, name: str, *, database_url: str = "", checkpoint_bytes: int = 64 * 1024, admin_uuid: str = SDC
+    tmp: Path,
+    name: str,
+    *,
+    database_url: str = "",
+    checkpoint_bytes: int = 64 * 1024,
+    admin_uuid: str = SDC,
+    shape: Shape | None = None,
+    mode: str = "dc",
+    channels: list[dict[str, Any]] | None = None,
 ) -> DC:
+    """One DC; on the production ``shape`` its catalog is on PostgreSQL and its blobs on S3."""
+    shape = shape or Shape()
     d = tmp / name
     d.mkdir(parents=True, exist_ok=True)
     stops: list[Callable[[], object]] = []
+    if not database_url:
+        database_url, drop_database = shape.database()
+        stops.append(drop_database)
     cat_settings = CatalogSettings(
         bind="127.0.0.1:0",
         database_url=database_url or f"sqlite:///{d}/catalog.db",
         data_dir=d,
-        mode="dc",
-        admin_uuid=admin_uuid,
+        mode=mode,  # type: ignore[arg-type]
+        channels=channels or [],  # type: ignore[arg-type]
+        admin_uuid=admin_uuid if mode == "dc" else None,
         max_workers=16,
     )
     server, port, _h, service = create_catalog_server(cat_settings)
     server.start()
     stops.append(lambda: server.stop(0).wait())
     stops.append(service.engine.dispose)
-    (d / "blobs").mkdir(exist_ok=True)
-    bserver, bport, _bh, bservice = create_blob_server(
-        BlobSettings(
-            bind="127.0.0.1:0",
-            backend="local",
-            data_dir=d / "blobs",
-            fsync=False,
-            checkpoint_bytes=checkpoint_bytes,
-        )
-    )
+    extra = {"checkpoint_bytes": checkpoint_bytes} if shape.s3 is None else {}
+    bserver, bport, _bh, bservice = create_blob_server(blob_settings(d / "blobs", shape.s3, **extra))
     bserver.start()
     stops.append(lambda: bserver.stop(0).wait())
     stops.append(bservice.stop)
@@ -280,9 +296,7 @@ class Replicator:
         return wait_for(what, check, timeout=timeout)
 
     def stop(self) -> None:
-        for stop in reversed(self._stops):
-            with contextlib.suppress(Exception):
-                stop()
+        stop_all(self._stops)
 
 
 def start_replicator(
@@ -291,12 +305,17 @@ def start_replicator(
     name: str = "replicator",
     database_url: str = "",
     source_allowlist: Sequence[str] = LOOPBACK,
+    shape: Shape | None = None,
 ) -> Replicator:
+    """A replication service; on the production ``shape`` its job store is on PostgreSQL."""
     from imgapi_common.grpc_server import build_server
     from replication.service import SERVICE_NAME
 
     d = tmp / name
     d.mkdir(parents=True, exist_ok=True)
+    drop_database: Callable[[], object] = lambda: None  # noqa: E731
+    if not database_url:
+        database_url, drop_database = (shape or Shape()).database()
     store = Store(database_url or f"sqlite:///{d}/replication.db")
     manager = JobManager(store, dest.destination, source_allowlist=Allowlist.parse(list(source_allowlist)))
     server, port, _h = build_server(
@@ -309,6 +328,7 @@ def start_replicator(
     manager.start_all()
     ch = grpc.insecure_channel(f"127.0.0.1:{port}")
     stops: list[Callable[[], object]] = [
+        drop_database,
         store.close,
         manager.stop_all,
         lambda: server.stop(0).wait(),

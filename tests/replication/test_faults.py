@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.components import pg_available
+from tests.components import Shape, pg_database
 from tests.replication.faulty_proxy import FaultyProxy
 from tests.replication.stacks import DC, LUKE, start_dc, start_replicator, wait_for
 
@@ -79,14 +79,9 @@ def test_converges_through_a_link_that_keeps_dropping(tmp_path: Path) -> None:
 
 @pytest.fixture
 def c_database_url() -> Iterator[str]:
-    """DC C's catalog on PostgreSQL when a server is available, else SQLite."""
-    if pg_available() is None:
-        from tests.components import pg_database
-
-        with pg_database() as url:
-            yield url
-    else:
-        yield ""
+    """DC C's catalog on PostgreSQL (the production database; with CI=true its absence fails)."""
+    with pg_database() as url:
+        yield url
 
 
 def test_chain_of_three_datacenters_converges(tmp_path: Path, c_database_url: str) -> None:
@@ -94,7 +89,7 @@ def test_chain_of_three_datacenters_converges(tmp_path: Path, c_database_url: st
     b = start_dc(tmp_path, "b")
     c = start_dc(tmp_path, "c", database_url=c_database_url)
     rb = start_replicator(tmp_path, b, "rep-b")
-    rc = start_replicator(tmp_path, c, "rep-c")
+    rc = start_replicator(tmp_path, c, "rep-c", shape=Shape("production"))  # job store on PostgreSQL
     try:
         uuids: list[str] = []
         for i in range(30):

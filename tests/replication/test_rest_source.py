@@ -11,12 +11,13 @@ from imgapi.v1 import replication_pb2
 from imgapi_common.ssrf import Allowlist
 from replication.copier import import_image_with_origins
 from replication.sources import RestSource
+from tests.components import Shape
 from tests.replication.stacks import LOOPBACK, LUKE, sha1, start_dc, start_gateway, start_replicator, wait_for
 
 
-def test_rest_source_sync_poll_updates_and_deletes(tmp_path: Path) -> None:
-    a = start_dc(tmp_path, "a")
-    b = start_dc(tmp_path, "b")
+def test_rest_source_sync_poll_updates_and_deletes(tmp_path: Path, shape: Shape) -> None:
+    a = start_dc(tmp_path, "a", shape=shape)
+    b = start_dc(tmp_path, "b", shape=shape)
     r = None
     try:
         url = start_gateway(a)
@@ -39,7 +40,7 @@ def test_rest_source_sync_poll_updates_and_deletes(tmp_path: Path) -> None:
         finally:
             src.close()
 
-        r = start_replicator(tmp_path, b)
+        r = start_replicator(tmp_path, b, shape=shape)
         job_id = r.create_job(
             name="rest",
             source_kind=replication_pb2.JobSpec.SOURCE_REST,
@@ -86,7 +87,7 @@ def test_rest_source_sync_poll_updates_and_deletes(tmp_path: Path) -> None:
         assert job.errors == 0 and not job.conflicts
 
         # the machinery of AdminImportRemoteImage: one image with its missing origins, root first
-        c = start_dc(tmp_path, "c")
+        c = start_dc(tmp_path, "c", shape=shape)
         try:
             src, dest = RestSource(url, allowlist=Allowlist.parse(list(LOOPBACK))), c.destination()
             try:

@@ -28,7 +28,7 @@ class BytesStack:
 def bytes_stack(tmp: Path, blob: dict[str, Any], **gateway: Any) -> Iterator[BytesStack]:
     stops: list[Callable[[], None]] = []
     try:
-        catalog_target, _catalog, stop_catalog = _start_catalog(tmp, "dc", [], None)
+        catalog_target, _catalog, stop_catalog = _start_catalog(tmp, "dc", [], None, "")
         stops.append(stop_catalog)
         settings = BlobSettings(**{"bind": "127.0.0.1:0", "data_dir": tmp / "blobs", "fsync": False, **blob})
         server, port, _health, service = create_server(settings)
