@@ -9,6 +9,7 @@ from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from imgapi_common.internal_auth import check_bind, token_field
+from imgapi_common.observability import refuse
 
 MIB = 1024 * 1024
 GIB = 1024 * MIB
@@ -131,4 +132,5 @@ def load_settings() -> BlobSettings:
             f"  IMGAPI_BLOB_{'_'.join(str(p) for p in err['loc']).upper() or '*'}: {err['msg']}"
             for err in e.errors()
         ]
-        raise SystemExit("invalid blob service settings:\n" + "\n".join(lines)) from None
+        refuse("blob", "invalid blob service settings:\n" + "\n".join(lines))
+        raise SystemExit(2) from None

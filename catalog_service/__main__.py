@@ -9,7 +9,7 @@ from pydantic import ValidationError
 from catalog_service.db.engine import make_engine, migrate
 from catalog_service.server import serve_process
 from catalog_service.settings import CatalogSettings
-from imgapi_common.observability import announce, configure_logging
+from imgapi_common.observability import announce, configure_logging, refuse
 from imgapi_common.workers import run_workers
 
 
@@ -17,7 +17,7 @@ def main(argv: list[str]) -> int:
     try:
         settings = CatalogSettings()
     except ValidationError as e:
-        print(f"catalog: invalid configuration (IMGAPI_CATALOG_*):\n{e}", file=sys.stderr)
+        refuse("catalog", f"invalid configuration (IMGAPI_CATALOG_*):\n{e}")
         return 2
     configure_logging("catalog", settings.log_level)
     command = argv[0] if argv else "serve"

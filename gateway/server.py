@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import sys
 
 import uvicorn
 from pydantic import ValidationError
@@ -13,7 +12,7 @@ from gateway.app import create_app
 from gateway.protocol import EdgeLimits, edge_protocol
 from gateway.settings import GatewaySettings
 from imgapi_common.memory import tune_malloc
-from imgapi_common.observability import announce, configure_logging, start_metrics_server
+from imgapi_common.observability import announce, configure_logging, refuse, start_metrics_server
 
 
 def uvicorn_config(settings: GatewaySettings, **overrides: object) -> uvicorn.Config:
@@ -53,7 +52,7 @@ def main() -> None:
     try:
         settings = GatewaySettings()
     except ValidationError as e:
-        print(f"gateway: invalid configuration (IMGAPI_GATEWAY_*):\n{e}", file=sys.stderr)
+        refuse("gateway", f"invalid configuration (IMGAPI_GATEWAY_*):\n{e}")
         raise SystemExit(2) from e
     configure_logging("gateway", settings.log_level)
     announce(f"gateway listening on http://{settings.host}:{settings.port}")

@@ -153,6 +153,15 @@ def announce(msg: str, **fields: Any) -> None:
         print(json_line(_service or "imgapi", "info", msg, fields), flush=True)
 
 
+def refuse(service: str, msg: str) -> None:
+    """Why a service will not start, on stderr in the process's log format (a person at a terminal
+    reads plain text; a supervisor or log shipper gets one JSON line at level ``error``)."""
+    if is_terminal(sys.stderr):
+        print(f"{service}: {msg}", file=sys.stderr, flush=True)
+    else:
+        print(json_line(service, "error", msg), file=sys.stderr, flush=True)
+
+
 class _OwnMetrics:
     """The default registry seen through a filter: only the metric families of one service."""
 

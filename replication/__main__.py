@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from imgapi_common.grpc_server import run_until_signal
 from imgapi_common.memory import tune_malloc
-from imgapi_common.observability import announce, configure_logging, start_metrics_server
+from imgapi_common.observability import announce, configure_logging, refuse, start_metrics_server
 from replication.settings import ReplicationSettings
 
 
@@ -20,7 +20,7 @@ def main(argv: list[str]) -> int:
     try:
         settings = ReplicationSettings()
     except ValidationError as e:
-        print(f"replication: invalid configuration (IMGAPI_REPLICATION_*):\n{e}", file=sys.stderr)
+        refuse("replication", f"invalid configuration (IMGAPI_REPLICATION_*):\n{e}")
         return 2
     if argv and argv[0] != "serve":
         print("usage: python -m replication [serve]", file=sys.stderr)

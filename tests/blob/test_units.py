@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import pytest
@@ -63,7 +64,9 @@ def test_ids() -> None:
             checked_id(bad)
 
 
-def test_settings_validation(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_settings_validation(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert BlobSettings().bind == "127.0.0.1:8502"
     assert BlobSettings().max_blob_size == 21474836480
     with pytest.raises(ValueError, match="IMGAPI_BLOB_S3_ENDPOINT"):
@@ -83,7 +86,10 @@ def test_settings_validation(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
     monkeypatch.setenv("IMGAPI_BLOB_CHECKPOINT_BYTES", "12")
     with pytest.raises(SystemExit) as e:
         load_settings()
-    assert "IMGAPI_BLOB_BACKEND" in str(e.value) and "IMGAPI_BLOB_CHECKPOINT_BYTES" in str(e.value)
+    assert e.value.code == 2
+    line = json.loads(capsys.readouterr().err)  # not a terminal: one JSON log line
+    assert line["level"] == "error" and line["service"] == "blob"
+    assert "IMGAPI_BLOB_BACKEND" in line["msg"] and "IMGAPI_BLOB_CHECKPOINT_BYTES" in line["msg"]
 
 
 def test_rechunk_and_retention() -> None:

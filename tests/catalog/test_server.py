@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -67,5 +68,7 @@ def test_bad_configuration_is_refused_with_a_clear_message(tmp_path: Path) -> No
         timeout=60,
     )
     assert proc.returncode == 2
-    assert "invalid configuration (IMGAPI_CATALOG_*)" in proc.stderr
-    assert "mode" in proc.stderr and "admin_uuid" in proc.stderr
+    line = json.loads(proc.stderr)  # not a terminal: one JSON log line, like every other line
+    assert line["level"] == "error" and line["service"] == "catalog"
+    assert "invalid configuration (IMGAPI_CATALOG_*)" in line["msg"]
+    assert "mode" in line["msg"] and "admin_uuid" in line["msg"]
