@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from tests.components import FIXTURES, SHAPES, Shape
-from tests.fixture_files import XDC_MD5
+from tests.fixture_files import XDC_MD5, XDC_SHA1
 from tests.gateway.conftest import LUKE, PUBLIC_CHANNELS, Stack, load_fixture, start_stack
 from tests.gateway.test_import import FakeImgapi
 from tests.gateway.transcripts import Exchange, Substitutions, parse_examples, replay
@@ -222,9 +222,7 @@ def test_examples_section_5_import_remote_and_job(tmp_path: Path) -> None:
             assert job["created_at"] <= steps[0][0]
             assert all(a <= b for a, b in steps) and all(b <= c for (_, b), (c, _) in pairwise(steps))
             image = c.get("/images/f3078f0c-a53b-4140-b7af-fbb6308a8e35").json()
-            assert image["state"] == "active" and image["files"][0]["sha1"] == (
-                "f6217f583a64e1b39cea7a8700b96cbb2375bb23"
-            )
+            assert image["state"] == "active" and image["files"][0]["sha1"] == XDC_SHA1
     finally:
         stack.stop()
         remote.close()
