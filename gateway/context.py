@@ -19,6 +19,7 @@ from typing import Any
 from imgapi.v1 import catalog_pb2, common_pb2
 from starlette.requests import Request
 
+from gateway.auth import KeyStore
 from gateway.body import ABSENT_BODY, JsonBody, parse_json_body, read_limited
 from gateway.clients import Clients
 from gateway.conditional import preconditions_from
@@ -46,8 +47,8 @@ class AppState:
     clients: Clients
     #: The catalog's configuration (mode, channels, admin uuid, storage names), cached at start-up.
     config: catalog_pb2.ServerConfig
-    #: HTTP Signature key store (gateway.auth.KeyStore), None with ``auth_type=none``.
-    keys: Any = None
+    #: HTTP Signature key store, None with ``auth_type=none``.
+    keys: KeyStore | None = None
     host_name: str = field(default_factory=socket.gethostname)
     #: The emulated Workflow API jobs of this process (AdminImportRemoteImage, ImportFromDatacenter).
     jobs: JobRegistry = field(default_factory=JobRegistry)

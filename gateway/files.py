@@ -11,7 +11,6 @@ import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator
-from typing import Any
 
 import grpc
 from grpc import aio
@@ -319,7 +318,7 @@ def _requested_range(ctx: RequestContext, size: int, etag: str, last_modified: s
     return rng if if_range_matches(if_range, etag, last_modified) else None
 
 
-def _not_modified(blob: Any) -> Response:
+def _not_modified(blob: image_pb2.ImageFile | image_pb2.ImageIcon | None) -> Response:
     """304 with the validators the 200 would carry (``Etag`` = the file/icon SHA-1, ``Last-Modified``)."""
     return empty_response(304, validators(blob.sha1, blob.mtime) if blob is not None else {})
 

@@ -9,15 +9,9 @@ from typing import Any
 
 from starlette.responses import Response
 
-from gateway.context import AppState, RequestContext
-from gateway.job_registry import JobRegistry
+from gateway.context import RequestContext
 from gateway.responses import json_response
 from imgapi_common.errors import ImgapiError
-
-
-def registry(app: AppState) -> JobRegistry:
-    """The app's job registry (closed by the app at shutdown)."""
-    return app.jobs
 
 
 def workflow_url(ctx: RequestContext) -> str:
@@ -36,7 +30,7 @@ def workflow_url(ctx: RequestContext) -> str:
 async def get_job(ctx: RequestContext) -> Response:
     """``GET /jobs/:job_uuid`` (emulated WFAPI)."""
     job_uuid = ctx.params.get("job_uuid", "")
-    job = registry(ctx.app).get(job_uuid)
+    job = ctx.app.jobs.get(job_uuid)
     if job is None:
         raise ImgapiError("ResourceNotFound", f"job {job_uuid} not found")
     return json_response(job.as_json())
@@ -46,5 +40,5 @@ async def list_image_jobs(
     ctx: RequestContext, image_uuid: str, task: str | None, execution: str | None
 ) -> list[dict[str, Any]]:
     """ListImageJobs data (§2.25): the image's jobs filtered by ``task`` / ``execution``."""
-    jobs = registry(ctx.app).list_for_image(image_uuid, task, execution)
+    jobs = ctx.app.jobs.list_for_image(image_uuid, task, execution)
     return [j.as_json() for j in sorted(jobs, key=lambda j: j.created_at)]

@@ -29,7 +29,7 @@ from starlette.responses import Response
 from gateway.context import RequestContext, is_uuid
 from gateway.fetch import Allowlist, FetchBlocked, FetchError, FetchPolicy, FetchTooLarge, SafeFetcher
 from gateway.job_registry import Step
-from gateway.jobs import registry, workflow_url
+from gateway.jobs import workflow_url
 from gateway.responses import image_response, json_response
 from gateway.settings import GatewaySettings
 from gateway.uploads import KIND_FILE, CallScope, EndChecks, FileMeta, delete_blobs, prepare, store_file_from
@@ -660,7 +660,7 @@ async def start_import_job(
         "skip_owner_check": skip,
         "target": f"/import-remote-{uuid}",
     }
-    job = registry(ctx.app).submit(TASK, params, chain, onerror)
+    job = ctx.app.jobs.submit(TASK, params, chain, onerror)
     return json_response(
         {"image_uuid": uuid, "job_uuid": job.uuid}, headers={"workflow-api": workflow_url(ctx)}
     )
