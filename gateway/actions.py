@@ -8,51 +8,29 @@ Each catalog action RPC performs load, owner and cond itself, in that order.
 
 from __future__ import annotations
 
-import importlib
 import posixpath
 from collections.abc import Awaitable, Callable
 
 from imgapi.v1 import catalog_pb2, common_pb2
 from starlette.responses import Response
 
+from gateway import remote_import
 from gateway.context import RequestContext
 from gateway.images import check_owner, invalid_action, load_image, operator_only
 from gateway.responses import image_response
 from imgapi_common.errors import FieldError, ImgapiError, invalid_parameter, validation_failed
 
-# --- hooks provided by gateway/remote_import.py (files engineer) -----------------------------------
-#: ``async def <name>(ctx: RequestContext) -> Response`` each, owning every check of its section.
-REMOTE_IMPORT_HOOKS = {
-    "import-remote": "import_remote",  # §2.7 AdminImportRemoteImage
-    "import-source": "import_from_source",  # §2.6 AdminImportImage with ?source=
-    "import-from-datacenter": "import_from_datacenter",  # §2.8 ImportFromDatacenter
-}
-
-
-def _remote_import_hook(key: str) -> Callable[[RequestContext], Awaitable[Response]]:
-    name = REMOTE_IMPORT_HOOKS[key]
-    try:
-        module = importlib.import_module("gateway.remote_import")
-        hook: Callable[[RequestContext], Awaitable[Response]] = getattr(module, name)
-    except (ImportError, AttributeError):
-
-        async def missing(ctx: RequestContext) -> Response:
-            raise ImgapiError("InternalError", f"gateway.remote_import:{name} is not available in this build")
-
-        return missing
-    return hook
-
 
 async def image_action(ctx: RequestContext) -> Response:
     action = ctx.query.get("action")
     if action == "import-remote":
-        return await _remote_import_hook("import-remote")(ctx)
+        return await remote_import.import_remote(ctx)  # §2.7 AdminImportRemoteImage
     if action == "import":
         if ctx.query.get("source") is not None:
-            return await _remote_import_hook("import-source")(ctx)
+            return await remote_import.import_from_source(ctx)  # §2.6 with ?source=
         return await admin_import_image(ctx)
     if action == "import-from-datacenter":
-        return await _remote_import_hook("import-from-datacenter")(ctx)
+        return await remote_import.import_from_datacenter(ctx)  # §2.8 ImportFromDatacenter
     if action == "change-stor":
         return await change_stor(ctx)
     if action == "export":

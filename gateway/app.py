@@ -31,6 +31,7 @@ from gateway.body import CLOSE_SCOPE_KEY
 from gateway.clients import create_clients
 from gateway.context import AppState, RequestContext, is_uuid, request_id_from
 from gateway.errors import MethodNotAllowed, render
+from gateway.openapi import build_document
 from gateway.query import Query
 from gateway.responses import common_headers
 from gateway.routes import Mounted, match_path, mount
@@ -143,7 +144,7 @@ class Dispatcher:
             ctx.remote_user = authenticate(request, op.auth, state.settings, state.keys)
         if op.body:
             await ctx.read_json_body()
-        return await mounted.handlers[op.handler](ctx)
+        return await op.handler(ctx)
 
     @staticmethod
     def _check_uuid(ctx: RequestContext) -> None:
@@ -206,7 +207,9 @@ def create_app(settings: GatewaySettings) -> Starlette:
         )
         state = AppState(settings=settings, clients=clients, config=config, keys=keys)
         app.state.imgapi = state
-        app.state.mounted = mount(config, settings)
+        mounted = mount(config, settings)
+        app.state.mounted = mounted
+        state.openapi_document = build_document(mounted.routes)
         reloader: asyncio.Task[None] | None = None
         if keys is not None and settings.auth_keys_reload_seconds > 0:
             reloader = asyncio.create_task(_reload_periodically(keys, settings.auth_keys_reload_seconds))
@@ -216,11 +219,8 @@ def create_app(settings: GatewaySettings) -> Starlette:
             for task in (reloader, balancer):
                 if task is not None:
                     task.cancel()
-            for ext in list(state.extensions.values()):
-                close = getattr(ext, "aclose", None)
-                if close is not None:
-                    with contextlib.suppress(Exception):
-                        await close()
+            with contextlib.suppress(Exception):
+                await state.jobs.aclose()
             await clients.close()
 
     app = Starlette(lifespan=lifespan)

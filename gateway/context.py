@@ -19,8 +19,11 @@ from typing import Any
 from imgapi.v1 import catalog_pb2, common_pb2
 from starlette.requests import Request
 
+from gateway.auth import KeyStore
 from gateway.body import ABSENT_BODY, JsonBody, parse_json_body, read_limited
 from gateway.clients import Clients
+from gateway.conditional import preconditions_from
+from gateway.job_registry import JobRegistry
 from gateway.query import Query
 from gateway.settings import GatewaySettings
 from gateway.versions import Negotiated
@@ -44,11 +47,13 @@ class AppState:
     clients: Clients
     #: The catalog's configuration (mode, channels, admin uuid, storage names), cached at start-up.
     config: catalog_pb2.ServerConfig
-    #: HTTP Signature key store (gateway.auth.KeyStore), None with ``auth_type=none``.
-    keys: Any = None
+    #: HTTP Signature key store, None with ``auth_type=none``.
+    keys: KeyStore | None = None
     host_name: str = field(default_factory=socket.gethostname)
-    #: Singletons of feature modules (e.g. the job registry of gateway.jobs), keyed by module name.
-    extensions: dict[str, Any] = field(default_factory=dict)
+    #: The emulated Workflow API jobs of this process (AdminImportRemoteImage, ImportFromDatacenter).
+    jobs: JobRegistry = field(default_factory=JobRegistry)
+    #: The OpenAPI document of the mounted routes (``GET /openapi.json``), built at start-up.
+    openapi_document: dict[str, Any] = field(default_factory=dict)
 
     @property
     def mode(self) -> str:
@@ -141,14 +146,7 @@ class RequestContext:
     def preconditions(
         self, subject: common_pb2.Preconditions.Subject.ValueType = common_pb2.Preconditions.SUBJECT_IMAGE
     ) -> common_pb2.Preconditions:
-        h = self.request.headers
-        return common_pb2.Preconditions(
-            if_match=h.get("if-match", ""),
-            if_none_match=h.get("if-none-match", ""),
-            if_modified_since=h.get("if-modified-since", ""),
-            if_unmodified_since=h.get("if-unmodified-since", ""),
-            subject=subject,
-        )
+        return preconditions_from(self.request.headers, subject)
 
     async def check_channel(self, write: bool) -> None:
         """Step **chan** on its own (the catalog also checks it on every call): 422 on a bad channel."""

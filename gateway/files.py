@@ -1,9 +1,7 @@
 """Image files and icons over REST (endpoints.md §2.9, §2.12-2.15), streamed through the blob service.
 
-Uploads: the catalog runs the pre-body checks (``PrepareImageUpload``), the body streams into a blob
-upload in 1 MiB chunks while it arrives (the blob service computes size and digests), the
-end-of-body checks run in spec order, then the catalog attaches the verified blob and names the
-blobs no image references any more. Downloads stream ``ReadBlob`` back, with ``Content-MD5`` and,
+Uploads go through :mod:`gateway.uploads` (the catalog's pre-body checks, the body into a blob
+upload, the end-of-body checks, the attach). Downloads stream ``ReadBlob`` back, with ``Content-MD5`` and,
 beyond the original, single-range ``Range`` requests (206 / 416).
 """
 
@@ -12,12 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import format_datetime, parsedate_to_datetime
-from typing import Any
+from collections.abc import AsyncIterator
 
 import grpc
 from grpc import aio
@@ -25,366 +18,30 @@ from imgapi.v1 import blob_pb2, catalog_pb2, common_pb2, image_pb2
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response, StreamingResponse
 
-from blob_service.client import WRITE_CHUNKS
-from blob_service.wire import encode_write_chunk
+from gateway import remote_import
 from gateway.clients import Clients
+from gateway.conditional import http_date_of, if_range_matches, validators
 from gateway.context import RequestContext
+from gateway.http_ranges import ByteRange, MalformedRange, RangeNotSatisfiable, parse_range
 from gateway.responses import empty_response, image_response, json_response
-from imgapi_common.errors import ImgapiError, error_reason, from_rpc_error
+from gateway.uploads import (
+    KIND_FILE,
+    KIND_ICON,
+    CallScope,
+    EndChecks,
+    FileMeta,
+    abort_upload,
+    blob_error,
+    delete_blobs,
+    prepare,
+    start_upload,
+    store_file_from,
+    verify_and_commit,
+    write_chunks,
+)
+from imgapi_common.errors import ImgapiError
 
 log = logging.getLogger("gateway.files")
-
-CHUNK = 1 << 20
-KIND_FILE = catalog_pb2.PrepareImageUploadRequest.KIND_FILE
-KIND_ICON = catalog_pb2.PrepareImageUploadRequest.KIND_ICON
-
-
-# --- calling the services outside a request (jobs) or inside one ---------------------------------
-
-
-@dataclass(frozen=True)
-class CallScope:
-    """What every catalog/blob call of a file operation needs: stubs, caller, view, metadata."""
-
-    clients: Clients
-    caller: common_pb2.CallerContext
-    view: common_pb2.ImageView
-    metadata: tuple[tuple[str, str], ...] = ()
-
-    @classmethod
-    def of(cls, ctx: RequestContext) -> CallScope:
-        return cls(ctx.clients, ctx.caller(), ctx.view, ctx.metadata)
-
-    @property
-    def rpc(self) -> dict[str, Any]:
-        return {"timeout": self.clients.timeout, "metadata": self.metadata}
-
-    @property
-    def transfer(self) -> dict[str, Any]:
-        return {"timeout": self.clients.transfer_timeout, "metadata": self.metadata}
-
-
-def blob_error(exc: grpc.RpcError, *, too_big: ImgapiError | None = None) -> ImgapiError:
-    """A blob-service failure as an IMGAPI error (errors.md: StorageIsDown 503, else 500; a full
-    backend 507, all upload streams taken 503)."""
-    reason, meta = error_reason(exc)
-    if reason == "SizeExceeded" and too_big is not None:
-        return too_big
-    if reason == "InsufficientStorage":
-        return ImgapiError("InsufficientStorage", "insufficient storage: the image store is full")
-    if reason == "TooManyUploads":
-        return ImgapiError("ServiceUnavailableError", "too many uploads in progress, retry later")
-    code = exc.code() if hasattr(exc, "code") else None
-    if reason == "StorageIsDown" or code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-        return ImgapiError("StorageIsDown", "storage is unavailable")
-    if reason is None:
-        return from_rpc_error(exc)
-    return ImgapiError("InternalError", f"storage error: {reason} {meta.get('message', '')}".strip())
-
-
-async def delete_blobs(
-    clients: Clients, blob_ids: list[str] | tuple[str, ...], metadata: tuple[tuple[str, str], ...] = ()
-) -> None:
-    """Best effort: a leftover blob is harmless garbage, never a dangling reference."""
-    for blob_id in blob_ids:
-        if not blob_id:
-            continue
-        try:
-            await clients.blob.DeleteBlob(
-                blob_pb2.DeleteBlobRequest(blob_id=blob_id), timeout=clients.timeout, metadata=metadata
-            )
-        except grpc.RpcError as e:
-            log.warning("could not delete blob %s: %s", blob_id, e)
-
-
-async def abort_upload(clients: Clients, upload_id: str) -> None:
-    try:
-        await clients.blob.AbortUpload(
-            blob_pb2.AbortUploadRequest(upload_id=upload_id), timeout=clients.timeout
-        )
-    except grpc.RpcError as e:
-        log.debug("abort of upload %s: %s", upload_id, e)
-
-
-# --- writing bytes into a blob upload ------------------------------------------------------------
-
-
-#: A partly filled chunk waiting this long is sent anyway when more bytes arrive, so that a slow
-#: but live client keeps the blob service's upload stream active (it cuts idle streams).
-FLUSH_SECONDS = 5.0
-
-
-async def rechunk(
-    source: AsyncIterator[bytes], size: int = CHUNK, flush_seconds: float = FLUSH_SECONDS
-) -> AsyncIterator[memoryview]:
-    """Re-cut a byte stream into ``size``-byte pieces (the last may be shorter), copying once.
-
-    The pieces (uvicorn hands over ~64 KiB) are copied into one reused buffer; each yielded view of
-    it is valid only until the next piece is requested, so the consumer must copy it right away.
-    A partial piece is yielded early once bytes have waited in it for ``flush_seconds``.
-    """
-    buf = bytearray(size)
-    view = memoryview(buf)
-    have = 0
-    since = time.monotonic()
-    async for piece in source:
-        data = memoryview(piece)
-        while len(data):
-            n = min(size - have, len(data))
-            view[have : have + n] = data[:n]
-            have += n
-            data = data[n:]
-            if have == size:
-                yield view
-                have = 0
-                since = time.monotonic()
-        if have and time.monotonic() - since >= flush_seconds:
-            yield view[:have]
-            have = 0
-            since = time.monotonic()
-    if have:
-        yield view[:have]
-
-
-@dataclass
-class WriteOutcome:
-    """Result of streaming a source into an upload."""
-
-    committed_offset: int
-    #: The source failed (client disconnect, remote error) after the bytes before it were kept.
-    source_error: BaseException | None = None
-
-
-async def write_chunks(
-    clients: Clients,
-    upload_id: str,
-    offset: int,
-    source: AsyncIterator[bytes],
-    *,
-    too_big: ImgapiError | None = None,
-    metadata: tuple[tuple[str, str], ...] = (),
-) -> WriteOutcome:
-    """Stream ``source`` (re-chunked to 1 MiB) into an upload starting at ``offset``.
-
-    A failing source ends the gRPC stream normally, so the blob service keeps what it received
-    (tus resumes from there); the failure is returned in :attr:`WriteOutcome.source_error`.
-    """
-    failure: list[BaseException] = []
-
-    async def requests() -> AsyncIterator[bytes]:
-        # Encoded by hand: the chunk is copied once from the rechunk buffer into the request.
-        first = True
-        try:
-            async for data in rechunk(source):
-                if first:
-                    yield encode_write_chunk(data, upload_id=upload_id, offset=offset)
-                    first = False
-                else:
-                    yield encode_write_chunk(data)
-        except Exception as e:  # ClientDisconnect, FetchError, ...
-            failure.append(e)
-        if first:  # nothing to write: still name the upload so the call is well-formed
-            yield encode_write_chunk(b"", upload_id=upload_id, offset=offset)
-
-    write = clients.blob_channel.stream_unary(
-        WRITE_CHUNKS, request_serializer=None, response_deserializer=blob_pb2.UploadStatus.FromString
-    )
-    try:
-        status = await write(requests(), timeout=clients.transfer_timeout, metadata=metadata)
-    except grpc.RpcError as e:
-        if failure:
-            return WriteOutcome(await current_offset(clients, upload_id, offset), failure[0])
-        if e.code() == grpc.StatusCode.CANCELLED:  # the blob service cut a stream that went idle
-            raise ImgapiError("RequestTimeoutError", "the upload made no progress and was cut") from None
-        raise blob_error(e, too_big=too_big) from None
-    return WriteOutcome(status.committed_offset, failure[0] if failure else None)
-
-
-async def current_offset(clients: Clients, upload_id: str, default: int) -> int:
-    try:
-        st = await clients.blob.GetUpload(
-            blob_pb2.GetUploadRequest(upload_id=upload_id), timeout=clients.timeout
-        )
-        return int(st.committed_offset)
-    except grpc.RpcError:
-        return default
-
-
-async def start_upload(
-    clients: Clients,
-    *,
-    max_size: int,
-    label: str,
-    expected_size: int = 0,
-    metadata: tuple[tuple[str, str], ...] = (),
-) -> str:
-    try:
-        st = await clients.blob.StartUpload(
-            blob_pb2.StartUploadRequest(max_size=max_size, label=label, expected_size=expected_size),
-            timeout=clients.timeout,
-            metadata=metadata,
-        )
-    except grpc.RpcError as e:
-        raise blob_error(e) from None
-    return str(st.upload_id)
-
-
-async def commit_upload(
-    clients: Clients, upload_id: str, metadata: tuple[tuple[str, str], ...] = ()
-) -> blob_pb2.BlobInfo:
-    try:
-        return await clients.blob.CommitUpload(
-            blob_pb2.CommitUploadRequest(upload_id=upload_id),
-            timeout=clients.transfer_timeout,
-            metadata=metadata,
-        )
-    except grpc.RpcError as e:
-        raise blob_error(e) from None
-
-
-# --- end-of-body checks and attachment ------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class EndChecks:
-    """The end-of-body checks of one upload flavour, in spec order."""
-
-    code: str  # "Download" for files, "Upload" for icons
-    max_size: int
-    #: Length the body must have (Content-Length header / remote manifest size), None = unchecked.
-    expected_length: int | None = None
-    length_label: str = '"Content-Length" header'
-    sha1: str | None = None
-    sha1_label: str = '"sha1" hash'
-
-    def before_commit(self, size: int) -> None:
-        if size == 0:
-            what = "image file" if self.code == "Download" else "icon"
-            raise ImgapiError(self.code, f"{what} size is 0 bytes, empty files are not allowed")
-        if size > self.max_size:
-            raise ImgapiError(self.code, f"upload size, {size}, exceeds the maximum, {self.max_size}")
-        if self.expected_length is not None and self.expected_length != size:
-            raise ImgapiError(
-                self.code,
-                f"{self.length_label}, {self.expected_length}, does not match uploaded size, {size}",
-            )
-
-    def after_commit(self, info: blob_pb2.BlobInfo) -> None:
-        if self.sha1 is not None and self.sha1 != info.digests.sha1:
-            raise ImgapiError(
-                self.code,
-                f"{self.sha1_label}, {self.sha1}, does not match the uploaded file sha1 hash, "
-                f"{info.digests.sha1}",
-            )
-
-
-async def verify_and_commit(
-    clients: Clients,
-    upload_id: str,
-    size: int,
-    checks: EndChecks,
-    metadata: tuple[tuple[str, str], ...] = (),
-) -> blob_pb2.BlobInfo:
-    """Run the end checks around CommitUpload; nothing is left behind when one fails."""
-    try:
-        checks.before_commit(size)
-    except ImgapiError:
-        await abort_upload(clients, upload_id)
-        raise
-    info = await commit_upload(clients, upload_id, metadata)
-    try:
-        checks.after_commit(info)
-    except ImgapiError:
-        await delete_blobs(clients, [info.blob_id])
-        raise
-    return info
-
-
-@dataclass(frozen=True)
-class FileMeta:
-    compression: str
-    stor: str
-    dataset_guid: str | None = None
-
-
-async def attach_file(
-    scope: CallScope, uuid: str, info: blob_pb2.BlobInfo, meta: FileMeta
-) -> catalog_pb2.ImageResponse:
-    """AttachImageFile, then drop the blobs nothing references any more."""
-    f = image_pb2.ImageFile(
-        sha1=info.digests.sha1,
-        size=info.size,
-        compression=meta.compression,
-        stor=meta.stor or info.stor,
-        content_md5=info.content_md5,
-        blob_id=info.blob_id,
-    )
-    if meta.dataset_guid is not None:
-        f.dataset_guid = meta.dataset_guid
-    try:
-        res: catalog_pb2.ImageResponse = await scope.clients.catalog.AttachImageFile(
-            catalog_pb2.AttachImageFileRequest(caller=scope.caller, view=scope.view, uuid=uuid, file=f),
-            **scope.rpc,
-        )
-    except BaseException:
-        await delete_blobs(scope.clients, [info.blob_id], scope.metadata)
-        raise
-    await delete_blobs(scope.clients, list(res.orphaned_blob_ids), scope.metadata)
-    return res
-
-
-async def prepare(
-    scope: CallScope,
-    uuid: str,
-    kind: catalog_pb2.PrepareImageUploadRequest.Kind.ValueType,
-    *,
-    compression: str = "",
-    storage: str = "",
-    content_type: str = "",
-    content_length: str = "",
-) -> catalog_pb2.PrepareImageUploadResponse:
-    res: catalog_pb2.PrepareImageUploadResponse = await scope.clients.catalog.PrepareImageUpload(
-        catalog_pb2.PrepareImageUploadRequest(
-            caller=scope.caller,
-            uuid=uuid,
-            kind=kind,
-            compression=compression,
-            storage=storage,
-            content_type=content_type,
-            content_length=content_length,
-        ),
-        **scope.rpc,
-    )
-    return res
-
-
-async def store_file_from(
-    scope: CallScope,
-    uuid: str,
-    source: AsyncIterator[bytes],
-    *,
-    max_size: int,
-    checks: EndChecks,
-    meta: FileMeta,
-    too_big_code: str = "Upload",
-    on_source_error: Callable[[BaseException], ImgapiError] | None = None,
-) -> catalog_pb2.ImageResponse:
-    """Stream ``source`` into a new blob, verify it, attach it as the image file."""
-    clients = scope.clients
-    upload_id = await start_upload(clients, max_size=max_size, label=f"file:{uuid}", metadata=scope.metadata)
-    too_big = ImgapiError(too_big_code, f"file size exceeds the maximum, {max_size} bytes")
-    try:
-        out = await write_chunks(clients, upload_id, 0, source, too_big=too_big, metadata=scope.metadata)
-    except BaseException:
-        await abort_upload(clients, upload_id)
-        raise
-    if out.source_error is not None:
-        await abort_upload(clients, upload_id)
-        if on_source_error is not None:
-            raise on_source_error(out.source_error)
-        raise out.source_error
-    info = await verify_and_commit(clients, upload_id, out.committed_offset, checks, scope.metadata)
-    return await attach_file(scope, uuid, info, meta)
 
 
 def _content_length(ctx: RequestContext) -> tuple[str, int | None]:
@@ -419,9 +76,7 @@ async def request_body(ctx: RequestContext) -> AsyncIterator[bytes]:
 async def add_image_file(ctx: RequestContext) -> Response:
     """``PUT /images/:uuid/file`` (§2.9); ``?source=`` switches to §2.10."""
     if ctx.query.get("source"):
-        from gateway.remote_import import add_image_file_from_source
-
-        return await add_image_file_from_source(ctx)
+        return await remote_import.add_image_file_from_source(ctx)
     scope = CallScope.of(ctx)
     raw_len, length = _content_length(ctx)
     prep = await prepare(
@@ -521,68 +176,6 @@ async def delete_image_icon(ctx: RequestContext) -> Response:
 
 
 # --- downloads ------------------------------------------------------------------------------------
-
-
-def http_date_of(iso: str) -> str:
-    """``Last-Modified`` from a stored ISO-8601 time ("" when it does not parse)."""
-    if not iso:
-        return ""
-    try:
-        dt = datetime.fromisoformat(iso.replace("Z", "+00:00"))
-    except ValueError:
-        return ""
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return format_datetime(dt.astimezone(UTC), usegmt=True)
-
-
-_RANGE_SPEC = re.compile(r"^\s*(\d*)\s*-\s*(\d*)\s*$")
-
-#: parse_range result for a syntactically valid but unsatisfiable range.
-UNSATISFIABLE = (-1, -1)
-
-
-def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
-    """A single ``bytes=`` range as (first, last) inclusive; None to ignore the header (serve 200);
-    :data:`UNSATISFIABLE` for 416. Multiple ranges are ignored (a server may always send 200)."""
-    if not header:
-        return None
-    unit, sep, spec = header.partition("=")
-    if not sep or unit.strip().lower() != "bytes" or "," in spec:
-        return None
-    m = _RANGE_SPEC.match(spec)
-    if m is None:
-        return None
-    first_s, last_s = m.groups()
-    if not first_s and not last_s:
-        return None
-    if not first_s:  # suffix: the last N bytes
-        n = int(last_s)
-        if n == 0 or size == 0:
-            return UNSATISFIABLE
-        return max(0, size - n), size - 1
-    first = int(first_s)
-    last = int(last_s) if last_s else size - 1
-    if last_s and last < first:
-        return None  # invalid spec: ignore the header
-    if first >= size:
-        return UNSATISFIABLE
-    return first, min(last, size - 1)
-
-
-def if_range_matches(if_range: str | None, etag: str, last_modified: str) -> bool:
-    """RFC 9110 §13.1.5: a strong ETag or the exact Last-Modified date must match."""
-    if if_range is None:
-        return True
-    v = if_range.strip()
-    if v.startswith("W/"):
-        return False
-    if v.startswith('"') or not re.match(r"^[A-Za-z]{3},", v):
-        return v.strip('"') == etag
-    try:
-        return bool(last_modified) and parsedate_to_datetime(v) == parsedate_to_datetime(last_modified)
-    except (TypeError, ValueError):
-        return False
 
 
 #: ReadBlob with undecoded responses: the bytes of each message are served as a memoryview into
@@ -688,19 +281,16 @@ async def get_image_file(ctx: RequestContext) -> Response:
     headers = {"Etag": f.sha1, "Accept-Ranges": "bytes"}
     if last_modified:
         headers["Last-Modified"] = last_modified
-    rng = parse_range(ctx.request.headers.get("range"), f.size)
-    if rng is not None and not if_range_matches(ctx.request.headers.get("if-range"), f.sha1, last_modified):
-        rng = None
-    if rng == UNSATISFIABLE:
-        headers["Content-Range"] = f"bytes */{f.size}"
-        body = {"code": "RequestedRangeNotSatisfiable", "message": f"range not satisfiable for size {f.size}"}
+    try:
+        rng = _requested_range(ctx, f.size, f.sha1, last_modified)
+    except RangeNotSatisfiable as e:
+        headers["Content-Range"] = e.content_range
+        body = {"code": "RequestedRangeNotSatisfiable", "message": str(e)}
         return json_response(body, status=416, headers=headers)
     if rng is not None:
-        first_b, last_b = rng
-        length = last_b - first_b + 1
-        data, call = await _open_blob(ctx.clients, f.blob_id, first_b, length, ctx.metadata)
-        headers["Content-Range"] = f"bytes {first_b}-{last_b}/{f.size}"
-        headers["Content-Length"] = str(length)
+        data, call = await _open_blob(ctx.clients, f.blob_id, rng.first, rng.length, ctx.metadata)
+        headers["Content-Range"] = rng.content_range
+        headers["Content-Length"] = str(rng.length)
         return StreamingResponse(
             _stream(data, call), status_code=206, headers=headers, media_type="application/octet-stream"
         )
@@ -710,15 +300,27 @@ async def get_image_file(ctx: RequestContext) -> Response:
     return StreamingResponse(_stream(data, call), headers=headers, media_type="application/octet-stream")
 
 
-def _not_modified(blob: Any) -> Response:
+def _requested_range(ctx: RequestContext, size: int, etag: str, last_modified: str) -> ByteRange | None:
+    """The range to serve (206); None serves the whole file (no ``Range``, a malformed one, or an
+    ``If-Range`` that does not match). Raises :class:`RangeNotSatisfiable` (416)."""
+    header = ctx.request.headers.get("range")
+    if not header:
+        return None
+    if_range = ctx.request.headers.get("if-range")
+    try:
+        rng = parse_range(header, size)
+    except MalformedRange:
+        return None
+    except RangeNotSatisfiable:
+        if if_range_matches(if_range, etag, last_modified):
+            raise
+        return None
+    return rng if if_range_matches(if_range, etag, last_modified) else None
+
+
+def _not_modified(blob: image_pb2.ImageFile | image_pb2.ImageIcon | None) -> Response:
     """304 with the validators the 200 would carry (``Etag`` = the file/icon SHA-1, ``Last-Modified``)."""
-    headers: dict[str, str] = {}
-    if blob is not None:
-        headers["Etag"] = blob.sha1
-        last_modified = http_date_of(blob.mtime)
-        if last_modified:
-            headers["Last-Modified"] = last_modified
-    return empty_response(304, headers)
+    return empty_response(304, validators(blob.sha1, blob.mtime) if blob is not None else {})
 
 
 async def get_image_icon(ctx: RequestContext) -> Response:
@@ -737,11 +339,6 @@ async def get_image_icon(ctx: RequestContext) -> Response:
     return StreamingResponse(_stream(data, call), headers=headers, media_type=icon.content_type)
 
 
-Handler = Callable[[RequestContext], Awaitable[Response]]
-
-
 async def add_image_file_from_url(ctx: RequestContext) -> Response:
     """``POST /images/:uuid/file/from-url`` (§2.11), implemented in gateway.remote_import."""
-    from gateway.remote_import import add_image_file_from_url as impl
-
-    return await impl(ctx)
+    return await remote_import.add_image_file_from_url(ctx)

@@ -3,12 +3,10 @@ CloneImage, ListImageJobs, AdminPushDockerImage."""
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
 from imgapi.v1 import catalog_pb2, image_pb2
 from starlette.responses import Response
 
+from gateway import jobs
 from gateway.blobs import delete_orphans
 from gateway.context import RequestContext
 from gateway.responses import empty_response, image_response, images_response, json_response
@@ -201,12 +199,6 @@ async def push_docker_image(ctx: RequestContext) -> Response:
 async def list_image_jobs(ctx: RequestContext) -> Response:
     """ListImageJobs (§2.25): load, then the jobs of gateway.jobs about this image."""
     await load_image(ctx)
-    jobs: list[dict[str, Any]] = []
-    try:
-        module = importlib.import_module("gateway.jobs")
-    except ImportError:
-        module = None
-    lister = getattr(module, "list_image_jobs", None)
-    if lister is not None:
-        jobs = await lister(ctx, ctx.uuid, ctx.query.get("task"), ctx.query.get("execution"))
-    return json_response(jobs)
+    return json_response(
+        await jobs.list_image_jobs(ctx, ctx.uuid, ctx.query.get("task"), ctx.query.get("execution"))
+    )

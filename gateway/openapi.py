@@ -15,11 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from starlette.responses import Response
-
-from gateway.context import RequestContext
 from gateway.openapi_schemas import SCHEMAS, UUID, Schema, ref
-from gateway.responses import json_response
 from gateway.routes import ROUTES, Route
 
 JSON = "application/json"
@@ -498,9 +494,3 @@ def undocumented(routes: tuple[Route, ...] = ROUTES) -> set[tuple[str, str]]:
 def unrouted(routes: tuple[Route, ...] = ROUTES) -> set[tuple[str, str]]:
     """Descriptions of operations the table does not have (must be empty)."""
     return set(DOCS) - {(r.pattern, m) for r in routes for m in r.ops}
-
-
-async def openapi_document(ctx: RequestContext) -> Response:
-    """``GET /openapi.json``: the document of the routes mounted for this configuration."""
-    mounted = ctx.request.app.state.mounted
-    return json_response(build_document(mounted.routes))

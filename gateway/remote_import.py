@@ -28,10 +28,11 @@ from starlette.responses import Response
 
 from gateway.context import RequestContext, is_uuid
 from gateway.fetch import Allowlist, FetchBlocked, FetchError, FetchPolicy, FetchTooLarge, SafeFetcher
-from gateway.files import KIND_FILE, CallScope, EndChecks, FileMeta, prepare, store_file_from
-from gateway.jobs import Step, registry, workflow_url
+from gateway.job_registry import Step
+from gateway.jobs import workflow_url
 from gateway.responses import image_response, json_response
 from gateway.settings import GatewaySettings
+from gateway.uploads import KIND_FILE, CallScope, EndChecks, FileMeta, delete_blobs, prepare, store_file_from
 from imgapi_common.errors import FieldError, ImgapiError, from_rpc_error, invalid_parameter, validation_failed
 from replication.copier import (
     Conflict,
@@ -273,8 +274,6 @@ async def delete_local(scope: CallScope, uuid: str) -> bool:
         if from_rpc_error(e).code == "ResourceNotFound":
             return False
         raise from_rpc_error(e) from None
-    from gateway.files import delete_blobs
-
     await delete_blobs(scope.clients, list(res.orphaned_blob_ids), scope.metadata)
     return True
 
@@ -661,7 +660,7 @@ async def start_import_job(
         "skip_owner_check": skip,
         "target": f"/import-remote-{uuid}",
     }
-    job = registry(ctx.app).submit(TASK, params, chain, onerror)
+    job = ctx.app.jobs.submit(TASK, params, chain, onerror)
     return json_response(
         {"image_uuid": uuid, "job_uuid": job.uuid}, headers={"workflow-api": workflow_url(ctx)}
     )

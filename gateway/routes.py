@@ -1,8 +1,8 @@
 """THE route table of the IMGAPI REST surface (endpoints.md §0), and path matching.
 
-Each row: path pattern, then one operation per method in ``Allow``-header order. An operation names
-its handler (``"module:function"``, imported at start-up), its auth mode (strict / passive / none)
-and whether the JSON body is parsed right after the channel step (``body=True``).
+Each row: path pattern, then one operation per method in ``Allow``-header order. An operation holds
+its handler (the ``async def handler(ctx) -> Response`` itself), its auth mode (strict / passive /
+none) and whether the JSON body is parsed right after the channel step (``body=True``).
 
 Patterns: ``:name`` matches one segment (any characters but ``/``, possibly empty); a final
 ``...`` matches any rest. A trailing slash is significant. Routes with ``when`` are mounted only
@@ -12,20 +12,16 @@ routes with ``replication_target``).
 
 from __future__ import annotations
 
-import importlib
-import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from imgapi.v1 import catalog_pb2
 from starlette.responses import Response
 
+from gateway import acl, actions, admin, compat, files, images, jobs, openapi_route, replication, tus
 from gateway.auth import AuthMode
 from gateway.context import RequestContext
 from gateway.settings import GatewaySettings
-from imgapi_common.errors import ImgapiError
-
-log = logging.getLogger("gateway.routes")
 
 Handler = Callable[[RequestContext], Awaitable[Response]]
 Condition = Callable[[catalog_pb2.ServerConfig, GatewaySettings], bool]
@@ -35,7 +31,7 @@ STRICT, PASSIVE, NONE = AuthMode.STRICT, AuthMode.PASSIVE, AuthMode.NONE
 
 @dataclass(frozen=True)
 class Op:
-    handler: str
+    handler: Handler
     auth: AuthMode
     body: bool = False
 
@@ -70,69 +66,69 @@ def with_replication(c: catalog_pb2.ServerConfig, s: GatewaySettings) -> bool:
 # fmt: off
 ROUTES: tuple[Route, ...] = (
     R("/images",
-      GET=Op("gateway.images:list_images", PASSIVE),                  # ListImages
-      POST=Op("gateway.images:create_image", STRICT, body=True)),     # CreateImage (+ ?action=)
+      GET=Op(images.list_images, PASSIVE),                  # ListImages
+      POST=Op(images.create_image, STRICT, body=True)),     # CreateImage (+ ?action=)
     R("/images/:uuid",
-      GET=Op("gateway.images:get_image", PASSIVE),                    # GetImage
-      POST=Op("gateway.actions:image_action", STRICT, body=True),     # ?action= dispatcher §2.16
-      DELETE=Op("gateway.images:delete_image", STRICT)),              # DeleteImage
+      GET=Op(images.get_image, PASSIVE),                    # GetImage
+      POST=Op(actions.image_action, STRICT, body=True),     # ?action= dispatcher §2.16
+      DELETE=Op(images.delete_image, STRICT)),              # DeleteImage
     R("/images/:uuid/file",
-      PUT=Op("gateway.files:add_image_file", STRICT),                 # AddImageFile (+ ?source=)
-      GET=Op("gateway.files:get_image_file", NONE)),                  # GetImageFile
+      PUT=Op(files.add_image_file, STRICT),                 # AddImageFile (+ ?source=)
+      GET=Op(files.get_image_file, NONE)),                  # GetImageFile
     R("/images/:uuid/file/from-url",
-      POST=Op("gateway.files:add_image_file_from_url", STRICT)),      # AddImageFileFromUrl
+      POST=Op(files.add_image_file_from_url, STRICT)),      # AddImageFileFromUrl
     R("/images/:uuid/file/uploads",
-      POST=Op("gateway.tus:create_upload", STRICT),                   # tus creation (addition)
-      OPTIONS=Op("gateway.tus:options", NONE)),
+      POST=Op(tus.create_upload, STRICT),                   # tus creation (addition)
+      OPTIONS=Op(tus.options, NONE)),
     R("/images/:uuid/file/uploads/:upload_id",
-      HEAD=Op("gateway.tus:head_upload", STRICT),                     # tus core (addition)
-      PATCH=Op("gateway.tus:patch_upload", STRICT),
-      DELETE=Op("gateway.tus:delete_upload", STRICT),                 # tus termination
-      OPTIONS=Op("gateway.tus:options", NONE)),
+      HEAD=Op(tus.head_upload, STRICT),                     # tus core (addition)
+      PATCH=Op(tus.patch_upload, STRICT),
+      DELETE=Op(tus.delete_upload, STRICT),                 # tus termination
+      OPTIONS=Op(tus.options, NONE)),
     R("/images/:uuid/icon",
-      PUT=Op("gateway.files:add_image_icon", STRICT),                 # AddImageIcon
-      GET=Op("gateway.files:get_image_icon", NONE),                   # GetImageIcon
-      DELETE=Op("gateway.files:delete_image_icon", STRICT)),          # DeleteImageIcon
+      PUT=Op(files.add_image_icon, STRICT),                 # AddImageIcon
+      GET=Op(files.get_image_icon, NONE),                   # GetImageIcon
+      DELETE=Op(files.delete_image_icon, STRICT)),          # DeleteImageIcon
     R("/images/:uuid/acl",
-      POST=Op("gateway.acl:image_acl", STRICT, body=True)),           # Add/RemoveImageAcl
+      POST=Op(acl.image_acl, STRICT, body=True)),           # Add/RemoveImageAcl
     R("/images/:uuid/jobs",
-      GET=Op("gateway.images:list_image_jobs", NONE)),                # ListImageJobs
+      GET=Op(images.list_image_jobs, NONE)),                # ListImageJobs
     R("/images/:uuid/push",
-      POST=Op("gateway.images:push_docker_image", STRICT, body=True)),  # AdminPushDockerImage
+      POST=Op(images.push_docker_image, STRICT, body=True)),  # AdminPushDockerImage
     R("/images/:uuid/clone", dc_only,
-      POST=Op("gateway.images:clone_image", STRICT)),                 # CloneImage
+      POST=Op(images.clone_image, STRICT)),                 # CloneImage
     R("/channels", with_channels,
-      GET=Op("gateway.admin:list_channels", PASSIVE)),                # ListChannels
+      GET=Op(admin.list_channels, PASSIVE)),                # ListChannels
     R("/replication/jobs", with_replication,
-      GET=Op("gateway.replication:list_jobs", STRICT),                # replication jobs (addition)
-      POST=Op("gateway.replication:create_job", STRICT, body=True)),
+      GET=Op(replication.list_jobs, STRICT),                # replication jobs (addition)
+      POST=Op(replication.create_job, STRICT, body=True)),
     R("/replication/jobs/:job_id", with_replication,
-      GET=Op("gateway.replication:get_job", STRICT),
-      POST=Op("gateway.replication:job_action", STRICT),              # ?action=pause|resume
-      DELETE=Op("gateway.replication:delete_job", STRICT)),
+      GET=Op(replication.get_job, STRICT),
+      POST=Op(replication.job_action, STRICT),              # ?action=pause|resume
+      DELETE=Op(replication.delete_job, STRICT)),
     R("/ping",
-      GET=Op("gateway.admin:ping", PASSIVE)),                         # Ping
+      GET=Op(admin.ping, PASSIVE)),                         # Ping
     R("/state",
-      GET=Op("gateway.admin:get_state", STRICT),                      # AdminGetState
-      POST=Op("gateway.admin:update_state", STRICT)),                 # AdminUpdateState
+      GET=Op(admin.get_state, STRICT),                      # AdminGetState
+      POST=Op(admin.update_state, STRICT)),                 # AdminUpdateState
     R("/authkeys/reload",
-      POST=Op("gateway.admin:reload_auth_keys", STRICT)),             # AdminReloadAuthKeys
+      POST=Op(admin.reload_auth_keys, STRICT)),             # AdminReloadAuthKeys
     R("/datasets",
-      GET=Op("gateway.compat:list_datasets", NONE)),                  # SDC 6 redirect
+      GET=Op(compat.list_datasets, NONE)),                  # SDC 6 redirect
     R("/datasets/:arg",
-      GET=Op("gateway.compat:get_dataset", NONE)),                    # SDC 6 redirect
+      GET=Op(compat.get_dataset, NONE)),                    # SDC 6 redirect
     R("/jobs/:job_uuid",
-      GET=Op("gateway.jobs:get_job", NONE)),                          # emulated WFAPI §5
+      GET=Op(jobs.get_job, NONE)),                          # emulated WFAPI §5
     R("/",
-      GET=Op("gateway.compat:docs_redirect", NONE)),
+      GET=Op(compat.docs_redirect, NONE)),
     R("/docs",
-      GET=Op("gateway.compat:docs_redirect", NONE)),
+      GET=Op(compat.docs_redirect, NONE)),
     R("/docs/...",
-      GET=Op("gateway.compat:docs", NONE)),
+      GET=Op(compat.docs, NONE)),
     R("/favicon.ico",
-      GET=Op("gateway.compat:favicon", NONE)),
+      GET=Op(compat.favicon, NONE)),
     R("/openapi.json",
-      GET=Op("gateway.openapi:openapi_document", NONE)),              # this API's OpenAPI 3.1 document
+      GET=Op(openapi_route.openapi_document, NONE)),              # this API's OpenAPI 3.1 document
 )
 # fmt: on
 
@@ -170,36 +166,14 @@ def _match(pattern: tuple[str, ...], segments: list[str]) -> dict[str, str] | No
     return params
 
 
-def _not_implemented(name: str) -> Handler:
-    async def handler(ctx: RequestContext) -> Response:
-        raise ImgapiError("InternalError", f"{name} is not available in this build")
-
-    return handler
-
-
-def resolve_handler(name: str) -> Handler:
-    """Import ``module:function``; a missing one answers 500 (logged) instead of failing start-up."""
-    module_name, _, func = name.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-        handler: Handler = getattr(module, func)
-    except (ImportError, AttributeError) as e:
-        log.error("route handler %s unavailable: %s", name, e)
-        return _not_implemented(name)
-    return handler
-
-
 @dataclass(frozen=True)
 class Mounted:
-    """The routes of this server configuration with their handlers imported."""
+    """The routes of this server configuration."""
 
     routes: tuple[Route, ...]
-    handlers: dict[str, Handler]
 
 
 def mount(
     config: catalog_pb2.ServerConfig, settings: GatewaySettings, routes: tuple[Route, ...] = ROUTES
 ) -> Mounted:
-    active = tuple(r for r in routes if r.when is None or r.when(config, settings))
-    names = {op.handler for r in active for op in r.ops.values()}
-    return Mounted(active, {n: resolve_handler(n) for n in sorted(names)})
+    return Mounted(tuple(r for r in routes if r.when is None or r.when(config, settings)))

@@ -40,7 +40,9 @@ from starlette.responses import Response
 
 from gateway.context import RequestContext
 from gateway.errors import render
-from gateway.files import (
+from gateway.files import request_body
+from gateway.responses import json_response
+from gateway.uploads import (
     KIND_FILE,
     CallScope,
     EndChecks,
@@ -49,11 +51,9 @@ from gateway.files import (
     attach_file,
     blob_error,
     prepare,
-    request_body,
     verify_and_commit,
     write_chunks,
 )
-from gateway.responses import json_response
 from imgapi_common.errors import ImgapiError, error_reason
 
 log = logging.getLogger("gateway.tus")

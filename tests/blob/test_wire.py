@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from imgapi.v1 import blob_pb2
 
 from blob_service.wire import WireError, crc32, decode_write_chunk, encode_read_data, encode_write_chunk
-from gateway.files import rechunk
+from gateway.uploads import rechunk
 
 
 @pytest.mark.parametrize("size", [0, 1, 127, 128, 300, 1 << 20])
