@@ -12,7 +12,6 @@ import contextlib
 import copy
 import json
 import re
-import threading
 import uuid as uuidlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -20,14 +19,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Connection, Engine
 
 from catalog_service import list_params
 from catalog_service.clock import now_timestamp
-from catalog_service.db.engine import WRITE_OPTION
-from catalog_service.db.listing import ListQuery, build_list_query
+from catalog_service.db.listing import ListQuery
 from catalog_service.db.repository import (
-    ConcurrentUpdate,
+    Change,
     ImageRepository,
     StoredImage,
     blob_ids_of,
@@ -36,11 +34,10 @@ from catalog_service.db.repository import (
     load_record,
     published_sort_key,
 )
-from catalog_service.db.schema import changes, image_docs, images
 from catalog_service.domain.bounds import bound_errors
 from catalog_service.domain.config import DomainConfig
+from catalog_service.domain.image import ZERO_UUID, Image, check_uuid_list, walk_origins
 from catalog_service.domain.jsvalues import (
-    is_true,
     is_uuid,
     js_key_order,
     js_parse_int,
@@ -57,17 +54,15 @@ from catalog_service.domain.validation import (
     build_record,
     check_create_body,
     image_data_error,
-    tags_search_array,
     validate_record,
 )
 from catalog_service.preconditions import Conditions, evaluate
 from catalog_service.settings import CatalogSettings
+from catalog_service.unit_of_work import UnitOfWork
 from imgapi_common.errors import FieldError, ImgapiError, invalid_parameter, not_found, validation_failed
 from imgapi_common.limits import MAX_CLIENT_IMAGE_BYTES, MAX_IMAGE_BYTES
 
-ZERO_UUID = "00000000-0000-0000-0000-000000000000"
 ICON_TYPES = ("image/jpeg", "image/gif", "image/png")
-MAX_ATTEMPTS = 20
 NO_CONDITIONS = Conditions()
 
 
@@ -113,15 +108,6 @@ class UploadPlan:
     stor: str
 
 
-@dataclass(frozen=True)
-class Change:
-    cursor: int
-    image_uuid: str
-    kind: str
-    changed_at: str
-    record: dict[str, Any] | None
-
-
 class AccountRegistry:
     """Known accounts (spec README §2). Without a file every well-formed UUID exists."""
 
@@ -139,29 +125,6 @@ class AccountRegistry:
 
     def exists(self, account: str) -> bool:
         return self._accounts is None or account in self._accounts
-
-
-def _tag_rows(rec: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """(key, value) search pairs of a record's tags; none when its search array was removed."""
-    tags = rec.get("tags")
-    if "tags_search" not in rec or not isinstance(tags, dict):
-        return []
-    return [
-        (db_text(k), db_text(item[len(k) + 1 :]))
-        for k, item in zip(tags.keys(), tags_search_array(tags), strict=True)
-    ]
-
-
-def _recompute_state(rec: dict[str, Any]) -> None:
-    """manifest.md §6.1: unactivated unless activated; then disabled or active."""
-    if not _is_activated(rec):
-        rec["state"] = "unactivated"
-    else:
-        rec["state"] = "disabled" if is_true(rec.get("disabled")) else "active"
-
-
-def _is_activated(rec: Mapping[str, Any]) -> bool:
-    return is_true(rec.get("activated"))
 
 
 MAX_JSON_DEPTH = 64
@@ -233,25 +196,12 @@ class CatalogService:
             channels=tuple(c.name for c in settings.channels),
             admin_uuid=settings.admin_uuid,
         )
-        self.repo = ImageRepository(_tag_rows, self._stored_views)
+        self.repo = ImageRepository(self.cfg)
         self.registry = AccountRegistry(settings.account_registry_file)
         self._dialect = engine.dialect.name
-        self._changed = threading.Condition()
+        self.uow = UnitOfWork(engine)
 
     # --- infrastructure ---------------------------------------------------------------------
-
-    def _read(self) -> Connection:
-        """A connection for reads: autocommit (no BEGIN/ROLLBACK round trips per request)."""
-        if self._dialect == "sqlite":  # see make_engine: reads emit no BEGIN there
-            return self.engine.connect()
-        return self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-
-    def _write(self) -> Connection:
-        return self.engine.connect().execution_options(**{WRITE_OPTION: True})
-
-    def _notify(self) -> None:
-        with self._changed:
-            self._changed.notify_all()
 
     def config_fingerprint(self) -> str:
         return json.dumps(
@@ -261,18 +211,14 @@ class CatalogService:
     def revalidate_if_config_changed(self) -> int:
         """Re-check every record's validity when mode or channels changed since the last start."""
         fp = self.config_fingerprint()
-        with self._write() as conn, conn.begin():
+        with self.uow.transaction() as conn:
             if self.repo.get_meta(conn, "config_fingerprint") == fp:
                 return 0
             n = 0
-            q = select(images.c.uuid, image_docs.c.record, images.c.valid).join(
-                image_docs, image_docs.c.uuid == images.c.uuid
-            )
-            for row in conn.execute(q).all():
-                rec = load_record(row.record)
+            for uuid, rec, was_valid in self.repo.all_records(conn):
                 valid = self.is_valid(rec)
-                self.repo.refresh_derived(conn, row.uuid, rec, valid)
-                n += valid != bool(row.valid)
+                self.repo.refresh_derived(conn, uuid, rec, valid)
+                n += valid != was_valid
             self.repo.set_meta(conn, "config_fingerprint", fp)
             return n
 
@@ -294,30 +240,13 @@ class CatalogService:
 
     def store_raw(self, rec: Mapping[str, Any]) -> None:
         """Insert a record in stored form as is (seeding, benchmarks); validity is computed."""
-        with self._write() as conn, conn.begin():
+        with self.uow.transaction() as conn:
             self.repo.insert(conn, rec, self.is_valid(rec))
-        self._notify()
 
     def store_many(self, recs: Sequence[Mapping[str, Any]]) -> None:
         """Bulk-insert stored-form records in one transaction (seeding, benchmarks)."""
-        with self._write() as conn, conn.begin():
+        with self.uow.transaction() as conn:
             self.repo.insert_many(conn, [(r, self.is_valid(r)) for r in recs])
-        self._notify()
-
-    def _stored_views(self, rec: Mapping[str, Any]) -> tuple[str, str, str, str]:
-        """The pre-rendered REST views of a record for API v1 and v2 (stored with it)."""
-        try:
-            v2 = serialize_image(rec, self.cfg, include_channels=True, include_admin_fields=False)
-            v1 = (
-                serialize_image(rec, self.cfg, include_channels=False, include_admin_fields=False)
-                if "channels" in v2
-                else v2
-            )
-        except Exception:  # an unrenderable record is invalid anyway: never served
-            return "{}", etag_of({}), "{}", etag_of({})
-        j2 = compact_json(v2)
-        j1 = j2 if v1 is v2 else compact_json(v1)
-        return j1, etag_of(v1), j2, etag_of(v2)
 
     # --- rendering --------------------------------------------------------------------------
 
@@ -382,27 +311,16 @@ class CatalogService:
         row = self.repo.get(conn, uuid) if is_uuid(uuid) else None  # no stored image has another id
         if row is None or not row.valid:
             raise not_found(f"image {uuid} not found")
-        rec = row.record
-        if channel is not None:
-            chans = rec.get("channels")
-            if not isinstance(chans, list) or channel not in chans:
-                raise not_found("image not found")
-        if account is not None and rec.get("owner") != account:
-            visible = _is_activated(rec) and (
-                is_true(rec.get("public"))
-                or (isinstance(rec.get("acl"), list) and account in rec["acl"])
-                or rec.get("acl") == account
-            )
-            if not visible:
-                raise not_found("image not found")
+        img = Image(row.record)
+        if channel is not None and not img.in_channel(channel):
+            raise not_found("image not found")
+        if account is not None and not img.visible_to(account):
+            raise not_found("image not found")
         return row
 
     @staticmethod
-    def _check_owner(rec: Mapping[str, Any], caller: Caller) -> None:
-        if caller.user_account is not None and rec.get("owner") != caller.user_account:
-            raise ImgapiError(
-                "NotImageOwner", f"account {caller.account} is not the owner of image {rec.get('uuid')}"
-            )
+    def _check_owner(rec: dict[str, Any], caller: Caller) -> None:
+        Image(rec).check_owner(caller.user_account, caller.account)
 
     def _admin_fields(self, raw: str, caller: Caller) -> bool:
         value = list_params.parse_bool_param("inclAdminFields", raw)
@@ -424,7 +342,7 @@ class CatalogService:
         subject: Literal["image", "file", "icon"] = "image",
     ) -> Rendered:
         channel = self.resolve_channel(caller.channel, write=False)
-        with self._read() as conn:
+        with self.uow.read() as conn:
             row = self._load(conn, uuid, caller, channel)
         admin = self._admin_fields(incl_admin_fields, caller) or view.include_admin_fields
         view = View(view.include_channels, admin)
@@ -477,14 +395,14 @@ class CatalogService:
                 st = "active"
         pub = list_params.parse_bool_param("public", public)
         descending = list_params.parse_sort(sort)
-        with self._read() as conn:
+        with self.uow.read() as conn:
             mk: tuple[str, str | None] | None = None
             if marker != "":
                 if list_params.is_uuid_marker(marker):
-                    row = conn.execute(select(images.c.published_sort).where(images.c.uuid == marker)).first()
-                    if row is None:
+                    sort_key = self.repo.published_sort_of(conn, marker)
+                    if sort_key is None:
                         raise not_found(f"image {marker} not found")
-                    mk = (row.published_sort, marker)
+                    mk = (sort_key, marker)
                 else:
                     date = list_params.parse_date_marker(marker)
                     if date is None:
@@ -506,16 +424,10 @@ class CatalogService:
                 descending=descending,
                 marker=mk,
             )
-            c, d = images.c, image_docs.c
-            view_col, etag_col = (d.view_v2, d.etag_v2) if view.include_channels else (d.view_v1, d.etag_v1)
             full = full_records or view.include_admin_fields
-            columns = [c.uuid, c.revision, view_col.label("view"), etag_col.label("etag")]
-            if full:
-                columns.append(d.record)
-            stmt = build_list_query(q, self._dialect, columns)
-            if stmt is None:
-                return []
-            rows = conn.execute(stmt).all()
+            rows = self.repo.list_rows(
+                conn, q, self._dialect, include_channels=view.include_channels, full=full
+            )
         if view.include_admin_fields:
             return [self.render(load_record(r.record), view, int(r.revision)) for r in rows]
         return [
@@ -548,48 +460,33 @@ class CatalogService:
         """Load (+owner, +cond), apply ``change`` to a copy and write it conditionally; retry races.
         ``client``: the change writes client data (not only the server's own fields)."""
         channel = self.resolve_channel(caller.channel, write=True)
-        for _ in range(MAX_ATTEMPTS):
-            try:
-                with self._write() as conn, conn.begin():
-                    if is_uuid(uuid):
-                        # Writers of one image queue on its row lock (PostgreSQL) instead of
-                        # spinning on revision conflicts; the conditional UPDATE stays the guard.
-                        self._lock_image(conn, uuid, shared=False)
-                    row = self._load(conn, uuid, caller, channel)
-                    if check_owner:
-                        self._check_owner(row.record, caller)
-                    if cond is not None:
-                        evaluate(cond, self._etag(row.record, view), is_get=False)
-                    new, kind = change(conn, copy.deepcopy(row.record))
-                    new_uuid = new["uuid"]
-                    if new_uuid != uuid:
-                        self.repo.delete(conn, uuid, row.revision)
-                        revision = self.repo.insert(conn, new, self._admit(new, client=client), kind=kind)
-                    else:
-                        revision = self.repo.update(
-                            conn, new, row.revision, self._admit(new, client=client), kind
-                        )
-                    orphaned = self.repo.unreferenced(conn, blob_ids_of(row.record) - blob_ids_of(new))
-            except ConcurrentUpdate:
-                continue
-            self._notify()
+
+        def attempt(conn: Connection) -> Rendered:
+            if is_uuid(uuid):
+                # Writers of one image queue on its row lock (PostgreSQL) instead of
+                # spinning on revision conflicts; the conditional UPDATE stays the guard.
+                self.repo.lock(conn, uuid, shared=False)
+            row = self._load(conn, uuid, caller, channel)
+            if check_owner:
+                self._check_owner(row.record, caller)
+            if cond is not None:
+                evaluate(cond, self._etag(row.record, view), is_get=False)
+            new, kind = change(conn, copy.deepcopy(row.record))
+            if new["uuid"] != uuid:
+                self.repo.delete(conn, uuid, row.revision)
+                revision = self.repo.insert(conn, new, self._admit(new, client=client), kind=kind)
+            else:
+                revision = self.repo.update(conn, new, row.revision, self._admit(new, client=client), kind)
+            orphaned = self.repo.unreferenced(conn, blob_ids_of(row.record) - blob_ids_of(new))
             return self.render(new, view, revision, orphaned=orphaned)
-        raise ImgapiError("InternalError", f"too much contention updating image {uuid}")
+
+        return self.uow.run("updating", uuid, attempt)
 
     # --- state transitions ----------------------------------------------------------------------
 
     def activate(self, uuid: str, caller: Caller, view: View, cond: Conditions = NO_CONDITIONS) -> Rendered:
         def change(_: Connection, rec: dict[str, Any]) -> tuple[dict[str, Any], str]:
-            if _is_activated(rec):
-                raise ImgapiError("ImageAlreadyActivated", f'image "{uuid}" is already activated')
-            files = rec.get("files")
-            if not isinstance(files, list) or not files:
-                raise ImgapiError("NoActivationNoFile", f'image "{uuid}" cannot be activated: it has no file')
-            rec["activated"] = True
-            if not truthy(rec.get("published_at")):
-                rec["published_at"] = now_timestamp()
-            rec.pop("expires_at", None)
-            _recompute_state(rec)
+            Image(rec).activate(now_timestamp())
             return rec, "activate"
 
         return self._mutate(uuid, caller, view, change, cond=cond, client=False)
@@ -598,8 +495,7 @@ class CatalogService:
         self, uuid: str, caller: Caller, view: View, disabled: bool, cond: Conditions = NO_CONDITIONS
     ) -> Rendered:
         def change(_: Connection, rec: dict[str, Any]) -> tuple[dict[str, Any], str]:
-            rec["disabled"] = disabled
-            _recompute_state(rec)
+            Image(rec).set_disabled(disabled)
             return rec, "disable" if disabled else "enable"
 
         return self._mutate(uuid, caller, view, change, cond=cond, client=False)
@@ -635,14 +531,7 @@ class CatalogService:
         name = body.get("channel") if has_name else None
 
         def change(_: Connection, rec: dict[str, Any]) -> tuple[dict[str, Any], str]:
-            if not isinstance(name, str) or name not in self.cfg.channels:
-                shown = js_string(name) if has_name else "undefined"  # as JavaScript prints it
-                raise validation_failed(f"unknown channel: {shown}", [FieldError("channel", "Invalid")])
-            chans = rec.get("channels")
-            chans = list(chans) if isinstance(chans, list) else []
-            if name not in chans:
-                chans.append(name)
-            rec["channels"] = chans
+            Image(rec).add_channel(name, self.cfg.channels, given=has_name)
             return rec, "channel"
 
         return self._mutate(uuid, caller, view, change, cond=cond)
@@ -651,27 +540,11 @@ class CatalogService:
         present, body = _parse_json(acl_json)
 
         def change(_: Connection, rec: dict[str, Any]) -> tuple[dict[str, Any], str]:
-            if not present or not isinstance(body, list):
-                raise invalid_parameter('invalid image "acl" (not an array)', [FieldError("acl", "Invalid")])
-            for i, item in enumerate(body):
-                if not is_uuid(item):
-                    raise invalid_parameter(
-                        f'invalid image "acl" (item {i} is not a UUID): {js_string(item)}',
-                        [FieldError("acl", "Invalid")],
-                    )
-            current = rec.get("acl")
-            acl: list[Any] = [current] if isinstance(current, str) else list(current or [])
-            # sets: a body of many UUIDs must not cost quadratic time
+            accounts = check_uuid_list("acl", body if present else None)
             if add:
-                seen = set(acl)
-                for a in body:
-                    if a not in seen:
-                        seen.add(a)
-                        acl.append(a)
+                Image(rec).add_to_acl(accounts)
             else:
-                removed = set(body)
-                acl = [a for a in acl if a not in removed]
-            rec["acl"] = acl
+                Image(rec).remove_from_acl(accounts)
             return rec, "acl"
 
         return self._mutate(uuid, caller, view, change)
@@ -690,7 +563,7 @@ class CatalogService:
         content_length: str = "",
     ) -> UploadPlan:
         channel = self.resolve_channel(caller.channel, write=True)
-        with self._read() as conn:
+        with self.uow.read() as conn:
             row = self._load(conn, uuid, caller, channel)
         rec = row.record
         self._check_owner(rec, caller)
@@ -701,8 +574,7 @@ class CatalogService:
                     f"invalid content-type, {content_type}, must be one of {', '.join(ICON_TYPES)}",
                 )
         else:
-            if _is_activated(rec):
-                raise ImgapiError("ImageFilesImmutable", f"cannot modify files on activated image {uuid}")
+            Image(rec).require_files_mutable()
             if compression == "":
                 raise invalid_parameter('missing "compression"', [FieldError("compression", "Missing")])
             if compression not in COMPRESSIONS:
@@ -737,53 +609,28 @@ class CatalogService:
 
     def attach_file(self, uuid: str, caller: Caller, view: View, entry: Mapping[str, Any]) -> Rendered:
         def change(_: Connection, rec: dict[str, Any]) -> tuple[dict[str, Any], str]:
-            if _is_activated(rec):
-                raise ImgapiError("ImageAlreadyActivated", f'image "{uuid}" is already activated')
-            f: dict[str, Any] = {
-                "sha1": entry["sha1"],
-                "size": entry["size"],
-                "compression": entry["compression"],
-            }
-            if entry.get("dataset_guid"):
-                f["dataset_guid"] = entry["dataset_guid"]
-            f["contentMD5"] = entry["contentMD5"]
-            f["mtime"] = now_timestamp()
-            f["stor"] = entry.get("stor") or self.settings.default_storage
-            f["blob_id"] = entry["blob_id"]
-            rec["files"] = [f]
+            Image(rec).attach_file(entry, now=now_timestamp(), default_stor=self.settings.default_storage)
             return rec, "file"
 
         return self._mutate(uuid, caller, view, change, client=False)
 
     def detach_file(self, uuid: str, caller: Caller, view: View) -> Rendered:
         def change(_: Connection, rec: dict[str, Any]) -> tuple[dict[str, Any], str]:
-            if _is_activated(rec):
-                raise ImgapiError("ImageFilesImmutable", f"cannot modify files on activated image {uuid}")
-            rec["files"] = []
+            Image(rec).detach_file()
             return rec, "file"
 
         return self._mutate(uuid, caller, view, change, client=False)
 
     def attach_icon(self, uuid: str, caller: Caller, view: View, entry: Mapping[str, Any]) -> Rendered:
         def change(_: Connection, rec: dict[str, Any]) -> tuple[dict[str, Any], str]:
-            rec["icon"] = {
-                "sha1": entry["sha1"],
-                "size": entry["size"],
-                "contentMD5": entry["contentMD5"],
-                "contentType": entry["contentType"],
-                "mtime": now_timestamp(),
-                "stor": entry.get("stor") or self.settings.default_storage,
-                "blob_id": entry["blob_id"],
-            }
+            Image(rec).attach_icon(entry, now=now_timestamp(), default_stor=self.settings.default_storage)
             return rec, "icon"
 
         return self._mutate(uuid, caller, view, change, client=False)
 
     def detach_icon(self, uuid: str, caller: Caller, view: View) -> Rendered:
         def change(_: Connection, rec: dict[str, Any]) -> tuple[dict[str, Any], str]:
-            if not isinstance(rec.get("icon"), dict):
-                raise not_found(f'image "{uuid}" has no icon')
-            del rec["icon"]
+            Image(rec).detach_icon()
             return rec, "icon"
 
         return self._mutate(uuid, caller, view, change, client=False)
@@ -799,17 +646,10 @@ class CatalogService:
         ):
             raise ImgapiError("OwnerDoesNotExist", f'owner "{owner}" does not exist')
 
-    @staticmethod
-    def _lock_image(conn: Connection, uuid: str, *, shared: bool) -> bool:
-        """Lock an image row until the end of the transaction (PostgreSQL; SQLite write
-        transactions are serialized anyway); False when it does not exist."""
-        stmt = select(images.c.uuid).where(images.c.uuid == uuid).with_for_update(read=shared)
-        return conn.execute(stmt).first() is not None
-
     def _origin_must_exist(self, conn: Connection, origin: Any) -> None:
         # A shared lock on the origin row: a concurrent DeleteImage of the origin (which locks it
         # exclusively before counting dependents) either sees this new dependent or makes it fail.
-        if truthy(origin) and not (is_uuid(origin) and self._lock_image(conn, origin, shared=True)):
+        if truthy(origin) and not (is_uuid(origin) and self.repo.lock(conn, origin, shared=True)):
             raise ImgapiError("OriginDoesNotExist", f'origin image "{js_string(origin)}" does not exist')
 
     def create(self, caller: Caller, view: View, manifest_json: str) -> Rendered:
@@ -817,7 +657,7 @@ class CatalogService:
         present, body = _parse_json(manifest_json)
         body = check_create_body(body if present else None, self.cfg, account=caller.user_account)
         self._owner_must_exist(body.get("owner"))
-        with self._write() as conn, conn.begin():
+        with self.uow.transaction() as conn:
             self._origin_must_exist(conn, body.get("origin"))
             rec = build_record(
                 body,
@@ -827,7 +667,6 @@ class CatalogService:
                 channels=None if channel is None else [channel],
             )
             self.repo.insert(conn, rec, self._admit(rec))
-        self._notify()
         return self.render(rec, view, 1)
 
     def admin_import(
@@ -863,34 +702,31 @@ class CatalogService:
         skip = list_params.parse_bool_param("skip_owner_check", skip_owner_check)
         body = dict(body)
         body.pop("channels", None)
-        for _ in range(MAX_ATTEMPTS):
-            try:
-                with self._write() as conn, conn.begin():
-                    existing = self.repo.get(conn, uuid) if is_uuid(uuid) else None
-                    if existing is not None and (from_source or existing.record.get("state") != "creating"):
-                        raise ImgapiError("ImageUuidAlreadyExists", f'image uuid "{uuid}" already exists')
-                    self._origin_must_exist(conn, body.get("origin"))
-                    if self.cfg.mode == "dc":
-                        if body.get("owner") == ZERO_UUID:
-                            if self.cfg.admin_uuid:
-                                body["owner"] = self.cfg.admin_uuid
-                        elif not skip:
-                            self._owner_must_exist(body.get("owner"))
-                    else:
-                        body["owner"] = ZERO_UUID
-                    self._lx_workaround(conn, body, caller.user_agent)
-                    rec = build_record(
-                        body, self.cfg, for_import=True, channels=None if channel is None else [channel]
-                    )
-                    admitted = self._admit(rec)
-                    if existing is not None:
-                        self.repo.delete(conn, uuid, existing.revision)
-                    self.repo.insert(conn, rec, admitted, kind="create")
-            except ConcurrentUpdate:
-                continue
-            self._notify()
+
+        def attempt(conn: Connection) -> Rendered:
+            existing = self.repo.get(conn, uuid) if is_uuid(uuid) else None
+            if existing is not None and (from_source or existing.record.get("state") != "creating"):
+                raise ImgapiError("ImageUuidAlreadyExists", f'image uuid "{uuid}" already exists')
+            self._origin_must_exist(conn, body.get("origin"))
+            if self.cfg.mode == "dc":
+                if body.get("owner") == ZERO_UUID:
+                    if self.cfg.admin_uuid:
+                        body["owner"] = self.cfg.admin_uuid
+                elif not skip:
+                    self._owner_must_exist(body.get("owner"))
+            else:
+                body["owner"] = ZERO_UUID
+            self._lx_workaround(conn, body, caller.user_agent)
+            rec = build_record(
+                body, self.cfg, for_import=True, channels=None if channel is None else [channel]
+            )
+            admitted = self._admit(rec)
+            if existing is not None:
+                self.repo.delete(conn, uuid, existing.revision)
+            self.repo.insert(conn, rec, admitted, kind="create")
             return self.render(rec, view, 1)
-        raise ImgapiError("InternalError", f"too much contention importing image {uuid}")
+
+        return self.uow.run("importing", uuid, attempt)
 
     _IMGADM_UA = re.compile(r"^imgadm/(\d+)\.(\d+)\.(\d+) ")
 
@@ -916,7 +752,7 @@ class CatalogService:
         if self.cfg.mode != "dc":
             raise not_found(f"/images/{uuid}/clone does not exist")
         channel = self.resolve_channel(caller.channel, write=True)
-        with self._write() as conn, conn.begin():
+        with self.uow.transaction() as conn:
             row = self._load(conn, uuid, caller, channel)
             account = caller.account
             if not account or not is_uuid(account):
@@ -924,33 +760,25 @@ class CatalogService:
                     f'invalid "account": not a UUID: "{account}"', [FieldError("account", "Invalid")]
                 )
             src = row.record
-            if not _is_activated(src):
+            if not Image(src).is_activated:
                 raise validation_failed("image is not active", [FieldError("active", "Invalid")])
-            acl = src.get("acl")
-            acl_list = [acl] if isinstance(acl, str) else (acl if isinstance(acl, list) else [])
-            if account not in acl_list:
+            if not Image(src).shared_with(account):
                 raise ImgapiError("ImageNotShared", f"image {uuid} is not shared with account {account}")
             if src.get("type") == "docker":
                 raise validation_failed("image is a docker image", [FieldError("type", "Invalid")])
             if isinstance(src.get("files"), list) and len(src["files"]) > 1:
                 raise ImgapiError("NotImplemented", "cannot clone an image with multiple files")
-            chain: list[dict[str, Any]] = []
-            base: str | None = None
-            cur = src.get("origin")
-            while truthy(cur):
-                origin_row = self.repo.get(conn, str(cur))
-                if origin_row is None or not origin_row.valid:
-                    raise not_found(f"image {cur} not found")
-                o = origin_row.record
-                if o.get("owner") in (self.cfg.admin_uuid, ZERO_UUID):
-                    base = str(cur)
-                    break
-                chain.insert(0, o)
-                if len(chain) >= 100:
-                    raise ImgapiError("InternalError", "origin chain too long")
-                cur = o.get("origin")
+
+            def load(origin: str) -> dict[str, Any] | None:
+                origin_row = self.repo.get(conn, origin)
+                return origin_row.record if origin_row is not None and origin_row.valid else None
+
+            # the user-owned origins are cloned too, root first, on top of the operator's base
+            chain, base = walk_origins(
+                src.get("origin"), load, stop=lambda _u, o: o.get("owner") in (self.cfg.admin_uuid, ZERO_UUID)
+            )
             prev = base
-            sources = [*chain, src]
+            sources = [*reversed(chain), src]
             for i, s in enumerate(sources):
                 c = {
                     k: copy.deepcopy(v)
@@ -968,60 +796,50 @@ class CatalogService:
                 c["acl"] = []
                 c["activated"] = True
                 c["published_at"] = now_timestamp()
-                _recompute_state(c)
+                Image(c).recompute_state()
                 # the clone is a new record in stored order: uuid first
                 c = {"v": c.pop("v", 2), "uuid": c.pop("uuid"), **c}
                 # a clone is activated: it needs a file, and must be a valid record (never stored
                 # invisible); any failure rolls back the clones created so far
-                files = c.get("files")
-                if not isinstance(files, list) or not files:
-                    raise ImgapiError(
-                        "NoActivationNoFile", f'image "{c["uuid"]}" cannot be activated: it has no file'
-                    )
+                Image(c).require_file()
                 problems = validate_record(c, self.cfg)
                 if problems:
                     raise image_data_error(problems)
                 self.repo.insert(conn, c, self._admit(c, client=False), kind="create")
                 prev = c["uuid"]
             last = c
-        self._notify()
         return self.render(last, view, 1)
 
     def delete(self, uuid: str, caller: Caller, force_all_channels: str = "") -> tuple[bool, list[str]]:
         channel = self.resolve_channel(caller.channel, write=True)
-        for _ in range(MAX_ATTEMPTS):
-            try:
-                with self._write() as conn, conn.begin():
-                    if is_uuid(uuid):  # no new dependent can appear until we commit
-                        self._lock_image(conn, uuid, shared=False)
-                    row = self._load(conn, uuid, caller, channel)
-                    self._check_owner(row.record, caller)
-                    force = list_params.parse_bool_param("force_all_channels", force_all_channels)
-                    deps = self.repo.dependents(conn, uuid, channel)
-                    if deps:
-                        shown = (
-                            ", ".join(deps)
-                            if len(deps) < 10
-                            else ", ".join(deps[:5]) + f", and {len(deps) - 5} more..."
-                        )
-                        raise ImgapiError(
-                            "ImageHasDependentImages",
-                            f'image "{uuid}" has {len(deps)} dependent incremental image(s): {shown}',
-                        )
-                    chans = row.record.get("channels")
-                    if channel is not None and isinstance(chans, list) and len(chans) > 1 and not force:
-                        rec = copy.deepcopy(row.record)
-                        rec["channels"] = [c for c in chans if c != channel]
-                        self.repo.update(conn, rec, row.revision, self.is_valid(rec), "channel")
-                        deleted, orphaned = False, []
-                    else:
-                        self.repo.delete(conn, uuid, row.revision)
-                        deleted, orphaned = True, self.repo.unreferenced(conn, blob_ids_of(row.record))
-            except ConcurrentUpdate:
-                continue
-            self._notify()
-            return deleted, orphaned
-        raise ImgapiError("InternalError", f"too much contention deleting image {uuid}")
+
+        def attempt(conn: Connection) -> tuple[bool, list[str]]:
+            if is_uuid(uuid):  # no new dependent can appear until we commit
+                self.repo.lock(conn, uuid, shared=False)
+            row = self._load(conn, uuid, caller, channel)
+            self._check_owner(row.record, caller)
+            force = list_params.parse_bool_param("force_all_channels", force_all_channels)
+            deps = self.repo.dependents(conn, uuid, channel)
+            if deps:
+                shown = (
+                    ", ".join(deps)
+                    if len(deps) < 10
+                    else ", ".join(deps[:5]) + f", and {len(deps) - 5} more..."
+                )
+                raise ImgapiError(
+                    "ImageHasDependentImages",
+                    f'image "{uuid}" has {len(deps)} dependent incremental image(s): {shown}',
+                )
+            chans = row.record.get("channels")
+            if channel is not None and isinstance(chans, list) and len(chans) > 1 and not force:
+                img = Image(copy.deepcopy(row.record))
+                img.remove_channel(channel)
+                self.repo.update(conn, img.record, row.revision, self.is_valid(img.record), "channel")
+                return False, []
+            self.repo.delete(conn, uuid, row.revision)
+            return True, self.repo.unreferenced(conn, blob_ids_of(row.record))
+
+        return self.uow.run("deleting", uuid, attempt)
 
     # --- housekeeping ---------------------------------------------------------------------------
 
@@ -1029,43 +847,22 @@ class CatalogService:
         """Delete ``creating``/``failed`` placeholders whose ``expires_at`` passed; returns orphan blobs."""
         now_text = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%S")
         orphans: list[str] = []
-        with self._write() as conn, conn.begin():
-            rows = conn.execute(
-                select(images.c.uuid, images.c.revision, image_docs.c.record, images.c.expires_at)
-                .join(image_docs, image_docs.c.uuid == images.c.uuid)
-                .where(images.c.state.in_(("creating", "failed")), images.c.expires_at.is_not(None))
-            ).all()
-            for r in rows:
-                if str(r.expires_at)[:19] <= now_text:
-                    self.repo.delete(conn, r.uuid, int(r.revision))
-                    orphans += self.repo.unreferenced(conn, blob_ids_of(load_record(r.record)))
-        if rows:
-            self._notify()
+        with self.uow.transaction() as conn:
+            for uuid, revision, rec in self.repo.expired_placeholders(conn, now_text):
+                self.repo.delete(conn, uuid, revision)
+                orphans += self.repo.unreferenced(conn, blob_ids_of(rec))
         return orphans
 
     # --- change feed ----------------------------------------------------------------------------
 
     def changes_after(self, cursor: int, limit: int = 500) -> list[Change]:
-        with self._read() as conn:
-            rows = conn.execute(
-                select(changes).where(changes.c.cursor > cursor).order_by(changes.c.cursor).limit(limit)
-            ).all()
-        return [
-            Change(
-                int(r.cursor),
-                r.image_uuid,
-                r.kind,
-                r.changed_at,
-                None if r.record is None else load_record(r.record),
-            )
-            for r in rows
-        ]
+        with self.uow.read() as conn:
+            return self.repo.changes_after(conn, cursor, limit)
 
     def changes_head(self) -> int:
         """The newest cursor of the feed (0 when empty)."""
-        with self._read() as conn:
-            head = conn.execute(select(func.max(changes.c.cursor))).scalar()
-        return int(head or 0)
+        with self.uow.read() as conn:
+            return self.repo.changes_head(conn)
 
     def follow_changes(
         self, cursor: int, *, replay_only: bool, is_active: Callable[[], bool], poll_seconds: float = 0.25
@@ -1080,8 +877,7 @@ class CatalogService:
                 continue
             if replay_only:
                 return
-            with self._changed:
-                self._changed.wait(poll_seconds)
+            self.uow.wait_for_change(poll_seconds)
 
     @staticmethod
     def dump(rec: Mapping[str, Any]) -> str:

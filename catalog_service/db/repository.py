@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, delete, func, insert, select, update
 
 from catalog_service.clock import now_timestamp
+from catalog_service.db.listing import ListQuery, build_list_query
 from catalog_service.db.schema import (
     changes,
     image_acl,
@@ -28,7 +29,10 @@ from catalog_service.db.schema import (
     images,
     meta,
 )
+from catalog_service.domain.config import DomainConfig
 from catalog_service.domain.jsvalues import is_true
+from catalog_service.domain.serialize import compact_json, etag_of, serialize_image
+from catalog_service.domain.validation import tags_search_array
 
 EPOCH_SORT = "1970-01-01T00:00:00.000Z"
 _PUBLISHED = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,6}))?Z$")
@@ -36,6 +40,17 @@ _PUBLISHED = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,6}))?
 
 class ConcurrentUpdate(Exception):
     """The record changed since it was read; re-read and retry."""
+
+
+@dataclass(frozen=True)
+class Change:
+    """One change-feed entry: the record after the change (None once deleted)."""
+
+    cursor: int
+    image_uuid: str
+    kind: str
+    changed_at: str
+    record: dict[str, Any] | None
 
 
 @dataclass(frozen=True)
@@ -97,12 +112,36 @@ def blob_ids_of(rec: Mapping[str, Any]) -> set[str]:
     return ids
 
 
-#: Renders a record's REST views: (view_v1, etag_v1, view_v2, etag_v2).
-Views = Callable[[Mapping[str, Any]], tuple[str, str, str, str]]
+def stored_views(rec: Mapping[str, Any], cfg: DomainConfig) -> tuple[str, str, str, str]:
+    """The pre-rendered REST views of a record for API v1 and v2 (stored with it):
+    (view_v1, etag_v1, view_v2, etag_v2)."""
+    try:
+        v2 = serialize_image(rec, cfg, include_channels=True, include_admin_fields=False)
+        v1 = (
+            serialize_image(rec, cfg, include_channels=False, include_admin_fields=False)
+            if "channels" in v2
+            else v2
+        )
+    except Exception:  # an unrenderable record is invalid anyway: never served
+        return "{}", etag_of({}), "{}", etag_of({})
+    j2 = compact_json(v2)
+    j1 = j2 if v1 is v2 else compact_json(v1)
+    return j1, etag_of(v1), j2, etag_of(v2)
 
 
-def _doc(rec: Mapping[str, Any], views: Views) -> dict[str, Any]:
-    v1, e1, v2, e2 = views(rec)
+def tag_rows(rec: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(key, value) search pairs of a record's tags; none when its search array was removed."""
+    tags = rec.get("tags")
+    if "tags_search" not in rec or not isinstance(tags, dict):
+        return []
+    return [
+        (db_text(k), db_text(item[len(k) + 1 :]))
+        for k, item in zip(tags.keys(), tags_search_array(tags), strict=True)
+    ]
+
+
+def _doc(rec: Mapping[str, Any], cfg: DomainConfig) -> dict[str, Any]:
+    v1, e1, v2, e2 = stored_views(rec, cfg)
     return {"record": dump_record(rec), "view_v1": v1, "etag_v1": e1, "view_v2": v2, "etag_v2": e2}
 
 
@@ -126,16 +165,12 @@ def _columns(rec: Mapping[str, Any], valid: bool) -> dict[str, Any]:
     }
 
 
-TagRows = Callable[[Mapping[str, Any]], list[tuple[str, str]]]
-
-
 class ImageRepository:
-    """Table access for image records. Methods take an open connection (the caller's transaction)."""
+    """All SQL of the catalog. Methods take an open connection (the caller's transaction);
+    ``cfg`` decides how the stored REST views of a record are rendered."""
 
-    def __init__(self, tag_rows: TagRows, views: Views) -> None:
-        #: Derives the (key, search value) pairs of a record's tags (manifest.md §4.6).
-        self._tag_rows = tag_rows
-        self._views = views
+    def __init__(self, cfg: DomainConfig) -> None:
+        self._cfg = cfg
 
     # --- reads ------------------------------------------------------------------------------
 
@@ -201,12 +236,78 @@ class ImageRepository:
     def count(self, conn: Connection) -> int:
         return int(conn.execute(select(func.count()).select_from(images)).scalar_one())
 
+    def lock(self, conn: Connection, uuid: str, *, shared: bool) -> bool:
+        """Lock an image row until the end of the transaction (PostgreSQL; SQLite write
+        transactions are serialized anyway); False when it does not exist."""
+        stmt = select(images.c.uuid).where(images.c.uuid == uuid).with_for_update(read=shared)
+        return conn.execute(stmt).first() is not None
+
+    def all_records(self, conn: Connection) -> list[tuple[str, dict[str, Any], bool]]:
+        """Every stored record: (uuid, record, valid)."""
+        q = select(images.c.uuid, image_docs.c.record, images.c.valid).join(
+            image_docs, image_docs.c.uuid == images.c.uuid
+        )
+        return [(row.uuid, load_record(row.record), bool(row.valid)) for row in conn.execute(q).all()]
+
+    def published_sort_of(self, conn: Connection, uuid: str) -> str | None:
+        """The listing sort key of an image (a listing marker), None when it does not exist."""
+        row = conn.execute(select(images.c.published_sort).where(images.c.uuid == uuid)).first()
+        return None if row is None else str(row.published_sort)
+
+    def list_rows(
+        self, conn: Connection, q: ListQuery, dialect: str, *, include_channels: bool, full: bool
+    ) -> Sequence[Row[Any]]:
+        """One listing page: rows of ``uuid``, ``revision``, the stored ``view`` and ``etag`` for
+        the API version, and (``full``) the ``record``."""
+        c, d = images.c, image_docs.c
+        view_col, etag_col = (d.view_v2, d.etag_v2) if include_channels else (d.view_v1, d.etag_v1)
+        columns = [c.uuid, c.revision, view_col.label("view"), etag_col.label("etag")]
+        if full:
+            columns.append(d.record)
+        stmt = build_list_query(q, dialect, columns)
+        return [] if stmt is None else conn.execute(stmt).all()
+
+    def expired_placeholders(self, conn: Connection, now_text: str) -> list[tuple[str, int, dict[str, Any]]]:
+        """``creating``/``failed`` placeholders whose ``expires_at`` is not after ``now_text``:
+        (uuid, revision, record)."""
+        rows = conn.execute(
+            select(images.c.uuid, images.c.revision, image_docs.c.record, images.c.expires_at)
+            .join(image_docs, image_docs.c.uuid == images.c.uuid)
+            .where(images.c.state.in_(("creating", "failed")), images.c.expires_at.is_not(None))
+        ).all()
+        return [
+            (r.uuid, int(r.revision), load_record(r.record))
+            for r in rows
+            if str(r.expires_at)[:19] <= now_text
+        ]
+
+    # --- change feed ------------------------------------------------------------------------
+
+    def changes_after(self, conn: Connection, cursor: int, limit: int) -> list[Change]:
+        rows = conn.execute(
+            select(changes).where(changes.c.cursor > cursor).order_by(changes.c.cursor).limit(limit)
+        ).all()
+        return [
+            Change(
+                int(r.cursor),
+                r.image_uuid,
+                r.kind,
+                r.changed_at,
+                None if r.record is None else load_record(r.record),
+            )
+            for r in rows
+        ]
+
+    def changes_head(self, conn: Connection) -> int:
+        """The newest cursor of the feed (0 when empty)."""
+        return int(conn.execute(select(func.max(changes.c.cursor))).scalar() or 0)
+
     # --- writes -----------------------------------------------------------------------------
 
     def insert(self, conn: Connection, rec: Mapping[str, Any], valid: bool, kind: str = "create") -> int:
         uuid = rec["uuid"]
         conn.execute(insert(images).values(uuid=uuid, revision=1, **_columns(rec, valid)))
-        conn.execute(insert(image_docs).values(uuid=uuid, **_doc(rec, self._views)))
+        conn.execute(insert(image_docs).values(uuid=uuid, **_doc(rec, self._cfg)))
         self._sync_side_tables(conn, uuid, rec, fresh=True)
         self.append_change(conn, uuid, kind, rec)
         return 1
@@ -216,7 +317,7 @@ class ImageRepository:
         if not recs:
             return
         conn.execute(insert(images), [{"uuid": r["uuid"], "revision": 1, **_columns(r, v)} for r, v in recs])
-        conn.execute(insert(image_docs), [{"uuid": r["uuid"], **_doc(r, self._views)} for r, _ in recs])
+        conn.execute(insert(image_docs), [{"uuid": r["uuid"], **_doc(r, self._cfg)} for r, _ in recs])
         rows: dict[Any, list[dict[str, Any]]] = {t: [] for t in SIDE_TABLES}
         for rec, _ in recs:
             for table, table_rows in self._side_rows(rec["uuid"], rec).items():
@@ -236,7 +337,7 @@ class ImageRepository:
         )
         if res.rowcount != 1:
             raise ConcurrentUpdate(uuid)
-        conn.execute(update(image_docs).where(image_docs.c.uuid == uuid).values(**_doc(rec, self._views)))
+        conn.execute(update(image_docs).where(image_docs.c.uuid == uuid).values(**_doc(rec, self._cfg)))
         self._sync_side_tables(conn, uuid, rec, fresh=False)
         self.append_change(conn, uuid, kind, rec)
         return revision + 1
@@ -252,7 +353,7 @@ class ImageRepository:
     def refresh_derived(self, conn: Connection, uuid: str, rec: Mapping[str, Any], valid: bool) -> None:
         """Recompute validity and views after a configuration change (no revision bump)."""
         conn.execute(update(images).where(images.c.uuid == uuid).values(valid=valid))
-        conn.execute(update(image_docs).where(image_docs.c.uuid == uuid).values(**_doc(rec, self._views)))
+        conn.execute(update(image_docs).where(image_docs.c.uuid == uuid).values(**_doc(rec, self._cfg)))
 
     def append_change(self, conn: Connection, uuid: str, kind: str, rec: Mapping[str, Any] | None) -> None:
         conn.execute(insert(changes).values(**_change_row(uuid, kind, rec, now_timestamp())))
@@ -266,7 +367,7 @@ class ImageRepository:
                 {"image_uuid": uuid, "account": a}
                 for a in _unique_strings([acl] if isinstance(acl, str) else acl)
             ],
-            image_tags: [{"image_uuid": uuid, "key": k, "value": v} for k, v in self._tag_rows(rec)],
+            image_tags: [{"image_uuid": uuid, "key": k, "value": v} for k, v in tag_rows(rec)],
             image_billing_tags: [
                 {"image_uuid": uuid, "tag": t}
                 for t in _unique_strings([billing] if isinstance(billing, str) else billing)
