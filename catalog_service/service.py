@@ -36,7 +36,7 @@ from catalog_service.db.repository import (
 )
 from catalog_service.domain.bounds import bound_errors
 from catalog_service.domain.config import DomainConfig
-from catalog_service.domain.image import ZERO_UUID, Image, check_uuid_list, walk_origins
+from catalog_service.domain.image import ZERO_UUID, Image, check_account, check_uuid_list, walk_origins
 from catalog_service.domain.jsvalues import (
     is_uuid,
     js_key_order,
@@ -296,13 +296,7 @@ class CatalogService:
 
     @staticmethod
     def check_account(raw: str) -> str | None:
-        if raw == "":
-            return None
-        if not is_uuid(raw):
-            raise invalid_parameter(
-                f'invalid "account": not a UUID: "{raw}"', [FieldError("account", "Invalid")]
-            )
-        return raw
+        return None if raw == "" else check_account(raw)
 
     def _load(self, conn: Connection, uuid: str, caller: Caller, channel: str | None) -> StoredImage:
         account = self.check_account(caller.account)
@@ -508,15 +502,8 @@ class CatalogService:
 
         def change(conn: Connection, rec: dict[str, Any]) -> tuple[dict[str, Any], str]:
             new = apply_update(rec, body if present else None, self.cfg, account=account)
-            owner = new.get("owner")
-            if (
-                self.cfg.mode == "dc"
-                and self.registry.configured
-                and owner != rec.get("owner")
-                and isinstance(owner, str)
-                and not self.registry.exists(owner)
-            ):
-                raise ImgapiError("OwnerDoesNotExist", f'owner "{owner}" does not exist')
+            if new.get("owner") != rec.get("owner"):  # (validated: a UUID when present)
+                self._owner_must_exist(new.get("owner"))
             if new.get("uuid") != uuid and self.repo.exists(conn, str(new.get("uuid"))):
                 raise ImgapiError("ImageUuidAlreadyExists", f'image uuid "{new.get("uuid")}" already exists')
             return new, "update"
@@ -754,11 +741,7 @@ class CatalogService:
         channel = self.resolve_channel(caller.channel, write=True)
         with self.uow.transaction() as conn:
             row = self._load(conn, uuid, caller, channel)
-            account = caller.account
-            if not account or not is_uuid(account):
-                raise invalid_parameter(
-                    f'invalid "account": not a UUID: "{account}"', [FieldError("account", "Invalid")]
-                )
+            account = check_account(caller.account)
             src = row.record
             if not Image(src).is_activated:
                 raise validation_failed("image is not active", [FieldError("active", "Invalid")])

@@ -31,6 +31,15 @@ def acl_accounts(rec: Mapping[str, Any]) -> list[Any]:
     return [acl] if isinstance(acl, str) else (list(acl) if isinstance(acl, list) else [])
 
 
+def check_account(account: str) -> str:
+    """The ``account`` of a request must be a UUID."""
+    if not is_uuid(account):
+        raise invalid_parameter(
+            f'invalid "account": not a UUID: "{account}"', [FieldError("account", "Invalid")]
+        )
+    return account
+
+
 def check_uuid_list(field: str, body: Any) -> list[Any]:
     """A request body that must be an array of UUIDs (ACL changes)."""
     if not isinstance(body, list):

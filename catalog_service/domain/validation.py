@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from catalog_service.domain.config import DomainConfig
-from catalog_service.domain.image import is_activated
+from catalog_service.domain.image import check_account, is_activated
 from catalog_service.domain.jsvalues import (
     boolish,
     is_js_integer,
@@ -745,10 +745,7 @@ def check_create_body(body: Any, cfg: DomainConfig, *, account: str | None) -> d
         raise validation_failed("missing request body", [FieldError("body", "MissingParameter")])
     data = dict(body)
     if account is not None:
-        if not is_uuid(account):
-            raise invalid_parameter(
-                f'invalid "account": not a UUID: "{account}"', [FieldError("account", "Invalid")]
-            )
+        check_account(account)
         owner = data.get("owner")
         if not truthy(owner):
             data["owner"] = account
