@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import Connection
 
 from catalog_service.calls import Caller, Rendered, View
@@ -21,21 +19,19 @@ class AclChannelHandlers(CatalogCore):
         has_name = present and isinstance(body, dict) and "channel" in body
         name = body.get("channel") if has_name else None
 
-        def change(_: Connection, rec: dict[str, Any]) -> tuple[dict[str, Any], str]:
-            Image(rec).add_channel(name, self.cfg.channels, given=has_name)
-            return rec, "channel"
+        def change(_: Connection, img: Image) -> None:
+            img.add_channel(name, self.cfg.channels, given=has_name)
 
-        return self._mutate(uuid, caller, view, change, cond=cond)
+        return self._mutate(uuid, caller, view, "channel", change, cond=cond)
 
     def change_acl(self, uuid: str, caller: Caller, view: View, acl_json: str, *, add: bool) -> Rendered:
         present, body = parse_json(acl_json)
 
-        def change(_: Connection, rec: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        def change(_: Connection, img: Image) -> None:
             accounts = check_uuid_list("acl", body if present else None)
             if add:
-                Image(rec).add_to_acl(accounts)
+                img.add_to_acl(accounts)
             else:
-                Image(rec).remove_from_acl(accounts)
-            return rec, "acl"
+                img.remove_from_acl(accounts)
 
-        return self._mutate(uuid, caller, view, change)
+        return self._mutate(uuid, caller, view, "acl", change)

@@ -176,14 +176,17 @@ class CatalogCore:
         uuid: str,
         caller: Caller,
         view: View,
-        change: Callable[[Connection, dict[str, Any]], tuple[dict[str, Any], str]],
+        kind: str,
+        change: Callable[[Connection, Image], None],
         *,
         cond: Conditions | None = None,
         check_owner: bool = True,
         client: bool = True,
     ) -> Rendered:
-        """Load (+owner, +cond), apply ``change`` to a copy and write it conditionally; retry races.
-        ``client``: the change writes client data (not only the server's own fields)."""
+        """Load (+owner, +cond), apply ``change`` to a copy and write it conditionally, recording a
+        ``kind`` change in the feed; retry races. ``change`` applies a rule of the :class:`Image`
+        (it may replace its record). ``client``: the change writes client data (not only the
+        server's own fields)."""
         channel = self.resolve_channel(caller.channel, write=True)
 
         def attempt(conn: Connection) -> Rendered:
@@ -196,7 +199,9 @@ class CatalogCore:
                 self._check_owner(row.record, caller)
             if cond is not None:
                 evaluate(cond, self._etag(row.record, view), is_get=False)
-            new, kind = change(conn, copy.deepcopy(row.record))
+            img = Image(copy.deepcopy(row.record))
+            change(conn, img)
+            new = img.record
             if new["uuid"] != uuid:
                 self.repo.delete(conn, uuid, row.revision)
                 revision = self.repo.insert(conn, new, self._admit(new, client=client), kind=kind)

@@ -77,29 +77,25 @@ class FileHandlers(CatalogCore):
         return self.settings.default_storage
 
     def attach_file(self, uuid: str, caller: Caller, view: View, entry: Mapping[str, Any]) -> Rendered:
-        def change(_: Connection, rec: dict[str, Any]) -> tuple[dict[str, Any], str]:
-            Image(rec).attach_file(entry, now=now_timestamp(), default_stor=self.settings.default_storage)
-            return rec, "file"
+        def change(_: Connection, img: Image) -> None:
+            img.attach_file(entry, now=now_timestamp(), default_stor=self.settings.default_storage)
 
-        return self._mutate(uuid, caller, view, change, client=False)
+        return self._mutate(uuid, caller, view, "file", change, client=False)
 
     def detach_file(self, uuid: str, caller: Caller, view: View) -> Rendered:
-        def change(_: Connection, rec: dict[str, Any]) -> tuple[dict[str, Any], str]:
-            Image(rec).detach_file()
-            return rec, "file"
+        def change(_: Connection, img: Image) -> None:
+            img.detach_file()
 
-        return self._mutate(uuid, caller, view, change, client=False)
+        return self._mutate(uuid, caller, view, "file", change, client=False)
 
     def attach_icon(self, uuid: str, caller: Caller, view: View, entry: Mapping[str, Any]) -> Rendered:
-        def change(_: Connection, rec: dict[str, Any]) -> tuple[dict[str, Any], str]:
-            Image(rec).attach_icon(entry, now=now_timestamp(), default_stor=self.settings.default_storage)
-            return rec, "icon"
+        def change(_: Connection, img: Image) -> None:
+            img.attach_icon(entry, now=now_timestamp(), default_stor=self.settings.default_storage)
 
-        return self._mutate(uuid, caller, view, change, client=False)
+        return self._mutate(uuid, caller, view, "icon", change, client=False)
 
     def detach_icon(self, uuid: str, caller: Caller, view: View) -> Rendered:
-        def change(_: Connection, rec: dict[str, Any]) -> tuple[dict[str, Any], str]:
-            Image(rec).detach_icon()
-            return rec, "icon"
+        def change(_: Connection, img: Image) -> None:
+            img.detach_icon()
 
-        return self._mutate(uuid, caller, view, change, client=False)
+        return self._mutate(uuid, caller, view, "icon", change, client=False)

@@ -36,20 +36,19 @@ class LifecycleHandlers(CatalogCore):
     """Create, import, clone, activate, disable/enable, update, delete, reap."""
 
     def activate(self, uuid: str, caller: Caller, view: View, cond: Conditions = NO_CONDITIONS) -> Rendered:
-        def change(_: Connection, rec: dict[str, Any]) -> tuple[dict[str, Any], str]:
-            Image(rec).activate(now_timestamp())
-            return rec, "activate"
+        def change(_: Connection, img: Image) -> None:
+            img.activate(now_timestamp())
 
-        return self._mutate(uuid, caller, view, change, cond=cond, client=False)
+        return self._mutate(uuid, caller, view, "activate", change, cond=cond, client=False)
 
     def set_disabled(
         self, uuid: str, caller: Caller, view: View, disabled: bool, cond: Conditions = NO_CONDITIONS
     ) -> Rendered:
-        def change(_: Connection, rec: dict[str, Any]) -> tuple[dict[str, Any], str]:
-            Image(rec).set_disabled(disabled)
-            return rec, "disable" if disabled else "enable"
+        def change(_: Connection, img: Image) -> None:
+            img.set_disabled(disabled)
 
-        return self._mutate(uuid, caller, view, change, cond=cond, client=False)
+        kind = "disable" if disabled else "enable"
+        return self._mutate(uuid, caller, view, kind, change, cond=cond, client=False)
 
     def update(
         self, uuid: str, caller: Caller, view: View, update_json: str, cond: Conditions = NO_CONDITIONS
@@ -57,15 +56,15 @@ class LifecycleHandlers(CatalogCore):
         present, body = parse_json(update_json)
         account = caller.user_account
 
-        def change(conn: Connection, rec: dict[str, Any]) -> tuple[dict[str, Any], str]:
-            new = apply_update(rec, body if present else None, self.cfg, account=account)
-            if new.get("owner") != rec.get("owner"):  # (validated: a UUID when present)
+        def change(conn: Connection, img: Image) -> None:
+            new = apply_update(img.record, body if present else None, self.cfg, account=account)
+            if new.get("owner") != img.owner:  # (validated: a UUID when present)
                 self._owner_must_exist(new.get("owner"))
             if new.get("uuid") != uuid and self.repo.exists(conn, str(new.get("uuid"))):
                 raise ImgapiError("ImageUuidAlreadyExists", f'image uuid "{new.get("uuid")}" already exists')
-            return new, "update"
+            img.record = new
 
-        return self._mutate(uuid, caller, view, change, cond=cond)
+        return self._mutate(uuid, caller, view, "update", change, cond=cond)
 
     def create(self, caller: Caller, view: View, manifest_json: str) -> Rendered:
         channel = self.resolve_channel(caller.channel, write=True)
