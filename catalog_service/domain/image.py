@@ -9,6 +9,7 @@ no gRPC; failures are :class:`~imgapi_common.errors.ImgapiError`.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -191,6 +192,46 @@ class Image:
         if not isinstance(self.record.get("icon"), dict):
             raise not_found(f'image "{self.uuid}" has no icon')
         del self.record["icon"]
+
+    # --- clones ---------------------------------------------------------------------------
+
+    #: What a clone does not inherit from its source.
+    NOT_CLONED = ("uuid", "acl", "published_at", "icon", "urn", "expires_at")
+
+    def check_cloneable_by(self, account: str) -> None:
+        """A clone is of an activated, non-docker, single-file image shared with ``account``."""
+        if not self.is_activated:
+            raise validation_failed("image is not active", [FieldError("active", "Invalid")])
+        if not self.shared_with(account):
+            raise ImgapiError("ImageNotShared", f"image {self.uuid} is not shared with account {account}")
+        if self.record.get("type") == "docker":
+            raise validation_failed("image is a docker image", [FieldError("type", "Invalid")])
+        files = self.record.get("files")
+        if isinstance(files, list) and len(files) > 1:
+            raise ImgapiError("NotImplemented", "cannot clone an image with multiple files")
+
+    def clone_for(
+        self, account: str, *, new_uuid: str, origin: str | None, disabled: bool, now: str
+    ) -> Image:
+        """A private, activated copy owned by ``account`` on top of ``origin`` (``disabled``: an
+        intermediate origin of the chain being cloned). It must have a file."""
+        c = {k: copy.deepcopy(v) for k, v in self.record.items() if k not in self.NOT_CLONED}
+        c["uuid"] = new_uuid
+        c["owner"] = account
+        if origin is not None:
+            c["origin"] = origin
+        else:
+            c.pop("origin", None)
+        if disabled:
+            c["disabled"] = True
+        c["acl"] = []
+        c["activated"] = True
+        c["published_at"] = now
+        Image(c).recompute_state()
+        # a new record in stored order: uuid first
+        clone = Image({"v": c.pop("v", 2), "uuid": c.pop("uuid"), **c})
+        clone.require_file()
+        return clone
 
     # --- channels and ACL -------------------------------------------------------------------
 

@@ -29,7 +29,7 @@ from catalog_service.domain.validation import (
 from catalog_service.handlers.core import NO_CONDITIONS, CatalogCore
 from catalog_service.json_body import parse_json
 from catalog_service.preconditions import Conditions
-from imgapi_common.errors import FieldError, ImgapiError, invalid_parameter, not_found, validation_failed
+from imgapi_common.errors import FieldError, ImgapiError, invalid_parameter, not_found
 
 
 class LifecycleHandlers(CatalogCore):
@@ -170,14 +170,7 @@ class LifecycleHandlers(CatalogCore):
             row = self._load(conn, uuid, caller, channel)
             account = check_account(caller.account)
             src = row.record
-            if not Image(src).is_activated:
-                raise validation_failed("image is not active", [FieldError("active", "Invalid")])
-            if not Image(src).shared_with(account):
-                raise ImgapiError("ImageNotShared", f"image {uuid} is not shared with account {account}")
-            if src.get("type") == "docker":
-                raise validation_failed("image is a docker image", [FieldError("type", "Invalid")])
-            if isinstance(src.get("files"), list) and len(src["files"]) > 1:
-                raise ImgapiError("NotImplemented", "cannot clone an image with multiple files")
+            Image(src).check_cloneable_by(account)
 
             def load(origin: str) -> dict[str, Any] | None:
                 origin_row = self.repo.get(conn, origin)
@@ -190,28 +183,19 @@ class LifecycleHandlers(CatalogCore):
             prev = base
             sources = [*reversed(chain), src]
             for i, s in enumerate(sources):
-                c = {
-                    k: copy.deepcopy(v)
-                    for k, v in s.items()
-                    if k not in ("uuid", "acl", "published_at", "icon", "urn", "expires_at")
-                }
-                c["uuid"] = str(uuidlib.uuid4())
-                c["owner"] = account
-                if prev is not None:
-                    c["origin"] = prev
-                else:
-                    c.pop("origin", None)
-                if i < len(sources) - 1:
-                    c["disabled"] = True
-                c["acl"] = []
-                c["activated"] = True
-                c["published_at"] = now_timestamp()
-                Image(c).recompute_state()
-                # the clone is a new record in stored order: uuid first
-                c = {"v": c.pop("v", 2), "uuid": c.pop("uuid"), **c}
-                # a clone is activated: it needs a file, and must be a valid record (never stored
-                # invisible); any failure rolls back the clones created so far
-                Image(c).require_file()
+                c = (
+                    Image(s)
+                    .clone_for(
+                        account,
+                        new_uuid=str(uuidlib.uuid4()),
+                        origin=prev,
+                        disabled=i < len(sources) - 1,
+                        now=now_timestamp(),
+                    )
+                    .record
+                )
+                # a clone is activated, so it must be a valid record (never stored invisible); any
+                # failure rolls back the clones created so far
                 problems = validate_record(c, self.cfg)
                 if problems:
                     raise image_data_error(problems)
