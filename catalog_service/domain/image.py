@@ -10,7 +10,7 @@ no gRPC; failures are :class:`~imgapi_common.errors.ImgapiError`.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from catalog_service.domain.jsvalues import is_true, is_uuid, js_string, truthy
@@ -192,6 +192,24 @@ class Image:
         if not isinstance(self.record.get("icon"), dict):
             raise not_found(f'image "{self.uuid}" has no icon')
         del self.record["icon"]
+
+    # --- deletion ---------------------------------------------------------------------------
+
+    def check_deletable(self, dependents: Sequence[str]) -> None:
+        """An image that is the origin of others cannot be deleted (the first five are named
+        when there are ten or more)."""
+        if dependents:
+            n = len(dependents)
+            shown = ", ".join(dependents) if n < 10 else ", ".join(dependents[:5]) + f", and {n - 5} more..."
+            raise ImgapiError(
+                "ImageHasDependentImages",
+                f'image "{self.uuid}" has {n} dependent incremental image(s): {shown}',
+            )
+
+    def in_several_channels(self) -> bool:
+        """Deleting such an image in one channel only removes it from that channel."""
+        chans = self.record.get("channels")
+        return isinstance(chans, list) and len(chans) > 1
 
     # --- clones ---------------------------------------------------------------------------
 

@@ -213,20 +213,9 @@ class LifecycleHandlers(CatalogCore):
             row = self._load(conn, uuid, caller, channel)
             self._check_owner(row.record, caller)
             force = list_params.parse_bool_param("force_all_channels", force_all_channels)
-            deps = self.repo.dependents(conn, uuid, channel)
-            if deps:
-                shown = (
-                    ", ".join(deps)
-                    if len(deps) < 10
-                    else ", ".join(deps[:5]) + f", and {len(deps) - 5} more..."
-                )
-                raise ImgapiError(
-                    "ImageHasDependentImages",
-                    f'image "{uuid}" has {len(deps)} dependent incremental image(s): {shown}',
-                )
-            chans = row.record.get("channels")
-            if channel is not None and isinstance(chans, list) and len(chans) > 1 and not force:
-                img = Image(copy.deepcopy(row.record))
+            img = Image(copy.deepcopy(row.record))
+            img.check_deletable(self.repo.dependents(conn, uuid, channel))
+            if channel is not None and img.in_several_channels() and not force:
                 img.remove_channel(channel)
                 self.repo.update(conn, img.record, row.revision, self.is_valid(img.record), "channel")
                 return False, []

@@ -122,3 +122,15 @@ def test_origin_walk_is_bounded_and_reports_missing_origins() -> None:
     with pytest.raises(ImgapiError) as e:
         walk_origins(OTHER, chain_store(0).get)
     assert e.value.code == "ResourceNotFound"
+
+
+def test_an_origin_of_others_is_not_deletable() -> None:
+    img = Image(record())
+    img.check_deletable([])
+    with pytest.raises(ImgapiError) as e:
+        img.check_deletable([OTHER])
+    assert e.value.code == "ImageHasDependentImages"
+    assert e.value.message == f'image "{UUID}" has 1 dependent incremental image(s): {OTHER}'
+    with pytest.raises(ImgapiError) as e:
+        img.check_deletable([str(i) for i in range(12)])
+    assert e.value.message.endswith("has 12 dependent incremental image(s): 0, 1, 2, 3, 4, and 7 more...")
