@@ -13,7 +13,8 @@ from sqlalchemy import Connection, Engine
 from catalog_service import list_params
 from catalog_service.accounts import AccountRegistry
 from catalog_service.calls import Caller, Rendered, View
-from catalog_service.db.repository import ImageRepository, StoredImage, blob_ids_of
+from catalog_service.db.repository import ImageRepository, StoredImage
+from catalog_service.db.rows import blob_ids_of
 from catalog_service.domain.bounds import bound_errors
 from catalog_service.domain.config import DomainConfig
 from catalog_service.domain.image import Image, check_account

@@ -15,7 +15,7 @@ from sqlalchemy import Connection
 from catalog_service import list_params
 from catalog_service.calls import Caller, Rendered, View
 from catalog_service.clock import now_timestamp
-from catalog_service.db.repository import blob_ids_of
+from catalog_service.db.rows import blob_ids_of
 from catalog_service.domain.image import ZERO_UUID, Image, check_account, walk_origins
 from catalog_service.domain.jsvalues import is_uuid, js_string
 from catalog_service.domain.update import apply_update

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from catalog_service import list_params
 from catalog_service.calls import Caller, Rendered, View
 from catalog_service.db.listing import ListQuery
-from catalog_service.db.repository import db_text, load_record, published_sort_key
+from catalog_service.db.rows import db_text, load_record, published_sort_key
 from catalog_service.handlers.core import NO_CONDITIONS, CatalogCore
 from catalog_service.preconditions import Conditions, evaluate
 from imgapi_common.errors import not_found
