@@ -19,6 +19,7 @@ from catalog_service.db.listing import ListQuery, build_list_query
 from catalog_service.db.rows import SIDE_TABLES, change_row, doc_row, indexed_columns, load_record, side_rows
 from catalog_service.db.schema import changes, image_blobs, image_channels, image_docs, images, meta
 from catalog_service.domain.config import DomainConfig
+from catalog_service.domain.jsvalues import is_uuid
 
 
 class ConcurrentUpdate(Exception):
@@ -70,7 +71,12 @@ class ImageRepository:
     )
     _EXISTS = select(images.c.uuid).where(images.c.uuid == bindparam("uuid"))
 
-    def get(self, conn: Connection, uuid: str) -> StoredImage | None:
+    # Every lookup by id checks the id first: no stored image has another id (records are
+    # validated), and PostgreSQL text cannot even hold some strings a client may send.
+
+    def get(self, conn: Connection, uuid: Any) -> StoredImage | None:
+        if not is_uuid(uuid):
+            return None
         row = conn.execute(self._GET, {"uuid": uuid}).first()
         if row is None:
             return None
@@ -81,8 +87,8 @@ class ImageRepository:
             (row.view_v1, row.etag_v1, row.view_v2, row.etag_v2),
         )
 
-    def exists(self, conn: Connection, uuid: str) -> bool:
-        return conn.execute(self._EXISTS, {"uuid": uuid}).first() is not None
+    def exists(self, conn: Connection, uuid: Any) -> bool:
+        return is_uuid(uuid) and conn.execute(self._EXISTS, {"uuid": uuid}).first() is not None
 
     def dependents(self, conn: Connection, uuid: str, channel: str | None) -> list[str]:
         q = select(images.c.uuid).where(images.c.origin == uuid)
@@ -116,9 +122,11 @@ class ImageRepository:
     def count(self, conn: Connection) -> int:
         return int(conn.execute(select(func.count()).select_from(images)).scalar_one())
 
-    def lock(self, conn: Connection, uuid: str, *, shared: bool) -> bool:
+    def lock(self, conn: Connection, uuid: Any, *, shared: bool) -> bool:
         """Lock an image row until the end of the transaction (PostgreSQL; SQLite write
         transactions are serialized anyway); False when it does not exist."""
+        if not is_uuid(uuid):
+            return False
         stmt = select(images.c.uuid).where(images.c.uuid == uuid).with_for_update(read=shared)
         return conn.execute(stmt).first() is not None
 

@@ -148,7 +148,7 @@ class CatalogCore:
         account = self.check_account(caller.account)
         if account is None:
             account = caller.user_account
-        row = self.repo.get(conn, uuid) if is_uuid(uuid) else None  # no stored image has another id
+        row = self.repo.get(conn, uuid)
         if row is None or not row.valid:
             raise not_found(f"image {uuid} not found")
         img = Image(row.record)
@@ -191,10 +191,9 @@ class CatalogCore:
         channel = self.resolve_channel(caller.channel, write=True)
 
         def attempt(conn: Connection) -> Rendered:
-            if is_uuid(uuid):
-                # Writers of one image queue on its row lock (PostgreSQL) instead of
-                # spinning on revision conflicts; the conditional UPDATE stays the guard.
-                self.repo.lock(conn, uuid, shared=False)
+            # Writers of one image queue on its row lock (PostgreSQL) instead of spinning on
+            # revision conflicts; the conditional UPDATE stays the guard.
+            self.repo.lock(conn, uuid, shared=False)
             row = self._load(conn, uuid, caller, channel)
             if check_owner:
                 self._check_owner(row.record, caller)
@@ -227,5 +226,5 @@ class CatalogCore:
     def _origin_must_exist(self, conn: Connection, origin: Any) -> None:
         # A shared lock on the origin row: a concurrent DeleteImage of the origin (which locks it
         # exclusively before counting dependents) either sees this new dependent or makes it fail.
-        if truthy(origin) and not (is_uuid(origin) and self.repo.lock(conn, origin, shared=True)):
+        if truthy(origin) and not self.repo.lock(conn, origin, shared=True):
             raise ImgapiError("OriginDoesNotExist", f'origin image "{js_string(origin)}" does not exist')

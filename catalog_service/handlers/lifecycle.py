@@ -17,7 +17,7 @@ from catalog_service.calls import Caller, Rendered, View
 from catalog_service.clock import now_timestamp
 from catalog_service.db.rows import blob_ids_of
 from catalog_service.domain.image import ZERO_UUID, Image, check_account, walk_origins
-from catalog_service.domain.jsvalues import is_uuid, js_string
+from catalog_service.domain.jsvalues import js_string
 from catalog_service.domain.update import apply_update
 from catalog_service.domain.upgrade import upgrade_dataset_manifest
 from catalog_service.domain.validation import (
@@ -118,7 +118,7 @@ class LifecycleHandlers(CatalogCore):
         body.pop("channels", None)
 
         def attempt(conn: Connection) -> Rendered:
-            existing = self.repo.get(conn, uuid) if is_uuid(uuid) else None
+            existing = self.repo.get(conn, uuid)
             if existing is not None and (from_source or existing.record.get("state") != "creating"):
                 raise ImgapiError("ImageUuidAlreadyExists", f'image uuid "{uuid}" already exists')
             self._origin_must_exist(conn, body.get("origin"))
@@ -154,7 +154,7 @@ class LifecycleHandlers(CatalogCore):
             return
         req = dict(req)
         origin = body.get("origin")
-        origin_row = self.repo.get(conn, origin) if isinstance(origin, str) and is_uuid(origin) else None
+        origin_row = self.repo.get(conn, origin)
         origin_req = origin_row.record.get("requirements") if origin_row else None
         if isinstance(origin_req, dict) and "min_platform" in origin_req:
             req["min_platform"] = origin_req["min_platform"]
@@ -208,8 +208,7 @@ class LifecycleHandlers(CatalogCore):
         channel = self.resolve_channel(caller.channel, write=True)
 
         def attempt(conn: Connection) -> tuple[bool, list[str]]:
-            if is_uuid(uuid):  # no new dependent can appear until we commit
-                self.repo.lock(conn, uuid, shared=False)
+            self.repo.lock(conn, uuid, shared=False)  # no new dependent can appear until we commit
             row = self._load(conn, uuid, caller, channel)
             self._check_owner(row.record, caller)
             force = list_params.parse_bool_param("force_all_channels", force_all_channels)
