@@ -10,7 +10,7 @@ from email.utils import parsedate_to_datetime
 from typing import cast
 
 from catalog_service.db.listing import State, TextMatch
-from catalog_service.db.repository import db_text
+from catalog_service.db.rows import db_text
 from catalog_service.domain.jsvalues import is_uuid, js_number
 from catalog_service.domain.serialize import format_timestamp
 from imgapi_common.errors import FieldError, invalid_parameter

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from catalog_service.domain.config import DomainConfig
+from catalog_service.domain.image import check_account, is_activated
 from catalog_service.domain.jsvalues import (
     boolish,
     is_js_integer,
@@ -193,16 +194,12 @@ def _boolish_check(field: str) -> _Check:
     return check
 
 
-def _is_activated(rec: Mapping[str, Any]) -> bool:
-    return boolish(rec.get("activated")) is True
-
-
 def _check_published_at(rec: Mapping[str, Any], cfg: DomainConfig, errs: Errors) -> None:
     v = rec["published_at"]
     if truthy(v):
         if not isinstance(v, str) or _PUBLISHED_AT_RE.fullmatch(v) is None:
             _invalid(errs, "published_at", 'published_at date not in "YYYY-MM-DDTHH:MM:SS(.SSS)Z" format')
-    elif _is_activated(rec):
+    elif is_activated(rec):
         errs.append(
             FieldError(
                 "published_at", "MissingParameter", 'if activated is "true" published_at must be present'
@@ -555,7 +552,7 @@ OPTIONAL_FIELDS = (
 def _required_when(field: str, rec: Mapping[str, Any]) -> bool:
     """Whether an absent pass-1 field is reported as ``MissingParameter``."""
     if field in ("published_at", "files"):
-        return _is_activated(rec)
+        return is_activated(rec)
     if field in ZVOL_FIELDS:
         return rec.get("type") == "zvol"
     return True
@@ -748,10 +745,7 @@ def check_create_body(body: Any, cfg: DomainConfig, *, account: str | None) -> d
         raise validation_failed("missing request body", [FieldError("body", "MissingParameter")])
     data = dict(body)
     if account is not None:
-        if not is_uuid(account):
-            raise invalid_parameter(
-                f'invalid "account": not a UUID: "{account}"', [FieldError("account", "Invalid")]
-            )
+        check_account(account)
         owner = data.get("owner")
         if not truthy(owner):
             data["owner"] = account

@@ -1,0 +1,2 @@
+"""The catalog's operations, one module per concern, composed into
+:class:`catalog_service.service.CatalogService`."""

@@ -1,0 +1,130 @@
+"""GetImage, ListImages and the server's channel list."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+from catalog_service import list_params
+from catalog_service.calls import Caller, Rendered, View
+from catalog_service.db.listing import ListQuery
+from catalog_service.db.rows import db_text, load_record, published_sort_key
+from catalog_service.handlers.core import NO_CONDITIONS, CatalogCore
+from catalog_service.preconditions import Conditions, evaluate
+from imgapi_common.errors import not_found
+
+
+class ReadHandlers(CatalogCore):
+    """GetImage, ListImages, ListChannels."""
+
+    def get_image(
+        self,
+        uuid: str,
+        caller: Caller,
+        view: View,
+        incl_admin_fields: str = "",
+        cond: Conditions = NO_CONDITIONS,
+        subject: Literal["image", "file", "icon"] = "image",
+    ) -> Rendered:
+        channel = self.resolve_channel(caller.channel, write=False)
+        with self.uow.read() as conn:
+            row = self._load(conn, uuid, caller, channel)
+        admin = self._admin_fields(incl_admin_fields, caller) or view.include_admin_fields
+        view = View(view.include_channels, admin)
+        if admin:
+            rendered = self.render(row.record, view, row.revision)
+        else:
+            v1, e1, v2, e2 = row.views
+            text, etag = (v2, e2) if view.include_channels else (v1, e1)
+            rendered = Rendered(row.record, text, etag, row.revision)
+        last_modified = None
+        if subject == "file":
+            files = row.record.get("files") or []
+            last_modified = files[0].get("mtime") if files and isinstance(files[0], dict) else None
+        elif subject == "icon":
+            icon = row.record.get("icon")
+            last_modified = icon.get("mtime") if isinstance(icon, dict) else None
+        if evaluate(cond, rendered.etag, is_get=True, last_modified=last_modified):
+            return Rendered(rendered.record, rendered.view_json, rendered.etag, rendered.revision, True)
+        return rendered
+
+    def list_images(
+        self,
+        caller: Caller,
+        view: View,
+        *,
+        owner: str = "",
+        name: str = "",
+        version: str = "",
+        state: str = "",
+        public: str = "",
+        os: str = "",
+        type: str = "",
+        tags: Mapping[str, str] | None = None,
+        billing_tags: Sequence[str] = (),
+        limit: str = "",
+        marker: str = "",
+        sort: str = "",
+        incl_admin_fields: str = "",
+        full_records: bool = True,
+    ) -> list[Rendered]:
+        channel = self.resolve_channel(caller.channel, write=False)
+        admin = self._admin_fields(incl_admin_fields, caller) or view.include_admin_fields
+        view = View(view.include_channels, admin)
+        n = list_params.parse_limit(limit)
+        st = list_params.parse_state(state)
+        if self.cfg.mode != "dc" and not caller.authenticated:
+            if st in ("disabled", "unactivated", "creating", "failed"):
+                return []
+            if st == "all":
+                st = "active"
+        pub = list_params.parse_bool_param("public", public)
+        descending = list_params.parse_sort(sort)
+        with self.uow.read() as conn:
+            mk: tuple[str, str | None] | None = None
+            if marker != "":
+                if list_params.is_uuid_marker(marker):
+                    sort_key = self.repo.published_sort_of(conn, marker)
+                    if sort_key is None:
+                        raise not_found(f"image {marker} not found")
+                    mk = (sort_key, marker)
+                else:
+                    date = list_params.parse_date_marker(marker)
+                    if date is None:
+                        raise list_params.bad_marker(marker)
+                    mk = (published_sort_key(date), None)
+            q = ListQuery(
+                state=st,
+                account=None if caller.user_account is None else db_text(caller.user_account),
+                owner=db_text(owner) or None,
+                name=list_params.text_match(name, allow_substring=True),
+                version=list_params.text_match(version, allow_substring=True),
+                os=db_text(os) or None,
+                type=list_params.text_match(type, allow_negate=True),
+                public=pub,
+                tags=list_params.tag_filters(tags or {}),
+                billing_tags=list_params.billing_filters(billing_tags),
+                channel=channel,
+                limit=n,
+                descending=descending,
+                marker=mk,
+            )
+            full = full_records or view.include_admin_fields
+            rows = self.repo.list_rows(
+                conn, q, self._dialect, include_channels=view.include_channels, full=full
+            )
+        if view.include_admin_fields:
+            return [self.render(load_record(r.record), view, int(r.revision)) for r in rows]
+        return [
+            Rendered(load_record(r.record) if full else {"uuid": r.uuid}, r.view, r.etag, int(r.revision))
+            for r in rows
+        ]
+
+    def server_channels(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for c in self.settings.channels:
+            d: dict[str, Any] = {"name": c.name, "description": c.description}
+            if c.default:
+                d["default"] = True
+            out.append(d)
+        return out

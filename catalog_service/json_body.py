@@ -1,0 +1,69 @@
+"""JSON request bodies: strict parsing (no NaN/Infinity, JavaScript number and key order
+semantics), bounded nesting, and the lone-surrogate rule for what may be stored."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from catalog_service.domain.jsvalues import js_key_order, js_parse_int
+from imgapi_common.errors import ImgapiError
+
+MAX_JSON_DEPTH = 64
+
+
+def _reject_constant(name: str) -> Any:
+    raise ImgapiError("InvalidContent", f"Invalid JSON: {name} is not a JSON value")
+
+
+def _check_json_value(value: Any) -> None:
+    """Reject absurd nesting (iterative, so deep input cannot exhaust the stack). Lone
+    surrogates (escaped ``\\ud800``) are values like any other here: validation sees them as the
+    reference does, and only storing one is refused (:func:`lone_surrogate_error`)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        v, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise ImgapiError("InvalidContent", f"Invalid JSON: nested deeper than {MAX_JSON_DEPTH} levels")
+        if isinstance(v, dict):
+            stack.extend((x, depth + 1) for x in v.values())
+        elif isinstance(v, list):
+            stack.extend((x, depth + 1) for x in v)
+
+
+def has_lone_surrogate(value: Any) -> bool:
+    stack: list[Any] = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            if not v.isascii():
+                try:
+                    v.encode("utf-8")
+                except UnicodeEncodeError:
+                    return True
+        elif isinstance(v, dict):
+            stack.extend(v.keys())
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+    return False
+
+
+def lone_surrogate_error() -> ImgapiError:
+    """A valid record holding a lone UTF-16 surrogate cannot be stored: the database and the
+    services' protobuf strings carry UTF-8 only (docs/compatibility.md)."""
+    return ImgapiError("InvalidContent", "Invalid JSON: a string holds a lone UTF-16 surrogate")
+
+
+def parse_json(text: str) -> tuple[bool, Any]:
+    """(present, value): an empty text is an absent body. Strict JSON (no NaN/Infinity)."""
+    if text == "":
+        return False, None
+    try:
+        value = json.loads(
+            text, parse_constant=_reject_constant, parse_int=js_parse_int, object_pairs_hook=js_key_order
+        )
+    except RecursionError:
+        raise ImgapiError("InvalidContent", "Invalid JSON: nested too deeply") from None
+    _check_json_value(value)
+    return True, value
