@@ -148,7 +148,8 @@ def outcome(header: str | None, size: int) -> tuple[int, int] | str | None:
         return None
     try:
         r = parse_range(header, size)
-    except MalformedRange:
+    except MalformedRange as e:
+        assert e.header == header
         return None
     except RangeNotSatisfiable as e:
         assert e.size == size and e.content_range == f"bytes */{size}"
@@ -187,6 +188,13 @@ def test_an_open_range(size: int, first: int) -> None:
 def test_a_suffix_range(size: int, n: int) -> None:
     got = outcome(f"bytes=-{n}", size)
     assert got == (UNSATISFIABLE if n == 0 or size == 0 else (max(0, size - n), size - 1))
+
+
+@settings(max_examples=200)
+@given(sizes, offsets, offsets, st.sampled_from(["items", "bits", "byte", "", " "]))
+def test_other_units_are_ignored(size: int, first: int, last: int, u: str) -> None:
+    assert outcome(f"{u}={first}-{last}", size) is None
+    assert outcome(f"{u}={first}-", size) is None
 
 
 @settings(max_examples=300)
