@@ -32,6 +32,7 @@ from imgapi_cli.transfer import (
     TransferInterrupted,
     UploadResult,
     _Meter,
+    image_with_file,
     reason,
 )
 
@@ -59,11 +60,7 @@ def download_to_stream(
 ) -> DownloadResult:
     """Stream the file of image ``uuid`` to ``out`` (e.g. stdout), verified as it goes."""
     rep = reporter or NullReporter()
-    image = client.get_image(uuid)
-    files = image.get("files") or []
-    if not files:
-        raise ImgapiError("ResourceNotFound", f'image "{uuid}" has no file')
-    want_sha1, want_size = str(files[0].get("sha1", "")), int(files[0].get("size", 0))
+    _image, want_sha1, want_size = image_with_file(client, uuid)
     md5, sha1 = hashlib.md5(), hashlib.sha1()
     meter = _Meter(limit_rate)
     done = 0

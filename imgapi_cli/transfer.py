@@ -515,6 +515,15 @@ class DownloadResult:
         }
 
 
+def image_with_file(client: Client, uuid: str) -> tuple[Image, str, int]:
+    """Image ``uuid`` and the sha1 and size of its file (ResourceNotFound when it has none)."""
+    image = client.get_image(uuid)
+    files = image.get("files") or []
+    if not files:
+        raise ImgapiError("ResourceNotFound", f'image "{uuid}" has no file')
+    return image, str(files[0].get("sha1", "")), int(files[0].get("size", 0))
+
+
 def default_download_name(image: Image) -> str:
     files = image.get("files") or [{}]
     ext = EXTENSIONS.get(str(files[0].get("compression")), "")
@@ -546,11 +555,7 @@ def download(
 ) -> DownloadResult:
     """Download the file of image ``uuid`` to ``dest``; see the module docstring."""
     rep = reporter or NullReporter()
-    image = client.get_image(uuid)
-    files = image.get("files") or []
-    if not files:
-        raise ImgapiError("ResourceNotFound", f'image "{uuid}" has no file')
-    want_sha1, want_size = str(files[0].get("sha1", "")), int(files[0].get("size", 0))
+    image, want_sha1, want_size = image_with_file(client, uuid)
     if dest is None:
         dest = Path(default_download_name(image))
     elif dest.is_dir():
