@@ -191,7 +191,7 @@ class ListImagesRequest(_message.Message):
     def view(self) -> _common_pb2.ImageView: ...
     @_builtins.property
     def tags(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
-        """tag.KEY=VALUE (empty value: key present)"""
+        """tag.KEY=VALUE (an empty value matches only an empty tag)"""
 
     @_builtins.property
     def billing_tags(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
