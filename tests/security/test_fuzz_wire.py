@@ -20,6 +20,20 @@ def test_bounded_fuzz_run_finds_nothing(tmp_path: Path) -> None:
     assert not list((tmp_path / "artifacts").iterdir())
 
 
+def test_bounded_run_from_a_large_parent_is_not_out_of_memory(tmp_path: Path) -> None:
+    """libFuzzer's RSS limit reads a peak that Linux carries over from the parent at fork: a test
+    runner that had grown past 2 GiB made the first input "out of memory". The limit counts from
+    the inherited peak."""
+    hog = bytearray(2200 * 1024 * 1024)
+    hog[::4096] = b"\x01" * len(range(0, len(hog), 4096))  # touch every page: resident
+    try:
+        r = bounded_run("wire", 30000, tmp_path)  # > 1 s: libFuzzer checks RSS once a second
+    finally:
+        del hog
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "Done 30000 runs" in r.stderr and "out-of-memory" not in r.stderr
+
+
 # Findings of the fuzzer, with their reproducers: protobuf refuses these, the decoder accepted them.
 @pytest.mark.parametrize(
     "raw",
