@@ -37,6 +37,16 @@ from imgapi_cli.transfer import (
 )
 
 STDIO = "-"
+DOWNLOAD_INSTEAD = "download with -o FILE, which resumes"
+UPLOAD_INSTEAD = "upload a file, which resumes"
+
+
+def _pipe_cut(what: str, done: int, why: str, instead: str) -> TransferInterrupted:
+    """A transfer through a pipe was cut: it cannot resume, so say what can."""
+    return TransferInterrupted(
+        f"{what} interrupted after {done} bytes ({why}); a pipe cannot be resumed: "
+        f"run the whole command again (or {instead})"
+    )
 
 
 def stdin_file() -> Path | None:
@@ -82,16 +92,10 @@ def download_to_stream(
                 rep.update(done)
             out.flush()
         except httpx.TransportError as e:
-            raise TransferInterrupted(
-                f"download to stdout interrupted after {done} bytes ({e or type(e).__name__}); a pipe "
-                "cannot be resumed: run the whole command again (or download with -o FILE, which resumes)"
-            ) from e
+            raise _pipe_cut("download to stdout", done, str(e or type(e).__name__), DOWNLOAD_INSTEAD) from e
         except ImgapiError as e:
             if isinstance(e, TransferInterrupted) or e.code == "ConnectionError":
-                raise TransferInterrupted(
-                    f"download to stdout interrupted after {done} bytes ({reason(e)}); a pipe cannot be "
-                    "resumed: run the whole command again (or download with -o FILE, which resumes)"
-                ) from e
+                raise _pipe_cut("download to stdout", done, reason(e), DOWNLOAD_INSTEAD) from e
             raise
         finally:
             rep.finish()
@@ -150,10 +154,7 @@ def upload_from_stream(
         )
     except ImgapiError as e:
         if isinstance(e, TransferInterrupted) or e.code == "ConnectionError":
-            raise TransferInterrupted(
-                f"upload from stdin interrupted after {sent} bytes ({reason(e)}); a pipe cannot be "
-                "resumed: run the whole command again (or upload a file, which resumes)"
-            ) from e
+            raise _pipe_cut("upload from stdin", sent, reason(e), UPLOAD_INSTEAD) from e
         raise
     finally:
         rep.finish()
