@@ -15,8 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.openapi_schemas import SCHEMAS, UUID, Schema, ref
+from gateway.openapi_schemas import SCHEMAS, ref
 from gateway.routes import ROUTES, Route
+from imgapi_common.manifest_fields import UUID, Schema
 
 JSON = "application/json"
 

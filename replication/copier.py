@@ -32,6 +32,7 @@ from blob_service.client import BlobClient
 from blob_service.errors import BlobError
 from imgapi_common import internal_auth
 from imgapi_common.errors import ImgapiError, from_rpc_error
+from imgapi_common.manifest_fields import USER_UPDATABLE_FIELDS
 from replication.sources import (
     CHANNEL_OPTIONS,
     ZERO_UUID,
@@ -46,22 +47,7 @@ log = logging.getLogger(__name__)
 
 #: Keys of the image object kept in sync by UpdateImage (owner: a difference is a conflict).
 SYNCED_KEYS = (
-    "name",
-    "version",
-    "description",
-    "homepage",
-    "eula",
-    "public",
-    "os",
-    "requirements",
-    "users",
-    "tags",
-    "generate_passwords",
-    "inherited_directories",
-    "nic_driver",
-    "disk_driver",
-    "cpu_type",
-    "image_size",
+    *(k for k in USER_UPDATABLE_FIELDS if k not in ("owner", "acl", "channels")),
     "billing_tags",
     "traits",
 )

@@ -11,14 +11,10 @@ from typing import Any
 import pytest
 
 from catalog_service.domain.config import DomainConfig
+from catalog_service.domain.records import build_record, check_create_body, tags_search_array
 from catalog_service.domain.serialize import serialize_image
 from catalog_service.domain.upgrade import upgrade_dataset_manifest
-from catalog_service.domain.validation import (
-    build_record,
-    check_create_body,
-    tags_search_array,
-    validate_record,
-)
+from catalog_service.domain.validation import validate_record
 from imgapi_common.errors import FieldError, ImgapiError
 from tests.components import FIXTURES
 

@@ -9,19 +9,11 @@ from typing import Any
 import pytest
 
 from catalog_service.domain.config import DomainConfig
+from catalog_service.domain.requirements import is_platform_stamp
 from catalog_service.domain.serialize import compact_json
-from catalog_service.domain.validation import (
-    COMPRESSIONS,
-    MAX_FILE_SIZE,
-    MAX_ICON_SIZE,
-    OSES,
-    STATES,
-    TYPES,
-    image_data_error,
-    is_platform_stamp,
-    validate_record,
-)
+from catalog_service.domain.validation import image_data_error, validate_record
 from imgapi_common.errors import FieldError
+from imgapi_common.manifest_fields import COMPRESSIONS, MAX_FILE_SIZE, MAX_ICON_SIZE, OSES, STATES, TYPES
 from tests.components import FIXTURES
 
 DC = DomainConfig()
