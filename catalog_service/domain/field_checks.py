@@ -241,7 +241,7 @@ def _check_files(rec: Mapping[str, Any], cfg: DomainConfig, errs: Errors) -> Non
 def _check_acl(rec: Mapping[str, Any], cfg: DomainConfig, errs: Errors) -> None:
     v = rec["acl"]
     if isinstance(v, str):
-        v = [v]  # stored bare strings are tolerated (normalized, §4.7)
+        v = [v]  # a stored bare string is tolerated (normalize_record makes it an array)
     if not isinstance(v, list):
         invalid(errs, "acl", f'invalid image "acl" (not an array): {js_string(v)}')
         return

@@ -21,7 +21,8 @@ from imgapi_common.manifest_fields import MAX_TAG_SEARCH_VALUE_LENGTH
 
 
 def tags_search_array(tags: Any) -> list[str]:
-    """The ``KEY=V`` search strings of a tags object (manifest.md §4.6); [] for a non-object."""
+    """The ``KEY=V`` search strings of a tags object; [] for a non-object. A string value longer than
+    ``MAX_TAG_SEARCH_VALUE_LENGTH``, or a non-scalar one, is searchable by its key only (``KEY=``)."""
     if not isinstance(tags, Mapping):
         return []
     out: list[str] = []
@@ -37,7 +38,7 @@ def tags_search_array(tags: Any) -> list[str]:
 
 
 def normalize_record(rec: dict[str, Any]) -> dict[str, Any]:
-    """§4.7 normalizations, in place: ``acl``/``billing_tags`` bare strings become arrays, absent
+    """The stored-record normalizations, in place: ``acl``/``billing_tags`` bare strings become arrays, absent
     ``acl`` becomes ``[]``. Returns ``rec``."""
     acl = rec.get("acl")
     if "acl" not in rec:
@@ -72,7 +73,7 @@ def build_record(
     new_uuid: str | None = None,
     channels: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """A new stored record from a CreateImage / AdminImportImage body (manifest.md §4.1).
+    """A new stored record from a CreateImage / AdminImportImage body.
 
     Raises ``InvalidParameter`` (missing import uuid, bad ``published_at``, extra parameters) or
     ``ValidationFailed``. Owner/origin existence is not checked. The body ``channels`` is always
@@ -150,7 +151,9 @@ def build_record(
 
 
 def check_create_body(body: Any, cfg: DomainConfig, *, account: str | None) -> dict[str, Any]:
-    """CreateImage body steps 1-4 (endpoints.md §2.3). Returns a new body dict."""
+    """The CreateImage body checks before building: a body is required; with an ``account`` the owner
+    defaults to it and must equal it; ``state`` may not be set; ``v`` defaults to 2; ``channels`` is
+    dropped. Returns a new body dict."""
     if not isinstance(body, Mapping):
         raise validation_failed("missing request body", [FieldError("body", "MissingParameter")])
     data = dict(body)

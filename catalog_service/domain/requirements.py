@@ -37,8 +37,9 @@ def _is_json_int(v: Any) -> bool:
 
 
 def check_requirements(rec: Mapping[str, Any], cfg: DomainConfig, errs: Errors) -> None:
-    """§4.5, as the reference iterates the keys of a copy of the value: a number or boolean has
-    none (accepted), a string or an array has index keys (each an unsupported requirement)."""
+    """``requirements``, checked as the reference server iterates the keys of a copy of the value: a
+    number or boolean has none (accepted), a string or an array has index keys (each an unsupported
+    requirement)."""
     reqs = as_object(rec["requirements"])
     if reqs is None:
         invalid(errs, "requirements", f'invalid image "requirements" (not an object): {json_text(None)}')

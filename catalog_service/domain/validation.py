@@ -105,7 +105,7 @@ def record_errors(rec: Mapping[str, Any], cfg: DomainConfig, *, require_channels
 
 
 def validate_record(rec: Mapping[str, Any], cfg: DomainConfig) -> list[FieldError]:
-    """All validation errors of a stored record for this server (manifest.md §4.2-4.5); [] if valid."""
+    """All validation errors of a stored record for this server, in detection order; [] if valid."""
     return record_errors(rec, cfg, require_channels=True)
 
 

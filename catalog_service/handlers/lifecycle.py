@@ -141,7 +141,8 @@ class LifecycleHandlers(CatalogCore):
     _IMGADM_UA = re.compile(r"^imgadm/(\d+)\.(\d+)\.(\d+) ")
 
     def _lx_workaround(self, conn: Connection, body: dict[str, Any], user_agent: str) -> None:
-        """endpoints.md §2.5 step 8: old imgadm versions mis-handle lx min_platform."""
+        """Old imgadm versions mis-handle an lx-dataset's ``requirements.min_platform``: their imports
+        get it dropped (the reference server's workaround)."""
         req = body.get("requirements")
         if body.get("type") != "lx-dataset" or not isinstance(req, dict) or "min_platform" not in req:
             return

@@ -1,4 +1,4 @@
-"""Validation of stored records (manifest.md §4.2-4.5)."""
+"""Validation of stored records: the two passes, the per-field rules, requirements."""
 
 from __future__ import annotations
 
@@ -86,7 +86,7 @@ def test_enumerations_and_limits() -> None:
     assert MAX_ICON_SIZE == 131072
 
 
-# --- the passes and their order (§4.2) ------------------------------------------------------------
+# --- the passes and their order -----------------------------------------------------------------
 
 
 def test_valid_records() -> None:
@@ -259,7 +259,7 @@ def test_failed_placeholder_uses_full_list_but_null_type_allowed() -> None:
     assert codes({**rec, "state": "unactivated"}) == [("type", "Invalid"), ("os", "Invalid")]
 
 
-# --- modes and public (§4.3) ----------------------------------------------------------------------
+# --- modes and public ---------------------------------------------------------------------------
 
 
 def test_public_mode_requires_public_true() -> None:
@@ -796,7 +796,7 @@ def test_inherited_directories(type_: str, value: Any, ok: bool) -> None:
     assert codes(record(type=type_, inherited_directories=value)) == expected
 
 
-# --- requirements (§4.5) --------------------------------------------------------------------------
+# --- requirements -------------------------------------------------------------------------------
 
 
 def req_codes(reqs: Any) -> list[tuple[str, str]]:
