@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import importlib.metadata
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -102,7 +103,7 @@ def main(
 
 
 #: Every top-level command, in the order of ``imgapi --help``.
-COMMANDS: tuple[tuple[str, Any], ...] = (
+COMMANDS: tuple[tuple[str, Callable[..., None]], ...] = (
     ("ping", images.ping_cmd),
     ("list", images.list_cmd),
     ("get", images.get_cmd),

@@ -20,7 +20,6 @@ import io
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from minio.datatypes import Part
@@ -38,27 +37,6 @@ class S3Storage(S3Bucket):
     """The storage backend over one bucket (:class:`.s3_bucket.S3Bucket`)."""
 
     name = "s3"
-
-    def __init__(
-        self,
-        endpoint: str,
-        access_key: str,
-        secret_key: str,
-        bucket: str,
-        *,
-        secure: bool = True,
-        region: str = "us-east-1",
-        part_size: int = 16 * 1024 * 1024,
-        spool_dir: Path | None = None,
-        create_bucket: bool = True,
-        pool_size: int = 32,
-    ) -> None:
-        super().__init__(
-            endpoint, access_key, secret_key, bucket,
-            secure=secure, region=region, create_bucket=create_bucket, pool_size=pool_size,
-        )  # fmt: skip
-        self.part_size = part_size
-        self.spool_dir = spool_dir
 
     # --- uploads ----------------------------------------------------------------------------------
 
@@ -89,7 +67,7 @@ class S3Storage(S3Bucket):
             )  # fmt: skip
 
     def open_writer(self, state: UploadState) -> S3Writer:
-        return S3Writer(self, state, self.part_size, self.spool_dir)
+        return S3Writer(self, state)
 
     def _complete(self, state: UploadState) -> list[list[Any]]:
         """Upload the tail as the last part and complete the multipart upload; returns the parts.

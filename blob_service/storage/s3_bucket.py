@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Protocol
 
 import urllib3
@@ -52,7 +53,8 @@ class Sink(Protocol):
 
 
 class S3Bucket:
-    """One bucket through the ``minio`` SDK (a pooled HTTP client with retries)."""
+    """One bucket through the ``minio`` SDK (a pooled HTTP client with retries), and the size and
+    spool directory of the multipart parts its uploads are written in."""
 
     def __init__(
         self,
@@ -63,6 +65,8 @@ class S3Bucket:
         *,
         secure: bool = True,
         region: str = "us-east-1",
+        part_size: int = 16 * 1024 * 1024,
+        spool_dir: Path | None = None,
         create_bucket: bool = True,
         pool_size: int = 32,
     ) -> None:
@@ -76,6 +80,8 @@ class S3Bucket:
             http_client=http,
         )  # fmt: skip
         self.bucket = bucket
+        self.part_size = part_size
+        self.spool_dir = spool_dir
         self._create_bucket = create_bucket
 
     # --- keys: only from validated ids ----------------------------------------------------------

@@ -54,9 +54,8 @@ class Spool:
 class S3Writer:
     """An open upload: writes go to the spool, checkpoints to S3 (a part, or a tail object)."""
 
-    def __init__(self, storage: S3Bucket, state: UploadState, part_size: int, spool_dir: Path | None) -> None:
+    def __init__(self, storage: S3Bucket, state: UploadState) -> None:
         self._s = storage
-        self._part_size = part_size
         self._uid = state.upload_id
         self._key = storage.blob_key(state.blob_id)
         st = state.staging
@@ -64,7 +63,7 @@ class S3Writer:
         self._parts: list[list[Any]] = [list(p) for p in st.get("parts", [])]
         self._tail: str | None = st.get("tail")
         self._base = sum(int(p[2]) for p in self._parts)
-        self._spool = Spool(spool_dir)
+        self._spool = Spool(storage.spool_dir)
         self._superseded: list[str] = []
         try:
             if self._tail is not None:
@@ -83,7 +82,7 @@ class S3Writer:
         return self._base + self._spool.size
 
     def room(self) -> int:
-        return self._part_size - self._spool.size
+        return self._s.part_size - self._spool.size
 
     def write(self, data: Buffer) -> None:
         self._spool.write(data)
@@ -94,7 +93,7 @@ class S3Writer:
         return self._spool.read(offset - self._base, length)
 
     def checkpoint(self) -> dict[str, Any]:
-        if self._spool.size >= self._part_size:
+        if self._spool.size >= self._s.part_size:
             number = len(self._parts) + 1
             with self._spool.mapped() as body:
                 etag = self._s.upload_part(self._key, self._mpu, number, body)
