@@ -92,7 +92,7 @@ def generate(n: int, seed: int = 7) -> Iterator[dict[str, Any]]:
                 )
                 + f".{rnd.randint(0, 999):03d}Z"
             )
-        from catalog_service.domain.validation import tags_search_array
+        from catalog_service.domain.records import tags_search_array
 
         rec["tags_search"] = tags_search_array(rec["tags"])
         yield rec

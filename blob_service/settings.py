@@ -14,7 +14,7 @@ from imgapi_common.observability import refuse
 MIB = 1024 * 1024
 GIB = 1024 * MIB
 
-#: IMGAPI's cap on an image file (endpoints.md §2.9).
+#: IMGAPI's cap on an image file: 20 GiB.
 DEFAULT_MAX_BLOB_SIZE = 20 * GIB
 #: S3 limits on multipart uploads.
 S3_MIN_PART_SIZE = 5 * MIB

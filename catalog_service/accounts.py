@@ -6,7 +6,8 @@ from pathlib import Path
 
 
 class AccountRegistry:
-    """Known accounts (spec README §2). Without a file every well-formed UUID exists."""
+    """Known accounts (the owners and ACL members an image may name). Without a file every
+    well-formed UUID exists."""
 
     def __init__(self, path: Path | None) -> None:
         self._accounts: frozenset[str] | None = None

@@ -1,4 +1,5 @@
-"""Parsing and validating ListImages query parameters (endpoints.md §2.1), in the spec's order."""
+"""Parsing and validating ListImages query parameters, in the order the reference server checks
+them (so the first error reported is the same)."""
 
 from __future__ import annotations
 

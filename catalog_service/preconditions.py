@@ -1,4 +1,5 @@
-"""Conditional request headers (endpoints.md §1.4), evaluated against the image ETag."""
+"""Conditional request headers (If-Match, If-None-Match, If-Modified-Since, If-Unmodified-Since),
+evaluated against the image ETag."""
 
 from __future__ import annotations
 

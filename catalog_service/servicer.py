@@ -68,7 +68,7 @@ def _translate_errors(fn: F) -> F:
                 log.exception("unexpected database failure in %s", fn.__name__)
                 abort_with(context, ImgapiError("InternalError", "internal error"))
             log.warning("%s: database unavailable: %s", fn.__name__, e.orig)
-            abort_with(context, ImgapiError("ServiceUnavailableError", "service unavailable"))  # errors.md
+            abort_with(context, ImgapiError("ServiceUnavailableError", "service unavailable"))  # HTTP 503
         except Exception:
             log.exception("unexpected failure in %s", fn.__name__)
             abort_with(context, ImgapiError("InternalError", "internal error"))

@@ -41,7 +41,8 @@ class CatalogSettings(BaseSettings):
     #: SQLAlchemy URL. Empty: SQLite file ``catalog.db`` under ``data_dir`` (the embedded default).
     database_url: str = ""
     data_dir: Path = Path("var/catalog")
-    #: IMGAPI server mode (spec README §2).
+    #: IMGAPI server mode: ``dc`` (operators and accounts of one datacenter), ``public`` (public
+    #: images only) or ``private`` (private images only).
     mode: Literal["dc", "public", "private"] = "dc"
     #: Channels (JSON list of {name, description, default}); empty = no channels.
     channels: list[ChannelSetting] = Field(default_factory=list)

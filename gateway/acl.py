@@ -1,4 +1,4 @@
-"""``POST /images/:uuid/acl[?action=add|remove]`` (endpoints.md §2.21).
+"""``POST /images/:uuid/acl[?action=add|remove]``: AddImageAcl / RemoveImageAcl.
 
 Chain: auth -> uuid -> chan -> body (dispatcher) -> load -> owner -> action -> body checks.
 """

@@ -1,4 +1,4 @@
-"""Ping, ListChannels and the admin routes (endpoints.md §3.1, §4.1-§4.3)."""
+"""Ping, ListChannels and the admin routes (state, reload of auth keys)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from imgapi_common.errors import FieldError, ImgapiError, invalid_parameter, val
 
 # --- Ping ------------------------------------------------------------------------------------------
 
-#: ``?error=<Name>`` samples (endpoints.md §4.1).
+#: ``GET /ping?error=<Name>``: the sample error answered for each name.
 _SAMPLES: dict[str, ImgapiError] = {
     "ValidationFailedError": validation_failed("boom", []),
     "InvalidParameterError": invalid_parameter('invalid "foo"', [FieldError("foo", "Invalid")]),

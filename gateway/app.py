@@ -1,9 +1,9 @@
 """The ASGI application: start-up (gRPC clients, server config, auth keys) and the dispatcher.
 
-Per request (endpoints.md §1): path match (404 / 405 + Allow) -> Accept-Version (400
+Per request: path match (404 / 405 + Allow) -> Accept-Version (400
 InvalidVersion) -> auth and uuid (strict routes: auth first; others: uuid first) -> JSON body
 (routes with ``body=True``; channel errors first) -> handler. Every response, errors included,
-gets the common headers of README §5.2.
+gets the common headers (request id, server name, response time).
 """
 
 from __future__ import annotations

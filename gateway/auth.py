@@ -1,4 +1,4 @@
-"""HTTP Signature authentication (endpoints.md §1.3) and the key store behind it.
+"""HTTP Signature authentication (with ``authType signature``) and the key store behind it.
 
 ``Authorization: Signature keyId="<user>",algorithm="<alg>"[,headers="<list>"],signature="<b64>"``.
 The key id is the user name; the signature must verify against any of that user's SSH keys.
@@ -30,7 +30,8 @@ PublicKey = rsa.RSAPublicKey | dsa.DSAPublicKey | ec.EllipticCurvePublicKey | ed
 
 
 class AuthMode(Enum):
-    """Per-route authentication (README §3): strict, passive or none."""
+    """Per-route authentication: strict (a valid signature required), passive (anonymous allowed, a
+    bad signature refused) or none."""
 
     STRICT = "strict"
     PASSIVE = "passive"

@@ -1,4 +1,5 @@
-"""Reading a JSON request body within a byte limit, and parsing it as IMGAPI does (README §5.1).
+"""Reading a JSON request body within a byte limit, and parsing it as IMGAPI does (a body that is
+not JSON is treated as absent).
 
 The limit holds before and while reading: a ``Content-Length`` above it is refused before a byte of
 the body is read, and a body without one (chunked) is cut as soon as it passes the limit, so a
@@ -47,7 +48,7 @@ async def read_limited(request: Request, limit: int) -> bytes:
 
 @dataclass(frozen=True)
 class JsonBody:
-    """A JSON request body (README §5.1). ``present`` is False for an empty or non-JSON body."""
+    """A JSON request body. ``present`` is False for an empty or non-JSON body."""
 
     present: bool
     text: str = ""

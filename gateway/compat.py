@@ -1,4 +1,4 @@
-"""SDC 6 ``/datasets`` redirects, docs and favicon (endpoints.md §4.4, §4.5)."""
+"""SDC 6 ``/datasets`` redirects (to ``/images``), the docs redirect and the favicon (404)."""
 
 from __future__ import annotations
 

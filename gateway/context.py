@@ -156,7 +156,8 @@ class RequestContext:
             )
 
     async def read_json_body(self) -> JsonBody:
-        """Step **body** (README §5.1); channel errors take precedence over body errors."""
+        """Step **body**: a non-JSON body counts as absent; channel errors take precedence over body
+        errors."""
         raw = await read_limited(self.request, self.settings.max_json_body)
         try:
             self.body = parse_json_body(raw, self.request.headers)

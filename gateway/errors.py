@@ -1,4 +1,5 @@
-"""Rendering errors: every failure becomes IMGAPI's JSON error body (errors.md §1)."""
+"""Rendering errors: every failure becomes IMGAPI's JSON error body (``code``, ``message``, and
+``errors`` for field errors), with the HTTP status of its code."""
 
 from __future__ import annotations
 

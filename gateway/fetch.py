@@ -1,4 +1,4 @@
-"""SSRF-safe HTTP(S) fetching for the import endpoints (endpoints.md §2.6-2.8, §2.10, §2.11).
+"""SSRF-safe HTTP(S) fetching for the import endpoints (remote imports, AddImageFileFromUrl).
 
 The gateway fetches manifests and files from URLs chosen by callers, so every hop goes through the
 shared SSRF guard (:mod:`imgapi_common.ssrf`: host forms, forbidden addresses, the operator

@@ -1,4 +1,4 @@
-"""Emulated Workflow API jobs (endpoints.md §5): the job store and runner.
+"""Emulated Workflow API jobs (``GET /jobs/:job_uuid``): the job store and runner.
 
 AdminImportRemoteImage and ImportFromDatacenter answer at once with ``{"image_uuid", "job_uuid"}``
 and a ``workflow-api`` header; the work runs here as an asyncio task made of named steps. Job

@@ -9,34 +9,15 @@ and one outside these schemas is answered with an IMGAPI error (4xx), never a 5x
 
 from __future__ import annotations
 
-from typing import Any
-
-from catalog_service.domain.validation import (
-    BOOTROMS,
+from imgapi_common.manifest_fields import (
+    CLIENT_FIELDS,
     COMPRESSIONS,
-    MAX_BILLING_TAG_LENGTH,
-    MAX_DESCRIPTION_LENGTH,
-    MAX_NAME_LENGTH,
-    MAX_URL_LENGTH,
-    MAX_VERSION_LENGTH,
-    OSES,
+    PUBLISHED_AT_PATTERN,
+    REQUIREMENTS,
     STATES,
-    TYPES,
+    UUID,
+    Schema,
 )
-
-Schema = dict[str, Any]
-
-UUID: Schema = {"type": "string", "format": "uuid", "pattern": "^[0-9a-f]{8}-([0-9a-f]{4}-){3}[0-9a-f]{12}$"}
-_URL: Schema = {"type": "string", "maxLength": MAX_URL_LENGTH, "pattern": "^[Hh][Tt][Tt][Pp][Ss]?:"}
-_PLATFORMS: Schema = {
-    "type": "object",
-    "minProperties": 1,
-    "additionalProperties": {
-        "type": "string",
-        "pattern": "^20[1-9][0-9][01][0-9][0-3][0-9]T[0-2][0-9][0-5][0-9][0-5][0-9]Z$",
-    },
-    "description": "SDC version -> platform build stamp YYYYMMDDTHHMMSSZ",
-}
 
 
 def ref(name: str) -> Schema:
@@ -70,82 +51,11 @@ ERROR: Schema = {
     "additionalProperties": False,
 }
 
-REQUIREMENTS: Schema = {
-    "type": "object",
-    "properties": {
-        "networks": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["name", "description"],
-                "properties": {"name": {"type": "string"}, "description": {"type": "string"}},
-                "additionalProperties": False,
-            },
-        },
-        "brand": {"type": "string"},
-        "ssh_key": {"type": "boolean"},
-        "min_ram": {"type": "integer", "minimum": 0},
-        "max_ram": {"type": "integer", "minimum": 0},
-        "min_platform": _PLATFORMS,
-        "max_platform": _PLATFORMS,
-        "bootrom": {"enum": list(BOOTROMS)},
-    },
-}
-
-#: Manifest fields a client may send (CreateImage; import adds ``uuid``, ``published_at``, ``urn``).
-_MANIFEST_INPUT: Schema = {
-    "v": {"type": "integer", "minimum": 0},
-    "owner": UUID,
-    "name": {
-        "type": "string",
-        "minLength": 1,
-        "maxLength": MAX_NAME_LENGTH,
-        "pattern": "^[A-Za-z0-9._/ -]+$",
-    },
-    "version": {
-        "type": "string",
-        "minLength": 1,
-        "maxLength": MAX_VERSION_LENGTH,
-        "pattern": "^[A-Za-z0-9._/+-]+$",
-    },
-    "description": {"type": "string", "maxLength": MAX_DESCRIPTION_LENGTH},
-    "homepage": _URL,
-    "eula": _URL,
-    "disabled": {"type": "boolean"},
-    "public": {"type": "boolean"},
-    "type": {"enum": list(TYPES)},
-    "os": {"enum": list(OSES)},
-    "origin": UUID,
-    "acl": {"type": "array", "items": UUID},
-    "requirements": REQUIREMENTS,
-    "users": {
-        "type": "array",
-        "items": {
-            "type": "object",
-            "required": ["name"],
-            "properties": {"name": {"type": "string"}},
-            "additionalProperties": False,
-        },
-    },
-    "traits": {
-        "type": "object",
-        "additionalProperties": {"type": ["string", "boolean", "array"]},
-    },
-    "tags": {"type": "object", "description": "any JSON values; compact JSON <= 100 KiB"},
-    "billing_tags": {"type": "array", "items": {"type": "string", "maxLength": MAX_BILLING_TAG_LENGTH}},
-    "generate_passwords": {"type": "boolean"},
-    "inherited_directories": {"type": "array", "items": {"type": "string"}},
-    "nic_driver": {"type": "string"},
-    "disk_driver": {"type": "string"},
-    "cpu_type": {"type": "string"},
-    "image_size": {"type": "integer"},
-}
-
 CREATE_MANIFEST: Schema = {
     "type": "object",
     "description": "CreateImage body (no uuid, state, published_at: the server sets them)",
     "required": ["name", "version", "type", "os"],
-    "properties": _MANIFEST_INPUT,
+    "properties": CLIENT_FIELDS,
     "additionalProperties": False,
 }
 
@@ -154,11 +64,11 @@ IMPORT_MANIFEST: Schema = {
     "description": "AdminImportImage body: a full manifest whose uuid equals the URL's",
     "required": ["uuid", "name", "version", "type", "os"],
     "properties": {
-        **_MANIFEST_INPUT,
+        **CLIENT_FIELDS,
         "uuid": UUID,
         "published_at": {
             "type": "string",
-            "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{3})?Z$",
+            "pattern": f"^{PUBLISHED_AT_PATTERN}$",
         },
         "urn": {"type": "string"},
     },
@@ -171,7 +81,7 @@ UPDATE_MANIFEST: Schema = {
     "billing_tags, traits, and on unactivated images files[0] digests, origin, uuid)",
     "minProperties": 1,
     "properties": {
-        k: v for k, v in _MANIFEST_INPUT.items() if k not in ("v", "type", "disabled", "billing_tags")
+        k: v for k, v in CLIENT_FIELDS.items() if k not in ("v", "type", "disabled", "billing_tags")
     },
 }
 
@@ -204,7 +114,7 @@ IMAGE: Schema = {
     "description": "An image manifest as served (fields shown per the serialization rules)",
     "required": ["v", "uuid", "owner", "name", "version", "state", "disabled", "public"],
     "properties": {
-        **_MANIFEST_INPUT,
+        **CLIENT_FIELDS,
         "uuid": UUID,
         "state": {"enum": list(STATES)},
         "published_at": {"type": "string"},

@@ -37,9 +37,9 @@ from imgapi_common.errors import FieldError, ImgapiError, from_rpc_error, invali
 from replication.copier import (
     Conflict,
     CopyError,
+    CopyMilestone,
     Destination,
     DestinationError,
-    Progress,
     import_image_with_origins,
 )
 from replication.sources import HttpReply, RestSource, SourceError
@@ -511,16 +511,16 @@ class CopierRun:
         self.file_sha1 = ""
         #: Images AdminImportImage created during the run, in order (the rollback deletes them).
         self.created: list[str] = []
-        self.progress: list[Progress] = []
+        self.progress: list[CopyMilestone] = []
         self.stopping = False
         self.loop: asyncio.AbstractEventLoop | None = None
         self.task: asyncio.Task[image_pb2.Image] | None = None
 
-    def on_progress(self, p: Progress) -> None:  # called in the worker thread
+    def on_progress(self, p: CopyMilestone) -> None:  # called in the worker thread
         assert self.loop is not None
         self.loop.call_soon_threadsafe(self._record, p)
 
-    def _record(self, p: Progress) -> None:
+    def _record(self, p: CopyMilestone) -> None:
         if p.kind != "bytes":
             self.progress.append(p)
         if p.kind == "imported":

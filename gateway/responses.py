@@ -82,7 +82,7 @@ def json_text_response(view_json: str, status: int = 200, headers: dict[str, str
 
 
 def image_response(view_json: str, etag: str | None) -> Response:
-    """One image object (endpoints.md §1.5) with its unquoted ``Etag``."""
+    """One image object with its unquoted ``Etag``."""
     return json_text_response(view_json, headers={"Etag": etag} if etag else None)
 
 
@@ -105,7 +105,7 @@ def http_date(ts: float | None = None) -> str:
 def common_headers(
     *, request_id: str, server_name: str, host_name: str, started: float, close: bool = False
 ) -> list[tuple[bytes, bytes]]:
-    """README §5.2: headers on every response (``x-response-time`` in whole milliseconds).
+    """The headers on every response (``x-response-time`` in whole milliseconds).
 
     ``close``: the connection ends after this response (a request body was left unread)."""
     elapsed = int((time.monotonic() - started) * 1000)

@@ -1,4 +1,4 @@
-"""THE route table of the IMGAPI REST surface (endpoints.md §0), and path matching.
+"""THE route table of the IMGAPI REST surface, and path matching.
 
 Each row: path pattern, then one operation per method in ``Allow``-header order. An operation holds
 its handler (the ``async def handler(ctx) -> Response`` itself), its auth mode (strict / passive /
@@ -70,7 +70,7 @@ ROUTES: tuple[Route, ...] = (
       POST=Op(images.create_image, STRICT, body=True)),     # CreateImage (+ ?action=)
     R("/images/:uuid",
       GET=Op(images.get_image, PASSIVE),                    # GetImage
-      POST=Op(actions.image_action, STRICT, body=True),     # ?action= dispatcher §2.16
+      POST=Op(actions.image_action, STRICT, body=True),     # ?action= dispatcher
       DELETE=Op(images.delete_image, STRICT)),              # DeleteImage
     R("/images/:uuid/file",
       PUT=Op(files.add_image_file, STRICT),                 # AddImageFile (+ ?source=)
@@ -118,7 +118,7 @@ ROUTES: tuple[Route, ...] = (
     R("/datasets/:arg",
       GET=Op(compat.get_dataset, NONE)),                    # SDC 6 redirect
     R("/jobs/:job_uuid",
-      GET=Op(jobs.get_job, NONE)),                          # emulated WFAPI §5
+      GET=Op(jobs.get_job, NONE)),                          # emulated WFAPI
     R("/",
       GET=Op(compat.docs_redirect, NONE)),
     R("/docs",

@@ -27,7 +27,7 @@ class GatewaySettings(BaseSettings):
     #: The stack's shared secret (IMGAPI_INTERNAL_TOKEN), sent with every call to those services.
     internal_token: SecretStr = token_field()
 
-    #: ``none`` (no authentication) or ``signature`` (HTTP Signature, endpoints.md §1.3).
+    #: ``none`` (no authentication) or ``signature`` (HTTP Signature).
     auth_type: Literal["none", "signature"] = "none"
     #: Directory of ``<user>.keys`` files (one OpenSSH public key per line).
     auth_keys_dir: str | None = None

@@ -3,7 +3,7 @@ end-of-body checks, the verified blob attached to its image.
 
 Shared by the REST handlers of files and icons (:mod:`gateway.files`), tus (:mod:`gateway.tus`) and
 remote imports (:mod:`gateway.remote_import`); a body streams into a blob upload in 1 MiB chunks while
-it arrives (the blob service computes size and digests), the end-of-body checks run in spec order,
+it arrives (the blob service computes size and digests), the end-of-body checks run in IMGAPI's order,
 then the catalog attaches the verified blob and names the blobs no image references any more.
 """
 
@@ -57,7 +57,7 @@ class CallScope:
 
 
 def blob_error(exc: grpc.RpcError, *, too_big: ImgapiError | None = None) -> ImgapiError:
-    """A blob-service failure as an IMGAPI error (errors.md: StorageIsDown 503, else 500; a full
+    """A blob-service failure as an IMGAPI error (StorageIsDown 503, else 500; a full
     backend 507, all upload streams taken 503)."""
     reason, meta = error_reason(exc)
     if reason == "SizeExceeded" and too_big is not None:
@@ -239,7 +239,7 @@ async def commit_upload(
 
 @dataclass(frozen=True)
 class EndChecks:
-    """The end-of-body checks of one upload flavour, in spec order."""
+    """The end-of-body checks of one upload flavour, in IMGAPI's order."""
 
     code: str  # "Download" for files, "Upload" for icons
     max_size: int

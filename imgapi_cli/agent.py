@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from imgapi_cli.client import ImgapiError
+from imgapi_cli.client import CliError
 
 _REQUEST_IDENTITIES = 11
 _IDENTITIES_ANSWER = 12
@@ -52,7 +52,7 @@ class _Reader:
         n = self.uint32()
         out = self.data[self.pos : self.pos + n]
         if len(out) != n:
-            raise ImgapiError("AgentError", "truncated message from ssh-agent")
+            raise CliError("AgentError", "truncated message from ssh-agent")
         self.pos += n
         return out
 
@@ -75,7 +75,7 @@ class Agent:
     def __init__(self, path: str | None = None) -> None:
         self.path = path or os.environ.get("SSH_AUTH_SOCK", "")
         if not self.path:
-            raise ImgapiError("AgentError", "no ssh-agent: SSH_AUTH_SOCK is not set")
+            raise CliError("AgentError", "no ssh-agent: SSH_AUTH_SOCK is not set")
 
     def _request(self, payload: bytes) -> _Reader:
         try:
@@ -85,22 +85,22 @@ class Agent:
                 s.sendall(struct.pack(">I", len(payload)) + payload)
                 head = s.recv(4, socket.MSG_WAITALL)
                 if len(head) != 4:
-                    raise ImgapiError("AgentError", "ssh-agent closed the connection")
+                    raise CliError("AgentError", "ssh-agent closed the connection")
                 (n,) = struct.unpack(">I", head)
                 body = b""
                 while len(body) < n:
                     chunk = s.recv(n - len(body))
                     if not chunk:
-                        raise ImgapiError("AgentError", "ssh-agent closed the connection")
+                        raise CliError("AgentError", "ssh-agent closed the connection")
                     body += chunk
         except OSError as e:
-            raise ImgapiError("AgentError", f"ssh-agent at {self.path}: {e}") from None
+            raise CliError("AgentError", f"ssh-agent at {self.path}: {e}") from None
         return _Reader(body)
 
     def keys(self) -> list[AgentKey]:
         r = self._request(bytes([_REQUEST_IDENTITIES]))
         if r.data[:1] != bytes([_IDENTITIES_ANSWER]):
-            raise ImgapiError("AgentError", "ssh-agent refused to list its keys")
+            raise CliError("AgentError", "ssh-agent refused to list its keys")
         r.pos = 1
         return [AgentKey(r.string(), r.string().decode(errors="replace")) for _ in range(r.uint32())]
 
@@ -110,7 +110,7 @@ class Agent:
             if matches(fingerprint, k.blob):
                 return k
         held = ", ".join(fingerprints(k.blob)[0] for k in keys) or "none"
-        raise ImgapiError("KeyNotFound", f"ssh-agent holds no key {fingerprint} (it holds: {held})")
+        raise CliError("KeyNotFound", f"ssh-agent holds no key {fingerprint} (it holds: {held})")
 
     def sign(self, key: AgentKey, data: bytes) -> tuple[str, bytes]:
         """(HTTP Signature algorithm, signature bytes as the gateway verifies them)."""
@@ -120,7 +120,7 @@ class Agent:
             bytes([_SIGN_REQUEST]) + _string(key.blob) + _string(data) + struct.pack(">I", flags)
         )
         if r.data[:1] != bytes([_SIGN_RESPONSE]):
-            raise ImgapiError("AgentError", f"ssh-agent refused to sign with {fingerprints(key.blob)[0]}")
+            raise CliError("AgentError", f"ssh-agent refused to sign with {fingerprints(key.blob)[0]}")
         r.pos = 1
         sig = _Reader(r.string())
         alg, raw = sig.string().decode(), sig.string()
@@ -134,4 +134,4 @@ class Agent:
             s_int = int.from_bytes(parts.string(), "big")
             name = {"256": "ecdsa-sha256", "384": "ecdsa-sha384", "521": "ecdsa-sha512"}
             return name[alg.removeprefix("ecdsa-sha2-nistp")], encode_dss_signature(r_int, s_int)
-        raise ImgapiError("AgentError", f"unsupported signature algorithm from ssh-agent: {alg}")
+        raise CliError("AgentError", f"unsupported signature algorithm from ssh-agent: {alg}")

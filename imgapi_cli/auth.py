@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
 from imgapi_cli.agent import Agent, AgentKey, matches
-from imgapi_cli.client import ImgapiError
+from imgapi_cli.client import CliError
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
 
@@ -42,20 +42,20 @@ def load_key(
     try:
         data = path.expanduser().read_bytes()
     except OSError as e:
-        raise ImgapiError("InvalidKey", f"{path}: {e.strerror or e}") from None
+        raise CliError("InvalidKey", f"{path}: {e.strerror or e}") from None
     key = _parse_key(path, data, passphrase)
     if key is None:
         if prompt is None:
-            raise ImgapiError(
+            raise CliError(
                 "InvalidKey",
                 f"{path} is protected by a passphrase: set IMGAPI_KEY_PASSPHRASE, run in a terminal to be "
                 "asked, or use ssh-agent (--key-id FINGERPRINT without --key)",
             )
         key = _parse_key(path, data, prompt(f"Passphrase for {path}: "))
         if key is None:
-            raise ImgapiError("InvalidKey", f"{path}: a passphrase is needed")
+            raise CliError("InvalidKey", f"{path}: a passphrase is needed")
     if key_id and not matches(key_id, public_blob(key)):
-        raise ImgapiError("InvalidKey", f"{path} is not the key {key_id} (--key-id)")
+        raise CliError("InvalidKey", f"{path} is not the key {key_id} (--key-id)")
     return key
 
 
@@ -71,12 +71,12 @@ def _parse_key(path: Path, data: bytes, passphrase: str | None) -> PrivateKey | 
     except TypeError as e:
         if pw is None and "password" in str(e).lower():
             return None
-        raise ImgapiError("InvalidKey", f"{path}: cannot load the private key: {e}") from None
+        raise CliError("InvalidKey", f"{path}: cannot load the private key: {e}") from None
     except ValueError as e:
         why = "wrong passphrase" if pw is not None else str(e)
-        raise ImgapiError("InvalidKey", f"{path}: cannot load the private key: {why}") from None
+        raise CliError("InvalidKey", f"{path}: cannot load the private key: {why}") from None
     if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey):
-        raise ImgapiError("InvalidKey", f"{path}: unsupported key type {type(key).__name__}")
+        raise CliError("InvalidKey", f"{path}: unsupported key type {type(key).__name__}")
     return key
 
 

@@ -4,7 +4,7 @@ It speaks the REST API of Joyent's IMGAPI the way the node ``sdc-clients`` clien
 (``Accept-Version: *``, JSON bodies with ``Content-MD5`` on every JSON write, ``{}`` for body-less
 actions, ``listImages`` pagination with an inclusive marker), so it works against this project's
 gateway and against the original server. Transfers (resumable uploads, ranged downloads) live in
-:mod:`imgapi_cli.transfer` and use :meth:`Client.request` / :meth:`Client.stream` directly.
+:mod:`imgapi_cli.uploads` / :mod:`imgapi_cli.downloads` and use :meth:`Client.request` / :meth:`Client.stream` directly.
 """
 
 from __future__ import annotations
@@ -30,8 +30,10 @@ PAGE_SIZE = 1000
 USER_AGENT = f"imgapi-cli/{__version__}"
 
 
-class ImgapiError(Exception):
-    """An error answered by the server (``{"code", "message"[, "errors"]}``) or a transport failure."""
+class CliError(Exception):
+    """What a CLI command reports: an error answered by the server (``{"code", "message"[, "errors"]}``),
+    a transport failure, or a local one (bad usage, a missing file). Distinct from the services'
+    ``imgapi_common.errors.ImgapiError``: this one is built from REST answers, on the client side."""
 
     def __init__(
         self,
@@ -55,7 +57,7 @@ class ImgapiError(Exception):
         return out
 
     @classmethod
-    def from_response(cls, r: httpx.Response) -> ImgapiError:
+    def from_response(cls, r: httpx.Response) -> CliError:
         """IMGAPI error bodies carry ``code``/``message``; anything else becomes ``HttpError``."""
         try:
             body = json.loads(r.read() or b"null")
@@ -142,7 +144,7 @@ class Client:
         content: bytes | Iterator[bytes] | None = None,
         ok: tuple[int, ...] = (),
     ) -> httpx.Response:
-        """Send a request; statuses >= 400 (except those in ``ok``) raise :class:`ImgapiError`."""
+        """Send a request; statuses >= 400 (except those in ``ok``) raise :class:`CliError`."""
         hdrs = dict(headers or {})
         if json_body is not None:
             data = json.dumps(json_body).encode()
@@ -153,9 +155,9 @@ class Client:
         try:
             r = self.http.request(method, path, params=_clean(params), headers=hdrs, content=content)
         except httpx.TransportError as e:
-            raise ImgapiError("ConnectionError", f"{method} {self.url}{path}: {e or type(e).__name__}") from e
+            raise CliError("ConnectionError", f"{method} {self.url}{path}: {e or type(e).__name__}") from e
         if r.status_code >= 400 and r.status_code not in ok:
-            raise ImgapiError.from_response(r)
+            raise CliError.from_response(r)
         return r
 
     @contextmanager
@@ -167,14 +169,14 @@ class Client:
         params: Params | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> Iterator[httpx.Response]:
-        """A streamed response; statuses >= 400 raise :class:`ImgapiError` (416 is returned)."""
+        """A streamed response; statuses >= 400 raise :class:`CliError` (416 is returned)."""
         try:
             with self.http.stream(method, path, params=_clean(params), headers=dict(headers or {})) as r:
                 if r.status_code >= 400 and r.status_code != 416:
-                    raise ImgapiError.from_response(r)
+                    raise CliError.from_response(r)
                 yield r
         except httpx.TransportError as e:
-            raise ImgapiError("ConnectionError", f"{method} {self.url}{path}: {e or type(e).__name__}") from e
+            raise CliError("ConnectionError", f"{method} {self.url}{path}: {e or type(e).__name__}") from e
 
     def _json(self, method: str, path: str, **kw: Any) -> Any:
         r = self.request(method, path, **kw)
@@ -183,12 +185,12 @@ class Client:
         try:
             return r.json()
         except ValueError:
-            raise ImgapiError("InvalidContent", f"{method} {path}: the server answered non-JSON") from None
+            raise CliError("InvalidContent", f"{method} {path}: the server answered non-JSON") from None
 
     def _image(self, method: str, path: str, **kw: Any) -> Image:
         body = self._json(method, path, **kw)
         if not isinstance(body, dict):
-            raise ImgapiError("InvalidContent", f"{method} {path}: expected an image object")
+            raise CliError("InvalidContent", f"{method} {path}: expected an image object")
         return body
 
     # --- images ----------------------------------------------------------------------------------
@@ -222,7 +224,7 @@ class Client:
     def _page(self, params: Params) -> list[Image]:
         body = self._json("GET", "/images", params=params)
         if not isinstance(body, list):
-            raise ImgapiError("InvalidContent", "GET /images: expected an array")
+            raise CliError("InvalidContent", "GET /images: expected an array")
         return body
 
     def get_image(self, uuid: str, *, admin_fields: bool = False) -> Image:
@@ -289,9 +291,9 @@ class Client:
         r = self.request("GET", f"/images/{uuid}/icon", params=self.scope(), headers={"Accept": "*/*"})
         expected = r.headers.get("content-md5")
         if expected is None:
-            raise ImgapiError("ChecksumError", "the server sent no Content-MD5 header for the icon")
+            raise CliError("ChecksumError", "the server sent no Content-MD5 header for the icon")
         if content_md5(r.content) != expected:
-            raise ImgapiError(
+            raise CliError(
                 "ChecksumError",
                 f"icon MD5 {content_md5(r.content)} does not match Content-MD5 {expected}",
             )
@@ -311,9 +313,9 @@ class Client:
         body = r.json()
         wfapi = r.headers.get("workflow-api")
         if not isinstance(body, dict) or "job_uuid" not in body:
-            raise ImgapiError("InvalidContent", "import-remote: the server answered no job_uuid")
+            raise CliError("InvalidContent", "import-remote: the server answered no job_uuid")
         if not wfapi:
-            raise ImgapiError("InvalidContent", "import-remote: the server sent no workflow-api header")
+            raise CliError("InvalidContent", "import-remote: the server sent no workflow-api header")
         return body, wfapi
 
     def get_job(self, wfapi: str, job_uuid: str) -> dict[str, Any]:
@@ -324,12 +326,12 @@ class Client:
         try:
             r = self.http.get(url, headers={"Accept": "application/json"})
         except httpx.TransportError as e:
-            raise ImgapiError("ConnectionError", f"GET {url}: {e or type(e).__name__}") from e
+            raise CliError("ConnectionError", f"GET {url}: {e or type(e).__name__}") from e
         if r.status_code >= 400:
-            raise ImgapiError.from_response(r)
+            raise CliError.from_response(r)
         body = r.json()
         if not isinstance(body, dict):
-            raise ImgapiError("InvalidContent", f"GET {url}: expected a job object")
+            raise CliError("InvalidContent", f"GET {url}: expected a job object")
         return body
 
     # --- channels --------------------------------------------------------------------------------
@@ -337,7 +339,7 @@ class Client:
     def list_channels(self) -> list[dict[str, Any]]:
         body = self._json("GET", "/channels")
         if not isinstance(body, list):
-            raise ImgapiError("InvalidContent", "GET /channels: expected an array")
+            raise CliError("InvalidContent", "GET /channels: expected an array")
         return body
 
     def channel_add(self, uuid: str, channel: str) -> Image:

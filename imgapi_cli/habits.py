@@ -21,7 +21,7 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from imgapi_cli.client import Client, ImgapiError
+from imgapi_cli.client import Client, CliError
 
 _JSON_FLAGS = ("-j", "--json")
 _UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -29,8 +29,8 @@ _UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F
 MAX_MANIFEST_BYTES = 1024 * 1024
 
 
-def usage(message: str) -> ImgapiError:
-    return ImgapiError("Usage", message)
+def usage(message: str) -> CliError:
+    return CliError("Usage", message)
 
 
 def hoist_json(args: list[str]) -> list[str]:
@@ -152,12 +152,12 @@ def resolve_image(client: Client, ref: str) -> str:
         filters["version"] = version
     found = list(client.list_images(filters))
     if not found:
-        raise ImgapiError("ResourceNotFound", f"no image named {ref} (give a uuid or NAME@VERSION)")
+        raise CliError("ResourceNotFound", f"no image named {ref} (give a uuid or NAME@VERSION)")
     if len(found) > 1:
         listed = ", ".join(f"{i['uuid']} ({i.get('name')}@{i.get('version')})" for i in found[:20])
         more = f" and {len(found) - 20} more" if len(found) > 20 else ""
         hint = "use a uuid" if version else "add @VERSION or use a uuid"
-        raise ImgapiError("AmbiguousImage", f"{ref} matches {len(found)} images ({hint}): {listed}{more}")
+        raise CliError("AmbiguousImage", f"{ref} matches {len(found)} images ({hint}): {listed}{more}")
     return str(found[0]["uuid"])
 
 

@@ -19,7 +19,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from imgapi_cli.client import ImgapiError
+from imgapi_cli.client import CliError
 
 
 def stdout() -> Console:
@@ -98,7 +98,7 @@ def print_channels(channels: list[dict[str, Any]], as_json: bool) -> None:
     stdout().print(table)
 
 
-def print_error(err: ImgapiError, as_json: bool) -> None:
+def print_error(err: CliError, as_json: bool) -> None:
     if as_json:
         sys.stderr.write(json.dumps(err.body(), indent=2) + "\n")
         return

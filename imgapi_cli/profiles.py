@@ -23,7 +23,7 @@ import os
 import tomllib
 from pathlib import Path
 
-from imgapi_cli.client import ImgapiError
+from imgapi_cli.client import CliError
 
 KEYS = frozenset({"url", "user", "key", "key_id", "account", "channel", "timeout"})
 
@@ -41,25 +41,25 @@ def load_profile(name: str | None) -> dict[str, str]:
     path = config_path()
     if not path.exists():
         if name:
-            raise ImgapiError("Usage", f"profile {name!r} asked for, but there is no {path}")
+            raise CliError("Usage", f"profile {name!r} asked for, but there is no {path}")
         return {}
     try:
         config = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as e:
-        raise ImgapiError("Usage", f"{path}: {e}") from None
+        raise CliError("Usage", f"{path}: {e}") from None
     profiles = config.get("profiles", {})
     if not isinstance(profiles, dict):
-        raise ImgapiError("Usage", f"{path}: [profiles.NAME] tables expected")
+        raise CliError("Usage", f"{path}: [profiles.NAME] tables expected")
     name = name or config.get("profile")
     if not name:
         return {}
     profile = profiles.get(name)
     if not isinstance(profile, dict):
         known = ", ".join(sorted(profiles)) or "none"
-        raise ImgapiError("Usage", f"{path}: no profile {name!r} (profiles: {known})")
+        raise CliError("Usage", f"{path}: no profile {name!r} (profiles: {known})")
     unknown = sorted(set(profile) - KEYS)
     if unknown:
-        raise ImgapiError(
+        raise CliError(
             "Usage",
             f"{path}: profile {name!r}: unknown keys {', '.join(unknown)} (known: {', '.join(sorted(KEYS))})",
         )

@@ -23,18 +23,10 @@ from typing import BinaryIO
 
 import httpx
 
-from imgapi_cli.client import Client, ImgapiError
-from imgapi_cli.transfer import (
-    PIECE,
-    DownloadResult,
-    NullReporter,
-    Reporter,
-    TransferInterrupted,
-    UploadResult,
-    _Meter,
-    image_with_file,
-    reason,
-)
+from imgapi_cli.client import Client, CliError
+from imgapi_cli.downloads import DownloadResult, image_with_file
+from imgapi_cli.transfer import PIECE, Meter, NullReporter, Reporter, TransferInterrupted, reason
+from imgapi_cli.uploads import UploadResult
 
 STDIO = "-"
 DOWNLOAD_INSTEAD = "download with -o FILE, which resumes"
@@ -72,7 +64,7 @@ def download_to_stream(
     rep = reporter or NullReporter()
     _image, want_sha1, want_size = image_with_file(client, uuid)
     md5, sha1 = hashlib.md5(), hashlib.sha1()
-    meter = _Meter(limit_rate)
+    meter = Meter(limit_rate)
     done = 0
     with client.stream("GET", f"/images/{uuid}/file", params=client.scope(), headers={"Accept": "*/*"}) as r:
         md5_header = r.headers.get("content-md5", "")
@@ -83,7 +75,7 @@ def download_to_stream(
                 try:
                     out.write(data)
                 except BrokenPipeError:
-                    raise ImgapiError(
+                    raise CliError(
                         "BrokenPipe", f"the reader of stdout went away after {done} bytes"
                     ) from None
                 md5.update(data)
@@ -93,7 +85,7 @@ def download_to_stream(
             out.flush()
         except httpx.TransportError as e:
             raise _pipe_cut("download to stdout", done, str(e or type(e).__name__), DOWNLOAD_INSTEAD) from e
-        except ImgapiError as e:
+        except CliError as e:
             if isinstance(e, TransferInterrupted) or e.code == "ConnectionError":
                 raise _pipe_cut("download to stdout", done, reason(e), DOWNLOAD_INSTEAD) from e
             raise
@@ -108,7 +100,7 @@ def download_to_stream(
     if sha1.hexdigest() != want_sha1:
         problems.append(f"sha1 {sha1.hexdigest()} != manifest sha1 {want_sha1}")
     if problems:
-        raise ImgapiError("ChecksumError", "the bytes written to stdout are wrong: " + "; ".join(problems))
+        raise CliError("ChecksumError", "the bytes written to stdout are wrong: " + "; ".join(problems))
     return DownloadResult(Path(STDIO), done, sha1.hexdigest(), got_md5, 0, done)
 
 
@@ -126,7 +118,7 @@ def upload_from_stream(
 ) -> UploadResult:
     """AddImageFile from a pipe: one streamed ``PUT``; the server computes size and SHA-1."""
     rep = reporter or NullReporter()
-    meter = _Meter(limit_rate)
+    meter = Meter(limit_rate)
     digest = hashlib.sha1()
     sent = 0
 
@@ -152,7 +144,7 @@ def upload_from_stream(
             headers={"Content-Type": "application/octet-stream"},
             content=body(),
         )
-    except ImgapiError as e:
+    except CliError as e:
         if isinstance(e, TransferInterrupted) or e.code == "ConnectionError":
             raise _pipe_cut("upload from stdin", sent, reason(e), UPLOAD_INSTEAD) from e
         raise
@@ -160,11 +152,11 @@ def upload_from_stream(
         rep.finish()
     image = r.json()
     if sent == 0:
-        raise ImgapiError("EmptyFile", "standard input was empty (IMGAPI refuses empty image files)")
+        raise CliError("EmptyFile", "standard input was empty (IMGAPI refuses empty image files)")
     files = image.get("files") or []
     got = files[0] if files else {}
     if got.get("sha1") != digest.hexdigest() or got.get("size") != sent:
-        raise ImgapiError(
+        raise CliError(
             "ChecksumError",
             f"the image's file is sha1={got.get('sha1')} size={got.get('size')}, "
             f"sent sha1={digest.hexdigest()} size={sent}",

@@ -8,7 +8,7 @@ catalog's send limit and its clients' receive limits are derived from that size 
 from __future__ import annotations
 
 #: The largest stored image: UTF-8 bytes of the compact JSON of its stored record, without the
-#: derived tags search array. Real manifests are 0.5-3 KiB; this leaves room for every spec limit
+#: derived tags search array. Real manifests are 0.5-3 KiB; this leaves room for every field limit
 #: (100 KiB of ASCII ``tags``, 10 KiB ``description``...) of one image at once.
 MAX_IMAGE_BYTES = 128 * 1024
 
@@ -22,7 +22,7 @@ MAX_CLIENT_IMAGE_BYTES = MAX_IMAGE_BYTES - SERVER_RESERVE_BYTES
 #: each of the two renderings is at most the stored record, plus a fixed allowance for framing.
 MAX_IMAGE_ANSWER_BYTES = 2 * MAX_IMAGE_BYTES + 4 * 1024
 
-#: ListImages ``limit`` upper bound (endpoints.md: 1000).
+#: ListImages ``limit`` upper bound (IMGAPI's: 1000).
 MAX_PAGE = 1000
 
 #: The gateway's default JSON body limit, and the catalog's request limit derived from it (the body

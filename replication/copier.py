@@ -32,6 +32,7 @@ from blob_service.client import BlobClient
 from blob_service.errors import BlobError
 from imgapi_common import internal_auth
 from imgapi_common.errors import ImgapiError, from_rpc_error
+from imgapi_common.manifest_fields import USER_UPDATABLE_FIELDS
 from replication.sources import (
     CHANNEL_OPTIONS,
     ZERO_UUID,
@@ -46,22 +47,7 @@ log = logging.getLogger(__name__)
 
 #: Keys of the image object kept in sync by UpdateImage (owner: a difference is a conflict).
 SYNCED_KEYS = (
-    "name",
-    "version",
-    "description",
-    "homepage",
-    "eula",
-    "public",
-    "os",
-    "requirements",
-    "users",
-    "tags",
-    "generate_passwords",
-    "inherited_directories",
-    "nic_driver",
-    "disk_driver",
-    "cpu_type",
-    "image_size",
+    *(k for k in USER_UPDATABLE_FIELDS if k not in ("owner", "acl", "channels")),
     "billing_tags",
     "traits",
 )
@@ -212,7 +198,7 @@ def import_manifest(manifest: dict[str, Any]) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
-class Progress:
+class CopyMilestone:
     """A milestone of a copy, reported to ``on_progress`` (from the copying thread).
 
     ``kind``: ``begin`` (the image is about to be created or completed here: its origins are
@@ -266,7 +252,7 @@ class Copier:
         backoff: float = 0.2,
         max_backoff: float = 5.0,
         stopped: Callable[[], bool] = lambda: False,
-        on_progress: Callable[[Progress], None] | None = None,
+        on_progress: Callable[[CopyMilestone], None] | None = None,
         import_body: Callable[[dict[str, Any]], dict[str, Any]] = import_manifest,
         owner_checked: frozenset[str] = frozenset(),
     ) -> None:
@@ -294,7 +280,7 @@ class Copier:
 
     def _progress(self, kind: str, uuid: str, done: int = 0, total: int = 0, detail: str = "") -> None:
         if self.on_progress is not None:
-            self.on_progress(Progress(kind, uuid, done, total, detail))
+            self.on_progress(CopyMilestone(kind, uuid, done, total, detail))
 
     def _lock(self, uuid: str) -> threading.RLock:
         with self._locks_lock:
@@ -655,7 +641,7 @@ def import_image_with_origins(
     *,
     skip_owner_check: bool = True,
     require_active: bool = True,
-    on_progress: Callable[[Progress], None] | None = None,
+    on_progress: Callable[[CopyMilestone], None] | None = None,
     import_body: Callable[[dict[str, Any]], dict[str, Any]] = import_manifest,
     retries: int = 8,
     backoff: float = 0.2,
@@ -668,7 +654,7 @@ def import_image_with_origins(
     ``skip_owner_check`` applies to ``uuid`` itself (origins are always imported without the owner
     check, as AdminImportRemoteImage does); the catalog applies the owner rules of its mode.
     ``require_active=False`` imports (and activates) an image that is not active at the source.
-    ``on_progress`` receives the :class:`Progress` milestones; a file copy interrupted by the link
+    ``on_progress`` receives the :class:`CopyMilestone` milestones; a file copy interrupted by the link
     continues from the upload's committed offset (up to ``retries`` attempts without progress).
     """
     img = source.get(uuid)

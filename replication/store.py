@@ -106,7 +106,9 @@ class JobRow:
 
 
 @dataclass
-class Progress:
+class ImageCopyState:
+    """A job's stored state of one image copy (its upload, bytes sent, attempts), read to resume it."""
+
     status: str = ""
     upload_id: str = ""
     file_sha1: str = ""
@@ -269,14 +271,14 @@ class Store:
 
     # --- per-image progress --------------------------------------------------------------------------
 
-    def get_progress(self, job_id: str, image_uuid: str) -> Progress | None:
+    def get_progress(self, job_id: str, image_uuid: str) -> ImageCopyState | None:
         with self.engine.connect() as c:
             r = c.execute(
                 select(progress).where(progress.c.job_id == job_id, progress.c.image_uuid == image_uuid)
             ).first()
         if r is None:
             return None
-        return Progress(
+        return ImageCopyState(
             r.status,
             r.upload_id,
             r.file_sha1,

@@ -1,6 +1,6 @@
 """ListImages as one SQL query: filters, ``account`` visibility, marker, sort and limit.
 
-endpoints.md §2.1. Everything runs in the database on indexed columns; only the returned page is
+Everything runs in the database on indexed columns; only the returned page is
 loaded into Python.
 """
 

@@ -2,8 +2,11 @@
 
 * :mod:`.config` -- the settings the rules depend on (:class:`DomainConfig`).
 * :mod:`.jsvalues` -- the JavaScript value semantics IMGAPI relies on.
-* :mod:`.validation` -- manifest validation and building stored records (manifest.md §4).
-* :mod:`.upgrade` -- the SDC 6 dataset manifest upgrade (manifest.md §4.8).
-* :mod:`.update` -- UpdateImage rules (manifest.md §5).
-* :mod:`.serialize` -- the one API-view serializer and JSON rendering (manifest.md §3).
+* :mod:`.validation` -- manifest validation (:mod:`.field_checks`, :mod:`.requirements`).
+* :mod:`.records` -- building stored records from CreateImage / AdminImportImage bodies.
+* :mod:`.upgrade` -- the SDC 6 dataset manifest upgrade (imports only).
+* :mod:`.update` -- UpdateImage rules.
+* :mod:`.serialize` -- the one API-view serializer and JSON rendering.
+
+The manifest field rules shared with the gateway live in :mod:`imgapi_common.manifest_fields`.
 """

@@ -17,7 +17,7 @@ from catalog_service.domain.serialize import compact_json
 from imgapi_common.errors import FieldError
 from imgapi_common.limits import MAX_IMAGE_BYTES
 
-#: Fields without a size rule of their own in the spec: the most characters of their compact JSON.
+#: Fields without a size rule of their own in IMGAPI: the most characters of their compact JSON.
 #: Real images use a few hundred characters for each (a handful of users, networks, traits).
 MAX_FIELD_JSON_CHARS: dict[str, int] = {
     "acl": 16384,  # ~420 account UUIDs

@@ -1,4 +1,4 @@
-"""The few server settings the domain rules depend on (README §2, §6)."""
+"""The few server settings the domain rules depend on: the server mode and its channels."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ class DomainConfig:
     def channels_enabled(self) -> bool:
         """True when images must carry ``channels``.
 
-        README §2: channels are only usable in ``public``/``private`` mode; in ``dc`` mode the
+        Channels are only usable in ``public``/``private`` mode; in ``dc`` mode the
         reference validator rejects any image carrying ``channels``, so a ``dc`` server behaves as
         a server without channels whatever its configuration says.
         """

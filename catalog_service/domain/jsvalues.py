@@ -151,7 +151,7 @@ def is_true(v: Any) -> bool:
 
 
 def is_uuid(v: Any) -> bool:
-    """A lower-case UUID string (manifest.md conventions)."""
+    """A lower-case UUID string (IMGAPI accepts no upper-case UUIDs)."""
     return isinstance(v, str) and _UUID_RE.fullmatch(v) is not None
 
 

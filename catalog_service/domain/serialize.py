@@ -1,4 +1,5 @@
-"""THE API-view serializer (manifest.md §3) and the JSON text renderings used for bodies and ETags.
+"""THE API-view serializer (what clients see of a stored record) and the JSON text renderings used
+for bodies and ETags.
 
 Every endpoint must produce an image through :func:`serialize_image`, so the same image renders
 byte-identically everywhere, and the ETag (:func:`etag_of`) is reproducible.
@@ -139,7 +140,8 @@ def _file_view(f: Any, include_admin_fields: bool) -> dict[str, Any]:
 def serialize_image(
     rec: Mapping[str, Any], cfg: DomainConfig, *, include_channels: bool, include_admin_fields: bool
 ) -> dict[str, Any]:
-    """The API view of a stored record (manifest.md §3). The result shares nothing with ``rec``."""
+    """The API view of a stored record: each field shown by its rule, in IMGAPI's key order. The result
+    shares nothing with ``rec``."""
     r = rec
     out: dict[str, Any] = {"v": to_json_number(js_number(r.get("v")))}
     for key in ("uuid", "owner", "name", "version", "state"):

@@ -1,4 +1,5 @@
-"""UpdateImage rules (manifest.md §5 steps 1-5): key checks, merge, re-validation."""
+"""UpdateImage rules: which keys a caller may change, the merge into the stored record, and its
+re-validation."""
 
 from __future__ import annotations
 
@@ -8,40 +9,15 @@ from typing import Any
 
 from catalog_service.domain.config import DomainConfig
 from catalog_service.domain.jsvalues import boolish
-from catalog_service.domain.validation import (
-    image_data_error,
-    normalize_record,
-    tags_search_array,
-    validate_record,
-)
+from catalog_service.domain.records import normalize_record, tags_search_array
+from catalog_service.domain.validation import image_data_error, validate_record
 from imgapi_common.errors import FieldError, validation_failed
+from imgapi_common.manifest_fields import OPERATOR_ONLY_FIELDS, USER_UPDATABLE_FIELDS
 
 #: Keys a user (``account`` given) may update.
-USER_UPDATABLE = frozenset(
-    {
-        "owner",
-        "name",
-        "version",
-        "description",
-        "homepage",
-        "eula",
-        "public",
-        "os",
-        "acl",
-        "requirements",
-        "users",
-        "tags",
-        "generate_passwords",
-        "inherited_directories",
-        "nic_driver",
-        "disk_driver",
-        "cpu_type",
-        "image_size",
-        "channels",
-    }
-)
+USER_UPDATABLE = frozenset(USER_UPDATABLE_FIELDS)
 #: Operator-only keys, in the order they are checked.
-OPERATOR_ONLY = ("state", "error", "billing_tags", "traits", "files", "origin", "uuid")
+OPERATOR_ONLY = OPERATOR_ONLY_FIELDS
 #: Operator-only keys that additionally need an unactivated image.
 UNACTIVATED_ONLY = frozenset({"files", "origin", "uuid"})
 #: The only keys of ``files[0]`` an update may change.

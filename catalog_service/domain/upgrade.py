@@ -1,4 +1,4 @@
-"""Upgrade of an SDC 6 "dataset" manifest to an image manifest v2 (manifest.md §4.8, import only)."""
+"""Upgrade of an SDC 6 "dataset" manifest to an image manifest v2 (AdminImportImage only)."""
 
 from __future__ import annotations
 

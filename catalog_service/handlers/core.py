@@ -121,7 +121,7 @@ class CatalogCore:
             serialize_image(rec, self.cfg, include_channels=view.include_channels, include_admin_fields=False)
         )
 
-    # --- request steps (endpoints.md §1.2) ----------------------------------------------------
+    # --- request steps shared by the handlers: channel, then the image load and its visibility --
 
     def resolve_channel(self, raw: str, *, write: bool) -> str | None:
         if not self.cfg.channels_enabled:

@@ -10,9 +10,9 @@ from sqlalchemy import Connection
 from catalog_service.calls import Caller, Rendered, UploadPlan, View
 from catalog_service.clock import now_timestamp
 from catalog_service.domain.image import Image
-from catalog_service.domain.validation import COMPRESSIONS, MAX_FILE_SIZE, MAX_ICON_SIZE
 from catalog_service.handlers.core import CatalogCore
 from imgapi_common.errors import FieldError, ImgapiError, invalid_parameter
+from imgapi_common.manifest_fields import COMPRESSIONS, MAX_FILE_SIZE, MAX_ICON_SIZE
 
 ICON_TYPES = ("image/jpeg", "image/gif", "image/png")
 

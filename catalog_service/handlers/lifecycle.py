@@ -18,14 +18,10 @@ from catalog_service.clock import now_timestamp
 from catalog_service.db.rows import blob_ids_of
 from catalog_service.domain.image import ZERO_UUID, Image, check_account, walk_origins
 from catalog_service.domain.jsvalues import js_string
+from catalog_service.domain.records import build_record, check_create_body
 from catalog_service.domain.update import apply_update
 from catalog_service.domain.upgrade import upgrade_dataset_manifest
-from catalog_service.domain.validation import (
-    build_record,
-    check_create_body,
-    image_data_error,
-    validate_record,
-)
+from catalog_service.domain.validation import image_data_error, validate_record
 from catalog_service.handlers.core import NO_CONDITIONS, CatalogCore
 from catalog_service.json_body import parse_json
 from catalog_service.preconditions import Conditions
@@ -145,7 +141,8 @@ class LifecycleHandlers(CatalogCore):
     _IMGADM_UA = re.compile(r"^imgadm/(\d+)\.(\d+)\.(\d+) ")
 
     def _lx_workaround(self, conn: Connection, body: dict[str, Any], user_agent: str) -> None:
-        """endpoints.md §2.5 step 8: old imgadm versions mis-handle lx min_platform."""
+        """Old imgadm versions mis-handle an lx-dataset's ``requirements.min_platform``: their imports
+        get it dropped (the reference server's workaround)."""
         req = body.get("requirements")
         if body.get("type") != "lx-dataset" or not isinstance(req, dict) or "min_platform" not in req:
             return

@@ -23,9 +23,10 @@ from imgapi.v1 import blob_pb2
 
 from blob_service.wire import WireError, decode_write_chunk, encode_write_chunk
 from catalog_service.domain.config import DomainConfig
+from catalog_service.domain.records import build_record, check_create_body
 from catalog_service.domain.serialize import compact_json, serialize_image
 from catalog_service.domain.update import apply_update
-from catalog_service.domain.validation import build_record, check_create_body, validate_record
+from catalog_service.domain.validation import validate_record
 from imgapi_common.errors import ImgapiError
 
 # --- wire -------------------------------------------------------------------------------------------

@@ -229,13 +229,13 @@ def test_commit_after_a_crash_finds_the_upload_completed(
 
     after, restarted = _service(s3_settings, clock)  # the restarted process
     if late:
-        real_exists, looks = restarted._exists, []
+        real_exists, looks = restarted.exists, []
 
         def exists(key: str) -> bool:
             looks.append(key)
             return False if len(looks) == 1 else real_exists(key)
 
-        monkeypatch.setattr(restarted, "_exists", exists)
+        monkeypatch.setattr(restarted, "exists", exists)
     meta = after.commit(up.upload_id, digests(data), len(data))
     _, it = after.read(meta.blob_id)
     assert b"".join(bytes(p) for p in it) == data

@@ -11,14 +11,10 @@ from typing import Any
 import pytest
 
 from catalog_service.domain.config import DomainConfig
+from catalog_service.domain.records import build_record, check_create_body, tags_search_array
 from catalog_service.domain.serialize import serialize_image
 from catalog_service.domain.upgrade import upgrade_dataset_manifest
-from catalog_service.domain.validation import (
-    build_record,
-    check_create_body,
-    tags_search_array,
-    validate_record,
-)
+from catalog_service.domain.validation import validate_record
 from imgapi_common.errors import FieldError, ImgapiError
 from tests.components import FIXTURES
 
@@ -65,7 +61,7 @@ def fixture(name: str) -> dict[str, Any]:
     return data
 
 
-# --- check_create_body (endpoints.md §2.3 steps 1-4) ---------------------------------------------
+# --- check_create_body: the CreateImage body checks before building -------------------------------
 
 
 @pytest.mark.parametrize("value", [None, [], [1], "x", 5, True])
@@ -543,7 +539,7 @@ def test_create_never_upgrades() -> None:
     assert "uuid" in fields and "creator_uuid" in fields and "urn" in fields
 
 
-# --- upgrade_dataset_manifest (§4.8) -------------------------------------------------------------
+# --- upgrade_dataset_manifest (SDC 6 dataset manifests) ------------------------------------------
 
 
 def dataset(**overrides: Any) -> dict[str, Any]:
@@ -671,7 +667,7 @@ def test_upgrade_keeps_urn_and_other_fields() -> None:
     assert m["urn"] == "sdc:sdc:ds:1.0" and m["description"] == "d" and m["requirements"] == {"a": 1}
 
 
-# --- tags search array (§4.6) --------------------------------------------------------------------
+# --- tags search array --------------------------------------------------------------------------
 
 
 def test_tags_search_array() -> None:

@@ -230,7 +230,7 @@ def test_domain_config_channels_enabled() -> None:
     assert not DomainConfig(mode="public").channels_enabled
     assert DomainConfig(mode="public", channels=("dev",)).channels_enabled
     assert DomainConfig(mode="private", channels=("dev",)).channels_enabled
-    # README §2: channels are not usable in dc mode
+    # channels are not usable in dc mode
     assert not DomainConfig(mode="dc", channels=("dev",)).channels_enabled
 
 

@@ -1,4 +1,4 @@
-"""The API-view serializer and JSON renderings (manifest.md §3)."""
+"""The API-view serializer and JSON renderings."""
 
 from __future__ import annotations
 

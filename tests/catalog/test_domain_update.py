@@ -1,4 +1,4 @@
-"""UpdateImage rules (manifest.md §5)."""
+"""UpdateImage rules: updatable keys, merge, re-validation."""
 
 from __future__ import annotations
 

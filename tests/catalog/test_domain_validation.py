@@ -1,4 +1,4 @@
-"""Validation of stored records (manifest.md §4.2-4.5)."""
+"""Validation of stored records: the two passes, the per-field rules, requirements."""
 
 from __future__ import annotations
 
@@ -9,19 +9,11 @@ from typing import Any
 import pytest
 
 from catalog_service.domain.config import DomainConfig
+from catalog_service.domain.requirements import is_platform_stamp
 from catalog_service.domain.serialize import compact_json
-from catalog_service.domain.validation import (
-    COMPRESSIONS,
-    MAX_FILE_SIZE,
-    MAX_ICON_SIZE,
-    OSES,
-    STATES,
-    TYPES,
-    image_data_error,
-    is_platform_stamp,
-    validate_record,
-)
+from catalog_service.domain.validation import image_data_error, validate_record
 from imgapi_common.errors import FieldError
+from imgapi_common.manifest_fields import COMPRESSIONS, MAX_FILE_SIZE, MAX_ICON_SIZE, OSES, STATES, TYPES
 from tests.components import FIXTURES
 
 DC = DomainConfig()
@@ -94,7 +86,7 @@ def test_enumerations_and_limits() -> None:
     assert MAX_ICON_SIZE == 131072
 
 
-# --- the passes and their order (§4.2) ------------------------------------------------------------
+# --- the passes and their order -----------------------------------------------------------------
 
 
 def test_valid_records() -> None:
@@ -267,7 +259,7 @@ def test_failed_placeholder_uses_full_list_but_null_type_allowed() -> None:
     assert codes({**rec, "state": "unactivated"}) == [("type", "Invalid"), ("os", "Invalid")]
 
 
-# --- modes and public (§4.3) ----------------------------------------------------------------------
+# --- modes and public ---------------------------------------------------------------------------
 
 
 def test_public_mode_requires_public_true() -> None:
@@ -804,7 +796,7 @@ def test_inherited_directories(type_: str, value: Any, ok: bool) -> None:
     assert codes(record(type=type_, inherited_directories=value)) == expected
 
 
-# --- requirements (§4.5) --------------------------------------------------------------------------
+# --- requirements -------------------------------------------------------------------------------
 
 
 def req_codes(reqs: Any) -> list[tuple[str, str]]:

@@ -1,4 +1,4 @@
-"""ACLs (endpoints.md §2.21), channels (§3, ListChannels, ChannelAddImage, ResolveChannel) and
+"""ACLs, channels (ListChannels, ChannelAddImage, ResolveChannel) and
 GetServerConfig through gRPC."""
 
 from __future__ import annotations

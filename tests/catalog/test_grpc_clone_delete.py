@@ -1,4 +1,4 @@
-"""CloneImage (endpoints.md §2.22) and DeleteImage (§2.20) through gRPC."""
+"""CloneImage and DeleteImage through gRPC."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""CreateImage through a real gRPC channel: endpoints.md §2.3, manifest.md §2-4 (both backends)."""
+"""CreateImage through a real gRPC channel: body checks, record building, validation (both backends)."""
 
 from __future__ import annotations
 

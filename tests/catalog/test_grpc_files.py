@@ -1,5 +1,5 @@
-"""Files and icons through gRPC: PrepareImageUpload (endpoints.md §2.9 steps 2-5, §2.13 steps 1-3),
-AttachImageFile (steps 9-10), DetachImageFile, AttachImageIcon, DetachImageIcon (§2.15)."""
+"""Files and icons through gRPC: PrepareImageUpload (the checks before a file or icon upload),
+AttachImageFile (after it), DetachImageFile, AttachImageIcon, DetachImageIcon."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""AdminImportImage through gRPC (endpoints.md §2.5, manifest.md §4.1 import variant, §4.8 upgrade)."""
+"""AdminImportImage through gRPC (the import variant of record building, the SDC 6 upgrade)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""ListImages and GetImage visibility through gRPC (endpoints.md §2.1, §2.2, §1.2 load step), with the
+"""ListImages and GetImage visibility through gRPC (filters, and what an account may see), with the
 dc-test-images.json / public-test-images.json records and generated images, on both backends."""
 
 from __future__ import annotations

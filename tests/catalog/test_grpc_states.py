@@ -1,4 +1,4 @@
-"""The state machine through gRPC (manifest.md §6, endpoints.md §2.17-2.18) and the change feed."""
+"""The state machine through gRPC (activate, disable, enable) and the change feed."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""UpdateImage through gRPC (manifest.md §5, endpoints.md §2.19, §1.4): every rule, and a failed
+"""UpdateImage through gRPC (with conditional headers): every rule, and a failed
 update always leaves the image exactly as it was."""
 
 from __future__ import annotations

@@ -12,8 +12,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from imgapi_cli.client import Client, ImgapiError
-from imgapi_cli.transfer import ABORT_ENV, download, tus_supported, upload
+from imgapi_cli.client import Client, CliError
+from imgapi_cli.downloads import download
+from imgapi_cli.transfer import ABORT_ENV
+from imgapi_cli.uploads import tus_supported, upload
 from tests.cli.conftest import Cli
 
 MiB = 1024 * 1024
@@ -230,7 +232,7 @@ def test_upload_detects_server_storing_other_bytes(tmp_path: Path) -> None:
     src = tmp_path / "x"
     src.write_bytes(b"payload")
     client = Client("http://imgapi.test", transport=httpx.MockTransport(handler))
-    with pytest.raises(ImgapiError) as exc:
+    with pytest.raises(CliError) as exc:
         upload(client, UUID, src, state_dir=tmp_path)
     assert exc.value.code == "ChecksumError"
 
@@ -263,7 +265,7 @@ def test_download_restarts_when_server_ignores_range(tmp_path: Path, monkeypatch
     client = Client("http://imgapi.test", transport=transport)
     dest = tmp_path / "f"
     monkeypatch.setenv(ABORT_ENV, "150000")
-    with pytest.raises(ImgapiError):
+    with pytest.raises(CliError):
         download(client, UUID, dest)
     monkeypatch.delenv(ABORT_ENV)
     have = (tmp_path / "f.part").stat().st_size
@@ -277,7 +279,7 @@ def test_download_detects_bad_content_md5(tmp_path: Path) -> None:
     data = DATA[:100_000]
     transport, _ = download_server(data, base64.b64encode(b"\0" * 16).decode(), ranges=True)
     client = Client("http://imgapi.test", transport=transport)
-    with pytest.raises(ImgapiError) as exc:
+    with pytest.raises(CliError) as exc:
         download(client, UUID, tmp_path / "f")
     assert exc.value.code == "ChecksumError" and "Content-MD5" in exc.value.message
     assert not (tmp_path / "f").exists() and not (tmp_path / "f.part").exists()
@@ -286,6 +288,6 @@ def test_download_detects_bad_content_md5(tmp_path: Path) -> None:
 def test_download_requires_content_md5(tmp_path: Path) -> None:
     transport, _ = download_server(DATA[:1000], None, ranges=True)
     client = Client("http://imgapi.test", transport=transport)
-    with pytest.raises(ImgapiError) as exc:
+    with pytest.raises(CliError) as exc:
         download(client, UUID, tmp_path / "f")
     assert exc.value.code == "ChecksumError"

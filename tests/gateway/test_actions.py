@@ -1,4 +1,4 @@
-"""POST /images/:uuid?action=... (dispatcher order of endpoints.md §2.16) and the ACL routes."""
+"""POST /images/:uuid?action=... (the dispatcher's order of checks) and the ACL routes."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """Issue 16 classes 9 and 10: the reference's validation texts, through HTTP, pinned to the byte.
 
 The texts are the reference validator's wording (values printed as JavaScript prints them: ``%s``
-is ``String(v)``, ``%j`` is ``JSON.stringify(v)``), written from the issue and the spec since the
-reference is not at hand.
+is ``String(v)``, ``%j`` is ``JSON.stringify(v)``), written from the issue and IMGAPI's documented
+rules since the reference is not at hand.
 """
 
 from __future__ import annotations

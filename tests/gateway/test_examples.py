@@ -35,7 +35,7 @@ EXAMPLE_PUBLISHED = "2024-05-01T10:00:03.123Z"
 
 
 def _incremental_record() -> dict[str, object]:
-    """``900cffef`` (origin c58161c0) of transcript §3.11, in stored form."""
+    """``900cffef`` (origin c58161c0) of transcript 3.11 (transcripts.md), in stored form."""
     rec: dict[str, object] = json.loads(
         (FIXTURES / "xdc/900cffef-55e3-4e7d-b7ec-ccf439a159e3.manifest").read_text()
     )
@@ -93,7 +93,7 @@ def test_examples_dc_sections_1_to_3(examples_dc: Stack) -> None:
             if ex.section[:1] not in ("1", "2", "3") and not ex.section.startswith("Ping"):
                 continue
             if ex.section.startswith("3.12"):
-                # The transcript reuses the image deleted in §2.10: give it a live one.
+                # The transcript reuses the image deleted in transcript 2.10: give it a live one.
                 r = c.post(
                     f"/images?account={LUKE}",
                     json={"name": "i", "version": "1", "type": "zone-dataset", "os": "smartos"},
@@ -111,7 +111,7 @@ def test_examples_dc_sections_1_to_3(examples_dc: Stack) -> None:
     assert not failures, failures
 
 
-# --- §4: public mode, signature auth, channels -------------------------------------------------------
+# --- transcripts 4.x: public mode, signature auth, channels ----------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -165,7 +165,7 @@ def test_examples_public_section_4(examples_public: Stack, rsa_key: rsa.RSAPriva
             replay(c, ex, subs, sign=lambda h: sign_headers(rsa_key, "trentm", h), learn=_learn)
 
 
-# --- §5: AdminImportRemoteImage and the job resource -------------------------------------------------
+# --- transcripts 5.x: AdminImportRemoteImage and the job resource ----------------------------------
 
 EXAMPLE_SOURCE = "https://images.example.org"
 EXAMPLE_JOB = "0b3a3a62-5d2e-4a5f-8e7f-7a4a1c9d2e11"

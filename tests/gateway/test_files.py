@@ -1,5 +1,5 @@
 """AddImageFile / GetImageFile (+ Range) / AddImageIcon / GetImageIcon / DeleteImageIcon over HTTP,
-against the real gateway + catalog + blob services (endpoints.md §2.9, §2.12-2.15)."""
+against the real gateway + catalog + blob services."""
 
 from __future__ import annotations
 
@@ -155,7 +155,7 @@ def test_large_streamed_roundtrip(dc: httpx.Client) -> None:
     assert r.status_code == 206 and r.content == data[3000000:4500001]
 
 
-# --- AddImageFile errors (§2.9) ----------------------------------------------------------------------
+# --- AddImageFile errors ----------------------------------------------------------------------
 
 
 def test_add_file_errors(dc: httpx.Client, dc_stack: Stack) -> None:
@@ -204,7 +204,7 @@ def test_add_file_visibility_and_ownership(dc: httpx.Client) -> None:
     error(put_file(dc, uuid, query=f"compression=none&account={SDC}"), 422, "NotImageOwner")
 
 
-# --- GetImageFile (§2.12) ------------------------------------------------------------------------------
+# --- GetImageFile ------------------------------------------------------------------------------
 
 
 def test_get_file_errors_and_conditionals(dc: httpx.Client) -> None:
@@ -287,7 +287,7 @@ def test_if_range(dc: httpx.Client, junk_image: str) -> None:
     assert r.status_code == 200
 
 
-# --- icons (§2.13-2.15) --------------------------------------------------------------------------------
+# --- icons --------------------------------------------------------------------------------
 
 
 def test_icon_errors(dc: httpx.Client, dc_stack: Stack) -> None:

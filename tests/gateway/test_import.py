@@ -1,5 +1,5 @@
-"""Imports from another IMGAPI and from URLs (endpoints.md §2.6-2.8, §2.10, §2.11) and the emulated
-WFAPI jobs (§5), against a tiny fake remote IMGAPI serving the ``xdc/`` fixtures
+"""Imports from another IMGAPI and from URLs and the emulated
+WFAPI jobs, against a tiny fake remote IMGAPI serving the ``xdc/`` fixtures
 (tests/fixture_files.py) on loopback (reachable through the ``remote_allowlist`` setting) and an HTTPS file server."""
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ import pytest
 
 from gateway.remote_import import FetcherTransport
 from gateway.settings import GatewaySettings
-from replication.copier import Progress, import_image_with_origins
+from replication.copier import CopyMilestone, import_image_with_origins
 from replication.sources import RestSource, SourceError
 from tests.gateway.conftest import SDC, Stack, start_stack
 from tests.gateway.test_import import QuietServer, wait_job
@@ -189,7 +189,7 @@ def test_copier_sends_only_the_missing_bytes(
             sent.append((offset, n))
 
     dest.blobs.write = counting_write  # type: ignore[method-assign,assignment]
-    events: list[Progress] = []
+    events: list[CopyMilestone] = []
     try:
         img = import_image_with_origins(source, dest, u, on_progress=events.append, backoff=0.01)
     finally:

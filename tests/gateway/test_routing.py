@@ -1,4 +1,4 @@
-"""Routing, version negotiation and the headers every response carries (endpoints.md §1.1, README §5)."""
+"""Routing, version negotiation and the headers every response carries."""
 
 from __future__ import annotations
 

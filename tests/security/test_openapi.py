@@ -13,7 +13,8 @@ from openapi_spec_validator import validate
 from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
 
 from gateway.compat import favicon
-from gateway.openapi import DOCS, build_document, openapi_path, undocumented, unrouted
+from gateway.openapi import build_document, openapi_path, undocumented, unrouted
+from gateway.openapi_operations import DOCS
 from gateway.routes import ROUTES, Op, R, mount
 from gateway.settings import GatewaySettings
 from tests.gateway.conftest import PUBLIC_CHANNELS, Stack, start_stack
