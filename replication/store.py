@@ -141,7 +141,8 @@ class Store:
         self._lock = threading.Lock() if url.startswith("sqlite") else None
 
     @contextmanager
-    def _tx(self) -> Iterator[Connection]:
+    def transaction(self) -> Iterator[Connection]:
+        """One short write transaction (serialized with the other writers on SQLite)."""
         if self._lock is None:
             with self.engine.begin() as conn:
                 yield conn
@@ -157,7 +158,7 @@ class Store:
     def create_job(self, spec: dict[str, Any]) -> str:
         job_id = str(uuidlib.uuid4())
         t = now_iso()
-        with self._tx() as c:
+        with self.transaction() as c:
             c.execute(
                 insert(jobs).values(
                     id=job_id,
@@ -245,11 +246,11 @@ class Store:
             return job
 
     def update_job(self, job_id: str, **values: Any) -> None:
-        with self._tx() as c:
+        with self.transaction() as c:
             c.execute(update(jobs).where(jobs.c.id == job_id).values(updated_at=now_iso(), **values))
 
     def add_counters(self, job_id: str, *, bytes_copied: int = 0, images_copied: int = 0) -> None:
-        with self._tx() as c:
+        with self.transaction() as c:
             c.execute(
                 update(jobs)
                 .where(jobs.c.id == job_id)
@@ -261,7 +262,7 @@ class Store:
             )
 
     def delete_job(self, job_id: str) -> bool:
-        with self._tx() as c:
+        with self.transaction() as c:
             n = c.execute(delete(jobs).where(jobs.c.id == job_id)).rowcount
             c.execute(delete(progress).where(progress.c.job_id == job_id))
             c.execute(delete(conflicts).where(conflicts.c.job_id == job_id))
@@ -291,7 +292,7 @@ class Store:
     def set_progress(self, job_id: str, image_uuid: str, **values: Any) -> None:
         """Upsert (portable: update, then insert when nothing was updated)."""
         values["updated_at"] = now_iso()
-        with self._tx() as c:
+        with self.transaction() as c:
             n = c.execute(
                 update(progress)
                 .where(progress.c.job_id == job_id, progress.c.image_uuid == image_uuid)
@@ -303,7 +304,7 @@ class Store:
                 c.execute(insert(progress).values(job_id=job_id, image_uuid=image_uuid, **base))
 
     def forget_progress(self, job_id: str, image_uuid: str) -> None:
-        with self._tx() as c:
+        with self.transaction() as c:
             c.execute(
                 delete(progress).where(progress.c.job_id == job_id, progress.c.image_uuid == image_uuid)
             )
@@ -335,7 +336,7 @@ class Store:
 
     def record_conflict(self, job_id: str, image_uuid: str, reason: str, detail: str) -> bool:
         """Record a conflict; False when it was already recorded."""
-        with self._tx() as c:
+        with self.transaction() as c:
             exists = c.execute(
                 select(conflicts.c.reason).where(
                     conflicts.c.job_id == job_id, conflicts.c.image_uuid == image_uuid
@@ -356,7 +357,7 @@ class Store:
             return True
 
     def clear_conflict(self, job_id: str, image_uuid: str) -> None:
-        with self._tx() as c:
+        with self.transaction() as c:
             c.execute(
                 delete(conflicts).where(conflicts.c.job_id == job_id, conflicts.c.image_uuid == image_uuid)
             )
