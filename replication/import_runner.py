@@ -142,6 +142,8 @@ class ImportRunner:
 
         async def shutdown() -> None:
             await self.jobs.aclose()
+            # The copier threads of cancelled jobs end at their next check of the stop flag.
+            await self.loop.shutdown_default_executor()
             for ch in self._channels:
                 await ch.close(None)
 

@@ -149,6 +149,8 @@ class CopierRun:
     def start(self, work: Callable[[CopierRun], image_pb2.Image]) -> None:
         self.loop = asyncio.get_running_loop()
         self.task = asyncio.create_task(asyncio.to_thread(work, self), name=f"import-{self.uuid}")
+        # A run whose job was cancelled ends with an error nobody waits for any more.
+        self.task.add_done_callback(lambda t: t.cancelled() or t.exception())
 
     async def wait(self, milestone: str | None) -> None:
         """Until ``milestone`` of the image is reached (None: the end of the run); the run's
@@ -158,8 +160,10 @@ class CopierRun:
             if milestone is not None:
                 reached = asyncio.create_task(self.reached[milestone].wait())
                 pending: set[asyncio.Future[Any]] = {reached, self.task}
-                await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-                reached.cancel()
+                try:
+                    await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    reached.cancel()
                 if self.reached[milestone].is_set():
                     return
             await asyncio.shield(self.task)
