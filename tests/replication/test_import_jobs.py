@@ -155,7 +155,8 @@ def test_import_job_runs_and_its_record_survives_a_restart(service: Service, rem
         "activate_image",
     ]
     assert not any(s.HasField("error") for s in job.chain_results)
-    assert service.dc.get(VADER_PRIVATE).state == "active"
+    image = service.dc.get(VADER_PRIVATE)
+    assert image is not None and image.state == "active"
     listed = service.call("ListImportJobs", replication_pb2.ListImportJobsRequest(image_uuid=VADER_PRIVATE))
     assert [j.uuid for j in listed.jobs] == [job.uuid]
     none = replication_pb2.ListImportJobsRequest(image_uuid=VADER_PRIVATE, execution="failed")
