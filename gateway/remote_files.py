@@ -1,25 +1,26 @@
-"""Fetches the gateway answers synchronously (the remote import *jobs* run in the replication
-service, :mod:`gateway.remote_jobs`):
+"""Remote sources the gateway still reads itself, and AdminImportImage from a source.
 
-* AdminImportImage from a ``source``: the manifest from ``<source>/images/<uuid>`` into the catalog.
+* AdminImportImage from a ``source``: forwarded to the replication service (``ImportManifest``),
+  which reads the manifest from ``<source>/images/<uuid>`` and imports it.
 * AddImageFile from a ``source``: the file from ``<source>/images/<uuid>/file`` into a blob.
 * AddImageFileFromUrl: one HTTPS GET (no redirects) streamed into the blob service.
 
-Every fetch goes through :mod:`imgapi_common.fetch` (SSRF rules + the operator allow-list).
+The two file fetches stay here until the blob upload has one client that the replication service
+can share (they stream through :mod:`gateway.uploads`); they go through :mod:`imgapi_common.fetch`
+(SSRF rules + the operator allow-list), as the replication service's fetches do.
 """
 
 from __future__ import annotations
 
-import json
-from typing import Any
 from urllib.parse import quote
 
 import grpc
-from imgapi.v1 import catalog_pb2
+from imgapi.v1 import catalog_pb2, replication_pb2
 from starlette.responses import Response
 
 from gateway.context import RequestContext
 from gateway.responses import image_response
+from gateway.routes_jobs import replication_stub
 from gateway.settings import GatewaySettings
 from gateway.uploads import KIND_FILE, CallScope, EndChecks, FileMeta, prepare, store_file_from
 from imgapi_common.errors import FieldError, ImgapiError, from_rpc_error, invalid_parameter
@@ -50,24 +51,6 @@ def wants_skip_owner_check(ctx: RequestContext) -> bool:
 
 
 # --- operations ---------------------------------------------------------------------------------------
-
-
-async def import_manifest(
-    scope: CallScope, uuid: str, manifest: dict[str, Any], skip_owner_check: str
-) -> Any:
-    """AdminImportImage of a manifest fetched from a source (the catalog drops state/files)."""
-    res: catalog_pb2.ImageResponse = await scope.clients.catalog.AdminImportImage(
-        catalog_pb2.AdminImportImageRequest(
-            caller=scope.caller,
-            view=scope.view,
-            uuid=uuid,
-            manifest_json=json.dumps(manifest),
-            skip_owner_check=skip_owner_check,
-            from_source=True,
-        ),
-        **scope.rpc,
-    )
-    return res
 
 
 async def add_file_from_source(
@@ -130,13 +113,21 @@ async def add_file_from_source(
 
 
 async def import_from_source(ctx: RequestContext) -> Response:
-    """``POST /images/:uuid?action=import&source=<url>`` (§2.6)."""
+    """``POST /images/:uuid?action=import&source=<url>`` (§2.6): the replication service reads the
+    source's manifest and imports it."""
     await ctx.check_channel(write=True)
     operator_only(ctx)
-    wants_skip_owner_check(ctx)
-    source = ctx.query.get("source") or ""
-    manifest = await fetch_manifest(Remote(ctx.settings.remote(), source), ctx.uuid)
-    res = await import_manifest(CallScope.of(ctx), ctx.uuid, manifest, ctx.query.raw("skip_owner_check"))
+    skip = wants_skip_owner_check(ctx)
+    res: replication_pb2.ImportManifestResponse = await replication_stub(ctx).ImportManifest(
+        replication_pb2.ImportManifestRequest(
+            caller=ctx.caller(),
+            view=ctx.view,
+            uuid=ctx.uuid,
+            source=ctx.query.get("source") or "",
+            skip_owner_check=skip,
+        ),
+        **ctx.rpc,
+    )
     return image_response(res.image.view_json, res.image.etag)
 
 

@@ -21,7 +21,13 @@ from imgapi_common.internal_auth import aio_channel
 from replication.import_jobs import KEEP_SECONDS, Job, JobRegistry
 from replication.import_records import ImportRecords
 from replication.import_work import Scope, Services
-from replication.remote_import import Datacenters, RemoteAnswer, import_from_datacenter, import_remote
+from replication.remote_import import (
+    Datacenters,
+    RemoteAnswer,
+    import_from_datacenter,
+    import_manifest,
+    import_remote,
+)
 from replication.settings import ReplicationSettings
 from replication.store import Store
 
@@ -124,6 +130,13 @@ class ImportRunner:
                 remote_answer=replication_pb2.RemoteAnswer(status=out.status, body_json=json.dumps(out.body))
             )
         return replication_pb2.ImportImageResponse(job=job_message(out.as_json()))
+
+    def import_manifest(
+        self, req: replication_pb2.ImportManifestRequest
+    ) -> replication_pb2.ImportManifestResponse:
+        scope = Scope(self.services, req.caller)
+        image = self.call(import_manifest(scope, req.view, req.uuid, req.source, req.skip_owner_check))
+        return replication_pb2.ImportManifestResponse(image=image)
 
     def get_job(self, uuid: str) -> replication_pb2.ImportJob:
         doc = self.jobs.get(uuid)

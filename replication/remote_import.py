@@ -1,4 +1,5 @@
-"""IMGAPI's remote imports as replication jobs: the checks made before a job starts, then the job.
+"""IMGAPI's remote imports in the replication service: the checks made before a job starts, then
+the job; and AdminImportImage of a source's manifest (no job).
 
 * AdminImportRemoteImage (a ``source`` URL): the image must not exist here; its manifest is read
   from the source, then the origins missing here (each must be active), base first.
@@ -12,8 +13,11 @@ Every fetch goes through :mod:`imgapi_common.fetch` (SSRF rules + the operator a
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
+
+from imgapi.v1 import catalog_pb2, common_pb2, image_pb2
 
 from imgapi_common.errors import FieldError, ImgapiError, validation_failed
 from imgapi_common.fetch import FetchError
@@ -152,3 +156,23 @@ async def import_from_datacenter(
             raise ImgapiError("InternalError", f"origin chain of image {uuid} is too long")
         cur = om.get("origin")
     return await start_job(jobs, scope, remote, uuid, manifest, skip=False)
+
+
+async def import_manifest(
+    scope: Scope, view: common_pb2.ImageView, uuid: str, source: str, skip: bool
+) -> image_pb2.Image:
+    """AdminImportImage of the manifest ``source`` has for ``uuid`` (the catalog drops its state
+    and files and validates the rest)."""
+    manifest = await fetch_manifest(Remote(scope.services.remote, source), uuid)
+    res: catalog_pb2.ImageResponse = await scope.services.catalog.AdminImportImage(
+        catalog_pb2.AdminImportImageRequest(
+            caller=scope.caller,
+            view=view,
+            uuid=uuid,
+            manifest_json=json.dumps(manifest),
+            skip_owner_check="true" if skip else "false",
+            from_source=True,
+        ),
+        **scope.rpc,
+    )
+    return res.image

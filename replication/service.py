@@ -12,7 +12,7 @@ import grpc
 from grpc_health.v1.health import HealthServicer
 from imgapi.v1 import replication_pb2, replication_pb2_grpc
 
-from imgapi_common.errors import ImgapiError, abort_with, invalid_parameter, not_found
+from imgapi_common.errors import ImgapiError, abort_with, from_rpc_error, invalid_parameter, not_found
 from imgapi_common.grpc_server import build_server
 from imgapi_common.ssrf import Allowlist
 from replication.copier import Destination
@@ -125,6 +125,8 @@ def _errors(fn: F) -> F:
             return fn(self, request, context)
         except ImgapiError as e:
             abort_with(context, e)
+        except grpc.RpcError as e:  # a catalog/blob call of an import: its IMGAPI error as it is
+            abort_with(context, from_rpc_error(e))
         except ValueError as e:
             abort_with(context, invalid_parameter(str(e)))
         except Exception:
@@ -176,6 +178,12 @@ class ReplicationServicer(replication_pb2_grpc.ReplicationServiceServicer):
     @_errors
     def ImportImage(self, request: replication_pb2.ImportImageRequest, context: grpc.ServicerContext) -> Any:
         return self.imports.import_image(request)
+
+    @_errors
+    def ImportManifest(
+        self, request: replication_pb2.ImportManifestRequest, context: grpc.ServicerContext
+    ) -> Any:
+        return self.imports.import_manifest(request)
 
     @_errors
     def GetImportJob(

@@ -220,3 +220,15 @@ def test_checks_before_the_job(service: Service, remote: FakeImgapi) -> None:
     assert res.WhichOneof("answer") == "remote_answer"
     assert res.remote_answer.status == 404
     assert json.loads(res.remote_answer.body_json) == {"code": "NotFoundError", "message": "no such image"}
+
+
+def test_import_manifest_passes_the_catalog_answer_on(service: Service, remote: FakeImgapi) -> None:
+    req = replication_pb2.ImportManifestRequest(
+        caller=OPERATOR, view=common_pb2.ImageView(), uuid=VADER_PRIVATE, source=remote.url
+    )
+    image = service.call("ImportManifest", req).image
+    assert image.uuid == VADER_PRIVATE and image.state == "unactivated" and not image.files
+    assert json.loads(image.view_json)["published_at"] == remote.manifests[VADER_PRIVATE]["published_at"]
+    with pytest.raises(ImgapiError) as e:  # the catalog's refusal, through the replication service
+        service.call("ImportManifest", req)
+    assert e.value.code == "ImageUuidAlreadyExists" and e.value.http_status == 409

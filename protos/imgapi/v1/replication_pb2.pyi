@@ -9,6 +9,7 @@ from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from imgapi.v1 import common_pb2 as _common_pb2
+from imgapi.v1 import image_pb2 as _image_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -473,6 +474,59 @@ class ImportImageRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ImportImageRequest: _TypeAlias = ImportImageRequest  # noqa: Y015
+
+@_typing.final
+class ImportManifestRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CALLER_FIELD_NUMBER: _builtins.int
+    VIEW_FIELD_NUMBER: _builtins.int
+    UUID_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    SKIP_OWNER_CHECK_FIELD_NUMBER: _builtins.int
+    uuid: _builtins.str
+    source: _builtins.str
+    skip_owner_check: _builtins.bool
+    @_builtins.property
+    def caller(self) -> _common_pb2.CallerContext: ...
+    @_builtins.property
+    def view(self) -> _common_pb2.ImageView: ...
+    def __init__(
+        self,
+        *,
+        caller: _common_pb2.CallerContext | None = ...,
+        view: _common_pb2.ImageView | None = ...,
+        uuid: _builtins.str = ...,
+        source: _builtins.str = ...,
+        skip_owner_check: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["caller", b"caller", "view", b"view"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["caller", b"caller", "skip_owner_check", b"skip_owner_check", "source", b"source", "uuid", b"uuid", "view", b"view"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImportManifestRequest: _TypeAlias = ImportManifestRequest  # noqa: Y015
+
+@_typing.final
+class ImportManifestResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IMAGE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def image(self) -> _image_pb2.Image: ...
+    def __init__(
+        self,
+        *,
+        image: _image_pb2.Image | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["image", b"image"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["image", b"image"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImportManifestResponse: _TypeAlias = ImportManifestResponse  # noqa: Y015
 
 @_typing.final
 class RemoteAnswer(_message.Message):

@@ -78,6 +78,11 @@ class ReplicationServiceStub:
                 request_serializer=imgapi_dot_v1_dot_replication__pb2.ListImportJobsRequest.SerializeToString,
                 response_deserializer=imgapi_dot_v1_dot_replication__pb2.ListImportJobsResponse.FromString,
                 _registered_method=True)
+        self.ImportManifest = channel.unary_unary(
+                '/imgapi.v1.ReplicationService/ImportManifest',
+                request_serializer=imgapi_dot_v1_dot_replication__pb2.ImportManifestRequest.SerializeToString,
+                response_deserializer=imgapi_dot_v1_dot_replication__pb2.ImportManifestResponse.FromString,
+                _registered_method=True)
 
 
 class ReplicationServiceServicer:
@@ -144,6 +149,14 @@ class ReplicationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ImportManifest(self, request, context):
+        """AdminImportImage from a source: the manifest read from `<source>/images/<uuid>` is imported
+        into the catalog in the caller's scope (unactivated, without its file), no job involved.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ReplicationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -186,6 +199,11 @@ def add_ReplicationServiceServicer_to_server(servicer, server):
                     servicer.ListImportJobs,
                     request_deserializer=imgapi_dot_v1_dot_replication__pb2.ListImportJobsRequest.FromString,
                     response_serializer=imgapi_dot_v1_dot_replication__pb2.ListImportJobsResponse.SerializeToString,
+            ),
+            'ImportManifest': grpc.unary_unary_rpc_method_handler(
+                    servicer.ImportManifest,
+                    request_deserializer=imgapi_dot_v1_dot_replication__pb2.ImportManifestRequest.FromString,
+                    response_serializer=imgapi_dot_v1_dot_replication__pb2.ImportManifestResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -408,6 +426,33 @@ class ReplicationService:
             '/imgapi.v1.ReplicationService/ListImportJobs',
             imgapi_dot_v1_dot_replication__pb2.ListImportJobsRequest.SerializeToString,
             imgapi_dot_v1_dot_replication__pb2.ListImportJobsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportManifest(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/imgapi.v1.ReplicationService/ImportManifest',
+            imgapi_dot_v1_dot_replication__pb2.ImportManifestRequest.SerializeToString,
+            imgapi_dot_v1_dot_replication__pb2.ImportManifestResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -55,6 +55,10 @@ class ReplicationServiceStub:
     """An import job (ResourceNotFound when unknown or expired)."""
     ListImportJobs: _grpc.UnaryUnaryMultiCallable[_replication_pb2.ListImportJobsRequest, _replication_pb2.ListImportJobsResponse]
     """The import jobs of one image, oldest first, optionally filtered by task and execution."""
+    ImportManifest: _grpc.UnaryUnaryMultiCallable[_replication_pb2.ImportManifestRequest, _replication_pb2.ImportManifestResponse]
+    """AdminImportImage from a source: the manifest read from `<source>/images/<uuid>` is imported
+    into the catalog in the caller's scope (unactivated, without its file), no job involved.
+    """
 
 @_typing.type_check_only
 class ReplicationServiceAsyncStub(ReplicationServiceStub):
@@ -83,6 +87,10 @@ class ReplicationServiceAsyncStub(ReplicationServiceStub):
     """An import job (ResourceNotFound when unknown or expired)."""
     ListImportJobs: _aio.UnaryUnaryMultiCallable[_replication_pb2.ListImportJobsRequest, _replication_pb2.ListImportJobsResponse]  # type: ignore[assignment]
     """The import jobs of one image, oldest first, optionally filtered by task and execution."""
+    ImportManifest: _aio.UnaryUnaryMultiCallable[_replication_pb2.ImportManifestRequest, _replication_pb2.ImportManifestResponse]  # type: ignore[assignment]
+    """AdminImportImage from a source: the manifest read from `<source>/images/<uuid>` is imported
+    into the catalog in the caller's scope (unactivated, without its file), no job involved.
+    """
 
 class ReplicationServiceServicer(metaclass=_abc_1.ABCMeta):
     """The replication service runs jobs that pull images from a source datacenter (another imgapi over
@@ -156,5 +164,15 @@ class ReplicationServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_replication_pb2.ListImportJobsResponse, _abc.Awaitable[_replication_pb2.ListImportJobsResponse]]:
         """The import jobs of one image, oldest first, optionally filtered by task and execution."""
+
+    @_abc_1.abstractmethod
+    def ImportManifest(
+        self,
+        request: _replication_pb2.ImportManifestRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_replication_pb2.ImportManifestResponse, _abc.Awaitable[_replication_pb2.ImportManifestResponse]]:
+        """AdminImportImage from a source: the manifest read from `<source>/images/<uuid>` is imported
+        into the catalog in the caller's scope (unactivated, without its file), no job involved.
+        """
 
 def add_ReplicationServiceServicer_to_server(servicer: ReplicationServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
