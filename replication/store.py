@@ -1,7 +1,7 @@
 """Persisted replication state: jobs, per-image progress, conflicts (SQLAlchemy; SQLite or PostgreSQL).
 
 The replication service owns its database; the schema is created with ``create_all`` (no Alembic:
-three small tables, all in this module). Every write is its own short transaction so that a killed
+three small tables here, and the import jobs' table of :mod:`replication.import_records`). Every write is its own short transaction so that a killed
 process loses at most the step it was doing, which the copier redoes idempotently.
 """
 
