@@ -20,7 +20,7 @@ from starlette.responses import Response
 
 from gateway.context import RequestContext
 from gateway.responses import image_response
-from gateway.routes_jobs import replication_stub
+from gateway.routes_jobs import fetching_rpc, replication_stub
 from gateway.settings import GatewaySettings
 from gateway.uploads import KIND_FILE, CallScope, EndChecks, FileMeta, prepare, store_file_from
 from imgapi_common.errors import FieldError, ImgapiError, from_rpc_error, invalid_parameter
@@ -126,7 +126,7 @@ async def import_from_source(ctx: RequestContext) -> Response:
             source=ctx.query.get("source") or "",
             skip_owner_check=skip,
         ),
-        **ctx.rpc,
+        **fetching_rpc(ctx),
     )
     return image_response(res.image.view_json, res.image.etag)
 

@@ -17,7 +17,7 @@ from starlette.responses import Response
 from gateway.context import RequestContext, is_uuid
 from gateway.remote_files import operator_only, wants_skip_owner_check
 from gateway.responses import json_response
-from gateway.routes_jobs import replication_stub, workflow_url
+from gateway.routes_jobs import fetching_rpc, replication_stub, workflow_url
 from imgapi_common.errors import FieldError, validation_failed
 
 
@@ -31,7 +31,7 @@ def operator_caller(ctx: RequestContext) -> common_pb2.CallerContext:
 
 async def _start(ctx: RequestContext, request: replication_pb2.ImportImageRequest) -> Response:
     stub = replication_stub(ctx)
-    res: replication_pb2.ImportImageResponse = await stub.ImportImage(request, **ctx.rpc)
+    res: replication_pb2.ImportImageResponse = await stub.ImportImage(request, **fetching_rpc(ctx))
     if res.WhichOneof("answer") == "remote_answer":
         return json_response(json.loads(res.remote_answer.body_json), status=res.remote_answer.status)
     return json_response(

@@ -38,6 +38,12 @@ def replication_stub(ctx: RequestContext) -> replication_pb2_grpc.ReplicationSer
     return stub
 
 
+def fetching_rpc(ctx: RequestContext) -> dict[str, Any]:
+    """Call options of a replication RPC that reads a remote before it answers: the remote's own
+    timeouts (``remote_timeout_seconds``) bound it, not the deadline of ordinary calls."""
+    return {"timeout": ctx.clients.transfer_timeout, "metadata": ctx.metadata}
+
+
 # --- job objects -------------------------------------------------------------------------------------
 
 

@@ -140,13 +140,15 @@ def start_replication(
     from replication.settings import ReplicationSettings
 
     rs = ReplicationSettings(
-        bind="127.0.0.1:0",
-        database_url=database_url or f"sqlite:///{tmp}/replication.db",
-        data_dir=tmp,
-        catalog_target=catalog_target,
-        blob_target=blob_target,
-        max_workers=8,
-        **settings,
+        **{
+            "bind": "127.0.0.1:0",
+            "database_url": database_url or f"sqlite:///{tmp}/replication.db",
+            "data_dir": tmp,
+            "catalog_target": catalog_target,
+            "blob_target": blob_target,
+            "max_workers": 8,
+            **settings,
+        }
     )
     server, port, _health, manager, imports = create_server(rs)
     server.start()
