@@ -28,8 +28,7 @@ log = logging.getLogger(__name__)
 WORKFLOW_VERSION = "7.0.7"
 #: How long finished jobs stay listable.
 KEEP_SECONDS = 6 * 3600
-EXECUTIONS = ("queued", "running", "succeeded", "failed", "canceled")
-FINISHED = frozenset({"succeeded", "failed", "canceled"})
+# A job's ``execution``: queued -> running -> succeeded | failed | canceled.
 
 
 def iso_now() -> str:
@@ -208,10 +207,6 @@ class JobRegistry:
             self._active.pop(job.uuid, None)
             self._save(job, finished=True)
             job.done.set()
-
-    async def wait(self, job: Job, timeout: float | None = None) -> Job:
-        await asyncio.wait_for(job.done.wait(), timeout)
-        return job
 
     async def aclose(self) -> None:
         """Shutdown: cancel running jobs (each is saved as canceled)."""

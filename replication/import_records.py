@@ -12,7 +12,7 @@ import json
 import time
 from typing import Any
 
-from sqlalchemy import Column, Float, String, Table, Text, delete, insert, select, update
+from sqlalchemy import Column, ColumnElement, Float, String, Table, Text, delete, insert, or_, select, update
 
 from replication.store import Store, metadata
 
@@ -51,19 +51,27 @@ class ImportRecords:
             done = c.execute(update(import_jobs).where(import_jobs.c.uuid == doc["uuid"]).values(**values))
             if done.rowcount == 0:
                 c.execute(insert(import_jobs).values(uuid=doc["uuid"], **values))
+            if finished:
+                c.execute(delete(import_jobs).where(import_jobs.c.finished < self._cutoff()))
+
+    def _cutoff(self) -> float:
+        return time.time() - self.keep_seconds
+
+    def _kept(self) -> ColumnElement[bool]:
+        """Running, or finished less than ``keep_seconds`` ago (older rows go at the next save)."""
+        return or_(import_jobs.c.finished.is_(None), import_jobs.c.finished >= self._cutoff())
 
     def get(self, uuid: str) -> dict[str, Any] | None:
-        self._prune()
+        q = select(import_jobs.c.doc).where(import_jobs.c.uuid == uuid, self._kept())
         with self.store.engine.connect() as c:
-            raw = c.execute(select(import_jobs.c.doc).where(import_jobs.c.uuid == uuid)).scalar()
+            raw = c.execute(q).scalar()
         return json.loads(raw) if raw is not None else None
 
     def for_image(
         self, image_uuid: str, task: str | None = None, execution: str | None = None
     ) -> list[dict[str, Any]]:
         """The image's jobs, oldest first."""
-        self._prune()
-        q = select(import_jobs.c.doc).where(import_jobs.c.image_uuid == image_uuid)
+        q = select(import_jobs.c.doc).where(import_jobs.c.image_uuid == image_uuid, self._kept())
         if task is not None:
             q = q.where(import_jobs.c.task == task)
         if execution is not None:
@@ -76,8 +84,3 @@ class ImportRecords:
         with self.store.engine.connect() as c:
             rows = c.execute(select(import_jobs.c.doc).where(import_jobs.c.finished.is_(None))).scalars()
             return [json.loads(r) for r in rows]
-
-    def _prune(self) -> None:
-        cutoff = time.time() - self.keep_seconds
-        with self.store.transaction() as c:
-            c.execute(delete(import_jobs).where(import_jobs.c.finished < cutoff))
