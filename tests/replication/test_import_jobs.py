@@ -23,7 +23,7 @@ from imgapi_common.errors import ImgapiError, from_rpc_error
 from tests.components import Shape
 from tests.gateway.conftest import start_replication
 from tests.gateway.test_import import VADER_PRIVATE, FakeImgapi, QuietServer
-from tests.replication.stacks import DC, start_dc
+from tests.replication.stacks import DC, process_stub, replicator_process, start_dc
 
 OPERATOR = common_pb2.CallerContext()
 FINISHED = ("succeeded", "failed", "canceled")
@@ -232,3 +232,27 @@ def test_import_manifest_passes_the_catalog_answer_on(service: Service, remote: 
     with pytest.raises(ImgapiError) as e:  # the catalog's refusal, through the replication service
         service.call("ImportManifest", req)
     assert e.value.code == "ImageUuidAlreadyExists" and e.value.http_status == 409
+
+
+def test_a_job_of_a_killed_process_is_closed_at_the_next_start(tmp_path: Path, remote: FakeImgapi) -> None:
+    dc = start_dc(tmp_path, "dest")
+    u = str(uuidlib.uuid4())
+    manifest = copy.deepcopy(remote.manifests[VADER_PRIVATE])
+    manifest["uuid"] = u
+    gated = GatedImgapi(manifest, remote.files[VADER_PRIVATE])
+    env = {"IMGAPI_GATEWAY_REMOTE_ALLOWLIST": '["127.0.0.0/8"]'}
+    try:
+        with replicator_process(tmp_path, dc, extra_env=env) as proc:
+            stub = process_stub(tmp_path)
+            res = stub.ImportImage(import_request(u, gated.url), timeout=30)
+            assert gated.file_requested.wait(30)
+            proc.kill()  # no shutdown: the record still says running
+        with replicator_process(tmp_path, dc, extra_env=env):
+            stub = process_stub(tmp_path)
+            job = stub.GetImportJob(replication_pb2.GetImportJobRequest(uuid=res.job.uuid), timeout=30)
+        assert job.execution == "canceled"
+        assert [s.name for s in job.chain_results][-1] == "cancel"
+        assert job.chain_results[-1].error.message == "job canceled (the replication service restarted)"
+    finally:
+        gated.close()
+        dc.stop()
