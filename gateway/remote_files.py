@@ -19,6 +19,7 @@ from imgapi.v1 import catalog_pb2, replication_pb2
 from starlette.responses import Response
 
 from gateway.context import RequestContext
+from gateway.images import operator_only
 from gateway.responses import image_response
 from gateway.routes_jobs import fetching_rpc, replication_stub
 from gateway.settings import GatewaySettings
@@ -37,9 +38,9 @@ from imgapi_common.remote_imgapi import (
 # --- shared checks ---------------------------------------------------------------------------------
 
 
-def operator_only(ctx: RequestContext) -> None:
+def require_operator(ctx: RequestContext) -> None:
     if ctx.account is not None:
-        raise ImgapiError("OperatorOnly", "this endpoint may only be called by an operator")
+        raise operator_only()
 
 
 def wants_skip_owner_check(ctx: RequestContext) -> bool:
@@ -116,7 +117,7 @@ async def import_from_source(ctx: RequestContext) -> Response:
     """``POST /images/:uuid?action=import&source=<url>`` (§2.6): the replication service reads the
     source's manifest and imports it."""
     await ctx.check_channel(write=True)
-    operator_only(ctx)
+    require_operator(ctx)
     skip = wants_skip_owner_check(ctx)
     res: replication_pb2.ImportManifestResponse = await replication_stub(ctx).ImportManifest(
         replication_pb2.ImportManifestRequest(

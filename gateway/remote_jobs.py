@@ -15,7 +15,7 @@ from imgapi.v1 import common_pb2, replication_pb2
 from starlette.responses import Response
 
 from gateway.context import RequestContext, is_uuid
-from gateway.remote_files import operator_only, wants_skip_owner_check
+from gateway.remote_files import require_operator, wants_skip_owner_check
 from gateway.responses import json_response
 from gateway.routes_jobs import fetching_rpc, replication_stub, workflow_url
 from imgapi_common.errors import FieldError, validation_failed
@@ -45,7 +45,7 @@ async def import_remote(ctx: RequestContext) -> Response:
     source = ctx.query.get("source")
     if source is None:
         raise validation_failed("missing source parameter", [FieldError("source", "MissingParameter")])
-    operator_only(ctx)
+    require_operator(ctx)
     skip = wants_skip_owner_check(ctx)
     return await _start(
         ctx,
