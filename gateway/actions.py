@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from imgapi.v1 import catalog_pb2, common_pb2
 from starlette.responses import Response
 
-from gateway import remote_import
+from gateway import remote_files, remote_jobs
 from gateway.context import RequestContext
 from gateway.images import check_owner, invalid_action, load_image, operator_only
 from gateway.responses import image_response
@@ -24,13 +24,13 @@ from imgapi_common.errors import FieldError, ImgapiError, invalid_parameter, val
 async def image_action(ctx: RequestContext) -> Response:
     action = ctx.query.get("action")
     if action == "import-remote":
-        return await remote_import.import_remote(ctx)  # §2.7 AdminImportRemoteImage
+        return await remote_jobs.import_remote(ctx)  # §2.7 AdminImportRemoteImage
     if action == "import":
         if ctx.query.get("source") is not None:
-            return await remote_import.import_from_source(ctx)  # §2.6 with ?source=
+            return await remote_files.import_from_source(ctx)  # §2.6 with ?source=
         return await admin_import_image(ctx)
     if action == "import-from-datacenter":
-        return await remote_import.import_from_datacenter(ctx)  # §2.8 ImportFromDatacenter
+        return await remote_jobs.import_from_datacenter(ctx)  # §2.8 ImportFromDatacenter
     if action == "change-stor":
         return await change_stor(ctx)
     if action == "export":

@@ -219,8 +219,6 @@ def create_app(settings: GatewaySettings) -> Starlette:
             for task in (reloader, balancer):
                 if task is not None:
                     task.cancel()
-            with contextlib.suppress(Exception):
-                await state.jobs.aclose()
             await clients.close()
 
     app = Starlette(lifespan=lifespan)

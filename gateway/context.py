@@ -23,7 +23,6 @@ from gateway.auth import KeyStore
 from gateway.body import ABSENT_BODY, JsonBody, parse_json_body, read_limited
 from gateway.clients import Clients
 from gateway.conditional import preconditions_from
-from gateway.job_registry import JobRegistry
 from gateway.query import Query
 from gateway.settings import GatewaySettings
 from gateway.versions import Negotiated
@@ -50,8 +49,6 @@ class AppState:
     #: HTTP Signature key store, None with ``auth_type=none``.
     keys: KeyStore | None = None
     host_name: str = field(default_factory=socket.gethostname)
-    #: The emulated Workflow API jobs of this process (AdminImportRemoteImage, ImportFromDatacenter).
-    jobs: JobRegistry = field(default_factory=JobRegistry)
     #: The OpenAPI document of the mounted routes (``GET /openapi.json``), built at start-up.
     openapi_document: dict[str, Any] = field(default_factory=dict)
 

@@ -18,7 +18,7 @@ from imgapi.v1 import blob_pb2, catalog_pb2, common_pb2, image_pb2
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response, StreamingResponse
 
-from gateway import remote_import
+from gateway import remote_files
 from gateway.clients import Clients
 from gateway.conditional import http_date_of, if_range_matches, validators
 from gateway.context import RequestContext
@@ -76,7 +76,7 @@ async def request_body(ctx: RequestContext) -> AsyncIterator[bytes]:
 async def add_image_file(ctx: RequestContext) -> Response:
     """``PUT /images/:uuid/file`` (§2.9); ``?source=`` switches to §2.10."""
     if ctx.query.get("source"):
-        return await remote_import.add_image_file_from_source(ctx)
+        return await remote_files.add_image_file_from_source(ctx)
     scope = CallScope.of(ctx)
     raw_len, length = _content_length(ctx)
     prep = await prepare(
@@ -340,5 +340,5 @@ async def get_image_icon(ctx: RequestContext) -> Response:
 
 
 async def add_image_file_from_url(ctx: RequestContext) -> Response:
-    """``POST /images/:uuid/file/from-url`` (§2.11), implemented in gateway.remote_import."""
-    return await remote_import.add_image_file_from_url(ctx)
+    """``POST /images/:uuid/file/from-url`` (§2.11), implemented in gateway.remote_files."""
+    return await remote_files.add_image_file_from_url(ctx)

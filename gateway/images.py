@@ -6,7 +6,7 @@ from __future__ import annotations
 from imgapi.v1 import catalog_pb2, image_pb2
 from starlette.responses import Response
 
-from gateway import jobs
+from gateway import routes_jobs
 from gateway.blobs import delete_orphans
 from gateway.context import RequestContext
 from gateway.responses import empty_response, image_response, images_response, json_response
@@ -197,8 +197,8 @@ async def push_docker_image(ctx: RequestContext) -> Response:
 
 
 async def list_image_jobs(ctx: RequestContext) -> Response:
-    """ListImageJobs (§2.25): load, then the jobs of gateway.jobs about this image."""
+    """ListImageJobs (§2.25): load, then the import jobs of this image (the replication service)."""
     await load_image(ctx)
     return json_response(
-        await jobs.list_image_jobs(ctx, ctx.uuid, ctx.query.get("task"), ctx.query.get("execution"))
+        await routes_jobs.list_image_jobs(ctx, ctx.uuid, ctx.query.get("task"), ctx.query.get("execution"))
     )

@@ -18,7 +18,18 @@ from dataclasses import dataclass, field
 from imgapi.v1 import catalog_pb2
 from starlette.responses import Response
 
-from gateway import acl, actions, admin, compat, files, images, jobs, openapi_route, replication, tus
+from gateway import (
+    acl,
+    actions,
+    admin,
+    compat,
+    files,
+    images,
+    openapi_route,
+    replication_routes,
+    routes_jobs,
+    tus,
+)
 from gateway.auth import AuthMode
 from gateway.context import RequestContext
 from gateway.settings import GatewaySettings
@@ -60,7 +71,7 @@ def with_channels(c: catalog_pb2.ServerConfig, s: GatewaySettings) -> bool:
 
 
 def with_replication(c: catalog_pb2.ServerConfig, s: GatewaySettings) -> bool:
-    return bool(s.replication_target)
+    return bool(s.replication_target) and s.replication_routes
 
 
 # fmt: off
@@ -100,12 +111,12 @@ ROUTES: tuple[Route, ...] = (
     R("/channels", with_channels,
       GET=Op(admin.list_channels, PASSIVE)),                # ListChannels
     R("/replication/jobs", with_replication,
-      GET=Op(replication.list_jobs, STRICT),                # replication jobs (addition)
-      POST=Op(replication.create_job, STRICT, body=True)),
+      GET=Op(replication_routes.list_jobs, STRICT),                # replication jobs (addition)
+      POST=Op(replication_routes.create_job, STRICT, body=True)),
     R("/replication/jobs/:job_id", with_replication,
-      GET=Op(replication.get_job, STRICT),
-      POST=Op(replication.job_action, STRICT),              # ?action=pause|resume
-      DELETE=Op(replication.delete_job, STRICT)),
+      GET=Op(replication_routes.get_job, STRICT),
+      POST=Op(replication_routes.job_action, STRICT),              # ?action=pause|resume
+      DELETE=Op(replication_routes.delete_job, STRICT)),
     R("/ping",
       GET=Op(admin.ping, PASSIVE)),                         # Ping
     R("/state",
@@ -118,7 +129,7 @@ ROUTES: tuple[Route, ...] = (
     R("/datasets/:arg",
       GET=Op(compat.get_dataset, NONE)),                    # SDC 6 redirect
     R("/jobs/:job_uuid",
-      GET=Op(jobs.get_job, NONE)),                          # emulated WFAPI
+      GET=Op(routes_jobs.get_job, NONE)),                          # emulated WFAPI
     R("/",
       GET=Op(compat.docs_redirect, NONE)),
     R("/docs",

@@ -9,6 +9,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from imgapi_common.internal_auth import check_token, token_field
 from imgapi_common.limits import MAX_JSON_BODY_BYTES
+from imgapi_common.remote_imgapi import RemoteSettings
 
 
 class GatewaySettings(BaseSettings):
@@ -21,9 +22,13 @@ class GatewaySettings(BaseSettings):
     #: ``host:port`` of the catalog and blob gRPC services.
     catalog_target: str = "127.0.0.1:8501"
     blob_target: str = "127.0.0.1:8502"
-    #: ``host:port`` of the replication service (``python -m replication``) whose jobs the
-    #: operator-only ``/replication/jobs`` routes show and manage; empty = those routes do not exist.
+    #: ``host:port`` of the replication service (``python -m replication``): it runs the remote
+    #: import jobs (AdminImportRemoteImage, ImportFromDatacenter, ``GET /jobs/:uuid``) and, with
+    #: ``replication_routes``, the operator-only ``/replication/jobs`` routes show and manage its
+    #: replication jobs. Empty: no replication service (remote imports answer 503, no jobs).
     replication_target: str = ""
+    #: Mount the ``/replication/jobs`` routes when ``replication_target`` is set.
+    replication_routes: bool = True
     #: The stack's shared secret (IMGAPI_INTERNAL_TOKEN), sent with every call to those services.
     internal_token: SecretStr = token_field()
 
@@ -51,9 +56,6 @@ class GatewaySettings(BaseSettings):
     allow_insecure: bool = False
     #: CIDRs / host names a remote fetch may reach despite the SSRF rules.
     remote_allowlist: list[str] = Field(default_factory=list)
-    #: Name of this datacenter and IMGAPI URL per datacenter (ImportFromDatacenter).
-    datacenter_name: str | None = None
-    imgapi_url_from_datacenter: dict[str, str] = Field(default_factory=dict)
 
     #: Largest image file accepted (bytes; IMGAPI: 20 GiB) and icon (128 KiB).
     max_file_size: int = Field(default=20 * 1024**3, gt=0)
@@ -91,6 +93,10 @@ class GatewaySettings(BaseSettings):
     max_header_bytes: int = Field(default=64 * 1024, ge=1024)
     max_header_count: int = Field(default=100, ge=10)
     header_timeout_seconds: float = Field(default=30.0, gt=0)
+
+    def remote(self) -> RemoteSettings:
+        """How the gateway's own fetches reach remote IMGAPIs and URLs."""
+        return RemoteSettings.of(self)
 
     @field_validator("catalog_target", "blob_target")
     @classmethod

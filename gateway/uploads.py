@@ -2,7 +2,7 @@
 end-of-body checks, the verified blob attached to its image.
 
 Shared by the REST handlers of files and icons (:mod:`gateway.files`), tus (:mod:`gateway.tus`) and
-remote imports (:mod:`gateway.remote_import`); a body streams into a blob upload in 1 MiB chunks while
+remote file fetches (:mod:`gateway.remote_files`); a body streams into a blob upload in 1 MiB chunks while
 it arrives (the blob service computes size and digests), the end-of-body checks run in IMGAPI's order,
 then the catalog attaches the verified blob and names the blobs no image references any more.
 """

@@ -89,7 +89,7 @@ def _print_json(value: Any) -> None:
 
 
 def _job_json(j: replication_pb2.Job) -> dict[str, Any]:
-    from gateway.replication import job_json  # the REST routes' one definition of a job object
+    from gateway.replication_routes import job_json  # the REST routes' one definition of a job object
 
     return job_json(j)
 

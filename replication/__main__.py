@@ -29,7 +29,7 @@ def main(argv: list[str]) -> int:
     tune_malloc()
     from replication.service import create_server
 
-    server, port, health, manager = create_server(settings)
+    server, port, health, manager, imports = create_server(settings)
     host = settings.bind.rsplit(":", 1)[0]
     metrics = start_metrics_server(settings.metrics_port, host)
     manager.start_all()
@@ -42,6 +42,7 @@ def main(argv: list[str]) -> int:
         announce(f"replication metrics on http://{host}:{metrics}/metrics")
 
     def stop() -> None:
+        imports.close()
         manager.stop_all()
         manager.store.close()
 

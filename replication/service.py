@@ -1,4 +1,5 @@
-"""The replication gRPC status API (replication.proto) over a :class:`JobManager`."""
+"""The replication gRPC API (replication.proto): replication jobs over a :class:`JobManager`, remote
+import jobs over an :class:`ImportRunner`."""
 
 from __future__ import annotations
 
@@ -11,11 +12,12 @@ import grpc
 from grpc_health.v1.health import HealthServicer
 from imgapi.v1 import replication_pb2, replication_pb2_grpc
 
-from imgapi_common.errors import ImgapiError, abort_with, invalid_parameter, not_found
+from imgapi_common.errors import ImgapiError, abort_with, from_rpc_error, invalid_parameter, not_found
 from imgapi_common.grpc_server import build_server
 from imgapi_common.ssrf import Allowlist
 from replication.copier import Destination
 from replication.filters import Filters
+from replication.import_runner import ImportRunner
 from replication.jobs import JobManager, JobSpec
 from replication.settings import ReplicationSettings
 from replication.store import JobRow, Store
@@ -123,6 +125,8 @@ def _errors(fn: F) -> F:
             return fn(self, request, context)
         except ImgapiError as e:
             abort_with(context, e)
+        except grpc.RpcError as e:  # a catalog/blob call of an import: its IMGAPI error as it is
+            abort_with(context, from_rpc_error(e))
         except ValueError as e:
             abort_with(context, invalid_parameter(str(e)))
         except Exception:
@@ -133,8 +137,15 @@ def _errors(fn: F) -> F:
 
 
 class ReplicationServicer(replication_pb2_grpc.ReplicationServiceServicer):
-    def __init__(self, manager: JobManager) -> None:
+    def __init__(self, manager: JobManager, imports: ImportRunner | None = None) -> None:
         self.m = manager
+        self._imports = imports
+
+    @property
+    def imports(self) -> ImportRunner:
+        if self._imports is None:
+            raise ImgapiError("ServiceUnavailableError", "remote imports are not enabled in this service")
+        return self._imports
 
     def _job(self, job_id: str) -> replication_pb2.Job:
         job = self.m.store.get_job(job_id, details=True)
@@ -164,11 +175,34 @@ class ReplicationServicer(replication_pb2_grpc.ReplicationServiceServicer):
     def DeleteJob(self, request: replication_pb2.DeleteJobRequest, context: grpc.ServicerContext) -> Any:
         return replication_pb2.DeleteJobResponse(existed=self.m.delete(request.id))
 
+    @_errors
+    def ImportImage(self, request: replication_pb2.ImportImageRequest, context: grpc.ServicerContext) -> Any:
+        return self.imports.import_image(request)
+
+    @_errors
+    def ImportManifest(
+        self, request: replication_pb2.ImportManifestRequest, context: grpc.ServicerContext
+    ) -> Any:
+        return self.imports.import_manifest(request)
+
+    @_errors
+    def GetImportJob(
+        self, request: replication_pb2.GetImportJobRequest, context: grpc.ServicerContext
+    ) -> Any:
+        return self.imports.get_job(request.uuid)
+
+    @_errors
+    def ListImportJobs(
+        self, request: replication_pb2.ListImportJobsRequest, context: grpc.ServicerContext
+    ) -> Any:
+        return self.imports.list_jobs(request)
+
 
 def create_server(
     settings: ReplicationSettings,
-) -> tuple[grpc.Server, int, HealthServicer, JobManager]:
-    """Build (not start) the replication server; jobs start with ``manager.start_all()``."""
+) -> tuple[grpc.Server, int, HealthServicer, JobManager, ImportRunner]:
+    """Build (not start) the replication server; jobs start with ``manager.start_all()``, and
+    ``imports.close()`` cancels the running import jobs at shutdown."""
     store = Store(settings.effective_database_url())
     token = settings.internal_token
     manager = JobManager(
@@ -177,11 +211,13 @@ def create_server(
         source_token=token,
         source_allowlist=Allowlist.parse(settings.source_allowlist, "IMGAPI_REPLICATION_SOURCE_ALLOWLIST"),
     )
+    imports = ImportRunner(settings, store)
+    servicer = ReplicationServicer(manager, imports)
     server, port, health = build_server(
-        [(replication_pb2_grpc.add_ReplicationServiceServicer_to_server, ReplicationServicer(manager))],
+        [(replication_pb2_grpc.add_ReplicationServiceServicer_to_server, servicer)],
         [SERVICE_NAME],
         settings.bind,
         max_workers=settings.max_workers,
         internal_token=token,
     )
-    return server, port, health, manager
+    return server, port, health, manager, imports

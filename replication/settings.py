@@ -8,6 +8,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from imgapi_common.internal_auth import check_bind, token_field
+from imgapi_common.remote_imgapi import RemoteSettings
 
 
 class ReplicationSettings(BaseSettings):
@@ -36,10 +37,41 @@ class ReplicationSettings(BaseSettings):
     source_allowlist: list[str] = Field(default_factory=list)
     log_level: str = "INFO"
 
+    # Remote imports (AdminImportRemoteImage, ImportFromDatacenter). These used to be the gateway's
+    # settings and keep their names: the gateway still reads the ones its own fetches need.
+    #: CIDRs / host names a remote import may reach despite the SSRF rules.
+    remote_allowlist: list[str] = Field(
+        default_factory=list, validation_alias="IMGAPI_GATEWAY_REMOTE_ALLOWLIST"
+    )
+    #: Skip TLS verification when pulling from another IMGAPI.
+    allow_insecure: bool = Field(default=False, validation_alias="IMGAPI_GATEWAY_ALLOW_INSECURE")
+    #: Name of this datacenter and IMGAPI URL per datacenter (ImportFromDatacenter).
+    datacenter_name: str | None = Field(default=None, validation_alias="IMGAPI_GATEWAY_DATACENTER_NAME")
+    imgapi_url_from_datacenter: dict[str, str] = Field(
+        default_factory=dict, validation_alias="IMGAPI_GATEWAY_IMGAPI_URL_FROM_DATACENTER"
+    )
+    #: Connect and total timeouts of remote fetches (seconds).
+    remote_connect_timeout_seconds: float = Field(
+        default=20.0, gt=0, validation_alias="IMGAPI_GATEWAY_REMOTE_CONNECT_TIMEOUT_SECONDS"
+    )
+    remote_timeout_seconds: float = Field(
+        default=3600.0, gt=0, validation_alias="IMGAPI_GATEWAY_REMOTE_TIMEOUT_SECONDS"
+    )
+    #: Largest image file imported (bytes).
+    max_file_size: int = Field(default=20 * 1024**3, gt=0, validation_alias="IMGAPI_GATEWAY_MAX_FILE_SIZE")
+    #: User-Agent of remote fetches.
+    server_name: str = Field(default="imgapi/4.11.0", validation_alias="IMGAPI_GATEWAY_SERVER_NAME")
+    #: Deadline of the catalog/blob calls of import jobs (seconds).
+    rpc_timeout_seconds: float = Field(default=30.0, gt=0)
+
     @model_validator(mode="after")
     def _check(self) -> ReplicationSettings:
         check_bind(self.bind, self.internal_token, "IMGAPI_REPLICATION_BIND")
         return self
+
+    def remote(self) -> RemoteSettings:
+        """How import jobs reach remote IMGAPIs."""
+        return RemoteSettings.of(self)
 
     def effective_database_url(self) -> str:
         if self.database_url:

@@ -1,7 +1,7 @@
 """Persisted replication state: jobs, per-image progress, conflicts (SQLAlchemy; SQLite or PostgreSQL).
 
 The replication service owns its database; the schema is created with ``create_all`` (no Alembic:
-three small tables, all in this module). Every write is its own short transaction so that a killed
+three small tables here, and the import jobs' table of :mod:`replication.import_records`). Every write is its own short transaction so that a killed
 process loses at most the step it was doing, which the copier redoes idempotently.
 """
 
@@ -143,7 +143,8 @@ class Store:
         self._lock = threading.Lock() if url.startswith("sqlite") else None
 
     @contextmanager
-    def _tx(self) -> Iterator[Connection]:
+    def transaction(self) -> Iterator[Connection]:
+        """One short write transaction (serialized with the other writers on SQLite)."""
         if self._lock is None:
             with self.engine.begin() as conn:
                 yield conn
@@ -159,7 +160,7 @@ class Store:
     def create_job(self, spec: dict[str, Any]) -> str:
         job_id = str(uuidlib.uuid4())
         t = now_iso()
-        with self._tx() as c:
+        with self.transaction() as c:
             c.execute(
                 insert(jobs).values(
                     id=job_id,
@@ -247,11 +248,11 @@ class Store:
             return job
 
     def update_job(self, job_id: str, **values: Any) -> None:
-        with self._tx() as c:
+        with self.transaction() as c:
             c.execute(update(jobs).where(jobs.c.id == job_id).values(updated_at=now_iso(), **values))
 
     def add_counters(self, job_id: str, *, bytes_copied: int = 0, images_copied: int = 0) -> None:
-        with self._tx() as c:
+        with self.transaction() as c:
             c.execute(
                 update(jobs)
                 .where(jobs.c.id == job_id)
@@ -263,7 +264,7 @@ class Store:
             )
 
     def delete_job(self, job_id: str) -> bool:
-        with self._tx() as c:
+        with self.transaction() as c:
             n = c.execute(delete(jobs).where(jobs.c.id == job_id)).rowcount
             c.execute(delete(progress).where(progress.c.job_id == job_id))
             c.execute(delete(conflicts).where(conflicts.c.job_id == job_id))
@@ -293,7 +294,7 @@ class Store:
     def set_progress(self, job_id: str, image_uuid: str, **values: Any) -> None:
         """Upsert (portable: update, then insert when nothing was updated)."""
         values["updated_at"] = now_iso()
-        with self._tx() as c:
+        with self.transaction() as c:
             n = c.execute(
                 update(progress)
                 .where(progress.c.job_id == job_id, progress.c.image_uuid == image_uuid)
@@ -305,7 +306,7 @@ class Store:
                 c.execute(insert(progress).values(job_id=job_id, image_uuid=image_uuid, **base))
 
     def forget_progress(self, job_id: str, image_uuid: str) -> None:
-        with self._tx() as c:
+        with self.transaction() as c:
             c.execute(
                 delete(progress).where(progress.c.job_id == job_id, progress.c.image_uuid == image_uuid)
             )
@@ -337,7 +338,7 @@ class Store:
 
     def record_conflict(self, job_id: str, image_uuid: str, reason: str, detail: str) -> bool:
         """Record a conflict; False when it was already recorded."""
-        with self._tx() as c:
+        with self.transaction() as c:
             exists = c.execute(
                 select(conflicts.c.reason).where(
                     conflicts.c.job_id == job_id, conflicts.c.image_uuid == image_uuid
@@ -358,7 +359,7 @@ class Store:
             return True
 
     def clear_conflict(self, job_id: str, image_uuid: str) -> None:
-        with self._tx() as c:
+        with self.transaction() as c:
             c.execute(
                 delete(conflicts).where(conflicts.c.job_id == job_id, conflicts.c.image_uuid == image_uuid)
             )

@@ -4,8 +4,12 @@ Every stack is session-scoped (start-up costs ~1 s); tests create their own imag
 so they do not depend on each other. The seeded fixture records are never modified by tests,
 except through explicitly named fixtures.
 
+Every stack runs a replication service too (remote imports are its jobs); the remote-import
+settings given to :func:`start_stack` (``remote_allowlist``, ``allow_insecure``, ``datacenter_name``,
+``imgapi_url_from_datacenter``, ...) go to it, and to the gateway where it has them as well.
+
 Two shapes: ``embedded`` (SQLite + the local blob directory, what ``imgapi serve`` runs) and
-``production`` (PostgreSQL + an S3-protocol server). The dc/public/private stacks run the whole
+``production`` (PostgreSQL + an S3-protocol server, the replication job store on PostgreSQL too). The dc/public/private stacks run the whole
 gateway suite on both.
 """
 
@@ -115,6 +119,50 @@ def _start_blob(tmp: Path, s3: S3Endpoint | None) -> tuple[str, Callable[[], Non
     return f"127.0.0.1:{port}", stop
 
 
+#: Settings of the replication service's remote imports, given to start_stack like gateway settings.
+IMPORT_SETTINGS = (
+    "remote_allowlist",
+    "allow_insecure",
+    "datacenter_name",
+    "imgapi_url_from_datacenter",
+    "remote_connect_timeout_seconds",
+    "remote_timeout_seconds",
+    "max_file_size",
+    "server_name",
+)
+
+
+def start_replication(
+    tmp: Path, catalog_target: str, blob_target: str, database_url: str = "", **settings: Any
+) -> tuple[str, Callable[[], None]]:
+    """The replication service (its gRPC server, replication jobs and import jobs) in this process."""
+    from replication.service import create_server
+    from replication.settings import ReplicationSettings
+
+    rs = ReplicationSettings(
+        **{
+            "bind": "127.0.0.1:0",
+            "database_url": database_url or f"sqlite:///{tmp}/replication.db",
+            "data_dir": tmp,
+            "catalog_target": catalog_target,
+            "blob_target": blob_target,
+            "max_workers": 8,
+            **settings,
+        }
+    )
+    server, port, _health, manager, imports = create_server(rs)
+    server.start()
+    manager.start_all()
+
+    def stop() -> None:
+        server.stop(0).wait()
+        imports.close()
+        manager.stop_all()
+        manager.store.close()
+
+    return f"127.0.0.1:{port}", stop
+
+
 def _start_gateway(settings: GatewaySettings) -> Callable[[], None]:
     return _start_gateway_server(settings)[1]
 
@@ -155,6 +203,16 @@ def start_stack(
     stops.append(stop_catalog)
     blob_target, stop_blob = _start_blob(tmp, shape.s3)
     stops.append(stop_blob)
+    replication_db, drop_replication_db = shape.database()
+    stops.append(drop_replication_db)
+    imports = {k: gateway_settings[k] for k in IMPORT_SETTINGS if k in gateway_settings}
+    replication_target, stop_replication = start_replication(
+        tmp, catalog_target, blob_target, replication_db, **imports
+    )
+    stops.append(stop_replication)
+    for k in IMPORT_SETTINGS:
+        if k not in GatewaySettings.model_fields:
+            gateway_settings.pop(k, None)
     port = free_port()
     settings = GatewaySettings(
         host="127.0.0.1",
@@ -162,6 +220,8 @@ def start_stack(
         catalog_target=catalog_target,
         blob_target=blob_target,
         host_name="imgapi0",
+        replication_target=replication_target,
+        replication_routes=False,
         **gateway_settings,
     )
     gateway, stop_gateway = _start_gateway_server(settings)

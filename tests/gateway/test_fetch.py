@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from gateway.fetch import (
+from imgapi_common.fetch import (
     Allowlist,
     FetchBlocked,
     FetchError,

@@ -1,6 +1,6 @@
-"""AdminImportRemoteImage goes through the replication copier (docs/replication.md): a file whose
-stream breaks mid-way continues from the blob upload's committed offset (the bytes already stored
-are not sent again), and the source is read through the gateway's SSRF-safe fetcher."""
+"""AdminImportRemoteImage is a job of the replication service, run by its copier (docs/replication.md):
+a file whose stream breaks mid-way continues from the blob upload's committed offset (the bytes
+already stored are not sent again), and the source is read through the SSRF-safe fetcher."""
 
 from __future__ import annotations
 
@@ -17,9 +17,10 @@ from typing import Any
 
 import pytest
 
-from gateway.remote_import import FetcherTransport
-from gateway.settings import GatewaySettings
+from imgapi_common.remote_imgapi import Remote
 from replication.copier import CopyMilestone, import_image_with_origins
+from replication.fetcher_transport import FetcherTransport
+from replication.settings import ReplicationSettings
 from replication.sources import RestSource, SourceError
 from tests.gateway.conftest import SDC, Stack, start_stack
 from tests.gateway.test_import import QuietServer, wait_job
@@ -119,7 +120,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 @pytest.fixture(scope="module")
 def loop() -> Iterator[asyncio.AbstractEventLoop]:
-    """An event loop in a thread: what the gateway's app loop is to its import jobs."""
+    """An event loop in a thread: what the import runner's loop is to its jobs."""
     lp = asyncio.new_event_loop()
     t = threading.Thread(target=lp.run_forever, daemon=True)
     t.start()
@@ -168,8 +169,8 @@ def test_copier_sends_only_the_missing_bytes(
 ) -> None:
     u = new_uuid()
     data = flaky.add(u)
-    settings = GatewaySettings(remote_allowlist=["127.0.0.0/8"])
-    source = RestSource(flaky.url, transport=FetcherTransport(settings, flaky.url, loop))
+    settings = ReplicationSettings(remote_allowlist=["127.0.0.0/8"])
+    source = RestSource(flaky.url, transport=FetcherTransport(Remote(settings.remote(), flaky.url), loop))
     dest = dest_dc.destination()
     sent: list[tuple[int, int]] = []  # (offset, bytes) of every write to the blob service
     write = dest.blobs.write
@@ -214,10 +215,10 @@ def test_fetcher_transport_keeps_the_ssrf_rules(
     dest = dest_dc.destination()
     try:
         for url, settings in (
-            (flaky.url, GatewaySettings()),  # loopback, not allow-listed
-            ("http://169.254.169.254", GatewaySettings(remote_allowlist=["127.0.0.0/8"])),
+            (flaky.url, ReplicationSettings()),  # loopback, not allow-listed
+            ("http://169.254.169.254", ReplicationSettings(remote_allowlist=["127.0.0.0/8"])),
         ):
-            source = RestSource(url, transport=FetcherTransport(settings, url, loop))
+            source = RestSource(url, transport=FetcherTransport(Remote(settings.remote(), url), loop))
             started = time.monotonic()
             with pytest.raises(SourceError) as e:
                 import_image_with_origins(source, dest, u)

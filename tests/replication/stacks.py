@@ -339,7 +339,7 @@ def start_replicator(
 
 @contextlib.contextmanager
 def replicator_process(
-    tmp: Path, dest: DC, *, name: str = "replicator-proc"
+    tmp: Path, dest: DC, *, name: str = "replicator-proc", extra_env: dict[str, str] | None = None
 ) -> Iterator[subprocess.Popen[bytes]]:
     """``python -m replication`` as a subprocess (killed with the test, and if the test dies)."""
     d = tmp / name
@@ -354,6 +354,7 @@ def replicator_process(
         "IMGAPI_REPLICATION_BLOB_TARGET": dest.blob_target,
         "IMGAPI_REPLICATION_PORT_FILE": str(port_file),
         "IMGAPI_REPLICATION_LOG_LEVEL": "WARNING",
+        **(extra_env or {}),
     }
     with open(d / "stderr.log", "ab") as err:
         proc = subprocess.Popen(

@@ -22,9 +22,11 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from imgapi.v1 import common_pb2 as imgapi_dot_v1_dot_common__pb2
+from imgapi.v1 import image_pb2 as imgapi_dot_v1_dot_image__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bimgapi/v1/replication.proto\x12\timgapi.v1\"\xc0\x01\n\nJobFilters\x12\r\n\x05owner\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04type\x18\x03 \x01(\t\x12\n\n\x02os\x18\x04 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x05 \x01(\t\x12\x0e\n\x06public\x18\x06 \x01(\t\x12-\n\x04tags\x18\x07 \x03(\x0b\x32\x1f.imgapi.v1.JobFilters.TagsEntry\x1a+\n\tTagsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xc3\x02\n\x07JobSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x32\n\x0bsource_kind\x18\x02 \x01(\x0e\x32\x1d.imgapi.v1.JobSpec.SourceKind\x12\x16\n\x0esource_catalog\x18\x03 \x01(\t\x12\x13\n\x0bsource_blob\x18\x04 \x01(\t\x12\x12\n\nsource_url\x18\x05 \x01(\t\x12&\n\x07\x66ilters\x18\x06 \x01(\x0b\x32\x15.imgapi.v1.JobFilters\x12\x19\n\x11propagate_deletes\x18\x07 \x01(\x08\x12\x13\n\x0b\x63oncurrency\x18\x08 \x01(\x05\x12\x17\n\x0f\x62\x61ndwidth_limit\x18\t \x01(\x03\x12\x14\n\x0cpoll_seconds\x18\n \x01(\x01\".\n\nSourceKind\x12\x0f\n\x0bSOURCE_GRPC\x10\x00\x12\x0f\n\x0bSOURCE_REST\x10\x01\"S\n\x08\x43onflict\x12\x12\n\nimage_uuid\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65tected_at\x18\x04 \x01(\t\"\x95\x01\n\rImageProgress\x12\x12\n\nimage_uuid\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x11\n\tupload_id\x18\x03 \x01(\t\x12\x12\n\nbytes_done\x18\x04 \x01(\x03\x12\x13\n\x0b\x62ytes_total\x18\x05 \x01(\x03\x12\x10\n\x08\x61ttempts\x18\x06 \x01(\x05\x12\x12\n\nlast_error\x18\x07 \x01(\t\"\xcf\x02\n\x03Job\x12\n\n\x02id\x18\x01 \x01(\t\x12 \n\x04spec\x18\x02 \x01(\x0b\x32\x12.imgapi.v1.JobSpec\x12\r\n\x05state\x18\x03 \x01(\t\x12\x0e\n\x06\x63ursor\x18\x04 \x01(\x03\x12\x13\n\x0bsource_head\x18\x05 \x01(\x03\x12\x0b\n\x03lag\x18\x06 \x01(\x03\x12\x14\n\x0c\x62ytes_copied\x18\x07 \x01(\x03\x12\x15\n\rimages_copied\x18\x08 \x01(\x03\x12\x0e\n\x06\x65rrors\x18\t \x01(\x03\x12\x12\n\nlast_error\x18\n \x01(\t\x12&\n\tconflicts\x18\x0b \x03(\x0b\x32\x13.imgapi.v1.Conflict\x12(\n\x06\x61\x63tive\x18\x0c \x03(\x0b\x32\x18.imgapi.v1.ImageProgress\x12\x0e\n\x06synced\x18\r \x01(\x08\x12\x12\n\ncreated_at\x18\x0e \x01(\t\x12\x12\n\nupdated_at\x18\x0f \x01(\t\"4\n\x10\x43reateJobRequest\x12 \n\x04spec\x18\x01 \x01(\x0b\x32\x12.imgapi.v1.JobSpec\"\x11\n\x0fListJobsRequest\"0\n\x10ListJobsResponse\x12\x1c\n\x04jobs\x18\x01 \x03(\x0b\x32\x0e.imgapi.v1.Job\"\x1b\n\rGetJobRequest\x12\n\n\x02id\x18\x01 \x01(\t\"-\n\x0fPauseJobRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06resume\x18\x02 \x01(\x08\"\x1e\n\x10\x44\x65leteJobRequest\x12\n\n\x02id\x18\x01 \x01(\t\"$\n\x11\x44\x65leteJobResponse\x12\x0f\n\x07\x65xisted\x18\x01 \x01(\x08\x32\xc7\x02\n\x12ReplicationService\x12\x38\n\tCreateJob\x12\x1b.imgapi.v1.CreateJobRequest\x1a\x0e.imgapi.v1.Job\x12\x43\n\x08ListJobs\x12\x1a.imgapi.v1.ListJobsRequest\x1a\x1b.imgapi.v1.ListJobsResponse\x12\x32\n\x06GetJob\x12\x18.imgapi.v1.GetJobRequest\x1a\x0e.imgapi.v1.Job\x12\x36\n\x08PauseJob\x12\x1a.imgapi.v1.PauseJobRequest\x1a\x0e.imgapi.v1.Job\x12\x46\n\tDeleteJob\x12\x1b.imgapi.v1.DeleteJobRequest\x1a\x1c.imgapi.v1.DeleteJobResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bimgapi/v1/replication.proto\x12\timgapi.v1\x1a\x16imgapi/v1/common.proto\x1a\x15imgapi/v1/image.proto\"\xc0\x01\n\nJobFilters\x12\r\n\x05owner\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04type\x18\x03 \x01(\t\x12\n\n\x02os\x18\x04 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x05 \x01(\t\x12\x0e\n\x06public\x18\x06 \x01(\t\x12-\n\x04tags\x18\x07 \x03(\x0b\x32\x1f.imgapi.v1.JobFilters.TagsEntry\x1a+\n\tTagsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xc3\x02\n\x07JobSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x32\n\x0bsource_kind\x18\x02 \x01(\x0e\x32\x1d.imgapi.v1.JobSpec.SourceKind\x12\x16\n\x0esource_catalog\x18\x03 \x01(\t\x12\x13\n\x0bsource_blob\x18\x04 \x01(\t\x12\x12\n\nsource_url\x18\x05 \x01(\t\x12&\n\x07\x66ilters\x18\x06 \x01(\x0b\x32\x15.imgapi.v1.JobFilters\x12\x19\n\x11propagate_deletes\x18\x07 \x01(\x08\x12\x13\n\x0b\x63oncurrency\x18\x08 \x01(\x05\x12\x17\n\x0f\x62\x61ndwidth_limit\x18\t \x01(\x03\x12\x14\n\x0cpoll_seconds\x18\n \x01(\x01\".\n\nSourceKind\x12\x0f\n\x0bSOURCE_GRPC\x10\x00\x12\x0f\n\x0bSOURCE_REST\x10\x01\"S\n\x08\x43onflict\x12\x12\n\nimage_uuid\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65tected_at\x18\x04 \x01(\t\"\x95\x01\n\rImageProgress\x12\x12\n\nimage_uuid\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x11\n\tupload_id\x18\x03 \x01(\t\x12\x12\n\nbytes_done\x18\x04 \x01(\x03\x12\x13\n\x0b\x62ytes_total\x18\x05 \x01(\x03\x12\x10\n\x08\x61ttempts\x18\x06 \x01(\x05\x12\x12\n\nlast_error\x18\x07 \x01(\t\"\xcf\x02\n\x03Job\x12\n\n\x02id\x18\x01 \x01(\t\x12 \n\x04spec\x18\x02 \x01(\x0b\x32\x12.imgapi.v1.JobSpec\x12\r\n\x05state\x18\x03 \x01(\t\x12\x0e\n\x06\x63ursor\x18\x04 \x01(\x03\x12\x13\n\x0bsource_head\x18\x05 \x01(\x03\x12\x0b\n\x03lag\x18\x06 \x01(\x03\x12\x14\n\x0c\x62ytes_copied\x18\x07 \x01(\x03\x12\x15\n\rimages_copied\x18\x08 \x01(\x03\x12\x0e\n\x06\x65rrors\x18\t \x01(\x03\x12\x12\n\nlast_error\x18\n \x01(\t\x12&\n\tconflicts\x18\x0b \x03(\x0b\x32\x13.imgapi.v1.Conflict\x12(\n\x06\x61\x63tive\x18\x0c \x03(\x0b\x32\x18.imgapi.v1.ImageProgress\x12\x0e\n\x06synced\x18\r \x01(\x08\x12\x12\n\ncreated_at\x18\x0e \x01(\t\x12\x12\n\nupdated_at\x18\x0f \x01(\t\"4\n\x10\x43reateJobRequest\x12 \n\x04spec\x18\x01 \x01(\x0b\x32\x12.imgapi.v1.JobSpec\"\x11\n\x0fListJobsRequest\"0\n\x10ListJobsResponse\x12\x1c\n\x04jobs\x18\x01 \x03(\x0b\x32\x0e.imgapi.v1.Job\"\x1b\n\rGetJobRequest\x12\n\n\x02id\x18\x01 \x01(\t\"-\n\x0fPauseJobRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06resume\x18\x02 \x01(\x08\"\x1e\n\x10\x44\x65leteJobRequest\x12\n\n\x02id\x18\x01 \x01(\t\"$\n\x11\x44\x65leteJobResponse\x12\x0f\n\x07\x65xisted\x18\x01 \x01(\x08\"\x9b\x01\n\x12ImportImageRequest\x12(\n\x06\x63\x61ller\x18\x01 \x01(\x0b\x32\x18.imgapi.v1.CallerContext\x12\x0c\n\x04uuid\x18\x02 \x01(\t\x12\x0e\n\x06source\x18\x03 \x01(\t\x12\x12\n\ndatacenter\x18\x04 \x01(\t\x12\x0f\n\x07\x61\x63\x63ount\x18\x05 \x01(\t\x12\x18\n\x10skip_owner_check\x18\x06 \x01(\x08\"\x9d\x01\n\x15ImportManifestRequest\x12(\n\x06\x63\x61ller\x18\x01 \x01(\x0b\x32\x18.imgapi.v1.CallerContext\x12\"\n\x04view\x18\x02 \x01(\x0b\x32\x14.imgapi.v1.ImageView\x12\x0c\n\x04uuid\x18\x03 \x01(\t\x12\x0e\n\x06source\x18\x04 \x01(\t\x12\x18\n\x10skip_owner_check\x18\x05 \x01(\x08\"9\n\x16ImportManifestResponse\x12\x1f\n\x05image\x18\x01 \x01(\x0b\x32\x10.imgapi.v1.Image\"1\n\x0cRemoteAnswer\x12\x0e\n\x06status\x18\x01 \x01(\x05\x12\x11\n\tbody_json\x18\x02 \x01(\t\"v\n\x13ImportImageResponse\x12#\n\x03job\x18\x01 \x01(\x0b\x32\x14.imgapi.v1.ImportJobH\x00\x12\x30\n\rremote_answer\x18\x02 \x01(\x0b\x32\x17.imgapi.v1.RemoteAnswerH\x00\x42\x08\n\x06\x61nswer\"#\n\x13GetImportJobRequest\x12\x0c\n\x04uuid\x18\x01 \x01(\t\"m\n\x15ListImportJobsRequest\x12\x12\n\nimage_uuid\x18\x01 \x01(\t\x12\x11\n\x04task\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x16\n\texecution\x18\x03 \x01(\tH\x01\x88\x01\x01\x42\x07\n\x05_taskB\x0c\n\n_execution\"<\n\x16ListImportJobsResponse\x12\"\n\x04jobs\x18\x01 \x03(\x0b\x32\x14.imgapi.v1.ImportJob\"\xe6\x01\n\tImportJob\x12\x0c\n\x04uuid\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04task\x18\x03 \x01(\t\x12\x11\n\texecution\x18\x04 \x01(\t\x12*\n\x06params\x18\x05 \x01(\x0b\x32\x1a.imgapi.v1.ImportJobParams\x12,\n\rchain_results\x18\x06 \x03(\x0b\x32\x15.imgapi.v1.StepResult\x12.\n\x0fonerror_results\x18\x07 \x03(\x0b\x32\x15.imgapi.v1.StepResult\x12\x12\n\ncreated_at\x18\x08 \x01(\t\"~\n\x0fImportJobParams\x12\x0c\n\x04task\x18\x01 \x01(\t\x12\x12\n\nimage_uuid\x18\x02 \x01(\t\x12\x0e\n\x06source\x18\x03 \x01(\t\x12\x0f\n\x07origins\x18\x04 \x03(\t\x12\x18\n\x10skip_owner_check\x18\x05 \x01(\x08\x12\x0e\n\x06target\x18\x06 \x01(\t\"x\n\nStepResult\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06result\x18\x02 \x01(\t\x12#\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x14.imgapi.v1.StepError\x12\x12\n\nstarted_at\x18\x04 \x01(\t\x12\x13\n\x0b\x66inished_at\x18\x05 \x01(\t\"F\n\tStepError\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\x04\x63ode\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x0f\n\x07message\x18\x03 \x01(\tB\x07\n\x05_code2\x89\x05\n\x12ReplicationService\x12\x38\n\tCreateJob\x12\x1b.imgapi.v1.CreateJobRequest\x1a\x0e.imgapi.v1.Job\x12\x43\n\x08ListJobs\x12\x1a.imgapi.v1.ListJobsRequest\x1a\x1b.imgapi.v1.ListJobsResponse\x12\x32\n\x06GetJob\x12\x18.imgapi.v1.GetJobRequest\x1a\x0e.imgapi.v1.Job\x12\x36\n\x08PauseJob\x12\x1a.imgapi.v1.PauseJobRequest\x1a\x0e.imgapi.v1.Job\x12\x46\n\tDeleteJob\x12\x1b.imgapi.v1.DeleteJobRequest\x1a\x1c.imgapi.v1.DeleteJobResponse\x12L\n\x0bImportImage\x12\x1d.imgapi.v1.ImportImageRequest\x1a\x1e.imgapi.v1.ImportImageResponse\x12\x44\n\x0cGetImportJob\x12\x1e.imgapi.v1.GetImportJobRequest\x1a\x14.imgapi.v1.ImportJob\x12U\n\x0eListImportJobs\x12 .imgapi.v1.ListImportJobsRequest\x1a!.imgapi.v1.ListImportJobsResponse\x12U\n\x0eImportManifest\x12 .imgapi.v1.ImportManifestRequest\x1a!.imgapi.v1.ImportManifestResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,34 +35,58 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_JOBFILTERS_TAGSENTRY']._loaded_options = None
   _globals['_JOBFILTERS_TAGSENTRY']._serialized_options = b'8\001'
-  _globals['_JOBFILTERS']._serialized_start=43
-  _globals['_JOBFILTERS']._serialized_end=235
-  _globals['_JOBFILTERS_TAGSENTRY']._serialized_start=192
-  _globals['_JOBFILTERS_TAGSENTRY']._serialized_end=235
-  _globals['_JOBSPEC']._serialized_start=238
-  _globals['_JOBSPEC']._serialized_end=561
-  _globals['_JOBSPEC_SOURCEKIND']._serialized_start=515
-  _globals['_JOBSPEC_SOURCEKIND']._serialized_end=561
-  _globals['_CONFLICT']._serialized_start=563
-  _globals['_CONFLICT']._serialized_end=646
-  _globals['_IMAGEPROGRESS']._serialized_start=649
-  _globals['_IMAGEPROGRESS']._serialized_end=798
-  _globals['_JOB']._serialized_start=801
-  _globals['_JOB']._serialized_end=1136
-  _globals['_CREATEJOBREQUEST']._serialized_start=1138
-  _globals['_CREATEJOBREQUEST']._serialized_end=1190
-  _globals['_LISTJOBSREQUEST']._serialized_start=1192
-  _globals['_LISTJOBSREQUEST']._serialized_end=1209
-  _globals['_LISTJOBSRESPONSE']._serialized_start=1211
-  _globals['_LISTJOBSRESPONSE']._serialized_end=1259
-  _globals['_GETJOBREQUEST']._serialized_start=1261
-  _globals['_GETJOBREQUEST']._serialized_end=1288
-  _globals['_PAUSEJOBREQUEST']._serialized_start=1290
-  _globals['_PAUSEJOBREQUEST']._serialized_end=1335
-  _globals['_DELETEJOBREQUEST']._serialized_start=1337
-  _globals['_DELETEJOBREQUEST']._serialized_end=1367
-  _globals['_DELETEJOBRESPONSE']._serialized_start=1369
-  _globals['_DELETEJOBRESPONSE']._serialized_end=1405
-  _globals['_REPLICATIONSERVICE']._serialized_start=1408
-  _globals['_REPLICATIONSERVICE']._serialized_end=1735
+  _globals['_JOBFILTERS']._serialized_start=90
+  _globals['_JOBFILTERS']._serialized_end=282
+  _globals['_JOBFILTERS_TAGSENTRY']._serialized_start=239
+  _globals['_JOBFILTERS_TAGSENTRY']._serialized_end=282
+  _globals['_JOBSPEC']._serialized_start=285
+  _globals['_JOBSPEC']._serialized_end=608
+  _globals['_JOBSPEC_SOURCEKIND']._serialized_start=562
+  _globals['_JOBSPEC_SOURCEKIND']._serialized_end=608
+  _globals['_CONFLICT']._serialized_start=610
+  _globals['_CONFLICT']._serialized_end=693
+  _globals['_IMAGEPROGRESS']._serialized_start=696
+  _globals['_IMAGEPROGRESS']._serialized_end=845
+  _globals['_JOB']._serialized_start=848
+  _globals['_JOB']._serialized_end=1183
+  _globals['_CREATEJOBREQUEST']._serialized_start=1185
+  _globals['_CREATEJOBREQUEST']._serialized_end=1237
+  _globals['_LISTJOBSREQUEST']._serialized_start=1239
+  _globals['_LISTJOBSREQUEST']._serialized_end=1256
+  _globals['_LISTJOBSRESPONSE']._serialized_start=1258
+  _globals['_LISTJOBSRESPONSE']._serialized_end=1306
+  _globals['_GETJOBREQUEST']._serialized_start=1308
+  _globals['_GETJOBREQUEST']._serialized_end=1335
+  _globals['_PAUSEJOBREQUEST']._serialized_start=1337
+  _globals['_PAUSEJOBREQUEST']._serialized_end=1382
+  _globals['_DELETEJOBREQUEST']._serialized_start=1384
+  _globals['_DELETEJOBREQUEST']._serialized_end=1414
+  _globals['_DELETEJOBRESPONSE']._serialized_start=1416
+  _globals['_DELETEJOBRESPONSE']._serialized_end=1452
+  _globals['_IMPORTIMAGEREQUEST']._serialized_start=1455
+  _globals['_IMPORTIMAGEREQUEST']._serialized_end=1610
+  _globals['_IMPORTMANIFESTREQUEST']._serialized_start=1613
+  _globals['_IMPORTMANIFESTREQUEST']._serialized_end=1770
+  _globals['_IMPORTMANIFESTRESPONSE']._serialized_start=1772
+  _globals['_IMPORTMANIFESTRESPONSE']._serialized_end=1829
+  _globals['_REMOTEANSWER']._serialized_start=1831
+  _globals['_REMOTEANSWER']._serialized_end=1880
+  _globals['_IMPORTIMAGERESPONSE']._serialized_start=1882
+  _globals['_IMPORTIMAGERESPONSE']._serialized_end=2000
+  _globals['_GETIMPORTJOBREQUEST']._serialized_start=2002
+  _globals['_GETIMPORTJOBREQUEST']._serialized_end=2037
+  _globals['_LISTIMPORTJOBSREQUEST']._serialized_start=2039
+  _globals['_LISTIMPORTJOBSREQUEST']._serialized_end=2148
+  _globals['_LISTIMPORTJOBSRESPONSE']._serialized_start=2150
+  _globals['_LISTIMPORTJOBSRESPONSE']._serialized_end=2210
+  _globals['_IMPORTJOB']._serialized_start=2213
+  _globals['_IMPORTJOB']._serialized_end=2443
+  _globals['_IMPORTJOBPARAMS']._serialized_start=2445
+  _globals['_IMPORTJOBPARAMS']._serialized_end=2571
+  _globals['_STEPRESULT']._serialized_start=2573
+  _globals['_STEPRESULT']._serialized_end=2693
+  _globals['_STEPERROR']._serialized_start=2695
+  _globals['_STEPERROR']._serialized_end=2765
+  _globals['_REPLICATIONSERVICE']._serialized_start=2768
+  _globals['_REPLICATIONSERVICE']._serialized_end=3417
 # @@protoc_insertion_point(module_scope)

@@ -8,6 +8,8 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from imgapi.v1 import common_pb2 as _common_pb2
+from imgapi.v1 import image_pb2 as _image_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -431,3 +433,366 @@ class DeleteJobResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DeleteJobResponse: _TypeAlias = DeleteJobResponse  # noqa: Y015
+
+@_typing.final
+class ImportImageRequest(_message.Message):
+    """--- remote imports ---------------------------------------------------------------------------------"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CALLER_FIELD_NUMBER: _builtins.int
+    UUID_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    DATACENTER_FIELD_NUMBER: _builtins.int
+    ACCOUNT_FIELD_NUMBER: _builtins.int
+    SKIP_OWNER_CHECK_FIELD_NUMBER: _builtins.int
+    uuid: _builtins.str
+    source: _builtins.str
+    """AdminImportRemoteImage: the source IMGAPI's base URL (may carry its own query, e.g. ?channel=)."""
+    datacenter: _builtins.str
+    """ImportFromDatacenter (source empty): the datacenter's name and the account importing its image."""
+    account: _builtins.str
+    skip_owner_check: _builtins.bool
+    @_builtins.property
+    def caller(self) -> _common_pb2.CallerContext:
+        """The operator scope the job's catalog calls run in (the request's channel is kept)."""
+
+    def __init__(
+        self,
+        *,
+        caller: _common_pb2.CallerContext | None = ...,
+        uuid: _builtins.str = ...,
+        source: _builtins.str = ...,
+        datacenter: _builtins.str = ...,
+        account: _builtins.str = ...,
+        skip_owner_check: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["caller", b"caller"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "caller", b"caller", "datacenter", b"datacenter", "skip_owner_check", b"skip_owner_check", "source", b"source", "uuid", b"uuid"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImportImageRequest: _TypeAlias = ImportImageRequest  # noqa: Y015
+
+@_typing.final
+class ImportManifestRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CALLER_FIELD_NUMBER: _builtins.int
+    VIEW_FIELD_NUMBER: _builtins.int
+    UUID_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    SKIP_OWNER_CHECK_FIELD_NUMBER: _builtins.int
+    uuid: _builtins.str
+    source: _builtins.str
+    skip_owner_check: _builtins.bool
+    @_builtins.property
+    def caller(self) -> _common_pb2.CallerContext: ...
+    @_builtins.property
+    def view(self) -> _common_pb2.ImageView: ...
+    def __init__(
+        self,
+        *,
+        caller: _common_pb2.CallerContext | None = ...,
+        view: _common_pb2.ImageView | None = ...,
+        uuid: _builtins.str = ...,
+        source: _builtins.str = ...,
+        skip_owner_check: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["caller", b"caller", "view", b"view"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["caller", b"caller", "skip_owner_check", b"skip_owner_check", "source", b"source", "uuid", b"uuid", "view", b"view"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImportManifestRequest: _TypeAlias = ImportManifestRequest  # noqa: Y015
+
+@_typing.final
+class ImportManifestResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IMAGE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def image(self) -> _image_pb2.Image: ...
+    def __init__(
+        self,
+        *,
+        image: _image_pb2.Image | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["image", b"image"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["image", b"image"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImportManifestResponse: _TypeAlias = ImportManifestResponse  # noqa: Y015
+
+@_typing.final
+class RemoteAnswer(_message.Message):
+    """A remote's HTTP error answer, passed on unchanged (status and JSON body)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATUS_FIELD_NUMBER: _builtins.int
+    BODY_JSON_FIELD_NUMBER: _builtins.int
+    status: _builtins.int
+    body_json: _builtins.str
+    def __init__(
+        self,
+        *,
+        status: _builtins.int = ...,
+        body_json: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body_json", b"body_json", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RemoteAnswer: _TypeAlias = RemoteAnswer  # noqa: Y015
+
+@_typing.final
+class ImportImageResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOB_FIELD_NUMBER: _builtins.int
+    REMOTE_ANSWER_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def job(self) -> Global___ImportJob: ...
+    @_builtins.property
+    def remote_answer(self) -> Global___RemoteAnswer: ...
+    def __init__(
+        self,
+        *,
+        job: Global___ImportJob | None = ...,
+        remote_answer: Global___RemoteAnswer | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "job", b"job", "remote_answer", b"remote_answer"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "job", b"job", "remote_answer", b"remote_answer"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_answer: _TypeAlias = _typing.Literal["job", "remote_answer"]  # noqa: Y015
+    _WhichOneofArgType_answer: _TypeAlias = _typing.Literal["answer", b"answer"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_answer) -> _WhichOneofReturnType_answer | None: ...
+
+Global___ImportImageResponse: _TypeAlias = ImportImageResponse  # noqa: Y015
+
+@_typing.final
+class GetImportJobRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    UUID_FIELD_NUMBER: _builtins.int
+    uuid: _builtins.str
+    def __init__(
+        self,
+        *,
+        uuid: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["uuid", b"uuid"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetImportJobRequest: _TypeAlias = GetImportJobRequest  # noqa: Y015
+
+@_typing.final
+class ListImportJobsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IMAGE_UUID_FIELD_NUMBER: _builtins.int
+    TASK_FIELD_NUMBER: _builtins.int
+    EXECUTION_FIELD_NUMBER: _builtins.int
+    image_uuid: _builtins.str
+    task: _builtins.str
+    execution: _builtins.str
+    def __init__(
+        self,
+        *,
+        image_uuid: _builtins.str = ...,
+        task: _builtins.str | None = ...,
+        execution: _builtins.str | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_execution", b"_execution", "_task", b"_task", "execution", b"execution", "task", b"task"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_execution", b"_execution", "_task", b"_task", "execution", b"execution", "image_uuid", b"image_uuid", "task", b"task"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__execution: _TypeAlias = _typing.Literal["execution"]  # noqa: Y015
+    _WhichOneofArgType__execution: _TypeAlias = _typing.Literal["_execution", b"_execution"]  # noqa: Y015
+    _WhichOneofReturnType__task: _TypeAlias = _typing.Literal["task"]  # noqa: Y015
+    _WhichOneofArgType__task: _TypeAlias = _typing.Literal["_task", b"_task"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__execution) -> _WhichOneofReturnType__execution | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__task) -> _WhichOneofReturnType__task | None: ...
+
+Global___ListImportJobsRequest: _TypeAlias = ListImportJobsRequest  # noqa: Y015
+
+@_typing.final
+class ListImportJobsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOBS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def jobs(self) -> _containers.RepeatedCompositeFieldContainer[Global___ImportJob]: ...
+    def __init__(
+        self,
+        *,
+        jobs: _abc.Iterable[Global___ImportJob] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["jobs", b"jobs"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListImportJobsResponse: _TypeAlias = ListImportJobsResponse  # noqa: Y015
+
+@_typing.final
+class ImportJob(_message.Message):
+    """A job in the shape of a Workflow API job."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    UUID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    TASK_FIELD_NUMBER: _builtins.int
+    EXECUTION_FIELD_NUMBER: _builtins.int
+    PARAMS_FIELD_NUMBER: _builtins.int
+    CHAIN_RESULTS_FIELD_NUMBER: _builtins.int
+    ONERROR_RESULTS_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    uuid: _builtins.str
+    name: _builtins.str
+    """<task>-<workflow version>"""
+    task: _builtins.str
+    """import-remote-image"""
+    execution: _builtins.str
+    """queued | running | succeeded | failed | canceled"""
+    created_at: _builtins.str
+    """ISO-8601, milliseconds"""
+    @_builtins.property
+    def params(self) -> Global___ImportJobParams: ...
+    @_builtins.property
+    def chain_results(self) -> _containers.RepeatedCompositeFieldContainer[Global___StepResult]: ...
+    @_builtins.property
+    def onerror_results(self) -> _containers.RepeatedCompositeFieldContainer[Global___StepResult]: ...
+    def __init__(
+        self,
+        *,
+        uuid: _builtins.str = ...,
+        name: _builtins.str = ...,
+        task: _builtins.str = ...,
+        execution: _builtins.str = ...,
+        params: Global___ImportJobParams | None = ...,
+        chain_results: _abc.Iterable[Global___StepResult] | None = ...,
+        onerror_results: _abc.Iterable[Global___StepResult] | None = ...,
+        created_at: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["params", b"params"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chain_results", b"chain_results", "created_at", b"created_at", "execution", b"execution", "name", b"name", "onerror_results", b"onerror_results", "params", b"params", "task", b"task", "uuid", b"uuid"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImportJob: _TypeAlias = ImportJob  # noqa: Y015
+
+@_typing.final
+class ImportJobParams(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TASK_FIELD_NUMBER: _builtins.int
+    IMAGE_UUID_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    ORIGINS_FIELD_NUMBER: _builtins.int
+    SKIP_OWNER_CHECK_FIELD_NUMBER: _builtins.int
+    TARGET_FIELD_NUMBER: _builtins.int
+    task: _builtins.str
+    image_uuid: _builtins.str
+    source: _builtins.str
+    skip_owner_check: _builtins.bool
+    target: _builtins.str
+    @_builtins.property
+    def origins(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """missing here when the job started, base first"""
+
+    def __init__(
+        self,
+        *,
+        task: _builtins.str = ...,
+        image_uuid: _builtins.str = ...,
+        source: _builtins.str = ...,
+        origins: _abc.Iterable[_builtins.str] | None = ...,
+        skip_owner_check: _builtins.bool = ...,
+        target: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["image_uuid", b"image_uuid", "origins", b"origins", "skip_owner_check", b"skip_owner_check", "source", b"source", "target", b"target", "task", b"task"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImportJobParams: _TypeAlias = ImportJobParams  # noqa: Y015
+
+@_typing.final
+class StepResult(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    RESULT_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    STARTED_AT_FIELD_NUMBER: _builtins.int
+    FINISHED_AT_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    result: _builtins.str
+    started_at: _builtins.str
+    finished_at: _builtins.str
+    @_builtins.property
+    def error(self) -> Global___StepError:
+        """absent when the step succeeded"""
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        result: _builtins.str = ...,
+        error: Global___StepError | None = ...,
+        started_at: _builtins.str = ...,
+        finished_at: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "finished_at", b"finished_at", "name", b"name", "result", b"result", "started_at", b"started_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StepResult: _TypeAlias = StepResult  # noqa: Y015
+
+@_typing.final
+class StepError(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    CODE_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    code: _builtins.str
+    """the IMGAPI error code, when the failure was one"""
+    message: _builtins.str
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        code: _builtins.str | None = ...,
+        message: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_code", b"_code", "code", b"code"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_code", b"_code", "code", b"code", "message", b"message", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__code: _TypeAlias = _typing.Literal["code"]  # noqa: Y015
+    _WhichOneofArgType__code: _TypeAlias = _typing.Literal["_code", b"_code"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__code) -> _WhichOneofReturnType__code | None: ...
+
+Global___StepError: _TypeAlias = StepError  # noqa: Y015

@@ -63,6 +63,26 @@ class ReplicationServiceStub:
                 request_serializer=imgapi_dot_v1_dot_replication__pb2.DeleteJobRequest.SerializeToString,
                 response_deserializer=imgapi_dot_v1_dot_replication__pb2.DeleteJobResponse.FromString,
                 _registered_method=True)
+        self.ImportImage = channel.unary_unary(
+                '/imgapi.v1.ReplicationService/ImportImage',
+                request_serializer=imgapi_dot_v1_dot_replication__pb2.ImportImageRequest.SerializeToString,
+                response_deserializer=imgapi_dot_v1_dot_replication__pb2.ImportImageResponse.FromString,
+                _registered_method=True)
+        self.GetImportJob = channel.unary_unary(
+                '/imgapi.v1.ReplicationService/GetImportJob',
+                request_serializer=imgapi_dot_v1_dot_replication__pb2.GetImportJobRequest.SerializeToString,
+                response_deserializer=imgapi_dot_v1_dot_replication__pb2.ImportJob.FromString,
+                _registered_method=True)
+        self.ListImportJobs = channel.unary_unary(
+                '/imgapi.v1.ReplicationService/ListImportJobs',
+                request_serializer=imgapi_dot_v1_dot_replication__pb2.ListImportJobsRequest.SerializeToString,
+                response_deserializer=imgapi_dot_v1_dot_replication__pb2.ListImportJobsResponse.FromString,
+                _registered_method=True)
+        self.ImportManifest = channel.unary_unary(
+                '/imgapi.v1.ReplicationService/ImportManifest',
+                request_serializer=imgapi_dot_v1_dot_replication__pb2.ImportManifestRequest.SerializeToString,
+                response_deserializer=imgapi_dot_v1_dot_replication__pb2.ImportManifestResponse.FromString,
+                _registered_method=True)
 
 
 class ReplicationServiceServicer:
@@ -104,6 +124,39 @@ class ReplicationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ImportImage(self, request, context):
+        """IMGAPI's remote imports (AdminImportRemoteImage, ImportFromDatacenter): checks the request
+        against the source (and, for a datacenter, the origin-ownership rules), then starts an import
+        job that copies the missing origins root first, the image, its file, and activates it. The job
+        record is kept in the job store. Refusals are IMGAPI errors, except that a datacenter's own
+        HTTP error answer is handed back as it is (`remote_answer`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetImportJob(self, request, context):
+        """An import job (ResourceNotFound when unknown or expired).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListImportJobs(self, request, context):
+        """The import jobs of one image, oldest first, optionally filtered by task and execution.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ImportManifest(self, request, context):
+        """AdminImportImage from a source: the manifest read from `<source>/images/<uuid>` is imported
+        into the catalog in the caller's scope (unactivated, without its file), no job involved.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ReplicationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -131,6 +184,26 @@ def add_ReplicationServiceServicer_to_server(servicer, server):
                     servicer.DeleteJob,
                     request_deserializer=imgapi_dot_v1_dot_replication__pb2.DeleteJobRequest.FromString,
                     response_serializer=imgapi_dot_v1_dot_replication__pb2.DeleteJobResponse.SerializeToString,
+            ),
+            'ImportImage': grpc.unary_unary_rpc_method_handler(
+                    servicer.ImportImage,
+                    request_deserializer=imgapi_dot_v1_dot_replication__pb2.ImportImageRequest.FromString,
+                    response_serializer=imgapi_dot_v1_dot_replication__pb2.ImportImageResponse.SerializeToString,
+            ),
+            'GetImportJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetImportJob,
+                    request_deserializer=imgapi_dot_v1_dot_replication__pb2.GetImportJobRequest.FromString,
+                    response_serializer=imgapi_dot_v1_dot_replication__pb2.ImportJob.SerializeToString,
+            ),
+            'ListImportJobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListImportJobs,
+                    request_deserializer=imgapi_dot_v1_dot_replication__pb2.ListImportJobsRequest.FromString,
+                    response_serializer=imgapi_dot_v1_dot_replication__pb2.ListImportJobsResponse.SerializeToString,
+            ),
+            'ImportManifest': grpc.unary_unary_rpc_method_handler(
+                    servicer.ImportManifest,
+                    request_deserializer=imgapi_dot_v1_dot_replication__pb2.ImportManifestRequest.FromString,
+                    response_serializer=imgapi_dot_v1_dot_replication__pb2.ImportManifestResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -272,6 +345,114 @@ class ReplicationService:
             '/imgapi.v1.ReplicationService/DeleteJob',
             imgapi_dot_v1_dot_replication__pb2.DeleteJobRequest.SerializeToString,
             imgapi_dot_v1_dot_replication__pb2.DeleteJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportImage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/imgapi.v1.ReplicationService/ImportImage',
+            imgapi_dot_v1_dot_replication__pb2.ImportImageRequest.SerializeToString,
+            imgapi_dot_v1_dot_replication__pb2.ImportImageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetImportJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/imgapi.v1.ReplicationService/GetImportJob',
+            imgapi_dot_v1_dot_replication__pb2.GetImportJobRequest.SerializeToString,
+            imgapi_dot_v1_dot_replication__pb2.ImportJob.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListImportJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/imgapi.v1.ReplicationService/ListImportJobs',
+            imgapi_dot_v1_dot_replication__pb2.ListImportJobsRequest.SerializeToString,
+            imgapi_dot_v1_dot_replication__pb2.ListImportJobsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportManifest(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/imgapi.v1.ReplicationService/ImportManifest',
+            imgapi_dot_v1_dot_replication__pb2.ImportManifestRequest.SerializeToString,
+            imgapi_dot_v1_dot_replication__pb2.ImportManifestResponse.FromString,
             options,
             channel_credentials,
             insecure,

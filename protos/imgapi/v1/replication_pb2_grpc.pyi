@@ -44,6 +44,21 @@ class ReplicationServiceStub:
     """Stops a job's work (progress is kept); `resume` = true starts it again."""
     DeleteJob: _grpc.UnaryUnaryMultiCallable[_replication_pb2.DeleteJobRequest, _replication_pb2.DeleteJobResponse]
     """Stops the job and forgets its state (replicated images stay)."""
+    ImportImage: _grpc.UnaryUnaryMultiCallable[_replication_pb2.ImportImageRequest, _replication_pb2.ImportImageResponse]
+    """IMGAPI's remote imports (AdminImportRemoteImage, ImportFromDatacenter): checks the request
+    against the source (and, for a datacenter, the origin-ownership rules), then starts an import
+    job that copies the missing origins root first, the image, its file, and activates it. The job
+    record is kept in the job store. Refusals are IMGAPI errors, except that a datacenter's own
+    HTTP error answer is handed back as it is (`remote_answer`).
+    """
+    GetImportJob: _grpc.UnaryUnaryMultiCallable[_replication_pb2.GetImportJobRequest, _replication_pb2.ImportJob]
+    """An import job (ResourceNotFound when unknown or expired)."""
+    ListImportJobs: _grpc.UnaryUnaryMultiCallable[_replication_pb2.ListImportJobsRequest, _replication_pb2.ListImportJobsResponse]
+    """The import jobs of one image, oldest first, optionally filtered by task and execution."""
+    ImportManifest: _grpc.UnaryUnaryMultiCallable[_replication_pb2.ImportManifestRequest, _replication_pb2.ImportManifestResponse]
+    """AdminImportImage from a source: the manifest read from `<source>/images/<uuid>` is imported
+    into the catalog in the caller's scope (unactivated, without its file), no job involved.
+    """
 
 @_typing.type_check_only
 class ReplicationServiceAsyncStub(ReplicationServiceStub):
@@ -61,6 +76,21 @@ class ReplicationServiceAsyncStub(ReplicationServiceStub):
     """Stops a job's work (progress is kept); `resume` = true starts it again."""
     DeleteJob: _aio.UnaryUnaryMultiCallable[_replication_pb2.DeleteJobRequest, _replication_pb2.DeleteJobResponse]  # type: ignore[assignment]
     """Stops the job and forgets its state (replicated images stay)."""
+    ImportImage: _aio.UnaryUnaryMultiCallable[_replication_pb2.ImportImageRequest, _replication_pb2.ImportImageResponse]  # type: ignore[assignment]
+    """IMGAPI's remote imports (AdminImportRemoteImage, ImportFromDatacenter): checks the request
+    against the source (and, for a datacenter, the origin-ownership rules), then starts an import
+    job that copies the missing origins root first, the image, its file, and activates it. The job
+    record is kept in the job store. Refusals are IMGAPI errors, except that a datacenter's own
+    HTTP error answer is handed back as it is (`remote_answer`).
+    """
+    GetImportJob: _aio.UnaryUnaryMultiCallable[_replication_pb2.GetImportJobRequest, _replication_pb2.ImportJob]  # type: ignore[assignment]
+    """An import job (ResourceNotFound when unknown or expired)."""
+    ListImportJobs: _aio.UnaryUnaryMultiCallable[_replication_pb2.ListImportJobsRequest, _replication_pb2.ListImportJobsResponse]  # type: ignore[assignment]
+    """The import jobs of one image, oldest first, optionally filtered by task and execution."""
+    ImportManifest: _aio.UnaryUnaryMultiCallable[_replication_pb2.ImportManifestRequest, _replication_pb2.ImportManifestResponse]  # type: ignore[assignment]
+    """AdminImportImage from a source: the manifest read from `<source>/images/<uuid>` is imported
+    into the catalog in the caller's scope (unactivated, without its file), no job involved.
+    """
 
 class ReplicationServiceServicer(metaclass=_abc_1.ABCMeta):
     """The replication service runs jobs that pull images from a source datacenter (another imgapi over
@@ -105,5 +135,44 @@ class ReplicationServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_replication_pb2.DeleteJobResponse, _abc.Awaitable[_replication_pb2.DeleteJobResponse]]:
         """Stops the job and forgets its state (replicated images stay)."""
+
+    @_abc_1.abstractmethod
+    def ImportImage(
+        self,
+        request: _replication_pb2.ImportImageRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_replication_pb2.ImportImageResponse, _abc.Awaitable[_replication_pb2.ImportImageResponse]]:
+        """IMGAPI's remote imports (AdminImportRemoteImage, ImportFromDatacenter): checks the request
+        against the source (and, for a datacenter, the origin-ownership rules), then starts an import
+        job that copies the missing origins root first, the image, its file, and activates it. The job
+        record is kept in the job store. Refusals are IMGAPI errors, except that a datacenter's own
+        HTTP error answer is handed back as it is (`remote_answer`).
+        """
+
+    @_abc_1.abstractmethod
+    def GetImportJob(
+        self,
+        request: _replication_pb2.GetImportJobRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_replication_pb2.ImportJob, _abc.Awaitable[_replication_pb2.ImportJob]]:
+        """An import job (ResourceNotFound when unknown or expired)."""
+
+    @_abc_1.abstractmethod
+    def ListImportJobs(
+        self,
+        request: _replication_pb2.ListImportJobsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_replication_pb2.ListImportJobsResponse, _abc.Awaitable[_replication_pb2.ListImportJobsResponse]]:
+        """The import jobs of one image, oldest first, optionally filtered by task and execution."""
+
+    @_abc_1.abstractmethod
+    def ImportManifest(
+        self,
+        request: _replication_pb2.ImportManifestRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_replication_pb2.ImportManifestResponse, _abc.Awaitable[_replication_pb2.ImportManifestResponse]]:
+        """AdminImportImage from a source: the manifest read from `<source>/images/<uuid>` is imported
+        into the catalog in the caller's scope (unactivated, without its file), no job involved.
+        """
 
 def add_ReplicationServiceServicer_to_server(servicer: ReplicationServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,11 +1,11 @@
-"""Emulated Workflow API jobs (``GET /jobs/:job_uuid``): the job store and runner.
+"""Import jobs in the shape of Workflow API jobs: the runner, over :mod:`replication.import_records`.
 
-AdminImportRemoteImage and ImportFromDatacenter answer at once with ``{"image_uuid", "job_uuid"}``
-and a ``workflow-api`` header; the work runs here as an asyncio task made of named steps. Job
-objects keep WFAPI's shape and the invariants the node client's ``...AndWait`` helpers rely on: a
-finished job always has a non-empty ``chain_results``; its last entry has ``error: ""`` on success
-and an object with a ``message`` on failure. Jobs live in the gateway process (one registry per
-app) and are kept for :data:`KEEP_SECONDS` after they finish.
+AdminImportRemoteImage and ImportFromDatacenter answer at once with the job; the work runs here as
+an asyncio task made of named steps (and rollback steps when one fails). Job documents keep WFAPI's
+shape and the invariants the node client's ``...AndWait`` helpers rely on: a finished job always
+has a non-empty ``chain_results``; its last entry has ``error: ""`` on success and an object with a
+``message`` on failure. Every transition is saved, and finished jobs are kept for
+:data:`KEEP_SECONDS`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 import uuid as uuidlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -21,15 +20,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from imgapi_common.errors import ImgapiError
+from replication.import_records import ImportRecords
 
-log = logging.getLogger("gateway.jobs")
+log = logging.getLogger(__name__)
 
 #: WFAPI workflow version suffix of job names (``import-remote-image-7.0.7``).
 WORKFLOW_VERSION = "7.0.7"
 #: How long finished jobs stay listable.
 KEEP_SECONDS = 6 * 3600
-EXECUTIONS = ("queued", "running", "succeeded", "failed", "canceled")
-FINISHED = frozenset({"succeeded", "failed", "canceled"})
+# A job's ``execution``: queued -> running -> succeeded | failed | canceled.
 
 
 def iso_now() -> str:
@@ -63,7 +62,6 @@ class Job:
     chain_results: list[dict[str, Any]] = field(default_factory=list)
     onerror_results: list[dict[str, Any]] = field(default_factory=list)
     created_at: str = field(default_factory=iso_now)
-    finished_mono: float | None = None
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -113,35 +111,49 @@ async def _run_step(step: Step, results: list[dict[str, Any]]) -> BaseException 
     return None
 
 
-class JobRegistry:
-    """In-process job store and runner. At most one active job per (task, image)."""
+def _entry(name: str, result: str, error: Any) -> dict[str, Any]:
+    now = iso_now()
+    return {"name": name, "result": result, "error": error, "started_at": now, "finished_at": now}
 
-    def __init__(self, keep_seconds: float = KEEP_SECONDS) -> None:
-        self.keep_seconds = keep_seconds
-        self._jobs: dict[str, Job] = {}
+
+def closed_as_canceled(doc: dict[str, Any], why: str) -> dict[str, Any]:
+    """A job document ended as ``canceled`` because its work stopped (``why``)."""
+    out = {**doc, "execution": "canceled"}
+    out["chain_results"] = [
+        *doc.get("chain_results", []),
+        _entry("cancel", "", {"name": "Canceled", "message": f"job canceled ({why})"}),
+    ]
+    return out
+
+
+class JobRegistry:
+    """Runs jobs on the running event loop and saves them. At most one active job per (task, image)."""
+
+    def __init__(self, records: ImportRecords) -> None:
+        self.records = records
+        self._active: dict[str, Job] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def get(self, job_uuid: str) -> Job | None:
-        self._prune()
-        return self._jobs.get(job_uuid)
+    def close_unfinished(self) -> int:
+        """Start-up: jobs a previous process left running are closed as canceled."""
+        docs = self.records.unfinished()
+        for doc in docs:
+            self.records.save(closed_as_canceled(doc, "the replication service restarted"), finished=True)
+        return len(docs)
 
-    def active_for(self, task: str, image_uuid: str) -> Job | None:
-        for job in self._jobs.values():
-            if job.task == task and job.image_uuid == image_uuid and job.execution not in FINISHED:
-                return job
-        return None
+    def get(self, job_uuid: str) -> dict[str, Any] | None:
+        return self.records.get(job_uuid)
 
     def list_for_image(
         self, image_uuid: str, task: str | None = None, execution: str | None = None
-    ) -> list[Job]:
-        self._prune()
-        return [
-            j
-            for j in self._jobs.values()
-            if j.image_uuid == image_uuid
-            and (task is None or j.task == task)
-            and (execution is None or j.execution == execution)
-        ]
+    ) -> list[dict[str, Any]]:
+        return self.records.for_image(image_uuid, task, execution)
+
+    def _active_for(self, task: str, image_uuid: str) -> Job | None:
+        for job in self._active.values():
+            if job.task == task and job.image_uuid == image_uuid:
+                return job
+        return None
 
     def submit(
         self, task: str, params: dict[str, Any], steps: Sequence[Step], onerror: Sequence[Step] = ()
@@ -149,67 +161,55 @@ class JobRegistry:
         """Queue a job (returns the already active one for the same task and image, if any)."""
         image_uuid = params.get("image_uuid")
         if isinstance(image_uuid, str):
-            existing = self.active_for(task, image_uuid)
+            existing = self._active_for(task, image_uuid)
             if existing is not None:
                 return existing
         job = Job(uuid=str(uuidlib.uuid4()), task=task, params={"task": task, **params})
-        self._jobs[job.uuid] = job
+        self._active[job.uuid] = job
+        self._save(job)
         t = asyncio.create_task(self._run(job, list(steps), list(onerror)), name=f"job-{job.uuid}")
         self._tasks.add(t)
         t.add_done_callback(self._tasks.discard)
         return job
 
+    def _save(self, job: Job, finished: bool = False) -> None:
+        try:
+            self.records.save(job.as_json(), finished)
+        except Exception:  # the job goes on; its record catches up at the next transition
+            log.exception("could not save import job %s", job.uuid)
+
+    async def _step(self, job: Job, step: Step, results: list[dict[str, Any]]) -> BaseException | None:
+        failure = await _run_step(step, results)
+        self._save(job)
+        return failure
+
     async def _run(self, job: Job, steps: list[Step], onerror: list[Step]) -> None:
         job.execution = "running"
+        self._save(job)
         try:
             for step in steps:
-                failure = await _run_step(step, job.chain_results)
+                failure = await self._step(job, step, job.chain_results)
                 if failure is not None:
                     for undo in onerror:
-                        await _run_step(undo, job.onerror_results)
+                        await self._step(job, undo, job.onerror_results)
                     job.execution = "failed"
                     return
             job.execution = "succeeded"
         except asyncio.CancelledError:
             job.chain_results.append(
-                {
-                    "name": "cancel",
-                    "result": "",
-                    "error": {"name": "Canceled", "message": "job canceled (gateway shutting down)"},
-                    "started_at": iso_now(),
-                    "finished_at": iso_now(),
-                }
+                _entry("cancel", "", {"name": "Canceled", "message": "job canceled (service shutting down)"})
             )
             job.execution = "canceled"
             raise
         finally:
             if not job.chain_results:  # invariant: finished jobs have a non-empty chain_results
-                job.chain_results.append(
-                    {
-                        "name": "noop",
-                        "result": "nothing to do",
-                        "error": "",
-                        "started_at": iso_now(),
-                        "finished_at": iso_now(),
-                    }
-                )
-            job.finished_mono = time.monotonic()
+                job.chain_results.append(_entry("noop", "nothing to do", ""))
+            self._active.pop(job.uuid, None)
+            self._save(job, finished=True)
             job.done.set()
 
-    async def wait(self, job_uuid: str, timeout: float | None = None) -> Job:
-        job = self._jobs[job_uuid]
-        await asyncio.wait_for(job.done.wait(), timeout)
-        return job
-
-    def _prune(self) -> None:
-        cutoff = time.monotonic() - self.keep_seconds
-        for k in [
-            k for k, j in self._jobs.items() if j.finished_mono is not None and j.finished_mono < cutoff
-        ]:
-            del self._jobs[k]
-
     async def aclose(self) -> None:
-        """App shutdown: cancel running jobs."""
+        """Shutdown: cancel running jobs (each is saved as canceled)."""
         for t in list(self._tasks):
             t.cancel()
         for t in list(self._tasks):

@@ -1,6 +1,6 @@
 """Replication jobs through REST (an addition to the IMGAPI route table; docs/replication.md).
 
-Mounted only with the ``replication_target`` setting; every route is operator-only (``account`` ->
+Mounted only with the ``replication_target`` setting (and ``replication_routes``, on by default); every route is operator-only (``account`` ->
 403 ``OperatorOnly``; strict auth with ``auth_type=signature``) and calls the replication service's
 gRPC status API (replication.proto), whose IMGAPI errors are answered as they are:
 

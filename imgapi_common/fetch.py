@@ -1,6 +1,6 @@
-"""SSRF-safe HTTP(S) fetching for the import endpoints (remote imports, AddImageFileFromUrl).
+"""SSRF-safe asynchronous HTTP(S) fetching of caller-chosen URLs (remote imports, files from URLs).
 
-The gateway fetches manifests and files from URLs chosen by callers, so every hop goes through the
+Manifests and files are fetched from URLs chosen by callers, so every hop goes through the
 shared SSRF guard (:mod:`imgapi_common.ssrf`: host forms, forbidden addresses, the operator
 allow-list, pinning the connection to the checked address). Here, in addition:
 
