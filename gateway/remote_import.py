@@ -26,13 +26,14 @@ import grpc
 from imgapi.v1 import catalog_pb2, common_pb2, image_pb2
 from starlette.responses import Response
 
+from gateway.blobs import delete_orphans
 from gateway.context import RequestContext, is_uuid
 from gateway.fetch import Allowlist, FetchBlocked, FetchError, FetchPolicy, FetchTooLarge, SafeFetcher
 from gateway.job_registry import Step
 from gateway.jobs import workflow_url
 from gateway.responses import image_response, json_response
 from gateway.settings import GatewaySettings
-from gateway.uploads import KIND_FILE, CallScope, EndChecks, FileMeta, delete_blobs, prepare, store_file_from
+from gateway.uploads import KIND_FILE, CallScope, EndChecks, FileMeta, prepare, store_file_from
 from imgapi_common.errors import FieldError, ImgapiError, from_rpc_error, invalid_parameter, validation_failed
 from replication.copier import (
     Conflict,
@@ -274,7 +275,7 @@ async def delete_local(scope: CallScope, uuid: str) -> bool:
         if from_rpc_error(e).code == "ResourceNotFound":
             return False
         raise from_rpc_error(e) from None
-    await delete_blobs(scope.clients, list(res.orphaned_blob_ids), scope.metadata)
+    await delete_orphans(scope, res.orphaned_blob_ids, strict=False)
     return True
 
 
