@@ -201,17 +201,10 @@ class Upload:
         self.info = UploadInfo.of(st)
         return WriteOutcome(st.committed_offset, failure[0] if failure else None)
 
-    async def commit(
-        self,
-        *,
-        sha1: str | None = None,
-        md5: str | None = None,
-        sha256: str | None = None,
-        expected_size: int = 0,
-    ) -> BlobInfo:
-        """Verify and store the bytes as a blob."""
+    async def commit(self) -> BlobInfo:
+        """Verify (against the :class:`UploadSpec`'s digests and size) and store the bytes as a blob."""
         c = self.client
-        req = commit_request(self.upload_id, sha1=sha1, md5=md5, sha256=sha256, expected_size=expected_size)
+        req = commit_request(self.upload_id)
         return BlobInfo.of(
             await c._repeating(lambda: c.stub.CommitUpload(req, **c._opts(self.metadata, transfer=True)))
         )

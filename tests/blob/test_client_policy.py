@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ from blob_service.settings import MIB
 from tests.blob.conftest import channel_to, settings_for
 from tests.blob.data import expected, payload, pieces
 from tests.components import S3Endpoint
+from tests.replication.stacks import wait_for
 
 
 @dataclass(frozen=True)
@@ -49,14 +49,6 @@ class Recording(RetryPolicy):
         return 0.0
 
 
-def _until(what: str, check: object, seconds: float = 10.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
-
-
 def test_too_many_uploads_is_transient_and_the_upload_resumes(
     backend: str, tmp_path: Path, s3: S3Endpoint | None
 ) -> None:
@@ -75,7 +67,7 @@ def test_too_many_uploads_is_transient_and_the_upload_resumes(
 
             writer = threading.Thread(target=holder.write, args=(slow(),))
             writer.start()
-            _until("the first stream", lambda: svc.streams.received_for(holder.upload_id) >= 1)
+            wait_for("the first stream", lambda: svc.streams.received_for(holder.upload_id) >= 1, timeout=10)
             policy = Recording(retries=3, before_retry=[release])
             data = payload(3 * MIB + 5, seed=7)
             info = BlobClient(ch, policy=policy).upload(pieces(data), **expected(data))
@@ -163,11 +155,13 @@ def test_async_upload_keeps_the_bytes_before_a_failed_source(server: tuple[int, 
     async def run() -> tuple[int, BaseException | None, int, str]:
         async with aio.insecure_channel(f"127.0.0.1:{server[0]}") as ach:
             blobs = AsyncBlobClient(ach, timeout=10, transfer_timeout=30, chunk_bytes=MIB)
-            upload = await blobs.create_upload(UploadSpec(expected_size=len(data)))
+            upload = await blobs.create_upload(
+                UploadSpec(expected_size=len(data), sha1=expected(data)["sha1"])
+            )
             out = await upload.write(failing())
             again = await blobs.upload_of(upload.upload_id)
             done = await again.write(rest(), again.info.committed_offset)
-            info = await again.commit(sha1=expected(data)["sha1"])
+            info = await again.commit()
             reader = await blobs.open(info.blob_id)
             got = b"".join([bytes(c) async for c in reader.chunks()])
             assert got == data
