@@ -1,7 +1,7 @@
 """blob_client: the one client of the blob service, for every caller that moves image bytes.
 
 The gateway (file and icon uploads and downloads, tus, orphaned blobs), replication (the copier and
-its sources), the CLI's embedded stack and the benchmarks all go through it; the blob service
+its sources) and the benchmarks all go through it (the CLI speaks REST only); the blob service
 shares its error type and wire framing. Modules, one job each:
 
 * ``errors``  :class:`BlobError`, the blob service's errors (reason, message, metadata).

@@ -1,4 +1,4 @@
-"""The blocking blob client (replication, the CLI's embedded stack, benchmarks).
+"""The blocking blob client (replication: the copier and its sources; benchmarks).
 
 Every method raises :class:`~blob_client.errors.BlobError` (reason from blob.proto, or
 ``Unavailable``/``Internal`` for transport failures). An upload is a :class:`SyncUpload` handle —
