@@ -41,7 +41,7 @@ import grpc
 from imgapi.v1 import catalog_pb2, catalog_pb2_grpc, common_pb2, image_pb2
 
 from bench.units import parse_size
-from blob_service.client import BlobClient
+from blob_client import BlobClient
 from imgapi_common import deathsig
 from replication.copier import Destination
 from replication.jobs import JobManager, JobSpec

@@ -10,7 +10,8 @@ Modules, one job each:
 * ``storage/``  the :class:`~blob_service.storage.Storage` protocol; ``local`` and ``s3`` backends.
 * ``writing``   one WriteChunks stream: offsets, idempotent repeats, crc32, checkpoints.
 * ``service``   the operations (no gRPC); ``servicer`` translates gRPC; ``server`` builds it;
-  ``reaper`` removes expired uploads; ``client`` is the typed client (gateway, replication).
+  ``reaper`` removes expired uploads. The clients, the error type and the wire framing live in
+  the ``blob_client`` package (the gateway may import it; it imports nothing of this one).
 
 Run with ``python -m blob_service``.
 """

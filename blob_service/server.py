@@ -8,6 +8,7 @@ import grpc
 from grpc_health.v1.health import HealthServicer
 from imgapi.v1 import blob_pb2, blob_pb2_grpc
 
+from blob_client.wire import raw_request, serialize_read_response
 from blob_service.errors import BlobError
 from blob_service.service import BlobService, storage_errors
 from blob_service.servicer import BlobServicer
@@ -32,14 +33,6 @@ class _Capture:
         self.name, self.handlers = name, dict(handlers)
 
 
-def _serialize_read(msg: blob_pb2.ReadBlobResponse | bytes) -> bytes:
-    return msg if isinstance(msg, bytes) else msg.SerializeToString()
-
-
-def _raw(data: bytes) -> bytes:
-    return data
-
-
 def register_blob_servicer(servicer: BlobServicer, server: Any) -> None:
     """The generated registration, except for the two methods that carry file bytes: WriteChunks
     receives its requests as raw bytes (the servicer parses them without copying the data) and
@@ -50,7 +43,7 @@ def register_blob_servicer(servicer: BlobServicer, server: Any) -> None:
     assert write.stream_unary is not None
     cap.handlers["WriteChunks"] = grpc.stream_unary_rpc_method_handler(
         write.stream_unary,
-        request_deserializer=_raw,
+        request_deserializer=raw_request,
         response_serializer=write.response_serializer,
     )
     read = cap.handlers["ReadBlob"]
@@ -58,7 +51,7 @@ def register_blob_servicer(servicer: BlobServicer, server: Any) -> None:
     cap.handlers["ReadBlob"] = grpc.unary_stream_rpc_method_handler(
         read.unary_stream,
         request_deserializer=read.request_deserializer,
-        response_serializer=_serialize_read,
+        response_serializer=serialize_read_response,
     )
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(cap.name, cap.handlers),))
     server.add_registered_method_handlers(cap.name, cap.handlers)

@@ -10,10 +10,10 @@ from typing import Any, TypeVar
 import grpc
 from imgapi.v1 import blob_pb2, blob_pb2_grpc
 
+from blob_client.wire import WireError, WriteChunk, decode_write_chunk, encode_read_data
 from blob_service.convert import blob_info, digests_dict, upload_status
 from blob_service.errors import BlobError, abort_with
 from blob_service.service import BlobService
-from blob_service.wire import WireError, WriteChunk, decode_write_chunk, encode_read_data
 from blob_service.writing import Chunk
 from imgapi_common.observability import BLOB_BYTES, BLOB_UPLOADS_IN_FLIGHT
 

@@ -2,31 +2,28 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable
+from typing import Protocol
 
-import grpc
-from imgapi.v1 import blob_pb2
-
-from gateway.clients import is_unavailable
-from gateway.context import RequestContext
-from imgapi_common.errors import ImgapiError, error_reason
-
-log = logging.getLogger("gateway.blobs")
+from blob_client import BlobError
+from gateway.clients import Clients
+from imgapi_common.errors import ImgapiError
 
 
-async def delete_orphans(ctx: RequestContext, blob_ids: Iterable[str], *, strict: bool = True) -> None:
+class Caller(Protocol):
+    """Who deletes: a request (``RequestContext``) or a call scope outside one."""
+
+    @property
+    def clients(self) -> Clients: ...
+
+    @property
+    def metadata(self) -> tuple[tuple[str, str], ...]: ...
+
+
+async def delete_orphans(caller: Caller, blob_ids: Iterable[str], *, strict: bool = True) -> None:
     """Delete each blob. An unreachable blob store is 503 ``StorageIsDown`` when ``strict``;
-    other failures leave harmless garbage (logged)."""
-    for blob_id in blob_ids:
-        if not blob_id:
-            continue
-        try:
-            await ctx.clients.blob.DeleteBlob(blob_pb2.DeleteBlobRequest(blob_id=blob_id), **ctx.rpc)
-        except grpc.RpcError as e:
-            reason, _ = error_reason(e)
-            if reason == "BlobNotFound":
-                continue
-            log.warning("could not delete blob %s: %s", blob_id, reason or e)
-            if strict and (reason == "StorageIsDown" or is_unavailable(e)):
-                raise ImgapiError("StorageIsDown", "storage is down") from None
+    other failures leave harmless garbage (logged), never a dangling reference."""
+    try:
+        await caller.clients.blobs.delete_orphans(blob_ids, caller.metadata, strict=strict)
+    except BlobError:
+        raise ImgapiError("StorageIsDown", "storage is down") from None

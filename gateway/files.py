@@ -1,7 +1,8 @@
 """Image files and icons over REST (endpoints.md §2.9, §2.12-2.15), streamed through the blob service.
 
 Uploads go through :mod:`gateway.uploads` (the catalog's pre-body checks, the body into a blob
-upload, the end-of-body checks, the attach). Downloads stream ``ReadBlob`` back, with ``Content-MD5`` and,
+upload, the end-of-body checks, the attach). Downloads stream the blob back through
+:mod:`blob_client` (views of the received messages, no copy), with ``Content-MD5`` and,
 beyond the original, single-range ``Range`` requests (206 / 416).
 """
 
@@ -12,14 +13,13 @@ import logging
 import re
 from collections.abc import AsyncIterator
 
-import grpc
-from grpc import aio
-from imgapi.v1 import blob_pb2, catalog_pb2, common_pb2, image_pb2
+from imgapi.v1 import catalog_pb2, common_pb2, image_pb2
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response, StreamingResponse
 
+from blob_client import BlobError, BlobReader, UploadSpec
 from gateway import remote_files
-from gateway.clients import Clients
+from gateway.blobs import delete_orphans
 from gateway.conditional import http_date_of, if_range_matches, validators
 from gateway.context import RequestContext
 from gateway.http_ranges import ByteRange, MalformedRange, RangeNotSatisfiable, parse_range
@@ -30,14 +30,12 @@ from gateway.uploads import (
     CallScope,
     EndChecks,
     FileMeta,
-    abort_upload,
     blob_error,
-    delete_blobs,
     prepare,
     start_upload,
     store_file_from,
     verify_and_commit,
-    write_chunks,
+    write_all,
 )
 from imgapi_common.errors import ImgapiError
 
@@ -126,25 +124,13 @@ async def add_image_icon(ctx: RequestContext) -> Response:
         content_type=content_type,
         content_length=raw_len,
     )
-    clients = scope.clients
-    upload_id = await start_upload(
-        clients, max_size=prep.max_size, label=f"icon:{ctx.uuid}", metadata=scope.metadata
-    )
+    upload = await start_upload(scope, UploadSpec(max_size=prep.max_size, label=f"icon:{ctx.uuid}"))
     too_big = ImgapiError("Upload", f"icon size exceeds the maximum, {prep.max_size} bytes")
-    try:
-        out = await write_chunks(
-            clients, upload_id, 0, request_body(ctx), too_big=too_big, metadata=scope.metadata
-        )
-    except BaseException:
-        await abort_upload(clients, upload_id)
-        raise
-    if out.source_error is not None:
-        await abort_upload(clients, upload_id)
-        raise _disconnect_error(out.source_error)
+    size = await write_all(upload, request_body(ctx), too_big=too_big, on_source_error=_disconnect_error)
     checks = EndChecks("Upload", prep.max_size, expected_length=length, sha1=ctx.query.get("sha1"))
-    info = await verify_and_commit(clients, upload_id, out.committed_offset, checks, scope.metadata)
+    info = await verify_and_commit(scope, upload, size, checks)
     icon = image_pb2.ImageIcon(
-        sha1=info.digests.sha1,
+        sha1=info.sha1,
         size=info.size,
         content_type=content_type,
         content_md5=info.content_md5,
@@ -152,16 +138,16 @@ async def add_image_icon(ctx: RequestContext) -> Response:
         blob_id=info.blob_id,
     )
     try:
-        res: catalog_pb2.ImageResponse = await clients.catalog.AttachImageIcon(
+        res: catalog_pb2.ImageResponse = await scope.clients.catalog.AttachImageIcon(
             catalog_pb2.AttachImageIconRequest(
                 caller=scope.caller, view=scope.view, uuid=ctx.uuid, icon=icon
             ),
             **scope.rpc,
         )
     except BaseException:
-        await delete_blobs(clients, [info.blob_id], scope.metadata)
+        await delete_orphans(scope, [info.blob_id], strict=False)
         raise
-    await delete_blobs(clients, list(res.orphaned_blob_ids), scope.metadata)
+    await delete_orphans(scope, res.orphaned_blob_ids, strict=False)
     return image_response(res.image.view_json, res.image.etag)
 
 
@@ -171,80 +157,19 @@ async def delete_image_icon(ctx: RequestContext) -> Response:
     res: catalog_pb2.ImageResponse = await scope.clients.catalog.DetachImageIcon(
         catalog_pb2.DetachImageIconRequest(caller=scope.caller, view=scope.view, uuid=ctx.uuid), **scope.rpc
     )
-    await delete_blobs(scope.clients, list(res.orphaned_blob_ids), scope.metadata)
+    await delete_orphans(scope, res.orphaned_blob_ids, strict=False)
     return image_response(res.image.view_json, res.image.etag)
 
 
 # --- downloads ------------------------------------------------------------------------------------
 
 
-#: ReadBlob with undecoded responses: the bytes of each message are served as a memoryview into
-#: the received buffer instead of being copied out of a parsed message (see data_view).
-_READ_BLOB = "/imgapi.v1.BlobService/ReadBlob"
-
-RawCall = aio.UnaryStreamCall[blob_pb2.ReadBlobRequest, bytes]
-
-
-def data_view(raw: bytes) -> memoryview:
-    """The ``data`` field (1) of a serialized ReadBlobResponse without copying it.
-
-    Messages after the first hold only ``data``; anything else (the first message's ``info``, an
-    empty message) is parsed the ordinary way.
-    """
-    view = memoryview(raw)
-    if raw[:1] == b"\x0a":
-        length, shift, i = 0, 0, 1
-        while i < len(raw) and i < 11:
-            b = raw[i]
-            length |= (b & 0x7F) << shift
-            i += 1
-            if not b & 0x80:
-                if i + length == len(raw):
-                    return view[i : i + length]
-                break
-            shift += 7
-    return memoryview(blob_pb2.ReadBlobResponse.FromString(raw).data)
-
-
-async def _open_blob(
-    clients: Clients, blob_id: str, offset: int, length: int, metadata: tuple[tuple[str, str], ...]
-) -> tuple[memoryview, RawCall]:
-    """Start ReadBlob and read its first message, so storage errors still become JSON errors."""
-    method = clients.blob_channel.unary_stream(
-        _READ_BLOB, request_serializer=blob_pb2.ReadBlobRequest.SerializeToString, response_deserializer=None
-    )
-    call: RawCall = method(
-        blob_pb2.ReadBlobRequest(blob_id=blob_id, offset=offset, length=length),
-        timeout=clients.transfer_timeout,
-        metadata=metadata,
-    )
+async def _open_blob(ctx: RequestContext, blob_id: str, offset: int = 0, length: int = 0) -> BlobReader:
+    """Start reading the blob and wait for its first bytes, so storage errors still become JSON errors."""
     try:
-        first = await call.read()
-    except grpc.RpcError as e:
+        return await ctx.clients.blobs.open(blob_id, offset, length, ctx.metadata)
+    except BlobError as e:
         raise blob_error(e) from None
-    if first is aio.EOF:  # type: ignore[attr-defined]
-        return memoryview(b""), call
-    assert isinstance(first, bytes)
-    return data_view(first), call
-
-
-def _stream(first: memoryview, call: RawCall) -> AsyncIterator[memoryview]:
-    async def gen() -> AsyncIterator[memoryview]:
-        try:
-            if first:
-                yield first
-            while True:  # read() only: iteration and read() cannot be mixed on one call
-                raw = await call.read()
-                if raw is aio.EOF:  # type: ignore[attr-defined]
-                    break
-                assert isinstance(raw, bytes)
-                data = data_view(raw)
-                if data:
-                    yield data
-        finally:
-            call.cancel()
-
-    return gen()
 
 
 async def _load(
@@ -288,16 +213,16 @@ async def get_image_file(ctx: RequestContext) -> Response:
         body = {"code": "RequestedRangeNotSatisfiable", "message": str(e)}
         return json_response(body, status=416, headers=headers)
     if rng is not None:
-        data, call = await _open_blob(ctx.clients, f.blob_id, rng.first, rng.length, ctx.metadata)
+        reader = await _open_blob(ctx, f.blob_id, rng.first, rng.length)
         headers["Content-Range"] = rng.content_range
         headers["Content-Length"] = str(rng.length)
         return StreamingResponse(
-            _stream(data, call), status_code=206, headers=headers, media_type="application/octet-stream"
+            reader.chunks(), status_code=206, headers=headers, media_type="application/octet-stream"
         )
-    data, call = await _open_blob(ctx.clients, f.blob_id, 0, 0, ctx.metadata)
+    reader = await _open_blob(ctx, f.blob_id)
     headers["Content-MD5"] = f.content_md5
     headers["Content-Length"] = str(f.size)
-    return StreamingResponse(_stream(data, call), headers=headers, media_type="application/octet-stream")
+    return StreamingResponse(reader.chunks(), headers=headers, media_type="application/octet-stream")
 
 
 def _requested_range(ctx: RequestContext, size: int, etag: str, last_modified: str) -> ByteRange | None:
@@ -331,12 +256,12 @@ async def get_image_icon(ctx: RequestContext) -> Response:
     if res.not_modified:
         return _not_modified(res.image.icon)
     icon = res.image.icon
-    data, call = await _open_blob(ctx.clients, icon.blob_id, 0, 0, ctx.metadata)
+    reader = await _open_blob(ctx, icon.blob_id)
     headers = {"Content-MD5": icon.content_md5, "Etag": icon.sha1, "Content-Length": str(icon.size)}
     last_modified = http_date_of(icon.mtime)
     if last_modified:
         headers["Last-Modified"] = last_modified
-    return StreamingResponse(_stream(data, call), headers=headers, media_type=icon.content_type)
+    return StreamingResponse(reader.chunks(), headers=headers, media_type=icon.content_type)
 
 
 async def add_image_file_from_url(ctx: RequestContext) -> Response:

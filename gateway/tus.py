@@ -28,16 +28,15 @@ import logging
 import tempfile
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from email.utils import format_datetime
 from typing import Protocol
 
-import grpc
-from imgapi.v1 import blob_pb2
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
+from blob_client import BlobError, Upload, UploadInfo, UploadSpec
 from gateway.context import RequestContext
 from gateway.errors import render
 from gateway.files import request_body
@@ -47,14 +46,15 @@ from gateway.uploads import (
     CallScope,
     EndChecks,
     FileMeta,
-    abort_upload,
     attach_file,
     blob_error,
+    cancel_quietly,
     prepare,
+    start_upload,
     verify_and_commit,
-    write_chunks,
+    write_into,
 )
-from imgapi_common.errors import ImgapiError, error_reason
+from imgapi_common.errors import ImgapiError
 
 log = logging.getLogger("gateway.tus")
 
@@ -186,24 +186,17 @@ def http_expires(iso: str) -> str | None:
         return None
 
 
-def _not_found_or(exc: grpc.RpcError, token: str) -> ImgapiError:
-    reason, _ = error_reason(exc)
-    if reason in ("UploadNotFound", "InvalidId"):
-        return ImgapiError("ResourceNotFound", f"upload {token} not found")
-    return blob_error(exc)
-
-
-async def _status(ctx: RequestContext, ref: UploadRef, token: str) -> blob_pb2.UploadStatus:
+async def _upload(ctx: RequestContext, ref: UploadRef, token: str) -> Upload:
+    """The blob upload behind the URL, with its current status."""
     try:
-        st: blob_pb2.UploadStatus = await ctx.clients.blob.GetUpload(
-            blob_pb2.GetUploadRequest(upload_id=ref.upload_id), **ctx.rpc
-        )
-    except grpc.RpcError as e:
-        raise _not_found_or(e, token) from None
-    return st
+        return await ctx.clients.blobs.upload_of(ref.upload_id, ctx.metadata)
+    except BlobError as e:
+        if e.reason in ("UploadNotFound", "InvalidId"):
+            raise ImgapiError("ResourceNotFound", f"upload {token} not found") from None
+        raise blob_error(e) from None
 
 
-def _offset_headers(st: blob_pb2.UploadStatus, ref: UploadRef) -> dict[str, str]:
+def _offset_headers(st: UploadInfo, ref: UploadRef) -> dict[str, str]:
     h = {
         "Upload-Offset": str(st.committed_offset),
         "Upload-Length": str(ref.length),
@@ -252,15 +245,8 @@ async def create_upload(ctx: RequestContext) -> Response:
     )
     if length == 0:
         raise ImgapiError("Download", "image file size is 0 bytes, empty files are not allowed")
-    try:
-        st: blob_pb2.UploadStatus = await ctx.clients.blob.StartUpload(
-            blob_pb2.StartUploadRequest(
-                expected_size=length, max_size=length, ttl_seconds=TTL_SECONDS, label=f"tus:{ctx.uuid}"
-            ),
-            **ctx.rpc,
-        )
-    except grpc.RpcError as e:
-        raise blob_error(e) from None
+    spec = UploadSpec(expected_size=length, max_size=length, ttl_seconds=TTL_SECONDS, label=f"tus:{ctx.uuid}")
+    st = (await start_upload(scope, spec)).info
     ref = UploadRef(
         upload_id=st.upload_id,
         uuid=ctx.uuid,
@@ -283,8 +269,8 @@ async def head_upload(ctx: RequestContext) -> Response:
     """``HEAD``: the resume point."""
     token = ctx.params["upload_id"]
     ref = UploadRef.decode(token, ctx.uuid)
-    st = await _status(ctx, ref, token)
-    return Response(None, status_code=200, headers=_offset_headers(st, ref))
+    upload = await _upload(ctx, ref, token)
+    return Response(None, status_code=200, headers=_offset_headers(upload.info, ref))
 
 
 @_tus
@@ -292,8 +278,8 @@ async def delete_upload(ctx: RequestContext) -> Response:
     """``DELETE`` (termination): the upload and its bytes are gone."""
     token = ctx.params["upload_id"]
     ref = UploadRef.decode(token, ctx.uuid)
-    await _status(ctx, ref, token)
-    await abort_upload(ctx.clients, ref.upload_id)
+    upload = await _upload(ctx, ref, token)
+    await cancel_quietly(upload)
     return Response(None, status_code=204)
 
 
@@ -354,7 +340,8 @@ async def patch_upload(ctx: RequestContext) -> Response:
         raise ImgapiError("BadRequestError", "a valid Upload-Offset header is required")
     offset = int(raw_offset)
     checksum = _parse_checksum(headers.get("upload-checksum"))
-    st = await _status(ctx, ref, token)
+    upload = await _upload(ctx, ref, token)
+    st = upload.info
     if offset != st.committed_offset:
         return tus_error(
             409,
@@ -380,11 +367,7 @@ async def patch_upload(ctx: RequestContext) -> Response:
             return tus_error(460, "ChecksumMismatch", f"{algo} checksum of the request body does not match")
         source = _replay(spool)
     try:
-        out = await write_chunks(
-            ctx.clients, ref.upload_id, offset, source, too_big=too_big, metadata=ctx.metadata
-        )
-    except ImgapiError:
-        raise
+        out = await write_into(upload, source, offset, too_big=too_big)
     finally:
         if spool is not None:
             spool.close()
@@ -395,22 +378,21 @@ async def patch_upload(ctx: RequestContext) -> Response:
         log.warning("tus PATCH %s: %s", token[:32], out.source_error)
     resp_headers = {"Upload-Offset": str(new_offset)}
     if new_offset < ref.length:
-        st.committed_offset = new_offset
-        resp_headers = _offset_headers(st, ref)
+        resp_headers = _offset_headers(replace(st, committed_offset=new_offset), ref)
         resp_headers.pop("Cache-Control")
         resp_headers.pop("Upload-Length")
         return Response(None, status_code=204, headers=resp_headers)
-    await _finish(ctx, ref, new_offset)
+    await _finish(ctx, ref, upload, new_offset)
     return Response(None, status_code=204, headers=resp_headers)
 
 
-async def _finish(ctx: RequestContext, ref: UploadRef, size: int) -> None:
+async def _finish(ctx: RequestContext, ref: UploadRef, upload: Upload, size: int) -> None:
     """The end of AddImageFile: the same checks and attachment as a plain PUT."""
     scope = CallScope.of(ctx)
     checks = EndChecks(
         "Download", ref.length, expected_length=ref.length, length_label="Upload-Length", sha1=ref.sha1
     )
-    info = await verify_and_commit(ctx.clients, ref.upload_id, size, checks)
+    info = await verify_and_commit(scope, upload, size, checks)
     await attach_file(scope, ref.uuid, info, FileMeta(ref.compression, ref.storage, ref.dataset_guid))
 
 

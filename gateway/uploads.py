@@ -10,23 +10,21 @@ then the catalog attaches the verified blob and names the blobs no image referen
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import grpc
-from imgapi.v1 import blob_pb2, catalog_pb2, common_pb2, image_pb2
+from imgapi.v1 import catalog_pb2, common_pb2, image_pb2
 
-from blob_service.client import WRITE_CHUNKS
-from blob_service.wire import encode_write_chunk
+from blob_client import BlobError, BlobInfo, Upload, UploadSpec, WriteOutcome
+from gateway.blobs import delete_orphans
 from gateway.clients import Clients
 from gateway.context import RequestContext
 from imgapi_common.errors import ImgapiError, error_reason, from_rpc_error
 
 log = logging.getLogger("gateway.uploads")
 
-CHUNK = 1 << 20
 KIND_FILE = catalog_pb2.PrepareImageUploadRequest.KIND_FILE
 KIND_ICON = catalog_pb2.PrepareImageUploadRequest.KIND_ICON
 
@@ -56,182 +54,75 @@ class CallScope:
         return {"timeout": self.clients.transfer_timeout, "metadata": self.metadata}
 
 
-def blob_error(exc: grpc.RpcError, *, too_big: ImgapiError | None = None) -> ImgapiError:
-    """A blob-service failure as an IMGAPI error (StorageIsDown 503, else 500; a full
-    backend 507, all upload streams taken 503)."""
-    reason, meta = error_reason(exc)
+def blob_error(err: BlobError, *, too_big: ImgapiError | None = None) -> ImgapiError:
+    """A blob-service failure as an IMGAPI error (StorageIsDown 503, else 500; a full backend 507,
+    all upload streams taken 503)."""
+    exc = err.rpc_error
+    reason, meta = (err.reason, err.metadata) if exc is None else error_reason(exc)
     if reason == "SizeExceeded" and too_big is not None:
         return too_big
     if reason == "InsufficientStorage":
         return ImgapiError("InsufficientStorage", "insufficient storage: the image store is full")
     if reason == "TooManyUploads":
         return ImgapiError("ServiceUnavailableError", "too many uploads in progress, retry later")
-    code = exc.code() if hasattr(exc, "code") else None
-    if reason == "StorageIsDown" or code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+    if reason == "StorageIsDown" or err.transport_code in (
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+    ):
         return ImgapiError("StorageIsDown", "storage is unavailable")
-    if reason is None:
+    if reason is None and exc is not None:
         return from_rpc_error(exc)
     return ImgapiError("InternalError", f"storage error: {reason} {meta.get('message', '')}".strip())
 
 
-async def delete_blobs(
-    clients: Clients, blob_ids: list[str] | tuple[str, ...], metadata: tuple[tuple[str, str], ...] = ()
-) -> None:
-    """Best effort: a leftover blob is harmless garbage, never a dangling reference."""
-    for blob_id in blob_ids:
-        if not blob_id:
-            continue
-        try:
-            await clients.blob.DeleteBlob(
-                blob_pb2.DeleteBlobRequest(blob_id=blob_id), timeout=clients.timeout, metadata=metadata
-            )
-        except grpc.RpcError as e:
-            log.warning("could not delete blob %s: %s", blob_id, e)
-
-
-async def abort_upload(clients: Clients, upload_id: str) -> None:
+async def cancel_quietly(upload: Upload) -> None:
+    """Cancel an upload nothing will finish; a failure only leaves it to expire."""
     try:
-        await clients.blob.AbortUpload(
-            blob_pb2.AbortUploadRequest(upload_id=upload_id), timeout=clients.timeout
-        )
-    except grpc.RpcError as e:
-        log.debug("abort of upload %s: %s", upload_id, e)
+        await upload.cancel()
+    except BlobError as e:
+        log.debug("abort of upload %s: %s", upload.upload_id, e)
 
 
 # --- writing bytes into a blob upload ------------------------------------------------------------
 
 
-#: A partly filled chunk waiting this long is sent anyway when more bytes arrive, so that a slow
-#: but live client keeps the blob service's upload stream active (it cuts idle streams).
-FLUSH_SECONDS = 5.0
-
-
-async def rechunk(
-    source: AsyncIterator[bytes], size: int = CHUNK, flush_seconds: float = FLUSH_SECONDS
-) -> AsyncIterator[memoryview]:
-    """Re-cut a byte stream into ``size``-byte pieces (the last may be shorter), copying once.
-
-    The pieces (uvicorn hands over ~64 KiB) are copied into one reused buffer; each yielded view of
-    it is valid only until the next piece is requested, so the consumer must copy it right away.
-    A partial piece is yielded early once bytes have waited in it for ``flush_seconds``.
-    """
-    buf = bytearray(size)
-    view = memoryview(buf)
-    have = 0
-    since = time.monotonic()
-    async for piece in source:
-        data = memoryview(piece)
-        while len(data):
-            n = min(size - have, len(data))
-            view[have : have + n] = data[:n]
-            have += n
-            data = data[n:]
-            if have == size:
-                yield view
-                have = 0
-                since = time.monotonic()
-        if have and time.monotonic() - since >= flush_seconds:
-            yield view[:have]
-            have = 0
-            since = time.monotonic()
-    if have:
-        yield view[:have]
-
-
-@dataclass
-class WriteOutcome:
-    """Result of streaming a source into an upload."""
-
-    committed_offset: int
-    #: The source failed (client disconnect, remote error) after the bytes before it were kept.
-    source_error: BaseException | None = None
-
-
-async def write_chunks(
-    clients: Clients,
-    upload_id: str,
-    offset: int,
-    source: AsyncIterator[bytes],
-    *,
-    too_big: ImgapiError | None = None,
-    metadata: tuple[tuple[str, str], ...] = (),
-) -> WriteOutcome:
-    """Stream ``source`` (re-chunked to 1 MiB) into an upload starting at ``offset``.
-
-    A failing source ends the gRPC stream normally, so the blob service keeps what it received
-    (tus resumes from there); the failure is returned in :attr:`WriteOutcome.source_error`.
-    """
-    failure: list[BaseException] = []
-
-    async def requests() -> AsyncIterator[bytes]:
-        # Encoded by hand: the chunk is copied once from the rechunk buffer into the request.
-        first = True
-        try:
-            async for data in rechunk(source):
-                if first:
-                    yield encode_write_chunk(data, upload_id=upload_id, offset=offset)
-                    first = False
-                else:
-                    yield encode_write_chunk(data)
-        except Exception as e:  # ClientDisconnect, FetchError, ...
-            failure.append(e)
-        if first:  # nothing to write: still name the upload so the call is well-formed
-            yield encode_write_chunk(b"", upload_id=upload_id, offset=offset)
-
-    write = clients.blob_channel.stream_unary(
-        WRITE_CHUNKS, request_serializer=None, response_deserializer=blob_pb2.UploadStatus.FromString
-    )
+async def start_upload(scope: CallScope, spec: UploadSpec) -> Upload:
     try:
-        status = await write(requests(), timeout=clients.transfer_timeout, metadata=metadata)
-    except grpc.RpcError as e:
-        if failure:
-            return WriteOutcome(await current_offset(clients, upload_id, offset), failure[0])
-        if e.code() == grpc.StatusCode.CANCELLED:  # the blob service cut a stream that went idle
+        return await scope.clients.blobs.create_upload(spec, scope.metadata)
+    except BlobError as e:
+        raise blob_error(e) from None
+
+
+async def write_into(
+    upload: Upload, source: AsyncIterator[bytes], offset: int, *, too_big: ImgapiError | None = None
+) -> WriteOutcome:
+    """Stream ``source`` into ``upload`` at ``offset``; a failing source ends the stream normally
+    (the bytes before it are kept) and comes back in :attr:`WriteOutcome.source_error`."""
+    try:
+        return await upload.write(source, offset)
+    except BlobError as e:
+        if e.transport_code == grpc.StatusCode.CANCELLED:  # the blob service cut a stream gone idle
             raise ImgapiError("RequestTimeoutError", "the upload made no progress and was cut") from None
         raise blob_error(e, too_big=too_big) from None
-    return WriteOutcome(status.committed_offset, failure[0] if failure else None)
 
 
-async def current_offset(clients: Clients, upload_id: str, default: int) -> int:
-    try:
-        st = await clients.blob.GetUpload(
-            blob_pb2.GetUploadRequest(upload_id=upload_id), timeout=clients.timeout
-        )
-        return int(st.committed_offset)
-    except grpc.RpcError:
-        return default
-
-
-async def start_upload(
-    clients: Clients,
+async def write_all(
+    upload: Upload,
+    source: AsyncIterator[bytes],
     *,
-    max_size: int,
-    label: str,
-    expected_size: int = 0,
-    metadata: tuple[tuple[str, str], ...] = (),
-) -> str:
+    too_big: ImgapiError,
+    on_source_error: Callable[[BaseException], BaseException] | None = None,
+) -> int:
+    """A whole body into a new upload; any failure cancels it. Returns the size written."""
     try:
-        st = await clients.blob.StartUpload(
-            blob_pb2.StartUploadRequest(max_size=max_size, label=label, expected_size=expected_size),
-            timeout=clients.timeout,
-            metadata=metadata,
-        )
-    except grpc.RpcError as e:
-        raise blob_error(e) from None
-    return str(st.upload_id)
-
-
-async def commit_upload(
-    clients: Clients, upload_id: str, metadata: tuple[tuple[str, str], ...] = ()
-) -> blob_pb2.BlobInfo:
-    try:
-        return await clients.blob.CommitUpload(
-            blob_pb2.CommitUploadRequest(upload_id=upload_id),
-            timeout=clients.transfer_timeout,
-            metadata=metadata,
-        )
-    except grpc.RpcError as e:
-        raise blob_error(e) from None
+        out = await write_into(upload, source, 0, too_big=too_big)
+    except BaseException:
+        await cancel_quietly(upload)
+        raise
+    if out.source_error is not None:
+        await cancel_quietly(upload)
+        raise on_source_error(out.source_error) if on_source_error else out.source_error
+    return out.committed_offset
 
 
 # --- end-of-body checks and attachment ------------------------------------------------------------
@@ -261,33 +152,29 @@ class EndChecks:
                 f"{self.length_label}, {self.expected_length}, does not match uploaded size, {size}",
             )
 
-    def after_commit(self, info: blob_pb2.BlobInfo) -> None:
-        if self.sha1 is not None and self.sha1 != info.digests.sha1:
+    def after_commit(self, info: BlobInfo) -> None:
+        if self.sha1 is not None and self.sha1 != info.sha1:
             raise ImgapiError(
                 self.code,
-                f"{self.sha1_label}, {self.sha1}, does not match the uploaded file sha1 hash, "
-                f"{info.digests.sha1}",
+                f"{self.sha1_label}, {self.sha1}, does not match the uploaded file sha1 hash, {info.sha1}",
             )
 
 
-async def verify_and_commit(
-    clients: Clients,
-    upload_id: str,
-    size: int,
-    checks: EndChecks,
-    metadata: tuple[tuple[str, str], ...] = (),
-) -> blob_pb2.BlobInfo:
+async def verify_and_commit(scope: CallScope, upload: Upload, size: int, checks: EndChecks) -> BlobInfo:
     """Run the end checks around CommitUpload; nothing is left behind when one fails."""
     try:
         checks.before_commit(size)
     except ImgapiError:
-        await abort_upload(clients, upload_id)
+        await cancel_quietly(upload)
         raise
-    info = await commit_upload(clients, upload_id, metadata)
+    try:
+        info = await upload.commit()
+    except BlobError as e:
+        raise blob_error(e) from None
     try:
         checks.after_commit(info)
     except ImgapiError:
-        await delete_blobs(clients, [info.blob_id])
+        await delete_orphans(scope, [info.blob_id], strict=False)
         raise
     return info
 
@@ -300,11 +187,11 @@ class FileMeta:
 
 
 async def attach_file(
-    scope: CallScope, uuid: str, info: blob_pb2.BlobInfo, meta: FileMeta
+    scope: CallScope, uuid: str, info: BlobInfo, meta: FileMeta
 ) -> catalog_pb2.ImageResponse:
     """AttachImageFile, then drop the blobs nothing references any more."""
     f = image_pb2.ImageFile(
-        sha1=info.digests.sha1,
+        sha1=info.sha1,
         size=info.size,
         compression=meta.compression,
         stor=meta.stor or info.stor,
@@ -319,9 +206,9 @@ async def attach_file(
             **scope.rpc,
         )
     except BaseException:
-        await delete_blobs(scope.clients, [info.blob_id], scope.metadata)
+        await delete_orphans(scope, [info.blob_id], strict=False)
         raise
-    await delete_blobs(scope.clients, list(res.orphaned_blob_ids), scope.metadata)
+    await delete_orphans(scope, res.orphaned_blob_ids, strict=False)
     return res
 
 
@@ -359,21 +246,11 @@ async def store_file_from(
     checks: EndChecks,
     meta: FileMeta,
     too_big_code: str = "Upload",
-    on_source_error: Callable[[BaseException], ImgapiError] | None = None,
+    on_source_error: Callable[[BaseException], BaseException] | None = None,
 ) -> catalog_pb2.ImageResponse:
     """Stream ``source`` into a new blob, verify it, attach it as the image file."""
-    clients = scope.clients
-    upload_id = await start_upload(clients, max_size=max_size, label=f"file:{uuid}", metadata=scope.metadata)
+    upload = await start_upload(scope, UploadSpec(max_size=max_size, label=f"file:{uuid}"))
     too_big = ImgapiError(too_big_code, f"file size exceeds the maximum, {max_size} bytes")
-    try:
-        out = await write_chunks(clients, upload_id, 0, source, too_big=too_big, metadata=scope.metadata)
-    except BaseException:
-        await abort_upload(clients, upload_id)
-        raise
-    if out.source_error is not None:
-        await abort_upload(clients, upload_id)
-        if on_source_error is not None:
-            raise on_source_error(out.source_error)
-        raise out.source_error
-    info = await verify_and_commit(clients, upload_id, out.committed_offset, checks, scope.metadata)
+    size = await write_all(upload, source, too_big=too_big, on_source_error=on_source_error)
+    info = await verify_and_commit(scope, upload, size, checks)
     return await attach_file(scope, uuid, info, meta)

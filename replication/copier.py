@@ -28,8 +28,8 @@ import grpc
 from imgapi.v1 import catalog_pb2, catalog_pb2_grpc, common_pb2, image_pb2
 from pydantic import SecretStr
 
-from blob_service.client import BlobClient
-from blob_service.errors import BlobError
+from blob_client import BlobClient, BlobError, SyncUpload, UploadSpec
+from blob_client.policy import RESUMABLE
 from imgapi_common import internal_auth
 from imgapi_common.errors import ImgapiError, from_rpc_error
 from imgapi_common.manifest_fields import USER_UPDATABLE_FIELDS
@@ -56,7 +56,6 @@ NOT_IMPORTED = ("files", "state", "icon", "channels")
 MAX_ORIGIN_DEPTH = 100
 #: Errors of the destination worth retrying.
 TRANSIENT_CODES = frozenset({"ServiceUnavailableError", "InternalError", "StorageIsDown"})
-TRANSIENT_BLOB = frozenset({"Unavailable", "UploadBusy", "StorageIsDown", "OffsetMismatch", "Internal"})
 
 OPERATOR_WRITE = common_pb2.CallerContext()
 OPERATOR_READ = common_pb2.CallerContext(channel="*")
@@ -418,28 +417,27 @@ class Copier:
         f = img.file
         assert f is not None
         blobs = self.dest.blobs
-        upload_id = ""
-        offset = 0
+        upload: SyncUpload | None = None
         p = self.store.get_progress(self.job_id, img.uuid) if self.store is not None else None
         if p is not None and p.upload_id and p.file_sha1 == f.sha1:
             try:
-                upload_id, offset = p.upload_id, blobs.get_upload(p.upload_id).committed_offset
+                upload = blobs.upload_of(p.upload_id)
             except BlobError as e:
                 if e.reason not in ("UploadNotFound", "InvalidId"):
                     raise CopyError(f"GetUpload: {e.reason}: {e.message}") from None
-                upload_id = ""
-        if not upload_id:
+        if upload is None:
+            spec = UploadSpec(
+                expected_size=f.size,
+                sha1=f.sha1 or None,
+                md5=md5_hex(f.content_md5),
+                label=f"replication:{img.uuid}",
+            )
             try:
-                st = blobs.start_upload(
-                    expected_size=f.size,
-                    sha1=f.sha1 or None,
-                    md5=md5_hex(f.content_md5),
-                    label=f"replication:{img.uuid}",
-                )
+                upload = blobs.create_upload(spec)
             except BlobError as e:
                 raise CopyError(f"StartUpload: {e.reason}: {e.message}") from None
-            upload_id, offset = st.upload_id, 0
-        elif offset:
+        upload_id, offset = upload.upload_id, upload.info.committed_offset
+        if offset:
             self._progress("resume", img.uuid, offset, f.size)
         if self.store is not None:
             self.store.set_progress(
@@ -462,10 +460,10 @@ class Copier:
                 start = offset
                 try:
                     data = self._sending(img.uuid, offset, f.size, self.source.read_file(img, offset))
-                    offset = blobs.write(upload_id, offset, data)
+                    offset = upload.write(data, offset)
                 except (BlobError, SourceError) as e:
                     failures += 1
-                    if isinstance(e, BlobError) and e.reason not in TRANSIENT_BLOB:
+                    if isinstance(e, BlobError) and e.reason not in RESUMABLE:
                         raise CopyError(f"WriteChunks: {e.reason}: {e.message}", transient=False) from None
                     if isinstance(e, SourceError) and not e.transient:
                         raise CopyError(str(e), transient=False, code="RemoteSourceError") from None
@@ -474,7 +472,7 @@ class Copier:
                         raise CopyError(f"copying the file of {img.uuid}: {e}", code=code) from None
                     log.info("copying the file of %s at %d (attempt %d): %s", img.uuid, offset, failures, e)
                     self._sleep(failures)
-                    offset = self._committed(upload_id, e)
+                    offset = self._committed(upload, e)
                     if offset:
                         self._progress("resume", img.uuid, offset, f.size)
                 else:
@@ -490,7 +488,7 @@ class Copier:
                     failures = 0
                     self._count(img.uuid, offset - start, offset, f.size, out)
             try:
-                info = blobs.commit(upload_id, sha1=f.sha1 or None, expected_size=f.size)
+                info = upload.commit(sha1=f.sha1 or None, expected_size=f.size)
             except BlobError as e:
                 if e.reason in ("DigestMismatch", "SizeMismatch", "UploadNotFound"):
                     if self.store is not None:  # the upload is gone: start over next time
@@ -505,7 +503,7 @@ class Copier:
             if not finished and self.store is None:
                 # Nobody will resume this upload (no job state): do not leave it behind.
                 try:
-                    blobs.abort(upload_id)
+                    upload.cancel()
                 except BlobError as e:
                     log.debug("abort of upload %s: %s", upload_id, e)
         file = image_pb2.ImageFile(
@@ -539,17 +537,11 @@ class Copier:
             if self.stopped():
                 return
 
-    def _committed(self, upload_id: str, err: Exception) -> int:
-        if isinstance(err, BlobError) and "current_offset" in err.metadata:
-            return int(err.metadata["current_offset"])
-        for attempt in range(self.retries + 1):
-            try:
-                return self.dest.blobs.get_upload(upload_id).committed_offset
-            except BlobError as e:
-                if e.reason not in TRANSIENT_BLOB or attempt == self.retries:
-                    raise CopyError(f"GetUpload {upload_id}: {e.reason}: {e.message}") from None
-                self._sleep(attempt + 1)
-        raise AssertionError("unreachable")
+    def _committed(self, upload: SyncUpload, err: Exception) -> int:
+        try:
+            return upload.resume_point(err)
+        except BlobError as e:
+            raise CopyError(f"GetUpload {upload.upload_id}: {e.reason}: {e.message}") from None
 
     def _count(self, uuid: str, n: int, done: int, total: int, out: Outcome) -> None:
         out.bytes += n

@@ -22,8 +22,7 @@ import httpx
 from imgapi.v1 import catalog_pb2, catalog_pb2_grpc, common_pb2, image_pb2
 from pydantic import SecretStr
 
-from blob_service.client import BlobClient
-from blob_service.errors import BlobError
+from blob_client import BlobClient, BlobError
 from imgapi_common import internal_auth, ssrf
 from imgapi_common.errors import from_rpc_error
 from imgapi_common.ssrf import Allowlist

@@ -30,7 +30,7 @@ import grpc
 import psutil
 
 from bench.units import parse_size
-from blob_service.client import BlobClient
+from blob_client import BlobClient
 from imgapi_common.grpc_server import MAX_MESSAGE_BYTES
 from tests.components import free_port, wait_for_port
 

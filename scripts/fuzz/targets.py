@@ -1,9 +1,9 @@
 """Fuzz targets: one function per target taking the fuzzer's bytes; an exception other than the
 documented ones (or a failed ``assert``) is a finding.
 
-* ``wire``: :func:`blob_service.wire.decode_write_chunk` against protobuf's own parser of
+* ``wire``: :func:`blob_client.wire.decode_write_chunk` against protobuf's own parser of
   ``WriteChunkRequest``. Ours either returns exactly what protobuf returns, or raises
-  :class:`~blob_service.wire.WireError` (the documented error) where protobuf refuses too, or on
+  :class:`~blob_client.wire.WireError` (the documented error) where protobuf refuses too, or on
   the one input class it documents refusing (groups, which proto3 does not have).
 * ``validation``: the manifest rules of the catalog (``check_create_body`` + ``build_record`` as
   CreateImage runs them, ``build_record`` for imports, ``apply_update`` for UpdateImage) on JSON
@@ -21,7 +21,7 @@ import atheris
 from google.protobuf.message import DecodeError
 from imgapi.v1 import blob_pb2
 
-from blob_service.wire import WireError, decode_write_chunk, encode_write_chunk
+from blob_client.wire import WireError, decode_write_chunk, encode_write_chunk
 from catalog_service.domain.config import DomainConfig
 from catalog_service.domain.records import build_record, check_create_body
 from catalog_service.domain.serialize import compact_json, serialize_image

@@ -10,7 +10,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from blob_service.client import BlobClient
+from blob_client import BlobClient
 from blob_service.digests import exportable
 from blob_service.server import create_server
 from blob_service.service import BlobService

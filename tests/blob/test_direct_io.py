@@ -17,14 +17,14 @@ import grpc
 import pytest
 from imgapi.v1 import blob_pb2, blob_pb2_grpc
 
-from blob_service.client import BlobClient
+from blob_client import BlobClient
+from blob_client.wire import encode_write_chunk
 from blob_service.server import create_server
 from blob_service.service import BlobService
 from blob_service.settings import MIB, BlobSettings
 from blob_service.storage.direct import ALIGN, DIRECT_READ_MIN, DirectAppender, open_direct, read_direct
 from blob_service.storage.files import pwrite_all
 from blob_service.storage.local import LocalStorage
-from blob_service.wire import encode_write_chunk
 from blob_service.writing import Chunk
 from tests.blob.conftest import channel_to, settings_for
 from tests.blob.data import digests, payload

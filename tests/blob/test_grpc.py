@@ -13,8 +13,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 from imgapi.v1 import blob_pb2, blob_pb2_grpc
 
-from blob_service.client import BlobClient
-from blob_service.errors import DOMAIN, BlobError
+from blob_client import BlobClient
+from blob_client.errors import DOMAIN, BlobError
 from blob_service.server import SERVICE_NAME, create_server
 from blob_service.service import BlobService
 from blob_service.settings import MIB, BlobSettings

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from blob_service.client import BlobClient
+from blob_client import BlobClient
 from blob_service.errors import BlobError
 from blob_service.settings import MIB, BlobSettings
 from tests.blob.conftest import channel_to

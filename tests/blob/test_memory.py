@@ -9,7 +9,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from blob_service.client import BlobClient
+from blob_client import BlobClient
 from blob_service.server import create_server
 from blob_service.settings import MIB
 from tests.blob.conftest import channel_to, settings_for

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
-from blob_service.client import _Retained, rechunk
+from blob_client.chunks import Retained, rechunk
 from blob_service.digests import DigestSet
 from blob_service.errors import BlobError
 from blob_service.ids import checked_id, new_id
@@ -94,7 +94,7 @@ def test_settings_validation(
 
 def test_rechunk_and_retention() -> None:
     assert [len(c) for c in rechunk([b"a" * 10, b"", b"b" * 3], 4)] == [4, 4, 2, 3]
-    r = _Retained(window=10)
+    r = Retained(window=10)
     for off in range(0, 30, 4):
         r.add(off, bytes([off]) * 4)
     assert r.start == 20  # the oldest dropped once the newer ones cover the window

@@ -1,4 +1,4 @@
-"""Hand-encoded WriteChunks requests, and the gateway's re-chunking into them."""
+"""Hand-encoded WriteChunks requests, and the re-chunking into them."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from imgapi.v1 import blob_pb2
 
-from blob_service.wire import WireError, crc32, decode_write_chunk, encode_read_data, encode_write_chunk
-from gateway.uploads import rechunk
+from blob_client.chunks import arechunk
+from blob_client.wire import WireError, crc32, decode_write_chunk, encode_read_data, encode_write_chunk
 
 
 @pytest.mark.parametrize("size", [0, 1, 127, 128, 300, 1 << 20])
@@ -43,7 +43,7 @@ def test_negative_offset_is_refused() -> None:
 
 
 @pytest.mark.parametrize("sizes", [[], [10], [4, 4], [3, 0, 9, 1], [64] * 5, [1, 100, 2]])
-def test_gateway_rechunk_cuts_exactly(sizes: list[int]) -> None:
+def test_async_rechunk_cuts_exactly(sizes: list[int]) -> None:
     pieces = [os.urandom(n) for n in sizes]
 
     async def source() -> AsyncIterator[bytes]:
@@ -51,7 +51,7 @@ def test_gateway_rechunk_cuts_exactly(sizes: list[int]) -> None:
             yield p
 
     async def collect() -> list[bytes]:
-        return [bytes(v) async for v in rechunk(source(), 8)]  # copied before the next piece
+        return [bytes(v) async for v in arechunk(source(), 8)]  # copied before the next piece
 
     out = asyncio.run(collect())
     whole = b"".join(pieces)

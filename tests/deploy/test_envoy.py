@@ -29,7 +29,7 @@ import pytest
 from google.protobuf import descriptor_pb2
 from imgapi.v1 import catalog_pb2, catalog_pb2_grpc, common_pb2
 
-from blob_service.client import BlobClient
+from blob_client import BlobClient
 from deploy.envoy.render import DEFAULT_DESCRIPTOR, render
 from imgapi_common import internal_auth
 from tests.components import envoy_binary

@@ -27,7 +27,7 @@ from imgapi.v1 import (
     replication_pb2_grpc,
 )
 
-from blob_service.client import BlobClient
+from blob_client import BlobClient
 from blob_service.server import create_server as create_blob_server
 from catalog_service.server import create_server as create_catalog_server
 from catalog_service.settings import CatalogSettings

@@ -17,11 +17,11 @@ import grpc
 import pytest
 from imgapi.v1 import blob_pb2
 
-from blob_service.client import WRITE_CHUNKS, BlobClient
+from blob_client import BlobClient
+from blob_client.wire import WRITE_CHUNKS, encode_write_chunk
 from blob_service.server import create_server
 from blob_service.service import BlobService
 from blob_service.settings import BlobSettings
-from blob_service.wire import encode_write_chunk
 from imgapi_common.errors import error_reason
 from tests.blob.conftest import channel_to
 

@@ -32,7 +32,7 @@ from imgapi.v1 import (
     replication_pb2_grpc,
 )
 
-from blob_service.client import BlobClient
+from blob_client import BlobClient
 from imgapi_common import internal_auth
 from tests.components import free_port
 from tests.deploy.procs import (

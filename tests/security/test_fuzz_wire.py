@@ -1,4 +1,4 @@
-"""Coverage-guided fuzzing of the hand-written protobuf decoder (blob_service/wire.py), bounded."""
+"""Coverage-guided fuzzing of the hand-written protobuf decoder (blob_client/wire.py), bounded."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from imgapi.v1 import blob_pb2
 
-from blob_service.wire import WireError, WriteChunk, decode_write_chunk
+from blob_client.wire import WireError, WriteChunk, decode_write_chunk
 from tests.security.fuzzing import bounded_run, load_targets
 
 targets = load_targets()

@@ -1,4 +1,5 @@
-"""Protobuf wire encoding of the messages that carry file bytes, written by hand.
+"""Protobuf wire encoding of the messages that carry file bytes, written by hand: the one place
+both the clients and the blob service frame ``WriteChunkRequest`` and ``ReadBlobResponse``.
 
 Building a message and serializing it copies a 1 MiB payload twice, and parsing one copies it twice
 more (into the parser's arena, then out of it on field access). These encoders copy the payload once
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from imgapi.v1 import blob_pb2
 from isal.isal_zlib import crc32 as _isal_crc32
 
 Buffer = bytes | bytearray | memoryview
@@ -21,6 +23,10 @@ Buffer = bytes | bytearray | memoryview
 _DATA_TAG = (
     b"\x0a"  # field 1, wire type 2 (length-delimited): WriteChunkRequest.upload_id, ReadBlobResponse.data
 )
+#: Full names of the two methods whose messages are framed here (callers pass raw bytes to gRPC).
+WRITE_CHUNKS = "/imgapi.v1.BlobService/WriteChunks"
+READ_BLOB = "/imgapi.v1.BlobService/ReadBlob"
+
 _VARINT, _I64, _LEN, _I32 = 0, 1, 2, 5
 _MASK64 = (1 << 64) - 1
 
@@ -157,3 +163,61 @@ def _check_utf8(raw: bytes) -> None:
         raw.decode()
     except UnicodeDecodeError as e:
         raise WireError("upload_id is not UTF-8") from e
+
+
+def read_data(raw: bytes) -> memoryview:
+    """The ``data`` of a serialized ``ReadBlobResponse``, without copying it.
+
+    Messages after the first hold only ``data`` (:func:`encode_read_data`); anything else (the first
+    message's ``info``, an empty message) is parsed the ordinary way.
+    """
+    view = memoryview(raw)
+    if raw[:1] == _DATA_TAG:
+        try:
+            length, pos = _read_varint(view, 1)
+        except WireError:
+            pass
+        else:
+            if pos + length == len(raw):
+                return view[pos:]
+    return memoryview(blob_pb2.ReadBlobResponse.FromString(raw).data)
+
+
+# --- the server side of the raw framing ----------------------------------------------------------
+
+
+def raw_request(data: bytes) -> bytes:
+    """Request "deserializer" of WriteChunks on the server: the bytes go to :func:`decode_write_chunk`."""
+    return data
+
+
+def serialize_read_response(msg: blob_pb2.ReadBlobResponse | bytes) -> bytes:
+    """Response serializer of ReadBlob on the server: a message, or bytes from :func:`encode_read_data`."""
+    return msg if isinstance(msg, bytes) else msg.SerializeToString()
+
+
+class WriteFramer:
+    """The WriteChunks requests of one stream: the first names the upload, each carries its offset
+    and (with ``checksum``) its CRC-32, so the service can check where and what every chunk is."""
+
+    def __init__(self, upload_id: str, offset: int, *, checksum: bool = True) -> None:
+        self.upload_id = upload_id
+        self.offset = offset
+        self.checksum = checksum
+        self.started = False
+
+    def frame(self, data: Buffer) -> bytes:
+        """The request carrying the next ``data``."""
+        raw = encode_write_chunk(
+            data,
+            upload_id="" if self.started else self.upload_id,
+            offset=self.offset,
+            crc32=crc32(data) if self.checksum else None,
+        )
+        self.started = True
+        self.offset += len(data)
+        return raw
+
+    def closing(self) -> bytes | None:
+        """The request to send when no data was: a stream still names its upload."""
+        return None if self.started else encode_write_chunk(b"", upload_id=self.upload_id, offset=self.offset)
