@@ -9,6 +9,7 @@ from starlette.responses import Response
 from gateway import jobs
 from gateway.blobs import delete_orphans
 from gateway.context import RequestContext
+from gateway.docker_import import import_docker_image
 from gateway.responses import empty_response, image_response, images_response, json_response
 from imgapi_common.errors import FieldError, ImgapiError, invalid_parameter, validation_failed
 
@@ -133,6 +134,9 @@ async def create_image(ctx: RequestContext) -> Response:
         if ctx.account is not None:
             raise operator_only()
         check_docker_import_params(ctx)
+        if ctx.clients.docker is not None:
+            return await import_docker_image(ctx, ctx.clients.docker)
+        ctx.query.boolean("public")
         raise not_available("docker image import is not available")
     if action == "import-lxd-image":
         if ctx.account is not None:
@@ -143,7 +147,7 @@ async def create_image(ctx: RequestContext) -> Response:
 
 
 def check_docker_import_params(ctx: RequestContext) -> None:
-    """AdminImportDockerImage's input checks (they come before the 501): repo, tag or digest, public."""
+    """AdminImportDockerImage's first input checks: repo, tag or digest (the importer checks the rest)."""
     q = ctx.query
     errors: list[FieldError] = []
     if q.get("repo") is None:
@@ -155,7 +159,6 @@ def check_docker_import_params(ctx: RequestContext) -> None:
         errors.append(FieldError("digest", "Invalid", 'cannot specify both "tag" and "digest"'))
     if errors:
         raise validation_failed("missing parameters", errors)
-    q.boolean("public")
 
 
 def check_lxd_import_params(ctx: RequestContext) -> None:

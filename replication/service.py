@@ -15,6 +15,7 @@ from imgapi_common.errors import ImgapiError, abort_with, invalid_parameter, not
 from imgapi_common.grpc_server import build_server
 from imgapi_common.ssrf import Allowlist
 from replication.copier import Destination
+from replication.docker.service import registration as docker_registration
 from replication.filters import Filters
 from replication.jobs import JobManager, JobSpec
 from replication.settings import ReplicationSettings
@@ -177,9 +178,13 @@ def create_server(
         source_token=token,
         source_allowlist=Allowlist.parse(settings.source_allowlist, "IMGAPI_REPLICATION_SOURCE_ALLOWLIST"),
     )
+    docker_add, docker_servicer, docker_name = docker_registration(settings)
     server, port, health = build_server(
-        [(replication_pb2_grpc.add_ReplicationServiceServicer_to_server, ReplicationServicer(manager))],
-        [SERVICE_NAME],
+        [
+            (replication_pb2_grpc.add_ReplicationServiceServicer_to_server, ReplicationServicer(manager)),
+            (docker_add, docker_servicer),
+        ],
+        [SERVICE_NAME, docker_name],
         settings.bind,
         max_workers=settings.max_workers,
         internal_token=token,

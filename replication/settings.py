@@ -34,6 +34,12 @@ class ReplicationSettings(BaseSettings):
     #: (host names, ``*.suffix`` patterns, IP addresses or CIDRs; JSON list in the environment),
     #: e.g. a sibling IMGAPI on a private network.
     source_allowlist: list[str] = Field(default_factory=list)
+    #: Docker registries are fetched through the same SSRF guard: only public addresses, unless
+    #: listed here (same forms as ``source_allowlist``), e.g. a registry on the datacenter network.
+    docker_registry_allowlist: list[str] = Field(default_factory=list)
+    #: Do not verify the TLS certificates of Docker registries (and ask token realms given without
+    #: a scheme over http).
+    docker_registry_insecure: bool = False
     log_level: str = "INFO"
 
     @model_validator(mode="after")

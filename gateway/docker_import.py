@@ -1,0 +1,60 @@
+"""AdminImportDockerImage (``POST /images?action=import-docker-image``) through the replication
+service's DockerImport stream: a request it refuses is an ordinary JSON error; once it has started,
+the body is its progress, one compact JSON object per line (``\\r\\n``), and failures are the last
+line (the status stays 200)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+
+import grpc
+from grpc import aio
+from imgapi.v1 import common_pb2, docker_pb2, docker_pb2_grpc
+from starlette.responses import Response, StreamingResponse
+
+from gateway.context import RequestContext
+from imgapi_common.errors import from_rpc_error
+
+
+def _request(ctx: RequestContext) -> docker_pb2.ImportDockerImageRequest:
+    q = ctx.query
+    req = docker_pb2.ImportDockerImageRequest(
+        caller=common_pb2.CallerContext(channel=q.raw("channel"), request_id=ctx.request_id),
+        repo=q.get("repo") or "",
+        tag=q.get("tag") or "",
+        digest=q.get("digest") or "",
+    )
+    if q.present("public"):
+        req.public = q.raw("public")
+    for header, field in (("x-registry-auth", "registry_auth"), ("x-registry-config", "registry_config")):
+        value = ctx.request.headers.get(header)
+        if value is not None:
+            setattr(req, field, value)
+    return req
+
+
+async def import_docker_image(ctx: RequestContext, stub: docker_pb2_grpc.DockerImportAsyncStub) -> Response:
+    """Start the import; answer its refusal as an error, else stream its progress."""
+    call = stub.ImportDockerImage(_request(ctx), metadata=ctx.metadata)
+    try:
+        first = await call.read()
+    except grpc.RpcError as e:
+        raise from_rpc_error(e) from None
+    if first is aio.EOF:  # type: ignore[attr-defined]
+        raise from_rpc_error(call)  # pragma: no cover - the service always starts with `started`
+    return StreamingResponse(_lines(call), media_type="application/json")
+
+
+async def _lines(call: aio.UnaryStreamCall) -> AsyncIterator[bytes]:  # type: ignore[type-arg]
+    try:
+        while True:
+            event = await call.read()
+            if event is aio.EOF:  # type: ignore[attr-defined]
+                return
+            if event.HasField("line_json"):
+                yield event.line_json.encode() + b"\r\n"
+    except grpc.RpcError as e:
+        err = from_rpc_error(e)  # the service went away mid-import
+        line = {"type": "error", "error": {"code": err.code, "message": err.message}}
+        yield json.dumps(line, separators=(",", ":")).encode() + b"\r\n"

@@ -1,0 +1,57 @@
+"""Docker import fixtures: a registry without auth holding the test images, and a stack on the
+test's shape."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.docker.oci import Image, Layout, Step, skopeo_push
+from tests.docker.registry import RegistryServer, start_registry
+
+BASE = Image([Step("/bin/sh -c #(nop) ADD file:hello in / ", {"hello.txt": b"hello\n"}),
+              Step('/bin/sh -c #(nop)  CMD ["/bin/sh"]')])
+CHILD = Image(
+    [
+        Step("/bin/sh -c #(nop) ADD file:hello in / ", {"hello.txt": b"hello\n"}),
+        Step('/bin/sh -c #(nop)  CMD ["/bin/sh"]'),
+        Step("/bin/sh -c echo child > /child.txt", {"child.txt": b"child\n"}),
+    ]
+)
+ARM = Image([Step("/bin/sh -c #(nop) ADD file:arm in / ", {"arm.txt": b"arm\n"})], architecture="arm64")
+
+
+@dataclass
+class Registry0:
+    server: RegistryServer
+    layout: Path
+
+    @property
+    def host(self) -> str:
+        return self.server.host
+
+
+@pytest.fixture(scope="session")
+def r0(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry0]:
+    """R0 (no auth) with test/base:v1, test/child:v2s2, test/child:oci (OCI media types),
+    test/multi:v1 (arm64 then amd64 = child), test/armonly:v1."""
+    tmp = tmp_path_factory.mktemp("r0")
+    server = start_registry(tmp / "registry")
+    try:
+        layout = Layout(tmp / "oci" / "images")
+        layout.tag("base", layout.image(BASE))
+        layout.tag("child", layout.image(CHILD))
+        layout.multi("multi", [("arm64", ARM), ("amd64", CHILD)])
+        layout.multi("armonly", [("arm64", ARM)])
+        h = server.host
+        skopeo_push(layout.root, "base", f"{h}/test/base:v1")
+        skopeo_push(layout.root, "child", f"{h}/test/child:v2s2")
+        skopeo_push(layout.root, "child", f"{h}/test/child:oci", oci_format=True)
+        skopeo_push(layout.root, "multi", f"{h}/test/multi:v1", all_images=True)
+        skopeo_push(layout.root, "armonly", f"{h}/test/armonly:v1", all_images=True)
+        yield Registry0(server, layout.root)
+    finally:
+        server.stop()
