@@ -14,7 +14,7 @@ from imgapi.v1 import common_pb2, docker_pb2, docker_pb2_grpc
 from starlette.responses import Response, StreamingResponse
 
 from gateway.context import RequestContext
-from imgapi_common.errors import from_rpc_error
+from imgapi_common.errors import ImgapiError, from_rpc_error
 
 
 def _request(ctx: RequestContext) -> docker_pb2.ImportDockerImageRequest:
@@ -41,20 +41,26 @@ async def import_docker_image(ctx: RequestContext, stub: docker_pb2_grpc.DockerI
         first = await call.read()
     except grpc.RpcError as e:
         raise from_rpc_error(e) from None
-    if first is aio.EOF:  # type: ignore[attr-defined]
-        raise from_rpc_error(call)  # pragma: no cover - the service always starts with `started`
+    if first is aio.EOF:  # type: ignore[attr-defined]  # pragma: no cover - it always starts
+        raise ImgapiError("InternalError", "the docker import ended before it started")
     return StreamingResponse(_lines(call), media_type="application/json")
 
 
-async def _lines(call: aio.UnaryStreamCall) -> AsyncIterator[bytes]:  # type: ignore[type-arg]
+Call = aio.UnaryStreamCall[docker_pb2.ImportDockerImageRequest, docker_pb2.DockerImportEvent]
+
+
+async def _lines(call: Call) -> AsyncIterator[bytes]:
     try:
         while True:
             event = await call.read()
             if event is aio.EOF:  # type: ignore[attr-defined]
                 return
+            assert isinstance(event, docker_pb2.DockerImportEvent)
             if event.HasField("line_json"):
                 yield event.line_json.encode() + b"\r\n"
     except grpc.RpcError as e:
         err = from_rpc_error(e)  # the service went away mid-import
         line = {"type": "error", "error": {"code": err.code, "message": err.message}}
         yield json.dumps(line, separators=(",", ":")).encode() + b"\r\n"
+    finally:
+        call.cancel()  # a caller gone away: the import itself goes on in the replication service

@@ -33,7 +33,9 @@ def decode_header(value: str | None) -> Any:
         return None
 
 
-def select_credentials(index_name: str, registry_auth: str | None, registry_config: str | None) -> Credentials | None:
+def select_credentials(
+    index_name: str, registry_auth: str | None, registry_config: str | None
+) -> Credentials | None:
     """The credentials for registry ``index_name``; raises 400 ``NotImplemented`` for an identity token."""
     chosen: Any = None
     config = decode_header(registry_config)

@@ -67,7 +67,8 @@ class DockerImport:
             raise ImgapiError("InternalError", f"invalid manifest for {self._named()}")
         if int(body.get("schemaVersion") or 0) > 2:
             raise ImgapiError(
-                "InternalError", f"unsupported schema version {body['schemaVersion']} in {self._named()} manifest"
+                "InternalError",
+                f"unsupported schema version {body['schemaVersion']} in {self._named()} manifest",
             )
         if body.get("mediaType") == MANIFEST_LIST or m.media_type == MANIFEST_LIST:
             return self._platform(body)
@@ -98,7 +99,9 @@ class DockerImport:
         raw = self.registry.blob(config_digest)
         got = "sha256:" + hashlib.sha256(raw).hexdigest()
         if got != config_digest:
-            raise ImgapiError("Download", f"config digest does not match, got {got}, expected {config_digest}")
+            raise ImgapiError(
+                "Download", f"config digest does not match, got {got}, expected {config_digest}"
+            )
         try:
             config = json.loads(raw)
         except ValueError as e:
@@ -175,7 +178,9 @@ class DockerImport:
             if f.done() and not f.cancelled() and f.exception() is None:
                 puller.discard(f.result().blob)
         errors = [f.exception() for f in futures if f.done() and not f.cancelled()]
-        first = next((e for e in errors if e is not None and not isinstance(e, Cancelled)), failed.exception())
+        first = next(
+            (e for e in errors if e is not None and not isinstance(e, Cancelled)), failed.exception()
+        )
         assert first is not None
         raise first
 
@@ -234,7 +239,9 @@ class DockerImport:
             )
             self.dest.call(
                 "AttachImageFile",
-                catalog_pb2.AttachImageFileRequest(caller=self.dest.write_caller, view=VIEW, uuid=uuid, file=f),
+                catalog_pb2.AttachImageFileRequest(
+                    caller=self.dest.write_caller, view=VIEW, uuid=uuid, file=f
+                ),
             )
         self.progress.layer(p.layer.short, "Activating image")
         try:

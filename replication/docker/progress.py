@@ -33,7 +33,11 @@ class Progress:
 
     def layer_queued(self, short: str) -> None:
         self._send(
-            {"type": "status", "payload": {"id": short, "progressDetail": {}, "status": "Pulling fs layer"}, "id": self.id}
+            {
+                "type": "status",
+                "payload": {"id": short, "progressDetail": {}, "status": "Pulling fs layer"},
+                "id": self.id,
+            }
         )
 
     def layer(self, short: str, text: str) -> None:
@@ -42,7 +46,11 @@ class Progress:
     def downloading(self, short: str, current: int, total: int, start: int) -> None:
         detail = {"current": current, "total": total, "start": start}
         self._send(
-            {"type": "progress", "payload": {"id": short, "status": "Downloading", "progressDetail": detail}, "id": self.id}
+            {
+                "type": "progress",
+                "payload": {"id": short, "status": "Downloading", "progressDetail": detail},
+                "id": self.id,
+            }
         )
 
     def created(self, fields: dict[str, Any]) -> None:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -19,6 +20,8 @@ from replication.copier import Destination
 from replication.docker.layers import Layer, compression_of_media_type, sniff_compression
 from replication.docker.progress import DOWNLOADING_EVERY, Progress
 from replication.docker.registry import Registry
+
+log = logging.getLogger(__name__)
 
 MAX_LAYER_BYTES = 20 * 1024 * 1024 * 1024
 ATTEMPTS = 5
@@ -46,7 +49,9 @@ class Pulled:
 
 
 def too_big(n: int) -> ImgapiError:
-    return ImgapiError("ImageFileTooBig", f"Image file size, {n}, exceeds the maximum allowed file size, 20 GiB")
+    return ImgapiError(
+        "ImageFileTooBig", f"Image file size, {n}, exceeds the maximum allowed file size, 20 GiB"
+    )
 
 
 class LayerPuller:
@@ -149,7 +154,9 @@ class LayerPuller:
                 f'Download error: "Content-Length" header, {total}, does not match downloaded size, {blob.size}',
             )
         if sha256 != layer.digest:
-            raise ImgapiError("Download", f"layer digest does not match, got {sha256}, expected {layer.digest}")
+            raise ImgapiError(
+                "Download", f"layer digest does not match, got {sha256}, expected {layer.digest}"
+            )
 
     def discard(self, blob: BlobInfo | None) -> None:
         """Delete a downloaded blob that no image will hold."""
@@ -157,5 +164,5 @@ class LayerPuller:
             return
         try:
             self.dest.blobs.delete(blob.blob_id)
-        except BlobError:
-            pass  # an orphan blob; the blob service's sweep of unreferenced blobs takes it
+        except BlobError as e:
+            log.warning("docker import: blob %s of a failed layer left behind: %s", blob.blob_id, e)

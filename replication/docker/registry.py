@@ -59,16 +59,17 @@ def _status_name(code: int) -> str:
 
 def connection_message(e: Exception, url: httpx.URL) -> str:
     """A network failure in the words of the reference (``connect ECONNREFUSED 127.0.0.1:5000``)."""
+    where = f"{url.host}:{url.port or (443 if url.scheme == 'https' else 80)}"
     seen: BaseException | None = e
     while seen is not None:
-        if isinstance(seen, OSError) and seen.errno in errno.errorcode:
-            return f"connect {errno.errorcode[seen.errno]} {url.host}:{url.port or 443}"
+        if isinstance(seen, OSError) and seen.errno is not None and seen.errno in errno.errorcode:
+            return f"connect {errno.errorcode[seen.errno]} {where}"
         seen = seen.__cause__ or seen.__context__
     text = str(e)
     if "Connection refused" in text:
-        return f"connect ECONNREFUSED {url.host}:{url.port or (443 if url.scheme == 'https' else 80)}"
+        return f"connect ECONNREFUSED {where}"
     if isinstance(e, httpx.TimeoutException):
-        return f"connect ETIMEDOUT {url.host}:{url.port or 443}"
+        return f"connect ETIMEDOUT {where}"
     return text or type(e).__name__
 
 
@@ -112,9 +113,7 @@ class Registry:
         pair = f"{self.credentials.username}:{self.credentials.password}".encode()
         return "Basic " + base64.b64encode(pair).decode()
 
-    def _send(
-        self, url: str | httpx.URL, headers: dict[str, str], *, stream: bool = False
-    ) -> httpx.Response:
+    def _send(self, url: str | httpx.URL, headers: dict[str, str], *, stream: bool = False) -> httpx.Response:
         """One GET through the SSRF guard (no redirects)."""
         u = httpx.URL(url)
         try:
@@ -205,7 +204,9 @@ class Registry:
             raise ImgapiError("UnauthorizedError", _status_name(r.status_code))
         token = body.get("token") or body.get("access_token") if isinstance(body, dict) else None
         if not isinstance(token, str) or not token:
-            raise ImgapiError("UnauthorizedError", "authorization server did not include a token in the response")
+            raise ImgapiError(
+                "UnauthorizedError", "authorization server did not include a token in the response"
+            )
         return token
 
     # --- manifests and blobs -------------------------------------------------------------------

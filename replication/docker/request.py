@@ -43,5 +43,3 @@ def check_request(req: docker_pb2.ImportDockerImageRequest) -> ImportRequest:
             )
         public = req.public == "true"
     return ImportRequest(ref, public, creds, req.caller.channel, req.caller.request_id)
-
-

@@ -12,8 +12,12 @@ import pytest
 from tests.docker.oci import Image, Layout, Step, skopeo_push
 from tests.docker.registry import RegistryServer, start_registry
 
-BASE = Image([Step("/bin/sh -c #(nop) ADD file:hello in / ", {"hello.txt": b"hello\n"}),
-              Step('/bin/sh -c #(nop)  CMD ["/bin/sh"]')])
+BASE = Image(
+    [
+        Step("/bin/sh -c #(nop) ADD file:hello in / ", {"hello.txt": b"hello\n"}),
+        Step('/bin/sh -c #(nop)  CMD ["/bin/sh"]'),
+    ]
+)
 CHILD = Image(
     [
         Step("/bin/sh -c #(nop) ADD file:hello in / ", {"hello.txt": b"hello\n"}),

@@ -16,7 +16,11 @@ from tests.components import free_port, missing
 
 
 def require_tools() -> None:
-    for tool, package in (("docker-registry", "docker-registry"), ("skopeo", "skopeo"), ("htpasswd", "apache2-utils")):
+    for tool, package in (
+        ("docker-registry", "docker-registry"),
+        ("skopeo", "skopeo"),
+        ("htpasswd", "apache2-utils"),
+    ):
         if shutil.which(tool) is None:
             missing(tool, f"install Debian's {package} (scripts/setup does it as root)")
 
