@@ -1,0 +1,95 @@
+"""Server modes and channels: who owns created layers, ``public`` against the mode, the channel
+new layers are put in (reused layers keep theirs)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.docker.conftest import Registry0
+from tests.docker.stack import Stack, start_stack
+from tests.docker.test_import import IMPORT, lines, registry_manifest, uuids_of
+from tests.gateway.conftest import PUBLIC_CHANNELS
+from tests.replication.stacks import SDC
+
+ZERO = "00000000-0000-0000-0000-000000000000"
+
+
+@pytest.fixture(scope="module")
+def tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("docker-modes")
+
+
+def client(stack: Stack) -> httpx.Client:
+    return httpx.Client(base_url=stack.url, timeout=60, headers={"Accept-Version": "~2"})
+
+
+@pytest.fixture(scope="module")
+def channels(tmp: Path) -> Iterator[Stack]:
+    s = start_stack(tmp, "ch", mode="public", channels=PUBLIC_CHANNELS)
+    yield s
+    s.stop()
+
+
+def test_public_false_on_a_public_server(tmp: Path, r0: Registry0) -> None:
+    s = start_stack(tmp, "pub", mode="public")
+    try:
+        with client(s) as c:
+            msgs = lines(c.post(f"{IMPORT}&repo={r0.host}/test/base&tag=v1&public=false"))
+            assert [m["type"] for m in msgs[:2]] == ["status", "status"]
+            assert msgs[-1]["error"] == {"code": "ValidationFailed", "message": "invalid image data: public"}
+            assert c.get("/images?state=all").json() == []
+    finally:
+        s.stop()
+
+
+def test_private_server(tmp: Path, r0: Registry0) -> None:
+    s = start_stack(tmp, "priv", mode="private")
+    try:
+        with client(s) as c:
+            msgs = lines(c.post(f"{IMPORT}&repo={r0.host}/test/base&tag=v1"))
+            assert msgs[-1]["error"] == {"code": "ValidationFailed", "message": "invalid image data: public"}
+            assert c.get("/images?state=all").json() == []
+            msgs = lines(c.post(f"{IMPORT}&repo={r0.host}/test/base&tag=v1&public=false"))
+            assert msgs[-1]["payload"]["status"].startswith("Status: Downloaded newer image")
+            (uuid,) = uuids_of(registry_manifest(r0.host, "test/base", "v1")[0])
+            img = c.get(f"/images/{uuid}").json()
+            assert (img["public"], img["owner"]) == (False, ZERO)
+    finally:
+        s.stop()
+
+
+def test_dc_owner_is_the_admin(tmp: Path, r0: Registry0) -> None:
+    s = start_stack(tmp, "dc", mode="dc", admin_uuid=SDC)
+    try:
+        with client(s) as c:
+            msgs = lines(c.post(f"{IMPORT}&repo={r0.host}/test/base&tag=v1&public=false"))
+            assert msgs[-1]["payload"]["status"].startswith("Status: Downloaded newer image")
+            (uuid,) = uuids_of(registry_manifest(r0.host, "test/base", "v1")[0])
+            img = c.get(f"/images/{uuid}").json()
+            assert (img["public"], img["owner"]) == (False, SDC)
+    finally:
+        s.stop()
+
+
+def test_channels(channels: Stack, r0: Registry0) -> None:
+    with client(channels) as c:
+        for bad in ("nope", "*"):
+            r = c.post(f"{IMPORT}&repo={r0.host}/test/base&channel={bad}")  # checked before anything
+            assert r.status_code == 422
+            assert r.json() == {
+                "code": "ValidationFailed",
+                "message": f"unknown channel: {bad}",
+                "errors": [{"field": "channel", "code": "Invalid"}],
+            }
+        assert lines(c.post(f"{IMPORT}&repo={r0.host}/test/base&tag=v1"))[-1]["payload"]
+        msgs = lines(c.post(f"{IMPORT}&repo={r0.host}/test/child&tag=v2s2&channel=staging"))
+        assert msgs[-1]["payload"]["status"].startswith("Status: Downloaded newer image")
+        base, head = uuids_of(registry_manifest(r0.host, "test/child", "v2s2")[0])
+        assert c.get(f"/images/{base}?channel=*").json()["channels"] == ["dev"]
+        assert c.get(f"/images/{head}?channel=*").json()["channels"] == ["staging"]
+        assert json.loads(msgs[-3]["manifest_str"])["layers"]
