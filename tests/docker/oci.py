@@ -128,3 +128,61 @@ def skopeo_push(
     args += [f"oci:{layout}:{ref}", f"docker://{dest}"]
     env = {**os.environ, "REGISTRY_AUTH_FILE": str(layout.parent / "auth.json")}
     subprocess.run(args, check=True, env=env, capture_output=True, timeout=60)
+
+
+def noise(n: int, seed: int) -> bytes:
+    """``n`` deterministic incompressible bytes."""
+    out = bytearray()
+    counter = 0
+    while len(out) < n:
+        out += hashlib.sha256(f"{seed}:{counter}".encode()).digest()
+        counter += 1
+    return bytes(out[:n])
+
+
+def push_uncompressed(host: str, repo: str, tag: str, files: dict[str, bytes]) -> str:
+    """Push a one-layer image whose layer is a plain tar (``...rootfs.diff.tar``) through the
+    registry API (skopeo would compress it); the layer digest."""
+    import httpx
+
+    layer = tar_bytes(files)
+    config = json.dumps(
+        {
+            "created": CREATED,
+            "architecture": "amd64",
+            "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": [_sha(layer)]},
+            "history": [{"created": CREATED, "created_by": "/bin/sh -c #(nop) ADD file:raw in / "}],
+        },
+        separators=(",", ":"),
+    ).encode()
+    base = f"http://{host}/v2/{repo}"
+    for data in (layer, config):
+        start = httpx.post(f"{base}/blobs/uploads/")
+        assert start.status_code == 202, start.text
+        location = httpx.URL(f"http://{host}").join(start.headers["location"])
+        put = httpx.put(location.copy_merge_params({"digest": _sha(data)}), content=data)
+        assert put.status_code == 201, put.text
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {
+            "mediaType": "application/vnd.docker.container.image.v1+json",
+            "size": len(config),
+            "digest": _sha(config),
+        },
+        "layers": [
+            {
+                "mediaType": "application/vnd.docker.image.rootfs.diff.tar",
+                "size": len(layer),
+                "digest": _sha(layer),
+            }
+        ],
+    }
+    r = httpx.put(
+        f"{base}/manifests/{tag}",
+        content=json.dumps(manifest).encode(),
+        headers={"Content-Type": "application/vnd.docker.distribution.manifest.v2+json"},
+    )
+    assert r.status_code == 201, r.text
+    return _sha(layer)

@@ -59,7 +59,9 @@ def regs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registries]:
 
 @pytest.fixture(scope="module", params=SHAPES)
 def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    s = start_stack(tmp_path_factory.mktemp("docker-auth"), "d", shape=Shape.of(request, request.param), mode="public")
+    s = start_stack(
+        tmp_path_factory.mktemp("docker-auth"), "d", shape=Shape.of(request, request.param), mode="public"
+    )
     try:
         yield s
     finally:

@@ -296,3 +296,32 @@ def test_closed_port(c: httpx.Client) -> None:
     msgs = lines(c.post(f"{IMPORT}&repo=127.0.0.1:{free_port()}/test/base&tag=v1"))
     assert len(msgs) == 1 and msgs[0]["error"]["code"] == "RemoteSourceError"
     assert "ECONNREFUSED" in msgs[0]["error"]["message"]
+
+
+def test_big_layer_reports_downloading(c: httpx.Client, r0: Registry0) -> None:
+    manifest, _ = registry_manifest(r0.host, "test/big", "v1")
+    size = json.loads(manifest)["layers"][0]["size"]
+    msgs = lines(c.post(f"{IMPORT}&repo={r0.host}/test/big&tag=v1"))
+    assert "error" not in msgs[-1], msgs[-1]
+    details = [
+        m["payload"]["progressDetail"] for m in msgs if m.get("payload", {}).get("status") == "Downloading"
+    ]
+    assert details, msgs
+    assert all(d["total"] == size and isinstance(d["start"], int) for d in details)
+    currents = [d["current"] for d in details]
+    assert currents == sorted(currents) and len(set(currents)) == len(currents)
+    assert msgs[-1]["payload"]["status"].startswith("Status: Downloaded newer image")
+
+
+def test_uncompressed_layer(c: httpx.Client, r0: Registry0) -> None:
+    msgs = lines(c.post(f"{IMPORT}&repo={r0.host}/test/raw&tag=v1"))
+    assert msgs[-1]["payload"]["status"].startswith("Status: Downloaded newer image"), msgs[-1]
+    img = c.get(f"/images/{msgs[-3]['image_uuid']}").json()
+    assert img["files"][0]["compression"] == "none"
+
+
+def test_config_without_history(c: httpx.Client, r0: Registry0) -> None:
+    msgs = lines(c.post(f"{IMPORT}&repo={r0.host}/test/nohist&tag=v1"))
+    assert msgs[-1]["payload"]["status"].startswith("Status: Downloaded newer image"), msgs[-1]
+    img = c.get(f"/images/{msgs[-3]['image_uuid']}").json()
+    assert (img["os"], img["published_at"]) == ("linux", "2020-01-02T03:04:05.000Z")
