@@ -1,0 +1,88 @@
+"""Faults only a fake registry produces: a corrupted layer (retried, then ``Download``), a blob
+behind a 307 redirect (followed without credentials), a manifest without its digest header."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.components import SHAPES, Shape
+from tests.docker.fake_registry import FakeRegistry, fake_repo, start_fake_registry
+from tests.docker.stack import Stack, start_stack
+from tests.docker.test_import import IMPORT, lines
+
+AUTH = {"x-registry-auth": base64.b64encode(b'{"username":"u","password":"p"}').decode()}
+
+
+@pytest.fixture(scope="module", params=SHAPES)
+def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    s = start_stack(
+        tmp_path_factory.mktemp("docker-fake"), "d", shape=Shape.of(request, request.param), mode="public"
+    )
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+@pytest.fixture()
+def fake(stack: Stack) -> Iterator[FakeRegistry]:
+    tag = stack.url.rsplit(":", 1)[1]
+    f = start_fake_registry(
+        {
+            "fake/bad": fake_repo(f"bad{tag}", "corrupt"),
+            "fake/redir": fake_repo(f"redir{tag}", "redirect"),
+            "fake/nodigest": fake_repo(f"nodigest{tag}", "nodigest"),
+        }
+    )
+    yield f
+    f.stop()
+
+
+@pytest.fixture()
+def c(stack: Stack) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=stack.url, timeout=60) as client:
+        yield client
+
+
+def test_corrupted_layer_fails_after_five_attempts(c: httpx.Client, fake: FakeRegistry) -> None:
+    repo = fake.repos["fake/bad"]
+    t0 = time.monotonic()
+    msgs = lines(c.post(f"{IMPORT}&repo={fake.host}/fake/bad&tag=v1", headers=AUTH))
+    assert time.monotonic() - t0 >= 4
+    short = repo.layer[7:19]
+    attempts = [m for m in msgs if m["type"] == "progress"]
+    assert [m["payload"] for m in attempts] == [{"id": short, "status": "Pulling fs layer"}] * 5
+    got = "sha256:" + hashlib.sha256(bytes(b ^ 0xFF for b in repo.blobs[repo.layer])).hexdigest()
+    assert msgs[-1] == {
+        "type": "error",
+        "id": f"{fake.host}/fake/bad",
+        "error": {
+            "code": "Download",
+            "message": f"layer digest does not match, got {got}, expected {repo.layer}",
+        },
+    }
+    assert c.get("/images?name=docker-layer&tag.docker:repo=" + f"{fake.host}/fake/bad").json() == []
+
+
+def test_redirect_is_followed_without_credentials(c: httpx.Client, fake: FakeRegistry) -> None:
+    msgs = lines(c.post(f"{IMPORT}&repo={fake.host}/fake/redir&tag=v1", headers=AUTH))
+    assert msgs[-1]["payload"]["status"].startswith("Status: Downloaded newer image"), msgs[-1]
+    by_path = dict(fake.requests)
+    layer = fake.repos["fake/redir"].layer
+    assert by_path[f"/v2/fake/redir/blobs/{layer}"] == "Basic " + base64.b64encode(b"u:p").decode()
+    assert by_path[f"/elsewhere/fake/redir/{layer}"] is None
+
+
+def test_manifest_without_digest_header(c: httpx.Client, fake: FakeRegistry) -> None:
+    msgs = lines(c.post(f"{IMPORT}&repo={fake.host}/fake/nodigest&tag=v1", headers=AUTH))
+    digest = "sha256:" + hashlib.sha256(fake.repos["fake/nodigest"].manifest).hexdigest()
+    assert msgs[-3]["manifest_digest"] == digest
+    assert msgs[-2]["payload"]["status"] == f"Digest: {digest}"
+    assert json.loads(msgs[-3]["manifest_str"])["schemaVersion"] == 2
