@@ -7,10 +7,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 
+from tests.components import SHAPES, Shape
 from tests.docker.oci import Image, Layout, Step, noise, push_uncompressed, skopeo_push
 from tests.docker.registry import RegistryServer, start_registry
+from tests.docker.stack import Stack, start_stack
 
 BASE = Image(
     [
@@ -67,3 +70,20 @@ def r0(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry0]:
         yield Registry0(server, layout.root)
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module", params=SHAPES)
+def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """A public-mode stack per test module, on each shape (embedded; PostgreSQL + S3)."""
+    shape = Shape.of(request, request.param)
+    s = start_stack(tmp_path_factory.mktemp("docker"), "d", shape=shape, mode="public")
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+@pytest.fixture()
+def c(stack: Stack) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=stack.url, timeout=60) as client:
+        yield client

@@ -7,12 +7,12 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
+from tests.docker.loopback import serve
 from tests.docker.oci import CREATED, tar_bytes
 
 
@@ -121,13 +121,7 @@ def start_fake_registry(repos: dict[str, FakeRepo]) -> FakeRegistry:
             else:
                 self._send(404, b'{"errors":[{"code":"BLOB_UNKNOWN"}]}')
 
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, name="fake-registry", daemon=True).start()
-
-    def stop() -> None:
-        httpd.shutdown()
-        httpd.server_close()
-
-    fake = FakeRegistry(httpd.server_address[1], repos, stop=stop)
+    port, stop = serve(Handler, "fake-registry")
+    fake = FakeRegistry(port, repos, stop=stop)
     box.append(fake)
     return fake

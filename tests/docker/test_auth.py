@@ -12,10 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.components import SHAPES, Shape
 from tests.docker.oci import Image, Layout, Step, skopeo_push
 from tests.docker.registry import RegistryServer, start_htpasswd_registry, start_registry
-from tests.docker.stack import Stack, start_stack
 from tests.docker.test_import import IMPORT, lines
 from tests.docker.token_server import SERVICE, TokenServer, start_token_server
 
@@ -55,23 +53,6 @@ def regs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registries]:
             if r is not None:
                 r.stop()
         tokens.stop()
-
-
-@pytest.fixture(scope="module", params=SHAPES)
-def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    s = start_stack(
-        tmp_path_factory.mktemp("docker-auth"), "d", shape=Shape.of(request, request.param), mode="public"
-    )
-    try:
-        yield s
-    finally:
-        s.stop()
-
-
-@pytest.fixture()
-def c(stack: Stack) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=stack.url, timeout=60) as client:
-        yield client
 
 
 def auth_header(obj: object, urlsafe: bool = False) -> str:

@@ -6,29 +6,15 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
-from tests.components import SHAPES, Shape
 from tests.docker.conftest import Registry0
 from tests.docker.oci import Image, Layout, Step, noise, skopeo_push
-from tests.docker.stack import Stack, start_stack
+from tests.docker.stack import Stack
 from tests.docker.test_import import IMPORT, lines, registry_blob, registry_manifest, uuids_of
-
-
-@pytest.fixture(scope="module", params=SHAPES)
-def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    s = start_stack(
-        tmp_path_factory.mktemp("docker-failures"), "d", shape=Shape.of(request, request.param), mode="public"
-    )
-    try:
-        yield s
-    finally:
-        s.stop()
 
 
 def push(tmp: Path, r0: Registry0, repo: str, image: Image) -> None:

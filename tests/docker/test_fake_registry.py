@@ -12,23 +12,11 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.components import SHAPES, Shape
 from tests.docker.fake_registry import FakeRegistry, fake_repo, start_fake_registry
-from tests.docker.stack import Stack, start_stack
+from tests.docker.stack import Stack
 from tests.docker.test_import import IMPORT, lines
 
 AUTH = {"x-registry-auth": base64.b64encode(b'{"username":"u","password":"p"}').decode()}
-
-
-@pytest.fixture(scope="module", params=SHAPES)
-def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    s = start_stack(
-        tmp_path_factory.mktemp("docker-fake"), "d", shape=Shape.of(request, request.param), mode="public"
-    )
-    try:
-        yield s
-    finally:
-        s.stop()
 
 
 @pytest.fixture()
@@ -43,12 +31,6 @@ def fake(stack: Stack) -> Iterator[FakeRegistry]:
     )
     yield f
     f.stop()
-
-
-@pytest.fixture()
-def c(stack: Stack) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=stack.url, timeout=60) as client:
-        yield client
 
 
 def test_corrupted_layer_fails_after_five_attempts(c: httpx.Client, fake: FakeRegistry) -> None:

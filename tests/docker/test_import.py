@@ -5,35 +5,17 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
 from replication.docker.layers import layer_uuid
-from tests.components import SHAPES, Shape, free_port
+from tests.components import free_port
 from tests.docker.conftest import Registry0
-from tests.docker.stack import Stack, start_stack
 
 IMPORT = "/images?action=import-docker-image"
 ACCEPT = "application/vnd.docker.distribution.manifest.v2+json"
-
-
-@pytest.fixture(scope="module", params=SHAPES)
-def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    shape = Shape.of(request, request.param)
-    s = start_stack(tmp_path_factory.mktemp("docker"), "d", shape=shape, mode="public")
-    try:
-        yield s
-    finally:
-        s.stop()
-
-
-@pytest.fixture()
-def c(stack: Stack) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=stack.url, timeout=60) as client:
-        yield client
 
 
 def lines(r: httpx.Response) -> list[dict[str, Any]]:

@@ -10,12 +10,11 @@ from __future__ import annotations
 import base64
 import datetime
 import json
-import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -24,6 +23,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
+
+from tests.docker.loopback import serve
 
 SERVICE = "test-registry"
 ISSUER = "test-issuer"
@@ -113,14 +114,7 @@ def start_token_server(tmp: Path, user: str, password: str) -> TokenServer:
                 access.append({"type": kind, "name": repo, "actions": wanted})
             self._answer(200, {"token": token(user if auth else "", access)})
 
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, name="token-server", daemon=True)
-    thread.start()
-
-    def stop() -> None:
-        httpd.shutdown()
-        httpd.server_close()
-
-    ts = TokenServer(httpd.server_address[1], cert_file, stop=stop)
+    port, stop = serve(Handler, "token-server")
+    ts = TokenServer(port, cert_file, stop=stop)
     server_box.append(ts)
     return ts
