@@ -1,5 +1,5 @@
-"""AdminImportDockerImage (``POST /images?action=import-docker-image``) through the replication
-service's DockerImport stream: a request it refuses is an ordinary JSON error; once it has started,
+"""AdminImportDockerImage (``POST /images?action=import-docker-image``) and AdminPushDockerImage
+(``POST /images/:uuid/push``) through the replication service's DockerImport streams: a request it refuses is an ordinary JSON error; once it has started,
 the body is its progress, one compact JSON object per line (``\\r\\n``), and failures are the last
 line (the status stays 200)."""
 
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 from grpc import aio
@@ -15,6 +16,8 @@ from starlette.responses import Response, StreamingResponse
 
 from gateway.context import RequestContext
 from imgapi_common.errors import ImgapiError, from_rpc_error
+
+Call = aio.UnaryStreamCall[Any, docker_pb2.DockerStreamEvent]
 
 
 def _request(ctx: RequestContext) -> docker_pb2.ImportDockerImageRequest:
@@ -37,16 +40,33 @@ def _request(ctx: RequestContext) -> docker_pb2.ImportDockerImageRequest:
 async def import_docker_image(ctx: RequestContext, stub: docker_pb2_grpc.DockerImportAsyncStub) -> Response:
     """Start the import; answer its refusal as an error, else stream its progress."""
     call = stub.ImportDockerImage(_request(ctx), metadata=ctx.metadata)
+    return await _stream(call, "application/json")
+
+
+async def push_docker_image(ctx: RequestContext, stub: docker_pb2_grpc.DockerImportAsyncStub) -> Response:
+    """AdminPushDockerImage after the gateway's checks (image, owner, docker type): the replication
+    service checks the rest and pushes; the stream has no ``Content-Type`` (as the reference's)."""
+    req = docker_pb2.PushDockerImageRequest(
+        caller=common_pb2.CallerContext(request_id=ctx.request_id), uuid=ctx.uuid
+    )
+    if ctx.query.present("repoAndTag"):
+        req.repo_and_tag = ctx.query.raw("repoAndTag")
+    if ctx.body.present:
+        req.body_json = ctx.body.text
+    auth = ctx.request.headers.get("x-registry-auth")
+    if auth is not None:
+        req.registry_auth = auth
+    return await _stream(stub.PushDockerImage(req, metadata=ctx.metadata), None)
+
+
+async def _stream(call: Call, media_type: str | None) -> Response:
     try:
         first = await call.read()
     except grpc.RpcError as e:
         raise from_rpc_error(e) from None
     if first is aio.EOF:  # type: ignore[attr-defined]  # pragma: no cover - it always starts
-        raise ImgapiError("InternalError", "the docker import ended before it started")
-    return StreamingResponse(_lines(call), media_type="application/json")
-
-
-Call = aio.UnaryStreamCall[docker_pb2.ImportDockerImageRequest, docker_pb2.DockerImportEvent]
+        raise ImgapiError("InternalError", "the docker registry exchange ended before it started")
+    return StreamingResponse(_lines(call), media_type=media_type)
 
 
 async def _lines(call: Call) -> AsyncIterator[bytes]:
@@ -55,7 +75,7 @@ async def _lines(call: Call) -> AsyncIterator[bytes]:
             event = await call.read()
             if event is aio.EOF:  # type: ignore[attr-defined]
                 return
-            assert isinstance(event, docker_pb2.DockerImportEvent)
+            assert isinstance(event, docker_pb2.DockerStreamEvent)
             if event.HasField("line_json"):
                 yield event.line_json.encode() + b"\r\n"
     except grpc.RpcError as e:

@@ -6,10 +6,9 @@ from __future__ import annotations
 from imgapi.v1 import catalog_pb2, image_pb2
 from starlette.responses import Response
 
-from gateway import jobs
+from gateway import docker_import, jobs
 from gateway.blobs import delete_orphans
 from gateway.context import RequestContext
-from gateway.docker_import import import_docker_image
 from gateway.responses import empty_response, image_response, images_response, json_response
 from imgapi_common.errors import FieldError, ImgapiError, invalid_parameter, validation_failed
 
@@ -135,7 +134,7 @@ async def create_image(ctx: RequestContext) -> Response:
             raise operator_only()
         check_docker_import_params(ctx)
         if ctx.clients.docker is not None:
-            return await import_docker_image(ctx, ctx.clients.docker)
+            return await docker_import.import_docker_image(ctx, ctx.clients.docker)
         ctx.query.boolean("public")
         raise not_available("docker image import is not available")
     if action == "import-lxd-image":
@@ -191,11 +190,14 @@ async def clone_image(ctx: RequestContext) -> Response:
 
 
 async def push_docker_image(ctx: RequestContext) -> Response:
-    """AdminPushDockerImage (§2.27): load -> owner -> not docker (422) -> 501."""
+    """AdminPushDockerImage: load -> owner -> not docker (422) -> the replication service's push
+    (501 without a replication target)."""
     image = await load_image(ctx)
     check_owner(ctx, image)
     if image.type != "docker":
         raise validation_failed("image is not a docker image", [FieldError("type", "Invalid")])
+    if ctx.clients.docker is not None:
+        return await docker_import.push_docker_image(ctx, ctx.clients.docker)
     raise not_available("docker image push is not available")
 
 

@@ -101,6 +101,7 @@ class Registry:
             trust_env=False,
         )
         self.authorization: str | None = None
+        self._challenge: dict[str, str] | None = None
 
     def close(self) -> None:
         self.http.close()
@@ -113,8 +114,16 @@ class Registry:
         pair = f"{self.credentials.username}:{self.credentials.password}".encode()
         return "Basic " + base64.b64encode(pair).decode()
 
-    def _send(self, url: str | httpx.URL, headers: dict[str, str], *, stream: bool = False) -> httpx.Response:
-        """One GET through the SSRF guard (no redirects)."""
+    def _send(
+        self,
+        url: str | httpx.URL,
+        headers: dict[str, str],
+        *,
+        method: str = "GET",
+        content: bytes | Iterator[bytes] | None = None,
+        stream: bool = False,
+    ) -> httpx.Response:
+        """One request through the SSRF guard (no redirects)."""
         u = httpx.URL(url)
         try:
             target = ssrf.check_url(u, self.allowlist)
@@ -124,7 +133,11 @@ class Registry:
             raise ImgapiError("RemoteSourceError", f"getaddrinfo ENOTFOUND {u.host}: {e.message}") from None
         ext = {"sni_hostname": target.sni_hostname} if target.sni_hostname else {}
         request = self.http.build_request(
-            "GET", target.connect_url, headers={**headers, "Host": target.host_header}, extensions=ext
+            method,
+            target.connect_url,
+            headers={**headers, "Host": target.host_header},
+            content=content,
+            extensions=ext,
         )
         try:
             return self.http.send(request, stream=stream)
@@ -165,6 +178,10 @@ class Registry:
             return
         if r.status_code != 401:
             raise ImgapiError("InternalError", _status_name(r.status_code))
+        self.challenge(r)
+
+    def challenge(self, r: httpx.Response, actions: str = "pull") -> None:
+        """Answer the ``WWW-Authenticate`` challenge of ``r`` for ``actions`` on the repository."""
         challenge = r.headers.get("www-authenticate", "")
         if not challenge:
             raise ImgapiError(
@@ -178,16 +195,22 @@ class Registry:
             return
         if scheme.lower() != "bearer":
             raise ImgapiError("UnauthorizedError", f'unsupported auth scheme: "{scheme}"')
-        self.authorization = "Bearer " + self._token(dict(_PARAM.findall(params)))
+        self._challenge = dict(_PARAM.findall(params))
+        self.authorization = "Bearer " + self._token(self._challenge, actions)
 
-    def _token(self, challenge: dict[str, str]) -> str:
+    def authorize(self, actions: str) -> None:
+        """A new token for ``actions`` (``pull,push``) when the registry wants tokens."""
+        if self._challenge is not None:
+            self.authorization = "Bearer " + self._token(self._challenge, actions)
+
+    def _token(self, challenge: dict[str, str], actions: str) -> str:
         realm = challenge.get("realm", "")
         if "://" not in realm:
             realm = ("http://" if self.insecure else "https://") + realm
         query: list[tuple[str, str]] = []
         if challenge.get("service"):
             query.append(("service", challenge["service"]))
-        query.append(("scope", f"repository:{self.repo.remote_name}:pull"))
+        query.append(("scope", f"repository:{self.repo.remote_name}:{actions}"))
         if self.credentials is not None:
             query.append(("account", self.credentials.username))
         basic = self._basic()
@@ -261,3 +284,66 @@ def _token_refusal(body: object) -> str:
         if body.get("details"):
             return str(body["details"])
     return "authorization failed"
+
+
+class RegistryAnswer(Exception):
+    """A registry refused a push request: its raw body is the message (no IMGAPI code)."""
+
+    def __init__(self, body: str) -> None:
+        super().__init__(body)
+        self.message = body
+
+
+class PushSession(Registry):
+    """A registry session that also writes: blob existence checks, blob uploads, manifests."""
+
+    def _call(
+        self,
+        method: str,
+        url: str | httpx.URL,
+        headers: dict[str, str] | None = None,
+        content: bytes | Iterator[bytes] | None = None,
+    ) -> httpx.Response:
+        auth = {"Authorization": self.authorization} if self.authorization else {}
+        r = self._send(url, {**auth, **(headers or {})}, method=method, content=content)
+        r.read()
+        return r
+
+    def ping(self) -> httpx.Response:
+        """``GET /v2/`` without credentials (no retry)."""
+        r = self._send(self.base + "/v2/", {})
+        r.close()
+        return r
+
+    def blob_exists(self, digest: str) -> bool:
+        r = self._call("HEAD", f"{self.base}/v2/{self.repo.remote_name}/blobs/{digest}")
+        if r.status_code == 200:
+            return True
+        if r.status_code == 404:
+            return False
+        raise RegistryAnswer(r.text or _status_name(r.status_code))
+
+    def upload_blob(
+        self,
+        digest: str,
+        size: int,
+        data: bytes | Iterator[bytes],
+        content_type: str = "application/octet-stream",
+    ) -> None:
+        """A monolithic upload: ``POST .../blobs/uploads/`` then ``PUT <Location>?digest=``."""
+        r = self._call("POST", f"{self.base}/v2/{self.repo.remote_name}/blobs/uploads/")
+        if r.status_code != 202 or "location" not in r.headers:
+            raise RegistryAnswer(r.text or _status_name(r.status_code))
+        location = httpx.URL(self.base).join(r.headers["location"]).copy_merge_params({"digest": digest})
+        headers = {"Content-Length": str(size), "Content-Type": content_type}
+        r = self._call("PUT", location, headers, data)
+        if r.status_code not in (201, 204):
+            raise RegistryAnswer(r.text or _status_name(r.status_code))
+
+    def put_manifest(self, tag: str, body: bytes, media_type: str) -> str:
+        """Store the manifest under ``tag``; the registry's digest of it."""
+        url = f"{self.base}/v2/{self.repo.remote_name}/manifests/{tag}"
+        r = self._call("PUT", url, {"Content-Type": media_type}, body)
+        if r.status_code not in (201, 202):
+            raise RegistryAnswer(r.text or _status_name(r.status_code))
+        return r.headers.get("docker-content-digest") or "sha256:" + hashlib.sha256(body).hexdigest()

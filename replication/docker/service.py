@@ -1,7 +1,6 @@
 """The DockerImport gRPC service (docker.proto), hosted by the replication service process.
 
-The import itself runs in a thread of its own: a caller that goes away does not stop it (its writes
-persist), the stream just has nobody to read it.
+Imports and pushes run in threads of their own: a caller that goes away does not stop them.
 """
 
 from __future__ import annotations
@@ -10,7 +9,7 @@ import logging
 import queue
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 from imgapi.v1 import common_pb2, docker_pb2, docker_pb2_grpc
@@ -19,8 +18,10 @@ from imgapi_common.errors import ImgapiError, abort_with
 from imgapi_common.ssrf import Allowlist
 from replication.copier import Destination
 from replication.docker.importer import DockerImport
-from replication.docker.progress import Progress
-from replication.docker.registry import Registry
+from replication.docker.progress import Progress, dumps
+from replication.docker.push import DockerPush, PushRequest, check_push
+from replication.docker.reference import Reference
+from replication.docker.registry import Credentials, PushSession, Registry
 from replication.docker.request import ImportRequest, check_request
 from replication.settings import ReplicationSettings
 
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 
 SERVICE_NAME = docker_pb2.DESCRIPTOR.services_by_name["DockerImport"].full_name
 _END = None
+R = TypeVar("R", bound=Registry)
 
 
 class DockerImportServicer(docker_pb2_grpc.DockerImportServicer):
@@ -46,43 +48,69 @@ class DockerImportServicer(docker_pb2_grpc.DockerImportServicer):
 
     def ImportDockerImage(
         self, request: docker_pb2.ImportDockerImageRequest, context: grpc.ServicerContext
-    ) -> Iterator[docker_pb2.DockerImportEvent]:
+    ) -> Iterator[docker_pb2.DockerStreamEvent]:
         try:
             checked = check_request(request)
         except ImgapiError as e:
             abort_with(context, e)
             return
-        lines: queue.Queue[str | None] = queue.Queue()
-        caller = common_pb2.CallerContext(channel=checked.channel, request_id=checked.request_id)
-        threading.Thread(
-            target=self._run, args=(checked, caller, lines), name="docker-import", daemon=True
-        ).start()
-        yield docker_pb2.DockerImportEvent(started=True)
-        while (line := lines.get()) is not _END:
-            yield docker_pb2.DockerImportEvent(line_json=line)
+        yield from _streamed(lambda emit: self._import(checked, emit))
 
-    def _run(self, req: ImportRequest, caller: common_pb2.CallerContext, lines: queue.Queue[Any]) -> None:
-        progress = Progress(req.reference.repository.canonical_name, lines.put)
+    def PushDockerImage(
+        self, request: docker_pb2.PushDockerImageRequest, context: grpc.ServicerContext
+    ) -> Iterator[docker_pb2.DockerStreamEvent]:
         try:
-            dest = self.destination(caller)
-        except Exception:
-            log.exception("docker import: no destination")
-            progress.error("InternalError", "internal error")
-            lines.put(_END)
+            checked = check_push(request)
+        except ImgapiError as e:
+            abort_with(context, e)
             return
-        registry = Registry(
-            req.reference.repository,
-            req.credentials,
-            self.allowlist,
-            insecure=self.insecure,
-            user_agent=self.user_agent,
+        yield from _streamed(lambda emit: self._push(checked, emit))
+
+    def _registry(self, cls: type[R], ref: Reference, credentials: Credentials | None) -> R:
+        return cls(
+            ref.repository, credentials, self.allowlist, insecure=self.insecure, user_agent=self.user_agent
         )
+
+    def _import(self, req: ImportRequest, emit: Callable[[str], None]) -> None:
+        progress = Progress(req.reference.repository.canonical_name, emit)
+        dest = self.destination(common_pb2.CallerContext(channel=req.channel, request_id=req.request_id))
+        registry = self._registry(Registry, req.reference, req.credentials)
         try:
             DockerImport(req, registry, dest, progress).run()
         finally:
             registry.close()
             dest.close()
+
+    def _push(self, req: PushRequest, emit: Callable[[str], None]) -> None:
+        dest = self.destination(common_pb2.CallerContext(request_id=req.request_id))
+        registry = self._registry(PushSession, req.reference, req.credentials)
+        try:
+            DockerPush(req, registry, dest, emit).run()
+        finally:
+            registry.close()
+            dest.close()
+
+
+def _streamed(work: Callable[[Callable[[str], None]], None]) -> Iterator[docker_pb2.DockerStreamEvent]:
+    """``started``, then the lines ``work`` emits from a thread of its own: a caller that goes away
+    does not stop the work (its writes persist); the stream just has nobody to read it."""
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def run() -> None:
+        try:
+            work(lines.put)
+        except Exception:
+            log.exception("docker registry exchange failed")
+            lines.put(
+                dumps({"type": "error", "error": {"code": "InternalError", "message": "internal error"}})
+            )
+        finally:
             lines.put(_END)
+
+    threading.Thread(target=run, name="docker-stream", daemon=True).start()
+    yield docker_pb2.DockerStreamEvent(started=True)
+    while (line := lines.get()) is not _END:
+        yield docker_pb2.DockerStreamEvent(line_json=line)
 
 
 def registration(settings: ReplicationSettings) -> tuple[Any, DockerImportServicer, str]:

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from imgapi.v1 import common_pb2 as imgapi_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16imgapi/v1/docker.proto\x12\timgapi.v1\x1a\x16imgapi/v1/common.proto\"\xef\x01\n\x18ImportDockerImageRequest\x12(\n\x06\x63\x61ller\x18\x01 \x01(\x0b\x32\x18.imgapi.v1.CallerContext\x12\x0c\n\x04repo\x18\x02 \x01(\t\x12\x0b\n\x03tag\x18\x03 \x01(\t\x12\x0e\n\x06\x64igest\x18\x04 \x01(\t\x12\x13\n\x06public\x18\x05 \x01(\tH\x00\x88\x01\x01\x12\x1a\n\rregistry_auth\x18\x06 \x01(\tH\x01\x88\x01\x01\x12\x1c\n\x0fregistry_config\x18\x07 \x01(\tH\x02\x88\x01\x01\x42\t\n\x07_publicB\x10\n\x0e_registry_authB\x12\n\x10_registry_config\"D\n\x11\x44ockerImportEvent\x12\x11\n\x07started\x18\x01 \x01(\x08H\x00\x12\x13\n\tline_json\x18\x02 \x01(\tH\x00\x42\x07\n\x05\x65vent2h\n\x0c\x44ockerImport\x12X\n\x11ImportDockerImage\x12#.imgapi.v1.ImportDockerImageRequest\x1a\x1c.imgapi.v1.DockerImportEvent0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16imgapi/v1/docker.proto\x12\timgapi.v1\x1a\x16imgapi/v1/common.proto\"\xef\x01\n\x18ImportDockerImageRequest\x12(\n\x06\x63\x61ller\x18\x01 \x01(\x0b\x32\x18.imgapi.v1.CallerContext\x12\x0c\n\x04repo\x18\x02 \x01(\t\x12\x0b\n\x03tag\x18\x03 \x01(\t\x12\x0e\n\x06\x64igest\x18\x04 \x01(\t\x12\x13\n\x06public\x18\x05 \x01(\tH\x00\x88\x01\x01\x12\x1a\n\rregistry_auth\x18\x06 \x01(\tH\x01\x88\x01\x01\x12\x1c\n\x0fregistry_config\x18\x07 \x01(\tH\x02\x88\x01\x01\x42\t\n\x07_publicB\x10\n\x0e_registry_authB\x12\n\x10_registry_config\"\xd0\x01\n\x16PushDockerImageRequest\x12(\n\x06\x63\x61ller\x18\x01 \x01(\x0b\x32\x18.imgapi.v1.CallerContext\x12\x0c\n\x04uuid\x18\x02 \x01(\t\x12\x19\n\x0crepo_and_tag\x18\x03 \x01(\tH\x00\x88\x01\x01\x12\x16\n\tbody_json\x18\x04 \x01(\tH\x01\x88\x01\x01\x12\x1a\n\rregistry_auth\x18\x05 \x01(\tH\x02\x88\x01\x01\x42\x0f\n\r_repo_and_tagB\x0c\n\n_body_jsonB\x10\n\x0e_registry_auth\"D\n\x11\x44ockerStreamEvent\x12\x11\n\x07started\x18\x01 \x01(\x08H\x00\x12\x13\n\tline_json\x18\x02 \x01(\tH\x00\x42\x07\n\x05\x65vent2\xbe\x01\n\x0c\x44ockerImport\x12X\n\x11ImportDockerImage\x12#.imgapi.v1.ImportDockerImageRequest\x1a\x1c.imgapi.v1.DockerStreamEvent0\x01\x12T\n\x0fPushDockerImage\x12!.imgapi.v1.PushDockerImageRequest\x1a\x1c.imgapi.v1.DockerStreamEvent0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,8 +34,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_IMPORTDOCKERIMAGEREQUEST']._serialized_start=62
   _globals['_IMPORTDOCKERIMAGEREQUEST']._serialized_end=301
-  _globals['_DOCKERIMPORTEVENT']._serialized_start=303
-  _globals['_DOCKERIMPORTEVENT']._serialized_end=371
-  _globals['_DOCKERIMPORT']._serialized_start=373
-  _globals['_DOCKERIMPORT']._serialized_end=477
+  _globals['_PUSHDOCKERIMAGEREQUEST']._serialized_start=304
+  _globals['_PUSHDOCKERIMAGEREQUEST']._serialized_end=512
+  _globals['_DOCKERSTREAMEVENT']._serialized_start=514
+  _globals['_DOCKERSTREAMEVENT']._serialized_end=582
+  _globals['_DOCKERIMPORT']._serialized_start=585
+  _globals['_DOCKERIMPORT']._serialized_end=775
 # @@protoc_insertion_point(module_scope)

@@ -72,7 +72,52 @@ class ImportDockerImageRequest(_message.Message):
 Global___ImportDockerImageRequest: _TypeAlias = ImportDockerImageRequest  # noqa: Y015
 
 @_typing.final
-class DockerImportEvent(_message.Message):
+class PushDockerImageRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CALLER_FIELD_NUMBER: _builtins.int
+    UUID_FIELD_NUMBER: _builtins.int
+    REPO_AND_TAG_FIELD_NUMBER: _builtins.int
+    BODY_JSON_FIELD_NUMBER: _builtins.int
+    REGISTRY_AUTH_FIELD_NUMBER: _builtins.int
+    uuid: _builtins.str
+    repo_and_tag: _builtins.str
+    """`repoAndTag` query parameter ([registry/]repo[:tag]); unset = absent."""
+    body_json: _builtins.str
+    """The JSON body as received (`manifest_str`, `image`, `config_digest`); unset = no body."""
+    registry_auth: _builtins.str
+    @_builtins.property
+    def caller(self) -> _common_pb2.CallerContext: ...
+    def __init__(
+        self,
+        *,
+        caller: _common_pb2.CallerContext | None = ...,
+        uuid: _builtins.str = ...,
+        repo_and_tag: _builtins.str | None = ...,
+        body_json: _builtins.str | None = ...,
+        registry_auth: _builtins.str | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_body_json", b"_body_json", "_registry_auth", b"_registry_auth", "_repo_and_tag", b"_repo_and_tag", "body_json", b"body_json", "caller", b"caller", "registry_auth", b"registry_auth", "repo_and_tag", b"repo_and_tag"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_body_json", b"_body_json", "_registry_auth", b"_registry_auth", "_repo_and_tag", b"_repo_and_tag", "body_json", b"body_json", "caller", b"caller", "registry_auth", b"registry_auth", "repo_and_tag", b"repo_and_tag", "uuid", b"uuid"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__body_json: _TypeAlias = _typing.Literal["body_json"]  # noqa: Y015
+    _WhichOneofArgType__body_json: _TypeAlias = _typing.Literal["_body_json", b"_body_json"]  # noqa: Y015
+    _WhichOneofReturnType__registry_auth: _TypeAlias = _typing.Literal["registry_auth"]  # noqa: Y015
+    _WhichOneofArgType__registry_auth: _TypeAlias = _typing.Literal["_registry_auth", b"_registry_auth"]  # noqa: Y015
+    _WhichOneofReturnType__repo_and_tag: _TypeAlias = _typing.Literal["repo_and_tag"]  # noqa: Y015
+    _WhichOneofArgType__repo_and_tag: _TypeAlias = _typing.Literal["_repo_and_tag", b"_repo_and_tag"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__body_json) -> _WhichOneofReturnType__body_json | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__registry_auth) -> _WhichOneofReturnType__registry_auth | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__repo_and_tag) -> _WhichOneofReturnType__repo_and_tag | None: ...
+
+Global___PushDockerImageRequest: _TypeAlias = PushDockerImageRequest  # noqa: Y015
+
+@_typing.final
+class DockerStreamEvent(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     STARTED_FIELD_NUMBER: _builtins.int
@@ -95,4 +140,4 @@ class DockerImportEvent(_message.Message):
     _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
 
-Global___DockerImportEvent: _TypeAlias = DockerImportEvent  # noqa: Y015
+Global___DockerStreamEvent: _TypeAlias = DockerStreamEvent  # noqa: Y015

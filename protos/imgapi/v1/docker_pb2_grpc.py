@@ -26,9 +26,10 @@ if _version_not_supported:
 
 
 class DockerImportStub:
-    """Docker image import, hosted by the replication service (the owner of remote imports). A
-    registry's image becomes a chain of `type: docker` images, one per non-empty layer, with UUIDs
-    derived from the layer digests. Errors are IMGAPI errors (ValidationFailed, NotImplemented, ...).
+    """Docker registry exchanges, hosted by the replication service (the owner of remote imports):
+    import (a registry's image becomes a chain of `type: docker` images, one per non-empty layer,
+    with UUIDs derived from the layer digests) and push (such a chain back to a registry). Errors are
+    IMGAPI errors (ValidationFailed, NotImplemented, ...).
     """
 
     def __init__(self, channel):
@@ -40,14 +41,20 @@ class DockerImportStub:
         self.ImportDockerImage = channel.unary_stream(
                 '/imgapi.v1.DockerImport/ImportDockerImage',
                 request_serializer=imgapi_dot_v1_dot_docker__pb2.ImportDockerImageRequest.SerializeToString,
-                response_deserializer=imgapi_dot_v1_dot_docker__pb2.DockerImportEvent.FromString,
+                response_deserializer=imgapi_dot_v1_dot_docker__pb2.DockerStreamEvent.FromString,
+                _registered_method=True)
+        self.PushDockerImage = channel.unary_stream(
+                '/imgapi.v1.DockerImport/PushDockerImage',
+                request_serializer=imgapi_dot_v1_dot_docker__pb2.PushDockerImageRequest.SerializeToString,
+                response_deserializer=imgapi_dot_v1_dot_docker__pb2.DockerStreamEvent.FromString,
                 _registered_method=True)
 
 
 class DockerImportServicer:
-    """Docker image import, hosted by the replication service (the owner of remote imports). A
-    registry's image becomes a chain of `type: docker` images, one per non-empty layer, with UUIDs
-    derived from the layer digests. Errors are IMGAPI errors (ValidationFailed, NotImplemented, ...).
+    """Docker registry exchanges, hosted by the replication service (the owner of remote imports):
+    import (a registry's image becomes a chain of `type: docker` images, one per non-empty layer,
+    with UUIDs derived from the layer digests) and push (such a chain back to a registry). Errors are
+    IMGAPI errors (ValidationFailed, NotImplemented, ...).
     """
 
     def ImportDockerImage(self, request, context):
@@ -60,13 +67,26 @@ class DockerImportServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PushDockerImage(self, request, context):
+        """The same protocol for a push: checks first (error status), then `started` and the progress
+        lines. The image itself (existence, owner, docker type) is checked by the caller.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DockerImportServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'ImportDockerImage': grpc.unary_stream_rpc_method_handler(
                     servicer.ImportDockerImage,
                     request_deserializer=imgapi_dot_v1_dot_docker__pb2.ImportDockerImageRequest.FromString,
-                    response_serializer=imgapi_dot_v1_dot_docker__pb2.DockerImportEvent.SerializeToString,
+                    response_serializer=imgapi_dot_v1_dot_docker__pb2.DockerStreamEvent.SerializeToString,
+            ),
+            'PushDockerImage': grpc.unary_stream_rpc_method_handler(
+                    servicer.PushDockerImage,
+                    request_deserializer=imgapi_dot_v1_dot_docker__pb2.PushDockerImageRequest.FromString,
+                    response_serializer=imgapi_dot_v1_dot_docker__pb2.DockerStreamEvent.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -77,9 +97,10 @@ def add_DockerImportServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class DockerImport:
-    """Docker image import, hosted by the replication service (the owner of remote imports). A
-    registry's image becomes a chain of `type: docker` images, one per non-empty layer, with UUIDs
-    derived from the layer digests. Errors are IMGAPI errors (ValidationFailed, NotImplemented, ...).
+    """Docker registry exchanges, hosted by the replication service (the owner of remote imports):
+    import (a registry's image becomes a chain of `type: docker` images, one per non-empty layer,
+    with UUIDs derived from the layer digests) and push (such a chain back to a registry). Errors are
+    IMGAPI errors (ValidationFailed, NotImplemented, ...).
     """
 
     @staticmethod
@@ -98,7 +119,34 @@ class DockerImport:
             target,
             '/imgapi.v1.DockerImport/ImportDockerImage',
             imgapi_dot_v1_dot_docker__pb2.ImportDockerImageRequest.SerializeToString,
-            imgapi_dot_v1_dot_docker__pb2.DockerImportEvent.FromString,
+            imgapi_dot_v1_dot_docker__pb2.DockerStreamEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PushDockerImage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/imgapi.v1.DockerImport/PushDockerImage',
+            imgapi_dot_v1_dot_docker__pb2.PushDockerImageRequest.SerializeToString,
+            imgapi_dot_v1_dot_docker__pb2.DockerStreamEvent.FromString,
             options,
             channel_credentials,
             insecure,

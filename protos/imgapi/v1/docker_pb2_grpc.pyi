@@ -27,41 +27,52 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class DockerImportStub:
-    """Docker image import, hosted by the replication service (the owner of remote imports). A
-    registry's image becomes a chain of `type: docker` images, one per non-empty layer, with UUIDs
-    derived from the layer digests. Errors are IMGAPI errors (ValidationFailed, NotImplemented, ...).
+    """Docker registry exchanges, hosted by the replication service (the owner of remote imports):
+    import (a registry's image becomes a chain of `type: docker` images, one per non-empty layer,
+    with UUIDs derived from the layer digests) and push (such a chain back to a registry). Errors are
+    IMGAPI errors (ValidationFailed, NotImplemented, ...).
     """
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> DockerImportAsyncStub: ...
-    ImportDockerImage: _grpc.UnaryStreamMultiCallable[_docker_pb2.ImportDockerImageRequest, _docker_pb2.DockerImportEvent]
+    ImportDockerImage: _grpc.UnaryStreamMultiCallable[_docker_pb2.ImportDockerImageRequest, _docker_pb2.DockerStreamEvent]
     """Checks the request, then streams the import's progress. A request that fails its checks ends
     with an error status before any message; once the first message (`started`) is out, every
     failure is a message of the stream (`line_json` of an `error` object) and the call ends OK.
     The import runs to its end even when the caller goes away.
+    """
+    PushDockerImage: _grpc.UnaryStreamMultiCallable[_docker_pb2.PushDockerImageRequest, _docker_pb2.DockerStreamEvent]
+    """The same protocol for a push: checks first (error status), then `started` and the progress
+    lines. The image itself (existence, owner, docker type) is checked by the caller.
     """
 
 @_typing.type_check_only
 class DockerImportAsyncStub(DockerImportStub):
-    """Docker image import, hosted by the replication service (the owner of remote imports). A
-    registry's image becomes a chain of `type: docker` images, one per non-empty layer, with UUIDs
-    derived from the layer digests. Errors are IMGAPI errors (ValidationFailed, NotImplemented, ...).
+    """Docker registry exchanges, hosted by the replication service (the owner of remote imports):
+    import (a registry's image becomes a chain of `type: docker` images, one per non-empty layer,
+    with UUIDs derived from the layer digests) and push (such a chain back to a registry). Errors are
+    IMGAPI errors (ValidationFailed, NotImplemented, ...).
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
-    ImportDockerImage: _aio.UnaryStreamMultiCallable[_docker_pb2.ImportDockerImageRequest, _docker_pb2.DockerImportEvent]  # type: ignore[assignment]
+    ImportDockerImage: _aio.UnaryStreamMultiCallable[_docker_pb2.ImportDockerImageRequest, _docker_pb2.DockerStreamEvent]  # type: ignore[assignment]
     """Checks the request, then streams the import's progress. A request that fails its checks ends
     with an error status before any message; once the first message (`started`) is out, every
     failure is a message of the stream (`line_json` of an `error` object) and the call ends OK.
     The import runs to its end even when the caller goes away.
     """
+    PushDockerImage: _aio.UnaryStreamMultiCallable[_docker_pb2.PushDockerImageRequest, _docker_pb2.DockerStreamEvent]  # type: ignore[assignment]
+    """The same protocol for a push: checks first (error status), then `started` and the progress
+    lines. The image itself (existence, owner, docker type) is checked by the caller.
+    """
 
 class DockerImportServicer(metaclass=_abc_1.ABCMeta):
-    """Docker image import, hosted by the replication service (the owner of remote imports). A
-    registry's image becomes a chain of `type: docker` images, one per non-empty layer, with UUIDs
-    derived from the layer digests. Errors are IMGAPI errors (ValidationFailed, NotImplemented, ...).
+    """Docker registry exchanges, hosted by the replication service (the owner of remote imports):
+    import (a registry's image becomes a chain of `type: docker` images, one per non-empty layer,
+    with UUIDs derived from the layer digests) and push (such a chain back to a registry). Errors are
+    IMGAPI errors (ValidationFailed, NotImplemented, ...).
     """
 
     @_abc_1.abstractmethod
@@ -69,11 +80,21 @@ class DockerImportServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _docker_pb2.ImportDockerImageRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_abc.Iterator[_docker_pb2.DockerImportEvent], _abc.AsyncIterator[_docker_pb2.DockerImportEvent]]:
+    ) -> _typing.Union[_abc.Iterator[_docker_pb2.DockerStreamEvent], _abc.AsyncIterator[_docker_pb2.DockerStreamEvent]]:
         """Checks the request, then streams the import's progress. A request that fails its checks ends
         with an error status before any message; once the first message (`started`) is out, every
         failure is a message of the stream (`line_json` of an `error` object) and the call ends OK.
         The import runs to its end even when the caller goes away.
+        """
+
+    @_abc_1.abstractmethod
+    def PushDockerImage(
+        self,
+        request: _docker_pb2.PushDockerImageRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_docker_pb2.DockerStreamEvent], _abc.AsyncIterator[_docker_pb2.DockerStreamEvent]]:
+        """The same protocol for a push: checks first (error status), then `started` and the progress
+        lines. The image itself (existence, owner, docker type) is checked by the caller.
         """
 
 def add_DockerImportServicer_to_server(servicer: DockerImportServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
