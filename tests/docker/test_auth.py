@@ -114,3 +114,22 @@ def test_basic_auth(c: httpx.Client, regs: Registries) -> None:
     assert last(c, f"&repo={h}/test/basic&tag=v1", wrong)["error"] == not_found
     right = {"x-registry-auth": auth_header({"username": USER, "password": PASSWORD})}
     assert succeeded(last(c, f"&repo={h}/test/basic&tag=v1", right))
+
+
+def test_push_with_token_auth(c: httpx.Client, regs: Registries) -> None:
+    h = regs.rt.host
+    right = {"x-registry-auth": auth_header({"username": USER, "password": PASSWORD})}
+    msgs = lines(c.post(f"{IMPORT}&repo={h}/priv/priv&tag=v1", headers=right))
+    created = msgs[-3]
+    body = {k: created[k] for k in ("manifest_str", "image", "config_digest")}
+    regs.tokens.requests.clear()
+    r = c.post(
+        f"/images/{created['image_uuid']}/push?repoAndTag={h}/priv/pushed:v2", json=body, headers=right
+    )
+    assert r.status_code == 200
+    last_line = json.loads(r.text.split("\r\n")[-2])
+    assert last_line["payload"]["aux"]["Digest"] == created["manifest_digest"]
+    scopes = [dict(q).get("scope") for q, _ in regs.tokens.requests]
+    assert scopes == ["repository:priv/pushed:pull", "repository:priv/pushed:pull,push"]
+    anonymous = c.post(f"/images/{created['image_uuid']}/push?repoAndTag={h}/priv/pushed:v3", json=body)
+    assert json.loads(anonymous.text.split("\r\n")[-2])["type"] == "error"

@@ -83,3 +83,21 @@ def test_push_request_checks(c: httpx.Client, r0: Registry0) -> None:
     ]
     r = c.post("/images/00000000-0000-4000-8000-000000000009/push?repoAndTag=x/y:v1", json=body)
     assert r.status_code == 404 and r.json()["code"] == "ResourceNotFound"
+
+
+def test_push_of_an_image_that_is_not_docker(c: httpx.Client) -> None:
+    manifest = {"name": "plain", "version": "1.0.0", "type": "zone-dataset", "os": "smartos", "public": True,
+                "owner": "00000000-0000-0000-0000-000000000000"}  # fmt: skip
+    created = c.post("/images", json=manifest)
+    assert created.status_code == 200, created.text
+    r = c.post(
+        f"/images/{created.json()['uuid']}/push?repoAndTag=127.0.0.1:1/x/y:v1", json={"manifest_str": "{}"}
+    )
+    assert (r.status_code, r.json()) == (
+        422,
+        {
+            "code": "ValidationFailed",
+            "message": "image is not a docker image",
+            "errors": [{"field": "type", "code": "Invalid"}],
+        },
+    )
