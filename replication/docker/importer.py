@@ -172,6 +172,7 @@ class DockerImport:
                 puller.cancelled.set()
                 for f in futures:
                     f.cancel()
+        puller.forget()
         if failed is None:
             return [f.result() for f in futures]
         for f in futures:  # nothing is kept of a failed import

@@ -256,9 +256,9 @@ class Registry:
         return body
 
     @contextmanager
-    def open_blob(self, digest: str) -> Iterator[httpx.Response]:
-        """The blob's streaming response (status checked)."""
-        r = self._get(f"/v2/{self.repo.remote_name}/blobs/{digest}", {}, stream=True)
+    def open_blob(self, digest: str, headers: dict[str, str] | None = None) -> Iterator[httpx.Response]:
+        """The blob's streaming response (status checked); ``headers`` e.g. a ``Range``."""
+        r = self._get(f"/v2/{self.repo.remote_name}/blobs/{digest}", headers or {}, stream=True)
         try:
             _check_status(r.status_code)
             yield r

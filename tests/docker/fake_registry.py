@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from tests.docker.loopback import serve
-from tests.docker.oci import CREATED, tar_bytes
+from tests.docker.oci import CREATED, noise, tar_bytes
 
 
 def sha(data: bytes) -> str:
@@ -25,12 +25,13 @@ class FakeRepo:
     manifest: bytes
     blobs: dict[str, bytes]
     layer: str
-    #: "corrupt" | "redirect" | "nodigest" | "" (a plain answer)
+    #: "corrupt" | "redirect" | "nodigest" | "breaks" (the first layer transfer stops halfway) | ""
     fault: str = ""
+    broken: bool = False
 
 
-def fake_repo(text: str, fault: str) -> FakeRepo:
-    raw = tar_bytes({f"{text}.txt": text.encode()})
+def fake_repo(text: str, fault: str, size: int = 0) -> FakeRepo:
+    raw = tar_bytes({f"{text}.txt": text.encode() + noise(size, len(text))})
     layer = gzip.compress(raw, mtime=0)
     config = json.dumps(
         {
@@ -67,6 +68,8 @@ class FakeRegistry:
     port: int
     repos: dict[str, FakeRepo]
     requests: list[tuple[str, str | None]] = field(default_factory=list)
+    #: (path, Range header) of every request
+    ranges: list[tuple[str, str | None]] = field(default_factory=list)
     stop: Callable[[], None] = lambda: None
 
     @property
@@ -89,9 +92,28 @@ def start_fake_registry(repos: dict[str, FakeRepo]) -> FakeRegistry:
             self.end_headers()
             self.wfile.write(body)
 
+        def _breaking(self, repo: FakeRepo, data: bytes) -> None:
+            """The first transfer announces everything and stops halfway; later ones honour Range."""
+            if not repo.broken:
+                repo.broken = True
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data[: len(data) // 2])
+                self.wfile.flush()
+                self.close_connection = True
+                return
+            first = int((self.headers.get("Range") or "bytes=0-").removeprefix("bytes=").split("-")[0])
+            self._send(
+                206 if first else 200,
+                data[first:],
+                {"Content-Range": f"bytes {first}-{len(data) - 1}/{len(data)}"},
+            )
+
         def do_GET(self) -> None:
             fake = box[0]
             fake.requests.append((self.path, self.headers.get("Authorization")))
+            fake.ranges.append((self.path, self.headers.get("Range")))
             if self.path == "/v2/":
                 self._send(401, b"{}", {"WWW-Authenticate": 'Basic realm="fake"'})
                 return
@@ -114,6 +136,8 @@ def start_fake_registry(repos: dict[str, FakeRepo]) -> FakeRegistry:
                 data = repo.blobs[ref]
                 if ref == repo.layer and repo.fault == "corrupt":
                     self._send(200, bytes(b ^ 0xFF for b in data))
+                elif ref == repo.layer and repo.fault == "breaks":
+                    self._breaking(repo, data)
                 elif ref == repo.layer and repo.fault == "redirect":
                     self._send(307, b"", {"Location": f"/elsewhere/{name}/{ref}"})
                 else:

@@ -27,6 +27,7 @@ def fake(stack: Stack) -> Iterator[FakeRegistry]:
             "fake/bad": fake_repo(f"bad{tag}", "corrupt"),
             "fake/redir": fake_repo(f"redir{tag}", "redirect"),
             "fake/nodigest": fake_repo(f"nodigest{tag}", "nodigest"),
+            "fake/breaks": fake_repo(f"breaks{tag}", "breaks", size=3_000_000),
         }
     )
     yield f
@@ -68,3 +69,16 @@ def test_manifest_without_digest_header(c: httpx.Client, fake: FakeRegistry) -> 
     assert msgs[-3]["manifest_digest"] == digest
     assert msgs[-2]["payload"]["status"] == f"Digest: {digest}"
     assert json.loads(msgs[-3]["manifest_str"])["schemaVersion"] == 2
+
+
+def test_broken_transfer_continues_with_range(c: httpx.Client, fake: FakeRegistry) -> None:
+    repo = fake.repos["fake/breaks"]
+    size = len(repo.blobs[repo.layer])
+    msgs = lines(c.post(f"{IMPORT}&repo={fake.host}/fake/breaks&tag=v1", headers=AUTH))
+    assert msgs[-1]["payload"]["status"].startswith("Status: Downloaded newer image"), msgs[-1]
+    ranges = [r for path, r in fake.ranges if path == f"/v2/fake/breaks/blobs/{repo.layer}"]
+    assert len(ranges) == 2 and ranges[0] is None
+    assert ranges[1] is not None and ranges[1].startswith("bytes=") and ranges[1] != "bytes=0-"
+    assert 0 < int(ranges[1][6:-1]) <= size // 2
+    uuid = msgs[-3]["image_uuid"]
+    assert c.get(f"/images/{uuid}/file").content == repo.blobs[repo.layer]
