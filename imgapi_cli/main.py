@@ -18,7 +18,7 @@ from typing import Annotated, Any
 
 import typer
 
-from imgapi_cli import output
+from imgapi_cli import docker, output
 from imgapi_cli.agent import Agent
 from imgapi_cli.auth import SignatureAuth, load_key
 from imgapi_cli.client import Client, ImgapiError
@@ -726,6 +726,32 @@ def import_remote_cmd(
             raise ImgapiError("JobFailed", f"import job {job_uuid} {execution}: {message}")
         image_uuid = str(started.get("image_uuid") or uuid)
         output.print_image(client.get_image(image_uuid), g.json)
+
+
+@app.command("import-docker")
+def import_docker_cmd(
+    ctx: typer.Context,
+    reference: Annotated[str, typer.Argument(help="REPO[:TAG|@DIGEST], e.g. quay.io/coreos/etcd:v3.5.0.")],
+    public: Annotated[
+        bool | None, typer.Option("--public/--private", help="public value of new layer images.")
+    ] = None,
+    username: Annotated[
+        str | None, typer.Option(help="Registry user; the password is read from IMGAPI_REGISTRY_PASSWORD.")
+    ] = None,
+    progress: ProgressOpt = True,
+) -> None:
+    """Pull a Docker image from its registry into layer images (AdminImportDockerImage; operators)."""
+    with handled(ctx) as g:
+        client = g.client()
+        auth = (
+            docker.registry_auth(username, os.environ.get("IMGAPI_REGISTRY_PASSWORD", ""))
+            if username
+            else None
+        )
+        created = docker.import_docker(
+            client, reference, public=public, auth=auth, progress=progress and not g.json
+        )
+        output.print_image(client.get_image(str(created["image_uuid"])), g.json)
 
 
 @app.command("import")
