@@ -40,6 +40,9 @@ class ReplicationSettings(BaseSettings):
     #: Do not verify the TLS certificates of Docker registries (and ask token realms given without
     #: a scheme over http).
     docker_registry_insecure: bool = False
+    #: Also pull OCI image manifests and indexes (an extension: the reference asks for Docker media
+    #: types only, so an OCI-only tag is "not found" there and here by default).
+    docker_registry_oci: bool = False
     log_level: str = "INFO"
 
     @model_validator(mode="after")

@@ -21,7 +21,7 @@ from replication.copier import VIEW, Destination, DestinationError
 from replication.docker.layers import Layer, layer_manifest, layers_of
 from replication.docker.progress import Progress
 from replication.docker.pull import Cancelled, LayerPuller, Pulled
-from replication.docker.registry import MANIFEST_LIST, Registry
+from replication.docker.registry import LISTS, Registry
 from replication.docker.request import ImportRequest
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ class DockerImport:
                 "InternalError",
                 f"unsupported schema version {body['schemaVersion']} in {self._named()} manifest",
             )
-        if body.get("mediaType") == MANIFEST_LIST or m.media_type == MANIFEST_LIST:
+        if body.get("mediaType") in LISTS or m.media_type in LISTS:
             return self._platform(body)
         return m.body, m.digest, body
 

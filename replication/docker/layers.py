@@ -19,6 +19,9 @@ _COMPRESSION_BY_SUFFIX = (
     (".tar.xz", "xz"),
     ("rootfs.diff.tar", "none"),
     ("rootfs.diff", "none"),
+    # OCI layers (accepted when OCI manifests are enabled)
+    ("image.layer.v1.tar+gzip", "gzip"),
+    ("image.layer.v1.tar", "none"),
 )
 _MAGIC = ((b"\x1f\x8b\x08", "gzip"), (b"\x42\x5a\x68", "bzip2"), (b"\xfd\x37\x7a\x58\x5a\x00", "xz"))
 CONFIG_KEYS = ("Cmd", "Entrypoint", "Env", "WorkingDir")

@@ -26,6 +26,9 @@ from replication.docker.reference import Repository
 
 MANIFEST_V2 = "application/vnd.docker.distribution.manifest.v2+json"
 MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+LISTS = (MANIFEST_LIST, OCI_INDEX)
 MANIFEST_V1_SIGNED = "application/vnd.docker.distribution.manifest.v1+prettyjws"
 _REDIRECTS = (302, 307)
 _MAX_HOPS = 3
@@ -86,6 +89,7 @@ class Registry:
         user_agent: str = "imgapi",
         timeout: float = 15.0,
         retry_delay: float = 1.0,
+        accept_oci: bool = False,
     ) -> None:
         self.repo = repo
         self.base = repo.base_url
@@ -93,6 +97,8 @@ class Registry:
         self.allowlist = allowlist
         self.insecure = insecure
         self.retry_delay = retry_delay
+        #: Also ask for OCI manifests and indexes (an extension; off, as in the reference).
+        self.accept_oci = accept_oci
         self.http = httpx.Client(
             verify=not insecure,
             timeout=httpx.Timeout(timeout, connect=10.0),
@@ -235,8 +241,10 @@ class Registry:
     # --- manifests and blobs -------------------------------------------------------------------
 
     def manifest(self, ref: str) -> Manifest:
-        """The manifest of a tag or digest, in the Docker media types only (no OCI)."""
-        accept = f"{MANIFEST_V2}, {MANIFEST_LIST}"
+        """The manifest of a tag or digest, in the Docker media types (and OCI's when enabled)."""
+        accept = f"{MANIFEST_V2}, {MANIFEST_LIST}" + (
+            f", {OCI_MANIFEST}, {OCI_INDEX}" if self.accept_oci else ""
+        )
         r = self._get(f"/v2/{self.repo.remote_name}/manifests/{ref}", {"Accept": accept})
         try:
             body = r.read()

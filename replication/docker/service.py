@@ -40,11 +40,13 @@ class DockerImportServicer(docker_pb2_grpc.DockerImportServicer):
         *,
         insecure: bool = False,
         user_agent: str = "imgapi/4.11.0",
+        accept_oci: bool = False,
     ) -> None:
         self.destination = destination
         self.allowlist = allowlist
         self.insecure = insecure
         self.user_agent = user_agent
+        self.accept_oci = accept_oci
 
     def ImportDockerImage(
         self, request: docker_pb2.ImportDockerImageRequest, context: grpc.ServicerContext
@@ -68,7 +70,12 @@ class DockerImportServicer(docker_pb2_grpc.DockerImportServicer):
 
     def _registry(self, cls: type[R], ref: Reference, credentials: Credentials | None) -> R:
         return cls(
-            ref.repository, credentials, self.allowlist, insecure=self.insecure, user_agent=self.user_agent
+            ref.repository,
+            credentials,
+            self.allowlist,
+            insecure=self.insecure,
+            user_agent=self.user_agent,
+            accept_oci=self.accept_oci,
         )
 
     def _import(self, req: ImportRequest, emit: Callable[[str], None]) -> None:
@@ -125,5 +132,6 @@ def registration(settings: ReplicationSettings) -> tuple[Any, DockerImportServic
         destination,
         Allowlist.parse(settings.docker_registry_allowlist, "IMGAPI_REPLICATION_DOCKER_REGISTRY_ALLOWLIST"),
         insecure=settings.docker_registry_insecure,
+        accept_oci=settings.docker_registry_oci,
     )
     return docker_pb2_grpc.add_DockerImportServicer_to_server, servicer, SERVICE_NAME

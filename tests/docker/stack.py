@@ -28,13 +28,15 @@ class Stack:
     stop: Callable[[], None]
 
 
-def start_stack(tmp: Path, name: str, *, shape: Shape | None = None, **dc_options: Any) -> Stack:
+def start_stack(
+    tmp: Path, name: str, *, shape: Shape | None = None, accept_oci: bool = False, **dc_options: Any
+) -> Stack:
     dc = start_dc(tmp, name, shape=shape, **dc_options)
 
     def destination(caller: common_pb2.CallerContext) -> Destination:
         return Destination(dc.catalog_target, dc.blob_target, caller=caller)
 
-    servicer = DockerImportServicer(destination, Allowlist.parse(list(LOOPBACK)))
+    servicer = DockerImportServicer(destination, Allowlist.parse(list(LOOPBACK)), accept_oci=accept_oci)
     server, port, _h = build_server(
         [(docker_pb2_grpc.add_DockerImportServicer_to_server, servicer)], [SERVICE_NAME], "127.0.0.1:0"
     )

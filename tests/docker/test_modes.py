@@ -93,3 +93,22 @@ def test_channels(channels: Stack, r0: Registry0) -> None:
         assert c.get(f"/images/{base}?channel=*").json()["channels"] == ["dev"]
         assert c.get(f"/images/{head}?channel=*").json()["channels"] == ["staging"]
         assert json.loads(msgs[-3]["manifest_str"])["layers"]
+
+
+def test_oci_manifests_when_enabled(tmp: Path, r0: Registry0) -> None:
+    s = start_stack(tmp, "oci", mode="public", accept_oci=True)
+    try:
+        with client(s) as c:
+            msgs = lines(c.post(f"{IMPORT}&repo={r0.host}/test/child&tag=oci"))
+            assert msgs[-1]["payload"]["status"].startswith("Status: Downloaded newer image"), msgs[-1]
+            created = msgs[-3]
+            assert (
+                json.loads(created["manifest_str"])["mediaType"]
+                == "application/vnd.oci.image.manifest.v1+json"
+            )
+            base, head = uuids_of(registry_manifest(r0.host, "test/child", "v2s2")[0])
+            assert created["image_uuid"] == head  # the same layers as the Docker form
+            img = c.get(f"/images/{head}").json()
+            assert (img["origin"], img["files"][0]["compression"]) == (base, "gzip")
+    finally:
+        s.stop()
