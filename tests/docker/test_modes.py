@@ -112,3 +112,51 @@ def test_oci_manifests_when_enabled(tmp: Path, r0: Registry0) -> None:
             assert (img["origin"], img["files"][0]["compression"]) == (base, "gzip")
     finally:
         s.stop()
+
+
+def test_the_replication_service_serves_docker_imports(tmp: Path, r0: Registry0) -> None:
+    """The production wiring: replication.service.create_server hosts DockerImport with the
+    registry allow-list of its settings (loopback is refused unless listed)."""
+    from gateway.settings import GatewaySettings
+    from replication.service import create_server
+    from replication.settings import ReplicationSettings
+    from tests.components import free_port
+    from tests.gateway.conftest import _start_gateway
+    from tests.replication.stacks import start_dc
+
+    dc = start_dc(tmp, "served", mode="public")
+    stops = [dc.stop]
+    try:
+        for allow, expect in (([], "refused"), (["127.0.0.0/8"], "ok")):
+            settings = ReplicationSettings(
+                bind="127.0.0.1:0",
+                data_dir=tmp / f"repl-{expect}",
+                catalog_target=dc.catalog_target,
+                blob_target=dc.blob_target,
+                docker_registry_allowlist=allow,
+            )
+            server, port, _h, manager = create_server(settings)
+            server.start()
+            stops += [manager.stop_all, lambda server=server: server.stop(0).wait()]  # type: ignore[misc]
+            gw_port = free_port()
+            stops.append(
+                _start_gateway(
+                    GatewaySettings(
+                        host="127.0.0.1",
+                        port=gw_port,
+                        catalog_target=dc.catalog_target,
+                        blob_target=dc.blob_target,
+                        replication_target=f"127.0.0.1:{port}",
+                    )
+                )
+            )
+            with httpx.Client(base_url=f"http://127.0.0.1:{gw_port}", timeout=60) as c:
+                last = lines(c.post(f"{IMPORT}&repo={r0.host}/test/base&tag=v1"))[-1]
+            if expect == "refused":
+                assert last["error"]["code"] == "RemoteSourceError"
+                assert "IMGAPI_REPLICATION_DOCKER_REGISTRY_ALLOWLIST" in last["error"]["message"]
+            else:
+                assert last["payload"]["status"].startswith("Status: Downloaded newer image"), last
+    finally:
+        for stop in reversed(stops):
+            stop()
