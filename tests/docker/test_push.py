@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 
 from tests.docker.conftest import Registry0
+from tests.docker.stack import Stack
 from tests.docker.test_import import ACCEPT, IMPORT, lines
 
 
@@ -25,12 +26,13 @@ def push_lines(r: httpx.Response) -> list[dict[str, Any]]:
     return [json.loads(line) for line in r.text.split("\r\n")[:-1]]
 
 
-def test_push_to_a_registry(c: httpx.Client, r0: Registry0) -> None:
+def test_push_to_a_registry(c: httpx.Client, r0: Registry0, stack: Stack) -> None:
     created = imported(c, r0)
+    repo = f"test/pushed{stack.url.rsplit(':', 1)[1]}"  # a repository this test alone writes
     body = {k: created[k] for k in ("manifest_str", "image", "config_digest", "image_uuid")}
     layer = json.loads(created["manifest_str"])["layers"][0]["digest"]
     short = layer[7:19]
-    url = f"/images/{created['image_uuid']}/push?repoAndTag={r0.host}/test/pushed:v1"
+    url = f"/images/{created['image_uuid']}/push?repoAndTag={r0.host}/{repo}:v1"
     msgs = push_lines(c.post(url, json=body, headers={"x-request-id": "push-1"}))
     size = len(created["manifest_str"])
     digest = created["manifest_digest"]
@@ -44,7 +46,7 @@ def test_push_to_a_registry(c: httpx.Client, r0: Registry0) -> None:
         {"type": "progress", "payload": {"progressDetail": {}, "aux": {"Tag": "v1", "Digest": digest, "Size": size}}, "id": "push-1"},
     ]  # fmt: skip
     assert msgs[-3]["payload"] == {"id": short, "progressDetail": {}, "status": "Pushed"}
-    r = httpx.get(f"http://{r0.host}/v2/test/pushed/manifests/v1", headers={"Accept": ACCEPT})
+    r = httpx.get(f"http://{r0.host}/v2/{repo}/manifests/v1", headers={"Accept": ACCEPT})
     assert (r.headers["docker-content-digest"], r.text) == (digest, created["manifest_str"])
 
     again = push_lines(c.post(url, json=body, headers={"x-request-id": "push-2"}))
