@@ -23,6 +23,13 @@ from replication.docker.progress import Progress
 from replication.docker.pull import Cancelled, LayerPuller, Pulled
 from replication.docker.registry import LISTS, Registry
 from replication.docker.request import ImportRequest
+from replication.docker.schema1 import (
+    Schema1Image,
+    parse_schema1,
+    uncompressed_digest,
+    upconvert,
+    verified_payload,
+)
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +61,8 @@ class DockerImport:
         self.progress = progress
         self.mode = "dc"
         self.owner = ZERO_UUID
+        #: The image of a schema 1 manifest (up-converted after the downloads), else None.
+        self.schema1: Schema1Image | None = None
 
     # --- the registry side ---------------------------------------------------------------------
 
@@ -71,8 +80,26 @@ class DockerImport:
                 f"unsupported schema version {body['schemaVersion']} in {self._named()} manifest",
             )
         if body.get("mediaType") in LISTS or m.media_type in LISTS:
-            return self._platform(body)
-        return m.body, m.digest, body
+            text, digest, body = self._platform(body)
+        else:
+            text, digest = m.body, m.digest
+        self._check_layers(body)
+        if body.get("schemaVersion") == 1:
+            payload = verified_payload(m.body, body, m.header_digest)
+            return m.body, "sha256:" + hashlib.sha256(payload).hexdigest(), body
+        return text, digest, body
+
+    def _check_layers(self, body: dict[str, Any]) -> None:
+        if body.get("schemaVersion") == 1:
+            fs, history = body.get("fsLayers"), body.get("history")
+            if not isinstance(fs, list) or not fs:
+                raise ImgapiError("InternalError", f"no layers in {self._named()} manifest")
+            if not isinstance(history, list) or len(history) != len(fs):
+                raise ImgapiError(
+                    "InternalError", f"history length not equal to layers length in {self._named()} manifest"
+                )
+        elif not body.get("layers"):
+            raise ImgapiError("InternalError", f"no layers in {self._named()} manifest")
 
     def _platform(self, listing: dict[str, Any]) -> tuple[bytes, str, dict[str, Any]]:
         entries = listing.get("manifests")
@@ -92,9 +119,7 @@ class DockerImport:
 
     def _layers(self, manifest: dict[str, Any]) -> tuple[dict[str, Any], str, list[Layer]]:
         if manifest.get("schemaVersion") == 1:
-            raise ImgapiError("InternalError", "docker schema 1 manifests are not supported")
-        if not manifest.get("layers"):
-            raise ImgapiError("InternalError", f"no layers in {self._named()} manifest")
+            return self._schema1_layers(manifest)
         config_digest = str((manifest.get("config") or {}).get("digest", ""))
         raw = self.registry.blob(config_digest)
         got = "sha256:" + hashlib.sha256(raw).hexdigest()
@@ -109,6 +134,26 @@ class DockerImport:
                 "ValidationFailed", f"invalid JSON for docker config, digest {config_digest}, err {e}"
             ) from None
         return config, config_digest, layers_of(manifest, config)
+
+    def _schema1_layers(self, manifest: dict[str, Any]) -> tuple[dict[str, Any], str, list[Layer]]:
+        """The layers of a schema 1 manifest (their diff_ids are known only after the downloads)."""
+        self.schema1 = parse_schema1(manifest)
+        n = len(self.schema1.non_empty)
+        config, _, converted, _ = upconvert(self.schema1, [""] * n, [0] * n, ["gzip"] * n)
+        return config, "", layers_of(converted, config)
+
+    def _converted(self, pulled: list[Pulled]) -> tuple[dict[str, Any], str, bytes, str]:
+        """After the downloads of a schema 1 image: its config, config digest, manifest text and
+        digest as a schema 2 image; the layers get their diff_ids."""
+        assert self.schema1 is not None
+        diff_ids = [uncompressed_digest(self.dest.blobs, p) for p in pulled]
+        config, _, converted, text = upconvert(
+            self.schema1, diff_ids, [p.size for p in pulled], [p.compression for p in pulled]
+        )
+        for p, layer in zip(pulled, layers_of(converted, config), strict=True):
+            p.layer = layer
+        digest = "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+        return config, converted["config"]["digest"], text.encode(), digest
 
     # --- the run -------------------------------------------------------------------------------
 
@@ -136,6 +181,8 @@ class DockerImport:
         for layer in layers:
             self.progress.layer_queued(layer.short)
         pulled = self._pull_all(layers)
+        if self.schema1 is not None:
+            config, config_digest, manifest_text, manifest_digest = self._converted(pulled)
         downloaded = any(not p.reused for p in pulled)
         self._commit(pulled)
         self.progress.created(
@@ -147,7 +194,7 @@ class DockerImport:
                 "manifest_digest": manifest_digest,
                 "manifest_str": manifest_text.decode(),
                 "size": sum(p.size for p in pulled),
-                "dockerImageVersion": "2.2",
+                "dockerImageVersion": "2.1" if self.schema1 is not None else "2.2",
             }
         )
         self.progress.status(f"Digest: {manifest_digest}")

@@ -48,6 +48,8 @@ class Manifest:
     body: bytes
     digest: str
     media_type: str
+    #: The ``Docker-Content-Digest`` the registry sent, if any.
+    header_digest: str | None = None
 
 
 def _status_name(code: int) -> str:
@@ -251,8 +253,9 @@ class Registry:
         finally:
             r.close()
         _check_status(r.status_code, not_found_on_401=True)
-        digest = r.headers.get("docker-content-digest") or "sha256:" + hashlib.sha256(body).hexdigest()
-        return Manifest(body, digest, r.headers.get("content-type", "").split(";")[0].strip())
+        header = r.headers.get("docker-content-digest")
+        digest = header or "sha256:" + hashlib.sha256(body).hexdigest()
+        return Manifest(body, digest, r.headers.get("content-type", "").split(";")[0].strip(), header)
 
     def blob(self, digest: str) -> bytes:
         r = self._get(f"/v2/{self.repo.remote_name}/blobs/{digest}", {})
