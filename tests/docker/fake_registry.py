@@ -15,6 +15,8 @@ from typing import Any
 from tests.docker.loopback import serve
 from tests.docker.oci import CREATED, noise, tar_bytes
 
+MANIFEST_V2 = "application/vnd.docker.distribution.manifest.v2+json"
+
 
 def sha(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
@@ -128,8 +130,10 @@ def start_fake_registry(repos: dict[str, FakeRepo]) -> FakeRegistry:
             name, kind, ref = parts
             repo = fake.repos[name]
             if kind == "manifests":
-                headers = {"Content-Type": "application/vnd.docker.distribution.manifest.v2+json"}
-                if repo.fault != "nodigest":
+                v1 = repo.fault == "schema1"
+                media = "application/vnd.docker.distribution.manifest.v1+prettyjws" if v1 else MANIFEST_V2
+                headers = {"Content-Type": media}
+                if repo.fault not in ("nodigest", "schema1"):
                     headers["Docker-Content-Digest"] = sha(repo.manifest)
                 self._send(200, repo.manifest, headers)
             elif kind == "blobs" and ref in repo.blobs:

@@ -4,6 +4,7 @@ behind a 307 redirect (followed without credentials), a manifest without its dig
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
 import json
 import time
@@ -12,7 +13,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.docker.fake_registry import FakeRegistry, fake_repo, start_fake_registry
+from replication.docker.layers import layer_uuid
+from tests.docker.fake_registry import FakeRegistry, FakeRepo, fake_repo, start_fake_registry
+from tests.docker.schema1_fake import schema1_repo
 from tests.docker.stack import Stack
 from tests.docker.test_import import IMPORT, lines
 
@@ -28,6 +31,8 @@ def fake(stack: Stack) -> Iterator[FakeRegistry]:
             "fake/redir": fake_repo(f"redir{tag}", "redirect"),
             "fake/nodigest": fake_repo(f"nodigest{tag}", "nodigest"),
             "fake/breaks": fake_repo(f"breaks{tag}", "breaks", size=3_000_000),
+            "fake/old": schema1_repo(f"old{tag}"),
+            "fake/unsigned": schema1_repo(f"unsigned{tag}", signed=False),
         }
     )
     yield f
@@ -82,3 +87,49 @@ def test_broken_transfer_continues_with_range(c: httpx.Client, fake: FakeRegistr
     assert 0 < int(ranges[1][6:-1]) <= size // 2
     uuid = msgs[-3]["image_uuid"]
     assert c.get(f"/images/{uuid}/file").content == repo.blobs[repo.layer]
+
+
+def test_schema1_manifest_is_converted(c: httpx.Client, fake: FakeRegistry) -> None:
+    repo = fake.repos["fake/old"]
+    msgs = lines(c.post(f"{IMPORT}&repo={fake.host}/fake/old&tag=v1", headers=AUTH))
+    assert msgs[-1]["payload"]["status"].startswith("Status: Downloaded newer image"), msgs[-1]
+    created = msgs[-3]
+    text = created["manifest_str"]
+    converted = json.loads(text)
+    assert text == json.dumps(converted, indent=4)
+    assert created["dockerImageVersion"] == "2.1"
+    assert created["manifest_digest"] == "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+    assert msgs[-2]["payload"]["status"] == f"Digest: {created['manifest_digest']}"
+    assert [layer["digest"] for layer in converted["layers"]] == [repo.layer]
+    assert converted["layers"][0]["mediaType"] == "application/vnd.docker.image.rootfs.diff.tar.gzip"
+    config = created["image"]
+    raw = gzip.decompress(repo.blobs[repo.layer])
+    assert config["rootfs"] == {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(raw).hexdigest()]}
+    assert [h.get("empty_layer", False) for h in config["history"]] == [False, True]
+    assert "id" not in config and config["os"] == "linux"
+    config_text = json.dumps(config, separators=(",", ":")).encode()
+    assert (
+        created["config_digest"]
+        == converted["config"]["digest"]
+        == "sha256:" + hashlib.sha256(config_text).hexdigest()
+    )
+    assert created["image_uuid"] == layer_uuid([repo.layer])  # as for a schema 2 manifest of the layer
+    img = c.get(f"/images/{created['image_uuid']}").json()
+    assert img["description"] == "/bin/sh -c #(nop) ADD file:" + text_of(repo) + " in / "
+
+
+def text_of(repo: FakeRepo) -> str:
+    return json.loads(json.loads(repo.manifest)["history"][1]["v1Compatibility"])["container_config"]["Cmd"][
+        2
+    ][len("#(nop) ADD file:") : -len(" in / ")]
+
+
+def test_unsigned_schema1_manifest_is_refused(c: httpx.Client, fake: FakeRegistry) -> None:
+    msgs = lines(c.post(f"{IMPORT}&repo={fake.host}/fake/unsigned&tag=v1", headers=AUTH))
+    assert msgs == [
+        {
+            "type": "error",
+            "id": f"{fake.host}/fake/unsigned",
+            "error": {"code": "InternalError", "message": "schema 1 manifest is not signed"},
+        }
+    ]
