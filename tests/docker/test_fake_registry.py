@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from replication.docker.layers import layer_uuid
-from tests.docker.fake_registry import FakeRegistry, FakeRepo, fake_repo, start_fake_registry
+from tests.docker.fake_registry import FakeRegistry, fake_repo, start_fake_registry
 from tests.docker.schema1_fake import schema1_repo
 from tests.docker.stack import Stack
 from tests.docker.test_import import IMPORT, lines
@@ -115,13 +115,8 @@ def test_schema1_manifest_is_converted(c: httpx.Client, fake: FakeRegistry) -> N
     )
     assert created["image_uuid"] == layer_uuid([repo.layer])  # as for a schema 2 manifest of the layer
     img = c.get(f"/images/{created['image_uuid']}").json()
-    assert img["description"] == "/bin/sh -c #(nop) ADD file:" + text_of(repo) + " in / "
-
-
-def text_of(repo: FakeRepo) -> str:
-    return json.loads(json.loads(repo.manifest)["history"][1]["v1Compatibility"])["container_config"]["Cmd"][
-        2
-    ][len("#(nop) ADD file:") : -len(" in / ")]
+    base_v1 = json.loads(json.loads(repo.manifest)["history"][1]["v1Compatibility"])
+    assert img["description"] == " ".join(base_v1["container_config"]["Cmd"])
 
 
 def test_unsigned_schema1_manifest_is_refused(c: httpx.Client, fake: FakeRegistry) -> None:
