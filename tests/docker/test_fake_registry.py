@@ -117,6 +117,9 @@ def test_schema1_manifest_is_converted(c: httpx.Client, fake: FakeRegistry) -> N
     img = c.get(f"/images/{created['image_uuid']}").json()
     base_v1 = json.loads(json.loads(repo.manifest)["history"][1]["v1Compatibility"])
     assert img["description"] == " ".join(base_v1["container_config"]["Cmd"])
+    again = lines(c.post(f"{IMPORT}&repo={fake.host}/fake/old&tag=v1", headers=AUTH))
+    assert [m["payload"]["status"] for m in again if m["type"] == "progress"] == ["Already exists"]
+    assert again[-3] == created  # the reused layer's uncompressed digest is the same
 
 
 def test_unsigned_schema1_manifest_is_refused(c: httpx.Client, fake: FakeRegistry) -> None:
