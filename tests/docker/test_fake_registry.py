@@ -32,6 +32,7 @@ def fake(stack: Stack) -> Iterator[FakeRegistry]:
             "fake/nodigest": fake_repo(f"nodigest{tag}", "nodigest"),
             "fake/breaks": fake_repo(f"breaks{tag}", "breaks", size=3_000_000),
             "fake/old": schema1_repo(f"old{tag}"),
+            "fake/gone": fake_repo(f"gone{tag}", "breaks", size=100_000),
             "fake/unsigned": schema1_repo(f"unsigned{tag}", signed=False),
         }
     )
@@ -131,3 +132,21 @@ def test_unsigned_schema1_manifest_is_refused(c: httpx.Client, fake: FakeRegistr
             "error": {"code": "InternalError", "message": "schema 1 manifest is not signed"},
         }
     ]
+
+
+def test_import_goes_on_when_the_caller_goes_away(stack: Stack, fake: FakeRegistry) -> None:
+    """The caller hangs up after the first line; the layer's first transfer breaks, so the import
+    is still running (its retry waits 1 s) when the connection closes, and it completes anyway."""
+    repo = fake.repos["fake/gone"]
+    uuid = layer_uuid([repo.layer])
+    with (
+        httpx.Client(base_url=stack.url, timeout=60) as c,
+        c.stream("POST", f"{IMPORT}&repo={fake.host}/fake/gone&tag=v1", headers=AUTH) as r,
+    ):
+        assert json.loads(next(r.iter_lines()))["payload"]["status"].startswith("v1: Pulling from")
+    deadline = time.monotonic() + 60
+    with httpx.Client(base_url=stack.url, timeout=60) as c:
+        while (got := c.get(f"/images/{uuid}")).status_code != 200 or got.json()["state"] != "active":
+            assert time.monotonic() < deadline, got.text
+            time.sleep(0.1)
+        assert c.get(f"/images/{uuid}/file").content == repo.blobs[repo.layer]
