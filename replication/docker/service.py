@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 SERVICE_NAME = docker_pb2.DESCRIPTOR.services_by_name["DockerImport"].full_name
 _END = None
 R = TypeVar("R", bound=Registry)
+T = TypeVar("T")
 
 
 class DockerImportServicer(docker_pb2_grpc.DockerImportServicer):
@@ -51,22 +52,12 @@ class DockerImportServicer(docker_pb2_grpc.DockerImportServicer):
     def ImportDockerImage(
         self, request: docker_pb2.ImportDockerImageRequest, context: grpc.ServicerContext
     ) -> Iterator[docker_pb2.DockerStreamEvent]:
-        try:
-            checked = check_request(request)
-        except ImgapiError as e:
-            abort_with(context, e)
-            return
-        yield from _streamed(lambda emit: self._import(checked, emit))
+        return _checked_stream(context, lambda: check_request(request), self._import)
 
     def PushDockerImage(
         self, request: docker_pb2.PushDockerImageRequest, context: grpc.ServicerContext
     ) -> Iterator[docker_pb2.DockerStreamEvent]:
-        try:
-            checked = check_push(request)
-        except ImgapiError as e:
-            abort_with(context, e)
-            return
-        yield from _streamed(lambda emit: self._push(checked, emit))
+        return _checked_stream(context, lambda: check_push(request), self._push)
 
     def _registry(self, cls: type[R], ref: Reference, credentials: Credentials | None) -> R:
         return cls(
@@ -96,6 +87,18 @@ class DockerImportServicer(docker_pb2_grpc.DockerImportServicer):
         finally:
             registry.close()
             dest.close()
+
+
+def _checked_stream(
+    context: grpc.ServicerContext, check: Callable[[], T], work: Callable[[T, Callable[[str], None]], None]
+) -> Iterator[docker_pb2.DockerStreamEvent]:
+    """The request's checks (a failure is the call's error status), then the stream of ``work``."""
+    try:
+        checked = check()
+    except ImgapiError as e:
+        abort_with(context, e)
+        return
+    yield from _streamed(lambda emit: work(checked, emit))
 
 
 def _streamed(work: Callable[[Callable[[str], None]], None]) -> Iterator[docker_pb2.DockerStreamEvent]:
