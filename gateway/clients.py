@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import grpc
 from grpc import aio
-from imgapi.v1 import catalog_pb2_grpc, replication_pb2_grpc
+from imgapi.v1 import catalog_pb2_grpc, docker_pb2_grpc, replication_pb2_grpc
 from pydantic import SecretStr
 
 from blob_client import AsyncBlobClient
@@ -49,6 +49,8 @@ class Clients:
     #: The replication service (``replication_target``), None when not configured.
     replication_channel: aio.Channel | None = None
     replication: replication_pb2_grpc.ReplicationServiceAsyncStub | None = None
+    #: Docker imports, served by the replication service (None when it is not configured).
+    docker: docker_pb2_grpc.DockerImportAsyncStub | None = None
     #: The internal token the channels send (for channels opened later, gateway/balance.py).
     token: SecretStr = field(default_factory=lambda: SecretStr(""), repr=False)
 
@@ -98,6 +100,11 @@ def create_clients(settings: GatewaySettings) -> Clients:
         replication_channel=repl,
         replication=(
             replication_pb2_grpc.ReplicationServiceStub(repl)  # type: ignore[call-overload]
+            if repl is not None
+            else None
+        ),
+        docker=(
+            docker_pb2_grpc.DockerImportStub(repl)  # type: ignore[call-overload]
             if repl is not None
             else None
         ),

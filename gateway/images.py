@@ -6,7 +6,7 @@ from __future__ import annotations
 from imgapi.v1 import catalog_pb2, image_pb2
 from starlette.responses import Response
 
-from gateway import routes_jobs
+from gateway import docker_import, routes_jobs
 from gateway.blobs import delete_orphans
 from gateway.context import RequestContext
 from gateway.responses import empty_response, image_response, images_response, json_response
@@ -133,6 +133,9 @@ async def create_image(ctx: RequestContext) -> Response:
         if ctx.account is not None:
             raise operator_only()
         check_docker_import_params(ctx)
+        if ctx.clients.docker is not None:
+            return await docker_import.import_docker_image(ctx, ctx.clients.docker)
+        ctx.query.boolean("public")
         raise not_available("docker image import is not available")
     if action == "import-lxd-image":
         if ctx.account is not None:
@@ -143,7 +146,7 @@ async def create_image(ctx: RequestContext) -> Response:
 
 
 def check_docker_import_params(ctx: RequestContext) -> None:
-    """AdminImportDockerImage's input checks (they come before the 501): repo, tag or digest, public."""
+    """AdminImportDockerImage's first input checks: repo, tag or digest (the importer checks the rest)."""
     q = ctx.query
     errors: list[FieldError] = []
     if q.get("repo") is None:
@@ -155,7 +158,6 @@ def check_docker_import_params(ctx: RequestContext) -> None:
         errors.append(FieldError("digest", "Invalid", 'cannot specify both "tag" and "digest"'))
     if errors:
         raise validation_failed("missing parameters", errors)
-    q.boolean("public")
 
 
 def check_lxd_import_params(ctx: RequestContext) -> None:
@@ -188,11 +190,14 @@ async def clone_image(ctx: RequestContext) -> Response:
 
 
 async def push_docker_image(ctx: RequestContext) -> Response:
-    """AdminPushDockerImage (§2.27): load -> owner -> not docker (422) -> 501."""
+    """AdminPushDockerImage: load -> owner -> not docker (422) -> the replication service's push
+    (501 without a replication target)."""
     image = await load_image(ctx)
     check_owner(ctx, image)
     if image.type != "docker":
         raise validation_failed("image is not a docker image", [FieldError("type", "Invalid")])
+    if ctx.clients.docker is not None:
+        return await docker_import.push_docker_image(ctx, ctx.clients.docker)
     raise not_available("docker image push is not available")
 
 

@@ -65,8 +65,9 @@ DOCS: dict[tuple[str, str], Doc] = {
     ),
     ("/images", "POST"): Doc(
         "CreateImage",
-        "Create an unactivated image from a manifest (action=create-from-vm, import-docker-image, "
-        "import-lxd-image: 501 NotAvailable here)",
+        "Create an unactivated image from a manifest (action=create-from-vm, import-lxd-image: 501 "
+        "NotAvailable here; action=import-docker-image streams newline-delimited JSON progress when a "
+        "replication service is configured, docs/docker.md)",
         query=(
             ACCOUNT,
             CHANNEL,
@@ -233,7 +234,7 @@ DOCS: dict[tuple[str, str], Doc] = {
     ),
     ("/images/:uuid/push", "POST"): Doc(
         "AdminPushDockerImage",
-        "Push a docker image (501 NotAvailable here)",
+        "Push a docker image (streamed progress when a replication service is configured, else 501)",
         query=(q("repoAndTag", STR), *IMAGE_QUERY),
         ok={},
     ),

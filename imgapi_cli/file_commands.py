@@ -5,6 +5,7 @@ Registered on the root command by :mod:`imgapi_cli.main`."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -12,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from imgapi_cli import output
+from imgapi_cli import docker, output
 from imgapi_cli.client import Client, CliError
 from imgapi_cli.downloads import download
 from imgapi_cli.habits import read_manifest, usage
@@ -248,3 +249,28 @@ def export_cmd(
             output.print_json(written)
         else:
             output.note(f"exported {uuid} to {manifest_path}" + (f" and {written['file']}" if files else ""))
+
+
+def import_docker_cmd(
+    ctx: typer.Context,
+    reference: Annotated[str, typer.Argument(help="REPO[:TAG|@DIGEST], e.g. quay.io/coreos/etcd:v3.5.0.")],
+    public: Annotated[
+        bool | None, typer.Option("--public/--private", help="public value of new layer images.")
+    ] = None,
+    username: Annotated[
+        str | None, typer.Option(help="Registry user; the password is read from IMGAPI_REGISTRY_PASSWORD.")
+    ] = None,
+    progress: ProgressOpt = True,
+) -> None:
+    """Pull a Docker image from its registry into layer images (AdminImportDockerImage; operators)."""
+    with handled(ctx) as g:
+        client = g.client()
+        auth = (
+            docker.registry_auth(username, os.environ.get("IMGAPI_REGISTRY_PASSWORD", ""))
+            if username
+            else None
+        )
+        created = docker.import_docker(
+            client, reference, public=public, auth=auth, progress=progress and not g.json
+        )
+        output.print_image(client.get_image(str(created["image_uuid"])), g.json)

@@ -116,6 +116,7 @@ COMMANDS: tuple[tuple[str, Callable[..., None]], ...] = (
     ("update", images.update_cmd),
     ("delete", images.delete_cmd),
     ("import-remote", files.import_remote_cmd),
+    ("import-docker", files.import_docker_cmd),
     ("import", files.import_cmd),
     ("export", files.export_cmd),
 )

@@ -16,6 +16,7 @@ from imgapi_common.errors import ImgapiError, abort_with, from_rpc_error, invali
 from imgapi_common.grpc_server import build_server
 from imgapi_common.ssrf import Allowlist
 from replication.copier import Destination
+from replication.docker.service import registration as docker_registration
 from replication.filters import Filters
 from replication.import_runner import ImportRunner
 from replication.jobs import JobManager, JobSpec
@@ -213,9 +214,13 @@ def create_server(
     )
     imports = ImportRunner(settings, store)
     servicer = ReplicationServicer(manager, imports)
+    docker_add, docker_servicer, docker_name = docker_registration(settings)
     server, port, health = build_server(
-        [(replication_pb2_grpc.add_ReplicationServiceServicer_to_server, servicer)],
-        [SERVICE_NAME],
+        [
+            (replication_pb2_grpc.add_ReplicationServiceServicer_to_server, servicer),
+            (docker_add, docker_servicer),
+        ],
+        [SERVICE_NAME, docker_name],
         settings.bind,
         max_workers=settings.max_workers,
         internal_token=token,

@@ -35,6 +35,15 @@ class ReplicationSettings(BaseSettings):
     #: (host names, ``*.suffix`` patterns, IP addresses or CIDRs; JSON list in the environment),
     #: e.g. a sibling IMGAPI on a private network.
     source_allowlist: list[str] = Field(default_factory=list)
+    #: Docker registries are fetched through the same SSRF guard: only public addresses, unless
+    #: listed here (same forms as ``source_allowlist``), e.g. a registry on the datacenter network.
+    docker_registry_allowlist: list[str] = Field(default_factory=list)
+    #: Do not verify the TLS certificates of Docker registries (and ask token realms given without
+    #: a scheme over http).
+    docker_registry_insecure: bool = False
+    #: Also pull OCI image manifests and indexes (an extension: the reference asks for Docker media
+    #: types only, so an OCI-only tag is "not found" there and here by default).
+    docker_registry_oci: bool = False
     log_level: str = "INFO"
 
     # Remote imports (AdminImportRemoteImage, ImportFromDatacenter). These used to be the gateway's
