@@ -7,12 +7,15 @@ These are not IMGAPI REST codes (the gateway maps them), so they are packed into
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 import grpc
 from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
+
+log = logging.getLogger(__name__)
 
 DOMAIN = "imgapi.blob"
 
@@ -82,9 +85,13 @@ class BlobError(Exception):
         return cls("Internal", str(details))
 
 
-def abort_with(context: grpc.ServicerContext, err: BlobError) -> None:
-    """Terminate an RPC with the rich status of ``err`` (raises)."""
-    context.abort_with_status(rpc_status.to_status(err.to_rpc_status()))
+def blob_status(exc: Exception, method: str) -> tuple[status_pb2.Status, int]:
+    """The status a blob-service call that raised ``exc`` ends with (the server's error interceptor
+    calls this): a BlobError as it is, anything else Internal (and logged)."""
+    if isinstance(exc, BlobError):
+        return exc.to_rpc_status(), 0
+    log.error("%s failed", method, exc_info=exc)
+    return BlobError("Internal", f"{exc.__class__.__name__}: {exc}").to_rpc_status(), 0
 
 
 # --- constructors used by the service -------------------------------------------------------------

@@ -8,7 +8,7 @@ import grpc
 from grpc_health.v1.health import HealthServicer
 from imgapi.v1 import blob_pb2, blob_pb2_grpc
 
-from blob_service.errors import BlobError
+from blob_service.errors import BlobError, blob_status
 from blob_service.service import BlobService, storage_errors
 from blob_service.servicer import BlobServicer
 from blob_service.settings import BlobSettings
@@ -80,6 +80,7 @@ def create_server(settings: BlobSettings) -> tuple[grpc.Server, int, HealthServi
         max_workers=settings.max_workers,
         interceptors=[ObservabilityInterceptor(access_log=settings.access_log)],
         internal_token=settings.internal_token,
+        status_of=blob_status,
     )
     service.start_reaper()
     return server, port, health, service

@@ -10,7 +10,8 @@ from imgapi.v1 import blob_pb2
 
 from gateway.clients import is_unavailable
 from gateway.context import RequestContext
-from imgapi_common.errors import ImgapiError, error_reason
+from imgapi_common.errors import ImgapiError
+from imgapi_common.grpc_errors import error_reason
 
 log = logging.getLogger("gateway.blobs")
 

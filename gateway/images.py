@@ -85,6 +85,7 @@ async def list_images(ctx: RequestContext) -> Response:
         marker=q.raw("marker"),
         sort=q.raw("sort"),
         incl_admin_fields=q.raw("inclAdminFields"),
+        view_only=True,
     )
     empty_public = q.empty("public")
     if empty_public:

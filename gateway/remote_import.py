@@ -33,7 +33,8 @@ from gateway.jobs import workflow_url
 from gateway.responses import image_response, json_response
 from gateway.settings import GatewaySettings
 from gateway.uploads import KIND_FILE, CallScope, EndChecks, FileMeta, delete_blobs, prepare, store_file_from
-from imgapi_common.errors import FieldError, ImgapiError, from_rpc_error, invalid_parameter, validation_failed
+from imgapi_common.errors import FieldError, ImgapiError, invalid_parameter, validation_failed
+from imgapi_common.grpc_errors import from_rpc_error
 from replication.copier import (
     Conflict,
     CopyError,

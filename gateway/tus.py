@@ -54,7 +54,8 @@ from gateway.uploads import (
     verify_and_commit,
     write_chunks,
 )
-from imgapi_common.errors import ImgapiError, error_reason
+from imgapi_common.errors import ImgapiError
+from imgapi_common.grpc_errors import error_reason
 
 log = logging.getLogger("gateway.tus")
 

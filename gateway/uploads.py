@@ -22,7 +22,8 @@ from blob_service.client import WRITE_CHUNKS
 from blob_service.wire import encode_write_chunk
 from gateway.clients import Clients
 from gateway.context import RequestContext
-from imgapi_common.errors import ImgapiError, error_reason, from_rpc_error
+from imgapi_common.errors import ImgapiError
+from imgapi_common.grpc_errors import error_reason, from_rpc_error
 
 log = logging.getLogger("gateway.uploads")
 

@@ -31,7 +31,8 @@ from pydantic import SecretStr
 from blob_service.client import BlobClient
 from blob_service.errors import BlobError
 from imgapi_common import internal_auth
-from imgapi_common.errors import ImgapiError, from_rpc_error
+from imgapi_common.errors import ImgapiError
+from imgapi_common.grpc_errors import from_rpc_error
 from replication.sources import (
     CHANNEL_OPTIONS,
     ZERO_UUID,

@@ -17,7 +17,8 @@ from imgapi.v1 import catalog_pb2, catalog_pb2_grpc, common_pb2
 from catalog_service.server import create_server
 from catalog_service.service import CatalogService
 from catalog_service.settings import CatalogSettings
-from imgapi_common.errors import ImgapiError, from_rpc_error
+from imgapi_common.errors import ImgapiError
+from imgapi_common.grpc_errors import from_rpc_error
 from tests.components import pg_database
 
 VADER = "86055c40-2547-11e2-8a6b-4bb37edc84ba"

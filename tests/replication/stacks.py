@@ -32,7 +32,8 @@ from blob_service.server import create_server as create_blob_server
 from catalog_service.server import create_server as create_catalog_server
 from catalog_service.settings import CatalogSettings
 from imgapi_common import deathsig
-from imgapi_common.errors import ImgapiError, from_rpc_error
+from imgapi_common.errors import ImgapiError
+from imgapi_common.grpc_errors import from_rpc_error
 from imgapi_common.ssrf import Allowlist
 from replication.copier import Destination
 from replication.jobs import JobManager
@@ -195,7 +196,7 @@ class DC:
             r = self.call(
                 "ListImages",
                 catalog_pb2.ListImagesRequest(
-                    caller=READ_ALL, view=VIEW, state=state, limit="1000", marker=marker, full_records=True
+                    caller=READ_ALL, view=VIEW, state=state, limit="1000", marker=marker
                 ),
             )
             page = [i for i in r.images if i.uuid != marker]

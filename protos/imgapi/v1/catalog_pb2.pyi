@@ -161,7 +161,7 @@ class ListImagesRequest(_message.Message):
     MARKER_FIELD_NUMBER: _builtins.int
     SORT_FIELD_NUMBER: _builtins.int
     INCL_ADMIN_FIELDS_FIELD_NUMBER: _builtins.int
-    FULL_RECORDS_FIELD_NUMBER: _builtins.int
+    VIEW_ONLY_FIELD_NUMBER: _builtins.int
     owner: _builtins.str
     """Raw query values, validated by the catalog with IMGAPI's rules and messages."""
     name: _builtins.str
@@ -181,9 +181,10 @@ class ListImagesRequest(_message.Message):
     sort: _builtins.str
     """published_at[.asc|.desc]"""
     incl_admin_fields: _builtins.str
-    full_records: _builtins.bool
-    """By default each returned Image carries only uuid, view_json and etag (the REST fast path:
-    views are pre-rendered at write time). Set to also get every typed field.
+    view_only: _builtins.bool
+    """Only uuid, view_json, etag and revision are filled in each returned Image (the REST
+    ListImages fast path: views are pre-rendered at write time); typed fields are left out.
+    Unset (native gRPC and transcoded JSON callers), every typed field is filled too.
     """
     @_builtins.property
     def caller(self) -> _common_pb2.CallerContext: ...
@@ -213,11 +214,11 @@ class ListImagesRequest(_message.Message):
         marker: _builtins.str = ...,
         sort: _builtins.str = ...,
         incl_admin_fields: _builtins.str = ...,
-        full_records: _builtins.bool = ...,
+        view_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["caller", b"caller", "view", b"view"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["billing_tags", b"billing_tags", "caller", b"caller", "full_records", b"full_records", "incl_admin_fields", b"incl_admin_fields", "limit", b"limit", "marker", b"marker", "name", b"name", "os", b"os", "owner", b"owner", "public", b"public", "sort", b"sort", "state", b"state", "tags", b"tags", "type", b"type", "version", b"version", "view", b"view"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["billing_tags", b"billing_tags", "caller", b"caller", "incl_admin_fields", b"incl_admin_fields", "limit", b"limit", "marker", b"marker", "name", b"name", "os", b"os", "owner", b"owner", "public", b"public", "sort", b"sort", "state", b"state", "tags", b"tags", "type", b"type", "version", b"version", "view", b"view", "view_only", b"view_only"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -32,7 +32,9 @@ class CatalogServiceStub:
     Errors: every failure is a google.rpc.Status whose details carry an ErrorInfo
     (domain "imgapi", reason = the IMGAPI error code, metadata "http_status" and "message") and, for
     ValidationFailed / InvalidParameter, a BadRequest whose field violations are IMGAPI's `errors`
-    array in order (field = field, reason = code, description = message).
+    array in order (field = field, reason = code, description = message). The HTTP status also
+    travels as the trailer `imgapi-http-status`: transcoded JSON answers (/v1/catalog/...) take their
+    HTTP status from it, so a ValidationFailed is a 422 there as on the REST surface.
 
     JSON inputs (manifests, update bodies) are JSON text so that the catalog sees exactly what the
     client sent: key order, number types and unknown keys all matter to IMGAPI validation.
@@ -94,7 +96,9 @@ class CatalogServiceAsyncStub(CatalogServiceStub):
     Errors: every failure is a google.rpc.Status whose details carry an ErrorInfo
     (domain "imgapi", reason = the IMGAPI error code, metadata "http_status" and "message") and, for
     ValidationFailed / InvalidParameter, a BadRequest whose field violations are IMGAPI's `errors`
-    array in order (field = field, reason = code, description = message).
+    array in order (field = field, reason = code, description = message). The HTTP status also
+    travels as the trailer `imgapi-http-status`: transcoded JSON answers (/v1/catalog/...) take their
+    HTTP status from it, so a ValidationFailed is a 422 there as on the REST surface.
 
     JSON inputs (manifests, update bodies) are JSON text so that the catalog sees exactly what the
     client sent: key order, number types and unknown keys all matter to IMGAPI validation.
@@ -152,7 +156,9 @@ class CatalogServiceServicer(metaclass=_abc_1.ABCMeta):
     Errors: every failure is a google.rpc.Status whose details carry an ErrorInfo
     (domain "imgapi", reason = the IMGAPI error code, metadata "http_status" and "message") and, for
     ValidationFailed / InvalidParameter, a BadRequest whose field violations are IMGAPI's `errors`
-    array in order (field = field, reason = code, description = message).
+    array in order (field = field, reason = code, description = message). The HTTP status also
+    travels as the trailer `imgapi-http-status`: transcoded JSON answers (/v1/catalog/...) take their
+    HTTP status from it, so a ValidationFailed is a 422 there as on the REST surface.
 
     JSON inputs (manifests, update bodies) are JSON text so that the catalog sees exactly what the
     client sent: key order, number types and unknown keys all matter to IMGAPI validation.
