@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from catalog_service.domain.jsvalues import js_key_order, js_parse_int
 from imgapi_common.errors import ImgapiError
+from imgapi_common.jsvalues import js_key_order, js_parse_int
 
 MAX_JSON_DEPTH = 64
 

@@ -8,6 +8,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Iterator
+from datetime import UTC
 from typing import Any, TypeVar
 
 import grpc
@@ -15,6 +16,8 @@ from imgapi.v1 import catalog_pb2, catalog_pb2_grpc, common_pb2, image_pb2
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from catalog_service.convert import file_entry, icon_entry, image_message
+from catalog_service.db.listing import State
+from catalog_service.domain.serialize import format_timestamp
 from catalog_service.preconditions import Conditions
 from catalog_service.service import Caller, CatalogService, Rendered, View
 from imgapi_common.errors import ImgapiError
@@ -100,6 +103,23 @@ def _resp(r: Rendered) -> catalog_pb2.ImageResponse:
     )
 
 
+_L = catalog_pb2.ListImagesRequest
+_STATE: dict[int, State] = {
+    _L.STATE_ACTIVE: "active",
+    _L.STATE_DISABLED: "disabled",
+    _L.STATE_UNACTIVATED: "unactivated",
+    _L.STATE_CREATING: "creating",
+    _L.STATE_FAILED: "failed",
+    _L.STATE_ALL: "all",
+}
+
+
+def _marker_time(request: catalog_pb2.ListImagesRequest) -> str:
+    if not request.HasField("marker_published_at"):
+        return ""
+    return format_timestamp(request.marker_published_at.ToDatetime(tzinfo=UTC))
+
+
 _SUBJECT = {
     common_pb2.Preconditions.SUBJECT_IMAGE: "image",
     common_pb2.Preconditions.SUBJECT_FILE: "file",
@@ -147,15 +167,16 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
             owner=request.owner,
             name=request.name,
             version=request.version,
-            state=request.state,
-            public=request.public,
+            state=_STATE[request.state],
+            public=request.public if request.HasField("public") else None,
             os=request.os,
             type=request.type,
             tags=dict(request.tags),
             billing_tags=list(request.billing_tags),
             limit=request.limit,
-            marker=request.marker,
-            sort=request.sort,
+            marker_uuid=request.marker_uuid,
+            marker_published_at=_marker_time(request),
+            descending=request.descending,
             incl_admin_fields=request.incl_admin_fields,
             full_records=not request.view_only,
         )
@@ -216,7 +237,9 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
     def DeleteImage(
         self, request: catalog_pb2.DeleteImageRequest, context: grpc.ServicerContext
     ) -> catalog_pb2.DeleteImageResponse:
-        deleted, orphaned = self.s.delete(request.uuid, _caller(request.caller), request.force_all_channels)
+        deleted, orphaned = self.s.delete(
+            request.uuid, _caller(request.caller), force_all_channels=request.force_all_channels
+        )
         return catalog_pb2.DeleteImageResponse(deleted=deleted, orphaned_blob_ids=orphaned)
 
     def AddImageAcl(
@@ -312,7 +335,6 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
             compression=request.compression,
             storage=request.storage,
             content_type=request.content_type,
-            content_length=request.content_length,
         )
         view = self.s.render(plan.record, View(), 0)
         return catalog_pb2.PrepareImageUploadResponse(

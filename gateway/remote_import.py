@@ -268,7 +268,7 @@ async def delete_local(scope: CallScope, uuid: str) -> bool:
     """DeleteImage (all channels) for a rollback; False when it did not exist."""
     try:
         res: catalog_pb2.DeleteImageResponse = await scope.clients.catalog.DeleteImage(
-            catalog_pb2.DeleteImageRequest(caller=scope.caller, uuid=uuid, force_all_channels="true"),
+            catalog_pb2.DeleteImageRequest(caller=scope.caller, uuid=uuid, force_all_channels=True),
             **scope.rpc,
         )
     except grpc.RpcError as e:

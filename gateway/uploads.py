@@ -344,10 +344,17 @@ async def prepare(
             compression=compression,
             storage=storage,
             content_type=content_type,
-            content_length=content_length,
         ),
         **scope.rpc,
     )
+    # The last check before any byte: a declared length (digits; a chunked body has none) above
+    # the maximum of the kind.
+    if content_length.strip().isdecimal() and int(content_length) > res.max_size:
+        what = "icon" if kind == catalog_pb2.PrepareImageUploadRequest.KIND_ICON else "file"
+        raise ImgapiError(
+            "Upload",
+            f"{what} size, {int(content_length)}, exceeds the maximum allowed {what} size, {res.max_size}",
+        )
     return res
 
 

@@ -337,7 +337,7 @@ class Copier:
                 self.dest.call(
                     "DeleteImage",
                     catalog_pb2.DeleteImageRequest(
-                        caller=self.dest.write_caller, uuid=uuid, force_all_channels="true"
+                        caller=self.dest.write_caller, uuid=uuid, force_all_channels=True
                     ),
                 )
             except DestinationError as e:

@@ -7,7 +7,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from catalog_service.domain.config import DomainConfig
-from catalog_service.domain.jsvalues import boolish
 from catalog_service.domain.validation import (
     image_data_error,
     normalize_record,
@@ -15,6 +14,7 @@ from catalog_service.domain.validation import (
     validate_record,
 )
 from imgapi_common.errors import FieldError, validation_failed
+from imgapi_common.jsvalues import boolish
 
 #: Keys a user (``account`` given) may update.
 USER_UPDATABLE = frozenset(

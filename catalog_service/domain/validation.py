@@ -17,7 +17,10 @@ from typing import Any
 
 from catalog_service.domain.config import DomainConfig
 from catalog_service.domain.image import check_account, is_activated
-from catalog_service.domain.jsvalues import (
+from catalog_service.domain.serialize import compact_json
+from catalog_service.domain.upgrade import upgrade_dataset_manifest
+from imgapi_common.errors import FieldError, ImgapiError, invalid_parameter, validation_failed
+from imgapi_common.jsvalues import (
     boolish,
     is_js_integer,
     is_uuid,
@@ -27,9 +30,6 @@ from catalog_service.domain.jsvalues import (
     to_json_number,
     truthy,
 )
-from catalog_service.domain.serialize import compact_json
-from catalog_service.domain.upgrade import upgrade_dataset_manifest
-from imgapi_common.errors import FieldError, ImgapiError, invalid_parameter, validation_failed
 
 STATES = ("active", "unactivated", "disabled", "creating", "failed")
 #: In the reference's order (its error message lists them so; lxd came last).

@@ -5,10 +5,11 @@ from __future__ import annotations
 from sqlalchemy import Connection
 
 from catalog_service.calls import Caller, Rendered, View
-from catalog_service.domain.image import Image, check_uuid_list
+from catalog_service.domain.image import Image
 from catalog_service.handlers.core import NO_CONDITIONS, CatalogCore
 from catalog_service.json_body import parse_json
 from catalog_service.preconditions import Conditions
+from imgapi_common.acl_channel_rules import check_uuid_list
 
 
 class AclChannelHandlers(CatalogCore):

@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from imgapi.v1 import catalog_pb2
 
-from catalog_service.domain.jsvalues import js_key_order
 from imgapi_common.errors import ImgapiError
+from imgapi_common.jsvalues import js_key_order
 from tests.catalog.conftest import LUKE, V2, VADER, Catalog, caller, catalog_dc, manifest
 from tests.catalog.grpc_support import (
     create_active,

@@ -82,6 +82,12 @@ def stop_all(stops: list[Callable[[], object]]) -> None:
         raise ExceptionGroup("teardown failed", errors)
 
 
+_STATES = {
+    "all": catalog_pb2.ListImagesRequest.STATE_ALL,
+    "active": catalog_pb2.ListImagesRequest.STATE_ACTIVE,
+}
+
+
 @dataclass
 class DC:
     """One datacenter: catalog + blob services with their own storage."""
@@ -190,13 +196,14 @@ class DC:
         return r.image  # type: ignore[no-any-return]
 
     def images(self, state: str = "all") -> dict[str, image_pb2.Image]:
+        """Every image in ``state`` (``all`` or ``active``), page by page."""
         out: dict[str, image_pb2.Image] = {}
         marker = ""
         while True:
             r = self.call(
                 "ListImages",
                 catalog_pb2.ListImagesRequest(
-                    caller=READ_ALL, view=VIEW, state=state, limit="1000", marker=marker
+                    caller=READ_ALL, view=VIEW, state=_STATES[state], limit=1000, marker_uuid=marker
                 ),
             )
             page = [i for i in r.images if i.uuid != marker]

@@ -161,7 +161,10 @@ def test_public_listener_refuses_native_catalog_grpc(door: Door) -> None:
             lambda: cat.DeleteImage(
                 catalog_pb2.DeleteImageRequest(uuid=door.image, caller=OPERATOR), timeout=10
             ),
-            lambda: cat.ListImages(catalog_pb2.ListImagesRequest(caller=OPERATOR, state="all"), timeout=10),
+            lambda: cat.ListImages(
+                catalog_pb2.ListImagesRequest(caller=OPERATOR, state=catalog_pb2.ListImagesRequest.STATE_ALL),
+                timeout=10,
+            ),
             lambda: cat.GetServerConfig(catalog_pb2.GetServerConfigRequest(), timeout=10),
         ]
         for call in calls:

@@ -277,7 +277,8 @@ class CatalogServiceServicer:
         """--- File and icon attachment (the blob side calls these around a blob-service upload) ---
 
         Runs every check that precedes receiving the bytes of AddImageFile / AddImageIcon, in IMGAPI's
-        order (visibility, owner, ImageFilesImmutable, compression, storage, declared length).
+        order (visibility, owner, ImageFilesImmutable, compression, storage); the declared length is
+        compared with the answer's max_size by the caller.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -72,7 +72,8 @@ class CatalogServiceStub:
     """--- File and icon attachment (the blob side calls these around a blob-service upload) ---
 
     Runs every check that precedes receiving the bytes of AddImageFile / AddImageIcon, in IMGAPI's
-    order (visibility, owner, ImageFilesImmutable, compression, storage, declared length).
+    order (visibility, owner, ImageFilesImmutable, compression, storage); the declared length is
+    compared with the answer's max_size by the caller.
     """
     AttachImageFile: _grpc.UnaryUnaryMultiCallable[_catalog_pb2.AttachImageFileRequest, _catalog_pb2.ImageResponse]
     """Attaches a verified blob as the image file (replacing the previous one). Refused with
@@ -133,7 +134,8 @@ class CatalogServiceAsyncStub(CatalogServiceStub):
     """--- File and icon attachment (the blob side calls these around a blob-service upload) ---
 
     Runs every check that precedes receiving the bytes of AddImageFile / AddImageIcon, in IMGAPI's
-    order (visibility, owner, ImageFilesImmutable, compression, storage, declared length).
+    order (visibility, owner, ImageFilesImmutable, compression, storage); the declared length is
+    compared with the answer's max_size by the caller.
     """
     AttachImageFile: _aio.UnaryUnaryMultiCallable[_catalog_pb2.AttachImageFileRequest, _catalog_pb2.ImageResponse]  # type: ignore[assignment]
     """Attaches a verified blob as the image file (replacing the previous one). Refused with
@@ -293,7 +295,8 @@ class CatalogServiceServicer(metaclass=_abc_1.ABCMeta):
         """--- File and icon attachment (the blob side calls these around a blob-service upload) ---
 
         Runs every check that precedes receiving the bytes of AddImageFile / AddImageIcon, in IMGAPI's
-        order (visibility, owner, ImageFilesImmutable, compression, storage, declared length).
+        order (visibility, owner, ImageFilesImmutable, compression, storage); the declared length is
+        compared with the answer's max_size by the caller.
         """
 
     @_abc_1.abstractmethod
