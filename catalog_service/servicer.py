@@ -248,7 +248,7 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
         return _resp(
             self.s.change_acl(
                 *_target(request),
-                request.acl_json,
+                request.acl,
                 add=True,
             )
         )
@@ -259,7 +259,7 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
         return _resp(
             self.s.change_acl(
                 *_target(request),
-                request.acl_json,
+                request.acl,
                 add=False,
             )
         )
@@ -320,7 +320,7 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
         return _resp(
             self.s.channel_add(
                 *_target(request),
-                request.body_json,
+                request.channel,
                 _cond(request.preconditions),
             )
         )

@@ -9,6 +9,7 @@ rich ``google.rpc.Status`` on the server side and rebuilds them from a failed ca
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -69,6 +70,22 @@ CODES: dict[str, CodeSpec] = {
     "MissingParameter": CodeSpec(409, "INVALID_ARGUMENT"),
 }
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def utf8_text(text: str) -> str:
+    """Text as UTF-8 can carry it: a lone surrogate (from a JSON body that held ``\\ud800``)
+    becomes U+FFFD, which is what IMGAPI's own output carries for it too. Error texts echo client
+    input; protobuf strings and the JSON rendering both need valid UTF-8."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _LONE_SURROGATE.sub("\ufffd", text)
+    return text
+
+
 #: Codes whose REST body carries an ``errors`` array.
 CODES_WITH_ERRORS = frozenset({"ValidationFailed", "InvalidParameter"})
 
@@ -82,9 +99,9 @@ class FieldError:
     message: str | None = None
 
     def as_json(self) -> dict[str, str]:
-        out = {"field": self.field, "code": self.code}
+        out = {"field": utf8_text(self.field), "code": self.code}
         if self.message is not None:
-            out["message"] = self.message
+            out["message"] = utf8_text(self.message)
         return out
 
 
@@ -114,7 +131,7 @@ class ImgapiError(Exception):
 
     def body(self) -> dict[str, Any]:
         """The REST error body: ``code``, ``message`` and, for the two validation codes, ``errors``."""
-        out: dict[str, Any] = {"code": self.code, "message": self.message}
+        out: dict[str, Any] = {"code": self.code, "message": utf8_text(self.message)}
         if self.code in CODES_WITH_ERRORS:
             out["errors"] = [e.as_json() for e in self.errors]
         return out

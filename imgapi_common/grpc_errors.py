@@ -14,7 +14,6 @@ reproduced field by field.
 from __future__ import annotations
 
 import logging
-import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -25,6 +24,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from imgapi_common.errors import CODES, CODES_WITH_ERRORS, FieldError, ImgapiError
+from imgapi_common.errors import utf8_text as _utf8
 
 log = logging.getLogger(__name__)
 
@@ -38,20 +38,6 @@ HTTP_STATUS_METADATA = "imgapi-http-status"
 #: plus the base64 rich status. gRPC clients refuse metadata above 8 KiB by default, which would
 #: turn a clean 422 into a transport error; error texts quote client input, so they are fitted.
 MAX_ERROR_METADATA_BYTES = 6000
-
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def _utf8(text: str) -> str:
-    """Text as UTF-8 can carry it: a lone surrogate (from a body that held ``\\ud800``) becomes
-    U+FFFD, which is what IMGAPI's own output carries for it too."""
-    if text.isascii():
-        return text
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return _LONE_SURROGATE.sub("\ufffd", text)
-    return text
 
 
 def _shorten(text: str, limit: int) -> str:

@@ -630,7 +630,7 @@ class Copier:
         for acl, is_add in ((add, True), (remove, False)):
             if acl:
                 req = catalog_pb2.ImageAclRequest(
-                    caller=self.dest.write_caller, view=VIEW, uuid=img.uuid, acl_json=json.dumps(acl)
+                    caller=self.dest.write_caller, view=VIEW, uuid=img.uuid, acl=acl
                 )
                 dest = self.dest.call("AddImageAcl" if is_add else "RemoveImageAcl", req).image
                 changed = True

@@ -363,7 +363,10 @@ def test_lone_surrogates_validate_like_any_value_and_are_never_stored(catalog_dc
     )
     assert (e.code, e.http_status) == ("InvalidContent", 400)
     e = catalog_dc.error("AddImageAcl", caller=caller(), uuid=img["uuid"], acl_json='["\\ud800"]')
-    assert (e.code, e.message) == ("InvalidParameter", 'invalid image "acl" (item 0 is not a UUID): \ufffd')
+    assert (e.code, e.body()["message"]) == (
+        "InvalidParameter",
+        'invalid image "acl" (item 0 is not a UUID): \ufffd',
+    )
     assert snapshot(catalog_dc, img["uuid"]) == before
 
 

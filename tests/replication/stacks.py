@@ -178,7 +178,7 @@ class DC:
     def add_acl(self, uuid: str, accounts: list[str]) -> None:
         self.call(
             "AddImageAcl",
-            catalog_pb2.ImageAclRequest(caller=OPERATOR, uuid=uuid, acl_json=json.dumps(accounts)),
+            catalog_pb2.ImageAclRequest(caller=OPERATOR, uuid=uuid, acl=accounts),
         )
 
     def delete(self, uuid: str) -> None:

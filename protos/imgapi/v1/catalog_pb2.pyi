@@ -407,25 +407,27 @@ class ImageAclRequest(_message.Message):
     CALLER_FIELD_NUMBER: _builtins.int
     VIEW_FIELD_NUMBER: _builtins.int
     UUID_FIELD_NUMBER: _builtins.int
-    ACL_JSON_FIELD_NUMBER: _builtins.int
+    ACL_FIELD_NUMBER: _builtins.int
     uuid: _builtins.str
-    acl_json: _builtins.str
-    """The request body as JSON text (must be an array of account UUIDs)."""
     @_builtins.property
     def caller(self) -> _common_pb2.CallerContext: ...
     @_builtins.property
     def view(self) -> _common_pb2.ImageView: ...
+    @_builtins.property
+    def acl(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The accounts to add or remove (UUIDs; a malformed one refuses the whole request)."""
+
     def __init__(
         self,
         *,
         caller: _common_pb2.CallerContext | None = ...,
         view: _common_pb2.ImageView | None = ...,
         uuid: _builtins.str = ...,
-        acl_json: _builtins.str = ...,
+        acl: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["caller", b"caller", "view", b"view"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["acl_json", b"acl_json", "caller", b"caller", "uuid", b"uuid", "view", b"view"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acl", b"acl", "caller", b"caller", "uuid", b"uuid", "view", b"view"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -667,11 +669,11 @@ class ChannelAddImageRequest(_message.Message):
     CALLER_FIELD_NUMBER: _builtins.int
     VIEW_FIELD_NUMBER: _builtins.int
     UUID_FIELD_NUMBER: _builtins.int
-    BODY_JSON_FIELD_NUMBER: _builtins.int
+    CHANNEL_FIELD_NUMBER: _builtins.int
     PRECONDITIONS_FIELD_NUMBER: _builtins.int
     uuid: _builtins.str
-    body_json: _builtins.str
-    """The body as JSON text: {"channel": "<name>"}."""
+    channel: _builtins.str
+    """The channel to add the image to: one of the server's."""
     @_builtins.property
     def caller(self) -> _common_pb2.CallerContext: ...
     @_builtins.property
@@ -684,12 +686,12 @@ class ChannelAddImageRequest(_message.Message):
         caller: _common_pb2.CallerContext | None = ...,
         view: _common_pb2.ImageView | None = ...,
         uuid: _builtins.str = ...,
-        body_json: _builtins.str = ...,
+        channel: _builtins.str = ...,
         preconditions: _common_pb2.Preconditions | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["caller", b"caller", "preconditions", b"preconditions", "view", b"view"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["body_json", b"body_json", "caller", b"caller", "preconditions", b"preconditions", "uuid", b"uuid", "view", b"view"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["caller", b"caller", "channel", b"channel", "preconditions", b"preconditions", "uuid", b"uuid", "view", b"view"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

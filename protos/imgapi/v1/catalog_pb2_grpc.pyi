@@ -36,8 +36,12 @@ class CatalogServiceStub:
     travels as the trailer `imgapi-http-status`: transcoded JSON answers (/v1/catalog/...) take their
     HTTP status from it, so a ValidationFailed is a 422 there as on the REST surface.
 
-    JSON inputs (manifests, update bodies) are JSON text so that the catalog sees exactly what the
-    client sent: key order, number types and unknown keys all matter to IMGAPI validation.
+    Requests are typed; the REST edge parses query strings and headers into them. Two inputs stay
+    JSON text, because an IMGAPI manifest is genuinely free-form and its validation depends on what
+    a typed message would lose: a manifest (CreateImage, AdminImportImage) and an update body
+    (UpdateImage, where null deletes a field) keep their key order, their number types (1 vs 1.0),
+    unknown keys (refused by name) and values of any JSON type in any field (each refused with its
+    own message). google.protobuf.Struct would reorder keys and turn every number into a double.
     """
 
     @_typing.overload
@@ -101,8 +105,12 @@ class CatalogServiceAsyncStub(CatalogServiceStub):
     travels as the trailer `imgapi-http-status`: transcoded JSON answers (/v1/catalog/...) take their
     HTTP status from it, so a ValidationFailed is a 422 there as on the REST surface.
 
-    JSON inputs (manifests, update bodies) are JSON text so that the catalog sees exactly what the
-    client sent: key order, number types and unknown keys all matter to IMGAPI validation.
+    Requests are typed; the REST edge parses query strings and headers into them. Two inputs stay
+    JSON text, because an IMGAPI manifest is genuinely free-form and its validation depends on what
+    a typed message would lose: a manifest (CreateImage, AdminImportImage) and an update body
+    (UpdateImage, where null deletes a field) keep their key order, their number types (1 vs 1.0),
+    unknown keys (refused by name) and values of any JSON type in any field (each refused with its
+    own message). google.protobuf.Struct would reorder keys and turn every number into a double.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -162,8 +170,12 @@ class CatalogServiceServicer(metaclass=_abc_1.ABCMeta):
     travels as the trailer `imgapi-http-status`: transcoded JSON answers (/v1/catalog/...) take their
     HTTP status from it, so a ValidationFailed is a 422 there as on the REST surface.
 
-    JSON inputs (manifests, update bodies) are JSON text so that the catalog sees exactly what the
-    client sent: key order, number types and unknown keys all matter to IMGAPI validation.
+    Requests are typed; the REST edge parses query strings and headers into them. Two inputs stay
+    JSON text, because an IMGAPI manifest is genuinely free-form and its validation depends on what
+    a typed message would lose: a manifest (CreateImage, AdminImportImage) and an update body
+    (UpdateImage, where null deletes a field) keep their key order, their number types (1 vs 1.0),
+    unknown keys (refused by name) and values of any JSON type in any field (each refused with its
+    own message). google.protobuf.Struct would reorder keys and turn every number into a double.
     """
 
     @_abc_1.abstractmethod
