@@ -14,7 +14,6 @@ reproduced field by field.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -25,6 +24,7 @@ from grpc_status import rpc_status
 
 from imgapi_common.errors import CODES, CODES_WITH_ERRORS, FieldError, ImgapiError
 from imgapi_common.errors import utf8_text as _utf8
+from imgapi_common.method_interceptor import MethodWrappingInterceptor, Wrappers
 
 log = logging.getLogger(__name__)
 
@@ -134,35 +134,15 @@ def imgapi_status(translate: Translator | None = None) -> StatusOf:
     return status_of
 
 
-class ErrorInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
+class ErrorInterceptor(MethodWrappingInterceptor):
     """Answers every failing call of a server with the status ``status_of`` gives its exception.
 
     A call that already ended (``context.abort`` ran, or the client went away) keeps its status.
-    The wrapped handler of each method is built once and cached, as the observability
-    interceptor does (per-call wrapping costs more than an empty RPC's handler).
     """
 
     def __init__(self, status_of: StatusOf) -> None:
+        super().__init__()
         self.status_of = status_of
-        self._handlers: dict[str, grpc.RpcMethodHandler] = {}  # type: ignore[type-arg]
-        self._lock = threading.Lock()
-
-    def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],  # type: ignore[type-arg]
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:  # type: ignore[type-arg]
-        name = handler_call_details.method
-        cached = self._handlers.get(name)
-        if cached is not None:
-            return cached
-        handler = continuation(handler_call_details)
-        if handler is None:
-            return None
-        wrapped = self._wrap(name.rpartition("/")[2], handler)
-        with self._lock:
-            self._handlers[name] = wrapped
-        return wrapped
 
     def _fail(self, exc: Exception, method: str, context: grpc.ServicerContext) -> None:
         ended = context.code() not in (None, grpc.StatusCode.OK)  # type: ignore[attr-defined]
@@ -171,7 +151,9 @@ class ErrorInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
         st, http_status = self.status_of(exc, method)
         abort_with_status(context, st, http_status)
 
-    def _wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:  # type: ignore[type-arg]
+    def wrappers(self, full_method: str) -> Wrappers:
+        method = full_method.rpartition("/")[2]
+
         def wrap_unary(fn: Callable[..., Any]) -> Callable[..., Any]:
             def inner(request: Any, context: grpc.ServicerContext) -> Any:
                 try:
@@ -192,19 +174,7 @@ class ErrorInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
 
             return inner
 
-        kw = {
-            "request_deserializer": handler.request_deserializer,
-            "response_serializer": handler.response_serializer,
-        }
-        if handler.unary_unary is not None:
-            return grpc.unary_unary_rpc_method_handler(wrap_unary(handler.unary_unary), **kw)
-        if handler.stream_unary is not None:
-            return grpc.stream_unary_rpc_method_handler(wrap_unary(handler.stream_unary), **kw)
-        if handler.unary_stream is not None:
-            return grpc.unary_stream_rpc_method_handler(wrap_stream_out(handler.unary_stream), **kw)
-        if handler.stream_stream is not None:
-            return grpc.stream_stream_rpc_method_handler(wrap_stream_out(handler.stream_stream), **kw)
-        return handler
+        return wrap_unary, wrap_stream_out
 
 
 # --- the one client-side mapping -------------------------------------------------------------------
