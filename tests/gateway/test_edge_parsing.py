@@ -107,3 +107,48 @@ def test_declared_length_above_the_maximum(
         "InvalidParameter",
         ["storage"],
     )
+
+
+def test_acl_body_refused_after_load_and_owner(dc: httpx.Client) -> None:
+    img = create(dc, acl=[VADER])
+    u = img["uuid"]
+    err(dc.post(f"/images/{new_uuid()}/acl", json=["nope"]), 404, "ResourceNotFound")
+    err(dc.post(f"/images/{u}/acl?account={VADER}", json=["nope"]), 404, "ResourceNotFound")
+    body = err(dc.post(f"/images/{u}/acl?account={LUKE}", json=[VADER, "nope", 3]), 422, "InvalidParameter")
+    assert body["message"] == 'invalid image "acl" (item 1 is not a UUID): nope'
+    # an unreadable body (nested too deeply) is refused before the image is looked at
+    deep: list[object] = []
+    for _ in range(70):
+        deep = [deep]
+    err(dc.post(f"/images/{new_uuid()}/acl", json=deep), 400, "InvalidContent")
+    # a lone surrogate the body held is echoed as U+FFFD
+    bad = {"Content-Type": "application/json"}
+    body = err(dc.post(f"/images/{u}/acl", content=b'["\\ud800"]', headers=bad), 422, "InvalidParameter")
+    assert body["message"] == 'invalid image "acl" (item 0 is not a UUID): \ufffd'
+
+
+def test_channel_add_body_refused_after_load_and_cond(pub: httpx.Client) -> None:
+    m = {"name": "edge", "version": "1.0.0", "type": "zone-dataset", "os": "smartos", "public": True}
+    img = pub.post(f"/images?channel=staging&account={LUKE}", json=m).json()
+    u = img["uuid"]
+    err(
+        pub.post(f"/images/{new_uuid()}?action=channel-add&channel=staging", json={}), 404, "ResourceNotFound"
+    )
+    # (an unactivated image is not visible to another account)
+    err(
+        pub.post(f"/images/{u}?action=channel-add&channel=staging&account={VADER}", json={}),
+        404,
+        "ResourceNotFound",
+    )
+    stale = {"If-Match": '"0000"'}
+    err(
+        pub.post(f"/images/{u}?action=channel-add&channel=staging", json={}, headers=stale),
+        412,
+        "PreconditionFailed",
+    )
+    body = err(
+        pub.post(f"/images/{u}?action=channel-add&channel=staging", json={"channel": 5}),
+        422,
+        "ValidationFailed",
+    )
+    assert body["message"] == "unknown channel: 5"
