@@ -10,6 +10,7 @@ from imgapi_common.errors import ImgapiError
 from imgapi_common.json_depth import check_json_depth
 from imgapi_common.jsvalues import js_key_order, js_parse_int
 
+
 def _reject_constant(name: str) -> Any:
     raise ImgapiError("InvalidContent", f"Invalid JSON: {name} is not a JSON value")
 
