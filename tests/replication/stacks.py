@@ -33,11 +33,11 @@ from catalog_service.server import create_server as create_catalog_server
 from catalog_service.settings import CatalogSettings
 from imgapi_common import deathsig
 from imgapi_common.errors import ImgapiError
-from imgapi_common.grpc_errors import from_rpc_error
+from imgapi_common.grpc_errors import from_rpc_error, imgapi_status
 from imgapi_common.ssrf import Allowlist
 from replication.copier import Destination
 from replication.jobs import JobManager
-from replication.service import ReplicationServicer
+from replication.service import ReplicationServicer, translate_error
 from replication.store import Store
 from tests.components import Shape, blob_settings
 
@@ -331,6 +331,7 @@ def start_replicator(
         [SERVICE_NAME],
         "127.0.0.1:0",
         max_workers=4,
+        status_of=imgapi_status(translate_error),
     )
     server.start()
     manager.start_all()
