@@ -9,7 +9,7 @@ from grpc_health.v1.health import HealthServicer
 from imgapi.v1 import blob_pb2, blob_pb2_grpc
 
 from blob_client.wire import raw_request, serialize_read_response
-from blob_service.errors import BlobError
+from blob_service.errors import BlobError, blob_status
 from blob_service.service import BlobService, storage_errors
 from blob_service.servicer import BlobServicer
 from blob_service.settings import BlobSettings
@@ -73,6 +73,7 @@ def create_server(settings: BlobSettings) -> tuple[grpc.Server, int, HealthServi
         max_workers=settings.max_workers,
         interceptors=[ObservabilityInterceptor(access_log=settings.access_log)],
         internal_token=settings.internal_token,
+        status_of=blob_status,
     )
     service.start_reaper()
     return server, port, health, service

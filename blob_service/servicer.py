@@ -1,43 +1,23 @@
-"""gRPC ↔ :class:`BlobService` translation; errors become rich statuses (domain imgapi.blob)."""
+"""gRPC ↔ :class:`BlobService` translation. Errors become rich statuses (domain imgapi.blob) in the
+server's one error interceptor (blob_service.errors.blob_status)."""
 
 from __future__ import annotations
 
-import functools
 import logging
-from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from collections.abc import Iterator
+from typing import Any
 
 import grpc
 from imgapi.v1 import blob_pb2, blob_pb2_grpc
 
 from blob_client.wire import WireError, WriteChunk, decode_write_chunk, encode_read_data
 from blob_service.convert import blob_info, digests_dict, upload_status
-from blob_service.errors import BlobError, abort_with
+from blob_service.errors import BlobError
 from blob_service.service import BlobService
 from blob_service.writing import Chunk
 from imgapi_common.observability import BLOB_BYTES, BLOB_UPLOADS_IN_FLIGHT
 
 log = logging.getLogger(__name__)
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _rpc(method: F) -> F:
-    """Map BlobError (and anything unexpected) onto the call's status."""
-
-    @functools.wraps(method)
-    def wrapper(self: BlobServicer, request: Any, context: grpc.ServicerContext) -> Any:
-        try:
-            return method(self, request, context)
-        except BlobError as e:
-            abort_with(context, e)
-        except grpc.RpcError:
-            raise  # the client went away (request stream) or abort() already ran
-        except Exception as e:
-            log.exception("%s failed", method.__name__)
-            abort_with(context, BlobError("Internal", f"{e.__class__.__name__}: {e}"))
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _parse(raw: bytes) -> WriteChunk:
@@ -54,7 +34,6 @@ class BlobServicer(blob_pb2_grpc.BlobServiceServicer):
     def _status(self, state: Any) -> blob_pb2.UploadStatus:
         return upload_status(state, self.service.checkpoint_bytes)
 
-    @_rpc
     def StartUpload(
         self, request: blob_pb2.StartUploadRequest, context: grpc.ServicerContext
     ) -> blob_pb2.UploadStatus:
@@ -67,7 +46,6 @@ class BlobServicer(blob_pb2_grpc.BlobServiceServicer):
         )
         return self._status(state)
 
-    @_rpc
     def WriteChunks(  # type: ignore[override]  # raw bytes, see register_blob_servicer
         self, request_iterator: Iterator[bytes], context: grpc.ServicerContext
     ) -> blob_pb2.UploadStatus:
@@ -99,20 +77,17 @@ class BlobServicer(blob_pb2_grpc.BlobServiceServicer):
             with BLOB_UPLOADS_IN_FLIGHT.track_inprogress():
                 return self._status(self.service.write(upload_id, chunks()))
 
-    @_rpc
     def GetUpload(
         self, request: blob_pb2.GetUploadRequest, context: grpc.ServicerContext
     ) -> blob_pb2.UploadStatus:
         return self._status(self.service.get_upload(request.upload_id))
 
-    @_rpc
     def CommitUpload(
         self, request: blob_pb2.CommitUploadRequest, context: grpc.ServicerContext
     ) -> blob_pb2.BlobInfo:
         meta = self.service.commit(request.upload_id, digests_dict(request.expected), request.expected_size)
         return blob_info(meta)
 
-    @_rpc
     def AbortUpload(
         self, request: blob_pb2.AbortUploadRequest, context: grpc.ServicerContext
     ) -> blob_pb2.AbortUploadResponse:
@@ -130,27 +105,19 @@ class BlobServicer(blob_pb2_grpc.BlobServiceServicer):
     def _read(
         self, request: blob_pb2.ReadBlobRequest, context: grpc.ServicerContext
     ) -> Iterator[blob_pb2.ReadBlobResponse]:
-        try:
-            meta, chunks = self.service.read(request.blob_id, request.offset, request.length)
-            first = next(chunks, b"")
-            out = BLOB_BYTES.labels("out")
-            out.inc(len(first))
-            yield blob_pb2.ReadBlobResponse(data=bytes(first), info=blob_info(meta))
-            for data in chunks:
-                out.inc(len(data))
-                # Pre-encoded (see register_blob_servicer): one copy of the bytes instead of two.
-                yield encode_read_data(data)  # type: ignore[misc]
-        except BlobError as e:
-            abort_with(context, e)
-        except Exception as e:
-            log.exception("ReadBlob failed")
-            abort_with(context, BlobError("Internal", f"{e.__class__.__name__}: {e}"))
+        meta, chunks = self.service.read(request.blob_id, request.offset, request.length)
+        first = next(chunks, b"")
+        out = BLOB_BYTES.labels("out")
+        out.inc(len(first))
+        yield blob_pb2.ReadBlobResponse(data=bytes(first), info=blob_info(meta))
+        for data in chunks:
+            out.inc(len(data))
+            # Pre-encoded (see register_blob_servicer): one copy of the bytes instead of two.
+            yield encode_read_data(data)  # type: ignore[misc]
 
-    @_rpc
     def StatBlob(self, request: blob_pb2.StatBlobRequest, context: grpc.ServicerContext) -> blob_pb2.BlobInfo:
         return blob_info(self.service.stat(request.blob_id))
 
-    @_rpc
     def DeleteBlob(
         self, request: blob_pb2.DeleteBlobRequest, context: grpc.ServicerContext
     ) -> blob_pb2.DeleteBlobResponse:

@@ -8,8 +8,8 @@ from typing import Any
 
 from imgapi.v1 import image_pb2
 
-from catalog_service.domain.jsvalues import is_true
 from catalog_service.service import Rendered
+from imgapi_common.jsvalues import is_true
 
 _OPTIONAL_TEXT = (
     "published_at",

@@ -6,29 +6,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from catalog_service.domain.jsvalues import js_key_order, js_parse_int
 from imgapi_common.errors import ImgapiError
-
-MAX_JSON_DEPTH = 64
+from imgapi_common.json_depth import check_json_depth
+from imgapi_common.jsvalues import js_key_order, js_parse_int
 
 
 def _reject_constant(name: str) -> Any:
     raise ImgapiError("InvalidContent", f"Invalid JSON: {name} is not a JSON value")
-
-
-def _check_json_value(value: Any) -> None:
-    """Reject absurd nesting (iterative, so deep input cannot exhaust the stack). Lone
-    surrogates (escaped ``\\ud800``) are values like any other here: validation sees them as the
-    reference does, and only storing one is refused (:func:`lone_surrogate_error`)."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        v, depth = stack.pop()
-        if depth > MAX_JSON_DEPTH:
-            raise ImgapiError("InvalidContent", f"Invalid JSON: nested deeper than {MAX_JSON_DEPTH} levels")
-        if isinstance(v, dict):
-            stack.extend((x, depth + 1) for x in v.values())
-        elif isinstance(v, list):
-            stack.extend((x, depth + 1) for x in v)
 
 
 def has_lone_surrogate(value: Any) -> bool:
@@ -65,5 +49,7 @@ def parse_json(text: str) -> tuple[bool, Any]:
         )
     except RecursionError:
         raise ImgapiError("InvalidContent", "Invalid JSON: nested too deeply") from None
-    _check_json_value(value)
+    # Lone surrogates (escaped ``\\ud800``) are values like any other here: validation sees them as
+    # the reference does, and only storing one is refused (:func:`lone_surrogate_error`).
+    check_json_depth(value)
     return True, value

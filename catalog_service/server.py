@@ -11,8 +11,9 @@ from imgapi.v1 import catalog_pb2, catalog_pb2_grpc
 
 from catalog_service.db.engine import make_engine, migrate
 from catalog_service.service import CatalogService
-from catalog_service.servicer import CatalogServicer
+from catalog_service.servicer import CatalogServicer, translate_error
 from catalog_service.settings import CatalogSettings
+from imgapi_common.grpc_errors import imgapi_status
 from imgapi_common.grpc_server import build_server, run_until_signal
 from imgapi_common.limits import MAX_CATALOG_ANSWER_BYTES, MAX_CATALOG_REQUEST_BYTES
 from imgapi_common.observability import (
@@ -58,6 +59,7 @@ def create_server(
         max_send_message_bytes=MAX_CATALOG_ANSWER_BYTES,
         # a JSON body at the gateway's limit, with its framing, is received (and then judged)
         max_receive_message_bytes=MAX_CATALOG_REQUEST_BYTES,
+        status_of=imgapi_status(translate_error),
     )
     _start_reaper(service)
     return server, port, health, service

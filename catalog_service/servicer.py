@@ -1,14 +1,14 @@
-"""gRPC servicer of the catalog: translates messages to service calls and errors to rich statuses."""
+"""gRPC servicer of the catalog: translates messages to service calls (and, for the one error
+interceptor, the catalog's exceptions to IMGAPI errors)."""
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import json
 import logging
-import re
 import threading
 from collections.abc import Callable, Iterator
+from datetime import UTC
 from typing import Any, TypeVar
 
 import grpc
@@ -16,9 +16,11 @@ from imgapi.v1 import catalog_pb2, catalog_pb2_grpc, common_pb2, image_pb2
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from catalog_service.convert import file_entry, icon_entry, image_message
+from catalog_service.db.listing import State
+from catalog_service.domain.serialize import format_timestamp
 from catalog_service.preconditions import Conditions
 from catalog_service.service import Caller, CatalogService, Rendered, View
-from imgapi_common.errors import FieldError, ImgapiError, abort_with
+from imgapi_common.errors import ImgapiError
 from imgapi_common.workers import worker_metadata
 
 log = logging.getLogger(__name__)
@@ -31,49 +33,17 @@ def _database_down(e: DBAPIError) -> bool:
     return bool(e.connection_invalidated) or isinstance(e, OperationalError | InterfaceError)
 
 
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def _utf8(text: str) -> str:
-    """Text as UTF-8 can carry it: a lone surrogate (from a body that held ``\\ud800``) becomes
-    U+FFFD, which is what the reference's output carries for it too."""
-    if text.isascii():
-        return text
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return _LONE_SURROGATE.sub("\ufffd", text)
-    return text
-
-
-def well_formed(e: ImgapiError) -> ImgapiError:
-    """``e`` with texts that echo client input made valid UTF-8 (protobuf strings require it)."""
-    errors = [
-        FieldError(_utf8(f.field), f.code, None if f.message is None else _utf8(f.message)) for f in e.errors
-    ]
-    return dataclasses.replace(e, message=_utf8(e.message), errors=errors)
-
-
-def _translate_errors(fn: F) -> F:
-    @functools.wraps(fn)
-    def wrapper(self: CatalogServicer, request: Any, context: grpc.ServicerContext) -> Any:
-        try:
-            return fn(self, request, context)
-        except ImgapiError as e:
-            abort_with(context, well_formed(e))
-        except json.JSONDecodeError as e:
-            abort_with(context, ImgapiError("InvalidContent", f"Invalid JSON: {e}"))
-        except DBAPIError as e:
-            if not _database_down(e):
-                log.exception("unexpected database failure in %s", fn.__name__)
-                abort_with(context, ImgapiError("InternalError", "internal error"))
-            log.warning("%s: database unavailable: %s", fn.__name__, e.orig)
-            abort_with(context, ImgapiError("ServiceUnavailableError", "service unavailable"))  # HTTP 503
-        except Exception:
-            log.exception("unexpected failure in %s", fn.__name__)
-            abort_with(context, ImgapiError("InternalError", "internal error"))
-
-    return wrapper  # type: ignore[return-value]
+def translate_error(exc: Exception, method: str) -> ImgapiError | None:
+    """The catalog's exceptions other than ImgapiError, as the error a client gets (None: unexpected)."""
+    if isinstance(exc, json.JSONDecodeError):
+        return ImgapiError("InvalidContent", f"Invalid JSON: {exc}")
+    if isinstance(exc, DBAPIError):
+        if not _database_down(exc):
+            log.error("unexpected database failure in %s", method, exc_info=exc)
+            return ImgapiError("InternalError", "internal error")
+        log.warning("%s: database unavailable: %s", method, exc.orig)
+        return ImgapiError("ServiceUnavailableError", "service unavailable")
+    return None
 
 
 def _retry_read(fn: F) -> F:
@@ -133,6 +103,23 @@ def _resp(r: Rendered) -> catalog_pb2.ImageResponse:
     )
 
 
+_L = catalog_pb2.ListImagesRequest
+_STATE: dict[int, State] = {
+    _L.STATE_ACTIVE: "active",
+    _L.STATE_DISABLED: "disabled",
+    _L.STATE_UNACTIVATED: "unactivated",
+    _L.STATE_CREATING: "creating",
+    _L.STATE_FAILED: "failed",
+    _L.STATE_ALL: "all",
+}
+
+
+def _marker_time(request: catalog_pb2.ListImagesRequest) -> str:
+    if not request.HasField("marker_published_at"):
+        return ""
+    return format_timestamp(request.marker_published_at.ToDatetime(tzinfo=UTC))
+
+
 _SUBJECT = {
     common_pb2.Preconditions.SUBJECT_IMAGE: "image",
     common_pb2.Preconditions.SUBJECT_FILE: "file",
@@ -146,13 +133,15 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
         self._watchers = threading.BoundedSemaphore(service.settings.effective_max_watchers)
         self._worker_md = worker_metadata(worker, workers)
 
-    @_translate_errors
-    def CreateImage(self, request: catalog_pb2.CreateImageRequest, context: grpc.ServicerContext) -> Any:
+    def CreateImage(
+        self, request: catalog_pb2.CreateImageRequest, context: grpc.ServicerContext
+    ) -> catalog_pb2.ImageResponse:
         return _resp(self.s.create(_caller(request.caller), _view_of(request), request.manifest_json))
 
-    @_translate_errors
     @_retry_read
-    def GetImage(self, request: catalog_pb2.GetImageRequest, context: grpc.ServicerContext) -> Any:
+    def GetImage(
+        self, request: catalog_pb2.GetImageRequest, context: grpc.ServicerContext
+    ) -> catalog_pb2.ImageResponse:
         r = self.s.get_image(
             *_target(request),
             request.incl_admin_fields,
@@ -168,28 +157,30 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
             )
         return _resp(r)
 
-    @_translate_errors
     @_retry_read
-    def ListImages(self, request: catalog_pb2.ListImagesRequest, context: grpc.ServicerContext) -> Any:
+    def ListImages(
+        self, request: catalog_pb2.ListImagesRequest, context: grpc.ServicerContext
+    ) -> catalog_pb2.ListImagesResponse:
         rendered = self.s.list_images(
             _caller(request.caller),
             _view_of(request),
             owner=request.owner,
             name=request.name,
             version=request.version,
-            state=request.state,
-            public=request.public,
+            state=_STATE[request.state],
+            public=request.public if request.HasField("public") else None,
             os=request.os,
             type=request.type,
             tags=dict(request.tags),
             billing_tags=list(request.billing_tags),
             limit=request.limit,
-            marker=request.marker,
-            sort=request.sort,
+            marker_uuid=request.marker_uuid,
+            marker_published_at=_marker_time(request),
+            descending=request.descending,
             incl_admin_fields=request.incl_admin_fields,
-            full_records=request.full_records,
+            full_records=not request.view_only,
         )
-        if request.full_records:
+        if not request.view_only:
             return catalog_pb2.ListImagesResponse(images=[image_message(r) for r in rendered])
         return catalog_pb2.ListImagesResponse(
             images=[
@@ -200,8 +191,9 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
             ]
         )
 
-    @_translate_errors
-    def UpdateImage(self, request: catalog_pb2.UpdateImageRequest, context: grpc.ServicerContext) -> Any:
+    def UpdateImage(
+        self, request: catalog_pb2.UpdateImageRequest, context: grpc.ServicerContext
+    ) -> catalog_pb2.ImageResponse:
         return _resp(
             self.s.update(
                 *_target(request),
@@ -210,8 +202,9 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
             )
         )
 
-    @_translate_errors
-    def ActivateImage(self, request: catalog_pb2.ImageActionRequest, context: grpc.ServicerContext) -> Any:
+    def ActivateImage(
+        self, request: catalog_pb2.ImageActionRequest, context: grpc.ServicerContext
+    ) -> catalog_pb2.ImageResponse:
         return _resp(
             self.s.activate(
                 *_target(request),
@@ -219,8 +212,9 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
             )
         )
 
-    @_translate_errors
-    def DisableImage(self, request: catalog_pb2.ImageActionRequest, context: grpc.ServicerContext) -> Any:
+    def DisableImage(
+        self, request: catalog_pb2.ImageActionRequest, context: grpc.ServicerContext
+    ) -> catalog_pb2.ImageResponse:
         return _resp(
             self.s.set_disabled(
                 *_target(request),
@@ -229,8 +223,9 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
             )
         )
 
-    @_translate_errors
-    def EnableImage(self, request: catalog_pb2.ImageActionRequest, context: grpc.ServicerContext) -> Any:
+    def EnableImage(
+        self, request: catalog_pb2.ImageActionRequest, context: grpc.ServicerContext
+    ) -> catalog_pb2.ImageResponse:
         return _resp(
             self.s.set_disabled(
                 *_target(request),
@@ -239,39 +234,44 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
             )
         )
 
-    @_translate_errors
-    def DeleteImage(self, request: catalog_pb2.DeleteImageRequest, context: grpc.ServicerContext) -> Any:
-        deleted, orphaned = self.s.delete(request.uuid, _caller(request.caller), request.force_all_channels)
+    def DeleteImage(
+        self, request: catalog_pb2.DeleteImageRequest, context: grpc.ServicerContext
+    ) -> catalog_pb2.DeleteImageResponse:
+        deleted, orphaned = self.s.delete(
+            request.uuid, _caller(request.caller), force_all_channels=request.force_all_channels
+        )
         return catalog_pb2.DeleteImageResponse(deleted=deleted, orphaned_blob_ids=orphaned)
 
-    @_translate_errors
-    def AddImageAcl(self, request: catalog_pb2.ImageAclRequest, context: grpc.ServicerContext) -> Any:
+    def AddImageAcl(
+        self, request: catalog_pb2.ImageAclRequest, context: grpc.ServicerContext
+    ) -> catalog_pb2.ImageResponse:
         return _resp(
             self.s.change_acl(
                 *_target(request),
-                request.acl_json,
+                request.acl,
                 add=True,
             )
         )
 
-    @_translate_errors
-    def RemoveImageAcl(self, request: catalog_pb2.ImageAclRequest, context: grpc.ServicerContext) -> Any:
+    def RemoveImageAcl(
+        self, request: catalog_pb2.ImageAclRequest, context: grpc.ServicerContext
+    ) -> catalog_pb2.ImageResponse:
         return _resp(
             self.s.change_acl(
                 *_target(request),
-                request.acl_json,
+                request.acl,
                 add=False,
             )
         )
 
-    @_translate_errors
-    def CloneImage(self, request: catalog_pb2.CloneImageRequest, context: grpc.ServicerContext) -> Any:
+    def CloneImage(
+        self, request: catalog_pb2.CloneImageRequest, context: grpc.ServicerContext
+    ) -> catalog_pb2.ImageResponse:
         return _resp(self.s.clone(*_target(request)))
 
-    @_translate_errors
     def AdminImportImage(
         self, request: catalog_pb2.AdminImportImageRequest, context: grpc.ServicerContext
-    ) -> Any:
+    ) -> catalog_pb2.ImageResponse:
         return _resp(
             self.s.admin_import(
                 *_target(request),
@@ -287,16 +287,16 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
             for c in self.s.settings.channels
         ]
 
-    @_translate_errors
-    def ListChannels(self, request: catalog_pb2.ListChannelsRequest, context: grpc.ServicerContext) -> Any:
+    def ListChannels(
+        self, request: catalog_pb2.ListChannelsRequest, context: grpc.ServicerContext
+    ) -> catalog_pb2.ListChannelsResponse:
         return catalog_pb2.ListChannelsResponse(
             channels=self._channels(), enabled=self.s.cfg.channels_enabled
         )
 
-    @_translate_errors
     def GetServerConfig(
         self, request: catalog_pb2.GetServerConfigRequest, context: grpc.ServicerContext
-    ) -> Any:
+    ) -> catalog_pb2.ServerConfig:
         context.send_initial_metadata(self._worker_md)
         return catalog_pb2.ServerConfig(
             mode=self.s.cfg.mode,
@@ -306,31 +306,28 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
             default_storage=self.s.settings.default_storage,
         )
 
-    @_translate_errors
     @_retry_read
     def ResolveChannel(
         self, request: catalog_pb2.ResolveChannelRequest, context: grpc.ServicerContext
-    ) -> Any:
+    ) -> catalog_pb2.ResolveChannelResponse:
         return catalog_pb2.ResolveChannelResponse(
             channel=self.s.resolve_channel(request.channel, write=request.write) or ""
         )
 
-    @_translate_errors
     def ChannelAddImage(
         self, request: catalog_pb2.ChannelAddImageRequest, context: grpc.ServicerContext
-    ) -> Any:
+    ) -> catalog_pb2.ImageResponse:
         return _resp(
             self.s.channel_add(
                 *_target(request),
-                request.body_json,
+                request.channel,
                 _cond(request.preconditions),
             )
         )
 
-    @_translate_errors
     def PrepareImageUpload(
         self, request: catalog_pb2.PrepareImageUploadRequest, context: grpc.ServicerContext
-    ) -> Any:
+    ) -> catalog_pb2.PrepareImageUploadResponse:
         plan = self.s.prepare_upload(
             request.uuid,
             _caller(request.caller),
@@ -338,17 +335,15 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
             compression=request.compression,
             storage=request.storage,
             content_type=request.content_type,
-            content_length=request.content_length,
         )
         view = self.s.render(plan.record, View(), 0)
         return catalog_pb2.PrepareImageUploadResponse(
             image=image_message(view), max_size=plan.max_size, stor=plan.stor
         )
 
-    @_translate_errors
     def AttachImageFile(
         self, request: catalog_pb2.AttachImageFileRequest, context: grpc.ServicerContext
-    ) -> Any:
+    ) -> catalog_pb2.ImageResponse:
         return _resp(
             self.s.attach_file(
                 *_target(request),
@@ -356,16 +351,14 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
             )
         )
 
-    @_translate_errors
     def DetachImageFile(
         self, request: catalog_pb2.DetachImageFileRequest, context: grpc.ServicerContext
-    ) -> Any:
+    ) -> catalog_pb2.ImageResponse:
         return _resp(self.s.detach_file(*_target(request)))
 
-    @_translate_errors
     def AttachImageIcon(
         self, request: catalog_pb2.AttachImageIconRequest, context: grpc.ServicerContext
-    ) -> Any:
+    ) -> catalog_pb2.ImageResponse:
         return _resp(
             self.s.attach_icon(
                 *_target(request),
@@ -373,19 +366,16 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
             )
         )
 
-    @_translate_errors
     def DetachImageIcon(
         self, request: catalog_pb2.DetachImageIconRequest, context: grpc.ServicerContext
-    ) -> Any:
+    ) -> catalog_pb2.ImageResponse:
         return _resp(self.s.detach_icon(*_target(request)))
 
     def WatchChanges(
         self, request: catalog_pb2.WatchChangesRequest, context: grpc.ServicerContext
     ) -> Iterator[catalog_pb2.ChangeEvent]:
         if not self._watchers.acquire(blocking=False):
-            abort_with(
-                context, ImgapiError("ServiceUnavailableError", "too many change feed watchers; retry later")
-            )
+            raise ImgapiError("ServiceUnavailableError", "too many change feed watchers; retry later")
         try:
             head = 0
             for ch in self.s.follow_changes(
@@ -404,7 +394,5 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
                     r = self.s.render(ch.record, View(include_channels=True, include_admin_fields=True), 0)
                     ev.image.CopyFrom(image_message(r))
                 yield ev
-        except ImgapiError as e:
-            abort_with(context, well_formed(e))
         finally:
             self._watchers.release()

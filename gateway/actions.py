@@ -18,7 +18,9 @@ from gateway import remote_files, remote_jobs
 from gateway.context import RequestContext
 from gateway.images import check_owner, invalid_action, load_image, operator_only
 from gateway.responses import image_response
+from imgapi_common.acl_channel_rules import unknown_channel
 from imgapi_common.errors import FieldError, ImgapiError, invalid_parameter, validation_failed
+from imgapi_common.json_depth import check_json_depth
 
 
 async def image_action(ctx: RequestContext) -> Response:
@@ -100,11 +102,22 @@ async def update(ctx: RequestContext) -> Response:
 
 
 async def channel_add(ctx: RequestContext) -> Response:
+    """ChannelAddImage: ``{"channel": "<name>"}``. A body naming no channel (or a non-string) is
+    refused where IMGAPI refuses an unknown one: after load, owner and cond."""
+    body = ctx.body
+    check_json_depth(body.value)  # an unreadable body is refused before the image is looked at
+    given = body.present and isinstance(body.value, dict) and "channel" in body.value
+    name = body.value["channel"] if given else None
+    if not isinstance(name, str):
+        image = await load_image(ctx)
+        check_owner(ctx, image)
+        await load_image(ctx, preconditions=True)
+        raise unknown_channel(name, given=given)
     req = catalog_pb2.ChannelAddImageRequest(
         caller=ctx.caller(),
         view=ctx.view,
         uuid=ctx.uuid,
-        body_json=ctx.body.text,
+        channel=name,
         preconditions=_write_preconditions(ctx),
     )
     resp = await ctx.clients.catalog.ChannelAddImage(req, **ctx.rpc)

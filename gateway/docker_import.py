@@ -15,7 +15,8 @@ from imgapi.v1 import common_pb2, docker_pb2, docker_pb2_grpc
 from starlette.responses import Response, StreamingResponse
 
 from gateway.context import RequestContext
-from imgapi_common.errors import ImgapiError, from_rpc_error
+from imgapi_common.errors import ImgapiError
+from imgapi_common.grpc_errors import from_rpc_error
 
 Call = aio.UnaryStreamCall[Any, docker_pb2.DockerStreamEvent]
 

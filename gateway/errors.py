@@ -9,7 +9,8 @@ import grpc
 from starlette.responses import Response
 
 from gateway.responses import json_response
-from imgapi_common.errors import ImgapiError, from_rpc_error
+from imgapi_common.errors import ImgapiError
+from imgapi_common.grpc_errors import from_rpc_error
 
 log = logging.getLogger("gateway")
 

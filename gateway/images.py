@@ -9,6 +9,7 @@ from starlette.responses import Response
 from gateway import docker_import, routes_jobs
 from gateway.blobs import delete_orphans
 from gateway.context import RequestContext
+from gateway.list_params import admin_fields, fill_list_request
 from gateway.responses import empty_response, image_response, images_response, json_response
 from imgapi_common.errors import FieldError, ImgapiError, invalid_parameter, validation_failed
 
@@ -51,49 +52,28 @@ def check_owner(ctx: RequestContext, image: image_pb2.Image) -> None:
 _EXACT_FILTERS = ("owner", "name", "version", "os", "type")
 
 
-def _anonymous_shortcut(ctx: RequestContext) -> bool:
-    """ListImages answers ``[]`` before checking ``public`` (endpoints.md §2.1.2)."""
-    return (
-        ctx.app.mode != "dc"
-        and not ctx.authenticated
-        and ctx.query.text("state") in ("disabled", "unactivated", "creating", "failed")
-    )
-
-
 async def list_images(ctx: RequestContext) -> Response:
-    """ListImages. The catalog validates and searches; the gateway adds what its request cannot carry:
-    an empty boolean (``inclAdminFields=``, ``public=``) is refused, an empty filter matches nothing."""
+    """ListImages. The query is parsed here (gateway.list_params) and the catalog searches; an empty
+    filter matches nothing."""
     q = ctx.query
-    try:
-        q.boolean("inclAdminFields")
-    except ImgapiError:
-        await ctx.check_channel(write=False)  # chan -> adminFields
-        raise
     req = catalog_pb2.ListImagesRequest(
         caller=ctx.caller(),
         view=ctx.view,
         owner=q.raw("owner"),
         name=q.raw("name"),
         version=q.raw("version"),
-        state=q.raw("state"),
-        public=q.raw("public"),
         os=q.raw("os"),
         type=q.raw("type"),
         tags=q.prefixed("tag."),
         billing_tags=q.all("billing_tag"),
-        limit=q.raw("limit"),
-        marker=q.raw("marker"),
-        sort=q.raw("sort"),
-        incl_admin_fields=q.raw("inclAdminFields"),
+        view_only=True,
     )
-    empty_public = q.empty("public")
-    if empty_public:
-        # The catalog reads "" as absent. Let it check what precedes `public` (channel,
-        # inclAdminFields, limit, state) but not what follows it (sort, marker), then refuse.
-        req.sort, req.marker = "", ""
+    try:
+        fill_list_request(req, q, ctx.app.mode, ctx.authenticated)
+    except ImgapiError:
+        await ctx.check_channel(write=False)  # chan -> parameters
+        raise
     resp = await ctx.clients.catalog.ListImages(req, **ctx.rpc)
-    if empty_public and not _anonymous_shortcut(ctx):
-        q.boolean("public")
     if any(q.empty(name) for name in _EXACT_FILTERS):
         return images_response([])
     return images_response([i.view_json for i in resp.images])
@@ -101,7 +81,7 @@ async def list_images(ctx: RequestContext) -> Response:
 
 async def get_image(ctx: RequestContext) -> Response:
     try:
-        ctx.query.boolean("inclAdminFields")
+        admin = admin_fields(ctx.query, ctx.app.mode, ctx.authenticated)
     except ImgapiError:
         await load_image(ctx)  # load -> adminFields
         raise
@@ -110,7 +90,7 @@ async def get_image(ctx: RequestContext) -> Response:
         view=ctx.view,
         uuid=ctx.uuid,
         preconditions=ctx.preconditions(),
-        incl_admin_fields=ctx.query.raw("inclAdminFields"),
+        incl_admin_fields=admin,
         view_only=True,
     )
     resp = await ctx.clients.catalog.GetImage(req, **ctx.rpc)
@@ -171,13 +151,11 @@ def check_lxd_import_params(ctx: RequestContext) -> None:
 
 async def delete_image(ctx: RequestContext) -> Response:
     try:
-        ctx.query.boolean("force_all_channels")
+        force = ctx.query.boolean("force_all_channels")
     except ImgapiError:
         check_owner(ctx, await load_image(ctx))  # load -> owner -> force_all_channels
         raise
-    req = catalog_pb2.DeleteImageRequest(
-        caller=ctx.caller(), uuid=ctx.uuid, force_all_channels=ctx.query.raw("force_all_channels")
-    )
+    req = catalog_pb2.DeleteImageRequest(caller=ctx.caller(), uuid=ctx.uuid, force_all_channels=bool(force))
     resp = await ctx.clients.catalog.DeleteImage(req, **ctx.rpc)
     await delete_orphans(ctx, resp.orphaned_blob_ids)
     return empty_response(204)

@@ -24,8 +24,9 @@ from gateway.responses import image_response
 from gateway.routes_jobs import fetching_rpc, replication_stub
 from gateway.settings import GatewaySettings
 from gateway.uploads import KIND_FILE, CallScope, EndChecks, FileMeta, prepare, store_file_from
-from imgapi_common.errors import FieldError, ImgapiError, from_rpc_error, invalid_parameter
+from imgapi_common.errors import FieldError, ImgapiError, invalid_parameter
 from imgapi_common.fetch import FetchError, FetchTooLarge, SafeFetcher
+from imgapi_common.grpc_errors import from_rpc_error
 from imgapi_common.remote_imgapi import (
     MANIFEST_LIMIT,
     Remote,

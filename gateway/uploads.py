@@ -21,7 +21,8 @@ from blob_client import BlobError, BlobInfo, Upload, UploadSpec, WriteOutcome
 from gateway.blobs import delete_orphans
 from gateway.clients import Clients
 from gateway.context import RequestContext
-from imgapi_common.errors import ImgapiError, error_reason, from_rpc_error
+from imgapi_common.errors import ImgapiError
+from imgapi_common.grpc_errors import error_reason, from_rpc_error
 
 log = logging.getLogger("gateway.uploads")
 
@@ -230,10 +231,17 @@ async def prepare(
             compression=compression,
             storage=storage,
             content_type=content_type,
-            content_length=content_length,
         ),
         **scope.rpc,
     )
+    # The last check before any byte: a declared length (digits; a chunked body has none) above
+    # the maximum of the kind.
+    if content_length.strip().isdecimal() and int(content_length) > res.max_size:
+        what = "icon" if kind == catalog_pb2.PrepareImageUploadRequest.KIND_ICON else "file"
+        raise ImgapiError(
+            "Upload",
+            f"{what} size, {int(content_length)}, exceeds the maximum allowed {what} size, {res.max_size}",
+        )
     return res
 
 

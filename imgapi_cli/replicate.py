@@ -26,7 +26,7 @@ from rich.table import Table
 
 from imgapi_cli.habits import root_json
 from imgapi_common import internal_auth
-from imgapi_common.errors import from_rpc_error
+from imgapi_common.grpc_errors import from_rpc_error
 
 replicate_app = typer.Typer(
     help="Replication jobs: pull images from another datacenter.", no_args_is_help=True

@@ -2,7 +2,8 @@
 
 ``build_server`` returns ``(server, port)`` (bind port 0 in tests), with the standard health service
 and server reflection, every call but health checks authenticated by the internal token
-(imgapi_common.internal_auth); ``run_until_signal`` starts it and stops it gracefully on SIGTERM/SIGINT.
+(imgapi_common.internal_auth) and every failure answered by one error interceptor
+(imgapi_common.grpc_errors); ``run_until_signal`` starts it and stops it gracefully on SIGTERM/SIGINT.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from pydantic import SecretStr
 
+from imgapi_common.grpc_errors import ErrorInterceptor, StatusOf, imgapi_status
 from imgapi_common.internal_auth import InternalAuthInterceptor, check_bind
 
 log = logging.getLogger(__name__)
@@ -39,6 +41,7 @@ def build_server(
     internal_token: SecretStr | str = "",
     max_send_message_bytes: int = MAX_MESSAGE_BYTES,
     max_receive_message_bytes: int = MAX_MESSAGE_BYTES,
+    status_of: StatusOf | None = None,
 ) -> tuple[grpc.Server, int, health.HealthServicer]:
     """Create a server with the given servicers, health checking and reflection, bound to ``bind``.
 
@@ -47,7 +50,9 @@ def build_server(
     and the health servicer (set NOT_SERVING on shutdown so load balancers drain the instance first).
     ``max_send_message_bytes`` raises the answer size limit of a service whose answers are bounded
     larger (the catalog's ListImages, imgapi_common.limits); ``max_receive_message_bytes`` the
-    request size limit.
+    request size limit. Whatever a servicer method raises becomes the call's status through one
+    :class:`~imgapi_common.grpc_errors.ErrorInterceptor`: ``status_of`` says how (default: IMGAPI
+    errors as they are, anything else an InternalError).
     """
     token = internal_token if isinstance(internal_token, SecretStr) else SecretStr(internal_token)
     try:
@@ -64,8 +69,13 @@ def build_server(
             ("grpc.so_reuseport", 1 if reuse_port else 0),
         ],
         # Authentication first: the interceptors after it (observability caches its wrapped
-        # handler per method) only ever see authenticated calls.
-        interceptors=[InternalAuthInterceptor(token), *interceptors],
+        # handler per method) only ever see authenticated calls. Errors last: the others see the
+        # status it gives a failed call.
+        interceptors=[
+            InternalAuthInterceptor(token),
+            *interceptors,
+            ErrorInterceptor(status_of or imgapi_status()),
+        ],
     )
     for register, servicer in registrations:
         register(servicer, server)

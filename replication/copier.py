@@ -31,7 +31,8 @@ from pydantic import SecretStr
 from blob_client import BlobClient, BlobError, SyncUpload, UploadSpec
 from blob_client.policy import RESUMABLE
 from imgapi_common import internal_auth
-from imgapi_common.errors import ImgapiError, from_rpc_error
+from imgapi_common.errors import ImgapiError
+from imgapi_common.grpc_errors import from_rpc_error
 from imgapi_common.manifest_fields import USER_UPDATABLE_FIELDS
 from replication.sources import (
     CHANNEL_OPTIONS,
@@ -321,7 +322,7 @@ class Copier:
                 self.dest.call(
                     "DeleteImage",
                     catalog_pb2.DeleteImageRequest(
-                        caller=self.dest.write_caller, uuid=uuid, force_all_channels="true"
+                        caller=self.dest.write_caller, uuid=uuid, force_all_channels=True
                     ),
                 )
             except DestinationError as e:
@@ -607,7 +608,7 @@ class Copier:
         for acl, is_add in ((add, True), (remove, False)):
             if acl:
                 req = catalog_pb2.ImageAclRequest(
-                    caller=self.dest.write_caller, view=VIEW, uuid=img.uuid, acl_json=json.dumps(acl)
+                    caller=self.dest.write_caller, view=VIEW, uuid=img.uuid, acl=acl
                 )
                 dest = self.dest.call("AddImageAcl" if is_add else "RemoveImageAcl", req).image
                 changed = True

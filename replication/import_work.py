@@ -14,7 +14,8 @@ import grpc
 from imgapi.v1 import blob_pb2, blob_pb2_grpc, catalog_pb2, catalog_pb2_grpc, common_pb2, image_pb2
 from pydantic import SecretStr
 
-from imgapi_common.errors import ImgapiError, from_rpc_error
+from imgapi_common.errors import ImgapiError
+from imgapi_common.grpc_errors import from_rpc_error
 from imgapi_common.remote_imgapi import Remote, RemoteSettings
 from replication.copier import (
     Conflict,
@@ -83,7 +84,7 @@ async def delete_local(scope: Scope, uuid: str) -> bool:
     """DeleteImage (all channels) and its orphaned blobs, for a rollback; False when it did not exist."""
     try:
         res: catalog_pb2.DeleteImageResponse = await scope.services.catalog.DeleteImage(
-            catalog_pb2.DeleteImageRequest(caller=scope.caller, uuid=uuid, force_all_channels="true"),
+            catalog_pb2.DeleteImageRequest(caller=scope.caller, uuid=uuid, force_all_channels=True),
             **scope.rpc,
         )
     except grpc.RpcError as e:

@@ -3,16 +3,14 @@ import jobs over an :class:`ImportRunner`."""
 
 from __future__ import annotations
 
-import functools
 import logging
-from collections.abc import Callable
-from typing import Any, TypeVar
 
 import grpc
 from grpc_health.v1.health import HealthServicer
 from imgapi.v1 import replication_pb2, replication_pb2_grpc
 
-from imgapi_common.errors import ImgapiError, abort_with, from_rpc_error, invalid_parameter, not_found
+from imgapi_common.errors import ImgapiError, invalid_parameter, not_found
+from imgapi_common.grpc_errors import from_rpc_error, imgapi_status
 from imgapi_common.grpc_server import build_server
 from imgapi_common.ssrf import Allowlist
 from replication.copier import Destination
@@ -26,7 +24,6 @@ from replication.store import JobRow, Store
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = replication_pb2.DESCRIPTOR.services_by_name["ReplicationService"].full_name
-F = TypeVar("F", bound=Callable[..., Any])
 
 _KIND = {replication_pb2.JobSpec.SOURCE_GRPC: "grpc", replication_pb2.JobSpec.SOURCE_REST: "rest"}
 
@@ -119,22 +116,12 @@ def job_message(job: JobRow, live: dict[str, tuple[int, int]]) -> replication_pb
     return msg
 
 
-def _errors(fn: F) -> F:
-    @functools.wraps(fn)
-    def wrapper(self: ReplicationServicer, request: Any, context: grpc.ServicerContext) -> Any:
-        try:
-            return fn(self, request, context)
-        except ImgapiError as e:
-            abort_with(context, e)
-        except grpc.RpcError as e:  # a catalog/blob call of an import: its IMGAPI error as it is
-            abort_with(context, from_rpc_error(e))
-        except ValueError as e:
-            abort_with(context, invalid_parameter(str(e)))
-        except Exception:
-            log.exception("unexpected failure in %s", fn.__name__)
-            abort_with(context, ImgapiError("InternalError", "internal error"))
-
-    return wrapper  # type: ignore[return-value]
+def translate_error(exc: Exception, method: str) -> ImgapiError | None:
+    """A catalog/blob call of an import failed: its IMGAPI error as it is; a ValueError of a job spec is
+    the caller's mistake (InvalidParameter); others are unexpected."""
+    if isinstance(exc, grpc.RpcError):
+        return from_rpc_error(exc)
+    return invalid_parameter(str(exc)) if isinstance(exc, ValueError) else None
 
 
 class ReplicationServicer(replication_pb2_grpc.ReplicationServiceServicer):
@@ -154,48 +141,51 @@ class ReplicationServicer(replication_pb2_grpc.ReplicationServiceServicer):
             raise not_found(f"replication job {job_id} not found")
         return job_message(job, self.m.live(job_id))
 
-    @_errors
-    def CreateJob(self, request: replication_pb2.CreateJobRequest, context: grpc.ServicerContext) -> Any:
+    def CreateJob(
+        self, request: replication_pb2.CreateJobRequest, context: grpc.ServicerContext
+    ) -> replication_pb2.Job:
         return self._job(self.m.create(spec_from_message(request.spec)))
 
-    @_errors
-    def ListJobs(self, request: replication_pb2.ListJobsRequest, context: grpc.ServicerContext) -> Any:
+    def ListJobs(
+        self, request: replication_pb2.ListJobsRequest, context: grpc.ServicerContext
+    ) -> replication_pb2.ListJobsResponse:
         return replication_pb2.ListJobsResponse(jobs=[self._job(j) for j in self.m.store.job_ids()])
 
-    @_errors
-    def GetJob(self, request: replication_pb2.GetJobRequest, context: grpc.ServicerContext) -> Any:
+    def GetJob(
+        self, request: replication_pb2.GetJobRequest, context: grpc.ServicerContext
+    ) -> replication_pb2.Job:
         return self._job(request.id)
 
-    @_errors
-    def PauseJob(self, request: replication_pb2.PauseJobRequest, context: grpc.ServicerContext) -> Any:
+    def PauseJob(
+        self, request: replication_pb2.PauseJobRequest, context: grpc.ServicerContext
+    ) -> replication_pb2.Job:
         if not self.m.pause(request.id, resume=request.resume):
             raise not_found(f"replication job {request.id} not found")
         return self._job(request.id)
 
-    @_errors
-    def DeleteJob(self, request: replication_pb2.DeleteJobRequest, context: grpc.ServicerContext) -> Any:
+    def DeleteJob(
+        self, request: replication_pb2.DeleteJobRequest, context: grpc.ServicerContext
+    ) -> replication_pb2.DeleteJobResponse:
         return replication_pb2.DeleteJobResponse(existed=self.m.delete(request.id))
 
-    @_errors
-    def ImportImage(self, request: replication_pb2.ImportImageRequest, context: grpc.ServicerContext) -> Any:
+    def ImportImage(
+        self, request: replication_pb2.ImportImageRequest, context: grpc.ServicerContext
+    ) -> replication_pb2.ImportImageResponse:
         return self.imports.import_image(request)
 
-    @_errors
     def ImportManifest(
         self, request: replication_pb2.ImportManifestRequest, context: grpc.ServicerContext
-    ) -> Any:
+    ) -> replication_pb2.ImportManifestResponse:
         return self.imports.import_manifest(request)
 
-    @_errors
     def GetImportJob(
         self, request: replication_pb2.GetImportJobRequest, context: grpc.ServicerContext
-    ) -> Any:
+    ) -> replication_pb2.ImportJob:
         return self.imports.get_job(request.uuid)
 
-    @_errors
     def ListImportJobs(
         self, request: replication_pb2.ListImportJobsRequest, context: grpc.ServicerContext
-    ) -> Any:
+    ) -> replication_pb2.ListImportJobsResponse:
         return self.imports.list_jobs(request)
 
 
@@ -224,5 +214,6 @@ def create_server(
         settings.bind,
         max_workers=settings.max_workers,
         internal_token=token,
+        status_of=imgapi_status(translate_error),
     )
     return server, port, health, manager, imports

@@ -24,7 +24,7 @@ from pydantic import SecretStr
 
 from blob_client import BlobClient, BlobError
 from imgapi_common import internal_auth, ssrf
-from imgapi_common.errors import from_rpc_error
+from imgapi_common.grpc_errors import from_rpc_error
 from imgapi_common.ssrf import Allowlist
 
 ZERO_UUID = "00000000-0000-0000-0000-000000000000"

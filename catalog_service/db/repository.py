@@ -19,7 +19,7 @@ from catalog_service.db.listing import ListQuery, build_list_query
 from catalog_service.db.rows import SIDE_TABLES, change_row, doc_row, indexed_columns, load_record, side_rows
 from catalog_service.db.schema import changes, image_blobs, image_channels, image_docs, images, meta
 from catalog_service.domain.config import DomainConfig
-from catalog_service.domain.jsvalues import is_uuid
+from imgapi_common.jsvalues import is_uuid
 
 
 class ConcurrentUpdate(Exception):

@@ -11,9 +11,9 @@ from typing import Any
 
 from catalog_service.db.schema import image_acl, image_billing_tags, image_blobs, image_channels, image_tags
 from catalog_service.domain.config import DomainConfig
-from catalog_service.domain.jsvalues import is_true
 from catalog_service.domain.records import tags_search_array
 from catalog_service.domain.serialize import compact_json, etag_of, serialize_image
+from imgapi_common.jsvalues import is_true
 
 EPOCH_SORT = "1970-01-01T00:00:00.000Z"
 _PUBLISHED = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,6}))?Z$")

@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from catalog_service.domain.jsvalues import js_len
 from catalog_service.domain.serialize import compact_json
 from imgapi_common.errors import FieldError
+from imgapi_common.jsvalues import js_len
 from imgapi_common.limits import MAX_IMAGE_BYTES
 
 #: Fields without a size rule of their own in IMGAPI: the most characters of their compact JSON.

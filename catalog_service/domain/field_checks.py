@@ -12,7 +12,10 @@ from typing import Any
 from catalog_service.domain.config import DomainConfig
 from catalog_service.domain.field_errors import Check, Errors, invalid, json_text, not_boolean, show
 from catalog_service.domain.image import is_activated
-from catalog_service.domain.jsvalues import (
+from catalog_service.domain.requirements import check_requirements
+from catalog_service.domain.serialize import compact_json
+from imgapi_common.errors import FieldError
+from imgapi_common.jsvalues import (
     boolish,
     is_js_integer,
     is_uuid,
@@ -21,9 +24,6 @@ from catalog_service.domain.jsvalues import (
     js_string,
     truthy,
 )
-from catalog_service.domain.requirements import check_requirements
-from catalog_service.domain.serialize import compact_json
-from imgapi_common.errors import FieldError
 from imgapi_common.manifest_fields import (
     COMPRESSIONS,
     MAX_BILLING_TAG_LENGTH,

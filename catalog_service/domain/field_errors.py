@@ -7,9 +7,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from catalog_service.domain.config import DomainConfig
-from catalog_service.domain.jsvalues import js_string
 from catalog_service.domain.serialize import compact_json
 from imgapi_common.errors import FieldError
+from imgapi_common.jsvalues import js_string
 
 Errors = list[FieldError]
 #: A check of one field of a record, called only when the field is present; appends its errors.

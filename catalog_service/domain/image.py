@@ -13,8 +13,9 @@ import copy
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from catalog_service.domain.jsvalues import is_true, is_uuid, js_string, truthy
+from imgapi_common.acl_channel_rules import unknown_channel
 from imgapi_common.errors import FieldError, ImgapiError, invalid_parameter, not_found, validation_failed
+from imgapi_common.jsvalues import is_true, is_uuid, truthy
 
 #: The owner of images that belong to nobody in particular (public/private servers, SDC admin).
 ZERO_UUID = "00000000-0000-0000-0000-000000000000"
@@ -39,19 +40,6 @@ def check_account(account: str) -> str:
             f'invalid "account": not a UUID: "{account}"', [FieldError("account", "Invalid")]
         )
     return account
-
-
-def check_uuid_list(field: str, body: Any) -> list[Any]:
-    """A request body that must be an array of UUIDs (ACL changes)."""
-    if not isinstance(body, list):
-        raise invalid_parameter(f'invalid image "{field}" (not an array)', [FieldError(field, "Invalid")])
-    for i, item in enumerate(body):
-        if not is_uuid(item):
-            raise invalid_parameter(
-                f'invalid image "{field}" (item {i} is not a UUID): {js_string(item)}',
-                [FieldError(field, "Invalid")],
-            )
-    return body
 
 
 def walk_origins(
@@ -256,8 +244,7 @@ class Image:
     def add_channel(self, name: Any, known: Iterable[str], *, given: bool) -> None:
         """Add ``name`` (one of ``known``); ``given``: the request named a channel at all."""
         if not isinstance(name, str) or name not in known:
-            shown = js_string(name) if given else "undefined"  # as JavaScript prints it
-            raise validation_failed(f"unknown channel: {shown}", [FieldError("channel", "Invalid")])
+            raise unknown_channel(name, given=given)
         chans = self.record.get("channels")
         chans = list(chans) if isinstance(chans, list) else []
         if name not in chans:

@@ -13,10 +13,10 @@ from typing import Any
 
 from catalog_service.domain.config import DomainConfig
 from catalog_service.domain.image import check_account
-from catalog_service.domain.jsvalues import js_len, js_number, js_string, to_json_number, truthy
 from catalog_service.domain.upgrade import upgrade_dataset_manifest
 from catalog_service.domain.validation import image_data_error, record_errors
 from imgapi_common.errors import FieldError, invalid_parameter, validation_failed
+from imgapi_common.jsvalues import js_len, js_number, js_string, to_json_number, truthy
 from imgapi_common.manifest_fields import MAX_TAG_SEARCH_VALUE_LENGTH
 
 

@@ -9,8 +9,8 @@ from typing import Any
 
 from catalog_service.domain.config import DomainConfig
 from catalog_service.domain.field_errors import Errors, as_object, invalid, json_text, show
-from catalog_service.domain.jsvalues import is_js_integer, js_string, truthy
 from imgapi_common.errors import FieldError
+from imgapi_common.jsvalues import is_js_integer, js_string, truthy
 from imgapi_common.manifest_fields import BOOTROMS
 
 _PLATFORM_RE = re.compile(r"([0-9]{4})([0-9]{2})([0-9]{2})T([0-9]{2})([0-9]{2})([0-9]{2})Z")

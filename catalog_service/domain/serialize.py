@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from catalog_service.domain.config import DomainConfig
-from catalog_service.domain.jsvalues import (
+from imgapi_common.jsvalues import (
     boolish,
     js_key_order,
     js_number,

@@ -8,10 +8,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from catalog_service.domain.config import DomainConfig
-from catalog_service.domain.jsvalues import boolish
 from catalog_service.domain.records import normalize_record, tags_search_array
 from catalog_service.domain.validation import image_data_error, validate_record
 from imgapi_common.errors import FieldError, validation_failed
+from imgapi_common.jsvalues import boolish
 from imgapi_common.manifest_fields import OPERATOR_ONLY_FIELDS, USER_UPDATABLE_FIELDS
 
 #: Keys a user (``account`` given) may update.

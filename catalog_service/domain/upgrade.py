@@ -8,7 +8,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from catalog_service.domain.jsvalues import boolish, js_number, to_json_number, truthy
+from imgapi_common.jsvalues import boolish, js_number, to_json_number, truthy
 
 _NO_SECONDS_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}Z")
 _COMPRESSION_FROM_EXT = {".gz": "gzip", ".bz2": "bzip2"}

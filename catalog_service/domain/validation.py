@@ -14,8 +14,8 @@ from catalog_service.domain.config import DomainConfig
 from catalog_service.domain.field_checks import FIELD_CHECKS
 from catalog_service.domain.field_errors import Errors, invalid
 from catalog_service.domain.image import is_activated
-from catalog_service.domain.jsvalues import truthy
 from imgapi_common.errors import FieldError, ImgapiError, validation_failed
+from imgapi_common.jsvalues import truthy
 from imgapi_common.manifest_fields import ZVOL_FIELDS
 
 #: Pass 1, the required list (``channels`` appended on a channel server).

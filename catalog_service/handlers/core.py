@@ -10,7 +10,6 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine
 
-from catalog_service import list_params
 from catalog_service.accounts import AccountRegistry
 from catalog_service.calls import Caller, Rendered, View
 from catalog_service.db.repository import ImageRepository, StoredImage
@@ -18,7 +17,6 @@ from catalog_service.db.rows import blob_ids_of
 from catalog_service.domain.bounds import bound_errors
 from catalog_service.domain.config import DomainConfig
 from catalog_service.domain.image import Image, check_account
-from catalog_service.domain.jsvalues import is_uuid, js_string, truthy
 from catalog_service.domain.serialize import compact_json, etag_of, serialize_image
 from catalog_service.domain.validation import image_data_error, validate_record
 from catalog_service.json_body import has_lone_surrogate, lone_surrogate_error
@@ -26,6 +24,7 @@ from catalog_service.preconditions import Conditions, evaluate
 from catalog_service.settings import CatalogSettings
 from catalog_service.unit_of_work import UnitOfWork
 from imgapi_common.errors import FieldError, ImgapiError, not_found, validation_failed
+from imgapi_common.jsvalues import is_uuid, js_string, truthy
 from imgapi_common.limits import MAX_CLIENT_IMAGE_BYTES, MAX_IMAGE_BYTES
 
 NO_CONDITIONS = Conditions()
@@ -161,14 +160,6 @@ class CatalogCore:
     @staticmethod
     def _check_owner(rec: dict[str, Any], caller: Caller) -> None:
         Image(rec).check_owner(caller.user_account, caller.account)
-
-    def _admin_fields(self, raw: str, caller: Caller) -> bool:
-        value = list_params.parse_bool_param("inclAdminFields", raw)
-        if value and self.cfg.mode != "dc" and not caller.authenticated:
-            raise ImgapiError(
-                "UnauthorizedError", 'Unauthorized (auth required to use "inclAdminFields" parameter)'
-            )
-        return bool(value)
 
     # --- the mutation loop --------------------------------------------------------------------
 

@@ -29,7 +29,6 @@ class FileHandlers(CatalogCore):
         compression: str = "",
         storage: str = "",
         content_type: str = "",
-        content_length: str = "",
     ) -> UploadPlan:
         channel = self.resolve_channel(caller.channel, write=True)
         with self.uow.read() as conn:
@@ -52,14 +51,7 @@ class FileHandlers(CatalogCore):
                     [FieldError("compression", "Invalid")],
                 )
         stor = self.check_storage(storage, caller)
-        max_size = MAX_ICON_SIZE if icon else MAX_FILE_SIZE
-        if content_length.strip().isdigit() and int(content_length) > max_size:
-            what = "icon" if icon else "file"
-            raise ImgapiError(
-                "Upload",
-                f"{what} size, {int(content_length)}, exceeds the maximum allowed {what} size, {max_size}",
-            )
-        return UploadPlan(rec, max_size, stor)
+        return UploadPlan(rec, MAX_ICON_SIZE if icon else MAX_FILE_SIZE, stor)
 
     def check_storage(self, storage: str, caller: Caller) -> str:
         if storage == "":

@@ -17,7 +17,6 @@ from catalog_service.calls import Caller, Rendered, View
 from catalog_service.clock import now_timestamp
 from catalog_service.db.rows import blob_ids_of
 from catalog_service.domain.image import ZERO_UUID, Image, check_account, walk_origins
-from catalog_service.domain.jsvalues import js_string
 from catalog_service.domain.records import build_record, check_create_body
 from catalog_service.domain.update import apply_update
 from catalog_service.domain.upgrade import upgrade_dataset_manifest
@@ -26,6 +25,7 @@ from catalog_service.handlers.core import NO_CONDITIONS, CatalogCore
 from catalog_service.json_body import parse_json
 from catalog_service.preconditions import Conditions
 from imgapi_common.errors import FieldError, ImgapiError, invalid_parameter, not_found
+from imgapi_common.jsvalues import js_string
 
 
 class LifecycleHandlers(CatalogCore):
@@ -201,17 +201,16 @@ class LifecycleHandlers(CatalogCore):
             last = c
         return self.render(last, view, 1)
 
-    def delete(self, uuid: str, caller: Caller, force_all_channels: str = "") -> tuple[bool, list[str]]:
+    def delete(self, uuid: str, caller: Caller, force_all_channels: bool = False) -> tuple[bool, list[str]]:
         channel = self.resolve_channel(caller.channel, write=True)
 
         def attempt(conn: Connection) -> tuple[bool, list[str]]:
             self.repo.lock(conn, uuid, shared=False)  # no new dependent can appear until we commit
             row = self._load(conn, uuid, caller, channel)
             self._check_owner(row.record, caller)
-            force = list_params.parse_bool_param("force_all_channels", force_all_channels)
             img = Image(copy.deepcopy(row.record))
             img.check_deletable(self.repo.dependents(conn, uuid, channel))
-            if channel is not None and img.in_several_channels() and not force:
+            if channel is not None and img.in_several_channels() and not force_all_channels:
                 img.remove_channel(channel)
                 self.repo.update(conn, img.record, row.revision, self.is_valid(img.record), "channel")
                 return False, []

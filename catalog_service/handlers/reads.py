@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from catalog_service import list_params
 from catalog_service.calls import Caller, Rendered, View
-from catalog_service.db.listing import ListQuery
+from catalog_service.db.listing import ListQuery, State
 from catalog_service.db.rows import db_text, load_record, published_sort_key
 from catalog_service.handlers.core import NO_CONDITIONS, CatalogCore
 from catalog_service.preconditions import Conditions, evaluate
@@ -22,14 +22,14 @@ class ReadHandlers(CatalogCore):
         uuid: str,
         caller: Caller,
         view: View,
-        incl_admin_fields: str = "",
+        incl_admin_fields: bool = False,
         cond: Conditions = NO_CONDITIONS,
         subject: Literal["image", "file", "icon"] = "image",
     ) -> Rendered:
         channel = self.resolve_channel(caller.channel, write=False)
         with self.uow.read() as conn:
             row = self._load(conn, uuid, caller, channel)
-        admin = self._admin_fields(incl_admin_fields, caller) or view.include_admin_fields
+        admin = incl_admin_fields or view.include_admin_fields
         view = View(view.include_channels, admin)
         if admin:
             rendered = self.render(row.record, view, row.revision)
@@ -56,43 +56,39 @@ class ReadHandlers(CatalogCore):
         owner: str = "",
         name: str = "",
         version: str = "",
-        state: str = "",
-        public: str = "",
+        state: State = "active",
+        public: bool | None = None,
         os: str = "",
         type: str = "",
         tags: Mapping[str, str] | None = None,
         billing_tags: Sequence[str] = (),
-        limit: str = "",
-        marker: str = "",
-        sort: str = "",
-        incl_admin_fields: str = "",
+        limit: int = 0,
+        marker_uuid: str = "",
+        marker_published_at: str = "",
+        descending: bool = False,
+        incl_admin_fields: bool = False,
         full_records: bool = True,
     ) -> list[Rendered]:
+        """One page of images. ``limit`` 0 or above the maximum is the maximum page;
+        ``marker_published_at`` is a timestamp text (``YYYY-MM-DDTHH:MM:SS.mmmZ``)."""
         channel = self.resolve_channel(caller.channel, write=False)
-        admin = self._admin_fields(incl_admin_fields, caller) or view.include_admin_fields
-        view = View(view.include_channels, admin)
-        n = list_params.parse_limit(limit)
-        st = list_params.parse_state(state)
+        view = View(view.include_channels, incl_admin_fields or view.include_admin_fields)
+        n = list_params.MAX_LIMIT if limit <= 0 else min(limit, list_params.MAX_LIMIT)
+        st = state
         if self.cfg.mode != "dc" and not caller.authenticated:
             if st in ("disabled", "unactivated", "creating", "failed"):
                 return []
             if st == "all":
                 st = "active"
-        pub = list_params.parse_bool_param("public", public)
-        descending = list_params.parse_sort(sort)
         with self.uow.read() as conn:
             mk: tuple[str, str | None] | None = None
-            if marker != "":
-                if list_params.is_uuid_marker(marker):
-                    sort_key = self.repo.published_sort_of(conn, marker)
-                    if sort_key is None:
-                        raise not_found(f"image {marker} not found")
-                    mk = (sort_key, marker)
-                else:
-                    date = list_params.parse_date_marker(marker)
-                    if date is None:
-                        raise list_params.bad_marker(marker)
-                    mk = (published_sort_key(date), None)
+            if marker_uuid:
+                sort_key = self.repo.published_sort_of(conn, marker_uuid)
+                if sort_key is None:
+                    raise not_found(f"image {marker_uuid} not found")
+                mk = (sort_key, marker_uuid)
+            elif marker_published_at:
+                mk = (published_sort_key(marker_published_at), None)
             q = ListQuery(
                 state=st,
                 account=None if caller.user_account is None else db_text(caller.user_account),
@@ -101,7 +97,7 @@ class ReadHandlers(CatalogCore):
                 version=list_params.text_match(version, allow_substring=True),
                 os=db_text(os) or None,
                 type=list_params.text_match(type, allow_negate=True),
-                public=pub,
+                public=public,
                 tags=list_params.tag_filters(tags or {}),
                 billing_tags=list_params.billing_filters(billing_tags),
                 channel=channel,

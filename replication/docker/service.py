@@ -14,7 +14,8 @@ from typing import Any, TypeVar
 import grpc
 from imgapi.v1 import common_pb2, docker_pb2, docker_pb2_grpc
 
-from imgapi_common.errors import ImgapiError, abort_with
+from imgapi_common.errors import ImgapiError
+from imgapi_common.grpc_errors import abort_with
 from imgapi_common.ssrf import Allowlist
 from replication.copier import Destination
 from replication.docker.importer import DockerImport

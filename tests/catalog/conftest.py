@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import grpc
 import pytest
@@ -17,7 +18,13 @@ from imgapi.v1 import catalog_pb2, catalog_pb2_grpc, common_pb2
 from catalog_service.server import create_server
 from catalog_service.service import CatalogService
 from catalog_service.settings import CatalogSettings
-from imgapi_common.errors import ImgapiError, from_rpc_error
+from gateway.body import parse_json_body
+from gateway.list_params import admin_fields, fill_list_request
+from gateway.query import Query
+from imgapi_common.acl_channel_rules import check_uuid_list, unknown_channel
+from imgapi_common.errors import ImgapiError
+from imgapi_common.grpc_errors import from_rpc_error
+from imgapi_common.json_depth import check_json_depth
 from tests.components import pg_database
 
 VADER = "86055c40-2547-11e2-8a6b-4bb37edc84ba"
@@ -26,6 +33,15 @@ EMPEROR = "a0b6b534-2547-11e2-b758-63a2afd747d1"
 SDC = "ba28f844-8cb4-f141-882d-46d6251e6a9f"
 
 _SERVICE = catalog_pb2.DESCRIPTOR.services_by_name["CatalogService"]
+#: Request fields a test may give as REST query text, per method, and their REST names.
+_REST_PARAMS = {
+    "ListImages": ("limit", "state", "public", "sort", "marker", "incl_admin_fields"),
+    "GetImage": ("incl_admin_fields",),
+    "DeleteImage": ("force_all_channels",),
+}
+#: Request fields a test may give as a REST JSON body, per method.
+_REST_BODIES = {"AddImageAcl": "acl_json", "RemoveImageAcl": "acl_json", "ChannelAddImage": "body_json"}
+_REST_NAMES = {"incl_admin_fields": "inclAdminFields"}
 V2 = common_pb2.ImageView(include_channels=True)
 
 
@@ -37,13 +53,68 @@ class Catalog:
     backend: str
 
     def call(self, method: str, **fields: Any) -> Any:
-        """Call an RPC by name with keyword fields; raise the rebuilt ImgapiError on failure."""
+        """Call an RPC by name with keyword fields; raise the rebuilt ImgapiError on failure.
+
+        Query parameters may be given as the text a REST client sends (``limit="10"``,
+        ``incl_admin_fields="true"``): they are parsed as the gateway parses them (see
+        :meth:`_from_rest`)."""
         fn = getattr(self.stub, method)
         req_type = getattr(catalog_pb2, _SERVICE.methods_by_name[method].input_type.name)
+        rest = {k: fields.pop(k) for k in _REST_PARAMS.get(method, ()) if isinstance(fields.get(k), str)}
+        body_text = fields.pop(_REST_BODIES.get(method, ""), None)
+        req = req_type(**fields)
+        if rest:
+            self._from_rest(method, req, rest)
+        if body_text is not None:
+            self._from_rest_body(method, req, body_text)
         try:
-            return fn(req_type(**fields), timeout=30)
+            return fn(req, timeout=30)
         except grpc.RpcError as e:
             raise from_rpc_error(e) from e
+
+    def _from_rest_body(self, method: str, req: Any, text: str) -> None:
+        """Fill ``req`` from a REST JSON body as the gateway does (gateway/acl.py, actions.py): a
+        body it refuses is refused after load and owner (and, for a channel, cond)."""
+        body = parse_json_body(text.encode("utf-8", "surrogatepass"), {"content-type": "application/json"})
+        check_json_depth(body.value)
+        value = body.value if body.present else None
+        try:
+            if method == "ChannelAddImage":
+                given = isinstance(value, dict) and "channel" in value
+                name = value.get("channel") if isinstance(value, dict) else None
+                if not isinstance(name, str):
+                    raise unknown_channel(name, given=given)
+                req.channel = name
+            else:
+                req.acl.extend(check_uuid_list("acl", value))
+        except ImgapiError:
+            image = self.call("GetImage", caller=req.caller, uuid=req.uuid).image
+            account = req.caller.account if req.caller.account or req.caller.account_present else None
+            if account is not None and account != image.owner:
+                raise ImgapiError(
+                    "NotImageOwner", f"account {account} is not the owner of image {req.uuid}"
+                ) from None
+            raise
+
+    def _from_rest(self, method: str, req: Any, rest: dict[str, str]) -> None:
+        """Fill the typed fields of ``req`` from REST query texts with the gateway's parsers; a
+        text they refuse is refused after what precedes it (the channel; GetImage's load)."""
+        # "" stands for a parameter not given (what the catalog's raw fields used to mean)
+        q = Query(urlencode({_REST_NAMES.get(k, k): v for k, v in rest.items() if v != ""}))
+        mode, authenticated = self.settings.mode, req.caller.authenticated
+        try:
+            if method == "ListImages":
+                fill_list_request(req, q, mode, authenticated)
+            elif method == "GetImage":
+                req.incl_admin_fields = admin_fields(q, mode, authenticated)
+            elif method == "DeleteImage":
+                req.force_all_channels = bool(q.boolean("force_all_channels"))
+        except ImgapiError:
+            if method == "ListImages":
+                self.call("ResolveChannel", channel=req.caller.channel, write=False)
+            elif method == "GetImage":
+                self.call("GetImage", caller=req.caller, uuid=req.uuid)
+            raise
 
     def error(self, method: str, **fields: Any) -> ImgapiError:
         with pytest.raises(ImgapiError) as ei:

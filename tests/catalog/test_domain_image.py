@@ -10,9 +10,9 @@ from catalog_service.domain.image import (
     MAX_ORIGIN_CHAIN,
     Image,
     check_account,
-    check_uuid_list,
     walk_origins,
 )
+from imgapi_common.acl_channel_rules import check_uuid_list
 from imgapi_common.errors import ImgapiError
 
 OWNER = "91ba0e64-2547-11e2-a972-df579e5fddb3"

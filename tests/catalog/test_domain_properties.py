@@ -11,12 +11,12 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from catalog_service.domain.config import DomainConfig
-from catalog_service.domain.jsvalues import js_key_order, js_len, js_number, js_string, truthy
 from catalog_service.domain.records import build_record, tags_search_array
 from catalog_service.domain.serialize import compact_json, pretty_json, serialize_image
 from catalog_service.domain.update import apply_update
 from catalog_service.domain.validation import validate_record
 from imgapi_common.errors import ImgapiError
+from imgapi_common.jsvalues import js_key_order, js_len, js_number, js_string, truthy
 
 DC = DomainConfig()
 PUBLIC_CH = DomainConfig(mode="public", channels=("dev",))

@@ -181,15 +181,14 @@ def test_delete_errors_in_order(catalog_dc: Catalog) -> None:
     img = create_active(catalog_dc, manifest(acl=[LUKE]))
     u = img["uuid"]
     before = snapshot(catalog_dc, u)
-    e = catalog_dc.error("DeleteImage", caller=caller("bad"), uuid=u, force_all_channels="x")
+    e = catalog_dc.error("DeleteImage", caller=caller("bad"), uuid=u, force_all_channels=True)
     assert (e.code, errs(e)) == ("InvalidParameter", [("account", "Invalid")])
-    e = catalog_dc.error("DeleteImage", caller=caller(EMPEROR), uuid=u, force_all_channels="x")
+    e = catalog_dc.error("DeleteImage", caller=caller(EMPEROR), uuid=u, force_all_channels=True)
     assert e.code == "ResourceNotFound"
-    e = catalog_dc.error("DeleteImage", caller=caller(LUKE), uuid=u, force_all_channels="x")
+    e = catalog_dc.error("DeleteImage", caller=caller(LUKE), uuid=u, force_all_channels=True)
     assert (e.code, e.http_status) == ("NotImageOwner", 422)
-    e = catalog_dc.error("DeleteImage", caller=caller(VADER), uuid=u, force_all_channels="x")
-    assert (e.code, errs(e)) == ("InvalidParameter", [("force_all_channels", "Invalid")])
     assert snapshot(catalog_dc, u) == before
+    # (a malformed force_all_channels is refused at the REST edge, after these: tests/gateway)
 
 
 def test_delete_refused_with_dependents(catalog_dc: Catalog) -> None:

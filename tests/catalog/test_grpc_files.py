@@ -43,15 +43,13 @@ def prepare_error(cat: Catalog, uuid: str, account: str = "", **kw: Any) -> Any:
 
 def test_prepare_file_ok(catalog_dc: Catalog) -> None:
     img = catalog_dc.create(manifest())
-    r = prepare(catalog_dc, img["uuid"], kind=FILE, compression="gzip", content_length="22")
+    r = prepare(catalog_dc, img["uuid"], kind=FILE, compression="gzip")
     assert r.max_size == 21474836480 and r.stor == "local"
     assert r.image.uuid == img["uuid"]
     r = prepare(catalog_dc, img["uuid"], VADER, kind=FILE, compression="none")
     assert r.max_size == 21474836480
     r = prepare(catalog_dc, img["uuid"], kind=FILE, compression="xz", storage="manta")
     assert r.stor == "local"  # a valid storage= is a preference only: files go to the default store
-    # chunked body (no Content-Length) and exactly 20 GiB are fine
-    prepare(catalog_dc, img["uuid"], kind=FILE, compression="bzip2", content_length="21474836480")
 
 
 def test_prepare_file_order(catalog_dc: Catalog) -> None:
@@ -72,7 +70,7 @@ def test_prepare_file_order(catalog_dc: Catalog) -> None:
     assert (e.code, e.http_status) == ("ImageFilesImmutable", 422)
     assert e.message == f"cannot modify files on activated image {active['uuid']}"
     # 4. compression
-    e = prepare_error(catalog_dc, img["uuid"], kind=FILE, storage="bogus", content_length="9" * 20)
+    e = prepare_error(catalog_dc, img["uuid"], kind=FILE, storage="bogus")
     assert (e.code, e.http_status) == ("InvalidParameter", 422)
     assert e.body()["errors"] == [{"field": "compression", "code": "Missing"}]
     assert e.message == 'missing "compression"'
@@ -87,7 +85,6 @@ def test_prepare_file_order(catalog_dc: Catalog) -> None:
         kind=FILE,
         compression="gzip",
         storage="local",
-        content_length="9" * 20,
     )
     assert e.body()["errors"] == [
         {
@@ -98,9 +95,6 @@ def test_prepare_file_order(catalog_dc: Catalog) -> None:
     ]
     e = prepare_error(catalog_dc, img["uuid"], kind=FILE, compression="gzip", storage="s3")
     assert (e.code, errs(e)) == ("InvalidParameter", [("storage", "Invalid")])
-    # 6. declared length
-    e = prepare_error(catalog_dc, img["uuid"], kind=FILE, compression="gzip", content_length="21474836481")
-    assert (e.code, e.http_status) == ("Upload", 400)
 
 
 def test_prepare_icon(catalog_dc: Catalog) -> None:
@@ -108,7 +102,7 @@ def test_prepare_icon(catalog_dc: Catalog) -> None:
     uuid = active["uuid"]
     # icons are allowed in any state
     for ct in ("image/jpeg", "image/gif", "image/png"):
-        r = prepare(catalog_dc, uuid, kind=ICON, content_type=ct, content_length="131072")
+        r = prepare(catalog_dc, uuid, kind=ICON, content_type=ct)
         assert r.max_size == 131072
     e = prepare_error(catalog_dc, uuid, LUKE, kind=ICON, content_type="text/plain")
     assert e.code == "NotImageOwner"
@@ -118,12 +112,8 @@ def test_prepare_icon(catalog_dc: Catalog) -> None:
         assert "must be one of image/jpeg, image/gif, image/png" in e.message
     e = prepare_error(catalog_dc, uuid, VADER, kind=ICON, content_type="image/png", storage="local")
     assert errs(e) == [("storage", "NotAllowed")]
-    e = prepare_error(
-        catalog_dc, uuid, kind=ICON, content_type="image/png", storage="x", content_length="131073"
-    )
+    e = prepare_error(catalog_dc, uuid, kind=ICON, content_type="image/png", storage="x")
     assert errs(e) == [("storage", "Invalid")]
-    e = prepare_error(catalog_dc, uuid, kind=ICON, content_type="image/png", content_length="131073")
-    assert (e.code, e.http_status) == ("Upload", 400)
 
 
 # --- attach / detach --------------------------------------------------------------------------------

@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from imgapi.v1 import catalog_pb2
 
-from catalog_service.domain.jsvalues import js_key_order
 from imgapi_common.errors import ImgapiError
+from imgapi_common.jsvalues import js_key_order
 from tests.catalog.conftest import LUKE, V2, VADER, Catalog, caller, catalog_dc, manifest
 from tests.catalog.grpc_support import (
     create_active,
@@ -363,7 +363,10 @@ def test_lone_surrogates_validate_like_any_value_and_are_never_stored(catalog_dc
     )
     assert (e.code, e.http_status) == ("InvalidContent", 400)
     e = catalog_dc.error("AddImageAcl", caller=caller(), uuid=img["uuid"], acl_json='["\\ud800"]')
-    assert (e.code, e.message) == ("InvalidParameter", 'invalid image "acl" (item 0 is not a UUID): \ufffd')
+    assert (e.code, e.body()["message"]) == (
+        "InvalidParameter",
+        'invalid image "acl" (item 0 is not a UUID): \ufffd',
+    )
     assert snapshot(catalog_dc, img["uuid"]) == before
 
 

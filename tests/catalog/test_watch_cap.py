@@ -12,7 +12,7 @@ import pytest
 from imgapi.v1 import catalog_pb2
 
 from catalog_service.settings import CatalogSettings
-from imgapi_common.errors import from_rpc_error
+from imgapi_common.grpc_errors import from_rpc_error
 from tests.catalog.conftest import V2, Catalog, caller, manifest, running_catalog
 
 

@@ -7,7 +7,8 @@ from concurrent import futures
 import grpc
 import pytest
 
-from imgapi_common.errors import FieldError, ImgapiError, abort_with, from_rpc_error, invalid_parameter
+from imgapi_common.errors import FieldError, ImgapiError, invalid_parameter
+from imgapi_common.grpc_errors import abort_with, from_rpc_error
 
 
 def _roundtrip(err: ImgapiError) -> ImgapiError:

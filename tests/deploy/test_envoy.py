@@ -259,6 +259,18 @@ def test_transcoded_json(stack: Stack) -> None:
         assert img["uuid"] == uuid and img["owner"] == SDC and img["type"] == "zone-dataset"
         assert img["os"] == "smartos" and img["version"] == "2.0.0"
 
+        # ListImages: typed fields filled for JSON callers too (view_only is the gateway's), the
+        # typed query parameters as JSON names them
+        r = c.get("/v1/catalog/images", params={"state": "STATE_ALL", "limit": "1000", "name": "transcoded"})
+        assert r.status_code == 200, r.text
+        listed = [i for i in r.json()["images"] if i["uuid"] == uuid]
+        assert len(listed) == 1 and listed[0]["owner"] == SDC and listed[0]["state"] == "unactivated"
+        assert (
+            listed[0]["type"] == "zone-dataset" and json.loads(listed[0]["viewJson"])["name"] == "transcoded"
+        )
+        r = c.get("/v1/catalog/images", params={"state": "STATE_ACTIVE", "name": "transcoded"})
+        assert r.status_code == 200 and uuid not in {i["uuid"] for i in r.json()["images"]}
+
         # The same image through the REST surface (the public listener).
         rest = httpx.get(f"{stack.envoy.url}/images/{uuid}", headers={"Accept-Version": "*"}).json()
         assert rest["name"] == "transcoded"
@@ -276,7 +288,9 @@ def test_transcoded_json(stack: Stack) -> None:
 
 
 def test_transcoded_errors_are_json(stack: Stack) -> None:
-    """gRPC errors become HTTP statuses with a JSON google.rpc.Status body (convert_grpc_status).
+    """gRPC errors become a JSON google.rpc.Status body (convert_grpc_status) with the IMGAPI HTTP
+    status of the error (a ValidationFailed is a 422, where INVALID_ARGUMENT alone says 400), not the
+    generic mapping of its gRPC code; native gRPC answers through the same listener keep theirs.
 
     Envoy can only render the body when the descriptor set holds the types of the status details
     the catalog sends (google.rpc.ErrorInfo / BadRequest, i.e. google/rpc/error_details.proto).
@@ -286,12 +300,19 @@ def test_transcoded_errors_are_json(stack: Stack) -> None:
         assert r.status_code == 404, r.text
         bad = {"name": "x", "version": "1", "os": "smartos", "type": "zvol", "owner": SDC}
         r2 = c.post("/v1/catalog/images", json={"manifestJson": json.dumps(bad)})
-        assert r2.status_code == 400
+        assert r2.status_code == 422, r2.text
+    assert "imgapi-http-status" not in r2.headers
     assert "google/rpc/error_details.proto" in descriptor_files(DEFAULT_DESCRIPTOR)
     assert r.json()["code"] == grpc.StatusCode.NOT_FOUND.value[0]
     body = r2.json()
     assert body["code"] == grpc.StatusCode.INVALID_ARGUMENT.value[0]
     assert body["details"][0]["reason"] == "ValidationFailed"
+    # native gRPC through the internal listener: the status is the gRPC one, HTTP 200 on the wire
+    with internal_auth.channel(stack.envoy.internal_target, TOKEN) as ch:
+        stub = catalog_pb2_grpc.CatalogServiceStub(ch)
+        with pytest.raises(grpc.RpcError) as ei:
+            stub.CreateImage(catalog_pb2.CreateImageRequest(manifest_json=json.dumps(bad)), timeout=30)
+    assert ei.value.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
 
 
 def descriptor_files(path: Path) -> set[str]:

@@ -32,11 +32,12 @@ from blob_service.server import create_server as create_blob_server
 from catalog_service.server import create_server as create_catalog_server
 from catalog_service.settings import CatalogSettings
 from imgapi_common import deathsig
-from imgapi_common.errors import ImgapiError, from_rpc_error
+from imgapi_common.errors import ImgapiError
+from imgapi_common.grpc_errors import from_rpc_error, imgapi_status
 from imgapi_common.ssrf import Allowlist
 from replication.copier import Destination
 from replication.jobs import JobManager
-from replication.service import ReplicationServicer
+from replication.service import ReplicationServicer, translate_error
 from replication.store import Store
 from tests.components import Shape, blob_settings
 
@@ -79,6 +80,12 @@ def stop_all(stops: list[Callable[[], object]]) -> None:
             errors.append(e)
     if errors:
         raise ExceptionGroup("teardown failed", errors)
+
+
+_STATES = {
+    "all": catalog_pb2.ListImagesRequest.STATE_ALL,
+    "active": catalog_pb2.ListImagesRequest.STATE_ACTIVE,
+}
 
 
 @dataclass
@@ -171,7 +178,7 @@ class DC:
     def add_acl(self, uuid: str, accounts: list[str]) -> None:
         self.call(
             "AddImageAcl",
-            catalog_pb2.ImageAclRequest(caller=OPERATOR, uuid=uuid, acl_json=json.dumps(accounts)),
+            catalog_pb2.ImageAclRequest(caller=OPERATOR, uuid=uuid, acl=accounts),
         )
 
     def delete(self, uuid: str) -> None:
@@ -189,13 +196,14 @@ class DC:
         return r.image  # type: ignore[no-any-return]
 
     def images(self, state: str = "all") -> dict[str, image_pb2.Image]:
+        """Every image in ``state`` (``all`` or ``active``), page by page."""
         out: dict[str, image_pb2.Image] = {}
         marker = ""
         while True:
             r = self.call(
                 "ListImages",
                 catalog_pb2.ListImagesRequest(
-                    caller=READ_ALL, view=VIEW, state=state, limit="1000", marker=marker, full_records=True
+                    caller=READ_ALL, view=VIEW, state=_STATES[state], limit=1000, marker_uuid=marker
                 ),
             )
             page = [i for i in r.images if i.uuid != marker]
@@ -323,6 +331,7 @@ def start_replicator(
         [SERVICE_NAME],
         "127.0.0.1:0",
         max_workers=4,
+        status_of=imgapi_status(translate_error),
     )
     server.start()
     manager.start_all()

@@ -80,9 +80,7 @@ def test_channel_filter_between_public_channel_servers(tmp_path: Path) -> None:
         for uuid, channel in ((staged, "staging"), (released, "release")):
             a.call(
                 "ChannelAddImage",
-                catalog_pb2.ChannelAddImageRequest(
-                    caller=OPERATOR, uuid=uuid, body_json=json.dumps({"channel": channel})
-                ),
+                catalog_pb2.ChannelAddImageRequest(caller=OPERATOR, uuid=uuid, channel=channel),
             )
         job_id = r.create_job(
             name="release-only",

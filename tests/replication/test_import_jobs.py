@@ -19,7 +19,8 @@ import grpc
 import pytest
 from imgapi.v1 import common_pb2, replication_pb2, replication_pb2_grpc
 
-from imgapi_common.errors import ImgapiError, from_rpc_error
+from imgapi_common.errors import ImgapiError
+from imgapi_common.grpc_errors import from_rpc_error
 from tests.components import Shape
 from tests.gateway.conftest import start_replication
 from tests.gateway.test_import import VADER_PRIVATE, FakeImgapi, QuietServer

@@ -22,7 +22,7 @@ from blob_client.wire import WRITE_CHUNKS, encode_write_chunk
 from blob_service.server import create_server
 from blob_service.service import BlobService
 from blob_service.settings import BlobSettings
-from imgapi_common.errors import error_reason
+from imgapi_common.grpc_errors import error_reason
 from tests.blob.conftest import channel_to
 
 

@@ -244,7 +244,7 @@ def test_grpc_writes_are_refused_before_commit(cat: Catalog) -> None:
         caller=caller(),
         view=V2,
         uuid=made["uuid"],
-        acl_json=json.dumps([str(uuid.uuid4()) for _ in range(50_000)]),
+        acl=[str(uuid.uuid4()) for _ in range(50_000)],
     )
     got = cat.call("GetImage", caller=caller(), view=V2, uuid=made["uuid"])
     assert json.loads(got.image.view_json) == made

@@ -144,7 +144,7 @@ def test_public_listener_refuses_catalog_json_delete(door: Door) -> None:
 
 def test_public_listener_refuses_catalog_json_listing(door: Door) -> None:
     for path in (
-        "/v1/catalog/images?state=all&caller.authenticated=true",
+        "/v1/catalog/images?state=STATE_ALL&caller.authenticated=true",
         "/V1/Catalog/images?state=all&caller.authenticated=true",
         "/v1/catalog/config",
     ):
@@ -161,7 +161,10 @@ def test_public_listener_refuses_native_catalog_grpc(door: Door) -> None:
             lambda: cat.DeleteImage(
                 catalog_pb2.DeleteImageRequest(uuid=door.image, caller=OPERATOR), timeout=10
             ),
-            lambda: cat.ListImages(catalog_pb2.ListImagesRequest(caller=OPERATOR, state="all"), timeout=10),
+            lambda: cat.ListImages(
+                catalog_pb2.ListImagesRequest(caller=OPERATOR, state=catalog_pb2.ListImagesRequest.STATE_ALL),
+                timeout=10,
+            ),
             lambda: cat.GetServerConfig(catalog_pb2.GetServerConfigRequest(), timeout=10),
         ]
         for call in calls:
@@ -238,7 +241,7 @@ def test_internal_listener_without_the_token(door: Door, token: str) -> None:
     r = httpx.delete(f"{door.envoy.internal_url}/v1/catalog/images/{door.image}", headers=headers, timeout=10)
     assert r.status_code == 401, r.text
     r = httpx.get(
-        f"{door.envoy.internal_url}/v1/catalog/images?state=all&caller.authenticated=true",
+        f"{door.envoy.internal_url}/v1/catalog/images?state=STATE_ALL&caller.authenticated=true",
         headers=headers,
         timeout=10,
     )

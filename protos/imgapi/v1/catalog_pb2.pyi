@@ -6,6 +6,7 @@ isort:skip_file
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from imgapi.v1 import common_pb2 as _common_pb2
@@ -92,8 +93,10 @@ class GetImageRequest(_message.Message):
     INCL_ADMIN_FIELDS_FIELD_NUMBER: _builtins.int
     VIEW_ONLY_FIELD_NUMBER: _builtins.int
     uuid: _builtins.str
-    incl_admin_fields: _builtins.str
-    """Raw inclAdminFields query value ("", "true", "false", anything else -> InvalidParameter)."""
+    incl_admin_fields: _builtins.bool
+    """Also show the admin fields (`files[].stor`). The REST edge only sets it for callers that may
+    see them (inclAdminFields=true; authenticated outside dc mode).
+    """
     view_only: _builtins.bool
     """Only uuid, view_json, etag and revision are filled in the returned Image (the REST GetImage
     fast path); typed fields are left out.
@@ -111,7 +114,7 @@ class GetImageRequest(_message.Message):
         view: _common_pb2.ImageView | None = ...,
         uuid: _builtins.str = ...,
         preconditions: _common_pb2.Preconditions | None = ...,
-        incl_admin_fields: _builtins.str = ...,
+        incl_admin_fields: _builtins.bool = ...,
         view_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["caller", b"caller", "preconditions", b"preconditions", "view", b"view"]  # noqa: Y015
@@ -125,6 +128,29 @@ Global___GetImageRequest: _TypeAlias = GetImageRequest  # noqa: Y015
 @_typing.final
 class ListImagesRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
+
+    class _State:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _StateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[ListImagesRequest._State.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        STATE_ACTIVE: ListImagesRequest._State.ValueType  # 0
+        """the default"""
+        STATE_DISABLED: ListImagesRequest._State.ValueType  # 1
+        STATE_UNACTIVATED: ListImagesRequest._State.ValueType  # 2
+        STATE_CREATING: ListImagesRequest._State.ValueType  # 3
+        STATE_FAILED: ListImagesRequest._State.ValueType  # 4
+        STATE_ALL: ListImagesRequest._State.ValueType  # 5
+
+    class State(_State, metaclass=_StateEnumTypeWrapper): ...
+    STATE_ACTIVE: ListImagesRequest.State.ValueType  # 0
+    """the default"""
+    STATE_DISABLED: ListImagesRequest.State.ValueType  # 1
+    STATE_UNACTIVATED: ListImagesRequest.State.ValueType  # 2
+    STATE_CREATING: ListImagesRequest.State.ValueType  # 3
+    STATE_FAILED: ListImagesRequest.State.ValueType  # 4
+    STATE_ALL: ListImagesRequest.State.ValueType  # 5
 
     @_typing.final
     class TagsEntry(_message.Message):
@@ -151,39 +177,43 @@ class ListImagesRequest(_message.Message):
     OWNER_FIELD_NUMBER: _builtins.int
     NAME_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
-    STATE_FIELD_NUMBER: _builtins.int
-    PUBLIC_FIELD_NUMBER: _builtins.int
     OS_FIELD_NUMBER: _builtins.int
     TYPE_FIELD_NUMBER: _builtins.int
     TAGS_FIELD_NUMBER: _builtins.int
     BILLING_TAGS_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    PUBLIC_FIELD_NUMBER: _builtins.int
     LIMIT_FIELD_NUMBER: _builtins.int
-    MARKER_FIELD_NUMBER: _builtins.int
-    SORT_FIELD_NUMBER: _builtins.int
+    MARKER_UUID_FIELD_NUMBER: _builtins.int
+    MARKER_PUBLISHED_AT_FIELD_NUMBER: _builtins.int
+    DESCENDING_FIELD_NUMBER: _builtins.int
     INCL_ADMIN_FIELDS_FIELD_NUMBER: _builtins.int
-    FULL_RECORDS_FIELD_NUMBER: _builtins.int
+    VIEW_ONLY_FIELD_NUMBER: _builtins.int
     owner: _builtins.str
-    """Raw query values, validated by the catalog with IMGAPI's rules and messages."""
+    """Filters. A text filter matches exactly; `name` and `version` match a substring when written
+    "~substr", `type` excludes a value when written "!value" (IMGAPI's own filter syntax, which
+    every IMGAPI client, native or REST, writes).
+    """
     name: _builtins.str
-    """exact, or "~substr" """
     version: _builtins.str
-    """exact, or "~substr" """
-    state: _builtins.str
-    """active (default) | disabled | unactivated | creating | failed | all"""
-    public: _builtins.str
-    """"", "true", "false" """
     os: _builtins.str
     type: _builtins.str
-    """exact, or "!excluded" """
-    limit: _builtins.str
-    marker: _builtins.str
-    """image uuid or a date"""
-    sort: _builtins.str
-    """published_at[.asc|.desc]"""
-    incl_admin_fields: _builtins.str
-    full_records: _builtins.bool
-    """By default each returned Image carries only uuid, view_json and etag (the REST fast path:
-    views are pre-rendered at write time). Set to also get every typed field.
+    state: Global___ListImagesRequest.State.ValueType
+    """An anonymous caller of a public/private server sees active images only: asking for disabled,
+    unactivated, creating or failed ones answers an empty list, and "all" means active.
+    """
+    public: _builtins.bool
+    limit: _builtins.int
+    """Page size: 1..1000; 0 (unset) or more than 1000 = 1000."""
+    marker_uuid: _builtins.str
+    descending: _builtins.bool
+    """Newest first (default: oldest first, by published_at)."""
+    incl_admin_fields: _builtins.bool
+    """Also show the admin fields (see GetImageRequest)."""
+    view_only: _builtins.bool
+    """Only uuid, view_json, etag and revision are filled in each returned Image (the REST
+    ListImages fast path: views are pre-rendered at write time); typed fields are left out.
+    Unset (native gRPC and transcoded JSON callers), every typed field is filled too.
     """
     @_builtins.property
     def caller(self) -> _common_pb2.CallerContext: ...
@@ -195,6 +225,8 @@ class ListImagesRequest(_message.Message):
 
     @_builtins.property
     def billing_tags(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def marker_published_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
         self,
         *,
@@ -203,23 +235,31 @@ class ListImagesRequest(_message.Message):
         owner: _builtins.str = ...,
         name: _builtins.str = ...,
         version: _builtins.str = ...,
-        state: _builtins.str = ...,
-        public: _builtins.str = ...,
         os: _builtins.str = ...,
         type: _builtins.str = ...,
         tags: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         billing_tags: _abc.Iterable[_builtins.str] | None = ...,
-        limit: _builtins.str = ...,
-        marker: _builtins.str = ...,
-        sort: _builtins.str = ...,
-        incl_admin_fields: _builtins.str = ...,
-        full_records: _builtins.bool = ...,
+        state: Global___ListImagesRequest.State.ValueType = ...,
+        public: _builtins.bool | None = ...,
+        limit: _builtins.int = ...,
+        marker_uuid: _builtins.str = ...,
+        marker_published_at: _timestamp_pb2.Timestamp | None = ...,
+        descending: _builtins.bool = ...,
+        incl_admin_fields: _builtins.bool = ...,
+        view_only: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["caller", b"caller", "view", b"view"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_public", b"_public", "caller", b"caller", "marker", b"marker", "marker_published_at", b"marker_published_at", "marker_uuid", b"marker_uuid", "public", b"public", "view", b"view"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["billing_tags", b"billing_tags", "caller", b"caller", "full_records", b"full_records", "incl_admin_fields", b"incl_admin_fields", "limit", b"limit", "marker", b"marker", "name", b"name", "os", b"os", "owner", b"owner", "public", b"public", "sort", b"sort", "state", b"state", "tags", b"tags", "type", b"type", "version", b"version", "view", b"view"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_public", b"_public", "billing_tags", b"billing_tags", "caller", b"caller", "descending", b"descending", "incl_admin_fields", b"incl_admin_fields", "limit", b"limit", "marker", b"marker", "marker_published_at", b"marker_published_at", "marker_uuid", b"marker_uuid", "name", b"name", "os", b"os", "owner", b"owner", "public", b"public", "state", b"state", "tags", b"tags", "type", b"type", "version", b"version", "view", b"view", "view_only", b"view_only"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__public: _TypeAlias = _typing.Literal["public"]  # noqa: Y015
+    _WhichOneofArgType__public: _TypeAlias = _typing.Literal["_public", b"_public"]  # noqa: Y015
+    _WhichOneofReturnType_marker: _TypeAlias = _typing.Literal["marker_uuid", "marker_published_at"]  # noqa: Y015
+    _WhichOneofArgType_marker: _TypeAlias = _typing.Literal["marker", b"marker"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__public) -> _WhichOneofReturnType__public | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_marker) -> _WhichOneofReturnType_marker | None: ...
 
 Global___ListImagesRequest: _TypeAlias = ListImagesRequest  # noqa: Y015
 
@@ -317,8 +357,8 @@ class DeleteImageRequest(_message.Message):
     UUID_FIELD_NUMBER: _builtins.int
     FORCE_ALL_CHANNELS_FIELD_NUMBER: _builtins.int
     uuid: _builtins.str
-    force_all_channels: _builtins.str
-    """raw "true"/"false"/"" """
+    force_all_channels: _builtins.bool
+    """Delete the image even when it is in several channels (else it only leaves the request channel)."""
     @_builtins.property
     def caller(self) -> _common_pb2.CallerContext: ...
     def __init__(
@@ -326,7 +366,7 @@ class DeleteImageRequest(_message.Message):
         *,
         caller: _common_pb2.CallerContext | None = ...,
         uuid: _builtins.str = ...,
-        force_all_channels: _builtins.str = ...,
+        force_all_channels: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["caller", b"caller"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
@@ -367,25 +407,27 @@ class ImageAclRequest(_message.Message):
     CALLER_FIELD_NUMBER: _builtins.int
     VIEW_FIELD_NUMBER: _builtins.int
     UUID_FIELD_NUMBER: _builtins.int
-    ACL_JSON_FIELD_NUMBER: _builtins.int
+    ACL_FIELD_NUMBER: _builtins.int
     uuid: _builtins.str
-    acl_json: _builtins.str
-    """The request body as JSON text (must be an array of account UUIDs)."""
     @_builtins.property
     def caller(self) -> _common_pb2.CallerContext: ...
     @_builtins.property
     def view(self) -> _common_pb2.ImageView: ...
+    @_builtins.property
+    def acl(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The accounts to add or remove (UUIDs; a malformed one refuses the whole request)."""
+
     def __init__(
         self,
         *,
         caller: _common_pb2.CallerContext | None = ...,
         view: _common_pb2.ImageView | None = ...,
         uuid: _builtins.str = ...,
-        acl_json: _builtins.str = ...,
+        acl: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["caller", b"caller", "view", b"view"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["acl_json", b"acl_json", "caller", b"caller", "uuid", b"uuid", "view", b"view"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acl", b"acl", "caller", b"caller", "uuid", b"uuid", "view", b"view"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -627,11 +669,11 @@ class ChannelAddImageRequest(_message.Message):
     CALLER_FIELD_NUMBER: _builtins.int
     VIEW_FIELD_NUMBER: _builtins.int
     UUID_FIELD_NUMBER: _builtins.int
-    BODY_JSON_FIELD_NUMBER: _builtins.int
+    CHANNEL_FIELD_NUMBER: _builtins.int
     PRECONDITIONS_FIELD_NUMBER: _builtins.int
     uuid: _builtins.str
-    body_json: _builtins.str
-    """The body as JSON text: {"channel": "<name>"}."""
+    channel: _builtins.str
+    """The channel to add the image to: one of the server's."""
     @_builtins.property
     def caller(self) -> _common_pb2.CallerContext: ...
     @_builtins.property
@@ -644,12 +686,12 @@ class ChannelAddImageRequest(_message.Message):
         caller: _common_pb2.CallerContext | None = ...,
         view: _common_pb2.ImageView | None = ...,
         uuid: _builtins.str = ...,
-        body_json: _builtins.str = ...,
+        channel: _builtins.str = ...,
         preconditions: _common_pb2.Preconditions | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["caller", b"caller", "preconditions", b"preconditions", "view", b"view"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["body_json", b"body_json", "caller", b"caller", "preconditions", b"preconditions", "uuid", b"uuid", "view", b"view"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["caller", b"caller", "channel", b"channel", "preconditions", b"preconditions", "uuid", b"uuid", "view", b"view"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -678,17 +720,14 @@ class PrepareImageUploadRequest(_message.Message):
     COMPRESSION_FIELD_NUMBER: _builtins.int
     STORAGE_FIELD_NUMBER: _builtins.int
     CONTENT_TYPE_FIELD_NUMBER: _builtins.int
-    CONTENT_LENGTH_FIELD_NUMBER: _builtins.int
     uuid: _builtins.str
     kind: Global___PrepareImageUploadRequest.Kind.ValueType
     compression: _builtins.str
-    """raw query value (files)"""
+    """bzip2 | gzip | xz | none (files; checked by the catalog)"""
     storage: _builtins.str
-    """raw query value"""
+    """requested storage name; "" = the default (operators only)"""
     content_type: _builtins.str
-    """raw header (icons)"""
-    content_length: _builtins.str
-    """Raw Content-Length header ("" when the body is chunked)."""
+    """the icon's media type (icons)"""
     @_builtins.property
     def caller(self) -> _common_pb2.CallerContext: ...
     def __init__(
@@ -700,11 +739,10 @@ class PrepareImageUploadRequest(_message.Message):
         compression: _builtins.str = ...,
         storage: _builtins.str = ...,
         content_type: _builtins.str = ...,
-        content_length: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["caller", b"caller"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["caller", b"caller", "compression", b"compression", "content_length", b"content_length", "content_type", b"content_type", "kind", b"kind", "storage", b"storage", "uuid", b"uuid"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["caller", b"caller", "compression", b"compression", "content_type", b"content_type", "kind", b"kind", "storage", b"storage", "uuid", b"uuid"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -718,7 +756,9 @@ class PrepareImageUploadResponse(_message.Message):
     MAX_SIZE_FIELD_NUMBER: _builtins.int
     STOR_FIELD_NUMBER: _builtins.int
     max_size: _builtins.int
-    """Largest number of bytes the upload may have (20 GiB for files, 128 KiB for icons)."""
+    """Largest number of bytes the upload may have (20 GiB for files, 128 KiB for icons). The REST
+    edge refuses a larger declared Content-Length right away (IMGAPI's last upload check).
+    """
     stor: _builtins.str
     """Storage name to record in files[].stor / icon.stor."""
     @_builtins.property

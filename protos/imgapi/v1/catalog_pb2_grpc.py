@@ -31,10 +31,16 @@ class CatalogServiceStub:
     Errors: every failure is a google.rpc.Status whose details carry an ErrorInfo
     (domain "imgapi", reason = the IMGAPI error code, metadata "http_status" and "message") and, for
     ValidationFailed / InvalidParameter, a BadRequest whose field violations are IMGAPI's `errors`
-    array in order (field = field, reason = code, description = message).
+    array in order (field = field, reason = code, description = message). The HTTP status also
+    travels as the trailer `imgapi-http-status`: transcoded JSON answers (/v1/catalog/...) take their
+    HTTP status from it, so a ValidationFailed is a 422 there as on the REST surface.
 
-    JSON inputs (manifests, update bodies) are JSON text so that the catalog sees exactly what the
-    client sent: key order, number types and unknown keys all matter to IMGAPI validation.
+    Requests are typed; the REST edge parses query strings and headers into them. Two inputs stay
+    JSON text, because an IMGAPI manifest is genuinely free-form and its validation depends on what
+    a typed message would lose: a manifest (CreateImage, AdminImportImage) and an update body
+    (UpdateImage, where null deletes a field) keep their key order, their number types (1 vs 1.0),
+    unknown keys (refused by name) and values of any JSON type in any field (each refused with its
+    own message). google.protobuf.Struct would reorder keys and turn every number into a double.
     """
 
     def __init__(self, channel):
@@ -161,10 +167,16 @@ class CatalogServiceServicer:
     Errors: every failure is a google.rpc.Status whose details carry an ErrorInfo
     (domain "imgapi", reason = the IMGAPI error code, metadata "http_status" and "message") and, for
     ValidationFailed / InvalidParameter, a BadRequest whose field violations are IMGAPI's `errors`
-    array in order (field = field, reason = code, description = message).
+    array in order (field = field, reason = code, description = message). The HTTP status also
+    travels as the trailer `imgapi-http-status`: transcoded JSON answers (/v1/catalog/...) take their
+    HTTP status from it, so a ValidationFailed is a 422 there as on the REST surface.
 
-    JSON inputs (manifests, update bodies) are JSON text so that the catalog sees exactly what the
-    client sent: key order, number types and unknown keys all matter to IMGAPI validation.
+    Requests are typed; the REST edge parses query strings and headers into them. Two inputs stay
+    JSON text, because an IMGAPI manifest is genuinely free-form and its validation depends on what
+    a typed message would lose: a manifest (CreateImage, AdminImportImage) and an update body
+    (UpdateImage, where null deletes a field) keep their key order, their number types (1 vs 1.0),
+    unknown keys (refused by name) and values of any JSON type in any field (each refused with its
+    own message). google.protobuf.Struct would reorder keys and turn every number into a double.
     """
 
     def CreateImage(self, request, context):
@@ -273,7 +285,8 @@ class CatalogServiceServicer:
         """--- File and icon attachment (the blob side calls these around a blob-service upload) ---
 
         Runs every check that precedes receiving the bytes of AddImageFile / AddImageIcon, in IMGAPI's
-        order (visibility, owner, ImageFilesImmutable, compression, storage, declared length).
+        order (visibility, owner, ImageFilesImmutable, compression, storage); the declared length is
+        compared with the answer's max_size by the caller.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -443,10 +456,16 @@ class CatalogService:
     Errors: every failure is a google.rpc.Status whose details carry an ErrorInfo
     (domain "imgapi", reason = the IMGAPI error code, metadata "http_status" and "message") and, for
     ValidationFailed / InvalidParameter, a BadRequest whose field violations are IMGAPI's `errors`
-    array in order (field = field, reason = code, description = message).
+    array in order (field = field, reason = code, description = message). The HTTP status also
+    travels as the trailer `imgapi-http-status`: transcoded JSON answers (/v1/catalog/...) take their
+    HTTP status from it, so a ValidationFailed is a 422 there as on the REST surface.
 
-    JSON inputs (manifests, update bodies) are JSON text so that the catalog sees exactly what the
-    client sent: key order, number types and unknown keys all matter to IMGAPI validation.
+    Requests are typed; the REST edge parses query strings and headers into them. Two inputs stay
+    JSON text, because an IMGAPI manifest is genuinely free-form and its validation depends on what
+    a typed message would lose: a manifest (CreateImage, AdminImportImage) and an update body
+    (UpdateImage, where null deletes a field) keep their key order, their number types (1 vs 1.0),
+    unknown keys (refused by name) and values of any JSON type in any field (each refused with its
+    own message). google.protobuf.Struct would reorder keys and turn every number into a double.
     """
 
     @staticmethod

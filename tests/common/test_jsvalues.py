@@ -1,4 +1,4 @@
-"""JavaScript value semantics (catalog_service.domain.jsvalues)."""
+"""JavaScript value semantics (imgapi_common.jsvalues, shared by the catalog and the REST edge)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from catalog_service.domain.config import DomainConfig
-from catalog_service.domain.jsvalues import (
+from imgapi_common.jsvalues import (
     boolish,
     is_js_integer,
     is_true,
