@@ -10,7 +10,10 @@ benchmark script against it with ``--server-pid <supervisor> --server-tree``, st
 (SIGINT, as a terminal Ctrl-C would) and prints the figures that survive a noisy machine: server
 CPU time per request, ListImages p50s and the RSS of every server process. Arguments after the
 script path go to the benchmark unchanged; ``--json-out F`` keeps its JSON (else a temporary file).
-The benchmark script is not part of this repository; give its path.
+``--split`` (anywhere) runs each service in its own process, as production does (for comparison
+with the default, where catalog, blob and replication share one). ``IMGAPI_*`` variables pass through
+to the stack (e.g. ``IMGAPI_CATALOG_LIST_CACHE_BYTES=0``). The benchmark script is not part of this
+repository; give its path.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ CHANNELS = [
 ]
 
 
-def _start(data_dir: Path, ready: Path, extra_env: dict[str, str]) -> subprocess.Popen[bytes]:
+def _start(data_dir: Path, ready: Path, serve_args: list[str]) -> subprocess.Popen[bytes]:
     env = (
         os.environ
         | {
@@ -98,6 +101,8 @@ def summarize(d: dict[str, Any]) -> list[str]:
 
 def main(argv: list[str]) -> int:
     script = os.environ.get("IMGAPI_BENCH_SCRIPT")
+    serve_args = [a for a in argv if a == "--split"]  # the stack's own option; the rest is the benchmark's
+    argv = [a for a in argv if a != "--split"]
     if argv and argv[0].endswith(".py"):
         script, argv = argv[0], argv[1:]
     if not script:
@@ -110,7 +115,7 @@ def main(argv: list[str]) -> int:
         else:
             argv = [*argv, "--json-out", str(json_out)]
         ready = Path(tmp) / "ready"
-        proc = _start(Path(tmp) / "data", ready, {})
+        proc = _start(Path(tmp) / "data", ready, serve_args)
         try:
             url = _wait_ready(proc, ready)
             cmd = [sys.executable, script, url, "--server-pid", str(proc.pid), "--server-tree", *argv]
