@@ -38,15 +38,8 @@ CHANNELS = [
 
 
 def _start(data_dir: Path, ready: Path, serve_args: list[str]) -> subprocess.Popen[bytes]:
-    env = (
-        os.environ
-        | {
-            "IMGAPI_CATALOG_MODE": "public",
-            "IMGAPI_CATALOG_CHANNELS": json.dumps(CHANNELS),
-        }
-        | extra_env
-    )
-    argv = [str(ROOT / "scripts" / "run"), "--data-dir", str(data_dir), "--port", "0"]
+    env = os.environ | {"IMGAPI_CATALOG_MODE": "public", "IMGAPI_CATALOG_CHANNELS": json.dumps(CHANNELS)}
+    argv = [str(ROOT / "scripts" / "run"), *serve_args, "--data-dir", str(data_dir), "--port", "0"]
     argv += ["--catalog-port", "0", "--blob-port", "0", "--replication-port", "0", "--ready-file", str(ready)]
     return subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, start_new_session=True)
 
