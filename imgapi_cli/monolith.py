@@ -29,7 +29,7 @@ from grpc_health.v1.health import HealthServicer
 from pydantic import ValidationError
 
 from imgapi_common.log_lines import is_terminal, json_line
-from imgapi_common.memory import tune_malloc
+from imgapi_common.memory import IdleTrimmer, tune_malloc
 from imgapi_common.observability import configure_logging, refuse, start_metrics_server
 
 #: The logger name prefix of each service's own code, for the ``service`` field of its log lines.
@@ -136,10 +136,22 @@ def run() -> int:
         _stop(hosted)
         refuse(PROCESS_NAME, str(e))
         return 1
+    trimmer = IdleTrimmer(_bytes_moved)
+    trimmer.start()
     _say(PROCESS_NAME, "services ready")
     stop.wait()
+    trimmer.stop()
     _stop(hosted)
     return 0
+
+
+def _bytes_moved() -> float:
+    """File bytes the blob service has written and read so far (its own counter)."""
+    from imgapi_common.observability import BLOB_BYTES
+
+    return sum(
+        s.value for metric in BLOB_BYTES.collect() for s in metric.samples if s.name.endswith("_total")
+    )
 
 
 def _stop(hosted: list[Hosted]) -> None:

@@ -1,8 +1,11 @@
 """``imgapi serve``: the embedded default -- catalog + blob + replication + gateway on one machine.
 
-Each service runs as its own child process (``python -m catalog_service serve``, ``python -m
-blob_service``, ``python -m replication serve``, ``python -m gateway``) configured through its
-``IMGAPI_*`` environment variables: the catalog keeps a SQLite database under ``<data_dir>/catalog``,
+The catalog, blob and replication services run in one child process (``python -m
+imgapi_cli.monolith``: each on its own gRPC port with its own settings, sharing one interpreter;
+docs/performance.md), the gateway in another (``python -m gateway``); with ``--split`` each service
+gets its own process (``python -m catalog_service serve``, ``python -m blob_service``, ``python -m
+replication serve``), the production shape. Each is configured through its ``IMGAPI_*``
+environment variables: the catalog keeps a SQLite database under ``<data_dir>/catalog``,
 the blob service keeps files under ``<data_dir>/blobs``, the replication service its job state under
 ``<data_dir>/replication`` (the gateway's ``/replication/jobs`` routes manage its jobs). Every other ``IMGAPI_*`` variable of the caller's environment passes through
 unchanged (e.g. ``IMGAPI_CATALOG_MODE=public``), except the ones this command sets (listen
@@ -13,7 +16,8 @@ lifetime, so a second ``serve`` on the same directory fails at once with a clear
 port must be free before anything starts, and once a service answers its health check the socket
 listening on its port must belong to that service (imgapi_cli/ports.py): a health check answered by
 another stack on the same port fails with ``port N is in use``, never "ready". It waits
-for every service to report healthy (gRPC health check, ``GET /ping``), prints where they listen,
+for every service to report healthy (gRPC health check, ``GET /ping``; checked by a short-lived
+``imgapi_cli.health_probe`` child so that the supervisor itself stays free of gRPC), prints where they listen,
 and on Ctrl-C / SIGTERM stops the gateway first (no new requests), then the replication, blob and
 catalog services, each gracefully (SIGTERM, then SIGKILL after a grace period). If a service dies, the rest
 are stopped and the command exits non-zero. Children live in their own session so a terminal Ctrl-C
