@@ -62,14 +62,20 @@ def _say(service: str, msg: str) -> None:
     print(msg if is_terminal(sys.stdout) else json_line(service, "info", msg), flush=True)
 
 
+def _metrics(service: str, bind: str, metrics_port: int) -> str:
+    """Start the service's ``/metrics`` server when configured; returns its listen host."""
+    host = bind.rsplit(":", 1)[0]
+    start_metrics_server(metrics_port, host, service=service)
+    return host
+
+
 def _catalog() -> Hosted:
     from catalog_service.server import create_server
     from catalog_service.settings import CatalogSettings
 
     settings = CatalogSettings()
     server, port, health, service = create_server(settings)
-    host = settings.bind.rsplit(":", 1)[0]
-    start_metrics_server(settings.metrics_port, host, service="catalog")
+    host = _metrics("catalog", settings.bind, settings.metrics_port)
     _say("catalog", f"catalog listening on {host}:{port} (mode {settings.mode})")
     return Hosted("catalog", server, port, health, settings.grace_seconds, service.engine.dispose)
 
@@ -80,8 +86,7 @@ def _blob() -> Hosted:
 
     settings = load_settings()
     server, port, health, service = create_server(settings)
-    host = settings.bind.rsplit(":", 1)[0]
-    start_metrics_server(settings.metrics_port, host, service="blob")
+    _metrics("blob", settings.bind, settings.metrics_port)
     _say("blob", f"blob service ({settings.backend} backend) listening on port {port}")
     return Hosted("blob", server, port, health, settings.grace_seconds, service.stop)
 
@@ -92,8 +97,7 @@ def _replication() -> Hosted:
 
     settings = ReplicationSettings()
     server, port, health, manager = create_server(settings)
-    host = settings.bind.rsplit(":", 1)[0]
-    start_metrics_server(settings.metrics_port, host, service="replication")
+    host = _metrics("replication", settings.bind, settings.metrics_port)
     manager.start_all()
     _say("replication", f"replication listening on {host}:{port}")
 
