@@ -235,8 +235,10 @@ def _serve_locked(
             **grpc_addrs,
             data_dir=str(data_dir),
         )
-        if ready_file is not None:
-            ready_file.write_text("\n".join(lines) + "\n")
+        if ready_file is not None:  # whole or absent: a reader never sees it half written
+            tmp = ready_file.with_name(ready_file.name + ".tmp")
+            tmp.write_text("\n".join(lines) + "\n")
+            tmp.replace(ready_file)
         return wait_for_any_exit(children, stop)
     except ServeError as e:
         say(str(e), "error")
