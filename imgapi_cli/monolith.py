@@ -74,6 +74,12 @@ def _catalog() -> Hosted:
     from catalog_service.settings import CatalogSettings
 
     settings = CatalogSettings()
+    if settings.processes > 1:
+        logging.getLogger("catalog_service").warning(
+            "IMGAPI_CATALOG_PROCESSES=%d ignored: one catalog in the shared process (imgapi serve --split "
+            "runs the catalog as its own worker processes)",
+            settings.processes,
+        )
     server, port, health, service = create_server(settings)
     host = _metrics("catalog", settings.bind, settings.metrics_port)
     _say("catalog", f"catalog listening on {host}:{port} (mode {settings.mode})")
