@@ -24,8 +24,8 @@ import grpc
 from grpc import aio
 from pydantic import Field, SecretStr
 
-#: The one environment variable every imgapi process reads the token from.
-TOKEN_SETTING = "IMGAPI_INTERNAL_TOKEN"
+from imgapi_common.log_lines import TOKEN_SETTING as TOKEN_SETTING  # re-exported
+
 METADATA_KEY = "authorization"
 SCHEME = "Bearer "
 #: Methods answered without credentials.

@@ -31,6 +31,9 @@ import grpc
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.metrics_core import Metric
 
+from imgapi_common.log_lines import is_terminal as is_terminal  # re-exported
+from imgapi_common.log_lines import json_line as json_line  # re-exported
+from imgapi_common.log_lines import utc_ts
 from imgapi_common.method_interceptor import MethodWrappingInterceptor, Wrappers
 
 #: The id of the request being served in this context ("" outside requests).
@@ -76,26 +79,6 @@ _STANDARD_METRICS = ("process_", "python_")
 _service = ""
 
 
-def _utc_ts(created: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created)) + f".{int(created * 1000) % 1000:03d}Z"
-
-
-def json_line(service: str, level: str, msg: str, fields: dict[str, Any] | None = None, **more: Any) -> str:
-    """One log line in the JSON format (also used by ``imgapi serve`` for its own lines)."""
-    out: dict[str, Any] = {"ts": _utc_ts(time.time()), "level": level, "service": service}
-    out.update(more)
-    out["msg"] = msg
-    out.update(fields or {})
-    return json.dumps(out, ensure_ascii=False)
-
-
-def is_terminal(stream: IO[str]) -> bool:
-    try:
-        return stream.isatty()
-    except (AttributeError, ValueError):
-        return False
-
-
 class JsonFormatter(logging.Formatter):
     def __init__(self, service: str) -> None:
         super().__init__()
@@ -103,9 +86,9 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {
-            "ts": _utc_ts(record.created),
+            "ts": utc_ts(record.created),
             "level": record.levelname.lower(),
-            "service": self.service,
+            "service": getattr(record, "service", self.service),
             "logger": record.name,
             "msg": record.getMessage(),
         }
@@ -121,9 +104,13 @@ class HumanFormatter(logging.Formatter):
     """For a terminal: ``HH:MM:SS level service: message [request id]``, tracebacks as text."""
 
     def __init__(self, service: str) -> None:
-        super().__init__("%(asctime)s %(levelname)-7s " + service + ": %(message)s", "%H:%M:%S")
+        super().__init__("%(asctime)s %(levelname)-7s %(service)s: %(message)s", "%H:%M:%S")
+        self.service = service
 
     def format(self, record: logging.LogRecord) -> str:
+        # A process hosting several services tags each record with its own (imgapi_cli/monolith.py).
+        if not hasattr(record, "service"):
+            record.service = self.service
         text = super().format(record)
         rid = getattr(record, "request_id", "") or request_id.get()
         return f"{text} [{rid}]" if rid else text

@@ -10,6 +10,8 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
+from catalog_service.db.statistics import ANALYZE_STATEMENTS, AnalyzeSchedule
+
 #: Execution option marking a connection that will write (see the SQLite ``begin`` hook).
 WRITE_OPTION = "imgapi_write"
 
@@ -39,6 +41,8 @@ def make_engine(url: str, pool_size: int = 16) -> Engine:
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
 
+        schedule = AnalyzeSchedule()
+
         @event.listens_for(engine, "begin")
         def _begin(conn: Any) -> None:
             # Write transactions take the write lock up front so read-modify-write cycles
@@ -46,6 +50,9 @@ def make_engine(url: str, pool_size: int = 16) -> Engine:
             # autocommit mode (each statement is consistent on its own; no BEGIN/ROLLBACK trips).
             if conn.get_execution_options().get(WRITE_OPTION):
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
+                if schedule.due():  # planner statistics as the catalog grows (db/statistics.py)
+                    for statement in ANALYZE_STATEMENTS:
+                        conn.exec_driver_sql(statement)
 
         return engine
     # No pre-ping: it costs a round trip on every checkout (as much as a GetImage itself). A

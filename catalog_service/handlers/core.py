@@ -20,6 +20,7 @@ from catalog_service.domain.image import Image, check_account
 from catalog_service.domain.serialize import compact_json, etag_of, serialize_image
 from catalog_service.domain.validation import image_data_error, validate_record
 from catalog_service.json_body import has_lone_surrogate, lone_surrogate_error
+from catalog_service.list_cache import ListCache
 from catalog_service.preconditions import Conditions, evaluate
 from catalog_service.settings import CatalogSettings
 from catalog_service.unit_of_work import UnitOfWork
@@ -45,6 +46,7 @@ class CatalogCore:
         self.registry = AccountRegistry(settings.account_registry_file)
         self._dialect = engine.dialect.name
         self.uow = UnitOfWork(engine)
+        self.list_cache = ListCache(settings.list_cache_bytes)
 
     # --- infrastructure ---------------------------------------------------------------------
 

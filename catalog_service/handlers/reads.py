@@ -10,6 +10,7 @@ from catalog_service.calls import Caller, Rendered, View
 from catalog_service.db.listing import ListQuery, State
 from catalog_service.db.rows import db_text, load_record, published_sort_key
 from catalog_service.handlers.core import NO_CONDITIONS, CatalogCore
+from catalog_service.list_cache import cached_listing
 from catalog_service.preconditions import Conditions, evaluate
 from imgapi_common.errors import not_found
 
@@ -48,6 +49,7 @@ class ReadHandlers(CatalogCore):
             return Rendered(rendered.record, rendered.view_json, rendered.etag, rendered.revision, True)
         return rendered
 
+    @cached_listing
     def list_images(
         self,
         caller: Caller,

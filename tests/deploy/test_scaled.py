@@ -234,3 +234,36 @@ def test_transcoded_json_on_postgres(scaled: Scaled) -> None:
         if line.startswith("catalog::") and "::rq_total::" in line
     ]
     assert len(rq) == 2 and all(n > 0 for n in rq), rq
+
+
+def test_listings_read_your_writes_across_replicas(scaled: Scaled) -> None:
+    """Each catalog keeps its own ListImages cache: an image created, updated and activated
+    through gateway 1 (catalog 1) is listed at once through gateway 2 (catalog 2), which had
+    answered the same listings just before."""
+    one, two = scaled.gateways
+    name = f"ryw-{uuidlib.uuid4().hex[:8]}"
+    queries = [{"name": name}, {"name": name, "state": "all"}, {"owner": SDC, "limit": "1000"}]
+
+    def listed(c: httpx.Client) -> list[dict[str, str]]:
+        out = []
+        for q in queries:
+            r = c.get("/images", params=q)
+            assert r.status_code == 200, r.text
+            out.append({i["uuid"]: i.get("description", "") for i in r.json() if i["name"] == name})
+        return out
+
+    with scaled.client(one) as w, scaled.client(two) as r:
+        for _ in range(2):  # answered, then answered again (from the cache)
+            assert listed(r) == [{}, {}, {}]
+        body = {"name": name, "version": "1", "os": "smartos", "type": "zone-dataset", "owner": SDC}
+        created = w.post("/images", json=body | {"description": "new"})
+        assert created.status_code == 200, created.text
+        uuid = created.json()["uuid"]
+        assert listed(r) == [{}, {uuid: "new"}, {}]  # not active yet: only state=all lists it
+        assert w.post(f"/images/{uuid}?action=update", json={"description": "edited"}).status_code == 200
+        assert listed(r) == [{}, {uuid: "edited"}, {}]
+        assert w.put(f"/images/{uuid}/file?compression=bzip2", content=JUNK.read_bytes()).status_code == 200
+        assert w.post(f"/images/{uuid}?action=activate", json={}).json()["state"] == "active"
+        assert listed(r) == [{uuid: "edited"}, {uuid: "edited"}, {uuid: "edited"}]
+        assert w.delete(f"/images/{uuid}").status_code == 204
+        assert listed(r) == [{}, {}, {}]

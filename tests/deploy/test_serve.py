@@ -1,7 +1,7 @@
 """``python -m imgapi_cli.serve`` (``imgapi serve`` / ``scripts/run``): the embedded default.
 
-One command starts catalog (SQLite) + blob (local dir) + replication + gateway as child processes on
-one data directory; it stops them cleanly on SIGTERM/SIGINT, keeps every image and file across restarts,
+One command starts catalog (SQLite) + blob (local dir) + replication + gateway on one data directory
+(the three services in one process by default, each in its own with ``--split``); it stops them cleanly on SIGTERM/SIGINT, keeps every image and file across restarts,
 refuses a second instance on the same directory, and stops everything if a service dies.
 """
 
@@ -41,9 +41,11 @@ def procs(tmp_path: Path) -> Iterator[Procs]:
         yield group
 
 
-def start(procs: Procs, data: Path, name: str = "serve") -> tuple[Proc, str, list[psutil.Process]]:
+def start(
+    procs: Procs, data: Path, name: str = "serve", *extra: str
+) -> tuple[Proc, str, list[psutil.Process]]:
     ready = data.parent / f"{name}.ready"
-    proc = procs.spawn(name, [*SERVE, "--data-dir", str(data), "--ready-file", str(ready)])
+    proc = procs.spawn(name, [*SERVE, "--data-dir", str(data), "--ready-file", str(ready), *extra])
     deadline = time.monotonic() + 90
     while not ready.exists():
         assert proc.alive(), proc.tail()
@@ -51,7 +53,7 @@ def start(procs: Procs, data: Path, name: str = "serve") -> tuple[Proc, str, lis
         time.sleep(0.1)
     url = ready.read_text().splitlines()[0]
     children = psutil.Process(proc.popen.pid).children()
-    assert len(children) == 4, children
+    assert len(children) == (4 if "--split" in extra else 2), children
     return proc, url, children
 
 
@@ -79,6 +81,8 @@ def stop(proc: Proc, children: list[psutil.Process], sig: int = signal.SIGTERM) 
 
 
 def test_restart_keeps_images_and_files(tmp_path: Path, procs: Procs) -> None:
+    """Restarted in the production shape (``--split``: one process per service), the same data
+    directory serves the same images and files."""
     data = tmp_path / "var"
     data_bytes = JUNK.read_bytes()
     proc, url, children = start(procs, data)
@@ -96,7 +100,7 @@ def test_restart_keeps_images_and_files(tmp_path: Path, procs: Procs) -> None:
     assert (data / "catalog" / "catalog.db").exists() and (data / "blobs").is_dir()
     stop(proc, children)
 
-    proc, url, children = start(procs, data, "serve2")
+    proc, url, children = start(procs, data, "serve2", "--split")
     with httpx.Client(base_url=url, headers={"Accept-Version": "*"}, timeout=30) as c:
         img = c.get(f"/images/{uuid}").json()
         assert img["state"] == "active" and img["name"] == "kept"
@@ -116,12 +120,18 @@ def test_second_instance_on_same_data_dir_fails(tmp_path: Path, procs: Procs) ->
     stop(proc, children)
 
 
-def test_a_dying_service_stops_everything(tmp_path: Path, procs: Procs) -> None:
-    proc, _url, children = start(procs, tmp_path / "var")
-    blob = next(ch for ch in children if "blob_service" in ch.cmdline())
-    blob.kill()
+@pytest.mark.parametrize(
+    ("extra", "victim", "name"),
+    [((), "imgapi_cli.monolith", "services"), (("--split",), "blob_service", "blob")],
+)
+def test_a_dying_service_stops_everything(
+    tmp_path: Path, procs: Procs, extra: tuple[str, ...], victim: str, name: str
+) -> None:
+    proc, _url, children = start(procs, tmp_path / "var", "serve", *extra)
+    dying = next(ch for ch in children if victim in ch.cmdline())
+    dying.kill()
     assert proc.popen.wait(60) == 1
-    assert "blob exited unexpectedly" in proc.tail()
+    assert f"{name} exited unexpectedly" in proc.tail()
     _, alive = psutil.wait_procs(children, timeout=10)
     assert not alive
 
@@ -130,9 +140,7 @@ def test_a_killed_supervisor_takes_its_services_with_it(tmp_path: Path, procs: P
     """SIGKILL leaves the supervisor no chance to stop anything: the kernel's parent-death signal
     (set by imgapi_common.deathsig before each service starts) stops the services."""
     proc, _url, children = start(procs, tmp_path / "var")
-    assert {"catalog_service", "blob_service", "replication", "gateway"} <= {
-        part for ch in children for part in ch.cmdline()
-    }
+    assert {"imgapi_cli.monolith", "gateway"} <= {part for ch in children for part in ch.cmdline()}
     proc.popen.kill()
     proc.popen.wait(10)
     _, alive = psutil.wait_procs(children, timeout=20)

@@ -1,0 +1,181 @@
+"""``python -m imgapi_cli.monolith``: catalog, blob and replication services in ONE process.
+
+The embedded default (``imgapi serve``) runs them this way, as Grafana Loki and Mimir run all their
+components in one process in their monolithic mode: each service keeps its own gRPC server on its
+own port, its own settings (``IMGAPI_CATALOG_*``, ``IMGAPI_BLOB_*``, ``IMGAPI_REPLICATION_*``) and
+its own internal-token check, so callers see the same three services as in production, where
+compose and systemd run them as separate processes. What is shared is the interpreter: one copy of
+Python, gRPC, protobuf, pydantic and the common code instead of three (about 100 MiB less resident
+memory on the embedded stack; docs/performance.md).
+
+Each log line names the service whose code wrote it (by logger name). SIGTERM/SIGINT drain all
+three servers (health NOT_SERVING first), then stop the replication jobs, the blob reaper and the
+catalog's database pool. Once every server is started, the line ``services ready`` is printed on
+stdout; a service that cannot start makes the process exit non-zero.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from grpc_health.v1.health import HealthServicer
+from pydantic import ValidationError
+
+from imgapi_common.log_lines import is_terminal, json_line
+from imgapi_common.memory import IdleTrimmer, tune_malloc
+from imgapi_common.observability import configure_logging, refuse, start_metrics_server
+
+#: The logger name prefix of each service's own code, for the ``service`` field of its log lines.
+LOGGER_SERVICES = (("catalog_service", "catalog"), ("blob_service", "blob"), ("replication", "replication"))
+PROCESS_NAME = "services"
+
+
+@dataclass
+class Hosted:
+    name: str
+    server: grpc.Server
+    port: int
+    health: HealthServicer
+    grace: float
+    on_stop: Callable[[], None]
+
+
+class ServiceTag(logging.Filter):
+    """Sets ``record.service`` from the logger name (the formatters print it when present)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for prefix, service in LOGGER_SERVICES:
+            if record.name == prefix or record.name.startswith(prefix + "."):
+                record.service = service
+                break
+        return True
+
+
+def _say(service: str, msg: str) -> None:
+    print(msg if is_terminal(sys.stdout) else json_line(service, "info", msg), flush=True)
+
+
+def _metrics(service: str, bind: str, metrics_port: int) -> str:
+    """Start the service's ``/metrics`` server when configured; returns its listen host."""
+    host = bind.rsplit(":", 1)[0]
+    start_metrics_server(metrics_port, host, service=service)
+    return host
+
+
+def _catalog() -> Hosted:
+    from catalog_service.server import create_server
+    from catalog_service.settings import CatalogSettings
+
+    settings = CatalogSettings()
+    if settings.processes > 1:
+        logging.getLogger("catalog_service").warning(
+            "IMGAPI_CATALOG_PROCESSES=%d ignored: one catalog in the shared process (imgapi serve --split "
+            "runs the catalog as its own worker processes)",
+            settings.processes,
+        )
+    server, port, health, service = create_server(settings)
+    host = _metrics("catalog", settings.bind, settings.metrics_port)
+    _say("catalog", f"catalog listening on {host}:{port} (mode {settings.mode})")
+    return Hosted("catalog", server, port, health, settings.grace_seconds, service.engine.dispose)
+
+
+def _blob() -> Hosted:
+    from blob_service.server import create_server
+    from blob_service.settings import load_settings
+
+    settings = load_settings()
+    server, port, health, service = create_server(settings)
+    _metrics("blob", settings.bind, settings.metrics_port)
+    _say("blob", f"blob service ({settings.backend} backend) listening on port {port}")
+    return Hosted("blob", server, port, health, settings.grace_seconds, service.stop)
+
+
+def _replication() -> Hosted:
+    from replication.service import create_server
+    from replication.settings import ReplicationSettings
+
+    settings = ReplicationSettings()
+    server, port, health, manager, imports = create_server(settings)
+    host = _metrics("replication", settings.bind, settings.metrics_port)
+    manager.start_all()
+    _say("replication", f"replication listening on {host}:{port}")
+
+    def stop() -> None:
+        imports.close()
+        manager.stop_all()
+        manager.store.close()
+
+    return Hosted("replication", server, port, health, 5.0, stop)
+
+
+def _tag_log_lines() -> None:
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(ServiceTag())
+
+
+def run() -> int:
+    configure_logging(PROCESS_NAME)
+    _tag_log_lines()
+    tune_malloc()
+    stop = threading.Event()
+
+    def _handle(_signum: int, _frame: Any) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _handle)
+    signal.signal(signal.SIGINT, _handle)
+    hosted: list[Hosted] = []
+    try:
+        for build in (_catalog, _blob, _replication):
+            h = build()
+            h.server.start()
+            hosted.append(h)
+            if stop.is_set():
+                break
+    except ValidationError as e:
+        _stop(hosted)
+        refuse(PROCESS_NAME, f"invalid configuration:\n{e}")
+        return 2
+    except RuntimeError as e:  # a port taken, storage unusable: said by the service's own check
+        _stop(hosted)
+        refuse(PROCESS_NAME, str(e))
+        return 1
+    trimmer = IdleTrimmer(_bytes_moved)
+    trimmer.start()
+    _say(PROCESS_NAME, "services ready")
+    stop.wait()
+    trimmer.stop()
+    _stop(hosted)
+    return 0
+
+
+def _bytes_moved() -> float:
+    """File bytes the blob service has written and read so far (its own counter)."""
+    from imgapi_common.observability import BLOB_BYTES
+
+    return sum(
+        s.value for metric in BLOB_BYTES.collect() for s in metric.samples if s.name.endswith("_total")
+    )
+
+
+def _stop(hosted: list[Hosted]) -> None:
+    """Drain every server at once (new calls refused, running ones finish), then release resources
+    in reverse start order (replication first: its jobs call the other two)."""
+    for h in hosted:
+        h.health.enter_graceful_shutdown()
+    done = [h.server.stop(h.grace) for h in hosted]
+    for event in done:
+        event.wait()
+    for h in reversed(hosted):
+        h.on_stop()
+
+
+if __name__ == "__main__":
+    sys.exit(run())
