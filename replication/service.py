@@ -186,6 +186,12 @@ class ReplicationServicer(replication_pb2_grpc.ReplicationServiceServicer):
         return self.imports.import_manifest(request)
 
     @_errors
+    def FetchImageFile(
+        self, request: replication_pb2.FetchImageFileRequest, context: grpc.ServicerContext
+    ) -> Any:
+        return self.imports.fetch_image_file(request)
+
+    @_errors
     def GetImportJob(
         self, request: replication_pb2.GetImportJobRequest, context: grpc.ServicerContext
     ) -> Any:
