@@ -2,15 +2,19 @@
 
 The reference server is written in JavaScript and tests presence with truthiness, converts with
 ``Number()``/``String()`` and counts string lengths in UTF-16 code units. These helpers reproduce
-that on JSON-like Python values (``None`` stands for JSON ``null``).
+that on JSON-like Python values (``None`` stands for JSON ``null``). ``String()`` and the length are
+:mod:`imgapi_common.jsvalues` (replication's job filters compare tag values as ListImages does).
 """
 
 from __future__ import annotations
 
 import math
 import re
-from decimal import Decimal
 from typing import Any
+
+from imgapi_common.jsvalues import MAX_SAFE, int_to_float
+from imgapi_common.jsvalues import js_len as js_len
+from imgapi_common.jsvalues import js_string as js_string
 
 _UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
@@ -22,9 +26,6 @@ _JS_WHITESPACE = (
 
 _DECIMAL_RE = re.compile(r"[+-]?(?:Infinity|(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)")
 _RADIX_RE = re.compile(r"0(?:[xX](?P<x>[0-9a-fA-F]+)|[oO](?P<o>[0-7]+)|[bB](?P<b>[01]+))")
-
-#: Integers at or above this magnitude are not exactly representable in a JS number.
-_MAX_SAFE = 2**53
 
 
 def truthy(v: Any) -> bool:
@@ -42,13 +43,6 @@ def truthy(v: Any) -> bool:
     return True
 
 
-def _int_to_float(v: int) -> float:
-    try:
-        return float(v)
-    except OverflowError:
-        return math.inf if v > 0 else -math.inf
-
-
 def _string_to_number(s: str) -> float:
     s = s.strip(_JS_WHITESPACE)
     if s == "":
@@ -56,10 +50,10 @@ def _string_to_number(s: str) -> float:
     m = _RADIX_RE.fullmatch(s)
     if m is not None:
         if m.group("x") is not None:
-            return _int_to_float(int(m.group("x"), 16))
+            return int_to_float(int(m.group("x"), 16))
         if m.group("o") is not None:
-            return _int_to_float(int(m.group("o"), 8))
-        return _int_to_float(int(m.group("b"), 2))
+            return int_to_float(int(m.group("o"), 8))
+        return int_to_float(int(m.group("b"), 2))
     if _DECIMAL_RE.fullmatch(s) is None:
         return math.nan
     if s.endswith("Infinity"):
@@ -74,7 +68,7 @@ def js_number(v: Any) -> float:
     if isinstance(v, bool):
         return 1.0 if v else 0.0
     if isinstance(v, int):
-        return _int_to_float(v)
+        return int_to_float(v)
     if isinstance(v, float):
         return v
     if isinstance(v, str):
@@ -83,57 +77,6 @@ def js_number(v: Any) -> float:
         # Arrays convert through their string form: [] -> "" -> 0, [5] -> "5" -> 5, [1, 2] -> NaN.
         return _string_to_number(js_string(v))
     return math.nan
-
-
-def _float_to_string(x: float) -> str:
-    """ECMAScript Number::toString(x) (radix 10)."""
-    if math.isnan(x):
-        return "NaN"
-    if math.isinf(x):
-        return "Infinity" if x > 0 else "-Infinity"
-    if x == 0:
-        return "0"  # also -0
-    sign = "-" if x < 0 else ""
-    # repr() gives the shortest digit string that round-trips, as ECMAScript requires.
-    _, digit_tuple, exp = Decimal(repr(abs(x))).as_tuple()
-    assert isinstance(exp, int)
-    digits = "".join(str(d) for d in digit_tuple).rstrip("0")
-    exp += len(digit_tuple) - len(digits)
-    k = len(digits)
-    n = k + exp  # value = 0.<digits> * 10**n
-    if k <= n <= 21:
-        out = digits + "0" * (n - k)
-    elif 0 < n <= 21:
-        out = digits[:n] + "." + digits[n:]
-    elif -6 < n <= 0:
-        out = "0." + "0" * (-n) + digits
-    else:
-        e = n - 1
-        mantissa = digits[0] + ("." + digits[1:] if k > 1 else "")
-        out = f"{mantissa}e{'+' if e >= 0 else '-'}{abs(e)}"
-    return sign + out
-
-
-def js_string(v: Any) -> str:
-    """JS ``String(v)``: ``1.0`` -> ``"1"``, ``1.5`` -> ``"1.5"``, ``True`` -> ``"true"``."""
-    if isinstance(v, str):
-        return v
-    if v is None:
-        return "null"
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int):
-        return str(v) if abs(v) < _MAX_SAFE else _float_to_string(_int_to_float(v))
-    if isinstance(v, float):
-        return _float_to_string(v)
-    if isinstance(v, (list, tuple)):
-        return ",".join("" if e is None else js_string(e) for e in v)
-    return "[object Object]"
-
-
-def js_len(s: str) -> int:
-    """Length of ``s`` as JavaScript counts it (UTF-16 code units)."""
-    return len(s.encode("utf-16-le", "surrogatepass")) // 2
 
 
 def boolish(v: Any) -> bool | None:
@@ -186,6 +129,6 @@ def js_key_order(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 def js_parse_int(text: str) -> int | float:
     """A JSON integer as ``JSON.parse`` reads it: beyond 2**53 it is the nearest double."""
     n = int(text)
-    if abs(n) < _MAX_SAFE:
+    if abs(n) < MAX_SAFE:
         return n
-    return _int_to_float(n) if len(text) < 400 else float(text)
+    return int_to_float(n) if len(text) < 400 else float(text)
