@@ -9,7 +9,6 @@ out views of the received messages.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -21,10 +20,8 @@ from imgapi.v1 import blob_pb2, blob_pb2_grpc
 from blob_client.chunks import CHUNK_BYTES, FLUSH_SECONDS, Buffer, arechunk
 from blob_client.errors import BlobError
 from blob_client.model import BlobInfo, UploadInfo, UploadSpec, commit_request
-from blob_client.policy import NO_RETRY, RetryPolicy, storage_unreachable
+from blob_client.policy import NO_RETRY, RetryPolicy, orphan_not_deleted
 from blob_client.wire import READ_BLOB, WRITE_CHUNKS, WriteFramer, read_data
-
-log = logging.getLogger("blob_client")
 
 T = TypeVar("T")
 Metadata = tuple[tuple[str, str], ...]
@@ -130,11 +127,7 @@ class AsyncBlobClient:
             try:
                 await self.delete(blob_id, metadata)
             except BlobError as e:
-                if e.reason == "BlobNotFound":
-                    continue
-                log.warning("could not delete blob %s: %s: %s", blob_id, e.reason, e.message)
-                if strict and storage_unreachable(e):
-                    raise
+                orphan_not_deleted(blob_id, e, strict=strict)
 
 
 @dataclass

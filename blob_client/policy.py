@@ -9,11 +9,14 @@ was down.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import grpc
 
 from blob_client.errors import BlobError
+
+log = logging.getLogger("blob_client")
 
 #: Failures after which writing again from the committed offset can succeed.
 RESUMABLE = frozenset(
@@ -53,3 +56,14 @@ def storage_unreachable(err: BlobError) -> bool:
         grpc.StatusCode.UNAVAILABLE,
         grpc.StatusCode.DEADLINE_EXCEEDED,
     )
+
+
+def orphan_not_deleted(blob_id: str, err: BlobError, *, strict: bool) -> None:
+    """A failed delete of a blob nothing references: one already gone is fine; any other failure
+    leaves harmless garbage (logged), unless ``strict`` and the service or its storage could not be
+    reached (``err`` is raised again, the caller reports that the store is down)."""
+    if err.reason == "BlobNotFound":
+        return
+    log.warning("could not delete blob %s: %s: %s", blob_id, err.reason, err.message)
+    if strict and storage_unreachable(err):
+        raise err

@@ -21,7 +21,7 @@ from imgapi.v1 import blob_pb2, blob_pb2_grpc
 from blob_client.chunks import CHUNK_BYTES, Buffer, Retained, rechunk
 from blob_client.errors import BlobError
 from blob_client.model import BlobInfo, UploadInfo, UploadSpec, commit_request
-from blob_client.policy import RetryPolicy
+from blob_client.policy import RetryPolicy, orphan_not_deleted
 from blob_client.wire import WRITE_CHUNKS, WriteFramer
 
 #: Bytes possibly in flight (HTTP/2 windows, socket buffers) when a stream breaks.
@@ -232,7 +232,23 @@ class BlobClient:
 
     def delete(self, blob_id: str) -> bool:
         req = blob_pb2.DeleteBlobRequest(blob_id=blob_id)
-        return bool(self._call(lambda: self.stub.DeleteBlob(req, timeout=self.timeout)).existed)
+        return bool(
+            self._repeating(
+                lambda: self._call(lambda: self.stub.DeleteBlob(req, timeout=self.timeout))
+            ).existed
+        )
+
+    def delete_orphans(self, blob_ids: Iterable[str], *, strict: bool = False) -> None:
+        """Delete blobs nothing references any more (after DeleteImage, a replaced file or icon).
+        Best effort: a blob left behind is harmless garbage (logged), never a dangling reference;
+        with ``strict``, an unreachable service or storage raises its :class:`BlobError`."""
+        for blob_id in blob_ids:
+            if not blob_id:
+                continue
+            try:
+                self.delete(blob_id)
+            except BlobError as e:
+                orphan_not_deleted(blob_id, e, strict=strict)
 
 
 class SyncUpload:

@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Protocol
 
-from blob_client import BlobError
 from gateway.clients import Clients
-from imgapi_common.errors import ImgapiError
+from imgapi_common import image_uploads
 
 
 class Caller(Protocol):
@@ -23,7 +22,4 @@ class Caller(Protocol):
 async def delete_orphans(caller: Caller, blob_ids: Iterable[str], *, strict: bool = True) -> None:
     """Delete each blob. An unreachable blob store is 503 ``StorageIsDown`` when ``strict``;
     other failures leave harmless garbage (logged), never a dangling reference."""
-    try:
-        await caller.clients.blobs.delete_orphans(blob_ids, caller.metadata, strict=strict)
-    except BlobError:
-        raise ImgapiError("StorageIsDown", "storage is down") from None
+    await image_uploads.delete_orphans(caller.clients.blobs, blob_ids, caller.metadata, strict=strict)

@@ -24,10 +24,11 @@ from gateway.conditional import http_date_of, if_range_matches, validators
 from gateway.context import RequestContext
 from gateway.http_ranges import ByteRange, MalformedRange, RangeNotSatisfiable, parse_range
 from gateway.responses import empty_response, image_response, json_response
-from gateway.uploads import (
+from gateway.uploads import CallScope
+from imgapi_common.errors import ImgapiError
+from imgapi_common.image_uploads import (
     KIND_FILE,
     KIND_ICON,
-    CallScope,
     EndChecks,
     FileMeta,
     blob_error,
@@ -37,7 +38,6 @@ from gateway.uploads import (
     verify_and_commit,
     write_all,
 )
-from imgapi_common.errors import ImgapiError
 
 log = logging.getLogger("gateway.files")
 

@@ -1,42 +1,28 @@
-"""Remote sources the gateway still reads itself, and AdminImportImage from a source.
+"""REST requests the replication service answers from a remote source, forwarded after the
+gateway's own checks:
 
-* AdminImportImage from a ``source``: forwarded to the replication service (``ImportManifest``),
-  which reads the manifest from ``<source>/images/<uuid>`` and imports it.
-* AddImageFile from a ``source``: the file from ``<source>/images/<uuid>/file`` into a blob.
-* AddImageFileFromUrl: one HTTPS GET (no redirects) streamed into the blob service.
-
-The two file fetches stay here until the blob upload has one client that the replication service
-can share (they stream through :mod:`gateway.uploads`); they go through :mod:`imgapi_common.fetch`
-(SSRF rules + the operator allow-list), as the replication service's fetches do.
+* AdminImportImage from a ``source`` (``ImportManifest``): the manifest read from
+  ``<source>/images/<uuid>`` is imported.
+* AddImageFile from a ``source`` and AddImageFileFromUrl (``FetchImageFile``): the file fetched
+  from ``<source>/images/<uuid>/file`` or one HTTPS URL into a verified blob, attached.
 """
 
 from __future__ import annotations
 
-from urllib.parse import quote
-
 import grpc
-from imgapi.v1 import catalog_pb2, replication_pb2
+from imgapi.v1 import replication_pb2
 from starlette.responses import Response
 
 from gateway.context import RequestContext
 from gateway.images import operator_only
 from gateway.responses import image_response
 from gateway.routes_jobs import fetching_rpc, replication_stub
-from gateway.settings import GatewaySettings
-from gateway.uploads import KIND_FILE, CallScope, EndChecks, FileMeta, prepare, store_file_from
+from gateway.uploads import CallScope
 from imgapi_common.errors import FieldError, ImgapiError, invalid_parameter
-from imgapi_common.fetch import FetchError, FetchTooLarge, SafeFetcher
 from imgapi_common.grpc_errors import from_rpc_error
-from imgapi_common.remote_imgapi import (
-    MANIFEST_LIMIT,
-    Remote,
-    RemoteHttpError,
-    fetch_manifest,
-    json_or_none,
-    source_url,
-)
+from imgapi_common.image_uploads import KIND_FILE, prepare
 
-# --- shared checks ---------------------------------------------------------------------------------
+# --- shared checks and forwarding ------------------------------------------------------------------
 
 
 def require_operator(ctx: RequestContext) -> None:
@@ -52,63 +38,15 @@ def wants_skip_owner_check(ctx: RequestContext) -> bool:
     return ctx.query.boolean("skip_owner_check") is True
 
 
-# --- operations ---------------------------------------------------------------------------------------
-
-
-async def add_file_from_source(
-    settings: GatewaySettings, scope: CallScope, uuid: str, source: str, storage: str = ""
-) -> catalog_pb2.ImageResponse:
-    """AddImageFile from a source: pre-checks, remote manifest, remote file streamed into a blob, attach."""
-    prep = await prepare(scope, uuid, KIND_FILE, compression="none", storage=storage)
-    remote = Remote(settings.remote(), source)
-    manifest = await fetch_manifest(remote, uuid)
-    files = manifest.get("files")
-    f0 = files[0] if isinstance(files, list) and files and isinstance(files[0], dict) else {}
-    size = f0.get("size")
-    sha1 = f0.get("sha1")
-    dataset_guid = f0.get("dataset_guid")
-    checks = EndChecks(
-        "Download",
-        prep.max_size,
-        expected_length=size if isinstance(size, int) and size else None,
-        length_label="remote image file size",
-        sha1=sha1 if isinstance(sha1, str) else None,
-        sha1_label="remote image file sha1",
+async def fetch_image_file(ctx: RequestContext, req: replication_pb2.FetchImageFileRequest) -> Response:
+    req.caller.CopyFrom(ctx.caller())
+    req.view.CopyFrom(ctx.view)
+    req.uuid = ctx.uuid
+    req.storage = ctx.query.raw("storage")
+    res: replication_pb2.FetchImageFileResponse = await replication_stub(ctx).FetchImageFile(
+        req, **fetching_rpc(ctx)
     )
-    meta = FileMeta(
-        str(f0.get("compression") or "none"),
-        prep.stor,
-        dataset_guid if isinstance(dataset_guid, str) else None,
-    )
-    url = source_url(source, f"images/{quote(uuid)}/file")
-
-    def stream_error(e: BaseException) -> ImgapiError:
-        if isinstance(e, FetchTooLarge):
-            return ImgapiError("Download", f"image file exceeds the maximum size, {prep.max_size} bytes")
-        return ImgapiError(
-            "RemoteSourceError", f"Unable to get stream for image file {uuid}. Error from remote: {e}"
-        )
-
-    try:
-        async with remote.file_fetcher.open(url, headers={"Accept-Version": "*"}) as r:
-            if r.status_code != 200:
-                detail = RemoteHttpError(r.status_code, json_or_none(await r.read(MANIFEST_LIMIT))).detail
-                raise ImgapiError(
-                    "RemoteSourceError",
-                    f"Unable to get stream for image file {uuid}. Error from remote: {detail}",
-                )
-            return await store_file_from(
-                scope,
-                uuid,
-                r.iter_bytes(),
-                max_size=prep.max_size,
-                checks=checks,
-                meta=meta,
-                too_big_code="Download",
-                on_source_error=stream_error,
-            )
-    except FetchError as e:
-        raise stream_error(e) from None
+    return image_response(res.image.view_json, res.image.etag)
 
 
 # --- REST handlers -----------------------------------------------------------------------------------
@@ -135,19 +73,19 @@ async def import_from_source(ctx: RequestContext) -> Response:
 
 async def add_image_file_from_source(ctx: RequestContext) -> Response:
     """``PUT /images/:uuid/file?source=<url>`` (AddImageFile from a source); the request body is ignored."""
-    res = await add_file_from_source(
-        ctx.settings, CallScope.of(ctx), ctx.uuid, ctx.query.get("source") or "", ctx.query.raw("storage")
+    return await fetch_image_file(
+        ctx, replication_pb2.FetchImageFileRequest(source=ctx.query.get("source") or "")
     )
-    return image_response(res.image.view_json, res.image.etag)
 
 
 async def add_image_file_from_url(ctx: RequestContext) -> Response:
     """``POST /images/:uuid/file/from-url`` (AddImageFileFromUrl).
 
     Chain: load -> owner -> body -> ImageFilesImmutable -> compression -> file_url -> storage; the
-    catalog's PrepareImageUpload runs load..storage at once, so errors are re-ordered here.
+    catalog's PrepareImageUpload runs load..storage at once. A valid body is forwarded (the
+    replication service's PrepareImageUpload errors are then in order); with an invalid one the
+    catalog's checks are asked here, to answer whichever error comes first.
     """
-    scope = CallScope.of(ctx)
     body_error: ImgapiError | None = None
     try:
         body = await ctx.read_json_body()
@@ -165,9 +103,19 @@ async def add_image_file_from_url(ctx: RequestContext) -> Response:
             "Only URLs using the https: scheme are supported", [FieldError("file_url", "Invalid")]
         )
     compression = ctx.query.raw("compression")
+    if body_error is None and url_error is None:
+        assert isinstance(file_url, str)
+        url = replication_pb2.FileUrl(file_url=file_url, compression=compression)
+        sha1 = ctx.query.get("sha1")
+        if sha1 is not None:
+            url.sha1 = sha1
+        dataset_guid = ctx.query.get("dataset_guid")
+        if dataset_guid is not None:
+            url.dataset_guid = dataset_guid
+        return await fetch_image_file(ctx, replication_pb2.FetchImageFileRequest(url=url))
     try:
-        prep = await prepare(
-            scope, ctx.uuid, KIND_FILE, compression=compression, storage=ctx.query.raw("storage")
+        await prepare(
+            CallScope.of(ctx), ctx.uuid, KIND_FILE, compression=compression, storage=ctx.query.raw("storage")
         )
     except grpc.RpcError as e:
         err = from_rpc_error(e)
@@ -179,36 +127,4 @@ async def add_image_file_from_url(ctx: RequestContext) -> Response:
         if url_error is not None and "storage" in fields:
             raise url_error from None
         raise err from None
-    if body_error is not None:
-        raise body_error
-    if url_error is not None:
-        raise url_error
-    assert isinstance(file_url, str)
-    settings = ctx.settings
-    fetcher = SafeFetcher(
-        settings.remote().policy(https_only=True, max_size=prep.max_size + 1, read_timeout=300.0)
-    )
-    checks = EndChecks("Download", prep.max_size, sha1=ctx.query.get("sha1"))
-    meta = FileMeta(compression, prep.stor, ctx.query.get("dataset_guid"))
-
-    def stream_error(e: BaseException) -> ImgapiError:
-        if isinstance(e, FetchTooLarge):
-            return ImgapiError("Upload", f"image file exceeds the maximum size, {prep.max_size} bytes")
-        return ImgapiError("Download", f"Error getting image: {e}")
-
-    try:
-        async with fetcher.open(file_url, follow_redirects=False) as r:
-            if r.status_code != 200:
-                raise ImgapiError("Download", f"HTTP {r.status_code} error attempting to download image")
-            res = await store_file_from(
-                scope,
-                ctx.uuid,
-                r.iter_bytes(),
-                max_size=prep.max_size,
-                checks=checks,
-                meta=meta,
-                on_source_error=stream_error,
-            )
-    except FetchError as e:
-        raise stream_error(e) from None
-    return image_response(res.image.view_json, res.image.etag)
+    raise body_error or url_error or AssertionError("an invalid body has an error")

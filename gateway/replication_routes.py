@@ -10,7 +10,7 @@ gRPC status API (replication.proto), whose IMGAPI errors are answered as they ar
 * ``POST /replication/jobs/:job_id?action=pause|resume`` -> ``job``
 * ``DELETE /replication/jobs/:job_id`` -> 204 (404 ``ResourceNotFound`` when unknown)
 
-A job object mirrors replication.proto's ``Job`` with snake_case keys and every field present: ``id``,
+A job object (:mod:`imgapi_common.replication_jobs`, shared with the CLI) mirrors replication.proto's ``Job`` with snake_case keys and every field present: ``id``,
 ``spec`` (``name``, ``source_kind`` ``grpc``/``rest``, ``source_catalog``, ``source_blob``,
 ``source_url``, ``filters``, ``propagate_deletes``, ``concurrency``, ``bandwidth_limit``,
 ``poll_seconds``), ``state``, ``cursor``, ``source_head``, ``lag``, ``bytes_copied``, ``images_copied``,
@@ -28,9 +28,9 @@ from starlette.responses import Response
 from gateway.context import RequestContext
 from gateway.responses import empty_response, json_response
 from imgapi_common.errors import FieldError, ImgapiError, invalid_parameter
+from imgapi_common.replication_jobs import FILTER_KEYS, job_json
 
 _KINDS = {"grpc": replication_pb2.JobSpec.SOURCE_GRPC, "rest": replication_pb2.JobSpec.SOURCE_REST}
-_FILTER_KEYS = ("owner", "name", "type", "os", "channel", "public")
 _STRING_KEYS = ("name", "source_catalog", "source_blob", "source_url")
 _SPEC_KEYS = frozenset(
     (
@@ -52,60 +52,6 @@ def _stub(ctx: RequestContext) -> replication_pb2_grpc.ReplicationServiceAsyncSt
     if stub is None:  # the routes are only mounted with replication_target
         raise ImgapiError("ResourceNotFound", f"{ctx.raw_path} does not exist")
     return stub
-
-
-# --- job objects -------------------------------------------------------------------------------------
-
-
-def spec_json(s: replication_pb2.JobSpec) -> dict[str, Any]:
-    f = s.filters
-    return {
-        "name": s.name,
-        "source_kind": "rest" if s.source_kind == replication_pb2.JobSpec.SOURCE_REST else "grpc",
-        "source_catalog": s.source_catalog,
-        "source_blob": s.source_blob,
-        "source_url": s.source_url,
-        "filters": {**{k: getattr(f, k) for k in _FILTER_KEYS}, "tags": dict(sorted(f.tags.items()))},
-        "propagate_deletes": s.propagate_deletes,
-        "concurrency": s.concurrency,
-        "bandwidth_limit": s.bandwidth_limit,
-        "poll_seconds": s.poll_seconds,
-    }
-
-
-def job_json(j: replication_pb2.Job) -> dict[str, Any]:
-    """A job as the gRPC API reports it (replication.proto ``Job``)."""
-    return {
-        "id": j.id,
-        "spec": spec_json(j.spec),
-        "state": j.state,
-        "cursor": j.cursor,
-        "source_head": j.source_head,
-        "lag": j.lag,
-        "bytes_copied": j.bytes_copied,
-        "images_copied": j.images_copied,
-        "errors": j.errors,
-        "last_error": j.last_error,
-        "conflicts": [
-            {"image_uuid": c.image_uuid, "reason": c.reason, "detail": c.detail, "detected_at": c.detected_at}
-            for c in j.conflicts
-        ],
-        "active": [
-            {
-                "image_uuid": a.image_uuid,
-                "status": a.status,
-                "upload_id": a.upload_id,
-                "bytes_done": a.bytes_done,
-                "bytes_total": a.bytes_total,
-                "attempts": a.attempts,
-                "last_error": a.last_error,
-            }
-            for a in j.active
-        ],
-        "synced": j.synced,
-        "created_at": j.created_at,
-        "updated_at": j.updated_at,
-    }
 
 
 # --- request bodies ----------------------------------------------------------------------------------
@@ -159,7 +105,7 @@ def spec_from_body(body: Any) -> replication_pb2.JobSpec:
             spec.filters.tags.update(v)
         elif key == "public" and isinstance(v, bool):
             spec.filters.public = "true" if v else "false"
-        elif key in _FILTER_KEYS and isinstance(v, str):
+        elif key in FILTER_KEYS and isinstance(v, str):
             setattr(spec.filters, key, v)
         else:
             raise _bad(f"filters.{key}", f'invalid replication filter "{key}"')

@@ -9,7 +9,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from imgapi_common.internal_auth import check_token, token_field
 from imgapi_common.limits import MAX_JSON_BODY_BYTES
-from imgapi_common.remote_imgapi import RemoteSettings
 
 
 class GatewaySettings(BaseSettings):
@@ -52,11 +51,6 @@ class GatewaySettings(BaseSettings):
     #: External base URL advertised in ``workflow-api`` (empty = derived from the request).
     workflow_url: str | None = None
 
-    #: Skip TLS verification when pulling from another IMGAPI.
-    allow_insecure: bool = False
-    #: CIDRs / host names a remote fetch may reach despite the SSRF rules.
-    remote_allowlist: list[str] = Field(default_factory=list)
-
     #: Largest image file accepted (bytes; IMGAPI: 20 GiB) and icon (128 KiB).
     max_file_size: int = Field(default=20 * 1024**3, gt=0)
     max_icon_size: int = Field(default=128 * 1024, gt=0)
@@ -71,9 +65,6 @@ class GatewaySettings(BaseSettings):
     transfer_timeout_seconds: float = Field(default=3600.0, gt=0)
     #: An upload body (PUT file/icon, tus PATCH) that sends nothing for this long is cut (408).
     upload_idle_seconds: float = Field(default=60.0, gt=0)
-    #: Remote fetches (imports, from-url): connect and total timeouts (seconds).
-    remote_connect_timeout_seconds: float = Field(default=20.0, gt=0)
-    remote_timeout_seconds: float = Field(default=3600.0, gt=0)
     #: How long to wait for the catalog at start-up (seconds).
     startup_timeout_seconds: float = Field(default=60.0, gt=0)
     #: Worker processes (uvicorn workers sharing the port); each uses about one core.
@@ -93,10 +84,6 @@ class GatewaySettings(BaseSettings):
     max_header_bytes: int = Field(default=64 * 1024, ge=1024)
     max_header_count: int = Field(default=100, ge=10)
     header_timeout_seconds: float = Field(default=30.0, gt=0)
-
-    def remote(self) -> RemoteSettings:
-        """How the gateway's own fetches reach remote IMGAPIs and URLs."""
-        return RemoteSettings.of(self)
 
     @field_validator("catalog_target", "blob_target")
     @classmethod

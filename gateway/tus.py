@@ -41,9 +41,10 @@ from gateway.context import RequestContext
 from gateway.errors import render
 from gateway.files import request_body
 from gateway.responses import json_response
-from gateway.uploads import (
+from gateway.uploads import CallScope
+from imgapi_common.errors import ImgapiError
+from imgapi_common.image_uploads import (
     KIND_FILE,
-    CallScope,
     EndChecks,
     FileMeta,
     attach_file,
@@ -54,7 +55,6 @@ from gateway.uploads import (
     verify_and_commit,
     write_into,
 )
-from imgapi_common.errors import ImgapiError
 
 log = logging.getLogger("gateway.tus")
 

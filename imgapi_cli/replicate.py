@@ -27,6 +27,7 @@ from rich.table import Table
 from imgapi_cli.habits import root_json
 from imgapi_common import internal_auth
 from imgapi_common.grpc_errors import from_rpc_error
+from imgapi_common.replication_jobs import job_json
 
 replicate_app = typer.Typer(
     help="Replication jobs: pull images from another datacenter.", no_args_is_help=True
@@ -86,12 +87,6 @@ def _as_json(ctx: typer.Context, flag: bool) -> bool:
 
 def _print_json(value: Any) -> None:
     sys.stdout.write(json.dumps(value, indent=2) + "\n")
-
-
-def _job_json(j: replication_pb2.Job) -> dict[str, Any]:
-    from gateway.replication_routes import job_json  # the REST routes' one definition of a job object
-
-    return job_json(j)
 
 
 def _state(j: replication_pb2.Job) -> str:
@@ -228,7 +223,7 @@ def create(
     )
     job = Service(target).call("CreateJob", replication_pb2.CreateJobRequest(spec=spec))
     if _as_json(ctx, as_json):
-        _print_json(_job_json(job))
+        _print_json(job_json(job))
     else:
         _console().print(f"created job {job.id}" + (f" ({job.spec.name})" if job.spec.name else ""))
 
@@ -238,7 +233,7 @@ def list_jobs(ctx: typer.Context, target: Target = "127.0.0.1:8503", as_json: As
     """List replication jobs with their state, lag, bytes copied, errors, conflicts and last error."""
     jobs = list(Service(target).call("ListJobs", replication_pb2.ListJobsRequest()).jobs)
     if _as_json(ctx, as_json):
-        _print_json([_job_json(j) for j in jobs])
+        _print_json([job_json(j) for j in jobs])
     else:
         out = _console()
         out.print(_jobs_table(jobs, out.width))
@@ -258,7 +253,7 @@ def status(
     job_id = service.job_id(job_ref)
     job = service.call("GetJob", replication_pb2.GetJobRequest(id=job_id))
     if _as_json(ctx, as_json):
-        _print_json(_job_json(job))
+        _print_json(job_json(job))
         return
     if not watch:
         _console().print(_job_view(job, _console().width))
@@ -281,7 +276,7 @@ def _pause(ctx: typer.Context, job_ref: str, target: str, resume: bool, as_json:
     request = replication_pb2.PauseJobRequest(id=service.job_id(job_ref), resume=resume)
     job = service.call("PauseJob", request)
     if _as_json(ctx, as_json):
-        _print_json(_job_json(job))
+        _print_json(job_json(job))
     else:
         _console().print(f"job {job.id}: {job.state}")
 

@@ -2,12 +2,15 @@
 JSON types a client may send, and which of them UpdateImage may change.
 
 The catalog's validation enforces these rules; the gateway's OpenAPI document describes them; the
-replication copier keeps the updatable ones in sync. Written once here, so the three cannot drift.
+replication copier keeps the updatable ones in sync; all of them share the owner of nobody's images
+and the longest origin chain. Written once here, so the three cannot drift.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from imgapi_common.jsvalues import js_len, js_string
 
 Schema = dict[str, Any]
 
@@ -31,6 +34,11 @@ MAX_BILLING_TAG_LENGTH = 128
 MAX_TAGS_JSON_LENGTH = 102400
 #: A longer string tag value is searchable by its key only (``KEY=``).
 MAX_TAG_SEARCH_VALUE_LENGTH = 100
+
+#: The owner of images that belong to nobody in particular (public/private servers, SDC admin).
+ZERO_UUID = "00000000-0000-0000-0000-000000000000"
+#: Longest origin chain any operation walks: the catalog's, a remote import's, a replication job's.
+MAX_ORIGIN_CHAIN = 100
 
 #: Whole-value patterns (anchor them with ``fullmatch`` or ``^...$``).
 NAME_PATTERN = r"[A-Za-z0-9._/ -]+"
@@ -146,3 +154,14 @@ CLIENT_FIELDS: dict[str, Schema] = {
     "cpu_type": {"type": "string"},
     "image_size": {"type": "integer"},
 }
+
+
+def tag_search_text(value: Any) -> str:
+    """The text a tag value is searched by (ListImages' ``tag.KEY=V``, replication's tag filters):
+    JavaScript's ``String(v)`` of a number or boolean, a string as it is; a string longer than
+    :data:`MAX_TAG_SEARCH_VALUE_LENGTH` or a non-scalar value is searchable by its key only (``""``)."""
+    if isinstance(value, str):
+        return value if js_len(value) <= MAX_TAG_SEARCH_VALUE_LENGTH else ""
+    if isinstance(value, (bool, int, float)):
+        return js_string(value)
+    return ""

@@ -33,10 +33,9 @@ from blob_client.policy import RESUMABLE
 from imgapi_common import internal_auth
 from imgapi_common.errors import ImgapiError
 from imgapi_common.grpc_errors import from_rpc_error
-from imgapi_common.manifest_fields import USER_UPDATABLE_FIELDS
+from imgapi_common.manifest_fields import MAX_ORIGIN_CHAIN, USER_UPDATABLE_FIELDS, ZERO_UUID
 from replication.sources import (
     CHANNEL_OPTIONS,
-    ZERO_UUID,
     Source,
     SourceError,
     SourceImage,
@@ -54,7 +53,6 @@ SYNCED_KEYS = (
 )
 #: Keys of the REST image object that are not AdminImportImage input.
 NOT_IMPORTED = ("files", "state", "icon", "channels")
-MAX_ORIGIN_DEPTH = 100
 #: Errors of the destination worth retrying.
 TRANSIENT_CODES = frozenset({"ServiceUnavailableError", "InternalError", "StorageIsDown"})
 
@@ -319,7 +317,7 @@ class Copier:
             if self.dest.get(uuid) is None:
                 return False
             try:
-                self.dest.call(
+                res = self.dest.call(
                     "DeleteImage",
                     catalog_pb2.DeleteImageRequest(
                         caller=self.dest.write_caller, uuid=uuid, force_all_channels=True
@@ -329,6 +327,7 @@ class Copier:
                 if e.code == "ResourceNotFound":
                     return False
                 raise
+            self.dest.blobs.delete_orphans(res.orphaned_blob_ids)
             return True
 
     # --- steps ---------------------------------------------------------------------------------
@@ -346,7 +345,7 @@ class Copier:
         origin = img.origin
         if origin is None:
             return Outcome()
-        if depth >= MAX_ORIGIN_DEPTH:
+        if depth >= MAX_ORIGIN_CHAIN:
             raise CopyError(f"origin chain of {img.uuid} is too long", transient=False)
         found = self.dest.get(origin)
         if found is not None and found.activated:
@@ -516,12 +515,14 @@ class Copier:
         )
         if f.dataset_guid:
             file.dataset_guid = f.dataset_guid
-        dest = self.dest.call(
+        res = self.dest.call(
             "AttachImageFile",
             catalog_pb2.AttachImageFileRequest(
                 caller=self.dest.write_caller, view=VIEW, uuid=img.uuid, file=file
             ),
-        ).image
+        )
+        self.dest.blobs.delete_orphans(res.orphaned_blob_ids)  # the file it replaced
+        dest = res.image
         if self.store is not None:
             self.store.set_progress(self.job_id, img.uuid, upload_id="", bytes_done=f.size)
         out.file_bytes += f.size
@@ -566,12 +567,14 @@ class Copier:
             content_md5=info.content_md5,
             blob_id=info.blob_id,
         )
-        return self.dest.call(  # type: ignore[no-any-return]
+        res = self.dest.call(
             "AttachImageIcon",
             catalog_pb2.AttachImageIconRequest(
                 caller=self.dest.write_caller, view=VIEW, uuid=img.uuid, icon=icon
             ),
-        ).image
+        )
+        self.dest.blobs.delete_orphans(res.orphaned_blob_ids)  # the icon it replaced
+        return res.image  # type: ignore[no-any-return]
 
     def _sync_metadata(self, img: SourceImage, dest: image_pb2.Image) -> bool:
         changed = False

@@ -1,12 +1,15 @@
 """Which source images a job replicates: owner, name (~substring), type (!excluded), os, channel,
-public, tags. Applied to the image's REST object; origins of a selected image are always copied."""
+public, tags (``KEY=VALUE`` as ListImages' ``tag.KEY=VALUE``: the value compared as JavaScript's
+``String()`` would write it, an empty one matching only a tag searchable by its key alone). Applied
+to the image's REST object; origins of a selected image are always copied."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from imgapi_common.manifest_fields import tag_search_text
 
 
 @dataclass(frozen=True)
@@ -70,9 +73,7 @@ class Filters:
             if not isinstance(tags, dict):
                 return False
             for k, v in self.tags.items():
-                if k not in tags:
-                    return False
-                if v != "" and _tag_text(tags[k]) != v:
+                if k not in tags or tag_search_text(tags[k]) != v:
                     return False
         return True
 
@@ -83,7 +84,3 @@ def _text_match(want: str, value: Any) -> bool:
     if want.startswith("~"):
         return want[1:] in value
     return value == want
-
-
-def _tag_text(v: Any) -> str:
-    return v if isinstance(v, str) else json.dumps(v)

@@ -7,15 +7,17 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
-from imgapi.v1 import blob_pb2, blob_pb2_grpc, catalog_pb2, catalog_pb2_grpc, common_pb2, image_pb2
+from imgapi.v1 import catalog_pb2, catalog_pb2_grpc, common_pb2, image_pb2
 from pydantic import SecretStr
 
+from blob_client import AsyncBlobClient
 from imgapi_common.errors import ImgapiError
 from imgapi_common.grpc_errors import from_rpc_error
+from imgapi_common.image_uploads import delete_orphans
 from imgapi_common.remote_imgapi import Remote, RemoteSettings
 from replication.copier import (
     Conflict,
@@ -40,7 +42,7 @@ class Services:
     """This datacenter's catalog and blob services as import jobs call them."""
 
     catalog: catalog_pb2_grpc.CatalogServiceAsyncStub
-    blob: blob_pb2_grpc.BlobServiceAsyncStub
+    blobs: AsyncBlobClient
     timeout: float
     #: For the copier's own (synchronous) channels.
     catalog_target: str
@@ -51,15 +53,28 @@ class Services:
 
 @dataclass(frozen=True)
 class Scope:
-    """One import request: the services and the operator scope its catalog calls run in."""
+    """One import request: the services, the operator scope its catalog calls run in and the view
+    of the image it answers (an :class:`imgapi_common.image_uploads.UploadScope`)."""
 
     services: Services
     caller: common_pb2.CallerContext
+    view: common_pb2.ImageView = field(default_factory=common_pb2.ImageView)
+
+    @property
+    def catalog(self) -> catalog_pb2_grpc.CatalogServiceAsyncStub:
+        return self.services.catalog
+
+    @property
+    def blobs(self) -> AsyncBlobClient:
+        return self.services.blobs
+
+    @property
+    def metadata(self) -> tuple[tuple[str, str], ...]:
+        return (("x-request-id", self.caller.request_id),) if self.caller.request_id else ()
 
     @property
     def rpc(self) -> dict[str, Any]:
-        meta = (("x-request-id", self.caller.request_id),) if self.caller.request_id else ()
-        return {"timeout": self.services.timeout, "metadata": meta}
+        return {"timeout": self.services.timeout, "metadata": self.metadata}
 
 
 async def local_image(scope: Scope, uuid: str) -> image_pb2.Image | None:
@@ -91,11 +106,8 @@ async def delete_local(scope: Scope, uuid: str) -> bool:
         if from_rpc_error(e).code == "ResourceNotFound":
             return False
         raise from_rpc_error(e) from None
-    for blob_id in res.orphaned_blob_ids:
-        try:  # best effort: a leftover blob is harmless garbage, never a dangling reference
-            await scope.services.blob.DeleteBlob(blob_pb2.DeleteBlobRequest(blob_id=blob_id), **scope.rpc)
-        except grpc.RpcError as e:
-            log.warning("could not delete blob %s: %s", blob_id, e)
+    # Best effort: a leftover blob is harmless garbage, never a dangling reference.
+    await delete_orphans(scope.blobs, res.orphaned_blob_ids, scope.metadata, strict=False)
     return True
 
 

@@ -21,13 +21,12 @@ from imgapi.v1 import catalog_pb2, common_pb2, image_pb2
 
 from imgapi_common.errors import FieldError, ImgapiError, validation_failed
 from imgapi_common.fetch import FetchError
+from imgapi_common.manifest_fields import MAX_ORIGIN_CHAIN
 from imgapi_common.remote_imgapi import Remote, RemoteHttpError, fetch_manifest, remote_source_error
 from replication.import_jobs import Job, JobRegistry
 from replication.import_work import Scope, job_steps, local_image
 
 TASK = "import-remote-image"
-#: Longest origin chain walked (ImportFromDatacenter: more account-owned origins -> 500).
-MAX_ORIGINS = 100
 
 
 @dataclass(frozen=True)
@@ -79,7 +78,7 @@ async def resolve_origins(scope: Scope, remote: Remote, manifest: dict[str, Any]
     origins: list[str] = []
     cur = manifest.get("origin")
     while cur:
-        if not isinstance(cur, str) or len(origins) > MAX_ORIGINS:
+        if not isinstance(cur, str) or len(origins) > MAX_ORIGIN_CHAIN:
             raise ImgapiError("InternalError", "origin chain too long or invalid")
         local = await local_image(scope, cur)
         if local is not None:
@@ -152,7 +151,7 @@ async def import_from_datacenter(
                 )
             break
         walked += 1
-        if walked > MAX_ORIGINS:
+        if walked > MAX_ORIGIN_CHAIN:
             raise ImgapiError("InternalError", f"origin chain of image {uuid} is too long")
         cur = om.get("origin")
     return await start_job(jobs, scope, remote, uuid, manifest, skip=False)

@@ -178,6 +178,11 @@ class ReplicationServicer(replication_pb2_grpc.ReplicationServiceServicer):
     ) -> replication_pb2.ImportManifestResponse:
         return self.imports.import_manifest(request)
 
+    def FetchImageFile(
+        self, request: replication_pb2.FetchImageFileRequest, context: grpc.ServicerContext
+    ) -> replication_pb2.FetchImageFileResponse:
+        return self.imports.fetch_image_file(request)
+
     def GetImportJob(
         self, request: replication_pb2.GetImportJobRequest, context: grpc.ServicerContext
     ) -> replication_pb2.ImportJob:

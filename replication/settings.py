@@ -46,8 +46,8 @@ class ReplicationSettings(BaseSettings):
     docker_registry_oci: bool = False
     log_level: str = "INFO"
 
-    # Remote imports (AdminImportRemoteImage, ImportFromDatacenter). These used to be the gateway's
-    # settings and keep their names: the gateway still reads the ones its own fetches need.
+    # Remote imports (AdminImportRemoteImage, ImportFromDatacenter) and file fetches (AddImageFile from
+    # a source, AddImageFileFromUrl). These used to be the gateway's settings and keep their names.
     #: CIDRs / host names a remote import may reach despite the SSRF rules.
     remote_allowlist: list[str] = Field(
         default_factory=list, validation_alias="IMGAPI_GATEWAY_REMOTE_ALLOWLIST"

@@ -27,7 +27,6 @@ from imgapi_common import internal_auth, ssrf
 from imgapi_common.grpc_errors import from_rpc_error
 from imgapi_common.ssrf import Allowlist
 
-ZERO_UUID = "00000000-0000-0000-0000-000000000000"
 #: gRPC channel options: detect a dead peer (a dropped link) within seconds.
 CHANNEL_OPTIONS = [
     ("grpc.keepalive_time_ms", 10_000),

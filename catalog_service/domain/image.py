@@ -16,11 +16,7 @@ from typing import Any
 from imgapi_common.acl_channel_rules import unknown_channel
 from imgapi_common.errors import FieldError, ImgapiError, invalid_parameter, not_found, validation_failed
 from imgapi_common.jsvalues import is_true, is_uuid, truthy
-
-#: The owner of images that belong to nobody in particular (public/private servers, SDC admin).
-ZERO_UUID = "00000000-0000-0000-0000-000000000000"
-#: Longest origin chain any operation walks.
-MAX_ORIGIN_CHAIN = 100
+from imgapi_common.manifest_fields import MAX_ORIGIN_CHAIN
 
 
 def is_activated(rec: Mapping[str, Any]) -> bool:

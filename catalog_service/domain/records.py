@@ -16,8 +16,8 @@ from catalog_service.domain.image import check_account
 from catalog_service.domain.upgrade import upgrade_dataset_manifest
 from catalog_service.domain.validation import image_data_error, record_errors
 from imgapi_common.errors import FieldError, invalid_parameter, validation_failed
-from imgapi_common.jsvalues import js_len, js_number, js_string, to_json_number, truthy
-from imgapi_common.manifest_fields import MAX_TAG_SEARCH_VALUE_LENGTH
+from imgapi_common.jsvalues import js_number, js_string, to_json_number, truthy
+from imgapi_common.manifest_fields import tag_search_text
 
 
 def tags_search_array(tags: Any) -> list[str]:
@@ -25,16 +25,7 @@ def tags_search_array(tags: Any) -> list[str]:
     ``MAX_TAG_SEARCH_VALUE_LENGTH``, or a non-scalar one, is searchable by its key only (``KEY=``)."""
     if not isinstance(tags, Mapping):
         return []
-    out: list[str] = []
-    for key, value in tags.items():
-        if isinstance(value, str):
-            text = value if js_len(value) <= MAX_TAG_SEARCH_VALUE_LENGTH else ""
-        elif isinstance(value, (bool, int, float)):
-            text = js_string(value)
-        else:
-            text = ""
-        out.append(f"{js_string(key)}={text}")
-    return out
+    return [f"{js_string(key)}={tag_search_text(value)}" for key, value in tags.items()]
 
 
 def normalize_record(rec: dict[str, Any]) -> dict[str, Any]:

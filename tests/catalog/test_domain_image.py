@@ -7,13 +7,13 @@ from typing import Any
 import pytest
 
 from catalog_service.domain.image import (
-    MAX_ORIGIN_CHAIN,
     Image,
     check_account,
     walk_origins,
 )
 from imgapi_common.acl_channel_rules import check_uuid_list
 from imgapi_common.errors import ImgapiError
+from imgapi_common.manifest_fields import MAX_ORIGIN_CHAIN
 
 OWNER = "91ba0e64-2547-11e2-a972-df579e5fddb3"
 OTHER = "86055c40-2547-11e2-8a6b-4bb37edc84ba"

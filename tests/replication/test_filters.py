@@ -36,6 +36,21 @@ def synced_set(r: Replicator, b: DC, job_id: str) -> set[str]:
     return set(b.images())
 
 
+def jobs_select(r: Replicator, a: DC, b: DC, cases: list[tuple[dict[str, Any], set[str]]]) -> None:
+    """One job per case, in turn: each adds to b exactly the images its filters select."""
+    expected: set[str] = set()
+    for filters, selected in cases:
+        job_id = r.create_job(
+            name=json.dumps(filters),
+            source_catalog=a.catalog_target,
+            source_blob=a.blob_target,
+            filters=filters,
+        )
+        expected |= selected
+        assert synced_set(r, b, job_id) == expected, filters
+        r.stub.DeleteJob(replication_pb2.DeleteJobRequest(id=job_id), timeout=10)
+
+
 def test_each_filter_selects_exactly_its_images(tmp_path: Path) -> None:
     a = start_dc(tmp_path, "a")
     b = start_dc(tmp_path, "b")
@@ -46,23 +61,18 @@ def test_each_filter_selects_exactly_its_images(tmp_path: Path) -> None:
         i3 = a.publish(b"3", owner=VADER, type="other", os="other", public=False)
         i4 = a.publish(b"4", owner=EMPEROR, type="zone-dataset", os="linux", public=True)
         i5 = a.publish(b"5", owner=EMPEROR, type="lx-dataset", os="smartos", public=False)
-        expected: set[str] = set()
-        for filters, selected in (
-            ({"owner": LUKE}, {i2}),
-            ({"type": "other"}, {i3}),
-            ({"os": "linux", "type": "!lx-dataset"}, {i4}),
-            ({"public": "true"}, {i1, i4}),
-            ({"type": "!zone-dataset", "owner": EMPEROR}, {i5}),
-        ):
-            job_id = r.create_job(
-                name=json.dumps(filters),
-                source_catalog=a.catalog_target,
-                source_blob=a.blob_target,
-                filters=filters,
-            )
-            expected |= selected
-            assert synced_set(r, b, job_id) == expected, filters
-            r.stub.DeleteJob(replication_pb2.DeleteJobRequest(id=job_id), timeout=10)
+        jobs_select(
+            r,
+            a,
+            b,
+            [
+                ({"owner": LUKE}, {i2}),
+                ({"type": "other"}, {i3}),
+                ({"os": "linux", "type": "!lx-dataset"}, {i4}),
+                ({"public": "true"}, {i1, i4}),
+                ({"type": "!zone-dataset", "owner": EMPEROR}, {i5}),
+            ],
+        )
     finally:
         r.stop()
         b.stop()
@@ -105,6 +115,34 @@ def test_channel_filter_between_public_channel_servers(tmp_path: Path) -> None:
 
 # --- properties of the predicate -----------------------------------------------------------------
 
+
+def test_tag_filters_match_as_list_images_does(tmp_path: Path) -> None:
+    """``tag.KEY=`` selects an empty value only; values compare as JavaScript's String() writes them."""
+    a = start_dc(tmp_path, "a")
+    b = start_dc(tmp_path, "b")
+    r = start_replicator(tmp_path, b)
+    try:
+        empty = a.publish(b"1", tags={"role": ""})
+        a.publish(b"2", tags={"role": "db"})
+        tiny = a.publish(b"3", tags={"n": 1e-7})
+        both = a.publish(b"4", tags={"n": True, "role": "db"})
+        a.publish(b"5", tags={"n": "True"})
+        jobs_select(
+            r,
+            a,
+            b,
+            [
+                ({"tags": {"role": ""}}, {empty}),
+                ({"tags": {"n": "1e-7"}}, {tiny}),
+                ({"tags": {"n": "true", "role": "db"}}, {both}),
+            ],
+        )
+    finally:
+        r.stop()
+        b.stop()
+        a.stop()
+
+
 OWNERS = [VADER, LUKE, ""]
 words = st.sampled_from(["base", "app", "my-app", "zone-dataset", "zvol", "other", "smartos", "linux", ""])
 manifests = st.fixed_dictionaries(
@@ -116,7 +154,9 @@ manifests = st.fixed_dictionaries(
         "os": st.sampled_from(["smartos", "linux"]),
         "channels": st.lists(st.sampled_from(["dev", "staging", "release"]), unique=True),
         "public": st.booleans(),
-        "tags": st.dictionaries(st.sampled_from(["role", "n"]), st.sampled_from(["db", "", 42, True])),
+        "tags": st.dictionaries(
+            st.sampled_from(["role", "n"]), st.sampled_from(["db", "", 42, True, 1.0, 1e-7, ["db"], None])
+        ),
     },
 )
 filters = st.builds(
@@ -170,6 +210,10 @@ def test_single_filters_follow_their_rule(m: dict[str, Any]) -> None:
     name = m.get("name")
     assert Filters(name="~app").matches(m) == (isinstance(name, str) and "app" in name)
     tags = m.get("tags", {})
-    assert Filters(tags={"role": ""}).matches(m) == ("role" in tags)
+    # As ListImages' tag.KEY=VALUE: an empty value matches a tag searchable by its key alone (an
+    # empty string, a non-scalar), numbers and booleans compare as JavaScript's String() writes them.
+    assert Filters(tags={"role": ""}).matches(m) == ("role" in tags and tags["role"] in ("", ["db"], None))
     assert Filters(tags={"n": "42"}).matches(m) == (tags.get("n") in (42, "42"))
     assert Filters(tags={"n": "true"}).matches(m) == (tags.get("n") is True)
+    assert Filters(tags={"n": "1"}).matches(m) == (tags.get("n") == 1.0 and tags.get("n") is not True)
+    assert Filters(tags={"n": "1e-7"}).matches(m) == (tags.get("n") == 1e-7)

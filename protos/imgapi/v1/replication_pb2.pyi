@@ -66,7 +66,7 @@ class JobFilters(_message.Message):
     """"", "true", "false" """
     @_builtins.property
     def tags(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
-        """tag KEY=VALUE ("" = key present)"""
+        """tag KEY=VALUE, as ListImages' tag.KEY=VALUE ("" = empty value)"""
 
     def __init__(
         self,
@@ -527,6 +527,106 @@ class ImportManifestResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ImportManifestResponse: _TypeAlias = ImportManifestResponse  # noqa: Y015
+
+@_typing.final
+class FetchImageFileRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CALLER_FIELD_NUMBER: _builtins.int
+    VIEW_FIELD_NUMBER: _builtins.int
+    UUID_FIELD_NUMBER: _builtins.int
+    STORAGE_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    URL_FIELD_NUMBER: _builtins.int
+    uuid: _builtins.str
+    storage: _builtins.str
+    """the `storage` query parameter as given (the catalog checks it)"""
+    source: _builtins.str
+    """an IMGAPI's base URL"""
+    @_builtins.property
+    def caller(self) -> _common_pb2.CallerContext: ...
+    @_builtins.property
+    def view(self) -> _common_pb2.ImageView: ...
+    @_builtins.property
+    def url(self) -> Global___FileUrl: ...
+    def __init__(
+        self,
+        *,
+        caller: _common_pb2.CallerContext | None = ...,
+        view: _common_pb2.ImageView | None = ...,
+        uuid: _builtins.str = ...,
+        storage: _builtins.str = ...,
+        source: _builtins.str = ...,
+        url: Global___FileUrl | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["caller", b"caller", "from", b"from", "source", b"source", "url", b"url", "view", b"view"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["caller", b"caller", "from", b"from", "source", b"source", "storage", b"storage", "url", b"url", "uuid", b"uuid", "view", b"view"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_from: _TypeAlias = _typing.Literal["source", "url"]  # noqa: Y015
+    _WhichOneofArgType_from: _TypeAlias = _typing.Literal["from", b"from"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_from) -> _WhichOneofReturnType_from | None: ...
+
+Global___FetchImageFileRequest: _TypeAlias = FetchImageFileRequest  # noqa: Y015
+
+@_typing.final
+class FileUrl(_message.Message):
+    """AddImageFileFromUrl's parameters (the request body's `file_url`, the query's others)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FILE_URL_FIELD_NUMBER: _builtins.int
+    COMPRESSION_FIELD_NUMBER: _builtins.int
+    SHA1_FIELD_NUMBER: _builtins.int
+    DATASET_GUID_FIELD_NUMBER: _builtins.int
+    file_url: _builtins.str
+    compression: _builtins.str
+    """as given (the catalog checks it)"""
+    sha1: _builtins.str
+    """the sha1 the file must have"""
+    dataset_guid: _builtins.str
+    def __init__(
+        self,
+        *,
+        file_url: _builtins.str = ...,
+        compression: _builtins.str = ...,
+        sha1: _builtins.str | None = ...,
+        dataset_guid: _builtins.str | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_dataset_guid", b"_dataset_guid", "_sha1", b"_sha1", "dataset_guid", b"dataset_guid", "sha1", b"sha1"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_dataset_guid", b"_dataset_guid", "_sha1", b"_sha1", "compression", b"compression", "dataset_guid", b"dataset_guid", "file_url", b"file_url", "sha1", b"sha1"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__dataset_guid: _TypeAlias = _typing.Literal["dataset_guid"]  # noqa: Y015
+    _WhichOneofArgType__dataset_guid: _TypeAlias = _typing.Literal["_dataset_guid", b"_dataset_guid"]  # noqa: Y015
+    _WhichOneofReturnType__sha1: _TypeAlias = _typing.Literal["sha1"]  # noqa: Y015
+    _WhichOneofArgType__sha1: _TypeAlias = _typing.Literal["_sha1", b"_sha1"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__dataset_guid) -> _WhichOneofReturnType__dataset_guid | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__sha1) -> _WhichOneofReturnType__sha1 | None: ...
+
+Global___FileUrl: _TypeAlias = FileUrl  # noqa: Y015
+
+@_typing.final
+class FetchImageFileResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IMAGE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def image(self) -> _image_pb2.Image: ...
+    def __init__(
+        self,
+        *,
+        image: _image_pb2.Image | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["image", b"image"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["image", b"image"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FetchImageFileResponse: _TypeAlias = FetchImageFileResponse  # noqa: Y015
 
 @_typing.final
 class RemoteAnswer(_message.Message):

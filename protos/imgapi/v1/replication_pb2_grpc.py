@@ -83,6 +83,11 @@ class ReplicationServiceStub:
                 request_serializer=imgapi_dot_v1_dot_replication__pb2.ImportManifestRequest.SerializeToString,
                 response_deserializer=imgapi_dot_v1_dot_replication__pb2.ImportManifestResponse.FromString,
                 _registered_method=True)
+        self.FetchImageFile = channel.unary_unary(
+                '/imgapi.v1.ReplicationService/FetchImageFile',
+                request_serializer=imgapi_dot_v1_dot_replication__pb2.FetchImageFileRequest.SerializeToString,
+                response_deserializer=imgapi_dot_v1_dot_replication__pb2.FetchImageFileResponse.FromString,
+                _registered_method=True)
 
 
 class ReplicationServiceServicer:
@@ -157,6 +162,16 @@ class ReplicationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def FetchImageFile(self, request, context):
+        """AddImageFile from a source (`source`: the file `<source>/images/<uuid>/file`, checked against
+        that source's manifest) and AddImageFileFromUrl (`url`: one HTTPS GET, no redirects): the
+        catalog's pre-upload checks, the file streamed into a blob, the end checks, attached to the
+        image in the caller's scope. Answers once the file is attached, no job involved.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ReplicationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -204,6 +219,11 @@ def add_ReplicationServiceServicer_to_server(servicer, server):
                     servicer.ImportManifest,
                     request_deserializer=imgapi_dot_v1_dot_replication__pb2.ImportManifestRequest.FromString,
                     response_serializer=imgapi_dot_v1_dot_replication__pb2.ImportManifestResponse.SerializeToString,
+            ),
+            'FetchImageFile': grpc.unary_unary_rpc_method_handler(
+                    servicer.FetchImageFile,
+                    request_deserializer=imgapi_dot_v1_dot_replication__pb2.FetchImageFileRequest.FromString,
+                    response_serializer=imgapi_dot_v1_dot_replication__pb2.FetchImageFileResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -453,6 +473,33 @@ class ReplicationService:
             '/imgapi.v1.ReplicationService/ImportManifest',
             imgapi_dot_v1_dot_replication__pb2.ImportManifestRequest.SerializeToString,
             imgapi_dot_v1_dot_replication__pb2.ImportManifestResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FetchImageFile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/imgapi.v1.ReplicationService/FetchImageFile',
+            imgapi_dot_v1_dot_replication__pb2.FetchImageFileRequest.SerializeToString,
+            imgapi_dot_v1_dot_replication__pb2.FetchImageFileResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -59,6 +59,12 @@ class ReplicationServiceStub:
     """AdminImportImage from a source: the manifest read from `<source>/images/<uuid>` is imported
     into the catalog in the caller's scope (unactivated, without its file), no job involved.
     """
+    FetchImageFile: _grpc.UnaryUnaryMultiCallable[_replication_pb2.FetchImageFileRequest, _replication_pb2.FetchImageFileResponse]
+    """AddImageFile from a source (`source`: the file `<source>/images/<uuid>/file`, checked against
+    that source's manifest) and AddImageFileFromUrl (`url`: one HTTPS GET, no redirects): the
+    catalog's pre-upload checks, the file streamed into a blob, the end checks, attached to the
+    image in the caller's scope. Answers once the file is attached, no job involved.
+    """
 
 @_typing.type_check_only
 class ReplicationServiceAsyncStub(ReplicationServiceStub):
@@ -90,6 +96,12 @@ class ReplicationServiceAsyncStub(ReplicationServiceStub):
     ImportManifest: _aio.UnaryUnaryMultiCallable[_replication_pb2.ImportManifestRequest, _replication_pb2.ImportManifestResponse]  # type: ignore[assignment]
     """AdminImportImage from a source: the manifest read from `<source>/images/<uuid>` is imported
     into the catalog in the caller's scope (unactivated, without its file), no job involved.
+    """
+    FetchImageFile: _aio.UnaryUnaryMultiCallable[_replication_pb2.FetchImageFileRequest, _replication_pb2.FetchImageFileResponse]  # type: ignore[assignment]
+    """AddImageFile from a source (`source`: the file `<source>/images/<uuid>/file`, checked against
+    that source's manifest) and AddImageFileFromUrl (`url`: one HTTPS GET, no redirects): the
+    catalog's pre-upload checks, the file streamed into a blob, the end checks, attached to the
+    image in the caller's scope. Answers once the file is attached, no job involved.
     """
 
 class ReplicationServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -173,6 +185,18 @@ class ReplicationServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_replication_pb2.ImportManifestResponse, _abc.Awaitable[_replication_pb2.ImportManifestResponse]]:
         """AdminImportImage from a source: the manifest read from `<source>/images/<uuid>` is imported
         into the catalog in the caller's scope (unactivated, without its file), no job involved.
+        """
+
+    @_abc_1.abstractmethod
+    def FetchImageFile(
+        self,
+        request: _replication_pb2.FetchImageFileRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_replication_pb2.FetchImageFileResponse, _abc.Awaitable[_replication_pb2.FetchImageFileResponse]]:
+        """AddImageFile from a source (`source`: the file `<source>/images/<uuid>/file`, checked against
+        that source's manifest) and AddImageFileFromUrl (`url`: one HTTPS GET, no redirects): the
+        catalog's pre-upload checks, the file streamed into a blob, the end checks, attached to the
+        image in the caller's scope. Answers once the file is attached, no job involved.
         """
 
 def add_ReplicationServiceServicer_to_server(servicer: ReplicationServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
