@@ -1,0 +1,75 @@
+"""UpdateImage: the exact ``files`` refusals a client sees, and JSON equality across shapes.
+
+Written to kill the mutants scripts/mutation found surviving in the update rules; only public
+names are imported.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from catalog_service.domain.config import DomainConfig
+from catalog_service.domain.update import apply_update, json_equal
+from imgapi_common.errors import ImgapiError
+
+FILE = {"sha1": "a" * 40, "size": 42, "compression": "gzip", "stor": "local"}
+
+
+def unactivated_image() -> dict[str, Any]:
+    return {
+        "uuid": "5ce1b1a0-4d7a-4d3e-9c5f-3b2a1f0e9d8c",
+        "v": 2,
+        "owner": "91ba0e64-2547-11e2-a972-df579e5fddb3",
+        "name": "foo",
+        "version": "1.0",
+        "type": "zone-dataset",
+        "os": "smartos",
+        "public": False,
+        "disabled": False,
+        "activated": False,
+        "state": "unactivated",
+        "acl": [],
+        "files": [dict(FILE)],
+    }
+
+
+@pytest.mark.parametrize(
+    "files,message",
+    [
+        (None, 'only "files[0]" digests can be updated'),
+        ([], 'only "files[0]" digests can be updated'),
+        (["x"], 'only "files[0]" digests can be updated'),
+        (
+            [{"digest": "d", "size": 43}],
+            'only "digest" and "uncompressedDigest" of files[0] can be updated (size)',
+        ),
+        ([{"blob": 1}], 'only "digest" and "uncompressedDigest" of files[0] can be updated (blob)'),
+    ],
+)
+def test_files_refusals_name_what_cannot_change(files: Any, message: str) -> None:
+    with pytest.raises(ImgapiError) as e:
+        apply_update(unactivated_image(), {"files": files}, DomainConfig(), account=None)
+    assert e.value.code == "ValidationFailed"
+    assert e.value.message == "invalid image update data: files"
+    assert [(x.field, x.code, x.message) for x in e.value.errors] == [("files", "NotAllowed", message)]
+
+
+@pytest.mark.parametrize(
+    "a,b",
+    [
+        ({"a": 1}, ["a"]),
+        (["a"], {"0": "a"}),
+        ([], ""),
+        ("", []),
+        ([], {}),
+        ({}, None),
+        (1, "1"),
+        ("1", 1.0),
+        ([1], 1),
+    ],
+)
+def test_values_of_different_shapes_are_not_equal(a: Any, b: Any) -> None:
+    assert not json_equal(a, b)
+    assert not json_equal(b, a)
