@@ -80,7 +80,14 @@ def sign(key: PrivateKey, hash_name: str, data: bytes) -> str:
     return base64.b64encode(sig).decode()
 
 
-def request(headers: dict[str, str], method: str = "GET", path: str = "/images", query: str = "") -> Request:
+def request(
+    headers: dict[str, str],
+    method: str = "GET",
+    path: str = "/images",
+    query: str = "",
+    **scope_changes: Any,
+) -> Request:
+    """An HTTP request scope; ``scope_changes`` set (or, when None, remove) scope keys."""
     scope: dict[str, Any] = {
         "type": "http",
         "method": method,
@@ -90,7 +97,8 @@ def request(headers: dict[str, str], method: str = "GET", path: str = "/images",
         "http_version": "1.1",
         "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
     }
-    return Request(scope)
+    scope.update(scope_changes)
+    return Request({k: v for k, v in scope.items() if v is not None})
 
 
 def authorization(user: str, algorithm: str, signature: str, signed: str | None = None) -> str:
@@ -325,3 +333,39 @@ def test_key_store_reads_settings_and_key_files(keys: dict[str, PrivateKey], tmp
     assert len(s.keys_for("carol")) == 1 and len(s.keys_for("erin")) == 1
     assert s.loaded_at == NOW
     assert s.keys_for("ignored") == []
+
+
+@pytest.mark.parametrize(
+    "scope,line",
+    [
+        # the path as sent (still percent-encoded), not the decoded one
+        ({"path": "/images/a b", "raw_path": b"/images/a%20b"}, "GET /images/a%20b HTTP/1.0"),
+        ({"path": "/images/a b", "raw_path": None}, "GET /images/a b HTTP/1.0"),
+    ],
+)
+def test_the_request_line_is_the_one_sent(
+    keys: dict[str, PrivateKey], store: KeyStore, scope: dict[str, Any], line: str
+) -> None:
+    key = keys["ed25519"]
+    target = line.split(" ", 1)[1].rsplit(" ", 1)[0]
+    data = f"{line}\n(request-target): get {target}\ndate: {DATE}"
+    auth = authorization(
+        "ed25519", "ed25519", sign(key, "", data.encode()), "request-line (request-target) date"
+    )
+    req = request({"Date": DATE, "Authorization": auth}, http_version="1.0", **scope)
+    assert verify_request(req, store, SKEW) == "ed25519"
+
+
+def test_the_request_line_version_defaults_to_1_1(keys: dict[str, PrivateKey], store: KeyStore) -> None:
+    data = f"GET /ping HTTP/1.1\ndate: {DATE}"
+    auth = authorization("ed25519", "ed25519", sign(keys["ed25519"], "", data.encode()), "request-line date")
+    req = request({"Date": DATE, "Authorization": auth}, path="/ping", http_version=None)
+    assert verify_request(req, store, SKEW) == "ed25519"
+
+
+def test_an_unreadable_key_file_does_not_hide_the_others(keys: dict[str, PrivateKey], tmp_path: Path) -> None:
+    (tmp_path / "a.keys").mkdir()  # sorted first; reading it fails
+    (tmp_path / "b.keys").write_text(openssh(keys["rsa"]) + "\n")
+    s = KeyStore(GatewaySettings(auth_keys_dir=str(tmp_path)))
+    s.reload()
+    assert s.users == ["b"]

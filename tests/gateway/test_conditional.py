@@ -6,6 +6,9 @@ the ``Etag`` / ``Last-Modified`` validators of a file or icon answer and decides
 
 from __future__ import annotations
 
+import time
+
+import pytest
 from imgapi.v1 import common_pb2
 from starlette.datastructures import Headers
 
@@ -66,3 +69,14 @@ def test_if_range() -> None:
     assert not if_range_matches(date, "e", "")  # no Last-Modified: a date never matches
     assert not if_range_matches("Wed, 99 Foo 2024 12:00:00 GMT", "e", date)
     assert not if_range_matches("Wed,", "e", date)
+
+
+def test_http_date_of_does_not_depend_on_the_server_time_zone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        assert http_date_of("2024-05-01T12:00:00") == "Wed, 01 May 2024 12:00:00 GMT"
+        assert http_date_of("2024-05-01T12:00:00Z") == "Wed, 01 May 2024 12:00:00 GMT"
+    finally:
+        monkeypatch.undo()
+        time.tzset()

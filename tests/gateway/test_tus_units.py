@@ -56,6 +56,7 @@ def test_upload_checksum_header() -> None:
         ("sha512 AAAA", "unsupported checksum algorithm 'sha512'"),
         ("", "unsupported checksum algorithm ''"),
         ("sha1 not*base64", "invalid Upload-Checksum value"),
+        ("sha1 AA*AA", "invalid Upload-Checksum value"),  # no character is skipped
     ],
 )
 def test_bad_upload_checksum_header(header: str, message: str) -> None:
