@@ -182,6 +182,16 @@ def test_bad_base64_is_refused(store: KeyStore) -> None:
     assert refusal(req, store) == "signature is not valid base64"
 
 
+def test_a_signature_with_a_stray_character_is_refused(keys: dict[str, PrivateKey], store: KeyStore) -> None:
+    sig = sign(keys["ed25519"], "", f"date: {DATE}".encode())
+    assert verify_request(
+        request({"Date": DATE, "Authorization": authorization("ed25519", "ed25519", sig)}), store, SKEW
+    )
+    stray = sig[:8] + "*" + sig[8:]  # a lenient decoder would drop the "*" and accept it
+    req = request({"Date": DATE, "Authorization": authorization("ed25519", "ed25519", stray)})
+    assert refusal(req, store) == "signature is not valid base64"
+
+
 def test_the_clock_skew_boundary(keys: dict[str, PrivateKey], store: KeyStore) -> None:
     for offset in (-SKEW, SKEW):
         req = date_request(keys["ed25519"], "ed25519", "ed25519", formatdate(NOW + offset, usegmt=True))

@@ -14,7 +14,15 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from gateway.tus import CHECKSUMS, TUS_VERSION, _parse_checksum, _within, http_expires, tus_error
+from gateway.tus import (
+    CHECKSUMS,
+    TUS_VERSION,
+    _parse_checksum,
+    _within,
+    http_expires,
+    parse_metadata,
+    tus_error,
+)
 from imgapi_common.errors import ImgapiError
 
 
@@ -95,3 +103,11 @@ def test_a_patch_body_is_cut_past_the_room_left() -> None:
         asyncio.run(collect())
     assert (e.value.code, e.value.message) == ("BadRequestError", "the body would exceed Upload-Length 10")
     assert got == [b"ab", b"cd"]  # nothing past the room was passed on
+
+
+def test_upload_metadata_skips_empty_items_and_names_a_bad_value() -> None:
+    assert parse_metadata("a YQ==,, ,b Yg==,c") == {"a": "a", "b": "b", "c": ""}
+    assert parse_metadata(None) == {}
+    with pytest.raises(ImgapiError) as e:
+        parse_metadata("ok YQ==,sha1 !!")
+    assert (e.value.code, e.value.message) == ("BadRequestError", "invalid Upload-Metadata value for 'sha1'")
