@@ -73,3 +73,19 @@ def test_files_refusals_name_what_cannot_change(files: Any, message: str) -> Non
 def test_values_of_different_shapes_are_not_equal(a: Any, b: Any) -> None:
     assert not json_equal(a, b)
     assert not json_equal(b, a)
+
+
+def test_null_digests_are_removed_and_absent_ones_ignored() -> None:
+    image = unactivated_image()
+    image["files"][0]["digest"] = "sha256:d"
+    body = {"files": [{"digest": None, "uncompressedDigest": None}]}
+    new = apply_update(image, body, DomainConfig(), account=None)
+    assert new["files"] == [FILE]
+    assert image["files"][0]["digest"] == "sha256:d"  # the stored record is untouched
+
+
+def test_keys_after_files_are_applied_on_an_image_without_a_file() -> None:
+    image = unactivated_image()
+    del image["files"]
+    new = apply_update(image, {"files": [{"digest": "d"}], "name": "bar"}, DomainConfig(), account=None)
+    assert new["name"] == "bar" and "files" not in new
