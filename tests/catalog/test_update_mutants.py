@@ -13,26 +13,13 @@ import pytest
 from catalog_service.domain.config import DomainConfig
 from catalog_service.domain.update import apply_update, json_equal
 from imgapi_common.errors import ImgapiError
+from tests.catalog.test_domain_update import unactivated
 
 FILE = {"sha1": "a" * 40, "size": 42, "compression": "gzip", "stor": "local"}
 
 
 def unactivated_image() -> dict[str, Any]:
-    return {
-        "uuid": "5ce1b1a0-4d7a-4d3e-9c5f-3b2a1f0e9d8c",
-        "v": 2,
-        "owner": "91ba0e64-2547-11e2-a972-df579e5fddb3",
-        "name": "foo",
-        "version": "1.0",
-        "type": "zone-dataset",
-        "os": "smartos",
-        "public": False,
-        "disabled": False,
-        "activated": False,
-        "state": "unactivated",
-        "acl": [],
-        "files": [dict(FILE)],
-    }
+    return unactivated(files=[dict(FILE)])
 
 
 @pytest.mark.parametrize(

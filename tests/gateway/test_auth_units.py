@@ -38,12 +38,11 @@ HASHES: dict[str, Callable[[], hashes.HashAlgorithm]] = {
 }
 
 
+OPENSSH = (serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+
+
 def openssh(key: PrivateKey) -> str:
-    return (
-        key.public_key()
-        .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
-        .decode()
-    )
+    return key.public_key().public_bytes(*OPENSSH).decode()
 
 
 @pytest.fixture(scope="module")
