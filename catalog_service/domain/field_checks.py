@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 from catalog_service.domain.config import DomainConfig
@@ -53,12 +54,9 @@ def _check_v(rec: Mapping[str, Any], cfg: DomainConfig, errs: Errors) -> None:
         invalid(errs, "v", '"v" must be a positive integer')
 
 
-def _uuid_check(field: str) -> Check:
-    def check(rec: Mapping[str, Any], cfg: DomainConfig, errs: Errors) -> None:
-        if not is_uuid(rec[field]):
-            invalid(errs, field)
-
-    return check
+def _check_uuid(field: str, rec: Mapping[str, Any], cfg: DomainConfig, errs: Errors) -> None:
+    if not is_uuid(rec[field]):
+        invalid(errs, field)
 
 
 def _check_name(rec: Mapping[str, Any], cfg: DomainConfig, errs: Errors) -> None:
@@ -106,28 +104,22 @@ def _check_description(rec: Mapping[str, Any], cfg: DomainConfig, errs: Errors) 
         )
 
 
-def _url_check(field: str) -> Check:
-    def check(rec: Mapping[str, Any], cfg: DomainConfig, errs: Errors) -> None:
-        v = rec[field]
-        if not isinstance(v, str):
-            invalid(errs, field, f"image {field} must be a string: {show(v)}")
-            return
-        label = "EULA" if field == "eula" else field
-        m = _URL_SCHEME_RE.match(v)
-        if m is None or m.group(1).lower() not in ("http", "https"):
-            invalid(errs, field, f"invalid image {label} URL protocol")
-        elif js_len(v) > MAX_URL_LENGTH:
-            invalid(errs, field, f"image {label} URL is too long (max {MAX_URL_LENGTH} characters)")
-
-    return check
+def _check_url(field: str, rec: Mapping[str, Any], cfg: DomainConfig, errs: Errors) -> None:
+    v = rec[field]
+    if not isinstance(v, str):
+        invalid(errs, field, f"image {field} must be a string: {show(v)}")
+        return
+    label = "EULA" if field == "eula" else field
+    m = _URL_SCHEME_RE.match(v)
+    if m is None or m.group(1).lower() not in ("http", "https"):
+        invalid(errs, field, f"invalid image {label} URL protocol")
+    elif js_len(v) > MAX_URL_LENGTH:
+        invalid(errs, field, f"image {label} URL is too long (max {MAX_URL_LENGTH} characters)")
 
 
-def _boolish_check(field: str) -> Check:
-    def check(rec: Mapping[str, Any], cfg: DomainConfig, errs: Errors) -> None:
-        if boolish(rec[field]) is None:
-            invalid(errs, field, not_boolean(field, rec[field]))
-
-    return check
+def _check_boolish(field: str, rec: Mapping[str, Any], cfg: DomainConfig, errs: Errors) -> None:
+    if boolish(rec[field]) is None:
+        invalid(errs, field, not_boolean(field, rec[field]))
 
 
 def _check_published_at(rec: Mapping[str, Any], cfg: DomainConfig, errs: Errors) -> None:
@@ -159,31 +151,27 @@ def _check_state(rec: Mapping[str, Any], cfg: DomainConfig, errs: Errors) -> Non
         invalid(errs, "state")
 
 
-def _enum_check(field: str, values: tuple[str, ...]) -> Check:
-    def check(rec: Mapping[str, Any], cfg: DomainConfig, errs: Errors) -> None:
-        v = rec[field]
-        if isinstance(v, str) and (v in values or (v == "null" and rec.get("state") in PLACEHOLDER_STATES)):
-            return
-        invalid(errs, field, f'invalid image {field}, "{js_string(v)}", must be one of: {", ".join(values)}')
+def _check_enum(
+    field: str, values: tuple[str, ...], rec: Mapping[str, Any], cfg: DomainConfig, errs: Errors
+) -> None:
+    v = rec[field]
+    if isinstance(v, str) and (v in values or (v == "null" and rec.get("state") in PLACEHOLDER_STATES)):
+        return
+    invalid(errs, field, f'invalid image {field}, "{js_string(v)}", must be one of: {", ".join(values)}')
 
-    return check
 
-
-def _zvol_string_check(field: str) -> Check:
-    def check(rec: Mapping[str, Any], cfg: DomainConfig, errs: Errors) -> None:
-        v = rec[field]
-        if truthy(v) and rec.get("type") != "zvol":
-            # (sic: the reference's wording, double space included for disk_driver)
-            gap = "  " if field == "disk_driver" else " "
-            invalid(
-                errs,
-                field,
-                f'invalid image {field}: "{js_string(v)}" (cannot have a value{gap}when image type is zvol)',
-            )
-        elif not isinstance(v, str):
-            invalid(errs, field, f'invalid image {field}: "{js_string(v)}" (must be a string)')
-
-    return check
+def _check_zvol_string(field: str, rec: Mapping[str, Any], cfg: DomainConfig, errs: Errors) -> None:
+    v = rec[field]
+    if truthy(v) and rec.get("type") != "zvol":
+        # (sic: the reference's wording, double space included for disk_driver)
+        gap = "  " if field == "disk_driver" else " "
+        invalid(
+            errs,
+            field,
+            f'invalid image {field}: "{js_string(v)}" (cannot have a value{gap}when image type is zvol)',
+        )
+    elif not isinstance(v, str):
+        invalid(errs, field, f'invalid image {field}: "{js_string(v)}" (must be a string)')
 
 
 def _check_image_size(rec: Mapping[str, Any], cfg: DomainConfig, errs: Errors) -> None:
@@ -306,29 +294,32 @@ def _check_inherited_directories(rec: Mapping[str, Any], cfg: DomainConfig, errs
         invalid(errs, field, f'invalid image "inherited_directories": not an array of strings: {show(v)}')
 
 
+#: Per-field checks. The shared ones are ``partial`` applications of module-level functions, not
+#: closures made at import: the function is looked up on every call, which lets scripts/mutation
+#: mutate it (a closure built at import would always be the original code).
 FIELD_CHECKS: dict[str, Check] = {
     "v": _check_v,
-    "uuid": _uuid_check("uuid"),
-    "owner": _uuid_check("owner"),
+    "uuid": partial(_check_uuid, "uuid"),
+    "owner": partial(_check_uuid, "owner"),
     "name": _check_name,
     "version": _check_version,
-    "disabled": _boolish_check("disabled"),
-    "activated": _boolish_check("activated"),
+    "disabled": partial(_check_boolish, "disabled"),
+    "activated": partial(_check_boolish, "activated"),
     "published_at": _check_published_at,
     "public": _check_public,
     "state": _check_state,
-    "type": _enum_check("type", TYPES),
-    "os": _enum_check("os", OSES),
+    "type": partial(_check_enum, "type", TYPES),
+    "os": partial(_check_enum, "os", OSES),
     "files": _check_files,
-    "nic_driver": _zvol_string_check("nic_driver"),
-    "disk_driver": _zvol_string_check("disk_driver"),
-    "cpu_type": _zvol_string_check("cpu_type"),
+    "nic_driver": partial(_check_zvol_string, "nic_driver"),
+    "disk_driver": partial(_check_zvol_string, "disk_driver"),
+    "cpu_type": partial(_check_zvol_string, "cpu_type"),
     "image_size": _check_image_size,
     "channels": _check_channels,
     "description": _check_description,
-    "homepage": _url_check("homepage"),
-    "eula": _url_check("eula"),
-    "origin": _uuid_check("origin"),
+    "homepage": partial(_check_url, "homepage"),
+    "eula": partial(_check_url, "eula"),
+    "origin": partial(_check_uuid, "origin"),
     "error": _check_error,
     "acl": _check_acl,
     "requirements": check_requirements,
@@ -336,6 +327,6 @@ FIELD_CHECKS: dict[str, Check] = {
     "billing_tags": _check_billing_tags,
     "traits": _check_traits,
     "tags": _check_tags,
-    "generate_passwords": _boolish_check("generate_passwords"),
+    "generate_passwords": partial(_check_boolish, "generate_passwords"),
     "inherited_directories": _check_inherited_directories,
 }

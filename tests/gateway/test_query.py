@@ -76,3 +76,34 @@ def test_boolean_refusals(raw: str, shown: str) -> None:
         Query(raw).boolean("b")
     assert e.value.code == "InvalidParameter"
     assert e.value.message == f'invalid value for "b" param: "{shown}" is not a boolean'
+
+
+@pytest.mark.parametrize(
+    "raw,expected",
+    [
+        # a key given both plainly and with brackets: qs merges the two values
+        ("a=1&a[]=2", {"a": ["1", "2"]}),
+        ("a[]=1&a=2", {"a": ["1", "2"]}),
+        ("a[]=1&a[]=2&a=3", {"a": ["1", "2", "3"]}),
+        ("a=x&a[b]=1", {"a": ["x", {"b": "1"}]}),
+        ("a=x&a=y&a[]=z", {"a": ["x", "y", "z"]}),
+        ("a[b]=1&a=x", {"a": {"b": "1", "x": "true"}}),
+        ("a[b]=1&a[c]=2", {"a": {"b": "1", "c": "2"}}),
+        ("a[b]=1&a[b][c]=2", {"a": {"b": ["1", {"c": "2"}]}}),
+        ("a[b][c]=1&a[b]=2", {"a": {"b": {"c": "1", "2": "true"}}}),
+        ("a[b][c]=1&a[b][d]=2", {"a": {"b": {"c": "1", "d": "2"}}}),
+        ("a[]=1&a[b]=2", {"a": {"0": "1", "b": "2"}}),
+        ("a[]=1&a[]=2&a[b]=3", {"a": {"0": "1", "1": "2", "b": "3"}}),
+        ("a[b]=1&a[]=2", {"a": {"b": "1", "0": "2"}}),
+        ("a[b]=1&a[]=2&a[]=3", {"a": {"b": "1", "0": "2", "1": "3"}}),
+        ("a[0]=x&a[1]=y&a[2]=z", {"a": ["x", "y", "z"]}),
+    ],
+)
+def test_mixed_shapes_of_one_key_merge_like_qs(raw: str, expected: dict[str, QueryValue]) -> None:
+    assert parse_query(raw) == expected
+
+
+def test_merged_values_read_as_javascript_strings() -> None:
+    q = Query("owner=a&owner[]=b&state[x]=1&state=active")
+    assert q.text("owner") == "a,b"
+    assert q.text("state") == "[object Object]"
