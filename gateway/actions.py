@@ -1,4 +1,4 @@
-"""``POST /images/:uuid?action=...``: the action dispatcher, in the exact order of endpoints.md §2.16.
+"""``POST /images/:uuid?action=...``: the action dispatcher, in the order IMGAPI checks the actions.
 
 auth(strict) -> uuid -> chan(write) -> body are done by the dispatcher (``body=True`` route). Then:
 import-remote / import / import-from-datacenter (no load) -> load -> change-stor -> owner -> export
@@ -26,13 +26,13 @@ from imgapi_common.json_depth import check_json_depth
 async def image_action(ctx: RequestContext) -> Response:
     action = ctx.query.get("action")
     if action == "import-remote":
-        return await remote_jobs.import_remote(ctx)  # §2.7 AdminImportRemoteImage
+        return await remote_jobs.import_remote(ctx)  # AdminImportRemoteImage
     if action == "import":
         if ctx.query.get("source") is not None:
-            return await remote_files.import_from_source(ctx)  # §2.6 with ?source=
+            return await remote_files.import_from_source(ctx)  # AdminImportImage with ?source=
         return await admin_import_image(ctx)
     if action == "import-from-datacenter":
-        return await remote_jobs.import_from_datacenter(ctx)  # §2.8 ImportFromDatacenter
+        return await remote_jobs.import_from_datacenter(ctx)  # ImportFromDatacenter
     if action == "change-stor":
         return await change_stor(ctx)
     if action == "export":
@@ -51,7 +51,7 @@ async def image_action(ctx: RequestContext) -> Response:
 
 
 async def admin_import_image(ctx: RequestContext) -> Response:
-    """§2.5 AdminImportImage (no source): the catalog does every check."""
+    """AdminImportImage (no source): the catalog does every check."""
     req = catalog_pb2.AdminImportImageRequest(
         caller=ctx.caller(),
         view=ctx.view,
@@ -133,7 +133,7 @@ _ACTIONS: dict[str, Callable[[RequestContext], Awaitable[Response]]] = {
 
 
 async def change_stor(ctx: RequestContext) -> Response:
-    """§2.24 AdminChangeImageStor: load -> operator only -> stor -> NotImplemented -> (no-op move).
+    """AdminChangeImageStor: load -> operator only -> stor -> NotImplemented -> (no-op move).
 
     One blob backend: moving is a no-op. The answer is the admin view for the latest API version.
     """
@@ -163,7 +163,7 @@ async def change_stor(ctx: RequestContext) -> Response:
 
 
 async def export_image(ctx: RequestContext) -> Response:
-    """§2.23 ExportImage: load -> owner -> manta_path checks -> 503 StorageUnsupported (no Manta)."""
+    """ExportImage: load -> owner -> manta_path checks -> 503 StorageUnsupported (no Manta)."""
     image = await load_image(ctx)
     check_owner(ctx, image)
     manta_path = ctx.query.get("manta_path")

@@ -1,4 +1,4 @@
-"""Image files and icons over REST (endpoints.md §2.9, §2.12-2.15), streamed through the blob service.
+"""Image files and icons over REST (AddImageFile, GetImageFile, AddImageIcon, GetImageIcon, DeleteImageIcon), streamed through the blob service.
 
 Uploads go through :mod:`gateway.uploads` (the catalog's pre-body checks, the body into a blob
 upload, the end-of-body checks, the attach). Downloads stream the blob back through
@@ -72,7 +72,7 @@ async def request_body(ctx: RequestContext) -> AsyncIterator[bytes]:
 
 
 async def add_image_file(ctx: RequestContext) -> Response:
-    """``PUT /images/:uuid/file`` (§2.9); ``?source=`` switches to §2.10."""
+    """``PUT /images/:uuid/file`` (AddImageFile); ``?source=`` switches to AddImageFile from a source."""
     if ctx.query.get("source"):
         return await remote_files.add_image_file_from_source(ctx)
     scope = CallScope.of(ctx)
@@ -111,7 +111,7 @@ def _disconnect_error(e: BaseException) -> ImgapiError:
 
 
 async def add_image_icon(ctx: RequestContext) -> Response:
-    """``PUT /images/:uuid/icon`` (§2.13)."""
+    """``PUT /images/:uuid/icon`` (AddImageIcon)."""
     scope = CallScope.of(ctx)
     raw_len, length = _content_length(ctx)
     # Without the header the reference's message interpolates JavaScript's ``undefined``.
@@ -152,7 +152,7 @@ async def add_image_icon(ctx: RequestContext) -> Response:
 
 
 async def delete_image_icon(ctx: RequestContext) -> Response:
-    """``DELETE /images/:uuid/icon`` (§2.15)."""
+    """``DELETE /images/:uuid/icon`` (DeleteImageIcon)."""
     scope = CallScope.of(ctx)
     res: catalog_pb2.ImageResponse = await scope.clients.catalog.DetachImageIcon(
         catalog_pb2.DetachImageIconRequest(caller=scope.caller, view=scope.view, uuid=ctx.uuid), **scope.rpc
@@ -191,7 +191,7 @@ def _parse_int(raw: str | None) -> int:
 
 
 async def get_image_file(ctx: RequestContext) -> Response:
-    """``GET /images/:uuid/file`` (§2.12) plus single-range ``Range`` support."""
+    """``GET /images/:uuid/file`` (GetImageFile) plus single-range ``Range`` support."""
     res = await _load(ctx, common_pb2.Preconditions.SUBJECT_FILE)
     image = res.image
     if not image.files and not res.not_modified:
@@ -249,7 +249,7 @@ def _not_modified(blob: image_pb2.ImageFile | image_pb2.ImageIcon | None) -> Res
 
 
 async def get_image_icon(ctx: RequestContext) -> Response:
-    """``GET /images/:uuid/icon`` (§2.14)."""
+    """``GET /images/:uuid/icon`` (GetImageIcon)."""
     res = await _load(ctx, common_pb2.Preconditions.SUBJECT_ICON)
     if not res.image.HasField("icon"):  # before the conditional headers, as the reference does
         raise ImgapiError("ResourceNotFound", f'image "{ctx.uuid}" has no icon')
@@ -265,5 +265,5 @@ async def get_image_icon(ctx: RequestContext) -> Response:
 
 
 async def add_image_file_from_url(ctx: RequestContext) -> Response:
-    """``POST /images/:uuid/file/from-url`` (§2.11), implemented in gateway.remote_files."""
+    """``POST /images/:uuid/file/from-url`` (AddImageFileFromUrl), implemented in gateway.remote_files."""
     return await remote_files.add_image_file_from_url(ctx)

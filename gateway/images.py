@@ -100,7 +100,7 @@ async def get_image(ctx: RequestContext) -> Response:
 
 
 async def create_image(ctx: RequestContext) -> Response:
-    """``POST /images``: CreateImage, or the out-of-scope actions (endpoints.md §2.3, §2.4, §2.27)."""
+    """``POST /images``: CreateImage, or the other actions (create-from-vm, the Docker and LXD imports)."""
     action = ctx.query.get("action")
     if action is None:
         req = catalog_pb2.CreateImageRequest(caller=ctx.caller(), view=ctx.view, manifest_json=ctx.body.text)
@@ -180,7 +180,7 @@ async def push_docker_image(ctx: RequestContext) -> Response:
 
 
 async def list_image_jobs(ctx: RequestContext) -> Response:
-    """ListImageJobs (§2.25): load, then the import jobs of this image (the replication service)."""
+    """ListImageJobs: load, then the import jobs of this image (the replication service)."""
     await load_image(ctx)
     return json_response(
         await routes_jobs.list_image_jobs(ctx, ctx.uuid, ctx.query.get("task"), ctx.query.get("execution"))
