@@ -146,7 +146,7 @@ class ErrorInterceptor(MethodWrappingInterceptor):
 
     def _fail(self, exc: Exception, method: str, context: grpc.ServicerContext) -> None:
         ended = context.code() not in (None, grpc.StatusCode.OK)  # type: ignore[attr-defined]
-        if isinstance(exc, grpc.RpcError) or ended:
+        if ended:
             raise exc
         st, http_status = self.status_of(exc, method)
         abort_with_status(context, st, http_status)

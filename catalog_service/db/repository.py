@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Row, bindparam, delete, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from catalog_service.clock import now_timestamp
 from catalog_service.db.listing import ListQuery, build_list_query
@@ -261,8 +263,11 @@ class ImageRepository:
         return None if row is None else str(row.value)
 
     def set_meta(self, conn: Connection, key: str, value: str) -> None:
-        if conn.execute(update(meta).where(meta.c.key == key).values(value=value)).rowcount == 0:
-            conn.execute(insert(meta).values(key=key, value=value))
+        """Insert or replace, in one statement: catalog processes starting together on one database
+        may write the same key at once."""
+        dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+        stmt = dialect_insert(meta).values(key=key, value=value)
+        conn.execute(stmt.on_conflict_do_update(index_elements=[meta.c.key], set_={"value": value}))
 
 
 def _bulk(conn: Connection, table: Any, rows: Sequence[dict[str, Any]]) -> None:

@@ -210,7 +210,13 @@ def test_create_image_actions(dc: httpx.Client) -> None:
     body = err(dc.post("/images?action=create-from-vm&vm_uuid=x", json={}), 501, "NotAvailable")
     assert body["message"] == "custom image creation is not currently available"
     err(dc.post(f"/images?action=import-docker-image&account={LUKE}", json={}), 403, "OperatorOnly")
-    err(dc.post("/images?action=import-docker-image&repo=busybox&tag=latest", json={}), 501, "NotAvailable")
+    # With a replication service, the import streams; a loopback registry is refused by the
+    # outbound guard (the default allow-list admits public addresses only), whatever the network.
+    r = dc.post("/images?action=import-docker-image&repo=127.0.0.1:9/busybox&tag=latest", json={})
+    assert r.status_code == 200, r.text
+    last = json.loads(r.text.strip().splitlines()[-1])
+    assert last["error"]["code"] == "RemoteSourceError", last
+    assert "IMGAPI_REPLICATION_DOCKER_REGISTRY_ALLOWLIST" in last["error"]["message"]
     err(dc.post(f"/images?action=import-lxd-image&account={LUKE}", json={}), 403, "OperatorOnly")
     err(dc.post("/images?action=import-lxd-image&alias=images:alpine/3.19", json={}), 501, "NotAvailable")
     body = err(dc.post("/images?action=bogus", json={}), 422, "InvalidParameter", ["action"])
