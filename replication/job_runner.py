@@ -1,4 +1,4 @@
-"""One replication job at work: a runner thread per job, bounded concurrency, retries with backoff, persisted state.
+"""Running one replication job: its thread, bounded concurrency, retries with backoff, persisted state.
 
 gRPC source: initial sync = replaying the source's change feed from cursor 0; then the same stream
 follows live changes. Events are taken in batches; the images of a batch are copied concurrently
