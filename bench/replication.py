@@ -43,8 +43,9 @@ from imgapi.v1 import catalog_pb2, catalog_pb2_grpc, common_pb2, image_pb2
 from bench.units import parse_size
 from blob_client import BlobClient
 from imgapi_common import deathsig
-from replication.copier import Destination
-from replication.jobs import JobManager, JobSpec
+from replication.destination import Destination
+from replication.job_spec import JobSpec
+from replication.jobs import JobManager
 from replication.sources import CHANNEL_OPTIONS
 from replication.store import Store
 from tests.components import free_port

@@ -21,178 +21,30 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
-import grpc
-from imgapi.v1 import catalog_pb2, catalog_pb2_grpc, common_pb2, image_pb2
-from pydantic import SecretStr
+from imgapi.v1 import catalog_pb2, image_pb2
 
-from blob_client import BlobClient, BlobError, SyncUpload, UploadSpec
+from blob_client import BlobError, SyncUpload, UploadSpec
 from blob_client.policy import RESUMABLE
-from imgapi_common import internal_auth
-from imgapi_common.errors import ImgapiError
-from imgapi_common.grpc_errors import from_rpc_error
-from imgapi_common.manifest_fields import MAX_ORIGIN_CHAIN, USER_UPDATABLE_FIELDS, ZERO_UUID
-from replication.sources import (
-    CHANNEL_OPTIONS,
-    Source,
-    SourceError,
-    SourceImage,
-    md5_hex,
-)
+from imgapi_common.manifest_fields import MAX_ORIGIN_CHAIN, ZERO_UUID
+from replication.copy_errors import Conflict, CopyError
+from replication.destination import VIEW, Destination, DestinationError
+from replication.icon_copy import copy_icon
+from replication.metadata_sync import sync_metadata
+from replication.rate_limiter import RateLimiter
+from replication.sources import Source, SourceError, SourceImage, md5_hex
 from replication.store import Store
 
 log = logging.getLogger(__name__)
 
-#: Keys of the image object kept in sync by UpdateImage (owner: a difference is a conflict).
-SYNCED_KEYS = (
-    *(k for k in USER_UPDATABLE_FIELDS if k not in ("owner", "acl", "channels")),
-    "billing_tags",
-    "traits",
-)
 #: Keys of the REST image object that are not AdminImportImage input.
 NOT_IMPORTED = ("files", "state", "icon", "channels")
-#: Errors of the destination worth retrying.
-TRANSIENT_CODES = frozenset({"ServiceUnavailableError", "InternalError", "StorageIsDown"})
-
-OPERATOR_WRITE = common_pb2.CallerContext()
-OPERATOR_READ = common_pb2.CallerContext(channel="*")
-VIEW = common_pb2.ImageView(include_channels=True, include_admin_fields=True)
-
-
-class CopyError(Exception):
-    """A copy step failed; ``transient`` says whether a later retry may succeed.
-
-    ``code`` is the IMGAPI error code that describes the failure best (``RemoteSourceError`` for the
-    source, ``Download`` for a file that does not match its manifest, the destination's own code),
-    "" when none fits; callers answering over REST map it through :class:`ImgapiError`.
-    """
-
-    def __init__(self, message: str, *, transient: bool = True, code: str = "") -> None:
-        super().__init__(message)
-        self.transient = transient
-        self.code = code
-
-
-class Conflict(Exception):
-    def __init__(self, uuid: str, reason: str, detail: str) -> None:
-        super().__init__(f"conflict on {uuid}: {reason}: {detail}")
-        self.uuid = uuid
-        self.reason = reason
-        self.detail = detail
-
-
-# --- bandwidth ---------------------------------------------------------------------------------------
-
-
-class RateLimiter:
-    """A token bucket shared by every copy of a job (bytes/s; ``rate`` 0 = unlimited)."""
-
-    def __init__(self, rate: int, burst: int | None = None) -> None:
-        self.rate = rate
-        self.burst = burst or max(rate // 4, 64 * 1024)
-        self._tokens = float(self.burst)
-        self._last = time.monotonic()
-        self._lock = threading.Lock()
-
-    def take(self, n: int) -> None:
-        if self.rate <= 0:
-            return
-        with self._lock:
-            now = time.monotonic()
-            self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
-            self._last = now
-            self._tokens -= n
-            wait = -self._tokens / self.rate if self._tokens < 0 else 0.0
-        if wait > 0:
-            time.sleep(wait)
-
-    def pieces(self, data: Iterable[bytes]) -> Iterator[bytes]:
-        """``data`` re-cut so that no piece exceeds the burst, each paid for before it is yielded."""
-        step = self.burst if self.rate > 0 else 1 << 62
-        for block in data:
-            for i in range(0, len(block), step):
-                piece = block[i : i + step] if len(block) > step else block
-                self.take(len(piece))
-                yield piece
-
-
-# --- the destination ---------------------------------------------------------------------------------
-
-
-class Destination:
-    """This datacenter's catalog and blob services, called as an operator.
-
-    ``caller`` is the context of write calls (default: the operator in the default channel; the
-    gateway passes its request's operator scope so that a channel server files imports in the
-    request's channel); reads use the same context in every channel.
-    """
-
-    def __init__(
-        self,
-        catalog_target: str,
-        blob_target: str,
-        *,
-        timeout: float = 60.0,
-        caller: common_pb2.CallerContext | None = None,
-        token: SecretStr | str = "",
-    ) -> None:
-        self.write_caller = caller if caller is not None else OPERATOR_WRITE
-        self.read_caller = common_pb2.CallerContext()
-        self.read_caller.CopyFrom(self.write_caller)
-        self.read_caller.channel = "*"
-        self._channels = [
-            internal_auth.channel(catalog_target, token, CHANNEL_OPTIONS),
-            internal_auth.channel(blob_target, token, CHANNEL_OPTIONS),
-        ]
-        self.catalog = catalog_pb2_grpc.CatalogServiceStub(self._channels[0])
-        self.blobs = BlobClient(self._channels[1], retries=3, retry_delay=0.2, timeout=None)
-        self.timeout = timeout
-
-    def close(self) -> None:
-        for ch in self._channels:
-            ch.close()
-
-    def call(self, method: str, request: Any) -> Any:
-        try:
-            return getattr(self.catalog, method)(request, timeout=self.timeout)
-        except grpc.RpcError as e:
-            err = from_rpc_error(e)
-            raise _dest_error(method, err) from None
-
-    def get(self, uuid: str) -> image_pb2.Image | None:
-        try:
-            resp = self.catalog.GetImage(
-                catalog_pb2.GetImageRequest(caller=self.read_caller, view=VIEW, uuid=uuid),
-                timeout=self.timeout,
-            )
-        except grpc.RpcError as e:
-            err = from_rpc_error(e)
-            if err.code == "ResourceNotFound":
-                return None
-            raise _dest_error("GetImage", err) from None
-        return resp.image
-
-
-class DestinationError(CopyError):
-    def __init__(self, method: str, err: ImgapiError) -> None:
-        super().__init__(
-            f"{method}: {err.code}: {err.message}", transient=err.code in TRANSIENT_CODES, code=err.code
-        )
-        #: The destination's error as it answered.
-        self.error = err
-
-
-def _dest_error(method: str, err: ImgapiError) -> DestinationError:
-    return DestinationError(method, err)
 
 
 def import_manifest(manifest: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in manifest.items() if k not in NOT_IMPORTED}
-
-
-# --- the copier ----------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -304,7 +156,7 @@ class Copier:
                 out.file_bytes = origin.file_bytes
                 dest = self._create(img, dest, out)
                 out.created = True
-            out.updated = self._sync_metadata(img, dest)
+            out.updated = sync_metadata(self.source, self.dest, img, dest)
         return out
 
     def delete(self, uuid: str) -> bool:
@@ -394,7 +246,7 @@ class Copier:
                 raise CopyError(f"source image {img.uuid} has no file", transient=False, code="Download")
             dest = self._copy_file(img, out)
         if img.icon is not None and not dest.HasField("icon"):
-            dest = self._copy_icon(img)
+            dest = copy_icon(self.source, self.dest, img)
         try:
             dest = self.dest.call(
                 "ActivateImage",
@@ -553,125 +405,3 @@ class Copier:
         if self.store is not None:
             self.store.set_progress(self.job_id, uuid, bytes_done=done)
         self._progress("bytes", uuid, done, total)
-
-    def _copy_icon(self, img: SourceImage) -> image_pb2.Image:
-        data, content_type = self.source.read_icon(img)
-        try:
-            info = self.dest.blobs.upload([data], expected_size=len(data), label=f"icon:{img.uuid}")
-        except BlobError as e:
-            raise CopyError(f"icon upload {img.uuid}: {e.reason}: {e.message}") from None
-        icon = image_pb2.ImageIcon(
-            sha1=info.sha1,
-            size=info.size,
-            content_type=content_type,
-            content_md5=info.content_md5,
-            blob_id=info.blob_id,
-        )
-        res = self.dest.call(
-            "AttachImageIcon",
-            catalog_pb2.AttachImageIconRequest(
-                caller=self.dest.write_caller, view=VIEW, uuid=img.uuid, icon=icon
-            ),
-        )
-        self.dest.blobs.delete_orphans(res.orphaned_blob_ids)  # the icon it replaced
-        return res.image  # type: ignore[no-any-return]
-
-    def _sync_metadata(self, img: SourceImage, dest: image_pb2.Image) -> bool:
-        changed = False
-        have = json.loads(dest.view_json) if dest.view_json else {}
-        want = img.manifest
-        body: dict[str, Any] = {}
-        for key in SYNCED_KEYS:
-            if key in want:
-                if have.get(key) != want[key] or key not in have:
-                    body[key] = want[key]
-            elif key in have:
-                body[key] = None
-        if body:
-            dest = self.dest.call(
-                "UpdateImage",
-                catalog_pb2.UpdateImageRequest(
-                    caller=self.dest.write_caller, view=VIEW, uuid=img.uuid, update_json=json.dumps(body)
-                ),
-            ).image
-            changed = True
-        disabled = want.get("disabled") is True
-        if disabled != dest.disabled:
-            method = "DisableImage" if disabled else "EnableImage"
-            dest = self.dest.call(
-                method,
-                catalog_pb2.ImageActionRequest(caller=self.dest.write_caller, view=VIEW, uuid=img.uuid),
-            ).image
-            changed = True
-        want_acl = want.get("acl") if isinstance(want.get("acl"), list) else []
-        assert isinstance(want_acl, list)
-        have_acl = list(dest.acl)
-        add = [a for a in want_acl if a not in have_acl]
-        remove = [a for a in have_acl if a not in want_acl]
-        for acl, is_add in ((add, True), (remove, False)):
-            if acl:
-                req = catalog_pb2.ImageAclRequest(
-                    caller=self.dest.write_caller, view=VIEW, uuid=img.uuid, acl=acl
-                )
-                dest = self.dest.call("AddImageAcl" if is_add else "RemoveImageAcl", req).image
-                changed = True
-        if img.icon is None:
-            if dest.HasField("icon"):
-                self.dest.call(
-                    "DetachImageIcon",
-                    catalog_pb2.DetachImageIconRequest(
-                        caller=self.dest.write_caller, view=VIEW, uuid=img.uuid
-                    ),
-                )
-                changed = True
-        elif not dest.HasField("icon") or (img.icon.sha1 and img.icon.sha1 != dest.icon.sha1):
-            self._copy_icon(img)
-            changed = True
-        return changed
-
-
-def import_image_with_origins(
-    source: Source,
-    dest: Destination,
-    uuid: str,
-    *,
-    skip_owner_check: bool = True,
-    require_active: bool = True,
-    on_progress: Callable[[CopyMilestone], None] | None = None,
-    import_body: Callable[[dict[str, Any]], dict[str, Any]] = import_manifest,
-    retries: int = 8,
-    backoff: float = 0.2,
-    stopped: Callable[[], bool] = lambda: False,
-) -> image_pb2.Image:
-    """Import one image of ``source`` with its missing origins (root first), active, with the
-    source's uuid, published_at, file, icon, ACL and disabled state. The machinery of replication
-    jobs, for AdminImportRemoteImage. Raises :class:`CopyError` / :class:`Conflict`.
-
-    ``skip_owner_check`` applies to ``uuid`` itself (origins are always imported without the owner
-    check, as AdminImportRemoteImage does); the catalog applies the owner rules of its mode.
-    ``require_active=False`` imports (and activates) an image that is not active at the source.
-    ``on_progress`` receives the :class:`CopyMilestone` milestones; a file copy interrupted by the link
-    continues from the upload's committed offset (up to ``retries`` attempts without progress).
-    """
-    img = source.get(uuid)
-    if img is None:
-        raise CopyError(f"image {uuid} not found at the source", transient=False, code="RemoteSourceError")
-    if not img.activated:
-        if require_active:
-            raise CopyError(f"image {uuid} is not active at the source", transient=False)
-        img = replace(img, manifest={**img.manifest, "state": "active"})
-    copier = Copier(
-        source,
-        dest,
-        retries=retries,
-        backoff=backoff,
-        stopped=stopped,
-        on_progress=on_progress,
-        import_body=import_body,
-        owner_checked=frozenset() if skip_owner_check else frozenset({uuid}),
-    )
-    copier.sync(img)
-    got = dest.get(uuid)
-    if got is None:  # pragma: no cover - deleted concurrently
-        raise CopyError(f"image {uuid} vanished after its import")
-    return got

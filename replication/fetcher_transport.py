@@ -1,4 +1,4 @@
-"""The :class:`replication.sources.RestTransport` of import jobs.
+"""The :class:`replication.rest_source.RestTransport` of import jobs.
 
 The copier runs in a worker thread and reads its source synchronously; the SSRF-safe fetcher
 (:mod:`imgapi_common.fetch`: policy, allow-list, size and time limits) is asynchronous. This
@@ -16,7 +16,8 @@ from typing import Any, TypeVar
 
 from imgapi_common.fetch import FetchBlocked, FetchError, FetchTooLarge
 from imgapi_common.remote_imgapi import MANIFEST_LIMIT, Remote, source_url
-from replication.sources import HttpReply, SourceError
+from replication.rest_source import HttpReply
+from replication.sources import SourceError
 
 T = TypeVar("T")
 

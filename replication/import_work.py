@@ -19,17 +19,14 @@ from imgapi_common.errors import ImgapiError
 from imgapi_common.grpc_errors import from_rpc_error
 from imgapi_common.image_uploads import delete_orphans
 from imgapi_common.remote_imgapi import Remote, RemoteSettings
-from replication.copier import (
-    Conflict,
-    CopyError,
-    CopyMilestone,
-    Destination,
-    DestinationError,
-    import_image_with_origins,
-)
+from replication.copier import CopyMilestone
+from replication.copy_errors import Conflict, CopyError
+from replication.destination import Destination, DestinationError
 from replication.fetcher_transport import FetcherTransport
+from replication.image_import import import_image_with_origins
 from replication.import_jobs import Step
-from replication.sources import RestSource, SourceError
+from replication.rest_source import RestSource
+from replication.sources import SourceError
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +122,7 @@ def _job_error(e: BaseException) -> BaseException:
 
 
 class CopierRun:
-    """One :func:`replication.copier.import_image_with_origins` call in a worker thread, with the
+    """One :func:`replication.image_import.import_image_with_origins` call in a worker thread, with the
     milestones of ``uuid`` the job's steps wait for (``begin``: its origins are done, ``imported``,
     ``attached``; the end of the call: activated and in sync) and the images it created."""
 
@@ -196,7 +193,7 @@ def job_steps(
 ) -> tuple[list[Step], list[Step]]:
     """The WFAPI chain of an import job and its rollback (only what the job created is deleted).
 
-    The work is one :func:`replication.copier.import_image_with_origins` run (origins root-first,
+    The work is one :func:`replication.image_import.import_image_with_origins` run (origins root-first,
     the image, its file through a resumable blob upload, activation) reading the source through the
     SSRF-safe fetcher; each step waits for its milestone of that run.
     """

@@ -13,11 +13,12 @@ from imgapi_common.errors import ImgapiError, invalid_parameter, not_found
 from imgapi_common.grpc_errors import from_rpc_error, imgapi_status
 from imgapi_common.grpc_server import build_server
 from imgapi_common.ssrf import Allowlist
-from replication.copier import Destination
+from replication.destination import Destination
 from replication.docker.service import registration as docker_registration
 from replication.filters import Filters
 from replication.import_runner import ImportRunner
-from replication.jobs import JobManager, JobSpec
+from replication.job_spec import JobSpec
+from replication.jobs import JobManager
 from replication.settings import ReplicationSettings
 from replication.store import JobRow, Store
 

@@ -41,7 +41,7 @@ jobs = Table(
     "replication_jobs",
     metadata,
     Column("id", String(36), primary_key=True),
-    Column("spec", Text, nullable=False),  # JSON of replication.jobs.JobSpec
+    Column("spec", Text, nullable=False),  # JSON of replication.job_spec.JobSpec
     Column("state", String(16), nullable=False),  # running | paused | failed
     Column("cursor", BigInteger, nullable=False, default=0),
     Column("source_head", BigInteger, nullable=False, default=0),

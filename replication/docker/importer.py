@@ -17,7 +17,7 @@ from typing import Any
 from imgapi.v1 import catalog_pb2, image_pb2
 
 from imgapi_common.errors import ImgapiError
-from replication.copier import VIEW, Destination, DestinationError
+from replication.destination import VIEW, Destination, DestinationError
 from replication.docker.layers import Layer, layer_manifest, layers_of
 from replication.docker.progress import Progress
 from replication.docker.pull import Cancelled, LayerPuller, Pulled

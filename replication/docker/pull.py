@@ -15,7 +15,7 @@ from imgapi.v1 import image_pb2
 
 from blob_client import BlobError, BlobInfo
 from imgapi_common.errors import ImgapiError
-from replication.copier import Destination
+from replication.destination import Destination
 from replication.docker.layers import Layer, compression_of_media_type, sniff_compression
 from replication.docker.progress import DOWNLOADING_EVERY, Progress
 from replication.docker.registry import Registry

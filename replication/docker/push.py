@@ -21,7 +21,7 @@ from imgapi.v1 import docker_pb2
 
 from blob_client import BlobError
 from imgapi_common.errors import FieldError, ImgapiError, invalid_parameter, validation_failed
-from replication.copier import Destination
+from replication.destination import Destination
 from replication.docker.auth import select_credentials
 from replication.docker.layers import layer_uuid, short_id
 from replication.docker.progress import dumps

@@ -17,7 +17,7 @@ from imgapi.v1 import common_pb2, docker_pb2, docker_pb2_grpc
 from imgapi_common.errors import ImgapiError
 from imgapi_common.grpc_errors import abort_with
 from imgapi_common.ssrf import Allowlist
-from replication.copier import Destination
+from replication.destination import Destination
 from replication.docker.importer import DockerImport
 from replication.docker.progress import Progress, dumps
 from replication.docker.push import DockerPush, PushRequest, check_push

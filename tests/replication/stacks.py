@@ -35,7 +35,7 @@ from imgapi_common import deathsig
 from imgapi_common.errors import ImgapiError
 from imgapi_common.grpc_errors import from_rpc_error, imgapi_status
 from imgapi_common.ssrf import Allowlist
-from replication.copier import Destination
+from replication.destination import Destination
 from replication.jobs import JobManager
 from replication.service import ReplicationServicer, translate_error
 from replication.store import Store
