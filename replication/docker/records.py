@@ -2,7 +2,7 @@
 
 Each ``ImportDockerImage`` whose checks passed is one row, written before any registry traffic:
 the request as received *without* its credential headers (registry passwords are never stored),
-whether credentials came with it, and the import's state (``running`` / ``done`` / ``failed``).
+whether credentials came with it, and the import's state (``running`` / ``done`` / ``failed``; finished ones are kept six hours).
 At start-up the service pulls every ``running`` row again in the background. A resumed pull runs
 anonymously: one that needed credentials fails with the registry's answer, recorded as ``failed``.
 Re-running is safe: layers already in the catalog are reused, committed ones are not redone.
@@ -10,14 +10,16 @@ Re-running is safe: layers already in the catalog are reused, committed ones are
 
 from __future__ import annotations
 
+import time
 import uuid as uuidlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from google.protobuf import json_format
 from imgapi.v1 import docker_pb2
-from sqlalchemy import Boolean, Column, String, Table, Text, insert, select, update
+from sqlalchemy import Boolean, Column, Float, String, Table, Text, delete, insert, select, update
 
+from replication.import_jobs import KEEP_SECONDS
 from replication.store import Store, metadata
 
 docker_imports = Table(
@@ -30,7 +32,8 @@ docker_imports = Table(
     Column("state", String(16), nullable=False, index=True),
     Column("error", Text, nullable=False, default=""),
     Column("created_at", String(32), nullable=False),
-    Column("updated_at", String(32), nullable=False),
+    #: Wall-clock time the import ended (epoch seconds), None while it runs.
+    Column("finished", Float, nullable=True),
 )
 
 
@@ -41,10 +44,6 @@ class DockerImportRecord:
     credentials: bool
     state: str
     error: str
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat()
 
 
 class DockerImportRecords:
@@ -68,18 +67,18 @@ class DockerImportRecords:
                     credentials=req.HasField("registry_auth") or req.HasField("registry_config"),
                     state="running",
                     error="",
-                    created_at=_now(),
-                    updated_at=_now(),
+                    created_at=datetime.now(UTC).isoformat(),
                 )
             )
         return rid
 
     def finish(self, rid: str, error: str | None) -> None:
-        values = {"state": "failed" if error is not None else "done", "error": error or ""}
+        """Mark the import ``done`` (``error`` None) or ``failed``; drop records finished long ago."""
+        now = time.time()
+        values = {"state": "failed" if error is not None else "done", "error": error or "", "finished": now}
         with self.store.transaction() as c:
-            c.execute(
-                update(docker_imports).where(docker_imports.c.id == rid).values(**values, updated_at=_now())
-            )
+            c.execute(update(docker_imports).where(docker_imports.c.id == rid).values(**values))
+            c.execute(delete(docker_imports).where(docker_imports.c.finished < now - KEEP_SECONDS))
 
     def _rows(self, *where: object) -> list[DockerImportRecord]:
         q = select(docker_imports).where(*where).order_by(docker_imports.c.created_at)  # type: ignore[arg-type]

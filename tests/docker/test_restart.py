@@ -126,3 +126,27 @@ def test_killed_import_is_finished_by_the_restarted_service(
     finally:
         dc.stop()
         drop_db()
+
+
+def test_failed_import_is_recorded_failed(tmp_path: Path, fake: FakeRegistry) -> None:
+    dc = start_dc(tmp_path, "d")
+    env = {"IMGAPI_REPLICATION_DOCKER_REGISTRY_ALLOWLIST": json.dumps(list(LOOPBACK))}
+    db_url = f"sqlite:///{tmp_path}/replicator-proc/replication.db"
+    try:
+        with replicator_process(tmp_path, dc, extra_env=env):
+            channel = docker_channel(tmp_path)
+            stream = docker_pb2_grpc.DockerImportStub(channel).ImportDockerImage(
+                docker_pb2.ImportDockerImageRequest(repo=f"{fake.host}/fake/missing", tag="v1"), timeout=60
+            )
+            last = [json.loads(e.line_json) for e in stream if not e.HasField("started")][-1]
+            channel.close()
+            assert last["type"] == "error" and last["error"]["code"] == "ResourceNotFound", last
+            store = Store(db_url)
+            try:
+                (rec,) = DockerImportRecords(store).all()
+                assert rec.state == "failed" and rec.error.startswith("ResourceNotFound: ")
+                assert not rec.credentials
+            finally:
+                store.close()
+    finally:
+        dc.stop()
