@@ -102,9 +102,10 @@ def _replication() -> Hosted:
     from replication.settings import ReplicationSettings
 
     settings = ReplicationSettings()
-    server, port, health, manager, imports = create_server(settings)
+    server, port, health, manager, imports, docker = create_server(settings)
     host = _metrics("replication", settings.bind, settings.metrics_port)
     manager.start_all()
+    docker.resume_unfinished()
     _say("replication", f"replication listening on {host}:{port}")
 
     def stop() -> None:

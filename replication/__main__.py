@@ -29,10 +29,11 @@ def main(argv: list[str]) -> int:
     tune_malloc()
     from replication.service import create_server
 
-    server, port, health, manager, imports = create_server(settings)
+    server, port, health, manager, imports, docker = create_server(settings)
     host = settings.bind.rsplit(":", 1)[0]
     metrics = start_metrics_server(settings.metrics_port, host)
     manager.start_all()
+    docker.resume_unfinished()
     if settings.port_file is not None:
         tmp = settings.port_file.with_suffix(".tmp")
         tmp.write_text(str(port))

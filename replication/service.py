@@ -14,6 +14,7 @@ from imgapi_common.grpc_errors import from_rpc_error, imgapi_status
 from imgapi_common.grpc_server import build_server
 from imgapi_common.ssrf import Allowlist
 from replication.destination import Destination
+from replication.docker.service import DockerImportServicer
 from replication.docker.service import registration as docker_registration
 from replication.filters import Filters
 from replication.import_runner import ImportRunner
@@ -197,7 +198,7 @@ class ReplicationServicer(replication_pb2_grpc.ReplicationServiceServicer):
 
 def create_server(
     settings: ReplicationSettings,
-) -> tuple[grpc.Server, int, HealthServicer, JobManager, ImportRunner]:
+) -> tuple[grpc.Server, int, HealthServicer, JobManager, ImportRunner, DockerImportServicer]:
     """Build (not start) the replication server; jobs start with ``manager.start_all()``, and
     ``imports.close()`` cancels the running import jobs at shutdown."""
     store = Store(settings.effective_database_url())
@@ -210,7 +211,7 @@ def create_server(
     )
     imports = ImportRunner(settings, store)
     servicer = ReplicationServicer(manager, imports)
-    docker_add, docker_servicer, docker_name = docker_registration(settings)
+    docker_add, docker_servicer, docker_name = docker_registration(settings, store)
     server, port, health = build_server(
         [
             (replication_pb2_grpc.add_ReplicationServiceServicer_to_server, servicer),
@@ -222,4 +223,4 @@ def create_server(
         internal_token=token,
         status_of=imgapi_status(translate_error),
     )
-    return server, port, health, manager, imports
+    return server, port, health, manager, imports, docker_servicer

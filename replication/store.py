@@ -1,7 +1,8 @@
 """Persisted replication state: jobs, per-image progress, conflicts (SQLAlchemy; SQLite or PostgreSQL).
 
 The replication service owns its database; the schema is created with ``create_all`` (no Alembic:
-three small tables here, and the import jobs' table of :mod:`replication.import_records`). Every write is its own short transaction so that a killed
+three small tables here, the import jobs' table of :mod:`replication.import_records` and the
+Docker imports' of :mod:`replication.docker.records`). Every write is its own short transaction so that a killed
 process loses at most the step it was doing, which the copier redoes idempotently.
 """
 

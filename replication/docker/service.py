@@ -5,6 +5,7 @@ Imports and pushes run in threads of their own: a caller that goes away does not
 
 from __future__ import annotations
 
+import json
 import logging
 import queue
 import threading
@@ -21,10 +22,12 @@ from replication.destination import Destination
 from replication.docker.importer import DockerImport
 from replication.docker.progress import Progress, dumps
 from replication.docker.push import DockerPush, PushRequest, check_push
+from replication.docker.records import DockerImportRecords
 from replication.docker.reference import Reference
 from replication.docker.registry import Credentials, PushSession, Registry
 from replication.docker.request import ImportRequest, check_request
 from replication.settings import ReplicationSettings
+from replication.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -43,17 +46,22 @@ class DockerImportServicer(docker_pb2_grpc.DockerImportServicer):
         insecure: bool = False,
         user_agent: str = "imgapi/4.11.0",
         accept_oci: bool = False,
+        records: DockerImportRecords | None = None,
     ) -> None:
         self.destination = destination
         self.allowlist = allowlist
         self.insecure = insecure
         self.user_agent = user_agent
         self.accept_oci = accept_oci
+        #: Where imports are recorded to survive a restart (None: not recorded).
+        self.records = records
 
     def ImportDockerImage(
         self, request: docker_pb2.ImportDockerImageRequest, context: grpc.ServicerContext
     ) -> Iterator[docker_pb2.DockerStreamEvent]:
-        return _checked_stream(context, lambda: check_request(request), self._import)
+        return _checked_stream(
+            context, lambda: check_request(request), lambda req, emit: self._recorded(request, req, emit)
+        )
 
     def PushDockerImage(
         self, request: docker_pb2.PushDockerImageRequest, context: grpc.ServicerContext
@@ -69,6 +77,61 @@ class DockerImportServicer(docker_pb2_grpc.DockerImportServicer):
             user_agent=self.user_agent,
             accept_oci=self.accept_oci,
         )
+
+    def _recorded(
+        self, raw: docker_pb2.ImportDockerImageRequest, req: ImportRequest, emit: Callable[[str], None]
+    ) -> None:
+        """The import, recorded as running before it starts and as done/failed at its end."""
+        if self.records is None:
+            self._import(req, emit)
+            return
+        self._finish(self.records.start(raw), req, emit)
+
+    def _finish(self, rid: str, req: ImportRequest, emit: Callable[[str], None]) -> None:
+        assert self.records is not None
+        errors: list[str] = []
+
+        def watched(line: str) -> None:
+            obj = json.loads(line)
+            if obj.get("type") == "error":
+                errors.append(f"{obj['error']['code']}: {obj['error']['message']}")
+            emit(line)
+
+        try:
+            self._import(req, watched)
+        except BaseException:
+            self.records.finish(rid, "InternalError: internal error")
+            raise
+        self.records.finish(rid, errors[0] if errors else None)
+
+    def resume_unfinished(self) -> list[threading.Thread]:
+        """Pull again, each in a background thread, the imports a previous process left running."""
+        if self.records is None:
+            return []
+        threads = []
+        for rec in self.records.unfinished():
+            try:
+                req = check_request(rec.request)
+            except ImgapiError as e:  # the checks changed since it was accepted
+                self.records.finish(rec.id, f"{e.code}: {e.message}")
+                continue
+            log.warning(
+                "resuming docker import %s of %s (left unfinished by a previous process%s)",
+                rec.id,
+                req.reference.repository.canonical_name,
+                "; its registry credentials were not kept: pulling anonymously" if rec.credentials else "",
+            )
+
+            def run(rid: str = rec.id, r: ImportRequest = req) -> None:
+                try:
+                    self._finish(rid, r, lambda line: log.debug("docker import %s: %s", rid, line))
+                except Exception:
+                    log.exception("resumed docker import %s failed", rid)
+
+            t = threading.Thread(target=run, name="docker-resume", daemon=True)
+            t.start()
+            threads.append(t)
+        return threads
 
     def _import(self, req: ImportRequest, emit: Callable[[str], None]) -> None:
         progress = Progress(req.reference.repository.canonical_name, emit)
@@ -124,8 +187,9 @@ def _streamed(work: Callable[[Callable[[str], None]], None]) -> Iterator[docker_
         yield docker_pb2.DockerStreamEvent(line_json=line)
 
 
-def registration(settings: ReplicationSettings) -> tuple[Any, DockerImportServicer, str]:
-    """The (adder, servicer, service name) the replication server adds to serve DockerImport."""
+def registration(settings: ReplicationSettings, store: Store) -> tuple[Any, DockerImportServicer, str]:
+    """The (adder, servicer, service name) the replication server adds to serve DockerImport;
+    imports are recorded in ``store`` (``servicer.resume_unfinished()`` restarts the left ones)."""
 
     def destination(caller: common_pb2.CallerContext) -> Destination:
         return Destination(
@@ -137,5 +201,6 @@ def registration(settings: ReplicationSettings) -> tuple[Any, DockerImportServic
         Allowlist.parse(settings.docker_registry_allowlist, "IMGAPI_REPLICATION_DOCKER_REGISTRY_ALLOWLIST"),
         insecure=settings.docker_registry_insecure,
         accept_oci=settings.docker_registry_oci,
+        records=DockerImportRecords(store),
     )
     return docker_pb2_grpc.add_DockerImportServicer_to_server, servicer, SERVICE_NAME

@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
@@ -27,9 +28,11 @@ class FakeRepo:
     manifest: bytes
     blobs: dict[str, bytes]
     layer: str
-    #: "corrupt" | "redirect" | "nodigest" | "breaks" (the first layer transfer stops halfway) | ""
+    #: "corrupt" | "redirect" | "nodigest" | "breaks" (the first layer transfer stops halfway) |
+    #: "stalls" (the first layer transfer stops halfway until ``release`` is set) | ""
     fault: str = ""
     broken: bool = False
+    release: threading.Event = field(default_factory=threading.Event)
 
 
 def fake_repo(text: str, fault: str, size: int = 0) -> FakeRepo:
@@ -103,6 +106,8 @@ def start_fake_registry(repos: dict[str, FakeRepo]) -> FakeRegistry:
                 self.end_headers()
                 self.wfile.write(data[: len(data) // 2])
                 self.wfile.flush()
+                if repo.fault == "stalls":
+                    repo.release.wait(120)
                 self.close_connection = True
                 return
             first = int((self.headers.get("Range") or "bytes=0-").removeprefix("bytes=").split("-")[0])
@@ -140,7 +145,7 @@ def start_fake_registry(repos: dict[str, FakeRepo]) -> FakeRegistry:
                 data = repo.blobs[ref]
                 if ref == repo.layer and repo.fault == "corrupt":
                     self._send(200, bytes(b ^ 0xFF for b in data))
-                elif ref == repo.layer and repo.fault == "breaks":
+                elif ref == repo.layer and repo.fault in ("breaks", "stalls"):
                     self._breaking(repo, data)
                 elif ref == repo.layer and repo.fault == "redirect":
                     self._send(307, b"", {"Location": f"/elsewhere/{name}/{ref}"})

@@ -135,7 +135,7 @@ def test_the_replication_service_serves_docker_imports(tmp: Path, r0: Registry0)
                 blob_target=dc.blob_target,
                 docker_registry_allowlist=allow,
             )
-            server, port, _h, manager, _imports = create_server(settings)
+            server, port, _h, manager, _imports, _docker = create_server(settings)
             server.start()
             stops += [manager.stop_all, lambda server=server: server.stop(0).wait()]  # type: ignore[misc]
             gw_port = free_port()

@@ -150,7 +150,7 @@ def start_replication(
             **settings,
         }
     )
-    server, port, _health, manager, imports = create_server(rs)
+    server, port, _health, manager, imports, _docker = create_server(rs)
     server.start()
     manager.start_all()
 
