@@ -14,6 +14,7 @@ import hashlib
 import json
 import re
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -155,9 +156,11 @@ def upconvert(
     return config, config_text, manifest, json.dumps(manifest, indent=4, ensure_ascii=False)
 
 
-def uncompressed_digest(blobs: BlobClient, pulled: Pulled) -> str:
+def uncompressed_digest(blobs: BlobClient, pulled: Pulled, report: Callable[[str], None]) -> str:
     """The diff_id of a pulled layer: what its image recorded, else the SHA-256 of the stored
-    blob decompressed (gzip only)."""
+    blob decompressed (gzip only). The digest is computed after the download finished, so a
+    layer that has to be decompressed reports ``Uncompressing layer`` before and
+    ``Uncompression completed`` after (through ``report``)."""
     found = pulled.found
     if pulled.reused and found is not None and found.files and found.files[0].HasField("uncompressed_digest"):
         return found.files[0].uncompressed_digest
@@ -168,6 +171,7 @@ def uncompressed_digest(blobs: BlobClient, pulled: Pulled) -> str:
     blob_id = pulled.blob.blob_id if pulled.blob is not None else (found.files[0].blob_id if found else "")
     inflate = zlib.decompressobj(wbits=31)
     sha = hashlib.sha256()
+    report("Uncompressing layer")
     try:
         for chunk in blobs.read(blob_id):
             sha.update(inflate.decompress(chunk))
@@ -176,4 +180,5 @@ def uncompressed_digest(blobs: BlobClient, pulled: Pulled) -> str:
         raise ImgapiError("InternalError", f"{e.reason}: {e.message}") from None
     except zlib.error as e:
         raise ImgapiError("InternalError", f"layer {pulled.layer.digest} is not gzip: {e}") from None
+    report("Uncompression completed")
     return "sha256:" + sha.hexdigest()
