@@ -179,6 +179,10 @@ class DockerImport:
         self.owner = cfg.admin_uuid if cfg.mode == "dc" and cfg.admin_uuid else ZERO_UUID
         self.registry.login()
         manifest_text, manifest_digest, manifest = self._manifest()
+        if self.registry.credentials is not None:
+            # as the reference: whether the image is public is asked and not used, but a registry
+            # failing to answer stops the import
+            self.registry.is_public(manifest_digest)
         ref = self.req.reference
         self.progress.status(f"{ref.ref}: Pulling from {self.repo.local_name} (req {self.req.request_id})")
         config, config_digest, layers = self._layers(manifest)

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http import HTTPStatus
+from typing import Any
 
 import httpx
 
@@ -93,6 +94,13 @@ class Registry:
         retry_delay: float = 1.0,
         accept_oci: bool = False,
     ) -> None:
+        self._options: dict[str, Any] = {
+            "insecure": insecure,
+            "user_agent": user_agent,
+            "timeout": timeout,
+            "retry_delay": retry_delay,
+            "accept_oci": accept_oci,
+        }
         self.repo = repo
         self.base = repo.base_url
         self.credentials = credentials
@@ -242,12 +250,35 @@ class Registry:
 
     # --- manifests and blobs -------------------------------------------------------------------
 
-    def manifest(self, ref: str) -> Manifest:
-        """The manifest of a tag or digest, in the Docker media types (and OCI's when enabled)."""
+    def _manifest_response(self, ref: str) -> httpx.Response:
         accept = f"{MANIFEST_V2}, {MANIFEST_LIST}" + (
             f", {OCI_MANIFEST}, {OCI_INDEX}" if self.accept_oci else ""
         )
-        r = self._get(f"/v2/{self.repo.remote_name}/manifests/{ref}", {"Accept": accept})
+        return self._get(f"/v2/{self.repo.remote_name}/manifests/{ref}", {"Accept": accept})
+
+    def is_public(self, digest: str) -> bool:
+        """Whether an anonymous client may read the manifest ``digest`` (a session of its own,
+        without credentials): refused or not found means private; any other failure is raised."""
+        anonymous = Registry(self.repo, None, self.allowlist, **self._options)
+        try:
+            try:
+                anonymous.login()
+            except ImgapiError as e:
+                if e.code == "UnauthorizedError":
+                    return False
+                raise
+            r = anonymous._manifest_response(digest)
+            r.close()
+        finally:
+            anonymous.close()
+        if r.status_code in (401, 403, 404):
+            return False
+        _check_status(r.status_code)
+        return True
+
+    def manifest(self, ref: str) -> Manifest:
+        """The manifest of a tag or digest, in the Docker media types (and OCI's when enabled)."""
+        r = self._manifest_response(ref)
         try:
             body = r.read()
         finally:

@@ -134,7 +134,9 @@ def start_fake_registry(repos: dict[str, FakeRepo]) -> FakeRegistry:
                 return
             name, kind, ref = parts
             repo = fake.repos[name]
-            if kind == "manifests":
+            if kind == "manifests" and repo.fault == "probe-fails" and ref.startswith("sha256:"):
+                self._send(500, b'{"errors":[{"code":"UNKNOWN"}]}')
+            elif kind == "manifests":
                 v1 = repo.fault == "schema1"
                 media = "application/vnd.docker.distribution.manifest.v1+prettyjws" if v1 else MANIFEST_V2
                 headers = {"Content-Type": media}

@@ -34,6 +34,7 @@ def fake(stack: Stack) -> Iterator[FakeRegistry]:
             "fake/old": schema1_repo(f"old{tag}"),
             "fake/gone": fake_repo(f"gone{tag}", "breaks", size=100_000),
             "fake/unsigned": schema1_repo(f"unsigned{tag}", signed=False),
+            "fake/probe": fake_repo(f"probe{tag}", "probe-fails"),
         }
     )
     yield f
@@ -67,6 +68,30 @@ def test_redirect_is_followed_without_credentials(c: httpx.Client, fake: FakeReg
     layer = fake.repos["fake/redir"].layer
     assert by_path[f"/v2/fake/redir/blobs/{layer}"] == "Basic " + base64.b64encode(b"u:p").decode()
     assert by_path[f"/elsewhere/fake/redir/{layer}"] is None
+
+
+def test_private_probe_asks_again_without_credentials(c: httpx.Client, fake: FakeRegistry) -> None:
+    """With credentials, the manifest is fetched a second time by digest anonymously; the answer
+    is not reported, but a registry failing that request stops the import before it streams."""
+    msgs = lines(c.post(f"{IMPORT}&repo={fake.host}/fake/redir&tag=v1", headers=AUTH))
+    assert msgs[-1]["payload"]["status"].startswith("Status: "), msgs[-1]
+    digest = hashlib.sha256(fake.repos["fake/redir"].manifest).hexdigest()
+    assert (f"/v2/fake/redir/manifests/sha256:{digest}", None) in fake.requests
+    r = c.post(f"{IMPORT}&repo={fake.host}/fake/probe&tag=v1", headers=AUTH)
+    assert lines(r) == [
+        {
+            "type": "error",
+            "id": f"{fake.host}/fake/probe",
+            "error": {"code": "InternalError", "message": "InternalServerError"},
+        }
+    ]
+    assert "content-type" not in r.headers
+
+
+def test_no_probe_without_credentials(c: httpx.Client, fake: FakeRegistry) -> None:
+    msgs = lines(c.post(f"{IMPORT}&repo={fake.host}/fake/probe&tag=v1"))
+    assert msgs[-1]["payload"]["status"].startswith("Status: Downloaded newer image"), msgs[-1]
+    assert not [p for p, _ in fake.requests if p.startswith("/v2/fake/probe/manifests/sha256:")]
 
 
 def test_manifest_without_digest_header(c: httpx.Client, fake: FakeRegistry) -> None:
