@@ -73,6 +73,8 @@ class FakeRegistry:
     port: int
     repos: dict[str, FakeRepo]
     requests: list[tuple[str, str | None]] = field(default_factory=list)
+    #: (path, the request's ``Accept`` lines)
+    accepts: list[tuple[str, list[str]]] = field(default_factory=list)
     #: (path, Range header) of every request
     ranges: list[tuple[str, str | None]] = field(default_factory=list)
     stop: Callable[[], None] = lambda: None
@@ -121,6 +123,7 @@ def start_fake_registry(repos: dict[str, FakeRepo]) -> FakeRegistry:
             fake = box[0]
             fake.requests.append((self.path, self.headers.get("Authorization")))
             fake.ranges.append((self.path, self.headers.get("Range")))
+            fake.accepts.append((self.path, self.headers.get_all("Accept") or []))
             if self.path == "/v2/":
                 self._send(401, b"{}", {"WWW-Authenticate": 'Basic realm="fake"'})
                 return

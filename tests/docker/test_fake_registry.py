@@ -94,6 +94,17 @@ def test_no_probe_without_credentials(c: httpx.Client, fake: FakeRegistry) -> No
     assert not [p for p, _ in fake.requests if p.startswith("/v2/fake/probe/manifests/sha256:")]
 
 
+def test_manifest_media_types_go_as_separate_accept_lines(c: httpx.Client, fake: FakeRegistry) -> None:
+    msgs = lines(c.post(f"{IMPORT}&repo={fake.host}/fake/nodigest&tag=v1"))
+    assert msgs[-1]["payload"]["status"].startswith("Status: "), msgs[-1]
+    assert [a for p, a in fake.accepts if p == "/v2/fake/nodigest/manifests/v1"] == [
+        [
+            "application/vnd.docker.distribution.manifest.v2+json",
+            "application/vnd.docker.distribution.manifest.list.v2+json",
+        ]
+    ]
+
+
 def test_manifest_without_digest_header(c: httpx.Client, fake: FakeRegistry) -> None:
     msgs = lines(c.post(f"{IMPORT}&repo={fake.host}/fake/nodigest&tag=v1", headers=AUTH))
     digest = "sha256:" + hashlib.sha256(fake.repos["fake/nodigest"].manifest).hexdigest()
