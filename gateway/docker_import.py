@@ -39,9 +39,31 @@ def _request(ctx: RequestContext) -> docker_pb2.ImportDockerImageRequest:
 
 
 async def import_docker_image(ctx: RequestContext, stub: docker_pb2_grpc.DockerImportAsyncStub) -> Response:
-    """Start the import; answer its refusal as an error, else stream its progress."""
+    """Start the import; answer its refusal as an error, else stream its progress. An import that
+    fails before its first progress line (registry login, manifest, platform choice) answers that
+    single error line without a ``Content-Type``, as the reference does."""
     call = stub.ImportDockerImage(_request(ctx), metadata=ctx.metadata)
-    return await _stream(call, "application/json")
+    await _start(call)
+    try:
+        first = await call.read()
+    except grpc.RpcError as e:
+        return StreamingResponse(_one(_failure(e)), media_type=None)
+    first_line = first.line_json if isinstance(first, docker_pb2.DockerStreamEvent) else ""
+    failed_early = bool(first_line) and json.loads(first_line).get("type") == "error"
+    return StreamingResponse(
+        _lines(call, first_line), media_type=None if failed_early else "application/json"
+    )
+
+
+def _failure(e: grpc.RpcError) -> bytes:
+    """The stream's last line for the replication service going away mid-import."""
+    err = from_rpc_error(e)
+    line = {"type": "error", "error": {"code": err.code, "message": err.message}}
+    return json.dumps(line, separators=(",", ":")).encode() + b"\r\n"
+
+
+async def _one(line: bytes) -> AsyncIterator[bytes]:
+    yield line
 
 
 async def push_docker_image(ctx: RequestContext, stub: docker_pb2_grpc.DockerImportAsyncStub) -> Response:
@@ -60,17 +82,24 @@ async def push_docker_image(ctx: RequestContext, stub: docker_pb2_grpc.DockerImp
     return await _stream(stub.PushDockerImage(req, metadata=ctx.metadata), None)
 
 
-async def _stream(call: Call, media_type: str | None) -> Response:
+async def _start(call: Call) -> None:
+    """Wait for the service to accept the request (its refusal is raised as the REST error)."""
     try:
         first = await call.read()
     except grpc.RpcError as e:
         raise from_rpc_error(e) from None
     if first is aio.EOF:  # type: ignore[attr-defined]  # pragma: no cover - it always starts
         raise ImgapiError("InternalError", "the docker registry exchange ended before it started")
+
+
+async def _stream(call: Call, media_type: str | None) -> Response:
+    await _start(call)
     return StreamingResponse(_lines(call), media_type=media_type)
 
 
-async def _lines(call: Call) -> AsyncIterator[bytes]:
+async def _lines(call: Call, first_line: str = "") -> AsyncIterator[bytes]:
+    if first_line:
+        yield first_line.encode() + b"\r\n"
     try:
         while True:
             event = await call.read()
@@ -80,8 +109,6 @@ async def _lines(call: Call) -> AsyncIterator[bytes]:
             if event.HasField("line_json"):
                 yield event.line_json.encode() + b"\r\n"
     except grpc.RpcError as e:
-        err = from_rpc_error(e)  # the service went away mid-import
-        line = {"type": "error", "error": {"code": err.code, "message": err.message}}
-        yield json.dumps(line, separators=(",", ":")).encode() + b"\r\n"
+        yield _failure(e)
     finally:
         call.cancel()  # a caller gone away: the import itself goes on in the replication service

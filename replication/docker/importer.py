@@ -6,6 +6,7 @@ then the new layer images are created, given their file and activated one by one
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -146,7 +147,10 @@ class DockerImport:
         """After the downloads of a schema 1 image: its config, config digest, manifest text and
         digest as a schema 2 image; the layers get their diff_ids."""
         assert self.schema1 is not None
-        diff_ids = [uncompressed_digest(self.dest.blobs, p) for p in pulled]
+        diff_ids = [
+            uncompressed_digest(self.dest.blobs, p, functools.partial(self.progress.layer, p.layer.short))
+            for p in pulled
+        ]
         config, _, converted, text = upconvert(
             self.schema1, diff_ids, [p.size for p in pulled], [p.compression for p in pulled]
         )
@@ -175,6 +179,10 @@ class DockerImport:
         self.owner = cfg.admin_uuid if cfg.mode == "dc" and cfg.admin_uuid else ZERO_UUID
         self.registry.login()
         manifest_text, manifest_digest, manifest = self._manifest()
+        if self.registry.credentials is not None:
+            # as the reference: whether the image is public is asked and not used, but a registry
+            # failing to answer stops the import
+            self.registry.is_public(manifest_digest)
         ref = self.req.reference
         self.progress.status(f"{ref.ref}: Pulling from {self.repo.local_name} (req {self.req.request_id})")
         config, config_digest, layers = self._layers(manifest)

@@ -13,10 +13,11 @@ import errno
 import hashlib
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http import HTTPStatus
+from typing import Any
 
 import httpx
 
@@ -24,6 +25,8 @@ from imgapi_common import ssrf
 from imgapi_common.errors import ImgapiError
 from replication.docker.reference import Repository
 
+#: Request headers: a mapping, or pairs when a name repeats.
+HeaderInput = Mapping[str, str] | Sequence[tuple[str, str]]
 MANIFEST_V2 = "application/vnd.docker.distribution.manifest.v2+json"
 MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -93,6 +96,13 @@ class Registry:
         retry_delay: float = 1.0,
         accept_oci: bool = False,
     ) -> None:
+        self._options: dict[str, Any] = {
+            "insecure": insecure,
+            "user_agent": user_agent,
+            "timeout": timeout,
+            "retry_delay": retry_delay,
+            "accept_oci": accept_oci,
+        }
         self.repo = repo
         self.base = repo.base_url
         self.credentials = credentials
@@ -125,7 +135,7 @@ class Registry:
     def _send(
         self,
         url: str | httpx.URL,
-        headers: dict[str, str],
+        headers: HeaderInput,
         *,
         method: str = "GET",
         content: bytes | Iterator[bytes] | None = None,
@@ -143,7 +153,7 @@ class Registry:
         request = self.http.build_request(
             method,
             target.connect_url,
-            headers={**headers, "Host": target.host_header},
+            headers=[*httpx.Headers(headers).multi_items(), ("Host", target.host_header)],
             content=content,
             extensions=ext,
         )
@@ -152,13 +162,15 @@ class Registry:
         except httpx.HTTPError as e:
             raise ImgapiError("RemoteSourceError", connection_message(e, u)) from None
 
-    def _get(self, path: str, headers: dict[str, str], *, stream: bool = False) -> httpx.Response:
+    def _get(self, path: str, headers: HeaderInput, *, stream: bool = False) -> httpx.Response:
         """GET ``path`` of the registry with the session's authorization, following 302/307 (at most
         3 hops, without authorization) and retrying connection failures."""
         url: httpx.URL = httpx.URL(self.base + path)
-        auth = {"Authorization": self.authorization} if self.authorization else {}
+        auth = [("Authorization", self.authorization)] if self.authorization else []
         for hop in range(_MAX_HOPS + 1):
-            r = self._retrying(url, {**headers, **(auth if hop == 0 else {})}, stream)
+            r = self._retrying(
+                url, [*httpx.Headers(headers).multi_items(), *(auth if hop == 0 else [])], stream
+            )
             if r.status_code not in _REDIRECTS or hop == _MAX_HOPS:
                 return r
             location = r.headers.get("location", "")
@@ -166,7 +178,7 @@ class Registry:
             url = url.join(location)
         raise AssertionError("unreachable")
 
-    def _retrying(self, url: httpx.URL, headers: dict[str, str], stream: bool) -> httpx.Response:
+    def _retrying(self, url: httpx.URL, headers: HeaderInput, stream: bool) -> httpx.Response:
         for attempt in range(CONNECT_RETRIES + 1):
             try:
                 return self._send(url, headers, stream=stream)
@@ -242,12 +254,34 @@ class Registry:
 
     # --- manifests and blobs -------------------------------------------------------------------
 
+    def _manifest_response(self, ref: str) -> httpx.Response:
+        # one Accept line per media type, as the reference sends them
+        types = [MANIFEST_V2, MANIFEST_LIST] + ([OCI_MANIFEST, OCI_INDEX] if self.accept_oci else [])
+        return self._get(f"/v2/{self.repo.remote_name}/manifests/{ref}", [("Accept", t) for t in types])
+
+    def is_public(self, digest: str) -> bool:
+        """Whether an anonymous client may read the manifest ``digest`` (a session of its own,
+        without credentials): refused or not found means private; any other failure is raised."""
+        anonymous = Registry(self.repo, None, self.allowlist, **self._options)
+        try:
+            try:
+                anonymous.login()
+            except ImgapiError as e:
+                if e.code == "UnauthorizedError":
+                    return False
+                raise
+            r = anonymous._manifest_response(digest)
+            r.close()
+        finally:
+            anonymous.close()
+        if r.status_code in (401, 403, 404):
+            return False
+        _check_status(r.status_code)
+        return True
+
     def manifest(self, ref: str) -> Manifest:
         """The manifest of a tag or digest, in the Docker media types (and OCI's when enabled)."""
-        accept = f"{MANIFEST_V2}, {MANIFEST_LIST}" + (
-            f", {OCI_MANIFEST}, {OCI_INDEX}" if self.accept_oci else ""
-        )
-        r = self._get(f"/v2/{self.repo.remote_name}/manifests/{ref}", {"Accept": accept})
+        r = self._manifest_response(ref)
         try:
             body = r.read()
         finally:

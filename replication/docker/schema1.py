@@ -14,6 +14,7 @@ import hashlib
 import json
 import re
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +30,9 @@ from replication.docker.pull import Pulled
 MANIFEST_V2 = "application/vnd.docker.distribution.manifest.v2+json"
 CONFIG_TYPE = "application/vnd.docker.container.image.v1+json"
 LAYER_TYPE = "application/vnd.docker.image.rootfs.diff.tar"
-_NOP = re.compile(r" #\(nop\) \s*(\w+)")
+#: A Dockerfile metadata step: the marker, one space, then the instruction (any other spacing is a
+#: step with a layer).
+_NOP = re.compile(r" #\(nop\) (\w+)")
 _CURVES: dict[str, tuple[ec.EllipticCurve, hashes.HashAlgorithm]] = {
     "P-256": (ec.SECP256R1(), hashes.SHA256()),
     "P-384": (ec.SECP384R1(), hashes.SHA384()),
@@ -155,9 +158,11 @@ def upconvert(
     return config, config_text, manifest, json.dumps(manifest, indent=4, ensure_ascii=False)
 
 
-def uncompressed_digest(blobs: BlobClient, pulled: Pulled) -> str:
+def uncompressed_digest(blobs: BlobClient, pulled: Pulled, report: Callable[[str], None]) -> str:
     """The diff_id of a pulled layer: what its image recorded, else the SHA-256 of the stored
-    blob decompressed (gzip only)."""
+    blob decompressed (gzip only). The digest is computed after the download finished, so a
+    layer that has to be decompressed reports ``Uncompressing layer`` before and
+    ``Uncompression completed`` after (through ``report``)."""
     found = pulled.found
     if pulled.reused and found is not None and found.files and found.files[0].HasField("uncompressed_digest"):
         return found.files[0].uncompressed_digest
@@ -168,6 +173,7 @@ def uncompressed_digest(blobs: BlobClient, pulled: Pulled) -> str:
     blob_id = pulled.blob.blob_id if pulled.blob is not None else (found.files[0].blob_id if found else "")
     inflate = zlib.decompressobj(wbits=31)
     sha = hashlib.sha256()
+    report("Uncompressing layer")
     try:
         for chunk in blobs.read(blob_id):
             sha.update(inflate.decompress(chunk))
@@ -176,4 +182,5 @@ def uncompressed_digest(blobs: BlobClient, pulled: Pulled) -> str:
         raise ImgapiError("InternalError", f"{e.reason}: {e.message}") from None
     except zlib.error as e:
         raise ImgapiError("InternalError", f"layer {pulled.layer.digest} is not gzip: {e}") from None
+    report("Uncompression completed")
     return "sha256:" + sha.hexdigest()

@@ -73,6 +73,8 @@ class FakeRegistry:
     port: int
     repos: dict[str, FakeRepo]
     requests: list[tuple[str, str | None]] = field(default_factory=list)
+    #: (path, the request's ``Accept`` lines)
+    accepts: list[tuple[str, list[str]]] = field(default_factory=list)
     #: (path, Range header) of every request
     ranges: list[tuple[str, str | None]] = field(default_factory=list)
     stop: Callable[[], None] = lambda: None
@@ -121,6 +123,7 @@ def start_fake_registry(repos: dict[str, FakeRepo]) -> FakeRegistry:
             fake = box[0]
             fake.requests.append((self.path, self.headers.get("Authorization")))
             fake.ranges.append((self.path, self.headers.get("Range")))
+            fake.accepts.append((self.path, self.headers.get_all("Accept") or []))
             if self.path == "/v2/":
                 self._send(401, b"{}", {"WWW-Authenticate": 'Basic realm="fake"'})
                 return
@@ -134,7 +137,9 @@ def start_fake_registry(repos: dict[str, FakeRepo]) -> FakeRegistry:
                 return
             name, kind, ref = parts
             repo = fake.repos[name]
-            if kind == "manifests":
+            if kind == "manifests" and repo.fault == "probe-fails" and ref.startswith("sha256:"):
+                self._send(500, b'{"errors":[{"code":"UNKNOWN"}]}')
+            elif kind == "manifests":
                 v1 = repo.fault == "schema1"
                 media = "application/vnd.docker.distribution.manifest.v1+prettyjws" if v1 else MANIFEST_V2
                 headers = {"Content-Type": media}

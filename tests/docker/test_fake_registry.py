@@ -34,6 +34,8 @@ def fake(stack: Stack) -> Iterator[FakeRegistry]:
             "fake/old": schema1_repo(f"old{tag}"),
             "fake/gone": fake_repo(f"gone{tag}", "breaks", size=100_000),
             "fake/unsigned": schema1_repo(f"unsigned{tag}", signed=False),
+            "fake/probe": fake_repo(f"probe{tag}", "probe-fails"),
+            "fake/old2": schema1_repo(f"oldtwo{tag}", cmd_step="#(nop)  CMD"),
         }
     )
     yield f
@@ -69,6 +71,41 @@ def test_redirect_is_followed_without_credentials(c: httpx.Client, fake: FakeReg
     assert by_path[f"/elsewhere/fake/redir/{layer}"] is None
 
 
+def test_private_probe_asks_again_without_credentials(c: httpx.Client, fake: FakeRegistry) -> None:
+    """With credentials, the manifest is fetched a second time by digest anonymously; the answer
+    is not reported, but a registry failing that request stops the import before it streams."""
+    msgs = lines(c.post(f"{IMPORT}&repo={fake.host}/fake/redir&tag=v1", headers=AUTH))
+    assert msgs[-1]["payload"]["status"].startswith("Status: "), msgs[-1]
+    digest = hashlib.sha256(fake.repos["fake/redir"].manifest).hexdigest()
+    assert (f"/v2/fake/redir/manifests/sha256:{digest}", None) in fake.requests
+    r = c.post(f"{IMPORT}&repo={fake.host}/fake/probe&tag=v1", headers=AUTH)
+    assert lines(r) == [
+        {
+            "type": "error",
+            "id": f"{fake.host}/fake/probe",
+            "error": {"code": "InternalError", "message": "InternalServerError"},
+        }
+    ]
+    assert "content-type" not in r.headers
+
+
+def test_no_probe_without_credentials(c: httpx.Client, fake: FakeRegistry) -> None:
+    msgs = lines(c.post(f"{IMPORT}&repo={fake.host}/fake/probe&tag=v1"))
+    assert msgs[-1]["payload"]["status"].startswith("Status: Downloaded newer image"), msgs[-1]
+    assert not [p for p, _ in fake.requests if p.startswith("/v2/fake/probe/manifests/sha256:")]
+
+
+def test_manifest_media_types_go_as_separate_accept_lines(c: httpx.Client, fake: FakeRegistry) -> None:
+    msgs = lines(c.post(f"{IMPORT}&repo={fake.host}/fake/nodigest&tag=v1"))
+    assert msgs[-1]["payload"]["status"].startswith("Status: "), msgs[-1]
+    assert [a for p, a in fake.accepts if p == "/v2/fake/nodigest/manifests/v1"] == [
+        [
+            "application/vnd.docker.distribution.manifest.v2+json",
+            "application/vnd.docker.distribution.manifest.list.v2+json",
+        ]
+    ]
+
+
 def test_manifest_without_digest_header(c: httpx.Client, fake: FakeRegistry) -> None:
     msgs = lines(c.post(f"{IMPORT}&repo={fake.host}/fake/nodigest&tag=v1", headers=AUTH))
     digest = "sha256:" + hashlib.sha256(fake.repos["fake/nodigest"].manifest).hexdigest()
@@ -94,6 +131,18 @@ def test_schema1_manifest_is_converted(c: httpx.Client, fake: FakeRegistry) -> N
     repo = fake.repos["fake/old"]
     msgs = lines(c.post(f"{IMPORT}&repo={fake.host}/fake/old&tag=v1", headers=AUTH))
     assert msgs[-1]["payload"]["status"].startswith("Status: Downloaded newer image"), msgs[-1]
+    # the layer's diff_id is computed once its download is complete, and that is reported
+    assert [m["payload"] for m in msgs if m["type"] == "progress"] == [
+        {"id": repo.layer[7:19], "status": s}
+        for s in (
+            "Pulling fs layer",
+            "Download complete",
+            "Uncompressing layer",
+            "Uncompression completed",
+            "Activating image",
+            "Pull complete",
+        )
+    ]
     created = msgs[-3]
     text = created["manifest_str"]
     converted = json.loads(text)
@@ -119,8 +168,28 @@ def test_schema1_manifest_is_converted(c: httpx.Client, fake: FakeRegistry) -> N
     base_v1 = json.loads(json.loads(repo.manifest)["history"][1]["v1Compatibility"])
     assert img["description"] == " ".join(base_v1["container_config"]["Cmd"])
     again = lines(c.post(f"{IMPORT}&repo={fake.host}/fake/old&tag=v1", headers=AUTH))
-    assert [m["payload"]["status"] for m in again if m["type"] == "progress"] == ["Already exists"]
+    # the stored file does not keep the layer's uncompressed digest, so it is computed again
+    assert [m["payload"]["status"] for m in again if m["type"] == "progress"] == [
+        "Already exists",
+        "Uncompressing layer",
+        "Uncompression completed",
+    ]
     assert again[-3] == created  # the reused layer's uncompressed digest is the same
+
+
+def test_schema1_step_is_empty_only_with_one_space_after_the_marker(
+    c: httpx.Client, fake: FakeRegistry
+) -> None:
+    """A metadata step is recognised by the marker, a single space and its instruction; with two
+    spaces the step counts as a layer of its own."""
+    repo = fake.repos["fake/old2"]
+    msgs = lines(c.post(f"{IMPORT}&repo={fake.host}/fake/old2&tag=v1", headers=AUTH))
+    assert msgs[-1]["payload"]["status"].startswith("Status: Downloaded newer image"), msgs[-1]
+    created = msgs[-3]
+    assert [h.get("empty_layer", False) for h in created["image"]["history"]] == [False, False]
+    blob_sums = [f["blobSum"] for f in reversed(json.loads(repo.manifest)["fsLayers"])]
+    assert [layer["digest"] for layer in json.loads(created["manifest_str"])["layers"]] == blob_sums
+    assert created["image_uuid"] == layer_uuid(blob_sums)
 
 
 def test_unsigned_schema1_manifest_is_refused(c: httpx.Client, fake: FakeRegistry) -> None:

@@ -263,20 +263,23 @@ def test_fresh_import_then_child_then_again(c: httpx.Client, r0: Registry0) -> N
 def test_not_found(c: httpx.Client, r0: Registry0, what: str) -> None:
     before = c.get("/images?state=all").json()
     repo, tag = what.split(":")
-    msgs = lines(c.post(f"{IMPORT}&repo={r0.host}/{repo}&tag={tag}"))
-    assert msgs == [
+    r = c.post(f"{IMPORT}&repo={r0.host}/{repo}&tag={tag}")
+    assert lines(r) == [
         {
             "type": "error",
             "id": f"{r0.host}/{repo}",
             "error": {"code": "ResourceNotFound", "message": "NotFoundError"},
         }
     ]
+    assert "content-type" not in r.headers  # failed before its progress stream started
     assert c.get("/images?state=all").json() == before
 
 
 def test_closed_port(c: httpx.Client) -> None:
-    msgs = lines(c.post(f"{IMPORT}&repo=127.0.0.1:{free_port()}/test/base&tag=v1"))
+    r = c.post(f"{IMPORT}&repo=127.0.0.1:{free_port()}/test/base&tag=v1")
+    msgs = lines(r)
     assert len(msgs) == 1 and msgs[0]["error"]["code"] == "RemoteSourceError"
+    assert "content-type" not in r.headers
     assert "ECONNREFUSED" in msgs[0]["error"]["message"]
 
 

@@ -191,6 +191,7 @@ def start_stack(
     channels: list[dict[str, Any]] | None = None,
     admin_uuid: str | None = SDC,
     shape: Shape | None = None,
+    replication: bool = True,
     **gateway_settings: Any,
 ) -> Stack:
     shape = shape or Shape()
@@ -203,13 +204,15 @@ def start_stack(
     stops.append(stop_catalog)
     blob_target, stop_blob = _start_blob(tmp, shape.s3)
     stops.append(stop_blob)
-    replication_db, drop_replication_db = shape.database()
-    stops.append(drop_replication_db)
-    imports = {k: gateway_settings[k] for k in IMPORT_SETTINGS if k in gateway_settings}
-    replication_target, stop_replication = start_replication(
-        tmp, catalog_target, blob_target, replication_db, **imports
-    )
-    stops.append(stop_replication)
+    replication_target = ""
+    if replication:  # without it the gateway has no replication_target
+        replication_db, drop_replication_db = shape.database()
+        stops.append(drop_replication_db)
+        imports = {k: gateway_settings[k] for k in IMPORT_SETTINGS if k in gateway_settings}
+        replication_target, stop_replication = start_replication(
+            tmp, catalog_target, blob_target, replication_db, **imports
+        )
+        stops.append(stop_replication)
     for k in IMPORT_SETTINGS:
         if k not in GatewaySettings.model_fields:
             gateway_settings.pop(k, None)
