@@ -30,9 +30,7 @@ from replication.docker.pull import Pulled
 MANIFEST_V2 = "application/vnd.docker.distribution.manifest.v2+json"
 CONFIG_TYPE = "application/vnd.docker.container.image.v1+json"
 LAYER_TYPE = "application/vnd.docker.image.rootfs.diff.tar"
-#: A Dockerfile metadata step: the marker, one space, then the instruction (any other spacing is a
-#: step with a layer).
-_NOP = re.compile(r" #\(nop\) (\w+)")
+_NOP = re.compile(r" #\(nop\) \s*(\w+)")
 _CURVES: dict[str, tuple[ec.EllipticCurve, hashes.HashAlgorithm]] = {
     "P-256": (ec.SECP256R1(), hashes.SHA256()),
     "P-384": (ec.SECP384R1(), hashes.SHA384()),

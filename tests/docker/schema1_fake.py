@@ -40,9 +40,8 @@ def sign(manifest: dict[str, Any]) -> bytes:
     return payload[:length] + b',\n   "signatures": [' + json.dumps(signature).encode() + b"]\n}"
 
 
-def schema1_repo(text: str, signed: bool = True, cmd_step: str = "#(nop) CMD") -> FakeRepo:
-    """One ADD layer then a CMD step (``cmd_step`` its text before the command); fsLayers newest
-    first."""
+def schema1_repo(text: str, signed: bool = True) -> FakeRepo:
+    """One ADD layer then an empty CMD step; fsLayers newest first."""
     layer = gzip.compress(tar_bytes({f"{text}.txt": text.encode()}), mtime=0)
     empty = gzip.compress(tar_bytes({}), mtime=0)
     base_v1 = {
@@ -52,7 +51,7 @@ def schema1_repo(text: str, signed: bool = True, cmd_step: str = "#(nop) CMD") -
     }
     top_v1 = {
         "id": "b" * 64, "parent": "a" * 64, "created": CREATED, "os": "linux", "architecture": "amd64",
-        "config": {"Cmd": ["/bin/sh"]}, "container_config": {"Cmd": ["/bin/sh", "-c", f'{cmd_step} ["/bin/sh"]']},
+        "config": {"Cmd": ["/bin/sh"]}, "container_config": {"Cmd": ["/bin/sh", "-c", '#(nop)  CMD ["/bin/sh"]']},
     }  # fmt: skip
     manifest = {
         "schemaVersion": 1,

@@ -35,7 +35,6 @@ def fake(stack: Stack) -> Iterator[FakeRegistry]:
             "fake/gone": fake_repo(f"gone{tag}", "breaks", size=100_000),
             "fake/unsigned": schema1_repo(f"unsigned{tag}", signed=False),
             "fake/probe": fake_repo(f"probe{tag}", "probe-fails"),
-            "fake/old2": schema1_repo(f"oldtwo{tag}", cmd_step="#(nop)  CMD"),
         }
     )
     yield f
@@ -175,21 +174,6 @@ def test_schema1_manifest_is_converted(c: httpx.Client, fake: FakeRegistry) -> N
         "Uncompression completed",
     ]
     assert again[-3] == created  # the reused layer's uncompressed digest is the same
-
-
-def test_schema1_step_is_empty_only_with_one_space_after_the_marker(
-    c: httpx.Client, fake: FakeRegistry
-) -> None:
-    """A metadata step is recognised by the marker, a single space and its instruction; with two
-    spaces the step counts as a layer of its own."""
-    repo = fake.repos["fake/old2"]
-    msgs = lines(c.post(f"{IMPORT}&repo={fake.host}/fake/old2&tag=v1", headers=AUTH))
-    assert msgs[-1]["payload"]["status"].startswith("Status: Downloaded newer image"), msgs[-1]
-    created = msgs[-3]
-    assert [h.get("empty_layer", False) for h in created["image"]["history"]] == [False, False]
-    blob_sums = [f["blobSum"] for f in reversed(json.loads(repo.manifest)["fsLayers"])]
-    assert [layer["digest"] for layer in json.loads(created["manifest_str"])["layers"]] == blob_sums
-    assert created["image_uuid"] == layer_uuid(blob_sums)
 
 
 def test_unsigned_schema1_manifest_is_refused(c: httpx.Client, fake: FakeRegistry) -> None:
