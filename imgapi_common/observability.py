@@ -31,9 +31,7 @@ import grpc
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.metrics_core import Metric
 
-from imgapi_common.log_lines import is_terminal as is_terminal  # re-exported
-from imgapi_common.log_lines import json_line as json_line  # re-exported
-from imgapi_common.log_lines import utc_ts
+from imgapi_common.log_lines import is_terminal, json_line, utc_ts
 from imgapi_common.method_interceptor import MethodWrappingInterceptor, Wrappers
 
 #: The id of the request being served in this context ("" outside requests).

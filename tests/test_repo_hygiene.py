@@ -20,9 +20,6 @@ CITATION = re.compile(
     r"|\.\./shared\b|\bshared/(?:spec|fixtures|bench)\b"
 )
 
-#: Files allowed to cite the spec folder while another change rewrites them (empty: none).
-BEING_REWRITTEN: frozenset[str] = frozenset()
-
 #: Generated or binary files, and this test (which names what it looks for).
 _SKIPPED_SUFFIXES = (".pb", "_pb2.py", "_pb2.pyi", "_pb2_grpc.py", ".png", ".gif", ".jpg", ".ico", ".gz")
 _THIS = "tests/test_repo_hygiene.py"
@@ -48,7 +45,7 @@ def spec_citations(names: list[str]) -> list[str]:
     """``path:line: text`` of every line citing the spec folder."""
     found = []
     for name in names:
-        if name == _THIS or name.endswith(_SKIPPED_SUFFIXES) or name in BEING_REWRITTEN:
+        if name == _THIS or name.endswith(_SKIPPED_SUFFIXES):
             continue
         path = ROOT / name
         try:
@@ -80,15 +77,3 @@ def test_the_pattern_catches_citations_and_spares_rfcs() -> None:
     spared = ["RFC 9110 §13.1.5: a strong ETag must match", "docs/limits.md", "the errors module"]
     assert all(CITATION.search(line) for line in cited)
     assert not any(CITATION.search(line) for line in spared)
-
-
-def test_files_being_rewritten_still_exist() -> None:
-    # An entry for a file that is gone or clean is stale: drop it from BEING_REWRITTEN.
-    names = set(_tracked_files())
-    stale = sorted(n for n in BEING_REWRITTEN if n not in names)
-    clean = sorted(
-        n
-        for n in BEING_REWRITTEN
-        if n in names and not any(CITATION.search(line) for line in (ROOT / n).read_text().splitlines())
-    )
-    assert not stale and not clean, f"remove from BEING_REWRITTEN: {stale + clean}"

@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from catalog_service import list_params
+from catalog_service import list_filters
 from catalog_service.calls import Caller, Rendered, View
 from catalog_service.clock import now_timestamp
 from catalog_service.db.rows import blob_ids_of
@@ -110,7 +110,7 @@ class LifecycleHandlers(CatalogCore):
                 f'URL UUID, "{uuid}" and body UUID, "{shown}" do not match',
                 [FieldError("uuid", "Invalid")],
             )
-        skip = list_params.parse_bool_param("skip_owner_check", skip_owner_check)
+        skip = list_filters.parse_bool_param("skip_owner_check", skip_owner_check)
         body = dict(body)
         body.pop("channels", None)
 

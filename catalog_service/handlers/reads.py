@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from catalog_service import list_params
+from catalog_service import list_filters
 from catalog_service.calls import Caller, Rendered, View
 from catalog_service.db.listing import ListQuery, State
 from catalog_service.db.rows import db_text, load_record, published_sort_key
@@ -75,7 +75,7 @@ class ReadHandlers(CatalogCore):
         ``marker_published_at`` is a timestamp text (``YYYY-MM-DDTHH:MM:SS.mmmZ``)."""
         channel = self.resolve_channel(caller.channel, write=False)
         view = View(view.include_channels, incl_admin_fields or view.include_admin_fields)
-        n = list_params.MAX_LIMIT if limit <= 0 else min(limit, list_params.MAX_LIMIT)
+        n = list_filters.MAX_LIMIT if limit <= 0 else min(limit, list_filters.MAX_LIMIT)
         st = state
         if self.cfg.mode != "dc" and not caller.authenticated:
             if st in ("disabled", "unactivated", "creating", "failed"):
@@ -95,13 +95,13 @@ class ReadHandlers(CatalogCore):
                 state=st,
                 account=None if caller.user_account is None else db_text(caller.user_account),
                 owner=db_text(owner) or None,
-                name=list_params.text_match(name, allow_substring=True),
-                version=list_params.text_match(version, allow_substring=True),
+                name=list_filters.text_match(name, allow_substring=True),
+                version=list_filters.text_match(version, allow_substring=True),
                 os=db_text(os) or None,
-                type=list_params.text_match(type, allow_negate=True),
+                type=list_filters.text_match(type, allow_negate=True),
                 public=public,
-                tags=list_params.tag_filters(tags or {}),
-                billing_tags=list_params.billing_filters(billing_tags),
+                tags=list_filters.tag_filters(tags or {}),
+                billing_tags=list_filters.billing_filters(billing_tags),
                 channel=channel,
                 limit=n,
                 descending=descending,
