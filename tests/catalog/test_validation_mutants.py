@@ -264,6 +264,41 @@ CASES: list[tuple[dict[str, Any], list[tuple[str, str, str | None]]]] = [
             )
         ],
     ),
+    # v, name, version, description, public (scripts/mutation on field_checks)
+    ({"v": -1}, [("v", "Invalid", '"v" must be a positive integer')]),
+    ({"name": 5}, [("name", "Invalid", "image name must be a string: 5")]),
+    ({"version": [1]}, [("version", "Invalid", "image version must be a string: [1]")]),
+    (
+        {"version": "1 0"},
+        [
+            (
+                "version",
+                "Invalid",
+                'image version has invalid characters (only alpha-numeric characters and ".", "-", "_", "/" '
+                'and "+" are allowed)',
+            )
+        ],
+    ),
+    ({"version": 1.5}, []),  # a number's text is checked against the pattern
+    ({"description": True}, [("description", "Invalid", "image description must be a string: true")]),
+    (
+        {"description": "d" * 10241},
+        [("description", "Invalid", "image description is too long (max 10240 characters)")],
+    ),
+    ({"description": "d" * 10240}, []),
+    ({"public": "yes"}, [("public", "Invalid", 'invalid value for "public" param: "yes" is not a boolean')]),
+    # acl, users, tags
+    ({"acl": 5}, [("acl", "Invalid", 'invalid image "acl" (not an array): 5')]),
+    ({"users": "u"}, [("users", "Invalid", 'invalid image "users" (not an array): "u"')]),
+    (
+        {"users": [{"name": "root"}, {"name": "a", "uid": 1}]},
+        [("users", "Invalid", 'invalid image "users" entry: {"name":"a","uid":1}')],
+    ),
+    ({"tags": ["t"]}, [("tags", "Invalid", 'invalid image "tags" (not an object): ["t"]')]),
+    (
+        {"tags": {"k": "v" * 102400}},
+        [("tags", "Invalid", 'image "tags" string length is too long, max 102400 characters')],
+    ),
 ]
 
 
