@@ -349,6 +349,21 @@ def test_create_channels_on_channel_server() -> None:
     assert validate_record(rec, PUBLIC_CH) == []
 
 
+def test_channels_passed_in_are_validated() -> None:
+    err = raises(build_record, body(public=True), PUBLIC_CH, for_import=False, new_uuid=NEW, channels=[5])
+    assert err.code == "ValidationFailed"
+    assert list(err.errors) == [
+        FieldError("channels", "Invalid", 'invalid image "channels": not an array of strings: [5]')
+    ]
+
+
+def test_import_with_v_is_not_upgraded() -> None:
+    manifest = {**fixture("fauxnodejs-1.4.0.dsmanifest"), "v": 2}
+    err = raises(import_, manifest)
+    assert err.code == "InvalidParameter"
+    assert "creator_uuid" in [e.field for e in err.errors]
+
+
 def test_create_channels_argument_on_server_without_channels_is_invalid() -> None:
     err = raises(build_record, body(), DC, for_import=False, new_uuid=NEW, channels=["dev"])
     assert [(e.field, e.code) for e in err.errors] == [("channels", "Invalid")]
@@ -360,14 +375,14 @@ def test_create_channels_argument_on_server_without_channels_is_invalid() -> Non
 def test_import_requires_uuid() -> None:
     for b in (body(), body(uuid=""), body(uuid=None)):
         err = raises(import_, b)
-        assert err.code == "InvalidParameter"
+        assert (err.code, err.message) == ("InvalidParameter", 'missing "uuid"')
         assert list(err.errors) == [FieldError("uuid", "MissingParameter")]
 
 
 def test_import_rejects_non_string_published_at() -> None:
     for value in (20121102, True, ["2012-11-02T22:46:45.992Z"], {"a": 1}):
         err = raises(import_, body(uuid=UUID, published_at=value))
-        assert err.code == "InvalidParameter"
+        assert (err.code, err.message) == ("InvalidParameter", 'invalid "published_at"')
         assert list(err.errors) == [FieldError("published_at", "Invalid")]
 
 

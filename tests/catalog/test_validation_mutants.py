@@ -437,3 +437,13 @@ REQUIREMENT_CASES: list[tuple[Any, list[tuple[str, str, str | None]]]] = [
 @pytest.mark.parametrize("value,expected", REQUIREMENT_CASES)
 def test_requirements_entries(value: Any, expected: list[tuple[str, str, str | None]]) -> None:
     assert requirements(value) == expected
+
+
+def test_raw_record_pre_checks() -> None:
+    """A stored record's derived ``tags_search`` and its ``icon`` entry are checked too."""
+    assert entries(manifest(tags_search="a=b")) == [
+        ("tags", "Invalid", 'invalid raw image "tags": not an array of strings')
+    ]
+    assert entries(manifest(tags_search=["a=b"], icon={"contentMD5": "m", "size": 1})) == [
+        ("icon", "Invalid", 'invalid image "icon": icon missing "contentType" field')
+    ]
