@@ -31,6 +31,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from email.utils import format_datetime
+from functools import partial
 from typing import Protocol
 
 from starlette.requests import ClientDisconnect
@@ -106,29 +107,23 @@ def tus_error(status: int, code: str, message: str, headers: dict[str, str] | No
 Handler = Callable[[RequestContext], Awaitable[Response]]
 
 
-def _tus(handler: Handler) -> Handler:
+async def _with_tus(handler: Handler, ctx: RequestContext) -> Response:
     """Tus-Resumable on every response (errors included) and the protocol version check."""
-
-    async def wrapped(ctx: RequestContext) -> Response:
-        version = ctx.request.headers.get("tus-resumable")
-        if version != TUS_VERSION:
-            return tus_error(
-                412,
-                "PreconditionFailed",
-                f"unsupported Tus-Resumable {version!r} (supported: {TUS_VERSION})",
-                {"Tus-Version": TUS_VERSION},
-            )
-        try:
-            response = await handler(ctx)
-        except Exception as exc:
-            response = render(exc)
-        for k, v in _base_headers().items():
-            response.headers[k] = v
-        return response
-
-    wrapped.__name__ = handler.__name__
-    wrapped.__doc__ = handler.__doc__
-    return wrapped
+    version = ctx.request.headers.get("tus-resumable")
+    if version != TUS_VERSION:
+        return tus_error(
+            412,
+            "PreconditionFailed",
+            f"unsupported Tus-Resumable {version!r} (supported: {TUS_VERSION})",
+            {"Tus-Version": TUS_VERSION},
+        )
+    try:
+        response = await handler(ctx)
+    except Exception as exc:
+        response = render(exc)
+    for k, v in _base_headers().items():
+        response.headers[k] = v
+    return response
 
 
 # --- upload ids --------------------------------------------------------------------------------------
@@ -226,8 +221,7 @@ async def options(ctx: RequestContext) -> Response:
     )
 
 
-@_tus
-async def create_upload(ctx: RequestContext) -> Response:
+async def _create_upload(ctx: RequestContext) -> Response:
     """``POST /images/:uuid/file/uploads`` (creation): pre-body checks, then a blob upload."""
     meta = parse_metadata(ctx.request.headers.get("upload-metadata"))
 
@@ -264,8 +258,7 @@ async def create_upload(ctx: RequestContext) -> Response:
     return Response(b"", status_code=201, headers=headers)
 
 
-@_tus
-async def head_upload(ctx: RequestContext) -> Response:
+async def _head_upload(ctx: RequestContext) -> Response:
     """``HEAD``: the resume point."""
     token = ctx.params["upload_id"]
     ref = UploadRef.decode(token, ctx.uuid)
@@ -273,8 +266,7 @@ async def head_upload(ctx: RequestContext) -> Response:
     return Response(None, status_code=200, headers=_offset_headers(upload.info, ref))
 
 
-@_tus
-async def delete_upload(ctx: RequestContext) -> Response:
+async def _delete_upload(ctx: RequestContext) -> Response:
     """``DELETE`` (termination): the upload and its bytes are gone."""
     token = ctx.params["upload_id"]
     ref = UploadRef.decode(token, ctx.uuid)
@@ -327,8 +319,7 @@ async def _within(source: AsyncIterator[bytes], room: int, length: int) -> Async
         yield piece
 
 
-@_tus
-async def patch_upload(ctx: RequestContext) -> Response:
+async def _patch_upload(ctx: RequestContext) -> Response:
     """``PATCH``: append at Upload-Offset; the PATCH reaching Upload-Length attaches the file."""
     token = ctx.params["upload_id"]
     ref = UploadRef.decode(token, ctx.uuid)
@@ -395,5 +386,12 @@ async def _finish(ctx: RequestContext, ref: UploadRef, upload: Upload, size: int
     info = await verify_and_commit(scope, upload, size, checks)
     await attach_file(scope, ref.uuid, info, FileMeta(ref.compression, ref.storage, ref.dataset_guid))
 
+
+# The handlers behind _with_tus: partials of module-level functions, not closures made at import,
+# so that scripts/mutation can mutate both (docs/testing.md).
+create_upload: Handler = partial(_with_tus, _create_upload)
+head_upload: Handler = partial(_with_tus, _head_upload)
+delete_upload: Handler = partial(_with_tus, _delete_upload)
+patch_upload: Handler = partial(_with_tus, _patch_upload)
 
 __all__ = ["create_upload", "delete_upload", "head_upload", "options", "patch_upload"]
