@@ -19,6 +19,7 @@ from email.utils import parsedate_to_datetime
 import httpx
 import pytest
 
+import gateway.tus
 from gateway.tus import UploadRef
 from tests.gateway.conftest import SDC, Stack, start_stack
 
@@ -171,6 +172,33 @@ def test_bad_metadata_is_refused(c: httpx.Client) -> None:
     failure(r, 400, "BadRequestError", "invalid Upload-Metadata value for 'sha1'")
 
 
+def test_storage_is_checked_at_creation(c: httpx.Client) -> None:
+    uuid = new_image(c)
+    r = c.post(
+        f"/images/{uuid}/file/uploads?compression=none",
+        headers={**TUS, "Upload-Length": "5", "Upload-Metadata": f"storage {b64('nowhere')}"},
+    )
+    assert r.status_code == 422 and r.headers["tus-resumable"] == "1.0.0"
+    assert r.json()["message"].startswith('invalid storage "nowhere" (must be one of ')
+    assert r.json()["errors"] == [{"field": "storage", "code": "Invalid"}]
+    loc = create(c, uuid, 5, "compression=none&storage=local")
+    assert UploadRef.decode(token_of(loc), uuid).storage == "local"
+
+
+def test_creation_beyond_the_maximum_file_size(c: httpx.Client) -> None:
+    n = 20 * 1024**3 + 1
+    r = c.post(
+        f"/images/{new_image(c)}/file/uploads?compression=none", headers={**TUS, "Upload-Length": str(n)}
+    )
+    failure(r, 400, "Upload", f"file size, {n}, exceeds the maximum allowed file size, {n - 1}")
+
+
+def test_the_upload_lives_for_the_tus_ttl(c: httpx.Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(gateway.tus, "TTL_SECONDS", 3600)  # not the blob service's 24-hour default
+    loc = create(c, new_image(c), 10)
+    assert timedelta(minutes=59) < expires_in(c.head(loc, headers=TUS)) <= timedelta(hours=1)
+
+
 # --- HEAD and DELETE ------------------------------------------------------------------------------
 
 
@@ -202,6 +230,29 @@ def test_unknown_and_foreign_upload_ids(c: httpx.Client) -> None:
     r = c.delete(f"/images/{other}/file/uploads/{token}", headers=TUS)
     failure(r, 404, "ResourceNotFound", f"upload {token} not found")
     assert c.head(loc, headers=TUS).status_code == 200  # untouched by the refused calls
+
+
+def test_upload_ids_the_blob_service_refuses_are_not_found(c: httpx.Client) -> None:
+    uuid = new_image(c)
+    ref = UploadRef.decode(token_of(create(c, uuid, 10)), uuid)
+    not_hex = UploadRef(**{**ref.__dict__, "upload_id": "z" * 32}).encode()
+    failure(
+        c.delete(f"/images/{uuid}/file/uploads/{not_hex}", headers=TUS),
+        404,
+        "ResourceNotFound",
+        f"upload {not_hex} not found",
+    )
+    # a real upload id with a length that is not a number
+    packed = base64.urlsafe_b64encode(
+        json.dumps({"uuid": uuid, "length": "10", "compression": "none"}).encode()
+    )
+    bad = f"{ref.upload_id}.{packed.decode().rstrip('=')}"
+    failure(
+        c.delete(f"/images/{uuid}/file/uploads/{bad}", headers=TUS),
+        404,
+        "ResourceNotFound",
+        f"upload {bad} not found",
+    )
 
 
 def test_termination(c: httpx.Client) -> None:
@@ -263,6 +314,26 @@ def test_patch_beyond_upload_length(c: httpx.Client) -> None:
     assert c.head(loc, headers=TUS).headers["upload-offset"] == "4"
     r = patch(c, loc, 4, chunks(3, 3))  # type: ignore[arg-type]  # exactly the rest
     assert r.status_code == 204 and r.headers["upload-offset"] == "10"
+
+
+def test_a_declared_body_beyond_upload_length_is_not_read(c: httpx.Client) -> None:
+    """Refused on its Content-Length before any byte is read (the server receives a large body in
+    pieces of at most a few hundred KiB: read, the first ones would fit and be stored)."""
+    loc = create(c, new_image(c), 1 << 20)
+    assert patch(c, loc, 0, DATA).status_code == 204
+    r = patch(c, loc, len(DATA), bytes(2 << 20))
+    failure(r, 400, "BadRequestError", f"the body would exceed Upload-Length {1 << 20}")
+    assert c.head(loc, headers=TUS).headers["upload-offset"] == str(len(DATA))
+
+
+def test_a_checksummed_chunked_body_is_cut_before_its_checksum(c: httpx.Client) -> None:
+    loc = create(c, new_image(c), 10)
+    assert patch(c, loc, 0, b"abcd").status_code == 204
+    wrong = base64.b64encode(bytes(20)).decode()
+    body = iter([b"x" * 7])  # no Content-Length: 7 bytes where 6 are left
+    r = patch(c, loc, 4, body, **{"Upload-Checksum": f"sha1 {wrong}"})  # type: ignore[arg-type]
+    failure(r, 400, "BadRequestError", "the body would exceed Upload-Length 10")  # not 460
+    assert c.head(loc, headers=TUS).headers["upload-offset"] == "4"
 
 
 def test_partial_and_final_patch_answers(c: httpx.Client) -> None:
