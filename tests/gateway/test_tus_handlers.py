@@ -317,12 +317,13 @@ def test_patch_beyond_upload_length(c: httpx.Client) -> None:
 
 
 def test_a_declared_body_beyond_upload_length_is_not_read(c: httpx.Client) -> None:
-    """Refused on its Content-Length before any byte is read (the server receives a large body in
-    pieces of at most a few hundred KiB: read, the first ones would fit and be stored)."""
-    loc = create(c, new_image(c), 1 << 20)
+    """Refused on its Content-Length before any byte is read. Read instead, the whole chunks the
+    blob client sends (1 MiB) before the cut would be stored."""
+    length = 3 << 20
+    loc = create(c, new_image(c), length)
     assert patch(c, loc, 0, DATA).status_code == 204
-    r = patch(c, loc, len(DATA), bytes(2 << 20))
-    failure(r, 400, "BadRequestError", f"the body would exceed Upload-Length {1 << 20}")
+    r = patch(c, loc, len(DATA), bytes(4 << 20))
+    failure(r, 400, "BadRequestError", f"the body would exceed Upload-Length {length}")
     assert c.head(loc, headers=TUS).headers["upload-offset"] == str(len(DATA))
 
 
