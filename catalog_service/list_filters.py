@@ -1,5 +1,4 @@
-"""ListImages filters as the listing query takes them (text matches, tags, billing tags) and the
-boolean parameters the catalog still reads (``skip_owner_check``)."""
+"""ListImages filters as the listing query takes them (text matches, tags, billing tags)."""
 
 from __future__ import annotations
 
@@ -7,22 +6,9 @@ from collections.abc import Mapping, Sequence
 
 from catalog_service.db.listing import TextMatch
 from catalog_service.db.rows import db_text
-from imgapi_common.errors import FieldError, invalid_parameter
 
 #: The largest ListImages page.
 MAX_LIMIT = 1000
-
-
-def parse_bool_param(name: str, raw: str) -> bool | None:
-    if raw == "":
-        return None
-    if raw == "true":
-        return True
-    if raw == "false":
-        return False
-    raise invalid_parameter(
-        f'invalid value for "{name}" param: "{raw}" is not a boolean', [FieldError(name, "Invalid")]
-    )
 
 
 def text_match(raw: str, *, allow_substring: bool = False, allow_negate: bool = False) -> TextMatch | None:

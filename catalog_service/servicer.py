@@ -272,6 +272,9 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
     def AdminImportImage(
         self, request: catalog_pb2.AdminImportImageRequest, context: grpc.ServicerContext
     ) -> catalog_pb2.ImageResponse:
+        if request.check_request_only:
+            self.s.check_import_request(request.uuid, _caller(request.caller), request.manifest_json)
+            return catalog_pb2.ImageResponse()
         return _resp(
             self.s.admin_import(
                 *_target(request),

@@ -51,15 +51,17 @@ async def image_action(ctx: RequestContext) -> Response:
 
 
 async def admin_import_image(ctx: RequestContext) -> Response:
-    """AdminImportImage (no source): the catalog does every check."""
+    """AdminImportImage (no source): the catalog does every check but ``skip_owner_check``'s, which
+    comes after the request's own (channel, operator, body uuid)."""
     req = catalog_pb2.AdminImportImageRequest(
-        caller=ctx.caller(),
-        view=ctx.view,
-        uuid=ctx.uuid,
-        manifest_json=ctx.body.text,
-        skip_owner_check=ctx.query.raw("skip_owner_check"),
-        from_source=False,
+        caller=ctx.caller(), view=ctx.view, uuid=ctx.uuid, manifest_json=ctx.body.text, from_source=False
     )
+    try:
+        req.skip_owner_check = remote_files.wants_skip_owner_check(ctx)
+    except ImgapiError:
+        req.check_request_only = True
+        await ctx.clients.catalog.AdminImportImage(req, **ctx.rpc)
+        raise
     resp = await ctx.clients.catalog.AdminImportImage(req, **ctx.rpc)
     return image_response(resp.image.view_json, resp.image.etag)
 

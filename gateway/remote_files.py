@@ -31,8 +31,7 @@ def require_operator(ctx: RequestContext) -> None:
 
 
 def wants_skip_owner_check(ctx: RequestContext) -> bool:
-    """``skip_owner_check``: ``true``/``false``; empty reads as absent, as AdminImportImage's catalog
-    check does (the catalog's request cannot tell the two apart)."""
+    """``skip_owner_check``: ``true``/``false`` (anything else is a 422); empty reads as absent."""
     if ctx.query.empty("skip_owner_check"):
         return False
     return ctx.query.boolean("skip_owner_check") is True

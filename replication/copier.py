@@ -221,7 +221,7 @@ class Copier:
                 view=VIEW,
                 uuid=img.uuid,
                 manifest_json=json.dumps(self.import_body(img.manifest)),
-                skip_owner_check="false" if img.uuid in self.owner_checked else "true",
+                skip_owner_check=img.uuid not in self.owner_checked,
                 from_source=True,
             )
             try:

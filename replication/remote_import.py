@@ -169,7 +169,7 @@ async def import_manifest(
             view=view,
             uuid=uuid,
             manifest_json=json.dumps(manifest),
-            skip_owner_check="true" if skip else "false",
+            skip_owner_check=skip,
             from_source=True,
         ),
         **scope.rpc,

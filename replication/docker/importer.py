@@ -269,7 +269,7 @@ class DockerImport:
                         view=VIEW,
                         uuid=uuid,
                         manifest_json=json.dumps(manifest),
-                        skip_owner_check="true",
+                        skip_owner_check=True,
                         from_source=True,
                     ),
                 ).image
