@@ -1,4 +1,4 @@
-"""Stored records <-> protobuf messages (no rules here, only shapes)."""
+"""Stored records <-> protobuf messages, and request preconditions (no rules here, only shapes)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from imgapi.v1 import image_pb2
+from imgapi.v1 import common_pb2, image_pb2
 
+from catalog_service.preconditions import Conditions, DateCondition, TagCondition
 from catalog_service.service import Rendered
 from imgapi_common.jsvalues import is_true
 
@@ -145,3 +146,21 @@ def icon_entry(m: image_pb2.ImageIcon) -> dict[str, Any]:
         "stor": m.stor,
         "blob_id": m.blob_id,
     }
+
+
+def _tags(c: common_pb2.EntityTagCondition) -> TagCondition:
+    return TagCondition(c.any, tuple(t.opaque for t in c.tags), c.header)
+
+
+def _date(c: common_pb2.DateCondition) -> DateCondition:
+    return DateCondition(c.time.seconds, c.header)
+
+
+def conditions_of(p: common_pb2.Preconditions) -> Conditions:
+    """The request's conditions; an unset field is no condition."""
+    return Conditions(
+        _tags(p.if_match) if p.HasField("if_match") else None,
+        _tags(p.if_none_match) if p.HasField("if_none_match") else None,
+        _date(p.if_modified_since) if p.HasField("if_modified_since") else None,
+        _date(p.if_unmodified_since) if p.HasField("if_unmodified_since") else None,
+    )

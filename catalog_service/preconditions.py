@@ -1,72 +1,75 @@
-"""Conditional request headers (If-Match, If-None-Match, If-Modified-Since, If-Unmodified-Since),
-evaluated against the image ETag."""
+"""Conditional requests (If-Match, If-None-Match, If-Modified-Since, If-Unmodified-Since), evaluated
+against the image ETag. The REST edge parses the headers; here they are typed values."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 
 from imgapi_common.errors import ImgapiError
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class TagCondition:
+    """An If-Match / If-None-Match list: ``any`` for ``*``, else the opaque tags (compared weakly)."""
+
+    any: bool = False
+    tags: tuple[str, ...] = ()
+    #: the header as sent, only quoted in the error message
+    header: str = ""
+
+    def matches(self, etag: str) -> bool:
+        return self.any or etag in self.tags
+
+
+@dataclass(frozen=True)
+class DateCondition:
+    """An If-Modified-Since / If-Unmodified-Since date, in seconds since the epoch."""
+
+    seconds: int
+    #: the header as sent, only quoted in the error message
+    header: str = ""
 
 
 @dataclass(frozen=True)
 class Conditions:
-    if_match: str = ""
-    if_none_match: str = ""
-    if_modified_since: str = ""
-    if_unmodified_since: str = ""
+    if_match: TagCondition | None = None
+    if_none_match: TagCondition | None = None
+    if_modified_since: DateCondition | None = None
+    if_unmodified_since: DateCondition | None = None
 
 
-def _tags(header: str) -> list[str]:
-    out = []
-    for raw in header.split(","):
-        t = raw.strip()
-        if t.startswith("W/"):
-            t = t[2:]
-        out.append(t.strip('"'))
-    return out
-
-
-def _matches(header: str, etag: str) -> bool:
-    return any(t == "*" or t == etag for t in _tags(header))
-
-
-def _http_date(value: str) -> datetime | None:
+def _seconds(iso: str) -> int | None:
+    """A stored ISO-8601 time in whole seconds since the epoch (naive: UTC); None if it does not parse."""
     try:
-        d = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    return d if d.tzinfo else d.replace(tzinfo=UTC)
-
-
-def _iso(value: str) -> datetime | None:
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+        t = datetime.fromisoformat(iso.replace("Z", "+00:00"))
     except ValueError:
         return None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=UTC)
+    return (t - _EPOCH).days * 86400 + (t - _EPOCH).seconds
 
 
 def evaluate(cond: Conditions, etag: str, *, is_get: bool, last_modified: str | None = None) -> bool:
     """Raise PreconditionFailed, return True for "not modified" (304 on GET), else False."""
-    if cond.if_match and not _matches(cond.if_match, etag):
-        raise ImgapiError("PreconditionFailed", f"if-match '{cond.if_match}' didn't match etag '{etag}'")
-    if cond.if_none_match and _matches(cond.if_none_match, etag):
+    if cond.if_match is not None and not cond.if_match.matches(etag):
+        raise ImgapiError(
+            "PreconditionFailed", f"if-match '{cond.if_match.header}' didn't match etag '{etag}'"
+        )
+    if cond.if_none_match is not None and cond.if_none_match.matches(etag):
         if is_get:
             return True
-        raise ImgapiError("PreconditionFailed", f"if-none-match '{cond.if_none_match}' matched etag '{etag}'")
-    lm = _iso(last_modified) if last_modified else None
+        raise ImgapiError(
+            "PreconditionFailed", f"if-none-match '{cond.if_none_match.header}' matched etag '{etag}'"
+        )
+    lm = _seconds(last_modified) if last_modified else None
     if lm is not None:
-        lm = lm.replace(microsecond=0)
-        if cond.if_unmodified_since:
-            d = _http_date(cond.if_unmodified_since)
-            if d is not None and lm > d:
-                raise ImgapiError(
-                    "PreconditionFailed",
-                    f"if-unmodified-since '{cond.if_unmodified_since}' failed",
-                )
-        if is_get and cond.if_modified_since and not cond.if_none_match:
-            d = _http_date(cond.if_modified_since)
-            if d is not None and lm <= d:
-                return True
+        unmodified = cond.if_unmodified_since
+        if unmodified is not None and lm > unmodified.seconds:
+            raise ImgapiError("PreconditionFailed", f"if-unmodified-since '{unmodified.header}' failed")
+        modified = cond.if_modified_since
+        if is_get and modified is not None and cond.if_none_match is None and lm <= modified.seconds:
+            return True
     return False

@@ -15,10 +15,9 @@ import grpc
 from imgapi.v1 import catalog_pb2, catalog_pb2_grpc, common_pb2, image_pb2
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from catalog_service.convert import file_entry, icon_entry, image_message
+from catalog_service.convert import conditions_of, file_entry, icon_entry, image_message
 from catalog_service.db.listing import State
 from catalog_service.domain.serialize import format_timestamp
-from catalog_service.preconditions import Conditions
 from catalog_service.service import Caller, CatalogService, Rendered, View
 from imgapi_common.errors import ImgapiError
 from imgapi_common.workers import worker_metadata
@@ -93,10 +92,6 @@ def _view(v: common_pb2.ImageView, has: bool) -> View:
     return View(include_channels=v.include_channels, include_admin_fields=v.include_admin_fields)
 
 
-def _cond(p: common_pb2.Preconditions) -> Conditions:
-    return Conditions(p.if_match, p.if_none_match, p.if_modified_since, p.if_unmodified_since)
-
-
 def _resp(r: Rendered) -> catalog_pb2.ImageResponse:
     return catalog_pb2.ImageResponse(
         image=image_message(r), not_modified=r.not_modified, orphaned_blob_ids=list(r.orphaned_blob_ids)
@@ -145,7 +140,7 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
         r = self.s.get_image(
             *_target(request),
             request.incl_admin_fields,
-            _cond(request.preconditions),
+            conditions_of(request.preconditions),
             _SUBJECT.get(request.preconditions.subject, "image"),  # type: ignore[arg-type]
         )
         if request.view_only:
@@ -198,7 +193,7 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
             self.s.update(
                 *_target(request),
                 request.update_json,
-                _cond(request.preconditions),
+                conditions_of(request.preconditions),
             )
         )
 
@@ -208,7 +203,7 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
         return _resp(
             self.s.activate(
                 *_target(request),
-                _cond(request.preconditions),
+                conditions_of(request.preconditions),
             )
         )
 
@@ -219,7 +214,7 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
             self.s.set_disabled(
                 *_target(request),
                 True,
-                _cond(request.preconditions),
+                conditions_of(request.preconditions),
             )
         )
 
@@ -230,7 +225,7 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
             self.s.set_disabled(
                 *_target(request),
                 False,
-                _cond(request.preconditions),
+                conditions_of(request.preconditions),
             )
         )
 
@@ -324,7 +319,7 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
             self.s.channel_add(
                 *_target(request),
                 request.channel,
-                _cond(request.preconditions),
+                conditions_of(request.preconditions),
             )
         )
 

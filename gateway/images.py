@@ -31,12 +31,11 @@ async def load_image(ctx: RequestContext, preconditions: bool = False) -> image_
     req = catalog_pb2.GetImageRequest(caller=ctx.caller(), view=ctx.view, uuid=ctx.uuid)
     if preconditions:
         # Step **cond** of a write: If-Match, and If-None-Match (a match is a 412 here, where the
-        # GetImage call would report "not modified").
-        req.preconditions.if_match = ctx.request.headers.get("if-match", "")
-        req.preconditions.if_none_match = ctx.request.headers.get("if-none-match", "")
+        # GetImage call would report "not modified"); the image has no Last-Modified.
+        req.preconditions.CopyFrom(ctx.preconditions())
     resp = await ctx.clients.catalog.GetImage(req, **ctx.rpc)
     if resp.not_modified:
-        header = req.preconditions.if_none_match
+        header = req.preconditions.if_none_match.header
         raise ImgapiError("PreconditionFailed", f"if-none-match '{header}' matched etag '{resp.image.etag}'")
     return resp.image
 
