@@ -157,6 +157,9 @@ def test_admin_import_skip_owner_check_order(dc: httpx.Client, pub: httpx.Client
     err(act(pub, u, f"action=import&channel=nope&{bad}", m), 422, "ValidationFailed", ["channel"])
     err(act(dc, u, f"action=import&account={LUKE}&{bad}", m), 403, "OperatorOnly")
     err(act(dc, u, f"action=import&account=&{bad}", m), 403, "OperatorOnly")
+    # a malformed account is no InvalidParameter here (why the edge leaves accounts to the catalog)
+    err(act(dc, u, f"action=import&account=nope&{bad}", m), 403, "OperatorOnly")
+    err(pub.get(f"/images/{u}?account=nope&channel=bogus"), 422, "ValidationFailed", ["channel"])
     err(act(dc, new_uuid(), f"action=import&{bad}", m), 422, "InvalidParameter", ["uuid"])
     body = err(act(dc, u, f"action=import&{bad}", {"uuid": 12345678901234567890}), 422, "InvalidParameter")
     assert body["message"] == f'URL UUID, "{u}" and body UUID, "12345678901234567000" do not match'

@@ -38,6 +38,10 @@ class CallerContext(_message.Message):
     account: _builtins.str
     """`account` query parameter as received (may be empty or malformed: the catalog validates it
     and answers with IMGAPI's InvalidParameter). Empty and not `account_present` = operator request.
+    It stays text on purpose: where a malformed account is reported depends on the operation and
+    comes after checks only the catalog makes (the channel first; AdminImportImage answers
+    OperatorOnly for any account, malformed or not), so validating it at the REST edge would change
+    which error a REST client sees.
     """
     channel: _builtins.str
     """`channel` query parameter as received. Empty = server default channel, "*" = all (reads only)."""
