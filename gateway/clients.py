@@ -8,7 +8,6 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 
-import grpc
 from grpc import aio
 from imgapi.v1 import catalog_pb2_grpc, docker_pb2_grpc, replication_pb2_grpc
 from pydantic import SecretStr
@@ -110,7 +109,3 @@ def create_clients(settings: GatewaySettings) -> Clients:
         ),
         token=token,
     )
-
-
-def is_unavailable(exc: grpc.RpcError) -> bool:
-    return exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)  # type: ignore[attr-defined]
