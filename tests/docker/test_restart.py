@@ -20,17 +20,12 @@ from imgapi.v1 import common_pb2, docker_pb2, docker_pb2_grpc, image_pb2
 from replication.docker.layers import layer_uuid
 from replication.docker.records import DockerImportRecords
 from replication.store import Store
-from tests.components import SHAPES, Shape
+from tests.components import Shape
 from tests.docker.fake_registry import FakeRegistry, fake_repo, start_fake_registry
 from tests.replication.stacks import DC, LOOPBACK, replicator_process, start_dc, wait_for
 
 SECRET = "s3cret-pw"
 AUTH = base64.b64encode(json.dumps({"username": "u", "password": SECRET}).encode()).decode()
-
-
-@pytest.fixture(params=SHAPES)
-def shape(request: pytest.FixtureRequest) -> Shape:
-    return Shape.of(request, request.param)
 
 
 @pytest.fixture()
