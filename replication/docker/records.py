@@ -3,7 +3,9 @@
 Each ``ImportDockerImage`` whose checks passed is one row, written before any registry traffic:
 the request as received *without* its credential headers (registry passwords are never stored),
 whether credentials came with it, and the import's state (``running`` / ``done`` / ``failed``; finished ones are kept six hours).
-At start-up the service pulls every ``running`` row again in the background. A resumed pull runs
+A running row is held by the process pulling it (an owner and a lease it renews,
+:mod:`replication.leases`); when the lease runs out (that process is gone) one live process claims
+the row and pulls it again in the background, at start-up or later. A resumed pull runs
 anonymously: one that needed credentials fails with the registry's answer, recorded as ``failed``.
 Re-running is safe: layers already in the catalog are reused, committed ones are not redone.
 """
@@ -20,6 +22,7 @@ from imgapi.v1 import docker_pb2
 from sqlalchemy import Boolean, Column, Float, String, Table, Text, delete, insert, select, update
 
 from replication.import_jobs import KEEP_SECONDS
+from replication.leases import DEFAULT_LEASE_SECONDS, Lease, add_lease_columns, lease_columns
 from replication.store import Store, metadata
 
 docker_imports = Table(
@@ -34,6 +37,7 @@ docker_imports = Table(
     Column("created_at", String(32), nullable=False),
     #: Wall-clock time the import ended (epoch seconds), None while it runs.
     Column("finished", Float, nullable=True),
+    *lease_columns(),
 )
 
 
@@ -49,9 +53,12 @@ class DockerImportRecord:
 class DockerImportRecords:
     """The ``docker_imports`` table of a :class:`Store`."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, lease_seconds: float = DEFAULT_LEASE_SECONDS) -> None:
         self.store = store
         metadata.create_all(store.engine, tables=[docker_imports])
+        add_lease_columns(store.engine, docker_imports)
+        #: This process's hold on the imports it pulls.
+        self.lease = Lease(store, docker_imports, docker_imports.c.state == "running", lease_seconds)
 
     def start(self, req: docker_pb2.ImportDockerImageRequest) -> str:
         kept = docker_pb2.ImportDockerImageRequest()
@@ -68,6 +75,7 @@ class DockerImportRecords:
                     state="running",
                     error="",
                     created_at=datetime.now(UTC).isoformat(),
+                    **self.lease.held(),
                 )
             )
         return rid
@@ -100,7 +108,12 @@ class DockerImportRecords:
         return found[0] if found else None
 
     def unfinished(self) -> list[DockerImportRecord]:
-        return self._rows(docker_imports.c.state == "running")
+        """Running imports whose process is gone (their lease ran out): each is for :meth:`claim`."""
+        return self._rows(docker_imports.c.state == "running", self.lease.expired())
+
+    def claim(self, rid: str) -> bool:
+        """Take over an unfinished import; True for the one process that gets it."""
+        return self.lease.claim(docker_imports.c.id == rid)
 
     def all(self) -> list[DockerImportRecord]:
         return self._rows()

@@ -57,6 +57,8 @@ def test_killed_import_is_finished_by_the_restarted_service(
     env = {
         "IMGAPI_REPLICATION_DATABASE_URL": db_url,
         "IMGAPI_REPLICATION_DOCKER_REGISTRY_ALLOWLIST": json.dumps(list(LOOPBACK)),
+        # the restarted process takes the import over once the killed one's lease ran out
+        "IMGAPI_REPLICATION_LEASE_SECONDS": "1.5",
     }
     repo = fake.repos["fake/stalls"]
     uuid = layer_uuid([repo.layer])
