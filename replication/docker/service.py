@@ -99,8 +99,12 @@ class DockerImportServicer(docker_pb2_grpc.DockerImportServicer):
                 errors.append(f"{obj['error']['code']}: {obj['error']['message']}")
             emit(line)
 
+        def stored(layer_uuid: str, blob_id: str) -> None:
+            assert self.records is not None
+            self.records.stored(rid, layer_uuid, blob_id)
+
         try:
-            self._import(req, watched)
+            self._import(req, watched, stored)
         except BaseException:
             self.records.finish(rid, "InternalError: internal error")
             raise
@@ -146,6 +150,10 @@ class DockerImportServicer(docker_pb2_grpc.DockerImportServicer):
 
             def run(rid: str = rec.id, r: ImportRequest = req) -> None:
                 try:
+                    self._sweep(rid)
+                except Exception:  # the blobs stay behind (logged); the pull goes on
+                    log.exception("docker import %s: the blobs a gone process left were not swept", rid)
+                try:
                     self._finish(rid, r, lambda line: log.debug("docker import %s: %s", rid, line))
                 except Exception:
                     log.exception("resumed docker import %s failed", rid)
@@ -155,12 +163,32 @@ class DockerImportServicer(docker_pb2_grpc.DockerImportServicer):
             threads.append(t)
         return threads
 
-    def _import(self, req: ImportRequest, emit: Callable[[str], None]) -> None:
+    def _sweep(self, rid: str) -> None:
+        """Delete the layer blobs the gone process of import ``rid`` downloaded that no layer image
+        holds (it died before recording them in the catalog)."""
+        assert self.records is not None
+        dest = self.destination(common_pb2.CallerContext())
+        try:
+            for layer_uuid, blob_id in self.records.blobs(rid):
+                image = dest.get(layer_uuid)
+                if image is None or all(f.blob_id != blob_id for f in image.files):
+                    dest.blobs.delete_orphans([blob_id], strict=True)
+                    log.info("docker import %s: deleted blob %s a gone process left", rid, blob_id)
+                self.records.forget_blob(rid, blob_id)
+        finally:
+            dest.close()
+
+    def _import(
+        self,
+        req: ImportRequest,
+        emit: Callable[[str], None],
+        stored: Callable[[str, str], None] | None = None,
+    ) -> None:
         progress = Progress(req.reference.repository.canonical_name, emit)
         dest = self.destination(common_pb2.CallerContext(channel=req.channel, request_id=req.request_id))
         registry = self._registry(Registry, req.reference, req.credentials)
         try:
-            DockerImport(req, registry, dest, progress).run()
+            DockerImport(req, registry, dest, progress, stored).run()
         finally:
             registry.close()
             dest.close()
