@@ -177,10 +177,14 @@ def test_killed_import_is_finished_by_the_restarted_service(
         drop_db()
 
 
-def test_failed_import_is_recorded_failed(tmp_path: Path, fake: FakeRegistry) -> None:
-    dc = start_dc(tmp_path, "d")
-    env = {"IMGAPI_REPLICATION_DOCKER_REGISTRY_ALLOWLIST": json.dumps(list(LOOPBACK))}
-    db_url = f"sqlite:///{tmp_path}/replicator-proc/replication.db"
+def test_failed_import_is_recorded_failed(tmp_path: Path, shape: Shape, fake: FakeRegistry) -> None:
+    dc = start_dc(tmp_path, "d", shape=shape)
+    db_url, drop_db = shape.database()
+    db_url = db_url or f"sqlite:///{tmp_path}/replication.db"
+    env = {
+        "IMGAPI_REPLICATION_DATABASE_URL": db_url,
+        "IMGAPI_REPLICATION_DOCKER_REGISTRY_ALLOWLIST": json.dumps(list(LOOPBACK)),
+    }
     try:
         with replicator_process(tmp_path, dc, extra_env=env):
             channel = docker_channel(tmp_path)
@@ -199,6 +203,7 @@ def test_failed_import_is_recorded_failed(tmp_path: Path, fake: FakeRegistry) ->
                 store.close()
     finally:
         dc.stop()
+        drop_db()
 
 
 def test_blob_of_a_killed_import_is_deleted_by_the_process_resuming_it(
