@@ -133,6 +133,11 @@ def file_entry(m: image_pb2.ImageFile) -> dict[str, Any]:
     }
     if m.HasField("dataset_guid"):
         out["dataset_guid"] = m.dataset_guid
+    # a Docker layer's digests: stored with the file, never part of the REST view
+    if m.HasField("digest"):
+        out["digest"] = m.digest
+    if m.HasField("uncompressed_digest"):
+        out["uncompressedDigest"] = m.uncompressed_digest
     return out
 
 

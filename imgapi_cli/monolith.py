@@ -109,6 +109,7 @@ def _replication() -> Hosted:
     _say("replication", f"replication listening on {host}:{port}")
 
     def stop() -> None:
+        docker.stop()
         imports.close()
         manager.stop_all()
         manager.store.close()

@@ -43,6 +43,7 @@ def main(argv: list[str]) -> int:
         announce(f"replication metrics on http://{host}:{metrics}/metrics")
 
     def stop() -> None:
+        docker.stop()
         imports.close()
         manager.stop_all()
         manager.store.close()

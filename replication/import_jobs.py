@@ -135,11 +135,12 @@ class JobRegistry:
         self._tasks: set[asyncio.Task[None]] = set()
 
     def close_unfinished(self) -> int:
-        """Start-up: jobs a previous process left running are closed as canceled."""
-        docs = self.records.unfinished()
-        for doc in docs:
-            self.records.save(closed_as_canceled(doc, "the replication service restarted"), finished=True)
-        return len(docs)
+        """Jobs a gone process left running (their lease ran out) are closed as canceled; returns
+        how many this process closed (another one may close some first)."""
+        closed = 0
+        for doc in self.records.unfinished():
+            closed += self.records.close(closed_as_canceled(doc, "the replication service restarted"))
+        return closed
 
     def get(self, job_uuid: str) -> dict[str, Any] | None:
         return self.records.get(job_uuid)

@@ -2,8 +2,11 @@
 
 One row per job holding its WFAPI-shaped document; it is rewritten at every transition (queued,
 each step's result, the end), so a restarted service still answers ``GetImportJob`` for every job
-it ran. A job the previous process did not finish is closed as canceled at start-up: its work (an
-asyncio task of that process) is gone, and what it created stays as the rollback left it.
+it ran. A running job is held by its process (an owner and a lease it renews,
+:mod:`replication.leases`); a job whose lease ran out (its process is gone: its work, an asyncio
+task there, is gone too) is closed as canceled by one live process, at start-up or later, with one
+conditional update, so processes sharing the database neither close each other's live jobs nor
+close one job twice. What a closed job created stays as the rollback left it.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import Column, ColumnElement, Float, String, Table, Text, delete, insert, or_, select, update
 
+from replication.leases import DEFAULT_LEASE_SECONDS, Lease, add_lease_columns, lease_columns
 from replication.store import Store, metadata
 
 import_jobs = Table(
@@ -27,16 +31,22 @@ import_jobs = Table(
     #: Wall-clock time the job finished (epoch seconds), None while it runs.
     Column("finished", Float, nullable=True),
     Column("doc", Text, nullable=False),
+    *lease_columns(),
 )
 
 
 class ImportRecords:
     """The ``import_jobs`` table of a :class:`Store`; finished jobs are kept ``keep_seconds``."""
 
-    def __init__(self, store: Store, keep_seconds: float) -> None:
+    def __init__(
+        self, store: Store, keep_seconds: float, lease_seconds: float = DEFAULT_LEASE_SECONDS
+    ) -> None:
         self.store = store
         self.keep_seconds = keep_seconds
         metadata.create_all(store.engine, tables=[import_jobs])
+        add_lease_columns(store.engine, import_jobs)
+        #: This process's hold on the jobs it runs.
+        self.lease = Lease(store, import_jobs, import_jobs.c.finished.is_(None), lease_seconds)
 
     def save(self, doc: dict[str, Any], finished: bool) -> None:
         values = {
@@ -46,6 +56,7 @@ class ImportRecords:
             "created_at": doc["created_at"],
             "finished": time.time() if finished else None,
             "doc": json.dumps(doc),
+            **self.lease.held(),
         }
         with self.store.transaction() as c:
             done = c.execute(update(import_jobs).where(import_jobs.c.uuid == doc["uuid"]).values(**values))
@@ -81,6 +92,17 @@ class ImportRecords:
         return [json.loads(r) for r in rows]
 
     def unfinished(self) -> list[dict[str, Any]]:
+        """Running jobs whose process is gone (their lease ran out)."""
+        q = select(import_jobs.c.doc).where(import_jobs.c.finished.is_(None), self.lease.expired())
         with self.store.engine.connect() as c:
-            rows = c.execute(select(import_jobs.c.doc).where(import_jobs.c.finished.is_(None))).scalars()
-            return [json.loads(r) for r in rows]
+            return [json.loads(r) for r in c.execute(q).scalars()]
+
+    def close(self, doc: dict[str, Any]) -> bool:
+        """Save the finished ``doc`` of a job another process left unfinished, if its lease (still)
+        ran out; True for the one process that closed it."""
+        return self.lease.claim(
+            import_jobs.c.uuid == doc["uuid"],
+            execution=doc["execution"],
+            finished=time.time(),
+            doc=json.dumps(doc),
+        )

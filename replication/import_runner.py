@@ -23,6 +23,7 @@ from replication.file_fetch import add_file_from_source, add_file_from_url
 from replication.import_jobs import KEEP_SECONDS, Job, JobRegistry
 from replication.import_records import ImportRecords
 from replication.import_work import Scope, Services
+from replication.leases import LeaseKeeper
 from replication.remote_import import (
     Datacenters,
     RemoteAnswer,
@@ -84,15 +85,23 @@ def job_message(doc: dict[str, Any]) -> replication_pb2.ImportJob:
 class ImportRunner:
     def __init__(self, settings: ReplicationSettings, store: Store) -> None:
         self.settings = settings
-        self.jobs = JobRegistry(ImportRecords(store, KEEP_SECONDS))
+        records = ImportRecords(store, KEEP_SECONDS, settings.lease_seconds)
+        self.jobs = JobRegistry(records)
         self.datacenters = Datacenters(settings.datacenter_name, dict(settings.imgapi_url_from_datacenter))
-        closed = self.jobs.close_unfinished()
-        if closed:
-            log.warning("%d import job(s) of the previous process closed as canceled", closed)
+        self._close_unfinished()
+        # Renews the leases of this process's running jobs; closes those of processes that go away.
+        self._keeper = LeaseKeeper(
+            records.lease.seconds, [records.lease.renew, self._close_unfinished], "import-job-leases"
+        )
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, name="imports", daemon=True)
         self._thread.start()
         self.services = self.call(self._connect())
+
+    def _close_unfinished(self) -> None:
+        closed = self.jobs.close_unfinished()
+        if closed:
+            log.warning("%d import job(s) of a replication process that is gone closed as canceled", closed)
 
     def call(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run ``coro`` on the loop and wait for it (from a gRPC worker thread)."""
@@ -171,6 +180,7 @@ class ImportRunner:
 
     def close(self) -> None:
         """Cancel the running jobs (saved as canceled), close the channels, stop the loop."""
+        self._keeper.stop()
 
         async def shutdown() -> None:
             await self.jobs.aclose()

@@ -54,8 +54,17 @@ def _parse_json(body: bytes, what: str) -> Any:
 
 
 class DockerImport:
-    def __init__(self, req: ImportRequest, registry: Registry, dest: Destination, progress: Progress) -> None:
+    def __init__(
+        self,
+        req: ImportRequest,
+        registry: Registry,
+        dest: Destination,
+        progress: Progress,
+        stored: Callable[[str, str], None] | None = None,
+    ) -> None:
         self.req = req
+        #: Told (layer uuid, blob id) of each layer blob as soon as it is in the blob service.
+        self.stored = stored
         self.repo = req.reference.repository
         self.registry = registry
         self.dest = dest
@@ -217,7 +226,7 @@ class DockerImport:
         return layer_manifest(layer, owner=self.owner, public=public, local_name=self.repo.local_name)
 
     def _pull_all(self, layers: list[Layer]) -> list[Pulled]:
-        puller = LayerPuller(self.registry, self.dest, self.progress, self._new_manifest)
+        puller = LayerPuller(self.registry, self.dest, self.progress, self._new_manifest, stored=self.stored)
         futures: list[Future[Pulled]] = []
         with ThreadPoolExecutor(PARALLEL_LAYERS, thread_name_prefix="docker-layer") as pool:
             futures = [pool.submit(puller.pull, layer) for layer in layers]

@@ -78,12 +78,15 @@ class LayerPuller:
         new_manifest: Callable[[Layer], dict[str, Any]],
         *,
         retry_delay: float = 1.0,
+        stored: Callable[[str, str], None] | None = None,
     ) -> None:
         self.registry = registry
         self.dest = dest
         self.progress = progress
         self.new_manifest = new_manifest
         self.retry_delay = retry_delay
+        #: Told (layer uuid, blob id) of every blob committed, before anything else happens to it.
+        self.stored = stored
         self.cancelled = threading.Event()
         #: layer uuid -> the upload a broken transfer left (one thread per layer touches its entry)
         self._partial: dict[str, Partial] = {}
@@ -131,6 +134,7 @@ class LayerPuller:
                 )
             self.progress.layer(layer.short, "Pulling fs layer")
             blob, head = self._store(layer, r, total, partial)
+        self._tell_stored(layer, blob)
         try:
             self._verify(layer, blob, "sha256:" + blob.sha256, total)
         except ImgapiError:
@@ -139,6 +143,14 @@ class LayerPuller:
         compression = compression_of_media_type(layer.media_type) or sniff_compression(head)
         self.progress.layer(layer.short, "Download complete")
         return Pulled(layer, found, manifest, blob, compression, blob.size)
+
+    def _tell_stored(self, layer: Layer, blob: BlobInfo) -> None:
+        if self.stored is None:
+            return
+        try:
+            self.stored(layer.uuid, blob.blob_id)
+        except Exception:  # only a crash before the layer's commit would leave the blob unknown
+            log.exception("docker import: blob %s of layer %s not recorded", blob.blob_id, layer.uuid)
 
     def _store(
         self, layer: Layer, r: httpx.Response, total: int, partial: Partial | None

@@ -26,6 +26,7 @@ from replication.docker.records import DockerImportRecords
 from replication.docker.reference import Reference
 from replication.docker.registry import Credentials, PushSession, Registry
 from replication.docker.request import ImportRequest, check_request
+from replication.leases import LeaseKeeper
 from replication.settings import ReplicationSettings
 from replication.store import Store
 
@@ -55,6 +56,7 @@ class DockerImportServicer(docker_pb2_grpc.DockerImportServicer):
         self.accept_oci = accept_oci
         #: Where imports are recorded to survive a restart (None: not recorded).
         self.records = records
+        self._keeper: LeaseKeeper | None = None
 
     def ImportDockerImage(
         self, request: docker_pb2.ImportDockerImageRequest, context: grpc.ServicerContext
@@ -97,32 +99,60 @@ class DockerImportServicer(docker_pb2_grpc.DockerImportServicer):
                 errors.append(f"{obj['error']['code']}: {obj['error']['message']}")
             emit(line)
 
+        def stored(layer_uuid: str, blob_id: str) -> None:
+            assert self.records is not None
+            self.records.stored(rid, layer_uuid, blob_id)
+
         try:
-            self._import(req, watched)
+            self._import(req, watched, stored)
         except BaseException:
             self.records.finish(rid, "InternalError: internal error")
             raise
         self.records.finish(rid, errors[0] if errors else None)
 
     def resume_unfinished(self) -> list[threading.Thread]:
-        """Pull again, each in a background thread, the imports a previous process left running."""
+        """Pull again, each in a background thread, the imports a gone process left running (their
+        lease ran out) that this process claims; then keep, in a thread of its own, renewing the
+        leases of this process's imports and taking over those of processes that go away later."""
         if self.records is None:
             return []
+        threads = self._resume()
+        if self._keeper is None:
+            records = self.records
+            self._keeper = LeaseKeeper(
+                records.lease.seconds, [records.lease.renew, self._resume], "docker-leases"
+            )
+        return threads
+
+    def stop(self) -> None:
+        """Stop renewing leases (the imports of this process become others' to resume)."""
+        if self._keeper is not None:
+            self._keeper.stop()
+            self._keeper = None
+
+    def _resume(self) -> list[threading.Thread]:
+        assert self.records is not None
         threads = []
         for rec in self.records.unfinished():
+            if not self.records.claim(rec.id):
+                continue  # another process took it over first
             try:
                 req = check_request(rec.request)
             except ImgapiError as e:  # the checks changed since it was accepted
                 self.records.finish(rec.id, f"{e.code}: {e.message}")
                 continue
             log.warning(
-                "resuming docker import %s of %s (left unfinished by a previous process%s)",
+                "resuming docker import %s of %s (left unfinished by a process that is gone%s)",
                 rec.id,
                 req.reference.repository.canonical_name,
                 "; its registry credentials were not kept: pulling anonymously" if rec.credentials else "",
             )
 
             def run(rid: str = rec.id, r: ImportRequest = req) -> None:
+                try:
+                    self._sweep(rid)
+                except Exception:  # the blobs stay behind (logged); the pull goes on
+                    log.exception("docker import %s: the blobs a gone process left were not swept", rid)
                 try:
                     self._finish(rid, r, lambda line: log.debug("docker import %s: %s", rid, line))
                 except Exception:
@@ -133,12 +163,32 @@ class DockerImportServicer(docker_pb2_grpc.DockerImportServicer):
             threads.append(t)
         return threads
 
-    def _import(self, req: ImportRequest, emit: Callable[[str], None]) -> None:
+    def _sweep(self, rid: str) -> None:
+        """Delete the layer blobs the gone process of import ``rid`` downloaded that no layer image
+        holds (it died before recording them in the catalog)."""
+        assert self.records is not None
+        dest = self.destination(common_pb2.CallerContext())
+        try:
+            for layer_uuid, blob_id in self.records.blobs(rid):
+                image = dest.get(layer_uuid)
+                if image is None or all(f.blob_id != blob_id for f in image.files):
+                    dest.blobs.delete_orphans([blob_id], strict=True)
+                    log.info("docker import %s: deleted blob %s a gone process left", rid, blob_id)
+                self.records.forget_blob(rid, blob_id)
+        finally:
+            dest.close()
+
+    def _import(
+        self,
+        req: ImportRequest,
+        emit: Callable[[str], None],
+        stored: Callable[[str, str], None] | None = None,
+    ) -> None:
         progress = Progress(req.reference.repository.canonical_name, emit)
         dest = self.destination(common_pb2.CallerContext(channel=req.channel, request_id=req.request_id))
         registry = self._registry(Registry, req.reference, req.credentials)
         try:
-            DockerImport(req, registry, dest, progress).run()
+            DockerImport(req, registry, dest, progress, stored).run()
         finally:
             registry.close()
             dest.close()
@@ -201,6 +251,6 @@ def registration(settings: ReplicationSettings, store: Store) -> tuple[Any, Dock
         Allowlist.parse(settings.docker_registry_allowlist, "IMGAPI_REPLICATION_DOCKER_REGISTRY_ALLOWLIST"),
         insecure=settings.docker_registry_insecure,
         accept_oci=settings.docker_registry_oci,
-        records=DockerImportRecords(store),
+        records=DockerImportRecords(store, settings.lease_seconds),
     )
     return docker_pb2_grpc.add_DockerImportServicer_to_server, servicer, SERVICE_NAME
