@@ -70,7 +70,7 @@ def _metrics(service: str, bind: str, metrics_port: int) -> str:
 
 
 def _catalog() -> Hosted:
-    from catalog_service.server import create_server
+    from catalog_service.api.server import create_server
     from catalog_service.settings import CatalogSettings
 
     settings = CatalogSettings()

@@ -15,8 +15,8 @@ import grpc
 import pytest
 from imgapi.v1 import catalog_pb2, catalog_pb2_grpc, common_pb2
 
-from catalog_service.server import create_server
-from catalog_service.service import CatalogService
+from catalog_service.api.server import create_server
+from catalog_service.handlers.operations import CatalogService
 from catalog_service.settings import CatalogSettings
 from gateway.body import parse_json_body
 from gateway.list_params import admin_fields, fill_list_request

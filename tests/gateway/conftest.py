@@ -53,7 +53,7 @@ class Stack:
     base_url: str
     mode: str
     settings: GatewaySettings
-    catalog: Any  # catalog_service.service.CatalogService
+    catalog: Any  # catalog_service.handlers.operations.CatalogService
     tmp: Path
     shape: str = "embedded"
     _stops: list[Callable[[], None]] = field(default_factory=list)
@@ -83,7 +83,7 @@ class Stack:
 def _start_catalog(
     tmp: Path, mode: str, channels: list[dict[str, Any]], admin_uuid: str | None, database_url: str
 ) -> tuple[str, Any, Callable[[], None]]:
-    from catalog_service.server import create_server
+    from catalog_service.api.server import create_server
     from catalog_service.settings import CatalogSettings
 
     settings = CatalogSettings(

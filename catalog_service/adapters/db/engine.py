@@ -10,12 +10,12 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
-from catalog_service.db.statistics import ANALYZE_STATEMENTS, AnalyzeSchedule
+from catalog_service.adapters.db.statistics import ANALYZE_STATEMENTS, AnalyzeSchedule
 
 #: Execution option marking a connection that will write (see the SQLite ``begin`` hook).
 WRITE_OPTION = "imgapi_write"
 
-MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
 def make_engine(url: str, pool_size: int = 16) -> Engine:

@@ -15,11 +15,11 @@ import grpc
 from imgapi.v1 import catalog_pb2, catalog_pb2_grpc, common_pb2, image_pb2
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from catalog_service.convert import file_entry, icon_entry, image_message
-from catalog_service.db.listing import State
+from catalog_service.adapters.db.listing import State
+from catalog_service.api.convert import file_entry, icon_entry, image_message
+from catalog_service.domain.preconditions import Conditions
 from catalog_service.domain.serialize import format_timestamp
-from catalog_service.preconditions import Conditions
-from catalog_service.service import Caller, CatalogService, Rendered, View
+from catalog_service.handlers.operations import Caller, CatalogService, Rendered, View
 from imgapi_common.errors import ImgapiError
 from imgapi_common.workers import worker_metadata
 

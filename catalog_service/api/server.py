@@ -9,9 +9,9 @@ import grpc
 from grpc_health.v1.health import HealthServicer
 from imgapi.v1 import catalog_pb2, catalog_pb2_grpc
 
-from catalog_service.db.engine import make_engine, migrate
-from catalog_service.service import CatalogService
-from catalog_service.servicer import CatalogServicer, translate_error
+from catalog_service.adapters.db.engine import make_engine, migrate
+from catalog_service.api.servicer import CatalogServicer, translate_error
+from catalog_service.handlers.operations import CatalogService
 from catalog_service.settings import CatalogSettings
 from imgapi_common.grpc_errors import imgapi_status
 from imgapi_common.grpc_server import build_server, run_until_signal

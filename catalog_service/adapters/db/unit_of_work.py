@@ -16,8 +16,8 @@ from typing import TypeVar
 
 from sqlalchemy import Connection, Engine
 
-from catalog_service.db.engine import WRITE_OPTION
-from catalog_service.db.repository import ConcurrentUpdate
+from catalog_service.adapters.db.engine import WRITE_OPTION
+from catalog_service.adapters.db.repository import ConcurrentUpdate
 from imgapi_common.errors import ImgapiError
 
 #: How often a write is retried after losing an optimistic-concurrency race.

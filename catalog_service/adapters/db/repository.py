@@ -16,10 +16,17 @@ from sqlalchemy import Connection, Row, bindparam, delete, func, insert, select,
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from catalog_service.clock import now_timestamp
-from catalog_service.db.listing import ListQuery, build_list_query
-from catalog_service.db.rows import SIDE_TABLES, change_row, doc_row, indexed_columns, load_record, side_rows
-from catalog_service.db.schema import changes, image_blobs, image_channels, image_docs, images, meta
+from catalog_service.adapters.db.listing import ListQuery, build_list_query
+from catalog_service.adapters.db.rows import (
+    SIDE_TABLES,
+    change_row,
+    doc_row,
+    indexed_columns,
+    load_record,
+    side_rows,
+)
+from catalog_service.adapters.db.schema import changes, image_blobs, image_channels, image_docs, images, meta
+from catalog_service.domain.clock import now_timestamp
 from catalog_service.domain.config import DomainConfig
 from imgapi_common.jsvalues import is_uuid
 

@@ -1,4 +1,4 @@
-"""The catalog's tables (SQLAlchemy Core). Migrations in catalog_service/migrations mirror this.
+"""The catalog's tables (SQLAlchemy Core). Migrations in catalog_service/adapters/db/migrations mirror this.
 
 ``image_docs.record`` holds the full stored record (JSON text, key order preserved); the other columns
 and the side tables are derived from it on every write so that ListImages filters, sorts and pages

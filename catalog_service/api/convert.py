@@ -8,7 +8,7 @@ from typing import Any
 
 from imgapi.v1 import image_pb2
 
-from catalog_service.service import Rendered
+from catalog_service.handlers.operations import Rendered
 from imgapi_common.jsvalues import is_true
 
 _OPTIONAL_TEXT = (

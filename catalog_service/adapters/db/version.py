@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, func, select, text
 
-from catalog_service.db.schema import changes
+from catalog_service.adapters.db.schema import changes
 
 _PG_SNAPSHOT = text("SELECT pg_current_snapshot()::text")
 

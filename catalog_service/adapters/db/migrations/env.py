@@ -1,11 +1,11 @@
-"""Alembic environment: runs migrations on the connection or URL handed over by catalog_service.db.migrate."""
+"""Alembic environment: runs migrations on the connection or URL handed over by catalog_service.adapters.db.migrate."""
 
 from __future__ import annotations
 
 from alembic import context
 from sqlalchemy import create_engine
 
-from catalog_service.db.schema import metadata
+from catalog_service.adapters.db.schema import metadata
 
 config = context.config
 

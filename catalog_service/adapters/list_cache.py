@@ -1,7 +1,7 @@
 """Rendered ListImages answers, reused while the catalog has not changed.
 
 A listing depends on the query (every argument of the call: filters, caller, view) and on the
-stored images. Each call reads a token naming the state of the database (catalog_service/db/version.py:
+stored images. Each call reads a token naming the state of the database (catalog_service/adapters/db/version.py:
 the change feed's latest cursor on SQLite, the current snapshot on PostgreSQL; one cheap statement)
 and serves a stored answer only when both the query and the token match. The check is against the
 database, not a message from another process, so a write through any catalog process (or any
@@ -24,8 +24,8 @@ from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Connection
 
-from catalog_service.calls import Rendered
-from catalog_service.db.version import data_version
+from catalog_service.adapters.db.version import data_version
+from catalog_service.domain.calls import Rendered
 
 
 class _UnitOfWork(Protocol):

@@ -9,7 +9,13 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from catalog_service.db.schema import image_acl, image_billing_tags, image_blobs, image_channels, image_tags
+from catalog_service.adapters.db.schema import (
+    image_acl,
+    image_billing_tags,
+    image_blobs,
+    image_channels,
+    image_tags,
+)
 from catalog_service.domain.config import DomainConfig
 from catalog_service.domain.records import tags_search_array
 from catalog_service.domain.serialize import compact_json, etag_of, serialize_image

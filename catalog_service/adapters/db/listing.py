@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, Select, and_, false, func, not_, or_, select, true
 
-from catalog_service.db.schema import (
+from catalog_service.adapters.db.schema import (
     image_acl,
     image_billing_tags,
     image_channels,

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from catalog_service.db.listing import TextMatch
-from catalog_service.db.rows import db_text
+from catalog_service.adapters.db.listing import TextMatch
+from catalog_service.adapters.db.rows import db_text
 from imgapi_common.errors import FieldError, invalid_parameter
 
 #: The largest ListImages page.
