@@ -87,7 +87,7 @@ def _catalog() -> Hosted:
 
 
 def _blob() -> Hosted:
-    from blob_service.server import create_server
+    from blob_service.api.server import create_server
     from blob_service.settings import load_settings
 
     settings = load_settings()

@@ -106,7 +106,7 @@ def _start_catalog(
 
 
 def _start_blob(tmp: Path, s3: S3Endpoint | None) -> tuple[str, Callable[[], None]]:
-    from blob_service.server import create_server
+    from blob_service.api.server import create_server
 
     built = create_server(blob_settings(tmp / "blobs", s3))
     server, port, service = built[0], built[1], built[3]

@@ -28,7 +28,7 @@ from imgapi.v1 import (
 )
 
 from blob_client import BlobClient
-from blob_service.server import create_server as create_blob_server
+from blob_service.api.server import create_server as create_blob_server
 from catalog_service.api.server import create_server as create_catalog_server
 from catalog_service.settings import CatalogSettings
 from imgapi_common import deathsig

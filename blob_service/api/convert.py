@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from imgapi.v1 import blob_pb2
 
-from blob_service.model import BlobMeta, UploadState
+from blob_service.domain.model import BlobMeta, UploadState
 
 
 def upload_status(state: UploadState, checkpoint_bytes: int) -> blob_pb2.UploadStatus:

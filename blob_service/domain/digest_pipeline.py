@@ -17,7 +17,7 @@ from __future__ import annotations
 import queue
 import threading
 
-from blob_service.digests import ALGORITHMS, Buffer, Digests, DigestSet, Hasher
+from blob_service.domain.digests import ALGORITHMS, Buffer, Digests, DigestSet, Hasher
 
 #: Chunks (of ~1 MiB) a slow hasher may lag behind; bounds the memory held per stream.
 _QUEUE_CHUNKS = 8

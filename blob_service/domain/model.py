@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from blob_service.digests import Digests
+from blob_service.domain.digests import Digests
 
 STATE_VERSION = 1
 

@@ -20,11 +20,11 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from blob_client.wire import crc32
-from blob_service.digest_pipeline import DigestPipeline, Snapshot
-from blob_service.digests import Buffer, DigestSet
-from blob_service.errors import BlobError, offset_mismatch
-from blob_service.model import UploadState
-from blob_service.storage.base import Storage, SyncsInBackground, UploadWriter
+from blob_service.adapters.storage.base import Storage, SyncsInBackground, UploadWriter
+from blob_service.domain.digest_pipeline import DigestPipeline, Snapshot
+from blob_service.domain.digests import Buffer, DigestSet
+from blob_service.domain.errors import BlobError, offset_mismatch
+from blob_service.domain.model import UploadState
 
 _REREAD_CHUNK = 4 * 1024 * 1024
 

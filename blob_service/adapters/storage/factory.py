@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from blob_service.adapters.storage.base import Storage
+from blob_service.adapters.storage.local import LocalStorage
+from blob_service.adapters.storage.s3 import S3Storage
 from blob_service.settings import BlobSettings
-from blob_service.storage.base import Storage
-from blob_service.storage.local import LocalStorage
-from blob_service.storage.s3 import S3Storage
 
 
 def make_storage(settings: BlobSettings) -> Storage:

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
-from blob_service.errors import BlobError
+from blob_service.domain.errors import BlobError
 
 log = logging.getLogger(__name__)
 

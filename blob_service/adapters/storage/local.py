@@ -22,12 +22,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from blob_service.digests import Buffer
-from blob_service.ids import checked_id
-from blob_service.model import BlobMeta, UploadState
-from blob_service.storage.base import StagedConflict, StorageBusy
-from blob_service.storage.direct import DIRECT_READ_MIN, DirectAppender, open_direct, read_direct
-from blob_service.storage.files import fsync_dir, pread_exact, pwrite_all, write_atomic
+from blob_service.adapters.storage.base import StagedConflict, StorageBusy
+from blob_service.adapters.storage.direct import DIRECT_READ_MIN, DirectAppender, open_direct, read_direct
+from blob_service.adapters.storage.files import fsync_dir, pread_exact, pwrite_all, write_atomic
+from blob_service.domain.digests import Buffer
+from blob_service.domain.ids import checked_id
+from blob_service.domain.model import BlobMeta, UploadState
 
 
 def _lock(fd: int, wait: float) -> bool:

@@ -15,9 +15,9 @@ from minio import Minio
 from minio.deleteobjects import DeleteObject
 from minio.error import S3Error
 
-from blob_service.digests import Buffer
-from blob_service.ids import checked_id
-from blob_service.storage.base import StorageUnavailable
+from blob_service.adapters.storage.base import StorageUnavailable
+from blob_service.domain.digests import Buffer
+from blob_service.domain.ids import checked_id
 
 _COPY_CHUNK = 1024 * 1024
 #: S3 error codes that mean the store is struggling rather than that the request is wrong.

@@ -25,12 +25,12 @@ from typing import Any
 from minio.datatypes import Part
 from minio.error import S3Error
 
-from blob_service.digests import Buffer
-from blob_service.ids import checked_id
-from blob_service.model import BlobMeta, UploadState
-from blob_service.storage.base import StagedConflict, StorageUnavailable
-from blob_service.storage.s3_bucket import S3Bucket, s3_errors
-from blob_service.storage.s3_writer import S3Writer, Spool
+from blob_service.adapters.storage.base import StagedConflict, StorageUnavailable
+from blob_service.adapters.storage.s3_bucket import S3Bucket, s3_errors
+from blob_service.adapters.storage.s3_writer import S3Writer, Spool
+from blob_service.domain.digests import Buffer
+from blob_service.domain.ids import checked_id
+from blob_service.domain.model import BlobMeta, UploadState
 
 
 class S3Storage(S3Bucket):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import uuid
 
-from blob_service.errors import BlobError
+from blob_service.domain.errors import BlobError
 
 _ID = re.compile(r"[0-9a-f]{32}")
 

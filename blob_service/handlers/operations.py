@@ -10,22 +10,22 @@ from contextlib import contextmanager
 from dataclasses import asdict, replace
 from datetime import datetime, timedelta
 
-from blob_service.digests import ALGORITHMS, Buffer, Digests, DigestSet, exportable
-from blob_service.errors import BlobError, blob_not_found, storage_down, upload_not_found
-from blob_service.ids import checked_id, new_id
-from blob_service.locks import UploadLocks
-from blob_service.model import BlobMeta, UploadState, iso, utcnow
-from blob_service.reaper import Reaper
-from blob_service.settings import BlobSettings
-from blob_service.storage.base import (
+from blob_service.adapters.storage.base import (
     Reassembles,
     StagedConflict,
     Storage,
     StorageBusy,
     StorageUnavailable,
 )
-from blob_service.streams import StreamGuard
-from blob_service.writing import Chunk, UploadStream, restore_digests
+from blob_service.domain.digests import ALGORITHMS, Buffer, Digests, DigestSet, exportable
+from blob_service.domain.errors import BlobError, blob_not_found, storage_down, upload_not_found
+from blob_service.domain.ids import checked_id, new_id
+from blob_service.domain.model import BlobMeta, UploadState, iso, utcnow
+from blob_service.handlers.locks import UploadLocks
+from blob_service.handlers.reaper import Reaper
+from blob_service.handlers.stream_guard import StreamGuard
+from blob_service.handlers.writing import Chunk, UploadStream, restore_digests
+from blob_service.settings import BlobSettings
 from imgapi_common.observability import request_id
 
 #: errno values that mean the storage is full (the disk, or the service's quota on it).

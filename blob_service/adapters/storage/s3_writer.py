@@ -13,11 +13,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, cast
 
-from blob_service.digests import Buffer
-from blob_service.model import UploadState
-from blob_service.storage.base import StagedConflict
-from blob_service.storage.files import pwrite_all
-from blob_service.storage.s3_bucket import S3Bucket
+from blob_service.adapters.storage.base import StagedConflict
+from blob_service.adapters.storage.files import pwrite_all
+from blob_service.adapters.storage.s3_bucket import S3Bucket
+from blob_service.domain.digests import Buffer
+from blob_service.domain.model import UploadState
 
 
 class Spool:

@@ -28,8 +28,8 @@ import threading
 from collections.abc import Generator
 from pathlib import Path
 
-from blob_service.digests import Buffer
-from blob_service.storage.files import pread_exact, pwrite_all
+from blob_service.adapters.storage.files import pread_exact, pwrite_all
+from blob_service.domain.digests import Buffer
 
 #: Alignment of file offsets, lengths and memory for O_DIRECT (covers 512 and 4096-byte sectors).
 ALIGN = 4096

@@ -9,11 +9,12 @@ from grpc_health.v1.health import HealthServicer
 from imgapi.v1 import blob_pb2, blob_pb2_grpc
 
 from blob_client.wire import raw_request, serialize_read_response
-from blob_service.errors import BlobError, blob_status
-from blob_service.service import BlobService, storage_errors
-from blob_service.servicer import BlobServicer
+from blob_service.adapters.storage import make_storage
+from blob_service.api.servicer import BlobServicer
+from blob_service.api.status import blob_status
+from blob_service.domain.errors import BlobError
+from blob_service.handlers.operations import BlobService, storage_errors
 from blob_service.settings import BlobSettings
-from blob_service.storage import make_storage
 from imgapi_common.grpc_server import build_server
 from imgapi_common.observability import ObservabilityInterceptor
 

@@ -1,5 +1,5 @@
 """gRPC ↔ :class:`BlobService` translation. Errors become rich statuses (domain imgapi.blob) in the
-server's one error interceptor (blob_service.errors.blob_status)."""
+server's one error interceptor (:func:`blob_service.api.status.blob_status`)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import grpc
 from imgapi.v1 import blob_pb2, blob_pb2_grpc
 
 from blob_client.wire import WireError, WriteChunk, decode_write_chunk, encode_read_data
-from blob_service.convert import blob_info, digests_dict, upload_status
-from blob_service.errors import BlobError
-from blob_service.service import BlobService
-from blob_service.writing import Chunk
+from blob_service.api.convert import blob_info, digests_dict, upload_status
+from blob_service.domain.errors import BlobError
+from blob_service.handlers.operations import BlobService
+from blob_service.handlers.writing import Chunk
 from imgapi_common.observability import BLOB_BYTES, BLOB_UPLOADS_IN_FLIGHT
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ class BlobServicer(blob_pb2_grpc.BlobServiceServicer):
         """Requests arrive as raw bytes (see register_blob_servicer) and are parsed without copying.
 
         The stream counts against the upload-stream cap and is cut when the client goes idle
-        (blob_service.streams)."""
+        (blob_service.handlers.stream_guard)."""
         streams = self.service.streams
         with streams.stream(context.peer(), context.cancel) as watched:
             received = streams.received(watched, iter(request_iterator))

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
-from blob_service.digests import Buffer
-from blob_service.model import BlobMeta, UploadState
+from blob_service.domain.digests import Buffer
+from blob_service.domain.model import BlobMeta, UploadState
 
 
 class StorageUnavailable(Exception):
