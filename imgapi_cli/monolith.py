@@ -98,7 +98,7 @@ def _blob() -> Hosted:
 
 
 def _replication() -> Hosted:
-    from replication.service import create_server
+    from replication.api.server import create_server
     from replication.settings import ReplicationSettings
 
     settings = ReplicationSettings()

@@ -17,9 +17,9 @@ import grpc
 import pytest
 from imgapi.v1 import common_pb2, docker_pb2, docker_pb2_grpc, image_pb2
 
-from replication.docker.layers import layer_uuid
-from replication.docker.records import DockerImportRecords
-from replication.store import Store
+from replication.adapters.docker.records import DockerImportRecords
+from replication.adapters.store import Store
+from replication.domain.docker.layers import layer_uuid
 from tests.components import SHAPES, Shape
 from tests.docker.fake_registry import FakeRegistry, fake_repo, start_fake_registry
 from tests.replication.stacks import DC, LOOPBACK, replicator_process, start_dc, wait_for

@@ -136,7 +136,7 @@ def start_replication(
     tmp: Path, catalog_target: str, blob_target: str, database_url: str = "", **settings: Any
 ) -> tuple[str, Callable[[], None]]:
     """The replication service (its gRPC server, replication jobs and import jobs) in this process."""
-    from replication.service import create_server
+    from replication.api.server import create_server
     from replication.settings import ReplicationSettings
 
     rs = ReplicationSettings(
