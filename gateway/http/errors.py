@@ -8,7 +8,7 @@ import logging
 import grpc
 from starlette.responses import Response
 
-from gateway.responses import json_response
+from gateway.http.responses import json_response
 from imgapi_common.errors import ImgapiError
 from imgapi_common.grpc_errors import from_rpc_error
 

@@ -1,4 +1,4 @@
-"""JSON Schemas of the OpenAPI document (:mod:`gateway.openapi`): the IMGAPI error body, the image
+"""JSON Schemas of the OpenAPI document (:mod:`gateway.openapi.document`): the IMGAPI error body, the image
 manifest (as sent to CreateImage / AdminImportImage / UpdateImage and as answered) and the other
 bodies of the REST surface.
 

@@ -17,7 +17,7 @@ from email.utils import parsedate_to_datetime
 from google.protobuf.timestamp_pb2 import Timestamp
 from imgapi.v1 import catalog_pb2
 
-from gateway.query import Query
+from gateway.http.query import Query
 from imgapi_common.errors import FieldError, ImgapiError, invalid_parameter
 from imgapi_common.jsvalues import is_uuid, js_number
 

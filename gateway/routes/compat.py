@@ -7,7 +7,7 @@ from urllib.parse import quote
 from starlette.responses import Response
 
 from gateway.context import RequestContext, is_uuid
-from gateway.responses import empty_response
+from gateway.http.responses import empty_response
 from imgapi_common.errors import ImgapiError
 
 #: Printable ASCII stays as it is; anything else (controls, non-ASCII) is percent-encoded as UTF-8,

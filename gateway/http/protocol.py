@@ -28,10 +28,10 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from gateway.responses import common_headers, dumps
+from gateway.http.responses import common_headers, dumps
 from gateway.settings import GatewaySettings
 
-log = logging.getLogger("gateway.protocol")
+log = logging.getLogger("gateway.http.protocol")
 
 
 @dataclass(frozen=True)

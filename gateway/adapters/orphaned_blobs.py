@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Protocol
 
-from gateway.clients import Clients
+from gateway.adapters.grpc_clients import Clients
 from imgapi_common import image_uploads
 
 

@@ -24,7 +24,7 @@ from starlette.requests import Request
 from gateway.settings import GatewaySettings
 from imgapi_common.errors import ImgapiError
 
-log = logging.getLogger("gateway.auth")
+log = logging.getLogger("gateway.http.auth")
 
 PublicKey = rsa.RSAPublicKey | dsa.DSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import grpc
 from imgapi.v1 import catalog_pb2
 
-from gateway.clients import Clients, new_catalog_channel
+from gateway.adapters.grpc_clients import Clients, new_catalog_channel
 from imgapi_common.workers import WORKER_ID_KEY, WORKER_KEY
 
 log = logging.getLogger(__name__)

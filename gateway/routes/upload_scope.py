@@ -1,5 +1,5 @@
-"""The call scope of the gateway's blob uploads (files and icons in :mod:`gateway.files`, tus in
-:mod:`gateway.tus`): a request's clients, caller, view and metadata.
+"""The call scope of the gateway's blob uploads (files and icons in :mod:`gateway.routes.files`, tus in
+:mod:`gateway.routes.tus`): a request's clients, caller, view and metadata.
 
 The upload itself (the catalog's pre-body checks, the body into a blob upload in 1 MiB chunks while
 it arrives, the end-of-body checks in IMGAPI's order, the attachment) is
@@ -14,7 +14,7 @@ from typing import Any
 from imgapi.v1 import catalog_pb2_grpc, common_pb2
 
 from blob_client import AsyncBlobClient
-from gateway.clients import Clients
+from gateway.adapters.grpc_clients import Clients
 from gateway.context import RequestContext
 
 

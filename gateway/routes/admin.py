@@ -10,7 +10,7 @@ from imgapi.v1 import catalog_pb2
 from starlette.responses import Response
 
 from gateway.context import RequestContext
-from gateway.responses import empty_response, json_response
+from gateway.http.responses import empty_response, json_response
 from imgapi_common.errors import FieldError, ImgapiError, invalid_parameter, validation_failed
 
 # --- Ping ------------------------------------------------------------------------------------------

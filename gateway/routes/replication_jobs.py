@@ -26,7 +26,7 @@ from imgapi.v1 import replication_pb2, replication_pb2_grpc
 from starlette.responses import Response
 
 from gateway.context import RequestContext
-from gateway.responses import empty_response, json_response
+from gateway.http.responses import empty_response, json_response
 from imgapi_common.errors import FieldError, ImgapiError, invalid_parameter
 from imgapi_common.replication_jobs import FILTER_KEYS, job_json
 

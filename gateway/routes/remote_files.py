@@ -14,10 +14,10 @@ from imgapi.v1 import replication_pb2
 from starlette.responses import Response
 
 from gateway.context import RequestContext
-from gateway.images import operator_only
-from gateway.responses import image_response
-from gateway.routes_jobs import fetching_rpc, replication_stub
-from gateway.uploads import CallScope
+from gateway.http.responses import image_response
+from gateway.routes.images import operator_only
+from gateway.routes.upload_scope import CallScope
+from gateway.routes.workflow_jobs import fetching_rpc, replication_stub
 from imgapi_common.errors import FieldError, ImgapiError, invalid_parameter
 from imgapi_common.grpc_errors import from_rpc_error
 from imgapi_common.image_uploads import KIND_FILE, prepare

@@ -51,7 +51,7 @@ class Clients:
     replication: replication_pb2_grpc.ReplicationServiceAsyncStub | None = None
     #: Docker imports, served by the replication service (None when it is not configured).
     docker: docker_pb2_grpc.DockerImportAsyncStub | None = None
-    #: The internal token the channels send (for channels opened later, gateway/balance.py).
+    #: The internal token the channels send (for channels opened later, gateway/adapters/balance.py).
     token: SecretStr = field(default_factory=lambda: SecretStr(""), repr=False)
 
     _next: itertools.count[int] = field(default_factory=itertools.count)

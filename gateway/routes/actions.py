@@ -14,10 +14,10 @@ from collections.abc import Awaitable, Callable
 from imgapi.v1 import catalog_pb2, common_pb2
 from starlette.responses import Response
 
-from gateway import remote_files, remote_jobs
 from gateway.context import RequestContext
-from gateway.images import check_owner, invalid_action, load_image, operator_only
-from gateway.responses import image_response
+from gateway.http.responses import image_response
+from gateway.routes import remote_files, remote_imports
+from gateway.routes.images import check_owner, invalid_action, load_image, operator_only
 from imgapi_common.acl_channel_rules import unknown_channel
 from imgapi_common.errors import FieldError, ImgapiError, invalid_parameter, validation_failed
 from imgapi_common.json_depth import check_json_depth
@@ -26,13 +26,13 @@ from imgapi_common.json_depth import check_json_depth
 async def image_action(ctx: RequestContext) -> Response:
     action = ctx.query.get("action")
     if action == "import-remote":
-        return await remote_jobs.import_remote(ctx)  # AdminImportRemoteImage
+        return await remote_imports.import_remote(ctx)  # AdminImportRemoteImage
     if action == "import":
         if ctx.query.get("source") is not None:
             return await remote_files.import_from_source(ctx)  # AdminImportImage with ?source=
         return await admin_import_image(ctx)
     if action == "import-from-datacenter":
-        return await remote_jobs.import_from_datacenter(ctx)  # ImportFromDatacenter
+        return await remote_imports.import_from_datacenter(ctx)  # ImportFromDatacenter
     if action == "change-stor":
         return await change_stor(ctx)
     if action == "export":

@@ -13,7 +13,7 @@ from imgapi.v1 import replication_pb2, replication_pb2_grpc
 from starlette.responses import Response
 
 from gateway.context import RequestContext
-from gateway.responses import json_response
+from gateway.http.responses import json_response
 from imgapi_common.errors import ImgapiError
 
 

@@ -18,20 +18,20 @@ from dataclasses import dataclass, field
 from imgapi.v1 import catalog_pb2
 from starlette.responses import Response
 
-from gateway import (
+from gateway.context import RequestContext
+from gateway.http.auth import AuthMode
+from gateway.routes import (
     acl,
     actions,
     admin,
     compat,
     files,
     images,
-    openapi_route,
-    replication_routes,
-    routes_jobs,
+    openapi_json,
+    replication_jobs,
     tus,
+    workflow_jobs,
 )
-from gateway.auth import AuthMode
-from gateway.context import RequestContext
 from gateway.settings import GatewaySettings
 
 Handler = Callable[[RequestContext], Awaitable[Response]]
@@ -111,12 +111,12 @@ ROUTES: tuple[Route, ...] = (
     R("/channels", with_channels,
       GET=Op(admin.list_channels, PASSIVE)),                # ListChannels
     R("/replication/jobs", with_replication,
-      GET=Op(replication_routes.list_jobs, STRICT),                # replication jobs (addition)
-      POST=Op(replication_routes.create_job, STRICT, body=True)),
+      GET=Op(replication_jobs.list_jobs, STRICT),                # replication jobs (addition)
+      POST=Op(replication_jobs.create_job, STRICT, body=True)),
     R("/replication/jobs/:job_id", with_replication,
-      GET=Op(replication_routes.get_job, STRICT),
-      POST=Op(replication_routes.job_action, STRICT),              # ?action=pause|resume
-      DELETE=Op(replication_routes.delete_job, STRICT)),
+      GET=Op(replication_jobs.get_job, STRICT),
+      POST=Op(replication_jobs.job_action, STRICT),              # ?action=pause|resume
+      DELETE=Op(replication_jobs.delete_job, STRICT)),
     R("/ping",
       GET=Op(admin.ping, PASSIVE)),                         # Ping
     R("/state",
@@ -129,7 +129,7 @@ ROUTES: tuple[Route, ...] = (
     R("/datasets/:arg",
       GET=Op(compat.get_dataset, NONE)),                    # SDC 6 redirect
     R("/jobs/:job_uuid",
-      GET=Op(routes_jobs.get_job, NONE)),                          # emulated WFAPI
+      GET=Op(workflow_jobs.get_job, NONE)),                          # emulated WFAPI
     R("/",
       GET=Op(compat.docs_redirect, NONE)),
     R("/docs",
@@ -139,7 +139,7 @@ ROUTES: tuple[Route, ...] = (
     R("/favicon.ico",
       GET=Op(compat.favicon, NONE)),
     R("/openapi.json",
-      GET=Op(openapi_route.openapi_document, NONE)),              # this API's OpenAPI 3.1 document
+      GET=Op(openapi_json.openapi_document, NONE)),              # this API's OpenAPI 3.1 document
 )
 # fmt: on
 

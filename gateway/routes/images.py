@@ -6,11 +6,11 @@ from __future__ import annotations
 from imgapi.v1 import catalog_pb2, image_pb2
 from starlette.responses import Response
 
-from gateway import docker_import, routes_jobs
-from gateway.blobs import delete_orphans
+from gateway.adapters.orphaned_blobs import delete_orphans
 from gateway.context import RequestContext
-from gateway.list_params import admin_fields, fill_list_request
-from gateway.responses import empty_response, image_response, images_response, json_response
+from gateway.http.list_params import admin_fields, fill_list_request
+from gateway.http.responses import empty_response, image_response, images_response, json_response
+from gateway.routes import docker, workflow_jobs
 from imgapi_common.errors import FieldError, ImgapiError, invalid_parameter, validation_failed
 
 
@@ -53,7 +53,7 @@ _EXACT_FILTERS = ("owner", "name", "version", "os", "type")
 
 
 async def list_images(ctx: RequestContext) -> Response:
-    """ListImages. The query is parsed here (gateway.list_params) and the catalog searches; an empty
+    """ListImages. The query is parsed here (gateway.http.list_params) and the catalog searches; an empty
     filter matches nothing."""
     q = ctx.query
     req = catalog_pb2.ListImagesRequest(
@@ -114,7 +114,7 @@ async def create_image(ctx: RequestContext) -> Response:
             raise operator_only()
         check_docker_import_params(ctx)
         if ctx.clients.docker is not None:
-            return await docker_import.import_docker_image(ctx, ctx.clients.docker)
+            return await docker.import_docker_image(ctx, ctx.clients.docker)
         ctx.query.boolean("public")
         raise not_available("docker image import is not available")
     if action == "import-lxd-image":
@@ -175,7 +175,7 @@ async def push_docker_image(ctx: RequestContext) -> Response:
     if image.type != "docker":
         raise validation_failed("image is not a docker image", [FieldError("type", "Invalid")])
     if ctx.clients.docker is not None:
-        return await docker_import.push_docker_image(ctx, ctx.clients.docker)
+        return await docker.push_docker_image(ctx, ctx.clients.docker)
     raise not_available("docker image push is not available")
 
 
@@ -183,5 +183,5 @@ async def list_image_jobs(ctx: RequestContext) -> Response:
     """ListImageJobs: load, then the import jobs of this image (the replication service)."""
     await load_image(ctx)
     return json_response(
-        await routes_jobs.list_image_jobs(ctx, ctx.uuid, ctx.query.get("task"), ctx.query.get("execution"))
+        await workflow_jobs.list_image_jobs(ctx, ctx.uuid, ctx.query.get("task"), ctx.query.get("execution"))
     )

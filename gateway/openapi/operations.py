@@ -1,10 +1,10 @@
-"""One description per ``(pattern, method)`` of the route table (:data:`gateway.routes.ROUTES`):
+"""One description per ``(pattern, method)`` of the route table (:data:`gateway.routes.table.ROUTES`):
 what the table does not know about an operation (summary, query parameters, headers, request body,
-answers). :mod:`gateway.openapi` assembles the document from them."""
+answers). :mod:`gateway.openapi.document` assembles the document from them."""
 
 from __future__ import annotations
 
-from gateway.openapi_parts import (
+from gateway.openapi.parts import (
     ACCOUNT,
     BOOL,
     CHANNEL,
@@ -34,7 +34,7 @@ from gateway.openapi_parts import (
     q,
     raw_body,
 )
-from gateway.openapi_schemas import ref
+from gateway.openapi.schemas import ref
 from imgapi_common.manifest_fields import COMPRESSIONS, UUID
 
 DOCS: dict[tuple[str, str], Doc] = {

@@ -15,9 +15,9 @@ from imgapi.v1 import common_pb2, replication_pb2
 from starlette.responses import Response
 
 from gateway.context import RequestContext, is_uuid
-from gateway.remote_files import require_operator, wants_skip_owner_check
-from gateway.responses import json_response
-from gateway.routes_jobs import fetching_rpc, replication_stub, workflow_url
+from gateway.http.responses import json_response
+from gateway.routes.remote_files import require_operator, wants_skip_owner_check
+from gateway.routes.workflow_jobs import fetching_rpc, replication_stub, workflow_url
 from imgapi_common.errors import FieldError, validation_failed
 
 

@@ -1,7 +1,7 @@
 """Resumable image-file uploads with the tus 1.0 protocol (core, creation, expiration, checksum,
 termination), an addition to IMGAPI.
 
-Routes (gateway/routes.py)::
+Routes (gateway/routes/table.py)::
 
     OPTIONS /images/:uuid/file/uploads                  capabilities
     POST    /images/:uuid/file/uploads                  creation   (Upload-Length, Upload-Metadata)
@@ -38,10 +38,10 @@ from starlette.responses import Response
 
 from blob_client import BlobError, Upload, UploadInfo, UploadSpec
 from gateway.context import RequestContext
-from gateway.errors import render
-from gateway.files import request_body
-from gateway.responses import json_response
-from gateway.uploads import CallScope
+from gateway.http.errors import render
+from gateway.http.responses import json_response
+from gateway.routes.files import request_body
+from gateway.routes.upload_scope import CallScope
 from imgapi_common.errors import ImgapiError
 from imgapi_common.image_uploads import (
     KIND_FILE,
@@ -56,7 +56,7 @@ from imgapi_common.image_uploads import (
     write_into,
 )
 
-log = logging.getLogger("gateway.tus")
+log = logging.getLogger("gateway.routes.tus")
 
 TUS_VERSION = "1.0.0"
 EXTENSIONS = "creation,expiration,checksum,termination"

@@ -1,6 +1,6 @@
 """Image files and icons over REST (AddImageFile, GetImageFile, AddImageIcon, GetImageIcon, DeleteImageIcon), streamed through the blob service.
 
-Uploads go through :mod:`gateway.uploads` (the catalog's pre-body checks, the body into a blob
+Uploads go through :mod:`gateway.routes.upload_scope` (the catalog's pre-body checks, the body into a blob
 upload, the end-of-body checks, the attach). Downloads stream the blob back through
 :mod:`blob_client` (views of the received messages, no copy), with ``Content-MD5`` and,
 beyond the original, single-range ``Range`` requests (206 / 416).
@@ -18,13 +18,13 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import Response, StreamingResponse
 
 from blob_client import BlobError, BlobReader, UploadSpec
-from gateway import remote_files
-from gateway.blobs import delete_orphans
-from gateway.conditional import http_date_of, if_range_matches, validators
+from gateway.adapters.orphaned_blobs import delete_orphans
 from gateway.context import RequestContext
-from gateway.http_ranges import ByteRange, MalformedRange, RangeNotSatisfiable, parse_range
-from gateway.responses import empty_response, image_response, json_response
-from gateway.uploads import CallScope
+from gateway.http.conditional import http_date_of, if_range_matches, validators
+from gateway.http.ranges import ByteRange, MalformedRange, RangeNotSatisfiable, parse_range
+from gateway.http.responses import empty_response, image_response, json_response
+from gateway.routes import remote_files
+from gateway.routes.upload_scope import CallScope
 from imgapi_common.errors import ImgapiError
 from imgapi_common.image_uploads import (
     KIND_FILE,
@@ -39,7 +39,7 @@ from imgapi_common.image_uploads import (
     write_all,
 )
 
-log = logging.getLogger("gateway.files")
+log = logging.getLogger("gateway.routes.files")
 
 
 def _content_length(ctx: RequestContext) -> tuple[str, int | None]:
@@ -265,5 +265,5 @@ async def get_image_icon(ctx: RequestContext) -> Response:
 
 
 async def add_image_file_from_url(ctx: RequestContext) -> Response:
-    """``POST /images/:uuid/file/from-url`` (AddImageFileFromUrl), implemented in gateway.remote_files."""
+    """``POST /images/:uuid/file/from-url`` (AddImageFileFromUrl), implemented in gateway.routes.remote_files."""
     return await remote_files.add_image_file_from_url(ctx)

@@ -1,8 +1,8 @@
 """The OpenAPI 3.1 document of the REST surface, served at ``GET /openapi.json``.
 
-Paths and methods come from the route table (:data:`gateway.routes.ROUTES`); what the table does not
-know about each operation is in :data:`gateway.openapi_operations.DOCS`, the bodies' JSON Schemas in
-:mod:`gateway.openapi_schemas`. :func:`build_document` refuses a route without a description and a description
+Paths and methods come from the route table (:data:`gateway.routes.table.ROUTES`); what the table does not
+know about each operation is in :data:`gateway.openapi.operations.DOCS`, the bodies' JSON Schemas in
+:mod:`gateway.openapi.schemas`. :func:`build_document` refuses a route without a description and a description
 without a route, so the document cannot drift from what the gateway serves. The served document
 covers the routes mounted for this server's configuration (e.g. ``/channels`` only with channels).
 
@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.openapi_operations import DOCS
-from gateway.openapi_parts import ACCEPT_VERSION, ERROR_RESPONSES, JSON, STR, Doc
-from gateway.openapi_schemas import SCHEMAS, ref
-from gateway.routes import ROUTES, Route
+from gateway.openapi.operations import DOCS
+from gateway.openapi.parts import ACCEPT_VERSION, ERROR_RESPONSES, JSON, STR, Doc
+from gateway.openapi.schemas import SCHEMAS, ref
+from gateway.routes.table import ROUTES, Route
 from imgapi_common.manifest_fields import UUID, Schema
 
 _PATH_PARAM_SCHEMAS: dict[str, Schema] = {"uuid": UUID, "job_uuid": UUID}

@@ -1,4 +1,4 @@
-"""Building blocks of the OpenAPI document's operations (:mod:`gateway.openapi`): the description
+"""Building blocks of the OpenAPI document's operations (:mod:`gateway.openapi.document`): the description
 of one operation (:class:`Doc`), query and header parameters, request bodies and answers shared by
 several operations."""
 
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from gateway.openapi_schemas import ref
+from gateway.openapi.schemas import ref
 from imgapi_common.manifest_fields import COMPRESSIONS, UUID, Schema
 
 JSON = "application/json"

@@ -11,8 +11,8 @@ from imgapi.v1 import catalog_pb2
 from starlette.responses import Response
 
 from gateway.context import RequestContext
-from gateway.images import check_owner, invalid_action, load_image
-from gateway.responses import image_response
+from gateway.http.responses import image_response
+from gateway.routes.images import check_owner, invalid_action, load_image
 from imgapi_common.acl_channel_rules import check_uuid_list
 from imgapi_common.errors import ImgapiError
 from imgapi_common.json_depth import check_json_depth
