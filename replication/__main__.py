@@ -27,7 +27,7 @@ def main(argv: list[str]) -> int:
         return 2
     configure_logging("replication", settings.log_level)
     tune_malloc()
-    from replication.service import create_server
+    from replication.api.server import create_server
 
     server, port, health, manager, imports, docker = create_server(settings)
     host = settings.bind.rsplit(":", 1)[0]

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from replication.docker.layers import layer_uuid
+from replication.domain.docker.layers import layer_uuid
 from tests.docker.fake_registry import FakeRegistry, fake_repo, start_fake_registry
 from tests.docker.schema1_fake import schema1_repo
 from tests.docker.stack import Stack

@@ -116,10 +116,10 @@ def test_oci_manifests_when_enabled(tmp: Path, shape: Shape, r0: Registry0) -> N
 
 
 def test_the_replication_service_serves_docker_imports(tmp: Path, shape: Shape, r0: Registry0) -> None:
-    """The production wiring: replication.service.create_server hosts DockerImport with the
+    """The production wiring: replication.api.server.create_server hosts DockerImport with the
     registry allow-list of its settings (loopback is refused unless listed)."""
     from gateway.settings import GatewaySettings
-    from replication.service import create_server
+    from replication.api.server import create_server
     from replication.settings import ReplicationSettings
     from tests.components import free_port
     from tests.gateway.conftest import _start_gateway

@@ -19,9 +19,9 @@ import pytest
 from imgapi.v1 import common_pb2, docker_pb2, docker_pb2_grpc, image_pb2
 
 from blob_client import BlobError
-from replication.docker.layers import layer_uuid
-from replication.docker.records import DockerImportRecords
-from replication.store import Store
+from replication.adapters.docker.records import DockerImportRecords
+from replication.adapters.store import Store
+from replication.domain.docker.layers import layer_uuid
 from tests.components import Shape
 from tests.docker.fake_registry import (
     MANIFEST_V2,

@@ -18,11 +18,11 @@ import pytest
 from imgapi.v1 import common_pb2, docker_pb2
 
 from imgapi_common.ssrf import Allowlist
-from replication.destination import Destination
-from replication.docker.layers import layer_uuid
-from replication.docker.records import DockerImportRecords
-from replication.docker.service import DockerImportServicer
-from replication.store import Store
+from replication.adapters.destination import Destination
+from replication.adapters.docker.records import DockerImportRecords
+from replication.adapters.store import Store
+from replication.api.docker_servicer import DockerImportServicer
+from replication.domain.docker.layers import layer_uuid
 from tests.components import Shape
 from tests.docker.fake_registry import FakeRegistry, fake_repo, start_fake_registry
 from tests.replication.stacks import DC, LOOPBACK, start_dc, wait_for

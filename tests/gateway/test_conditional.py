@@ -1,4 +1,4 @@
-"""gateway/conditional.py: what the gateway passes on and answers for conditional requests.
+"""gateway/http/conditional.py: what the gateway passes on and answers for conditional requests.
 
 The conditional headers go to the catalog untouched (it evaluates them); the gateway itself makes
 the ``Etag`` / ``Last-Modified`` validators of a file or icon answer and decides ``If-Range``.
@@ -12,7 +12,7 @@ import pytest
 from imgapi.v1 import common_pb2
 from starlette.datastructures import Headers
 
-from gateway.conditional import http_date_of, if_range_matches, preconditions_from, validators
+from gateway.http.conditional import http_date_of, if_range_matches, preconditions_from, validators
 
 
 def test_the_four_conditional_headers_are_passed_as_received() -> None:

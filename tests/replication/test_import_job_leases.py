@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Column, Float, MetaData, String, Table, Text, create_engine, insert
 
-from replication.import_jobs import KEEP_SECONDS, Job, JobRegistry
-from replication.import_records import ImportRecords
-from replication.store import Store
+from replication.adapters.import_records import ImportRecords
+from replication.adapters.store import KEEP_SECONDS, Store
+from replication.handlers.imports.registry import Job, JobRegistry
 from tests.components import Shape
 
 
