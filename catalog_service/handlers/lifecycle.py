@@ -12,17 +12,17 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from catalog_service.calls import Caller, Rendered, View
-from catalog_service.clock import now_timestamp
-from catalog_service.db.rows import blob_ids_of
+from catalog_service.adapters.db.rows import blob_ids_of
+from catalog_service.domain.calls import Caller, Rendered, View
+from catalog_service.domain.clock import now_timestamp
 from catalog_service.domain.image import Image, check_account, walk_origins
+from catalog_service.domain.json_body import parse_json
+from catalog_service.domain.preconditions import Conditions
 from catalog_service.domain.records import build_record, check_create_body
 from catalog_service.domain.update import apply_update
 from catalog_service.domain.upgrade import upgrade_dataset_manifest
 from catalog_service.domain.validation import image_data_error, validate_record
 from catalog_service.handlers.core import NO_CONDITIONS, CatalogCore
-from catalog_service.json_body import parse_json
-from catalog_service.preconditions import Conditions
 from imgapi_common.errors import FieldError, ImgapiError, invalid_parameter, not_found
 from imgapi_common.jsvalues import js_string
 from imgapi_common.manifest_fields import ZERO_UUID

@@ -1,4 +1,4 @@
-"""gateway/conditional.py: what the gateway passes on and answers for conditional requests.
+"""gateway/http/conditional.py: what the gateway passes on and answers for conditional requests.
 
 The conditional headers go to the catalog parsed (it evaluates them); the gateway itself makes
 the ``Etag`` / ``Last-Modified`` validators of a file or icon answer and decides ``If-Range``.
@@ -13,7 +13,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from imgapi.v1 import common_pb2
 from starlette.datastructures import Headers
 
-from gateway.conditional import (
+from gateway.http.conditional import (
     entity_tags,
     http_date,
     http_date_of,

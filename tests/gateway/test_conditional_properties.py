@@ -1,5 +1,5 @@
-"""The conditional headers parsed at the REST edge (gateway.conditional.preconditions_from) and
-evaluated by the catalog on the typed values (catalog_service.preconditions.evaluate) decide as the
+"""The conditional headers parsed at the REST edge (gateway.http.conditional.preconditions_from) and
+evaluated by the catalog on the typed values (catalog_service.domain.preconditions.evaluate) decide as the
 catalog did when it received and parsed the raw header text itself (the reference kept here)."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from email.utils import format_datetime, parsedate_to_datetime
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from catalog_service.convert import conditions_of
-from catalog_service.preconditions import evaluate
-from gateway.conditional import preconditions_from
+from catalog_service.api.convert import conditions_of
+from catalog_service.domain.preconditions import evaluate
+from gateway.http.conditional import preconditions_from
 from imgapi_common.errors import ImgapiError
 
 # --- the reference: the raw headers evaluated as the catalog did before the edge parsed them ------

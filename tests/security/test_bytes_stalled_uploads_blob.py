@@ -19,8 +19,8 @@ from imgapi.v1 import blob_pb2
 
 from blob_client import BlobClient, BlobError
 from blob_client.wire import WRITE_CHUNKS, encode_write_chunk
-from blob_service.server import create_server
-from blob_service.service import BlobService
+from blob_service.api.server import create_server
+from blob_service.handlers.operations import BlobService
 from blob_service.settings import BlobSettings
 from tests.blob.conftest import channel_to
 
@@ -133,7 +133,7 @@ def test_stalled_download_is_cut_and_frees_its_thread(
     )
     srv, port, _health, svc = create_server(settings)
     srv.start()
-    caplog.set_level(logging.WARNING, logger="blob_service.streams")
+    caplog.set_level(logging.WARNING, logger="blob_service.handlers.stream_guard")
     try:
         with channel_to(port) as ch:
             client = BlobClient(ch, timeout=30, retry_delay=0.05)
