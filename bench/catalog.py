@@ -36,8 +36,8 @@ sys.path.insert(0, str(ROOT))
 
 from imgapi.v1 import catalog_pb2, catalog_pb2_grpc, common_pb2  # noqa: E402
 
-from catalog_service.db.engine import make_engine, migrate  # noqa: E402
-from catalog_service.service import CatalogService  # noqa: E402
+from catalog_service.adapters.db.engine import make_engine, migrate  # noqa: E402
+from catalog_service.handlers.operations import CatalogService  # noqa: E402
 from catalog_service.settings import CatalogSettings  # noqa: E402
 from tests.components import free_port, pg_database, wait_for_port  # noqa: E402
 

@@ -43,11 +43,11 @@ from imgapi.v1 import catalog_pb2, catalog_pb2_grpc, common_pb2, image_pb2
 from bench.units import parse_size
 from blob_client import BlobClient
 from imgapi_common import deathsig
-from replication.destination import Destination
-from replication.job_spec import JobSpec
-from replication.jobs import JobManager
-from replication.sources import CHANNEL_OPTIONS
-from replication.store import Store
+from replication.adapters.destination import Destination
+from replication.adapters.sources import CHANNEL_OPTIONS
+from replication.adapters.store import Store
+from replication.handlers.jobs.manager import JobManager
+from replication.handlers.jobs.spec import JobSpec
 from tests.components import free_port
 
 MIB = 1024 * 1024

@@ -46,12 +46,15 @@ class BlobError(Exception):
 
     ``rpc_error`` is the failed call it was rebuilt from (None for errors raised on this side), so
     a caller with its own error model (the gateway) can still read the transport status.
+    ``from_transport`` is True when that call carried no blob-service error: the reason
+    (Unavailable or Internal) was read from its transport status alone.
     """
 
     reason: str
     message: str
     metadata: dict[str, str] = field(default_factory=dict)
     rpc_error: grpc.RpcError | None = field(default=None, compare=False, repr=False, kw_only=True)
+    from_transport: bool = field(default=False, compare=False, kw_only=True)
 
     def __post_init__(self) -> None:
         if self.reason not in REASONS:
@@ -97,8 +100,9 @@ class BlobError(Exception):
                 f"blob service unavailable: {details}",
                 {"grpc_code": code.name},
                 rpc_error=exc,
+                from_transport=True,
             )
-        return cls("Internal", str(details), rpc_error=exc)
+        return cls("Internal", str(details), rpc_error=exc, from_transport=True)
 
 
 def _code(exc: grpc.RpcError) -> grpc.StatusCode | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from blob_service.server import create_server
+from blob_service.api.server import create_server
 from blob_service.settings import load_settings
 from imgapi_common.grpc_server import run_until_signal
 from imgapi_common.memory import tune_malloc

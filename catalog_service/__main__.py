@@ -6,8 +6,8 @@ import sys
 
 from pydantic import ValidationError
 
-from catalog_service.db.engine import make_engine, migrate
-from catalog_service.server import serve_process
+from catalog_service.adapters.db.engine import make_engine, migrate
+from catalog_service.api.server import serve_process
 from catalog_service.settings import CatalogSettings
 from imgapi_common.observability import announce, configure_logging, refuse
 from imgapi_common.workers import run_workers

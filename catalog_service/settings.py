@@ -66,7 +66,7 @@ class CatalogSettings(BaseSettings):
     #: port in ``bind``.
     processes: int = 1
     #: Bytes of rendered ListImages answers kept per process for repeated queries, reused only
-    #: while the change feed has no newer entry (catalog_service/list_cache.py); 0 = no cache.
+    #: while the change feed has no newer entry (catalog_service/adapters/list_cache.py); 0 = no cache.
     list_cache_bytes: int = Field(default=16 * 1024 * 1024, ge=0)
     #: Port of the Prometheus ``/metrics`` endpoint (0 = disabled).
     metrics_port: int = 0

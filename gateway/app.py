@@ -25,18 +25,18 @@ from starlette.responses import Response
 from starlette.routing import Route as StarletteRoute
 from starlette.types import Receive, Scope, Send
 
-from gateway.auth import AuthMode, KeyStore, authenticate
-from gateway.balance import balance, keep_balanced
-from gateway.body import CLOSE_SCOPE_KEY
-from gateway.clients import create_clients
+from gateway.adapters.balance import balance, keep_balanced
+from gateway.adapters.grpc_clients import create_clients
 from gateway.context import AppState, RequestContext, is_uuid, request_id_from
-from gateway.errors import MethodNotAllowed, render
-from gateway.openapi import build_document
-from gateway.query import Query
-from gateway.responses import common_headers
-from gateway.routes import Mounted, match_path, mount
+from gateway.http.auth import AuthMode, KeyStore, authenticate
+from gateway.http.body import CLOSE_SCOPE_KEY
+from gateway.http.errors import MethodNotAllowed, render
+from gateway.http.query import Query
+from gateway.http.responses import common_headers
+from gateway.http.versions import negotiate
+from gateway.openapi.document import build_document
+from gateway.routes.table import Mounted, match_path, mount
 from gateway.settings import GatewaySettings
-from gateway.versions import negotiate
 from imgapi_common.errors import ImgapiError
 from imgapi_common.internal_auth import TOKEN_SETTING
 from imgapi_common.observability import HTTP_LATENCY, HTTP_REQUESTS
@@ -68,7 +68,7 @@ def _segments(raw_path: str) -> list[str]:
 
 
 class Dispatcher:
-    """Raw ASGI endpoint implementing IMGAPI's routing over :data:`gateway.routes.ROUTES`."""
+    """Raw ASGI endpoint implementing IMGAPI's routing over :data:`gateway.routes.table.ROUTES`."""
 
     def __init__(self, app: Starlette) -> None:
         self.app = app

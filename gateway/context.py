@@ -19,13 +19,13 @@ from typing import Any
 from imgapi.v1 import catalog_pb2, common_pb2
 from starlette.requests import Request
 
-from gateway.auth import KeyStore
-from gateway.body import ABSENT_BODY, JsonBody, parse_json_body, read_limited
-from gateway.clients import Clients
-from gateway.conditional import preconditions_from
-from gateway.query import Query
+from gateway.adapters.grpc_clients import Clients
+from gateway.http.auth import KeyStore
+from gateway.http.body import ABSENT_BODY, JsonBody, parse_json_body, read_limited
+from gateway.http.conditional import preconditions_from
+from gateway.http.query import Query
+from gateway.http.versions import Negotiated
 from gateway.settings import GatewaySettings
-from gateway.versions import Negotiated
 from imgapi_common.errors import ImgapiError
 
 UUID_CHARS = frozenset("0123456789abcdef-")

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 from starlette.applications import Starlette
 
 from gateway.app import create_app
-from gateway.protocol import EdgeLimits, edge_protocol
+from gateway.http.protocol import EdgeLimits, edge_protocol
 from gateway.settings import GatewaySettings
 from imgapi_common.memory import tune_malloc
 from imgapi_common.observability import announce, configure_logging, refuse, start_metrics_server
@@ -17,7 +17,7 @@ from imgapi_common.observability import announce, configure_logging, refuse, sta
 
 def uvicorn_config(settings: GatewaySettings, **overrides: object) -> uvicorn.Config:
     """uvicorn settings for the gateway: the app sets Date/Server itself (IMGAPI's values); each
-    connection enforces the request head limits (gateway/protocol.py)."""
+    connection enforces the request head limits (gateway/http/protocol.py)."""
     kwargs: dict[str, object] = {
         "http": edge_protocol(EdgeLimits.from_settings(settings, socket.gethostname())),
         "host": settings.host,
@@ -61,7 +61,7 @@ def main() -> None:
             "gateway.server:app_from_environment",
             factory=True,
             workers=settings.processes,
-            http="gateway.protocol:EnvironmentEdgeProtocol",
+            http="gateway.http.protocol:EnvironmentEdgeProtocol",
             host=settings.host,
             port=settings.port,
             server_header=False,

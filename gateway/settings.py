@@ -60,7 +60,7 @@ class GatewaySettings(BaseSettings):
     #: that are balanced per connection).
     catalog_connections: int = Field(default=4, ge=1, le=64)
     #: Re-check every N seconds that those connections are spread evenly over the catalog's
-    #: processes (gateway/balance.py; also done at start-up). 0: only at start-up.
+    #: processes (gateway/adapters/balance.py; also done at start-up). 0: only at start-up.
     catalog_balance_seconds: float = Field(default=60.0, ge=0)
     transfer_timeout_seconds: float = Field(default=3600.0, gt=0)
     #: An upload body (PUT file/icon, tus PATCH) that sends nothing for this long is cut (408).
@@ -78,7 +78,7 @@ class GatewaySettings(BaseSettings):
     #: body is read, a chunked body is cut once it passes the limit. At most the catalog's own
     #: request bound (imgapi_common.limits), so a body the gateway accepts is always judged there.
     max_json_body: int = Field(default=MAX_JSON_BODY_BYTES, gt=0, le=MAX_JSON_BODY_BYTES)
-    #: Request head limits of every connection (gateway/protocol.py): bytes of the request line and
+    #: Request head limits of every connection (gateway/http/protocol.py): bytes of the request line and
     #: headers, number of header lines, and seconds to receive a whole head (also the time a new
     #: connection may stay silent).
     max_header_bytes: int = Field(default=64 * 1024, ge=1024)

@@ -70,7 +70,7 @@ def _metrics(service: str, bind: str, metrics_port: int) -> str:
 
 
 def _catalog() -> Hosted:
-    from catalog_service.server import create_server
+    from catalog_service.api.server import create_server
     from catalog_service.settings import CatalogSettings
 
     settings = CatalogSettings()
@@ -87,7 +87,7 @@ def _catalog() -> Hosted:
 
 
 def _blob() -> Hosted:
-    from blob_service.server import create_server
+    from blob_service.api.server import create_server
     from blob_service.settings import load_settings
 
     settings = load_settings()
@@ -98,7 +98,7 @@ def _blob() -> Hosted:
 
 
 def _replication() -> Hosted:
-    from replication.service import create_server
+    from replication.api.server import create_server
     from replication.settings import ReplicationSettings
 
     settings = ReplicationSettings()
@@ -109,6 +109,7 @@ def _replication() -> Hosted:
     _say("replication", f"replication listening on {host}:{port}")
 
     def stop() -> None:
+        docker.stop()
         imports.close()
         manager.stop_all()
         manager.store.close()

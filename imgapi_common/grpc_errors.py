@@ -209,19 +209,3 @@ def from_rpc_error(exc: grpc.RpcError) -> ImgapiError:
         return ImgapiError("ServiceUnavailableError", "service unavailable")
     details = exc.details() if hasattr(exc, "details") else str(exc)
     return ImgapiError("InternalError", str(details or "internal error"))
-
-
-def error_reason(exc: grpc.RpcError) -> tuple[str | None, dict[str, str]]:
-    """The ErrorInfo reason and metadata of a failed call (any domain), e.g. blob-service errors."""
-    try:
-        status = rpc_status.from_call(exc)  # type: ignore[arg-type]
-    except ValueError:
-        return None, {}
-    if status is None:
-        return None, {}
-    for d in status.details:
-        if d.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            d.Unpack(info)
-            return info.reason, dict(info.metadata)
-    return None, {}

@@ -17,8 +17,9 @@ import grpc
 from imgapi.v1 import catalog_pb2, catalog_pb2_grpc, common_pb2, image_pb2
 
 from blob_client import AsyncBlobClient, BlobError, BlobInfo, Upload, UploadSpec, WriteOutcome
+from blob_client.policy import storage_unreachable
 from imgapi_common.errors import ImgapiError
-from imgapi_common.grpc_errors import error_reason, from_rpc_error
+from imgapi_common.grpc_errors import from_rpc_error
 
 log = logging.getLogger("imgapi.uploads")
 
@@ -54,23 +55,21 @@ class UploadScope(Protocol):
 
 def blob_error(err: BlobError, *, too_big: ImgapiError | None = None) -> ImgapiError:
     """A blob-service failure as an IMGAPI error (StorageIsDown 503, else 500; a full backend 507,
-    all upload streams taken 503)."""
-    exc = err.rpc_error
-    reason, meta = (err.reason, err.metadata) if exc is None else error_reason(exc)
-    if reason == "SizeExceeded" and too_big is not None:
+    all upload streams taken 503). A failed call that carried no blob-service error reads as any
+    failed call does (:func:`from_rpc_error`)."""
+    if err.reason == "SizeExceeded" and too_big is not None:
         return too_big
-    if reason == "InsufficientStorage":
+    if err.reason == "InsufficientStorage":
         return ImgapiError("InsufficientStorage", "insufficient storage: the image store is full")
-    if reason == "TooManyUploads":
+    if err.reason == "TooManyUploads":
         return ImgapiError("ServiceUnavailableError", "too many uploads in progress, retry later")
-    if reason == "StorageIsDown" or err.transport_code in (
-        grpc.StatusCode.UNAVAILABLE,
-        grpc.StatusCode.DEADLINE_EXCEEDED,
-    ):
+    if storage_unreachable(err):
         return ImgapiError("StorageIsDown", "storage is unavailable")
-    if reason is None and exc is not None:
-        return from_rpc_error(exc)
-    return ImgapiError("InternalError", f"storage error: {reason} {meta.get('message', '')}".strip())
+    if err.from_transport and err.rpc_error is not None:
+        return from_rpc_error(err.rpc_error)
+    return ImgapiError(
+        "InternalError", f"storage error: {err.reason} {err.metadata.get('message', '')}".strip()
+    )
 
 
 async def delete_orphans(

@@ -39,7 +39,7 @@ def run_workers(n: int, target: Callable[..., Any], *args: Any) -> int:
 #: name the process that answered: ``<index>/<count>`` of its worker processes, and an id unique on
 #: the network. The kernel spreads *connections* over SO_REUSEPORT workers at random (with 4
 #: connections to 2 workers, all 4 land on one worker 1 time in 8), so a client holding several
-#: connections uses this to even them out (gateway/balance.py).
+#: connections uses this to even them out (gateway/adapters/balance.py).
 WORKER_KEY = "imgapi-worker"
 WORKER_ID_KEY = "imgapi-worker-id"
 

@@ -27,7 +27,7 @@ def main(argv: list[str]) -> int:
         return 2
     configure_logging("replication", settings.log_level)
     tune_malloc()
-    from replication.service import create_server
+    from replication.api.server import create_server
 
     server, port, health, manager, imports, docker = create_server(settings)
     host = settings.bind.rsplit(":", 1)[0]
@@ -43,6 +43,7 @@ def main(argv: list[str]) -> int:
         announce(f"replication metrics on http://{host}:{metrics}/metrics")
 
     def stop() -> None:
+        docker.stop()
         imports.close()
         manager.stop_all()
         manager.store.close()

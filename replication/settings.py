@@ -45,6 +45,9 @@ class ReplicationSettings(BaseSettings):
     #: types only, so an OCI-only tag is "not found" there and here by default).
     docker_registry_oci: bool = False
     log_level: str = "INFO"
+    #: How long a Docker import or import job stays this process's without being renewed (renewed
+    #: every third of it): after that another replication process sharing the database takes it over.
+    lease_seconds: float = Field(default=30.0, gt=0)
 
     # Remote imports (AdminImportRemoteImage, ImportFromDatacenter) and file fetches (AddImageFile from
     # a source, AddImageFileFromUrl). These used to be the gateway's settings and keep their names.

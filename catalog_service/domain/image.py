@@ -155,6 +155,9 @@ class Image:
         f["mtime"] = now
         f["stor"] = entry.get("stor") or default_stor
         f["blob_id"] = entry["blob_id"]
+        for key in ("digest", "uncompressedDigest"):  # a Docker layer's (not in the REST view)
+            if isinstance(entry.get(key), str):
+                f[key] = entry[key]
         self.record["files"] = [f]
 
     def detach_file(self) -> None:

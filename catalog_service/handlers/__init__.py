@@ -1,2 +1,3 @@
-"""The catalog's operations, one module per concern, composed into
-:class:`catalog_service.service.CatalogService`."""
+"""The catalog's operations, one module per concern (``lifecycle``, ``files``, ``acl_channels``,
+``reads``, ``changes`` over a shared ``core``), composed into
+:class:`catalog_service.handlers.operations.CatalogService`, the one object the gRPC servicer calls."""

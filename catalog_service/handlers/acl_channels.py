@@ -6,10 +6,10 @@ from collections.abc import Sequence
 
 from sqlalchemy import Connection
 
-from catalog_service.calls import Caller, Rendered, View
+from catalog_service.domain.calls import Caller, Rendered, View
 from catalog_service.domain.image import Image
+from catalog_service.domain.preconditions import Conditions
 from catalog_service.handlers.core import NO_CONDITIONS, CatalogCore
-from catalog_service.preconditions import Conditions
 from imgapi_common.acl_channel_rules import check_uuid_list
 
 

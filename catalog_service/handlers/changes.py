@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from catalog_service.db.repository import Change
-from catalog_service.db.rows import dump_record
+from catalog_service.adapters.db.repository import Change
+from catalog_service.adapters.db.rows import dump_record
 from catalog_service.handlers.core import CatalogCore
 
 

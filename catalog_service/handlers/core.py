@@ -10,20 +10,20 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine
 
-from catalog_service.accounts import AccountRegistry
-from catalog_service.calls import Caller, Rendered, View
-from catalog_service.db.repository import ImageRepository, StoredImage
-from catalog_service.db.rows import blob_ids_of
+from catalog_service.adapters.accounts import AccountRegistry
+from catalog_service.adapters.db.repository import ImageRepository, StoredImage
+from catalog_service.adapters.db.rows import blob_ids_of
+from catalog_service.adapters.db.unit_of_work import UnitOfWork
+from catalog_service.adapters.list_cache import ListCache
 from catalog_service.domain.bounds import bound_errors
+from catalog_service.domain.calls import Caller, Rendered, View
 from catalog_service.domain.config import DomainConfig
 from catalog_service.domain.image import Image, check_account
+from catalog_service.domain.json_body import has_lone_surrogate, lone_surrogate_error
+from catalog_service.domain.preconditions import Conditions, evaluate
 from catalog_service.domain.serialize import compact_json, etag_of, serialize_image
 from catalog_service.domain.validation import image_data_error, validate_record
-from catalog_service.json_body import has_lone_surrogate, lone_surrogate_error
-from catalog_service.list_cache import ListCache
-from catalog_service.preconditions import Conditions, evaluate
 from catalog_service.settings import CatalogSettings
-from catalog_service.unit_of_work import UnitOfWork
 from imgapi_common.errors import FieldError, ImgapiError, not_found, validation_failed
 from imgapi_common.jsvalues import is_uuid, js_string, truthy
 from imgapi_common.limits import MAX_CLIENT_IMAGE_BYTES, MAX_IMAGE_BYTES

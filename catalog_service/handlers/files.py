@@ -7,8 +7,8 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from catalog_service.calls import Caller, Rendered, UploadPlan, View
-from catalog_service.clock import now_timestamp
+from catalog_service.domain.calls import Caller, Rendered, UploadPlan, View
+from catalog_service.domain.clock import now_timestamp
 from catalog_service.domain.image import Image
 from catalog_service.handlers.core import CatalogCore
 from imgapi_common.errors import FieldError, ImgapiError, invalid_parameter

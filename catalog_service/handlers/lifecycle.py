@@ -12,18 +12,17 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from catalog_service import list_filters
-from catalog_service.calls import Caller, Rendered, View
-from catalog_service.clock import now_timestamp
-from catalog_service.db.rows import blob_ids_of
+from catalog_service.adapters.db.rows import blob_ids_of
+from catalog_service.domain.calls import Caller, Rendered, View
+from catalog_service.domain.clock import now_timestamp
 from catalog_service.domain.image import Image, check_account, walk_origins
+from catalog_service.domain.json_body import parse_json
+from catalog_service.domain.preconditions import Conditions
 from catalog_service.domain.records import build_record, check_create_body
 from catalog_service.domain.update import apply_update
 from catalog_service.domain.upgrade import upgrade_dataset_manifest
 from catalog_service.domain.validation import image_data_error, validate_record
 from catalog_service.handlers.core import NO_CONDITIONS, CatalogCore
-from catalog_service.json_body import parse_json
-from catalog_service.preconditions import Conditions
 from imgapi_common.errors import FieldError, ImgapiError, invalid_parameter, not_found
 from imgapi_common.jsvalues import js_string
 from imgapi_common.manifest_fields import ZERO_UUID
@@ -80,16 +79,11 @@ class LifecycleHandlers(CatalogCore):
             self.repo.insert(conn, rec, self._admit(rec))
         return self.render(rec, view, 1)
 
-    def admin_import(
-        self,
-        uuid: str,
-        caller: Caller,
-        view: View,
-        manifest_json: str,
-        *,
-        skip_owner_check: str = "",
-        from_source: bool = False,
-    ) -> Rendered:
+    def check_import_request(
+        self, uuid: str, caller: Caller, manifest_json: str
+    ) -> tuple[str | None, dict[str, Any]]:
+        """AdminImportImage's checks of the request itself: channel, operator, body uuid. The
+        channel and the manifest to import (upgraded from a dataset manifest if need be)."""
         channel = self.resolve_channel(caller.channel, write=True)
         if caller.user_account is not None:
             raise ImgapiError("OperatorOnly", "this endpoint may only be called by an operator")
@@ -110,9 +104,21 @@ class LifecycleHandlers(CatalogCore):
                 f'URL UUID, "{uuid}" and body UUID, "{shown}" do not match',
                 [FieldError("uuid", "Invalid")],
             )
-        skip = list_filters.parse_bool_param("skip_owner_check", skip_owner_check)
         body = dict(body)
         body.pop("channels", None)
+        return channel, body
+
+    def admin_import(
+        self,
+        uuid: str,
+        caller: Caller,
+        view: View,
+        manifest_json: str,
+        *,
+        skip_owner_check: bool = False,
+        from_source: bool = False,
+    ) -> Rendered:
+        channel, body = self.check_import_request(uuid, caller, manifest_json)
 
         def attempt(conn: Connection) -> Rendered:
             existing = self.repo.get(conn, uuid)
@@ -123,7 +129,7 @@ class LifecycleHandlers(CatalogCore):
                 if body.get("owner") == ZERO_UUID:
                     if self.cfg.admin_uuid:
                         body["owner"] = self.cfg.admin_uuid
-                elif not skip:
+                elif not skip_owner_check:
                     self._owner_must_exist(body.get("owner"))
             else:
                 body["owner"] = ZERO_UUID

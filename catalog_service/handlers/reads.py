@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from catalog_service import list_filters
-from catalog_service.calls import Caller, Rendered, View
-from catalog_service.db.listing import ListQuery, State
-from catalog_service.db.rows import db_text, load_record, published_sort_key
+from catalog_service.adapters.db.listing import ListQuery, State
+from catalog_service.adapters.db.rows import db_text, load_record, published_sort_key
+from catalog_service.adapters.list_cache import cached_listing
+from catalog_service.domain.calls import Caller, Rendered, View
+from catalog_service.domain.preconditions import Conditions, evaluate
+from catalog_service.handlers import list_filters
 from catalog_service.handlers.core import NO_CONDITIONS, CatalogCore
-from catalog_service.list_cache import cached_listing
-from catalog_service.preconditions import Conditions, evaluate
 from imgapi_common.errors import not_found
 
 

@@ -11,11 +11,11 @@ import grpc
 import pytest
 
 from blob_client import BlobClient
-from blob_service.digests import exportable
-from blob_service.server import create_server
-from blob_service.service import BlobService
+from blob_service.adapters.storage import Storage, make_storage
+from blob_service.api.server import create_server
+from blob_service.domain.digests import exportable
+from blob_service.handlers.operations import BlobService
 from blob_service.settings import MIB, BlobSettings
-from blob_service.storage import Storage, make_storage
 from imgapi_common.grpc_server import MAX_MESSAGE_BYTES
 from tests.components import S3Endpoint, missing
 

@@ -16,8 +16,8 @@ from grpc import aio
 
 from blob_client import AsyncBlobClient, BlobClient, BlobError, RetryPolicy, UploadSpec
 from blob_client.policy import storage_unreachable
-from blob_service.server import create_server
-from blob_service.service import BlobService
+from blob_service.api.server import create_server
+from blob_service.handlers.operations import BlobService
 from blob_service.settings import MIB
 from tests.blob.conftest import channel_to, settings_for
 from tests.blob.data import expected, payload, pieces

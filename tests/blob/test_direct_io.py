@@ -19,13 +19,19 @@ from imgapi.v1 import blob_pb2, blob_pb2_grpc
 
 from blob_client import BlobClient
 from blob_client.wire import encode_write_chunk
-from blob_service.server import create_server
-from blob_service.service import BlobService
+from blob_service.adapters.storage.direct import (
+    ALIGN,
+    DIRECT_READ_MIN,
+    DirectAppender,
+    open_direct,
+    read_direct,
+)
+from blob_service.adapters.storage.files import pwrite_all
+from blob_service.adapters.storage.local import LocalStorage
+from blob_service.api.server import create_server
+from blob_service.handlers.operations import BlobService
+from blob_service.handlers.writing import Chunk
 from blob_service.settings import MIB, BlobSettings
-from blob_service.storage.direct import ALIGN, DIRECT_READ_MIN, DirectAppender, open_direct, read_direct
-from blob_service.storage.files import pwrite_all
-from blob_service.storage.local import LocalStorage
-from blob_service.writing import Chunk
 from tests.blob.conftest import channel_to, settings_for
 from tests.blob.data import digests, payload
 
@@ -156,7 +162,7 @@ def test_appender_falls_back_when_the_first_direct_write_is_refused(
             raise OSError(errno.EINVAL, "refused")
         real(target, data, offset)  # type: ignore[arg-type]
 
-    monkeypatch.setattr("blob_service.storage.direct.pwrite_all", refusing)
+    monkeypatch.setattr("blob_service.adapters.storage.direct.pwrite_all", refusing)
     data = payload(200_000, seed=29)
     app = DirectAppender(fd, dfd, 0, buffer_bytes=64 * 1024)
     app.write(data[:100_000])

@@ -15,8 +15,8 @@ from imgapi.v1 import blob_pb2, blob_pb2_grpc
 
 from blob_client import BlobClient
 from blob_client.errors import DOMAIN, BlobError
-from blob_service.server import SERVICE_NAME, create_server
-from blob_service.service import BlobService
+from blob_service.api.server import SERVICE_NAME, create_server
+from blob_service.handlers.operations import BlobService
 from blob_service.settings import MIB, BlobSettings
 from tests.blob.conftest import PART, channel_to
 from tests.blob.data import content_md5, digests, expected, payload, pieces

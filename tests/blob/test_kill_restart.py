@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from blob_client import BlobClient
-from blob_service.errors import BlobError
+from blob_service.domain.errors import BlobError
 from blob_service.settings import MIB, BlobSettings
 from tests.blob.conftest import channel_to
 from tests.blob.data import content_md5, digests, expected, payload, pieces

@@ -10,7 +10,7 @@ import psutil
 import pytest
 
 from blob_client import BlobClient
-from blob_service.server import create_server
+from blob_service.api.server import create_server
 from blob_service.settings import MIB
 from tests.blob.conftest import channel_to, settings_for
 

@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
-from blob_service.digest_pipeline import GROUPS, DigestPipeline
-from blob_service.digests import ALGORITHMS, DigestSet
-from blob_service.ids import new_id
-from blob_service.model import UploadState
-from blob_service.storage.base import StagedConflict, SyncsInBackground
-from blob_service.storage.local import LocalStorage
-from blob_service.writing import Chunk, UploadStream
+from blob_service.adapters.storage.base import StagedConflict, SyncsInBackground
+from blob_service.adapters.storage.local import LocalStorage
+from blob_service.domain.digest_pipeline import GROUPS, DigestPipeline
+from blob_service.domain.digests import ALGORITHMS, DigestSet
+from blob_service.domain.ids import new_id
+from blob_service.domain.model import UploadState
+from blob_service.handlers.writing import Chunk, UploadStream
 from tests.blob.conftest import needs_libcrypto
 
 MIB = 1024 * 1024

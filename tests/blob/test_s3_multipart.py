@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from blob_service.errors import BlobError
-from blob_service.model import UploadState
-from blob_service.service import BlobService
+from blob_service.adapters.storage import make_storage
+from blob_service.adapters.storage.s3 import S3Storage
+from blob_service.domain.errors import BlobError
+from blob_service.domain.model import UploadState
+from blob_service.handlers.operations import BlobService
+from blob_service.handlers.writing import Chunk
 from blob_service.settings import MIB, BlobSettings
-from blob_service.storage import make_storage
-from blob_service.storage.s3 import S3Storage
-from blob_service.writing import Chunk
 from tests.blob.conftest import PART, Clock, settings_for
 from tests.blob.data import digests, payload, pieces
 from tests.components import S3Endpoint

@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from blob_client.chunks import Retained, rechunk
-from blob_service.digests import DigestSet
-from blob_service.errors import BlobError
-from blob_service.ids import checked_id, new_id
-from blob_service.model import UploadState
+from blob_service.domain.digests import DigestSet
+from blob_service.domain.errors import BlobError
+from blob_service.domain.ids import checked_id, new_id
+from blob_service.domain.model import UploadState
 from blob_service.settings import BlobSettings, load_settings
 from tests.blob.conftest import needs_libcrypto
 

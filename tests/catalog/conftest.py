@@ -15,12 +15,12 @@ import grpc
 import pytest
 from imgapi.v1 import catalog_pb2, catalog_pb2_grpc, common_pb2
 
-from catalog_service.server import create_server
-from catalog_service.service import CatalogService
+from catalog_service.api.server import create_server
+from catalog_service.handlers.operations import CatalogService
 from catalog_service.settings import CatalogSettings
-from gateway.body import parse_json_body
-from gateway.list_params import admin_fields, fill_list_request
-from gateway.query import Query
+from gateway.http.body import parse_json_body
+from gateway.http.list_params import admin_fields, fill_list_request
+from gateway.http.query import Query
 from imgapi_common.acl_channel_rules import check_uuid_list, unknown_channel
 from imgapi_common.errors import ImgapiError
 from imgapi_common.grpc_errors import from_rpc_error
@@ -73,7 +73,7 @@ class Catalog:
             raise from_rpc_error(e) from e
 
     def _from_rest_body(self, method: str, req: Any, text: str) -> None:
-        """Fill ``req`` from a REST JSON body as the gateway does (gateway/acl.py, actions.py): a
+        """Fill ``req`` from a REST JSON body as the gateway does (gateway/routes/acl.py, actions.py): a
         body it refuses is refused after load and owner (and, for a channel, cond)."""
         body = parse_json_body(text.encode("utf-8", "surrogatepass"), {"content-type": "application/json"})
         check_json_depth(body.value)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import uuid as uuidlib
+from email.utils import parsedate_to_datetime
 from typing import Any
 
+from google.protobuf import timestamp_pb2
 from imgapi.v1 import catalog_pb2, common_pb2, image_pb2
 
 from imgapi_common.errors import ImgapiError
@@ -33,6 +35,24 @@ def view_of(resp: Any) -> dict[str, Any]:
     img = resp.image if hasattr(resp, "image") else resp
     out: dict[str, Any] = json.loads(img.view_json)
     return out
+
+
+def etags(*opaque: str, weak: bool = False) -> common_pb2.EntityTagCondition:
+    """An If-Match / If-None-Match condition as the REST edge sends it (``*`` for any)."""
+    cond = common_pb2.EntityTagCondition(header=", ".join(opaque))
+    for t in opaque:
+        if t == "*":
+            cond.any = True
+        else:
+            cond.tags.add(opaque=t, weak=weak)
+    return cond
+
+
+def http_date(text: str) -> common_pb2.DateCondition:
+    """An If-Modified-Since / If-Unmodified-Since condition as the REST edge sends it."""
+    ts = timestamp_pb2.Timestamp()
+    ts.FromDatetime(parsedate_to_datetime(text))
+    return common_pb2.DateCondition(time=ts, header=text)
 
 
 def errs(e: ImgapiError) -> list[tuple[str, str]]:

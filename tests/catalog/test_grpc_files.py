@@ -18,6 +18,7 @@ from tests.catalog.grpc_support import (
     errs,
     get,
     get_view,
+    http_date,
     icon_msg,
     new_uuid,
     snapshot,
@@ -230,7 +231,7 @@ def test_file_conditionals_use_file_mtime(catalog_dc: Catalog) -> None:
         catalog_dc,
         img["uuid"],
         preconditions=common_pb2.Preconditions(
-            if_modified_since="Fri, 31 Dec 9999 23:59:59 GMT", subject=subject
+            if_modified_since=http_date("Fri, 31 Dec 9999 23:59:59 GMT"), subject=subject
         ),
     )
     assert r.not_modified
@@ -238,7 +239,7 @@ def test_file_conditionals_use_file_mtime(catalog_dc: Catalog) -> None:
         catalog_dc,
         img["uuid"],
         preconditions=common_pb2.Preconditions(
-            if_modified_since="Thu, 01 Jan 1970 00:00:00 GMT", subject=subject
+            if_modified_since=http_date("Thu, 01 Jan 1970 00:00:00 GMT"), subject=subject
         ),
     )
     assert not r.not_modified
@@ -247,7 +248,7 @@ def test_file_conditionals_use_file_mtime(catalog_dc: Catalog) -> None:
         caller=caller(),
         uuid=img["uuid"],
         preconditions=common_pb2.Preconditions(
-            if_unmodified_since="Thu, 01 Jan 1970 00:00:00 GMT", subject=subject
+            if_unmodified_since=http_date("Thu, 01 Jan 1970 00:00:00 GMT"), subject=subject
         ),
     )
     assert (e.code, e.http_status) == ("PreconditionFailed", 412)
@@ -255,7 +256,9 @@ def test_file_conditionals_use_file_mtime(catalog_dc: Catalog) -> None:
     r = get(
         catalog_dc,
         img["uuid"],
-        preconditions=common_pb2.Preconditions(if_unmodified_since="Thu, 01 Jan 1970 00:00:00 GMT"),
+        preconditions=common_pb2.Preconditions(
+            if_unmodified_since=http_date("Thu, 01 Jan 1970 00:00:00 GMT")
+        ),
     )
     assert not r.not_modified
 

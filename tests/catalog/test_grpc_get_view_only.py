@@ -23,6 +23,6 @@ def test_view_only_matches_the_full_response(catalog_dc: Catalog) -> None:
         view=V2,
         uuid=view["uuid"],
         view_only=True,
-        preconditions={"if_none_match": full.image.etag},
+        preconditions={"if_none_match": {"tags": [{"opaque": full.image.etag}]}},
     )
     assert again.not_modified

@@ -86,7 +86,7 @@ def test_operator_only_first(catalog_dc: Catalog) -> None:
 def test_uuid_mismatch(catalog_dc: Catalog) -> None:
     url = new_uuid()
     body_uuid = new_uuid()
-    e = import_error(catalog_dc, url, imanifest(uuid=body_uuid), skip_owner_check="bogus")
+    e = import_error(catalog_dc, url, imanifest(uuid=body_uuid), check_request_only=True)
     assert (e.code, e.http_status) == ("InvalidParameter", 422)
     assert errs(e) == [("uuid", "Invalid")]
     assert e.message == f'URL UUID, "{url}" and body UUID, "{body_uuid}" do not match'
@@ -95,11 +95,15 @@ def test_uuid_mismatch(catalog_dc: Catalog) -> None:
         assert (e.code, [f for f, _ in errs(e)]) == ("InvalidParameter", ["uuid"]), body
 
 
-def test_skip_owner_check_validated(catalog_dc: Catalog) -> None:
+def test_check_request_only(catalog_dc: Catalog) -> None:
+    """The request's own checks pass: an empty answer, nothing imported."""
     m = imanifest()
-    e = import_error(catalog_dc, m["uuid"], m, skip_owner_check="yes")
-    assert (e.code, errs(e)) == ("InvalidParameter", [("skip_owner_check", "Invalid")])
-    assert view_of(import_image(catalog_dc, m["uuid"], m, skip_owner_check="false"))["uuid"] == m["uuid"]
+    r = import_image(catalog_dc, m["uuid"], m, check_request_only=True)
+    assert not r.HasField("image")
+    assert catalog_dc.error("GetImage", caller=caller(), uuid=m["uuid"]).code == "ResourceNotFound"
+    e = import_error(catalog_dc, m["uuid"], m, account=VADER, check_request_only=True)
+    assert e.code == "OperatorOnly"
+    assert view_of(import_image(catalog_dc, m["uuid"], m, skip_owner_check=False))["uuid"] == m["uuid"]
 
 
 def test_conflict_409(catalog_dc: Catalog) -> None:
@@ -230,9 +234,9 @@ def test_owner_check_and_skip(catalog_registry: Catalog) -> None:
     m = imanifest(owner=LUKE)
     e = import_error(catalog_registry, m["uuid"], m)
     assert (e.code, e.http_status) == ("OwnerDoesNotExist", 422)
-    e = import_error(catalog_registry, m["uuid"], m, skip_owner_check="false")
+    e = import_error(catalog_registry, m["uuid"], m, skip_owner_check=False)
     assert e.code == "OwnerDoesNotExist"
-    assert view_of(import_image(catalog_registry, m["uuid"], m, skip_owner_check="true"))["owner"] == LUKE
+    assert view_of(import_image(catalog_registry, m["uuid"], m, skip_owner_check=True))["owner"] == LUKE
     m = imanifest(owner=ZERO)  # replaced by the admin, no existence check
     assert view_of(import_image(catalog_registry, m["uuid"], m))["owner"] == SDC
 

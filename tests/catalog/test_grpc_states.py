@@ -16,6 +16,7 @@ from tests.catalog.grpc_support import (
     attach_file,
     changes,
     create_active,
+    etags,
     get,
     get_view,
     icon_msg,
@@ -170,13 +171,13 @@ def test_actions_honour_preconditions(catalog_dc: Catalog) -> None:
             caller=caller(),
             view=V2,
             uuid=img["uuid"],
-            preconditions=common_pb2.Preconditions(if_match="stale"),
+            preconditions=common_pb2.Preconditions(if_match=etags("stale")),
         )
         assert (e.code, e.http_status) == ("PreconditionFailed", 412)
     assert snapshot(catalog_dc, img["uuid"]) == before
     etag = get(catalog_dc, img["uuid"]).image.etag
     out = action(
-        catalog_dc, "ActivateImage", img["uuid"], preconditions=common_pb2.Preconditions(if_match=etag)
+        catalog_dc, "ActivateImage", img["uuid"], preconditions=common_pb2.Preconditions(if_match=etags(etag))
     )
     assert out["state"] == "active"
 

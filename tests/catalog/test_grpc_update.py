@@ -25,6 +25,7 @@ from tests.catalog.grpc_support import (
     activate,
     create_active,
     errs,
+    etags,
     file_msg,
     get_view,
     list_uuids,
@@ -332,7 +333,10 @@ def test_unknown_image(catalog_dc: Catalog) -> None:
 # --- ETag / If-Match ----------------------------------------------------------------------------
 
 
-def cond(if_match: str = "", if_none_match: str = "") -> common_pb2.Preconditions:
+def cond(
+    if_match: common_pb2.EntityTagCondition | None = None,
+    if_none_match: common_pb2.EntityTagCondition | None = None,
+) -> common_pb2.Preconditions:
     return common_pb2.Preconditions(if_match=if_match, if_none_match=if_none_match)
 
 
@@ -344,42 +348,46 @@ def test_if_match_succeeds_with_previous_etag(catalog_dc: Catalog) -> None:
         manifest_json=json.dumps(manifest()),
     )
     uuid, etag = r.image.uuid, r.image.etag
-    r2 = update(catalog_dc, uuid, {"description": "one"}, preconditions=cond(if_match=etag))
+    r2 = update(catalog_dc, uuid, {"description": "one"}, preconditions=cond(if_match=etags(etag)))
     assert r2.image.etag != etag and r2.image.revision == r.image.revision + 1
     # chain: the etag of each response is the next If-Match
-    r3 = update(catalog_dc, uuid, {"description": "two"}, preconditions=cond(if_match=f'"{r2.image.etag}"'))
-    update(catalog_dc, uuid, {"description": "3"}, preconditions=cond(if_match=f'W/"{r3.image.etag}"'))
-    update(catalog_dc, uuid, {"description": "4"}, preconditions=cond(if_match="*"))
+    r3 = update(catalog_dc, uuid, {"description": "two"}, preconditions=cond(if_match=etags(r2.image.etag)))
+    update(
+        catalog_dc, uuid, {"description": "3"}, preconditions=cond(if_match=etags(r3.image.etag, weak=True))
+    )
+    update(catalog_dc, uuid, {"description": "4"}, preconditions=cond(if_match=etags("*")))
     cur = get_view(catalog_dc, uuid)
     assert cur["description"] == "4"
     etag_now = catalog_dc.call("GetImage", caller=caller(), uuid=uuid).image.etag
-    update(catalog_dc, uuid, {"description": "5"}, preconditions=cond(if_match=f'"nope", "{etag_now}"'))
+    update(catalog_dc, uuid, {"description": "5"}, preconditions=cond(if_match=etags("nope", etag_now)))
 
 
 def test_if_match_mismatch_412(catalog_dc: Catalog) -> None:
     r = catalog_dc.call("CreateImage", caller=caller(), manifest_json=json.dumps(manifest()))
     old = r.image.etag
     update(catalog_dc, r.image.uuid, {"description": "changed"})
-    e = failed_update(catalog_dc, r.image.uuid, {"description": "lost"}, preconditions=cond(if_match=old))
+    e = failed_update(
+        catalog_dc, r.image.uuid, {"description": "lost"}, preconditions=cond(if_match=etags(old))
+    )
     assert (e.code, e.http_status) == ("PreconditionFailed", 412)
     assert f"if-match '{old}'" in e.message
-    e = failed_update(catalog_dc, r.image.uuid, {"name": "x"}, preconditions=cond(if_match="garbage"))
+    e = failed_update(catalog_dc, r.image.uuid, {"name": "x"}, preconditions=cond(if_match=etags("garbage")))
     assert e.code == "PreconditionFailed"
 
 
 def test_if_match_checked_before_body(catalog_dc: Catalog) -> None:
     img = catalog_dc.create(manifest())
-    e = failed_update(catalog_dc, img["uuid"], {}, preconditions=cond(if_match="nope"))
+    e = failed_update(catalog_dc, img["uuid"], {}, preconditions=cond(if_match=etags("nope")))
     assert e.code == "PreconditionFailed"
 
 
 def test_if_none_match_on_update_is_412(catalog_dc: Catalog) -> None:
     r = catalog_dc.call("CreateImage", caller=caller(), manifest_json=json.dumps(manifest()))
     e = failed_update(
-        catalog_dc, r.image.uuid, {"description": "x"}, preconditions=cond(if_none_match=r.image.etag)
+        catalog_dc, r.image.uuid, {"description": "x"}, preconditions=cond(if_none_match=etags(r.image.etag))
     )
     assert (e.code, e.http_status) == ("PreconditionFailed", 412)
-    update(catalog_dc, r.image.uuid, {"description": "x"}, preconditions=cond(if_none_match="other"))
+    update(catalog_dc, r.image.uuid, {"description": "x"}, preconditions=cond(if_none_match=etags("other")))
 
 
 def test_etag_depends_on_view(catalog_channels: Catalog) -> None:
@@ -397,7 +405,7 @@ def test_etag_depends_on_view(catalog_channels: Catalog) -> None:
         view=common_pb2.ImageView(include_channels=False),
         uuid=img["uuid"],
         update_json='{"description": "x"}',
-        preconditions=cond(if_match=v2),
+        preconditions=cond(if_match=etags(v2)),
     )
     assert e.code == "PreconditionFailed"
     assert snapshot(catalog_channels, img["uuid"]) == before
@@ -407,7 +415,7 @@ def test_etag_depends_on_view(catalog_channels: Catalog) -> None:
         view=common_pb2.ImageView(include_channels=False),
         uuid=img["uuid"],
         update_json='{"description": "x"}',
-        preconditions=cond(if_match=v1),
+        preconditions=cond(if_match=etags(v1)),
     )
 
 

@@ -1,4 +1,4 @@
-"""ListImages answers are reused only while the database is unchanged (catalog_service/list_cache.py).
+"""ListImages answers are reused only while the database is unchanged (catalog_service/adapters/list_cache.py).
 
 Two catalog servers share one database, as replicas behind a load balancer do: each keeps its own
 cache, and a write through one is seen by the very next listing through the other, on SQLite and
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from catalog_service.calls import Caller, View
+from catalog_service.domain.calls import Caller, View
 from tests.catalog.conftest import BACKENDS, SDC, Catalog, caller, database, manifest, running_catalog
 from tests.catalog.grpc_support import activate, list_images, update
 

@@ -3,7 +3,7 @@ sorts and limits, checked against a plain-Python model of the ListImages rules, 
 PostgreSQL.
 
 The model below is written from the rules (filters, state conditions, ``account`` visibility, sort
-key, inclusive markers, limit clamping), independently of the SQL in catalog_service/db/listing.py.
+key, inclusive markers, limit clamping), independently of the SQL in catalog_service/adapters/db/listing.py.
 Hypothesis draws a dataset (small vocabularies, so that filters collide and published_at ties
 happen), stores it in a fresh catalog, then draws queries against it and compares the exact
 ordered list of uuids: through gRPC on SQLite and PostgreSQL, and through the REST gateway (query

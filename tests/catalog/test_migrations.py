@@ -12,8 +12,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
-from catalog_service.db.engine import alembic_config, make_engine, migrate
-from catalog_service.db.schema import metadata
+from catalog_service.adapters.db.engine import alembic_config, make_engine, migrate
+from catalog_service.adapters.db.schema import metadata
 from tests.catalog.conftest import SDC, V2, caller, database, manifest, running_catalog
 
 
@@ -48,7 +48,7 @@ def test_upgrade_downgrade_upgrade(empty_db: tuple[str, str]) -> None:
     cfg = alembic_config(url)
     command.upgrade(cfg, "head")
     assert tables(url) - {"alembic_version"} == expected
-    assert schema_diffs(url) == [], "head migration differs from catalog_service/db/schema.py"
+    assert schema_diffs(url) == [], "head migration differs from catalog_service/adapters/db/schema.py"
     command.downgrade(cfg, "base")
     assert tables(url) - {"alembic_version"} == set()
     command.upgrade(cfg, "head")

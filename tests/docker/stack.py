@@ -14,8 +14,8 @@ from imgapi.v1 import common_pb2, docker_pb2_grpc
 from gateway.settings import GatewaySettings
 from imgapi_common.grpc_server import build_server
 from imgapi_common.ssrf import Allowlist
-from replication.destination import Destination
-from replication.docker.service import SERVICE_NAME, DockerImportServicer
+from replication.adapters.destination import Destination
+from replication.api.docker_servicer import SERVICE_NAME, DockerImportServicer
 from tests.components import Shape, free_port
 from tests.gateway.conftest import _start_gateway
 from tests.replication.stacks import DC, LOOPBACK, start_dc

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from replication.docker.layers import layer_uuid
+from replication.domain.docker.layers import layer_uuid
 from tests.components import free_port
 from tests.docker.conftest import Registry0
 

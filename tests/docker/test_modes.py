@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.components import Shape
 from tests.docker.conftest import Registry0
 from tests.docker.stack import Stack, start_stack
 from tests.docker.test_import import IMPORT, lines, registry_manifest, uuids_of
@@ -20,8 +21,8 @@ ZERO = "00000000-0000-0000-0000-000000000000"
 
 
 @pytest.fixture(scope="module")
-def tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("docker-modes")
+def tmp(tmp_path_factory: pytest.TempPathFactory, shape: Shape) -> Path:
+    return tmp_path_factory.mktemp(f"docker-modes-{shape.name}")
 
 
 def client(stack: Stack) -> httpx.Client:
@@ -29,14 +30,14 @@ def client(stack: Stack) -> httpx.Client:
 
 
 @pytest.fixture(scope="module")
-def channels(tmp: Path) -> Iterator[Stack]:
-    s = start_stack(tmp, "ch", mode="public", channels=PUBLIC_CHANNELS)
+def channels(tmp: Path, shape: Shape) -> Iterator[Stack]:
+    s = start_stack(tmp, "ch", shape=shape, mode="public", channels=PUBLIC_CHANNELS)
     yield s
     s.stop()
 
 
-def test_public_false_on_a_public_server(tmp: Path, r0: Registry0) -> None:
-    s = start_stack(tmp, "pub", mode="public")
+def test_public_false_on_a_public_server(tmp: Path, shape: Shape, r0: Registry0) -> None:
+    s = start_stack(tmp, "pub", shape=shape, mode="public")
     try:
         with client(s) as c:
             msgs = lines(c.post(f"{IMPORT}&repo={r0.host}/test/base&tag=v1&public=false"))
@@ -47,8 +48,8 @@ def test_public_false_on_a_public_server(tmp: Path, r0: Registry0) -> None:
         s.stop()
 
 
-def test_private_server(tmp: Path, r0: Registry0) -> None:
-    s = start_stack(tmp, "priv", mode="private")
+def test_private_server(tmp: Path, shape: Shape, r0: Registry0) -> None:
+    s = start_stack(tmp, "priv", shape=shape, mode="private")
     try:
         with client(s) as c:
             msgs = lines(c.post(f"{IMPORT}&repo={r0.host}/test/base&tag=v1"))
@@ -63,8 +64,8 @@ def test_private_server(tmp: Path, r0: Registry0) -> None:
         s.stop()
 
 
-def test_dc_owner_is_the_admin(tmp: Path, r0: Registry0) -> None:
-    s = start_stack(tmp, "dc", mode="dc", admin_uuid=SDC)
+def test_dc_owner_is_the_admin(tmp: Path, shape: Shape, r0: Registry0) -> None:
+    s = start_stack(tmp, "dc", shape=shape, mode="dc", admin_uuid=SDC)
     try:
         with client(s) as c:
             msgs = lines(c.post(f"{IMPORT}&repo={r0.host}/test/base&tag=v1&public=false"))
@@ -95,8 +96,8 @@ def test_channels(channels: Stack, r0: Registry0) -> None:
         assert json.loads(msgs[-3]["manifest_str"])["layers"]
 
 
-def test_oci_manifests_when_enabled(tmp: Path, r0: Registry0) -> None:
-    s = start_stack(tmp, "oci", mode="public", accept_oci=True)
+def test_oci_manifests_when_enabled(tmp: Path, shape: Shape, r0: Registry0) -> None:
+    s = start_stack(tmp, "oci", shape=shape, mode="public", accept_oci=True)
     try:
         with client(s) as c:
             msgs = lines(c.post(f"{IMPORT}&repo={r0.host}/test/child&tag=oci"))
@@ -114,17 +115,17 @@ def test_oci_manifests_when_enabled(tmp: Path, r0: Registry0) -> None:
         s.stop()
 
 
-def test_the_replication_service_serves_docker_imports(tmp: Path, r0: Registry0) -> None:
-    """The production wiring: replication.service.create_server hosts DockerImport with the
+def test_the_replication_service_serves_docker_imports(tmp: Path, shape: Shape, r0: Registry0) -> None:
+    """The production wiring: replication.api.server.create_server hosts DockerImport with the
     registry allow-list of its settings (loopback is refused unless listed)."""
     from gateway.settings import GatewaySettings
-    from replication.service import create_server
+    from replication.api.server import create_server
     from replication.settings import ReplicationSettings
     from tests.components import free_port
     from tests.gateway.conftest import _start_gateway
     from tests.replication.stacks import start_dc
 
-    dc = start_dc(tmp, "served", mode="public")
+    dc = start_dc(tmp, "served", shape=shape, mode="public")
     stops = [dc.stop]
     try:
         for allow, expect in (([], "refused"), (["127.0.0.0/8"], "ok")):

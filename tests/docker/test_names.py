@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from imgapi_common.errors import ImgapiError
-from replication.docker.layers import layer_uuid, published_at, short_id
-from replication.docker.reference import ReferenceError, parse_reference, parse_repository
+from replication.domain.docker.layers import layer_uuid, published_at, short_id
+from replication.domain.docker.reference import ReferenceError, parse_reference, parse_repository
 
 D1 = "sha256:34e9fe7d5febcf82e90c93224efe05de63008e789ce35f12f4f252629cee9a75"
 D2 = "sha256:82ad37bf022358325249df3f8001c61149e4c5c2b1feac48cc7b2ff18e023256"

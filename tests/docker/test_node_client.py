@@ -5,24 +5,12 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests.compat.test_node_client import node_client as node_client  # the npm-installed client
 from tests.docker.conftest import Registry0
-from tests.docker.stack import Stack, start_stack
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    s = start_stack(tmp_path_factory.mktemp("docker-node"), "d", mode="public")
-    try:
-        yield s
-    finally:
-        s.stop()
+from tests.docker.stack import Stack  # the module's stack, on each shape (tests/docker/conftest.py)
 
 
 def run(script: Path, url: str, repo: str, tag: str) -> dict[str, Any]:

@@ -6,6 +6,7 @@ request without credentials, its state) is in the replication database."""
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
 import json
 import os
@@ -17,30 +18,76 @@ import grpc
 import pytest
 from imgapi.v1 import common_pb2, docker_pb2, docker_pb2_grpc, image_pb2
 
-from replication.docker.layers import layer_uuid
-from replication.docker.records import DockerImportRecords
-from replication.store import Store
-from tests.components import SHAPES, Shape
-from tests.docker.fake_registry import FakeRegistry, fake_repo, start_fake_registry
+from blob_client import BlobError
+from replication.adapters.docker.records import DockerImportRecords
+from replication.adapters.store import Store
+from replication.domain.docker.layers import layer_uuid
+from tests.components import Shape
+from tests.docker.fake_registry import (
+    MANIFEST_V2,
+    FakeRegistry,
+    FakeRepo,
+    fake_repo,
+    sha,
+    start_fake_registry,
+)
+from tests.docker.oci import CREATED
 from tests.replication.stacks import DC, LOOPBACK, replicator_process, start_dc, wait_for
 
 SECRET = "s3cret-pw"
 AUTH = base64.b64encode(json.dumps({"username": "u", "password": SECRET}).encode()).decode()
 
 
-@pytest.fixture(params=SHAPES)
-def shape(request: pytest.FixtureRequest) -> Shape:
-    return Shape.of(request, request.param)
-
-
 @pytest.fixture()
 def fake(tmp_path: Path) -> Iterator[FakeRegistry]:
-    f = start_fake_registry({"fake/stalls": fake_repo(f"stalls{os.getpid()}", "stalls", size=3_000_000)})
+    stalls = fake_repo(f"stalls{os.getpid()}", "stalls", size=3_000_000)
+    two = stacked(
+        fake_repo(f"base{os.getpid()}", ""), fake_repo(f"top{os.getpid()}", "stalls", size=3_000_000)
+    )
+    f = start_fake_registry({"fake/stalls": stalls, "fake/two": two})
     try:
         yield f
     finally:
-        f.repos["fake/stalls"].release.set()
+        for repo in f.repos.values():
+            repo.release.set()
         f.stop()
+
+
+def stacked(base: FakeRepo, top: FakeRepo) -> FakeRepo:
+    """A repository of ``base``'s layer under ``top``'s (whose fault it keeps)."""
+    layers = [base.layer, top.layer]
+    config = json.dumps(
+        {
+            "created": CREATED,
+            "architecture": "amd64",
+            "os": "linux",
+            "rootfs": {
+                "type": "layers",
+                "diff_ids": [sha(gzip.decompress(r.blobs[r.layer])) for r in (base, top)],
+            },
+            "history": [
+                {"created": CREATED, "created_by": f"/bin/sh -c #(nop) ADD file:{d[7:15]} in / "}
+                for d in layers
+            ],
+        }
+    ).encode()
+    gz = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": MANIFEST_V2,
+            "config": {
+                "mediaType": "application/vnd.docker.container.image.v1+json",
+                "size": len(config),
+                "digest": sha(config),
+            },
+            "layers": [
+                {"mediaType": gz, "size": len((base.blobs | top.blobs)[d]), "digest": d} for d in layers
+            ],
+        }
+    ).encode()
+    blobs = {d: (base.blobs | top.blobs)[d] for d in layers} | {sha(config): config}
+    return FakeRepo(manifest, blobs, top.layer, top.fault)
 
 
 def docker_channel(tmp: Path) -> grpc.Channel:
@@ -62,6 +109,8 @@ def test_killed_import_is_finished_by_the_restarted_service(
     env = {
         "IMGAPI_REPLICATION_DATABASE_URL": db_url,
         "IMGAPI_REPLICATION_DOCKER_REGISTRY_ALLOWLIST": json.dumps(list(LOOPBACK)),
+        # the restarted process takes the import over once the killed one's lease ran out
+        "IMGAPI_REPLICATION_LEASE_SECONDS": "1.5",
     }
     repo = fake.repos["fake/stalls"]
     uuid = layer_uuid([repo.layer])
@@ -128,10 +177,14 @@ def test_killed_import_is_finished_by_the_restarted_service(
         drop_db()
 
 
-def test_failed_import_is_recorded_failed(tmp_path: Path, fake: FakeRegistry) -> None:
-    dc = start_dc(tmp_path, "d")
-    env = {"IMGAPI_REPLICATION_DOCKER_REGISTRY_ALLOWLIST": json.dumps(list(LOOPBACK))}
-    db_url = f"sqlite:///{tmp_path}/replicator-proc/replication.db"
+def test_failed_import_is_recorded_failed(tmp_path: Path, shape: Shape, fake: FakeRegistry) -> None:
+    dc = start_dc(tmp_path, "d", shape=shape)
+    db_url, drop_db = shape.database()
+    db_url = db_url or f"sqlite:///{tmp_path}/replication.db"
+    env = {
+        "IMGAPI_REPLICATION_DATABASE_URL": db_url,
+        "IMGAPI_REPLICATION_DOCKER_REGISTRY_ALLOWLIST": json.dumps(list(LOOPBACK)),
+    }
     try:
         with replicator_process(tmp_path, dc, extra_env=env):
             channel = docker_channel(tmp_path)
@@ -150,3 +203,67 @@ def test_failed_import_is_recorded_failed(tmp_path: Path, fake: FakeRegistry) ->
                 store.close()
     finally:
         dc.stop()
+        drop_db()
+
+
+def test_blob_of_a_killed_import_is_deleted_by_the_process_resuming_it(
+    tmp_path: Path, shape: Shape, fake: FakeRegistry
+) -> None:
+    """The base layer is in the blob service, the top one half way, when the process is killed: no
+    image holds the base blob. The process resuming the import deletes it (and downloads again)."""
+    dc: DC = start_dc(tmp_path, "d", shape=shape)
+    db_url, drop_db = shape.database()
+    db_url = db_url or f"sqlite:///{tmp_path}/replication.db"
+    env = {
+        "IMGAPI_REPLICATION_DATABASE_URL": db_url,
+        "IMGAPI_REPLICATION_DOCKER_REGISTRY_ALLOWLIST": json.dumps(list(LOOPBACK)),
+        "IMGAPI_REPLICATION_LEASE_SECONDS": "1.5",
+    }
+    repo = fake.repos["fake/two"]
+    base_digest = json.loads(repo.manifest)["layers"][0]["digest"]
+    base_uuid, top_uuid = layer_uuid([base_digest]), layer_uuid([base_digest, repo.layer])
+    dest = dc.destination()
+    blobs = dest.blobs
+    try:
+        with replicator_process(tmp_path, dc, extra_env=env) as proc:
+            channel = docker_channel(tmp_path)
+            stream = docker_pb2_grpc.DockerImportStub(channel).ImportDockerImage(
+                docker_pb2.ImportDockerImageRequest(repo=f"{fake.host}/fake/two", tag="v1", public="false"),
+                timeout=60,
+            )
+            statuses: dict[str, set[str]] = {}
+            for event in stream:  # until the base layer is stored and the top one half way
+                if event.HasField("started"):
+                    continue
+                msg = json.loads(event.line_json)
+                assert msg["type"] != "error", msg
+                p = msg["payload"]
+                statuses.setdefault(p.get("id", ""), set()).add(p.get("status", ""))
+                if "Download complete" in statuses.get(
+                    base_digest[7:19], set()
+                ) and "Downloading" in statuses.get(repo.layer[7:19], set()):
+                    break
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+        channel.close()
+        store = Store(db_url)
+        try:
+            records = DockerImportRecords(store)
+            (rec,) = records.all()
+            ((layer, left),) = records.blobs(rec.id)
+        finally:
+            store.close()
+        assert layer == base_uuid and blobs.stat(left).size == len(repo.blobs[base_digest])
+        assert dc.get(base_uuid) is None  # the blob is held by nothing
+        repo.release.set()
+        with replicator_process(tmp_path, dc, extra_env=env):
+            wait_for("the top layer image active", lambda: active(dc, top_uuid), timeout=60)
+        base = active(dc, base_uuid)
+        assert base is not None and base.files[0].blob_id != left
+        with pytest.raises(BlobError) as gone:
+            blobs.stat(left)
+        assert gone.value.reason == "BlobNotFound"
+    finally:
+        dest.close()
+        dc.stop()
+        drop_db()

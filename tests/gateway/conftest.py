@@ -53,7 +53,7 @@ class Stack:
     base_url: str
     mode: str
     settings: GatewaySettings
-    catalog: Any  # catalog_service.service.CatalogService
+    catalog: Any  # catalog_service.handlers.operations.CatalogService
     tmp: Path
     shape: str = "embedded"
     _stops: list[Callable[[], None]] = field(default_factory=list)
@@ -83,7 +83,7 @@ class Stack:
 def _start_catalog(
     tmp: Path, mode: str, channels: list[dict[str, Any]], admin_uuid: str | None, database_url: str
 ) -> tuple[str, Any, Callable[[], None]]:
-    from catalog_service.server import create_server
+    from catalog_service.api.server import create_server
     from catalog_service.settings import CatalogSettings
 
     settings = CatalogSettings(
@@ -106,7 +106,7 @@ def _start_catalog(
 
 
 def _start_blob(tmp: Path, s3: S3Endpoint | None) -> tuple[str, Callable[[], None]]:
-    from blob_service.server import create_server
+    from blob_service.api.server import create_server
 
     built = create_server(blob_settings(tmp / "blobs", s3))
     server, port, service = built[0], built[1], built[3]
@@ -136,7 +136,7 @@ def start_replication(
     tmp: Path, catalog_target: str, blob_target: str, database_url: str = "", **settings: Any
 ) -> tuple[str, Callable[[], None]]:
     """The replication service (its gRPC server, replication jobs and import jobs) in this process."""
-    from replication.service import create_server
+    from replication.api.server import create_server
     from replication.settings import ReplicationSettings
 
     rs = ReplicationSettings(

@@ -124,3 +124,48 @@ def test_bad_digest_and_md5_ok(dc: httpx.Client) -> None:
     h["Content-MD5"] = "mZFLkyvTelC5g8XnyQrpOw=="
     b = err(dc.post(f"/images/{u}?action=update", content=body, headers=h), 400, "BadDigest")
     assert b["message"] == f"Content-MD5 'mZFLkyvTelC5g8XnyQrpOw==' didn't match '{good}'"
+
+
+def test_admin_import_skip_owner_check_values(dc: httpx.Client) -> None:
+    """Only ``true``/``false`` are booleans; the empty value reads as absent."""
+    cases = {
+        "skip_owner_check=TRUE": "TRUE",
+        "skip_owner_check=1": "1",
+        "skip_owner_check=true&skip_owner_check=true": "true,true",
+        "skip_owner_check[b]=c": "[object Object]",
+    }
+    for query, text in cases.items():
+        u = new_uuid()
+        m = manifest(v=2, uuid=u, owner=LUKE)
+        body = err(act(dc, u, f"action=import&{query}", m), 422, "InvalidParameter", ["skip_owner_check"])
+        assert body == {
+            "code": "InvalidParameter",
+            "message": f'invalid value for "skip_owner_check" param: "{text}" is not a boolean',
+            "errors": [{"field": "skip_owner_check", "code": "Invalid"}],
+        }
+    for ok in ("", "true", "false"):
+        u = new_uuid()
+        r = act(dc, u, f"action=import&skip_owner_check={ok}", manifest(v=2, uuid=u, owner=LUKE))
+        assert r.status_code == 200 and r.json()["uuid"] == u, (ok, r.text)
+
+
+def test_admin_import_skip_owner_check_order(dc: httpx.Client, pub: httpx.Client) -> None:
+    """channel -> operator -> body uuid -> skip_owner_check -> the image's existence."""
+    bad = "skip_owner_check=yes"
+    u = new_uuid()
+    m = manifest(v=2, uuid=u, owner=LUKE)
+    err(act(pub, u, f"action=import&channel=nope&{bad}", m), 422, "ValidationFailed", ["channel"])
+    err(act(dc, u, f"action=import&account={LUKE}&{bad}", m), 403, "OperatorOnly")
+    err(act(dc, u, f"action=import&account=&{bad}", m), 403, "OperatorOnly")
+    # a malformed account is no InvalidParameter here (why the edge leaves accounts to the catalog)
+    err(act(dc, u, f"action=import&account=nope&{bad}", m), 403, "OperatorOnly")
+    err(pub.get(f"/images/{u}?account=nope&channel=bogus"), 422, "ValidationFailed", ["channel"])
+    err(act(dc, new_uuid(), f"action=import&{bad}", m), 422, "InvalidParameter", ["uuid"])
+    body = err(act(dc, u, f"action=import&{bad}", {"uuid": 12345678901234567890}), 422, "InvalidParameter")
+    assert body["message"] == f'URL UUID, "{u}" and body UUID, "12345678901234567000" do not match'
+
+    existing = manifest(v=2, uuid=BASE_181, owner=LUKE)
+    err(act(dc, BASE_181, f"action=import&{bad}", existing), 422, "InvalidParameter", ["skip_owner_check"])
+    err(act(pub, u, f"action=import&channel=staging&{bad}", m), 422, "InvalidParameter", ["skip_owner_check"])
+    # the checks that come before leave nothing behind
+    assert dc.get(f"/images/{u}").status_code == 404

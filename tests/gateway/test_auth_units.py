@@ -1,4 +1,4 @@
-"""gateway/auth.py without a server: HTTP Signature verification on requests built in memory.
+"""gateway/http/auth.py without a server: HTTP Signature verification on requests built in memory.
 
 The HTTP tests (test_auth.py) drive the same code through a stack; these are fast enough for
 scripts/mutation, and pin the exact 401 messages a client sees, the signed request line forms, the
@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed25519, padding, rsa
 from starlette.requests import Request
 
-from gateway.auth import AuthMode, KeyStore, authenticate, parse_authorization, verify_request
+from gateway.http.auth import AuthMode, KeyStore, authenticate, parse_authorization, verify_request
 from gateway.settings import GatewaySettings
 from imgapi_common.errors import ImgapiError
 

@@ -19,9 +19,9 @@ from grpc import aio
 from imgapi.v1 import catalog_pb2, catalog_pb2_grpc
 from pydantic import SecretStr
 
+from gateway.adapters.balance import balance, probe
+from gateway.adapters.grpc_clients import create_clients
 from gateway.app import create_app
-from gateway.balance import balance, probe
-from gateway.clients import create_clients
 from gateway.settings import GatewaySettings
 from imgapi_common import internal_auth
 from imgapi_common.workers import WORKER_ID_KEY, WORKER_KEY

@@ -227,7 +227,25 @@ def test_get_file_errors_and_conditionals(dc: httpx.Client) -> None:
     r = dc.get(f"/images/{uuid}/file", headers={"If-Modified-Since": "Fri, 01 Jan 2100 00:00:00 GMT"})
     assert r.status_code == 304
     r = dc.get(f"/images/{uuid}/file", headers={"If-Unmodified-Since": "Thu, 01 Jan 1970 00:00:00 GMT"})
-    error(r, 412, "PreconditionFailed")
+    body = error(r, 412, "PreconditionFailed")
+    assert body["message"] == "if-unmodified-since 'Thu, 01 Jan 1970 00:00:00 GMT' failed"
+    body = error(
+        dc.get(f"/images/{uuid}/file", headers={"If-Match": '"nope" , W/"x"'}), 412, "PreconditionFailed"
+    )
+    assert body["message"] == f"if-match '\"nope\" , W/\"x\"' didn't match etag '{etag}'"
+    # a weak or quoted tag, or one of a list, matches; so does * however written
+    for if_match in (f'W/"{etag}"', f'"x", "{etag}"', '"*"', "W/*"):
+        assert dc.get(f"/images/{uuid}/file", headers={"If-Match": if_match}).status_code == 200, if_match
+    # not HTTP dates: no condition (a year too large for any calendar too)
+    for date in ("yesterday", "Mon, 01 Jan 99999999999999999999 00:00:00 GMT"):
+        for name in ("If-Unmodified-Since", "If-Modified-Since"):
+            assert dc.get(f"/images/{uuid}/file", headers={name: date}).status_code == 200, (name, date)
+    # If-None-Match present: If-Modified-Since is not looked at
+    r = dc.get(
+        f"/images/{uuid}/file",
+        headers={"If-None-Match": "other", "If-Modified-Since": "Fri, 01 Jan 2100 00:00:00 GMT"},
+    )
+    assert r.status_code == 200
 
 
 @pytest.fixture(scope="module")

@@ -18,12 +18,12 @@ from typing import Any
 import pytest
 
 from imgapi_common.remote_imgapi import Remote
-from replication.copier import CopyMilestone
-from replication.fetcher_transport import FetcherTransport
-from replication.image_import import import_image_with_origins
-from replication.rest_source import RestSource
+from replication.adapters.fetcher_transport import FetcherTransport
+from replication.adapters.rest_source import RestSource
+from replication.adapters.sources import SourceError
+from replication.handlers.copy.reports import CopyMilestone
+from replication.handlers.imports.with_origins import import_image_with_origins
 from replication.settings import ReplicationSettings
-from replication.sources import SourceError
 from tests.gateway.conftest import SDC, Stack, start_stack
 from tests.gateway.test_import import QuietServer, wait_job
 from tests.replication.stacks import DC, start_dc

@@ -1,4 +1,4 @@
-"""ListImages' query parameters parsed into the typed catalog request (gateway/list_params.py),
+"""ListImages' query parameters parsed into the typed catalog request (gateway/http/list_params.py),
 without a server: values, messages and the order in which IMGAPI refuses them."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from imgapi.v1 import catalog_pb2
 
-from gateway.list_params import (
+from gateway.http.list_params import (
     MAX_LIMIT,
     fill_list_request,
     parse_date_marker,
@@ -16,7 +16,7 @@ from gateway.list_params import (
     parse_sort,
     parse_state,
 )
-from gateway.query import Query
+from gateway.http.query import Query
 from imgapi_common.errors import ImgapiError
 
 L = catalog_pb2.ListImagesRequest

@@ -12,11 +12,11 @@ import pytest
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
-from gateway.auth import parse_authorization
-from gateway.conditional import if_range_matches
-from gateway.http_ranges import ByteRange, MalformedRange, RangeNotSatisfiable, parse_range
-from gateway.tus import UploadRef, parse_metadata
-from gateway.versions import negotiate, satisfies
+from gateway.http.auth import parse_authorization
+from gateway.http.conditional import if_range_matches
+from gateway.http.ranges import ByteRange, MalformedRange, RangeNotSatisfiable, parse_range
+from gateway.http.versions import negotiate, satisfies
+from gateway.routes.tus import UploadRef, parse_metadata
 from imgapi_common.errors import ImgapiError
 
 # --- Authorization: Signature keyId="...",algorithm="...",signature="..." -------------------------

@@ -8,7 +8,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.responses import dumps, pretty
+from gateway.http.responses import dumps, pretty
 
 _scalars = (
     st.none()
@@ -51,7 +51,7 @@ def test_integers_beyond_64_bits_keep_their_digits() -> None:
 def test_hex_digits_in_strings_keep_the_fast_path() -> None:
     """UUIDs and SHA-1s are full of ``<digit>e<digit>``; only number tokens may send a listing to
     the slow re-indentation (which took ~25x longer for a 1000-image page)."""
-    from gateway.responses import _ORJSON_DIFFERS
+    from gateway.http.responses import _ORJSON_DIFFERS
 
     fast = ['{"uuid":"489bcf63-cc1e-4eaa-88e7-a05597401332","sha1":"8e8a0e5","n":12}', '{"d":"x,1.5"}']
     slow = [_compact(v) for v in ({"a": 1e16}, {"a": [1, -1.5e-30]}, {"a": 2**64}, {"a": {"b": 2e300}})]

@@ -1,10 +1,10 @@
-"""gateway/query.py: query strings parsed as node's ``qs`` parses them (restify's query parser)."""
+"""gateway/http/query.py: query strings parsed as node's ``qs`` parses them (restify's query parser)."""
 
 from __future__ import annotations
 
 import pytest
 
-from gateway.query import Query, QueryValue, parse_query
+from gateway.http.query import Query, QueryValue, parse_query
 from imgapi_common.errors import ImgapiError
 
 

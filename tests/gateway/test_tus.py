@@ -17,7 +17,7 @@ import pytest
 from tusclient import client as tus_client
 from tusclient.exceptions import TusCommunicationError
 
-import gateway.tus
+import gateway.routes.tus
 from tests.gateway.conftest import SDC, VADER, Stack
 from tests.gateway.test_files import JUNK, JUNK_MD5, JUNK_SHA1, error, new_image, put_file
 
@@ -155,7 +155,7 @@ def test_expiration(tus_c: httpx.Client, monkeypatch: pytest.MonkeyPatch) -> Non
     r = tus_c.head(loc, headers=TUS)
     expires = r.headers["upload-expires"]
     assert expires.endswith("GMT")
-    monkeypatch.setattr(gateway.tus, "TTL_SECONDS", 1)
+    monkeypatch.setattr(gateway.routes.tus, "TTL_SECONDS", 1)
     short = create(tus_c, uuid, 100)
     first = tus_c.head(short, headers=TUS)
     assert first.status_code == 200 and "upload-expires" in first.headers

@@ -1,4 +1,4 @@
-"""gateway/tus.py's handlers, header by header, on one real embedded stack (catalog on SQLite, the
+"""gateway/routes/tus.py's handlers, header by header, on one real embedded stack (catalog on SQLite, the
 local blob directory, the gateway under uvicorn, all in this process).
 
 test_tus.py drives whole uploads with the tuspy client on both shapes; this module asserts the
@@ -19,8 +19,8 @@ from email.utils import parsedate_to_datetime
 import httpx
 import pytest
 
-import gateway.tus
-from gateway.tus import UploadRef
+import gateway.routes.tus
+from gateway.routes.tus import UploadRef
 from tests.gateway.conftest import SDC, Stack, start_stack
 
 TUS = {"Tus-Resumable": "1.0.0"}
@@ -194,7 +194,7 @@ def test_creation_beyond_the_maximum_file_size(c: httpx.Client) -> None:
 
 
 def test_the_upload_lives_for_the_tus_ttl(c: httpx.Client, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(gateway.tus, "TTL_SECONDS", 3600)  # not the blob service's 24-hour default
+    monkeypatch.setattr(gateway.routes.tus, "TTL_SECONDS", 3600)  # not the blob service's 24-hour default
     loc = create(c, new_image(c), 10)
     assert timedelta(minutes=59) < expires_in(c.head(loc, headers=TUS)) <= timedelta(hours=1)
 

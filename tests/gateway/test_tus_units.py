@@ -1,4 +1,4 @@
-"""gateway/tus.py's header parsing and formatting, without a server (fast enough for scripts/mutation).
+"""gateway/routes/tus.py's header parsing and formatting, without a server (fast enough for scripts/mutation).
 
 The upload flow itself is tested over HTTP in test_tus.py.
 """
@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from gateway.tus import (
+from gateway.routes.tus import (
     CHECKSUMS,
     TUS_VERSION,
     _parse_checksum,

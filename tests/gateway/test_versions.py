@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.versions import negotiate, satisfies
+from gateway.http.versions import negotiate, satisfies
 
 V2 = [
     "*",

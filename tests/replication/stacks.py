@@ -28,17 +28,17 @@ from imgapi.v1 import (
 )
 
 from blob_client import BlobClient
-from blob_service.server import create_server as create_blob_server
-from catalog_service.server import create_server as create_catalog_server
+from blob_service.api.server import create_server as create_blob_server
+from catalog_service.api.server import create_server as create_catalog_server
 from catalog_service.settings import CatalogSettings
 from imgapi_common import deathsig
 from imgapi_common.errors import ImgapiError
 from imgapi_common.grpc_errors import from_rpc_error, imgapi_status
 from imgapi_common.ssrf import Allowlist
-from replication.destination import Destination
-from replication.jobs import JobManager
-from replication.service import ReplicationServicer, translate_error
-from replication.store import Store
+from replication.adapters.destination import Destination
+from replication.adapters.store import Store
+from replication.api.servicer import ReplicationServicer, translate_error
+from replication.handlers.jobs.manager import JobManager
 from tests.components import Shape, blob_settings
 
 VADER = "86055c40-2547-11e2-8a6b-4bb37edc84ba"
@@ -317,7 +317,7 @@ def start_replicator(
 ) -> Replicator:
     """A replication service; on the production ``shape`` its job store is on PostgreSQL."""
     from imgapi_common.grpc_server import build_server
-    from replication.service import SERVICE_NAME
+    from replication.api.servicer import SERVICE_NAME
 
     d = tmp / name
     d.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from imgapi.v1 import catalog_pb2, replication_pb2
 
-from replication.filters import Filters
+from replication.domain.filters import Filters
 from tests.replication.stacks import (
     DC,
     EMPEROR,

@@ -24,7 +24,7 @@ from imgapi_common.grpc_errors import from_rpc_error
 from tests.components import Shape
 from tests.gateway.conftest import start_replication
 from tests.gateway.test_import import VADER_PRIVATE, FakeImgapi, QuietServer
-from tests.replication.stacks import DC, process_stub, replicator_process, start_dc
+from tests.replication.stacks import DC, process_stub, replicator_process, start_dc, wait_for
 
 OPERATOR = common_pb2.CallerContext()
 FINISHED = ("succeeded", "failed", "canceled")
@@ -241,7 +241,8 @@ def test_a_job_of_a_killed_process_is_closed_at_the_next_start(tmp_path: Path, r
     manifest = copy.deepcopy(remote.manifests[VADER_PRIVATE])
     manifest["uuid"] = u
     gated = GatedImgapi(manifest, remote.files[VADER_PRIVATE])
-    env = {"IMGAPI_GATEWAY_REMOTE_ALLOWLIST": '["127.0.0.0/8"]'}
+    # the killed process's lease on its job runs out 1.5 s after its last renewal
+    env = {"IMGAPI_GATEWAY_REMOTE_ALLOWLIST": '["127.0.0.0/8"]', "IMGAPI_REPLICATION_LEASE_SECONDS": "1.5"}
     try:
         with replicator_process(tmp_path, dc, extra_env=env) as proc:
             stub = process_stub(tmp_path)
@@ -250,7 +251,13 @@ def test_a_job_of_a_killed_process_is_closed_at_the_next_start(tmp_path: Path, r
             proc.kill()  # no shutdown: the record still says running
         with replicator_process(tmp_path, dc, extra_env=env):
             stub = process_stub(tmp_path)
-            job = stub.GetImportJob(replication_pb2.GetImportJobRequest(uuid=res.job.uuid), timeout=30)
+            get = replication_pb2.GetImportJobRequest(uuid=res.job.uuid)
+
+            def closed() -> replication_pb2.ImportJob | None:
+                j: replication_pb2.ImportJob = stub.GetImportJob(get, timeout=30)
+                return j if j.execution != "running" else None
+
+            job = wait_for("the left job closed", closed)
         assert job.execution == "canceled"
         assert [s.name for s in job.chain_results][-1] == "cancel"
         assert job.chain_results[-1].error.message == "job canceled (the replication service restarted)"

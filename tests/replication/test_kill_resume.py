@@ -10,7 +10,7 @@ from pathlib import Path
 
 from imgapi.v1 import replication_pb2
 
-from replication.store import Store
+from replication.adapters.store import Store
 from tests.replication.stacks import process_stub, replicator_process, sha1, start_dc, wait_for
 
 MIB = 1024 * 1024

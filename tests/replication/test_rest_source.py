@@ -9,8 +9,8 @@ from pathlib import Path
 from imgapi.v1 import replication_pb2
 
 from imgapi_common.ssrf import Allowlist
-from replication.image_import import import_image_with_origins
-from replication.rest_source import RestSource
+from replication.adapters.rest_source import RestSource
+from replication.handlers.imports.with_origins import import_image_with_origins
 from tests.components import Shape
 from tests.replication.stacks import LOOPBACK, LUKE, sha1, start_dc, start_gateway, start_replicator, wait_for
 

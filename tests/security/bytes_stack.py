@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from blob_service.server import create_server
-from blob_service.service import BlobService
+from blob_service.api.server import create_server
+from blob_service.handlers.operations import BlobService
 from blob_service.settings import BlobSettings
 from gateway.settings import GatewaySettings
 from tests.components import free_port

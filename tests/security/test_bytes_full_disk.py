@@ -23,8 +23,8 @@ from typing import Any
 import httpx
 import pytest
 
-import blob_service.storage.files
-import blob_service.storage.local
+import blob_service.adapters.storage.files
+import blob_service.adapters.storage.local
 from tests.security.bytes_stack import bytes_stack
 
 SDC = "ba28f844-8cb4-f141-882d-46d6251e6a9f"
@@ -82,8 +82,8 @@ def injected_disk(path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Disk]
             return pwrite if name == "pwrite" else getattr(os, name)
 
     # The local backend's writes (state files, buffered data) go through these modules' ``os``.
-    monkeypatch.setattr(blob_service.storage.files, "os", _Os())
-    monkeypatch.setattr(blob_service.storage.local, "os", _Os())
+    monkeypatch.setattr(blob_service.adapters.storage.files, "os", _Os())
+    monkeypatch.setattr(blob_service.adapters.storage.local, "os", _Os())
 
     def fill(n: int) -> None:
         room[0] = n

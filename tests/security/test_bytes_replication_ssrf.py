@@ -12,9 +12,9 @@ import pytest
 from imgapi.v1 import replication_pb2
 
 from imgapi_common.ssrf import Allowlist
-from replication.rest_source import RestSource
+from replication.adapters.rest_source import RestSource
+from replication.adapters.sources import SourceError
 from replication.settings import ReplicationSettings
-from replication.sources import SourceError
 from tests.replication.stacks import LOOPBACK, start_dc, start_gateway, start_replicator
 
 

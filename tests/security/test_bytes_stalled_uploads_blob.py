@@ -17,12 +17,11 @@ import grpc
 import pytest
 from imgapi.v1 import blob_pb2
 
-from blob_client import BlobClient
+from blob_client import BlobClient, BlobError
 from blob_client.wire import WRITE_CHUNKS, encode_write_chunk
-from blob_service.server import create_server
-from blob_service.service import BlobService
+from blob_service.api.server import create_server
+from blob_service.handlers.operations import BlobService
 from blob_service.settings import BlobSettings
-from imgapi_common.grpc_errors import error_reason
 from tests.blob.conftest import channel_to
 
 
@@ -82,7 +81,7 @@ def test_stalled_streams_beyond_the_cap_are_refused_and_downloads_still_served(
             with pytest.raises(grpc.RpcError) as refused:
                 write(_stalled(extra, release), timeout=10)
             assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-            assert error_reason(refused.value)[0] == "TooManyUploads"
+            assert BlobError.from_rpc_error(refused.value).reason == "TooManyUploads"
 
             # Every stalled stream is still open, and a download answers anyway.
             assert b"".join(client.read(other.blob_id)) == b"another image file"
@@ -134,7 +133,7 @@ def test_stalled_download_is_cut_and_frees_its_thread(
     )
     srv, port, _health, svc = create_server(settings)
     srv.start()
-    caplog.set_level(logging.WARNING, logger="blob_service.streams")
+    caplog.set_level(logging.WARNING, logger="blob_service.handlers.stream_guard")
     try:
         with channel_to(port) as ch:
             client = BlobClient(ch, timeout=30, retry_delay=0.05)

@@ -19,11 +19,11 @@ import httpx
 import pytest
 from imgapi.v1 import common_pb2
 
-from catalog_service.convert import image_message
+from catalog_service.api.convert import image_message
 from catalog_service.domain.bounds import MAX_FIELD_JSON_CHARS, record_bytes
 from catalog_service.domain.records import build_record
 from catalog_service.domain.serialize import compact_json
-from catalog_service.service import View
+from catalog_service.handlers.operations import View
 from imgapi_common.errors import ImgapiError
 from imgapi_common.limits import (
     MAX_CATALOG_ANSWER_BYTES,

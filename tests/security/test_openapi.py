@@ -12,10 +12,10 @@ from imgapi.v1 import catalog_pb2
 from openapi_spec_validator import validate
 from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
 
-from gateway.compat import favicon
-from gateway.openapi import build_document, openapi_path, undocumented, unrouted
-from gateway.openapi_operations import DOCS
-from gateway.routes import ROUTES, Op, R, mount
+from gateway.openapi.document import build_document, openapi_path, undocumented, unrouted
+from gateway.openapi.operations import DOCS
+from gateway.routes.compat import favicon
+from gateway.routes.table import ROUTES, Op, R, mount
 from gateway.settings import GatewaySettings
 from tests.gateway.conftest import PUBLIC_CHANNELS, Stack, start_stack
 

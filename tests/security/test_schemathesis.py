@@ -27,8 +27,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from gateway.openapi import openapi_path
-from gateway.routes import ROUTES
+from gateway.openapi.document import openapi_path
+from gateway.routes.table import ROUTES
 from gateway.settings import GatewaySettings
 from tests.gateway.conftest import PUBLIC_CHANNELS, Stack, start_stack
 from tests.gateway.test_auth import openssh, signed

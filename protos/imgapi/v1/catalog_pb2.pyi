@@ -472,14 +472,20 @@ class AdminImportImageRequest(_message.Message):
     MANIFEST_JSON_FIELD_NUMBER: _builtins.int
     SKIP_OWNER_CHECK_FIELD_NUMBER: _builtins.int
     FROM_SOURCE_FIELD_NUMBER: _builtins.int
+    CHECK_REQUEST_ONLY_FIELD_NUMBER: _builtins.int
     uuid: _builtins.str
     """URL uuid"""
     manifest_json: _builtins.str
     """body (or the manifest fetched from a source)"""
-    skip_owner_check: _builtins.str
-    """raw "true"/"false"/"" """
+    skip_owner_check: _builtins.bool
+    """dc mode: import without checking that the manifest's owner is a known account."""
     from_source: _builtins.bool
     """True when the manifest came from a remote IMGAPI (`source=`): no placeholder replacement."""
+    check_request_only: _builtins.bool
+    """Only the checks of the request itself (channel, operator, body uuid), without importing: the
+    answer is empty when they pass. The REST edge asks for them to report a malformed
+    `skip_owner_check` in IMGAPI's order (after them, before the image's existence and owner).
+    """
     @_builtins.property
     def caller(self) -> _common_pb2.CallerContext: ...
     @_builtins.property
@@ -491,12 +497,13 @@ class AdminImportImageRequest(_message.Message):
         view: _common_pb2.ImageView | None = ...,
         uuid: _builtins.str = ...,
         manifest_json: _builtins.str = ...,
-        skip_owner_check: _builtins.str = ...,
+        skip_owner_check: _builtins.bool = ...,
         from_source: _builtins.bool = ...,
+        check_request_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["caller", b"caller", "view", b"view"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["caller", b"caller", "from_source", b"from_source", "manifest_json", b"manifest_json", "skip_owner_check", b"skip_owner_check", "uuid", b"uuid", "view", b"view"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["caller", b"caller", "check_request_only", b"check_request_only", "from_source", b"from_source", "manifest_json", b"manifest_json", "skip_owner_check", b"skip_owner_check", "uuid", b"uuid", "view", b"view"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

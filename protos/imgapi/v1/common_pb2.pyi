@@ -3,8 +3,11 @@
 isort:skip_file
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
@@ -35,6 +38,10 @@ class CallerContext(_message.Message):
     account: _builtins.str
     """`account` query parameter as received (may be empty or malformed: the catalog validates it
     and answers with IMGAPI's InvalidParameter). Empty and not `account_present` = operator request.
+    It stays text on purpose: where a malformed account is reported depends on the operation and
+    comes after checks only the catalog makes (the channel first; AdminImportImage answers
+    OperatorOnly for any account, malformed or not), so validating it at the REST edge would change
+    which error a REST client sees.
     """
     channel: _builtins.str
     """`channel` query parameter as received. Empty = server default channel, "*" = all (reads only)."""
@@ -100,7 +107,9 @@ Global___ImageView: _TypeAlias = ImageView  # noqa: Y015
 
 @_typing.final
 class Preconditions(_message.Message):
-    """Conditional request headers, evaluated against the image ETag of the requested view."""
+    """Conditional request headers as the REST edge parsed them, evaluated against the image ETag of
+    the requested view. An unset condition is no condition (the header was absent or empty).
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -126,25 +135,116 @@ class Preconditions(_message.Message):
     IF_MODIFIED_SINCE_FIELD_NUMBER: _builtins.int
     IF_UNMODIFIED_SINCE_FIELD_NUMBER: _builtins.int
     SUBJECT_FIELD_NUMBER: _builtins.int
-    if_match: _builtins.str
-    if_none_match: _builtins.str
-    if_modified_since: _builtins.str
-    """HTTP dates as received; only evaluated where the response has a Last-Modified (file, icon)."""
-    if_unmodified_since: _builtins.str
     subject: Global___Preconditions.Subject.ValueType
+    @_builtins.property
+    def if_match(self) -> Global___EntityTagCondition: ...
+    @_builtins.property
+    def if_none_match(self) -> Global___EntityTagCondition: ...
+    @_builtins.property
+    def if_modified_since(self) -> Global___DateCondition:
+        """Only evaluated where the response has a Last-Modified (file, icon). The REST edge leaves a date
+        unset when its header is not an HTTP date: the condition is then ignored, as HTTP says.
+        """
+
+    @_builtins.property
+    def if_unmodified_since(self) -> Global___DateCondition: ...
     def __init__(
         self,
         *,
-        if_match: _builtins.str = ...,
-        if_none_match: _builtins.str = ...,
-        if_modified_since: _builtins.str = ...,
-        if_unmodified_since: _builtins.str = ...,
+        if_match: Global___EntityTagCondition | None = ...,
+        if_none_match: Global___EntityTagCondition | None = ...,
+        if_modified_since: Global___DateCondition | None = ...,
+        if_unmodified_since: Global___DateCondition | None = ...,
         subject: Global___Preconditions.Subject.ValueType = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["if_match", b"if_match", "if_modified_since", b"if_modified_since", "if_none_match", b"if_none_match", "if_unmodified_since", b"if_unmodified_since"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
     _ClearFieldArgType: _TypeAlias = _typing.Literal["if_match", b"if_match", "if_modified_since", b"if_modified_since", "if_none_match", b"if_none_match", "if_unmodified_since", b"if_unmodified_since", "subject", b"subject"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Preconditions: _TypeAlias = Preconditions  # noqa: Y015
+
+@_typing.final
+class EntityTagCondition(_message.Message):
+    """An If-Match or If-None-Match list. Both compare weakly (the opaque values only, `W/` or not), as
+    IMGAPI always has: the image ETags are strong, so `W/"<etag>"` matches too.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ANY_FIELD_NUMBER: _builtins.int
+    TAGS_FIELD_NUMBER: _builtins.int
+    HEADER_FIELD_NUMBER: _builtins.int
+    any: _builtins.bool
+    """The list held `*` (the REST edge also reads `"*"` and `W/*` so): any image matches."""
+    header: _builtins.str
+    """The header as sent, only to be quoted in the PreconditionFailed message."""
+    @_builtins.property
+    def tags(self) -> _containers.RepeatedCompositeFieldContainer[Global___EntityTag]:
+        """The other entries, in order."""
+
+    def __init__(
+        self,
+        *,
+        any: _builtins.bool = ...,
+        tags: _abc.Iterable[Global___EntityTag] | None = ...,
+        header: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["any", b"any", "header", b"header", "tags", b"tags"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EntityTagCondition: _TypeAlias = EntityTagCondition  # noqa: Y015
+
+@_typing.final
+class EntityTag(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OPAQUE_FIELD_NUMBER: _builtins.int
+    WEAK_FIELD_NUMBER: _builtins.int
+    opaque: _builtins.str
+    """Without the `W/` prefix and the surrounding quotes (an unquoted entry is taken as it is)."""
+    weak: _builtins.bool
+    """Written `W/"..."`."""
+    def __init__(
+        self,
+        *,
+        opaque: _builtins.str = ...,
+        weak: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["opaque", b"opaque", "weak", b"weak"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EntityTag: _TypeAlias = EntityTag  # noqa: Y015
+
+@_typing.final
+class DateCondition(_message.Message):
+    """An If-Modified-Since or If-Unmodified-Since date (whole seconds)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TIME_FIELD_NUMBER: _builtins.int
+    HEADER_FIELD_NUMBER: _builtins.int
+    header: _builtins.str
+    """The header as sent, only to be quoted in the PreconditionFailed message."""
+    @_builtins.property
+    def time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        time: _timestamp_pb2.Timestamp | None = ...,
+        header: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["time", b"time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["header", b"header", "time", b"time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DateCondition: _TypeAlias = DateCondition  # noqa: Y015

@@ -1,0 +1,1 @@
+"""What the blob service reaches outside itself: the storage backends (``storage/``)."""

@@ -1,0 +1,80 @@
+"""Building the blob gRPC server (health, reflection, expired-upload reaper)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+from grpc_health.v1.health import HealthServicer
+from imgapi.v1 import blob_pb2, blob_pb2_grpc
+
+from blob_client.wire import raw_request, serialize_read_response
+from blob_service.adapters.storage import make_storage
+from blob_service.api.servicer import BlobServicer
+from blob_service.api.status import blob_status
+from blob_service.domain.errors import BlobError
+from blob_service.handlers.operations import BlobService, storage_errors
+from blob_service.settings import BlobSettings
+from imgapi_common.grpc_server import build_server
+from imgapi_common.observability import ObservabilityInterceptor
+
+SERVICE_NAME = blob_pb2.DESCRIPTOR.services_by_name["BlobService"].full_name
+
+
+class _Capture:
+    """Stands in for a server to collect the generated method handlers."""
+
+    name = ""
+    handlers: dict[str, grpc.RpcMethodHandler] = {}  # type: ignore[type-arg]
+
+    def add_generic_rpc_handlers(self, _handlers: Any) -> None:
+        pass
+
+    def add_registered_method_handlers(self, name: str, handlers: dict[str, Any]) -> None:
+        self.name, self.handlers = name, dict(handlers)
+
+
+def register_blob_servicer(servicer: BlobServicer, server: Any) -> None:
+    """The generated registration, except for the two methods that carry file bytes: WriteChunks
+    receives its requests as raw bytes (the servicer parses them without copying the data) and
+    ReadBlob may yield pre-encoded response bytes."""
+    cap = _Capture()
+    blob_pb2_grpc.add_BlobServiceServicer_to_server(servicer, cap)  # type: ignore[arg-type]
+    write = cap.handlers["WriteChunks"]
+    assert write.stream_unary is not None
+    cap.handlers["WriteChunks"] = grpc.stream_unary_rpc_method_handler(
+        write.stream_unary,
+        request_deserializer=raw_request,
+        response_serializer=write.response_serializer,
+    )
+    read = cap.handlers["ReadBlob"]
+    assert read.unary_stream is not None
+    cap.handlers["ReadBlob"] = grpc.unary_stream_rpc_method_handler(
+        read.unary_stream,
+        request_deserializer=read.request_deserializer,
+        response_serializer=serialize_read_response,
+    )
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(cap.name, cap.handlers),))
+    server.add_registered_method_handlers(cap.name, cap.handlers)
+
+
+def create_server(settings: BlobSettings) -> tuple[grpc.Server, int, HealthServicer, BlobService]:
+    """A bound, not yet started server; the reaper runs from now until ``service.stop()``."""
+    storage = make_storage(settings)
+    try:
+        with storage_errors():
+            storage.check()
+    except BlobError as e:
+        raise RuntimeError(f"blob storage ({settings.backend}) unusable: {e.message}") from e
+    service = BlobService(storage, settings)
+    server, port, health = build_server(
+        [(register_blob_servicer, BlobServicer(service))],
+        [SERVICE_NAME],
+        settings.bind,
+        max_workers=settings.max_workers,
+        interceptors=[ObservabilityInterceptor(access_log=settings.access_log)],
+        internal_token=settings.internal_token,
+        status_of=blob_status,
+    )
+    service.start_reaper()
+    return server, port, health, service

@@ -1,0 +1,75 @@
+"""Engine creation and migrations for SQLite (embedded default) and PostgreSQL (production)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+
+from catalog_service.adapters.db.statistics import ANALYZE_STATEMENTS, AnalyzeSchedule
+
+#: Execution option marking a connection that will write (see the SQLite ``begin`` hook).
+WRITE_OPTION = "imgapi_write"
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+def make_engine(url: str, pool_size: int = 16) -> Engine:
+    u = make_url(url)
+    if u.get_backend_name() == "sqlite":
+        if u.database and u.database != ":memory:":
+            Path(u.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url,
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            connect_args={"check_same_thread": False, "timeout": 30},
+        )
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            # WAL: readers never block the writer; busy_timeout: writers queue instead of failing.
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        schedule = AnalyzeSchedule()
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn: Any) -> None:
+            # Write transactions take the write lock up front so read-modify-write cycles
+            # serialize cleanly instead of failing to upgrade a shared lock. Reads run in
+            # autocommit mode (each statement is consistent on its own; no BEGIN/ROLLBACK trips).
+            if conn.get_execution_options().get(WRITE_OPTION):
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+                if schedule.due():  # planner statistics as the catalog grows (db/statistics.py)
+                    for statement in ANALYZE_STATEMENTS:
+                        conn.exec_driver_sql(statement)
+
+        return engine
+    # No pre-ping: it costs a round trip on every checkout (as much as a GetImage itself). A
+    # connection broken by a database restart fails one request, which invalidates the pool.
+    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
+
+
+def alembic_config(url: str) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def migrate(engine: Engine, revision: str = "head") -> None:
+    """Upgrade the database behind ``engine`` to ``revision`` (idempotent)."""
+    cfg = alembic_config(engine.url.render_as_string(hide_password=False))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)

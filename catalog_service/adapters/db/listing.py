@@ -1,0 +1,171 @@
+"""ListImages as one SQL query: filters, ``account`` visibility, marker, sort and limit.
+
+Everything runs in the database on indexed columns; only the returned page is
+loaded into Python.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from sqlalchemy import ColumnElement, Select, and_, false, func, not_, or_, select, true
+
+from catalog_service.adapters.db.schema import (
+    image_acl,
+    image_billing_tags,
+    image_channels,
+    image_docs,
+    image_tags,
+    images,
+)
+
+State = Literal["active", "disabled", "unactivated", "creating", "failed", "all"]
+
+
+@dataclass(frozen=True)
+class TextMatch:
+    value: str
+    substring: bool = False  # "~value"
+    negate: bool = False  # "!value" (type only)
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    state: State = "active"
+    account: str | None = None
+    owner: str | None = None
+    name: TextMatch | None = None
+    version: TextMatch | None = None
+    os: str | None = None
+    type: TextMatch | None = None
+    public: bool | None = None
+    tags: tuple[tuple[str, str], ...] = ()
+    billing_tags: tuple[str, ...] = ()
+    channel: str | None = None
+    limit: int = 1000
+    descending: bool = False
+    #: (published_sort, uuid) of a marker image, or (date, None) for a date marker.
+    marker: tuple[str, str | None] | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+def _state_condition(state: State) -> ColumnElement[bool]:
+    c = images.c
+    if state == "active":
+        return and_(c.activated, not_(c.disabled))
+    if state == "disabled":
+        return and_(c.activated, c.disabled)
+    if state == "unactivated":
+        return not_(c.activated)
+    if state in ("creating", "failed"):
+        return c.state == state
+    return true()
+
+
+def _restricted_state(state: State) -> ColumnElement[bool]:
+    """The state condition for images seen through publicity or the ACL (activated only)."""
+    c = images.c
+    if state == "active":
+        return and_(c.activated, not_(c.disabled))
+    if state == "all":
+        return c.activated
+    return false()
+
+
+def _text(column: ColumnElement[str], m: TextMatch, dialect: str) -> ColumnElement[bool]:
+    if m.substring:
+        fn = func.instr(column, m.value) if dialect == "sqlite" else func.strpos(column, m.value)
+        cond: ColumnElement[bool] = fn > 0
+    else:
+        cond = column == m.value
+    return not_(cond) if m.negate else cond
+
+
+def _filters(q: ListQuery, dialect: str) -> list[ColumnElement[bool]]:
+    c = images.c
+    conds: list[ColumnElement[bool]] = [c.valid]
+    if q.name is not None:
+        conds.append(_text(c.name, q.name, dialect))
+    if q.version is not None:
+        conds.append(_text(c.version, q.version, dialect))
+    if q.os is not None:
+        conds.append(c.os == q.os)
+    if q.type is not None:
+        conds.append(_text(c.type, q.type, dialect))
+    # Correlated EXISTS probes keep the ordered walk of ix_images_order (the planner can still
+    # turn them into semi-joins where statistics say a filter is very selective).
+    for key, value in q.tags:
+        t = image_tags.c
+        # ``tag.KEY=`` (empty value) is an exact match on the empty string like any other value:
+        # an image tagged ``KEY: "db"`` does not match it.
+        sub = select(t.image_uuid).where(t.image_uuid == c.uuid, t.key == key, t.value == value)
+        conds.append(sub.exists())
+    for tag in q.billing_tags:
+        b = image_billing_tags.c
+        conds.append(select(b.image_uuid).where(b.image_uuid == c.uuid, b.tag == tag).exists())
+    if q.channel is not None:
+        ch = image_channels.c
+        conds.append(select(ch.image_uuid).where(ch.image_uuid == c.uuid, ch.channel == q.channel).exists())
+    if q.marker is not None:
+        sort_key, marker_uuid = q.marker
+        if marker_uuid is None:  # a date marker: images without published_at never pass
+            conds.append(c.has_published_at)
+            conds.append(c.published_sort <= sort_key if q.descending else c.published_sort >= sort_key)
+        elif q.descending:
+            conds.append(
+                or_(c.published_sort < sort_key, and_(c.published_sort == sort_key, c.uuid <= marker_uuid))
+            )
+        else:
+            conds.append(
+                or_(c.published_sort > sort_key, and_(c.published_sort == sort_key, c.uuid >= marker_uuid))
+            )
+    return conds
+
+
+def _in_acl(account: str) -> ColumnElement[bool]:
+    return images.c.uuid.in_(select(image_acl.c.image_uuid).where(image_acl.c.account == account))
+
+
+def _visibility(q: ListQuery) -> ColumnElement[bool] | None:
+    """The owner/publicity/ACL part of the query (None: nothing can match)."""
+    c = images.c
+    state_cond = _state_condition(q.state)
+    pub = true() if q.public is None else c.public == q.public
+    if q.account is None:
+        owner = true() if q.owner is None else c.owner == q.owner
+        return and_(owner, pub, state_cond)
+    a = q.account
+    own = and_(c.owner == a, pub, state_cond)
+    if q.owner is not None and q.owner == a:
+        return own
+    shared_states = q.state not in ("unactivated", "disabled")
+    restricted = _restricted_state(q.state)
+    parts: list[ColumnElement[bool]] = []
+    if q.owner is None:
+        parts.append(own)
+    owner_cond = true() if q.owner is None else c.owner == q.owner
+    if shared_states and q.public is not False:
+        parts.append(and_(owner_cond, c.public, restricted))
+    if shared_states and q.public is not True:
+        parts.append(and_(owner_cond, not_(c.public), restricted, _in_acl(a)))
+    if not parts:
+        return None
+    return or_(*parts)
+
+
+def build_list_query(q: ListQuery, dialect: str, columns: Sequence[Any]) -> Select[Any] | None:
+    """The SELECT of ``columns`` for one page, or None when the result is empty by definition."""
+    vis = _visibility(q)
+    if vis is None:
+        return None
+    c = images.c
+    order = (c.published_sort.desc(), c.uuid.desc()) if q.descending else (c.published_sort, c.uuid)
+    return (
+        select(*columns)
+        .select_from(images.join(image_docs, image_docs.c.uuid == c.uuid))
+        .where(vis, *_filters(q, dialect))
+        .order_by(*order)
+        .limit(q.limit)
+    )

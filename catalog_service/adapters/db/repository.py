@@ -1,0 +1,287 @@
+"""Reading and writing image records.
+
+The stored record (a JSON object) is the source of truth; every write also refreshes the indexed
+columns and side tables derived from it, in the same transaction, together with a change-feed
+entry. Updates are conditional on the revision that was read (optimistic concurrency): a writer
+that lost a race gets :class:`ConcurrentUpdate` and retries on fresh data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Row, bindparam, delete, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from catalog_service.adapters.db.listing import ListQuery, build_list_query
+from catalog_service.adapters.db.rows import (
+    SIDE_TABLES,
+    change_row,
+    doc_row,
+    indexed_columns,
+    load_record,
+    side_rows,
+)
+from catalog_service.adapters.db.schema import changes, image_blobs, image_channels, image_docs, images, meta
+from catalog_service.domain.clock import now_timestamp
+from catalog_service.domain.config import DomainConfig
+from imgapi_common.jsvalues import is_uuid
+
+
+class ConcurrentUpdate(Exception):
+    """The record changed since it was read; re-read and retry."""
+
+
+@dataclass(frozen=True)
+class Change:
+    """One change-feed entry: the record after the change (None once deleted)."""
+
+    cursor: int
+    image_uuid: str
+    kind: str
+    changed_at: str
+    record: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    record: dict[str, Any]
+    revision: int
+    valid: bool
+    #: Pre-rendered REST views: (view_v1, etag_v1, view_v2, etag_v2).
+    views: tuple[str, str, str, str] = ("", "", "", "")
+
+
+class ImageRepository:
+    """All SQL of the catalog. Methods take an open connection (the caller's transaction);
+    ``cfg`` decides how the stored REST views of a record are rendered."""
+
+    def __init__(self, cfg: DomainConfig) -> None:
+        self._cfg = cfg
+
+    # --- reads ------------------------------------------------------------------------------
+
+    # Built once: building and cache-keying a statement costs more than running it.
+    _GET = (
+        select(
+            image_docs.c.record,
+            images.c.revision,
+            images.c.valid,
+            image_docs.c.view_v1,
+            image_docs.c.etag_v1,
+            image_docs.c.view_v2,
+            image_docs.c.etag_v2,
+        )
+        .select_from(images.join(image_docs, image_docs.c.uuid == images.c.uuid))
+        .where(images.c.uuid == bindparam("uuid"))
+    )
+    _EXISTS = select(images.c.uuid).where(images.c.uuid == bindparam("uuid"))
+
+    # Every lookup by id checks the id first: no stored image has another id (records are
+    # validated), and PostgreSQL text cannot even hold some strings a client may send.
+
+    def get(self, conn: Connection, uuid: Any) -> StoredImage | None:
+        if not is_uuid(uuid):
+            return None
+        row = conn.execute(self._GET, {"uuid": uuid}).first()
+        if row is None:
+            return None
+        return StoredImage(
+            load_record(row.record),
+            int(row.revision),
+            bool(row.valid),
+            (row.view_v1, row.etag_v1, row.view_v2, row.etag_v2),
+        )
+
+    def exists(self, conn: Connection, uuid: Any) -> bool:
+        return is_uuid(uuid) and conn.execute(self._EXISTS, {"uuid": uuid}).first() is not None
+
+    def dependents(self, conn: Connection, uuid: str, channel: str | None) -> list[str]:
+        q = select(images.c.uuid).where(images.c.origin == uuid)
+        if channel is not None:
+            q = q.where(
+                images.c.uuid.in_(
+                    select(image_channels.c.image_uuid).where(image_channels.c.channel == channel)
+                )
+            )
+        deps = [r.uuid for r in conn.execute(q.order_by(images.c.uuid))]
+        if len(deps) < 2:
+            return deps
+        # In creation order, as the reference lists them (its store returns them as added): the
+        # latest "create" change of each (an image re-created under the same uuid counts anew).
+        created = select(changes.c.image_uuid, func.max(changes.c.cursor).label("at")).where(
+            changes.c.image_uuid.in_(deps), changes.c.kind == "create"
+        )
+        at = {r.image_uuid: r.at for r in conn.execute(created.group_by(changes.c.image_uuid))}
+        return sorted(deps, key=lambda u: (at.get(u) is None, at.get(u) or 0, u))
+
+    def unreferenced(self, conn: Connection, blob_ids: Iterable[str]) -> list[str]:
+        ids = sorted(set(blob_ids))
+        if not ids:
+            return []
+        used = {
+            r.blob_id
+            for r in conn.execute(select(image_blobs.c.blob_id).where(image_blobs.c.blob_id.in_(ids)))
+        }
+        return [b for b in ids if b not in used]
+
+    def count(self, conn: Connection) -> int:
+        return int(conn.execute(select(func.count()).select_from(images)).scalar_one())
+
+    def lock(self, conn: Connection, uuid: Any, *, shared: bool) -> bool:
+        """Lock an image row until the end of the transaction (PostgreSQL; SQLite write
+        transactions are serialized anyway); False when it does not exist."""
+        if not is_uuid(uuid):
+            return False
+        stmt = select(images.c.uuid).where(images.c.uuid == uuid).with_for_update(read=shared)
+        return conn.execute(stmt).first() is not None
+
+    def all_records(self, conn: Connection) -> list[tuple[str, dict[str, Any], bool]]:
+        """Every stored record: (uuid, record, valid)."""
+        q = select(images.c.uuid, image_docs.c.record, images.c.valid).join(
+            image_docs, image_docs.c.uuid == images.c.uuid
+        )
+        return [(row.uuid, load_record(row.record), bool(row.valid)) for row in conn.execute(q).all()]
+
+    def published_sort_of(self, conn: Connection, uuid: str) -> str | None:
+        """The listing sort key of an image (a listing marker), None when it does not exist."""
+        row = conn.execute(select(images.c.published_sort).where(images.c.uuid == uuid)).first()
+        return None if row is None else str(row.published_sort)
+
+    def list_rows(
+        self, conn: Connection, q: ListQuery, dialect: str, *, include_channels: bool, full: bool
+    ) -> Sequence[Row[Any]]:
+        """One listing page: rows of ``uuid``, ``revision``, the stored ``view`` and ``etag`` for
+        the API version, and (``full``) the ``record``."""
+        c, d = images.c, image_docs.c
+        view_col, etag_col = (d.view_v2, d.etag_v2) if include_channels else (d.view_v1, d.etag_v1)
+        columns = [c.uuid, c.revision, view_col.label("view"), etag_col.label("etag")]
+        if full:
+            columns.append(d.record)
+        stmt = build_list_query(q, dialect, columns)
+        return [] if stmt is None else conn.execute(stmt).all()
+
+    def expired_placeholders(self, conn: Connection, now_text: str) -> list[tuple[str, int, dict[str, Any]]]:
+        """``creating``/``failed`` placeholders whose ``expires_at`` is not after ``now_text``:
+        (uuid, revision, record)."""
+        rows = conn.execute(
+            select(images.c.uuid, images.c.revision, image_docs.c.record, images.c.expires_at)
+            .join(image_docs, image_docs.c.uuid == images.c.uuid)
+            .where(images.c.state.in_(("creating", "failed")), images.c.expires_at.is_not(None))
+        ).all()
+        return [
+            (r.uuid, int(r.revision), load_record(r.record))
+            for r in rows
+            if str(r.expires_at)[:19] <= now_text
+        ]
+
+    # --- change feed ------------------------------------------------------------------------
+
+    def changes_after(self, conn: Connection, cursor: int, limit: int) -> list[Change]:
+        rows = conn.execute(
+            select(changes).where(changes.c.cursor > cursor).order_by(changes.c.cursor).limit(limit)
+        ).all()
+        return [
+            Change(
+                int(r.cursor),
+                r.image_uuid,
+                r.kind,
+                r.changed_at,
+                None if r.record is None else load_record(r.record),
+            )
+            for r in rows
+        ]
+
+    def changes_head(self, conn: Connection) -> int:
+        """The newest cursor of the feed (0 when empty)."""
+        return int(conn.execute(select(func.max(changes.c.cursor))).scalar() or 0)
+
+    # --- writes -----------------------------------------------------------------------------
+
+    def insert(self, conn: Connection, rec: Mapping[str, Any], valid: bool, kind: str = "create") -> int:
+        uuid = rec["uuid"]
+        conn.execute(insert(images).values(uuid=uuid, revision=1, **indexed_columns(rec, valid)))
+        conn.execute(insert(image_docs).values(uuid=uuid, **doc_row(rec, self._cfg)))
+        self._sync_side_tables(conn, uuid, rec, fresh=True)
+        self.append_change(conn, uuid, kind, rec)
+        return 1
+
+    def insert_many(self, conn: Connection, recs: Sequence[tuple[Mapping[str, Any], bool]]) -> None:
+        """Bulk insert (imports, seeding, benchmarks): one statement per table."""
+        if not recs:
+            return
+        conn.execute(
+            insert(images), [{"uuid": r["uuid"], "revision": 1, **indexed_columns(r, v)} for r, v in recs]
+        )
+        conn.execute(insert(image_docs), [{"uuid": r["uuid"], **doc_row(r, self._cfg)} for r, _ in recs])
+        rows: dict[Any, list[dict[str, Any]]] = {t: [] for t in SIDE_TABLES}
+        for rec, _ in recs:
+            for table, table_rows in side_rows(rec["uuid"], rec).items():
+                rows[table] += table_rows
+        for table, table_rows in rows.items():
+            _bulk(conn, table, table_rows)
+        now = now_timestamp()
+        conn.execute(insert(changes), [change_row(r["uuid"], "create", r, now) for r, _ in recs])
+
+    def update(self, conn: Connection, rec: Mapping[str, Any], revision: int, valid: bool, kind: str) -> int:
+        """Replace the record if it is still at ``revision``; returns the new revision."""
+        uuid = rec["uuid"]
+        res = conn.execute(
+            update(images)
+            .where(images.c.uuid == uuid, images.c.revision == revision)
+            .values(revision=revision + 1, **indexed_columns(rec, valid))
+        )
+        if res.rowcount != 1:
+            raise ConcurrentUpdate(uuid)
+        conn.execute(update(image_docs).where(image_docs.c.uuid == uuid).values(**doc_row(rec, self._cfg)))
+        self._sync_side_tables(conn, uuid, rec, fresh=False)
+        self.append_change(conn, uuid, kind, rec)
+        return revision + 1
+
+    def delete(self, conn: Connection, uuid: str, revision: int) -> None:
+        res = conn.execute(delete(images).where(images.c.uuid == uuid, images.c.revision == revision))
+        if res.rowcount != 1:
+            raise ConcurrentUpdate(uuid)
+        _delete_side_rows(conn, uuid)
+        conn.execute(delete(image_docs).where(image_docs.c.uuid == uuid))
+        self.append_change(conn, uuid, "delete", None)
+
+    def refresh_derived(self, conn: Connection, uuid: str, rec: Mapping[str, Any], valid: bool) -> None:
+        """Recompute validity and views after a configuration change (no revision bump)."""
+        conn.execute(update(images).where(images.c.uuid == uuid).values(valid=valid))
+        conn.execute(update(image_docs).where(image_docs.c.uuid == uuid).values(**doc_row(rec, self._cfg)))
+
+    def append_change(self, conn: Connection, uuid: str, kind: str, rec: Mapping[str, Any] | None) -> None:
+        conn.execute(insert(changes).values(**change_row(uuid, kind, rec, now_timestamp())))
+
+    def _sync_side_tables(self, conn: Connection, uuid: str, rec: Mapping[str, Any], fresh: bool) -> None:
+        if not fresh:
+            _delete_side_rows(conn, uuid)
+        for table, rows in side_rows(uuid, rec).items():
+            _bulk(conn, table, rows)
+
+    # --- meta -------------------------------------------------------------------------------
+
+    def get_meta(self, conn: Connection, key: str) -> str | None:
+        row = conn.execute(select(meta.c.value).where(meta.c.key == key)).first()
+        return None if row is None else str(row.value)
+
+    def set_meta(self, conn: Connection, key: str, value: str) -> None:
+        """Insert or replace, in one statement: catalog processes starting together on one database
+        may write the same key at once."""
+        dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+        stmt = dialect_insert(meta).values(key=key, value=value)
+        conn.execute(stmt.on_conflict_do_update(index_elements=[meta.c.key], set_={"value": value}))
+
+
+def _bulk(conn: Connection, table: Any, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        conn.execute(insert(table), list(rows))
+
+
+def _delete_side_rows(conn: Connection, uuid: str) -> None:
+    for t in SIDE_TABLES:
+        conn.execute(delete(t).where(t.c.image_uuid == uuid))

@@ -1,0 +1,112 @@
+"""Rendered ListImages answers, reused while the catalog has not changed.
+
+A listing depends on the query (every argument of the call: filters, caller, view) and on the
+stored images. Each call reads a token naming the state of the database (catalog_service/adapters/db/version.py:
+the change feed's latest cursor on SQLite, the current snapshot on PostgreSQL; one cheap statement)
+and serves a stored answer only when both the query and the token match. The check is against the
+database, not a message from another process, so a write through any catalog process (or any
+gateway replica in front of them) is seen by the very next listing through every other one:
+read-your-writes holds across replicas. The token is read *before* the query runs, so an answer
+that raced a write is stored under the older token, which never comes back: it only ever misses.
+
+Bounded by the size of the answers it holds (``IMGAPI_CATALOG_LIST_CACHE_BYTES``; least recently
+used first out). A change of ``mode`` or channels between starts re-evaluates validity without a
+feed entry; it happens at start-up, before this process serves (and its cache is empty).
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from typing import Any, Protocol, TypeVar
+
+from sqlalchemy import Connection
+
+from catalog_service.adapters.db.version import data_version
+from catalog_service.domain.calls import Rendered
+
+
+class _UnitOfWork(Protocol):
+    def read(self) -> Connection: ...
+
+
+class _Lister(Protocol):
+    uow: _UnitOfWork
+    list_cache: ListCache
+
+
+L = TypeVar("L", bound=_Lister)
+
+
+def _cost(answer: Sequence[Rendered]) -> int:
+    """Rough bytes held: the view texts, and (when full records were asked for) their dicts."""
+    n = 200 * len(answer)
+    for r in answer:
+        n += len(r.view_json) + len(r.etag)
+        if len(r.record) > 1:
+            n += 4 * len(r.view_json)
+    return n
+
+
+class ListCache:
+    """LRU of ``key -> (data version, answer)`` holding at most ``max_bytes`` of answers."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[Hashable, tuple[str, list[Rendered], int]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable, version: str) -> list[Rendered] | None:
+        with self._lock:
+            hit = self._entries.get(key)
+            if hit is None or hit[0] != version:
+                return None
+            self._entries.move_to_end(key)
+            return hit[1]
+
+    def put(self, key: Hashable, version: str, answer: list[Rendered]) -> None:
+        cost = _cost(answer)
+        if cost > self.max_bytes // 4:  # one answer may not push out everything else
+            return
+        with self._lock:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self._bytes -= old[2]
+            self._entries[key] = (version, answer, cost)
+            self._bytes += cost
+            while self._bytes > self.max_bytes:
+                _, (_, _, c) = self._entries.popitem(last=False)
+                self._bytes -= c
+
+
+def _frozen(value: Any) -> Hashable:
+    if isinstance(value, Mapping):
+        return tuple(sorted((str(k), _frozen(v)) for k, v in value.items()))
+    if isinstance(value, (list, tuple)):
+        return tuple(_frozen(v) for v in value)
+    return value  # type: ignore[no-any-return]
+
+
+def cached_listing(method: Callable[..., list[Rendered]]) -> Callable[..., list[Rendered]]:
+    """Serve ``method`` (a ListImages handler) from the object's ``list_cache`` when neither its
+    arguments nor the change feed's latest cursor changed since the answer was computed."""
+
+    @functools.wraps(method)
+    def wrapper(self: L, *args: Any, **kwargs: Any) -> list[Rendered]:
+        cache = self.list_cache
+        if cache.max_bytes <= 0:
+            return method(self, *args, **kwargs)
+        key = (_frozen(args), _frozen(kwargs))
+        with self.uow.read() as conn:
+            version = data_version(conn)
+        hit = cache.get(key, version)
+        if hit is not None:
+            return hit
+        answer = method(self, *args, **kwargs)
+        cache.put(key, version, answer)
+        return answer
+
+    return wrapper

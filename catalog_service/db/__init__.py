@@ -1,1 +1,0 @@
-"""Persistence of the catalog: SQLAlchemy Core tables, Alembic migrations, the image repository."""

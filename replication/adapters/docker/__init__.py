@@ -1,0 +1,1 @@
+"""Docker imports' outside world: registries (distribution API v2) and the persisted imports."""
