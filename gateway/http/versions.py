@@ -18,7 +18,7 @@ DEFAULT_RANGE = "~1"
 
 _INF = 1 << 62
 _PARTIAL = re.compile(
-    r"^v?(?P<maj>x|X|\*|0|[1-9]\d*)"
+    r"^(?P<prefix>[v=\s]*)(?P<maj>x|X|\*|0|[1-9]\d*)"
     r"(?:\.(?P<min>x|X|\*|0|[1-9]\d*)"
     r"(?:\.(?P<pat>x|X|\*|0|[1-9]\d*)"
     r"(?:-(?P<pre>[0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]+)?)?)?$"
@@ -59,11 +59,17 @@ def _num(s: str | None) -> int | None:
     return None if s is None or s in ("x", "X", "*") else int(s)
 
 
-def _parse_partial(text: str) -> tuple[int | None, int | None, int | None, bool]:
+def _parse_partial(text: str, loose: bool = False) -> tuple[int | None, int | None, int | None, bool]:
+    """A version with wildcards or missing parts allowed. node-semver lets any run of ``v`` and ``=``
+    lead a partial version (``v=1``, ``==1.x``), but a full ``MAJOR.MINOR.PATCH`` only a single
+    ``v``, unless it follows ``~`` or ``^`` (``loose``)."""
     m = _PARTIAL.match(text)
     if m is None:
         raise InvalidRange(text)
     maj, mnr, pat = _num(m["maj"]), _num(m["min"]), _num(m["pat"])
+    full = maj is not None and mnr is not None and pat is not None
+    if full and not loose and m["prefix"] not in ("", "v"):
+        raise InvalidRange(text)
     # Anything after a wildcard is a wildcard too ("1.x.3" == "1.x").
     if maj is None:
         mnr = pat = None
@@ -103,7 +109,7 @@ def _comparator(text: str) -> _Interval:
     if op and not m["ver"]:
         raise InvalidRange(text)  # node-semver: an operator needs a version ("~", ">=" alone)
     ver = m["ver"] or "*"
-    maj, mnr, pat, pre = _parse_partial(ver)
+    maj, mnr, pat, pre = _parse_partial(ver, loose=op in ("~", "~>", "^"))
     if op in ("~", "~>"):
         if maj is None:
             return _Interval()
@@ -155,20 +161,37 @@ def _hyphen(low_text: str, high_text: str) -> list[_Interval]:
     return [_Interval(low, high)]
 
 
-_HYPHEN = re.compile(r"^\s*(\S+)\s+-\s+(\S+)\s*$")
-_OP_SPACE = re.compile(r"(<=|>=|<|>|=|~>|~|\^)\s+")
+# node-semver's own expressions for where whitespace inside a range is dropped. A version may be led
+# by any run of "v", "=" and spaces; an operator's trailing spaces go only where a match begins, so
+# ">= 1" is ">=1" but "v= 1" stays two (invalid) words.
+_NUMID = r"(?:0|[1-9]\d*)"
+_XID = rf"(?:{_NUMID}|x|X|\*)"
+_PREID = r"(?:\d*[a-zA-Z-][a-zA-Z0-9-]*)"
+_BUILD = r"(?:\+[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)"
+_PRERELEASE = rf"(?:-(?:{_NUMID}|{_PREID})(?:\.(?:{_NUMID}|{_PREID}))*)"
+_PRERELEASE_LOOSE = rf"(?:-?(?:[0-9]+|{_PREID})(?:\.(?:[0-9]+|{_PREID}))*)"
+_LOOSE_PLAIN = rf"[v=\s]*[0-9]+\.[0-9]+\.[0-9]+{_PRERELEASE_LOOSE}?{_BUILD}?"
+_XRANGE_PLAIN = rf"[v=\s]*{_XID}(?:\.{_XID}(?:\.{_XID}(?:{_PRERELEASE})?{_BUILD}?)?)?"
+_COMPARATOR_TRIM = re.compile(rf"(\s*)((?:<|>)?=?)\s*({_LOOSE_PLAIN}|{_XRANGE_PLAIN})")
+_TILDE_TRIM = re.compile(r"(\s*)~>?\s+")
+_CARET_TRIM = re.compile(r"(\s*)\^\s+")
+_HYPHEN = re.compile(rf"^\s*({_XRANGE_PLAIN})\s+-\s+({_XRANGE_PLAIN})\s*$")
+
+
+def _trim(part: str) -> str:
+    part = _COMPARATOR_TRIM.sub(lambda m: m[1] + m[2] + m[3], part)
+    part = _TILDE_TRIM.sub(lambda m: m[1] + "~", part)
+    return _CARET_TRIM.sub(lambda m: m[1] + "^", part)
 
 
 def _parse_range(text: str) -> list[list[_Interval]]:
     alternatives: list[list[_Interval]] = []
     for part in text.split("||"):
-        h = _HYPHEN.match(part)
+        h = _HYPHEN.match(part.strip())
         if h is not None:
             alternatives.append(_hyphen(h[1], h[2]))
             continue
-        # node-semver tolerates whitespace between an operator and its version (">= 1.0").
-        cleaned = _OP_SPACE.sub(lambda m: m[1], part.strip())
-        tokens = cleaned.split()
+        tokens = _trim(part.strip()).split()
         alternatives.append([_comparator(t) for t in tokens] if tokens else [_Interval()])
     return alternatives
 

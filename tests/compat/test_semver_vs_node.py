@@ -85,6 +85,11 @@ def test_satisfies_agrees_with_node_semver(node_semver: NodeSemver) -> None:
     @example("1.0.0-beta")
     @example("v2")
     @example("")
+    @example("v=0")  # a partial version may be led by any run of "v" and "="
+    @example("v=1.2.3")  # a full one by a single "v" only
+    @example("^v=1.2.3")  # ... except after ~ or ^
+    @example("v= 1")  # an operator's spaces are dropped only where a version starts
+    @example("v= 1 - 2")
     def run(text: str) -> None:
         assert ours(text) == node_semver.satisfies(text), text
 
