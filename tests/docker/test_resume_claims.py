@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import threading
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -25,6 +23,7 @@ from replication.api.docker_servicer import DockerImportServicer
 from replication.domain.docker.layers import layer_uuid
 from tests.components import Shape
 from tests.docker.fake_registry import FakeRegistry, fake_repo, start_fake_registry
+from tests.races import race
 from tests.replication.stacks import DC, LOOPBACK, start_dc, wait_for
 
 T = TypeVar("T")
@@ -61,18 +60,6 @@ def servicer(dc: DC, store: Store) -> DockerImportServicer:
     return DockerImportServicer(
         destination, Allowlist.parse(list(LOOPBACK)), records=DockerImportRecords(store)
     )
-
-
-def race(*fns: Callable[[], T]) -> list[T]:
-    """Run the callables at once (a barrier releases them together); their results in order."""
-    barrier = threading.Barrier(len(fns))
-
-    def go(fn: Callable[[], T]) -> T:
-        barrier.wait(10)
-        return fn()
-
-    with ThreadPoolExecutor(len(fns)) as pool:
-        return list(pool.map(go, fns))
 
 
 def test_each_left_record_is_claimed_once(db_url: str) -> None:

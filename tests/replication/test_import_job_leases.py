@@ -6,11 +6,9 @@ SQLite and on PostgreSQL; and a table created before the lease columns existed g
 from __future__ import annotations
 
 import dataclasses
-import threading
 import time
 import uuid as uuidlib
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,6 +18,7 @@ from replication.adapters.import_records import ImportRecords
 from replication.adapters.store import KEEP_SECONDS, Store
 from replication.handlers.imports.registry import Job, JobRegistry
 from tests.components import Shape
+from tests.races import race
 
 
 @pytest.fixture()
@@ -35,17 +34,6 @@ def running(task: str = "import-remote-image") -> dict[str, object]:
     job = Job(uuid=str(uuidlib.uuid4()), task=task, params={"task": task, "image_uuid": str(uuidlib.uuid4())})
     job.execution = "running"
     return job.as_json()
-
-
-def race(*fns: Callable[[], int]) -> list[int]:
-    barrier = threading.Barrier(len(fns))
-
-    def go(fn: Callable[[], int]) -> int:
-        barrier.wait(10)
-        return fn()
-
-    with ThreadPoolExecutor(len(fns)) as pool:
-        return list(pool.map(go, fns))
 
 
 def test_left_jobs_are_closed_once_and_live_ones_not_at_all(db_url: str) -> None:
