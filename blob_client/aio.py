@@ -33,8 +33,9 @@ from blob_client.wire import READ_BLOB, WRITE_CHUNKS, WriteFramer, read_data
 #: download, more when the process is short of CPU (ping acknowledgements late, estimate high). Without
 #: it the window stays at HTTP/2's 64 KiB and the core opens it for one message while a ``read()`` is
 #: pending, so a download holds one message in the core, one being sent and the one in the HTTP
-#: transport. On loopback this was as fast as the probed window (``bench/gateway/files.py``); uploads
-#: are unaffected (their window is the blob service's).
+#: transport. ``bench/gateway/files.py`` was as fast as with the probe; a client that does nothing
+#: but receive got about 11 % less (docs/performance.md). Uploads are unaffected (their window is
+#: the blob service's).
 READ_WINDOW_OPTIONS: tuple[tuple[str, int], ...] = (("grpc.http2.bdp_probe", 0),)
 
 T = TypeVar("T")
