@@ -15,7 +15,7 @@ shares its error type and wire framing. Modules, one job each:
 It imports nothing of the services: the gateway may use it.
 """
 
-from blob_client.aio import AsyncBlobClient, BlobReader, Upload, WriteOutcome
+from blob_client.aio import READ_WINDOW_OPTIONS, AsyncBlobClient, BlobReader, Upload, WriteOutcome
 from blob_client.errors import BlobError
 from blob_client.model import BlobInfo, UploadInfo, UploadSpec
 from blob_client.policy import NO_RETRY, RetryPolicy
@@ -23,6 +23,7 @@ from blob_client.sync import BlobClient, SyncUpload
 
 __all__ = [
     "NO_RETRY",
+    "READ_WINDOW_OPTIONS",
     "AsyncBlobClient",
     "BlobClient",
     "BlobError",

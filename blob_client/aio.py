@@ -4,6 +4,10 @@ create, write, commit, cancel — over ``grpc.aio``, with the same framing and r
 Every method raises :class:`~blob_client.errors.BlobError`. Bytes move with as few copies as the
 sync client: a body is cut into 1 MiB chunks copied once into their request, and a download hands
 out views of the received messages.
+
+A download reads ahead by about one message, however slowly its consumer goes, provided its channel
+was made with :data:`READ_WINDOW_OPTIONS`: :meth:`BlobReader.chunks` asks gRPC for the next message
+only when the consumer (the gateway's HTTP response, which awaits each send) asks for the next chunk.
 """
 
 from __future__ import annotations
@@ -22,6 +26,17 @@ from blob_client.errors import BlobError
 from blob_client.model import BlobInfo, UploadInfo, UploadSpec, commit_request
 from blob_client.policy import NO_RETRY, RetryPolicy, orphan_not_deleted
 from blob_client.wire import READ_BLOB, WRITE_CHUNKS, WriteFramer, read_data
+
+#: Options of a channel that downloads through :class:`BlobReader` on behalf of a slower consumer.
+#: With BDP probing (gRPC's default) the C core grows each stream's receive window to its estimate
+#: of the bandwidth-delay product and receives that much ahead of the application: tens of MiB per
+#: download, more when the process is short of CPU (ping acknowledgements late, estimate high). Without
+#: it the window stays at HTTP/2's 64 KiB and the core opens it for one message while a ``read()`` is
+#: pending, so a download holds one message in the core, one being sent and the one in the HTTP
+#: transport. ``bench/gateway/files.py`` was as fast as with the probe; a client that does nothing
+#: but receive got about 11 % less (docs/performance.md). Uploads are unaffected (their window is
+#: the blob service's).
+READ_WINDOW_OPTIONS: tuple[tuple[str, int], ...] = (("grpc.http2.bdp_probe", 0),)
 
 T = TypeVar("T")
 Metadata = tuple[tuple[str, str], ...]

@@ -39,6 +39,7 @@ import os
 import secrets
 import signal
 import socket
+import subprocess
 import sys
 import threading
 from collections.abc import Iterator
@@ -58,6 +59,7 @@ from imgapi_cli.supervise import (
     wait_for_any_exit,
     wait_healthy,
 )
+from imgapi_common import deathsig
 from imgapi_common.log_lines import TOKEN_SETTING
 
 DEFAULT_DATA_DIR = Path("var")
@@ -73,6 +75,7 @@ _OWNED = (
     "IMGAPI_CATALOG_BIND",
     "IMGAPI_CATALOG_DATA_DIR",
     "IMGAPI_CATALOG_DATABASE_URL",
+    "IMGAPI_CATALOG_AUTO_MIGRATE",
     "IMGAPI_BLOB_BIND",
     "IMGAPI_BLOB_BACKEND",
     "IMGAPI_BLOB_DATA_DIR",
@@ -197,7 +200,7 @@ def _serve_locked(
     # Few malloc arenas: these processes are mostly single-threaded Python, and every extra arena
     # keeps its own free memory (docs/performance.md). An operator's own value wins.
     base.setdefault("MALLOC_ARENA_MAX", "2")
-    groups, listeners = _plan(data_dir, base, _resolve(ports), split)
+    groups, listeners, catalog_env = _plan(data_dir, base, _resolve(ports), split)
     gateway = groups[-1][0]
     children = [c for g in groups for c in g]
     rest_url = f"http://{_hostport(gateway.listeners[0].host, gateway.listeners[0].port)}"
@@ -214,6 +217,7 @@ def _serve_locked(
     try:
         ensure_ports_free(children)
         say(f"starting in {data_dir}", data_dir=str(data_dir))
+        _migrate_catalog(catalog_env, startup_timeout)
         for group in groups:
             for child in group:
                 child.start()
@@ -276,11 +280,26 @@ def _resolve(p: Ports) -> Ports:
     )
 
 
+def _migrate_catalog(env: dict[str, str], timeout: float) -> None:
+    """The catalog's schema to head in a short-lived ``python -m catalog_service migrate``, before
+    the services start without migrating: the process that lives as long as the stack then never
+    loads Alembic (~10 MiB resident; docs/performance.md)."""
+    argv = [sys.executable, "-m", "catalog_service", "migrate"]
+    try:
+        done = subprocess.run(
+            deathsig.wrap(argv), env=env, stdin=subprocess.DEVNULL, timeout=timeout, check=False
+        )
+    except subprocess.TimeoutExpired:
+        raise ServeError(f"the catalog database was not migrated after {timeout:g}s") from None
+    if done.returncode != 0:
+        raise ServeError(f"the catalog database could not be migrated (exit status {done.returncode})")
+
+
 def _plan(
     data_dir: Path, base: dict[str, str], p: Ports, split: bool
-) -> tuple[list[list[Child]], dict[str, Listener]]:
-    """The children in start-up groups (the gateway alone, last), configured, not started; and
-    the listener of each gRPC service by name."""
+) -> tuple[list[list[Child]], dict[str, Listener], dict[str, str]]:
+    """The children in start-up groups (the gateway alone, last), configured, not started; the
+    listener of each gRPC service by name; and the environment of the catalog's migration."""
     dirs = {name: data_dir / name for name in ("catalog", "blobs", "replication")}
     for d in dirs.values():
         d.mkdir(exist_ok=True)
@@ -298,6 +317,7 @@ def _plan(
         "catalog": {
             "IMGAPI_CATALOG_BIND": _hostport(p.grpc_host, p.catalog),
             "IMGAPI_CATALOG_DATA_DIR": str(dirs["catalog"]),
+            "IMGAPI_CATALOG_AUTO_MIGRATE": "false",  # _migrate_catalog did it
         },
         "blob": {
             "IMGAPI_BLOB_BIND": _hostport(p.grpc_host, p.blob),
@@ -329,14 +349,14 @@ def _plan(
     if not split:
         everything = base | env["catalog"] | env["blob"] | env["replication"]
         services = Child("services", [py, "-m", "imgapi_cli.monolith"], everything, list(listeners.values()))
-        return [[services], [gateway]], listeners
+        return [[services], [gateway]], listeners, base | env["catalog"]
     argv = {
         "catalog": [py, "-m", "catalog_service", "serve"],
         "blob": [py, "-m", "blob_service"],
         "replication": [py, "-m", "replication", "serve"],
     }
     c, b, r = (Child(n, argv[n], base | env[n], [listeners[n]]) for n in ("catalog", "blob", "replication"))
-    return [[c, b], [r], [gateway]], listeners
+    return [[c, b], [r], [gateway]], listeners, base | env["catalog"]
 
 
 def main(argv: list[str] | None = None) -> int:

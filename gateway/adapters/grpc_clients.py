@@ -12,7 +12,7 @@ from grpc import aio
 from imgapi.v1 import catalog_pb2_grpc, docker_pb2_grpc, replication_pb2_grpc
 from pydantic import SecretStr
 
-from blob_client import AsyncBlobClient
+from blob_client import READ_WINDOW_OPTIONS, AsyncBlobClient
 from gateway.settings import GatewaySettings
 from imgapi_common.internal_auth import aio_channel
 from imgapi_common.limits import MAX_CATALOG_ANSWER_BYTES
@@ -80,7 +80,8 @@ def create_clients(settings: GatewaySettings) -> Clients:
     """Must be called inside the event loop that will use the channels."""
     token = settings.internal_token
     cats = [new_catalog_channel(settings.catalog_target, token) for _ in range(settings.catalog_connections)]
-    blob = aio_channel(settings.blob_target, token, _OPTIONS)
+    # Downloads read ahead of their HTTP client by about one message (blob_client.aio).
+    blob = aio_channel(settings.blob_target, token, [*_OPTIONS, *READ_WINDOW_OPTIONS])
     repl = aio_channel(settings.replication_target, token, _OPTIONS) if settings.replication_target else None
     return Clients(
         catalog_channels=[c for c, _ in cats],

@@ -14,19 +14,17 @@ import time
 from email.utils import parsedate_to_datetime
 from enum import Enum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed25519, padding, rsa
-from cryptography.hazmat.primitives.serialization import load_ssh_public_key
 from starlette.requests import Request
 
 from gateway.settings import GatewaySettings
 from imgapi_common.errors import ImgapiError
 
-log = logging.getLogger("gateway.http.auth")
+if TYPE_CHECKING:  # the key code (cryptography, ~8 MiB resident) loads with the first key
+    from gateway.http.signatures import PublicKey
 
-PublicKey = rsa.RSAPublicKey | dsa.DSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey
+log = logging.getLogger("gateway.http.auth")
 
 
 class AuthMode(Enum):
@@ -42,17 +40,11 @@ def unauthorized(message: str = "Unauthorized") -> ImgapiError:
     return ImgapiError("UnauthorizedError", message)
 
 
-_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
-    "sha1": hashes.SHA1,
-    "sha256": hashes.SHA256,
-    "sha384": hashes.SHA384,
-    "sha512": hashes.SHA512,
-}
-#: key type -> accepted hash names (None for ed25519, which has no separate hash).
-_ALGORITHMS: dict[str, tuple[type, frozenset[str]]] = {
-    "rsa": (rsa.RSAPublicKey, frozenset({"sha1", "sha256", "sha512"})),
-    "dsa": (dsa.DSAPublicKey, frozenset({"sha1", "sha256"})),
-    "ecdsa": (ec.EllipticCurvePublicKey, frozenset({"sha256", "sha384", "sha512"})),
+#: key type -> accepted hash names (ed25519 has no separate hash).
+_ALGORITHMS: dict[str, frozenset[str]] = {
+    "rsa": frozenset({"sha1", "sha256", "sha512"}),
+    "dsa": frozenset({"sha1", "sha256"}),
+    "ecdsa": frozenset({"sha256", "sha384", "sha512"}),
 }
 
 
@@ -95,13 +87,12 @@ class KeyStore:
 
 
 def _add_key(keys: dict[str, list[PublicKey]], user: str, line: str, source: str) -> None:
+    from gateway.http.signatures import UnusableKey, load_key
+
     try:
-        key = load_ssh_public_key(line.strip().encode("utf-8"))
-    except (ValueError, UnsupportedAlgorithm) as e:
-        log.warning("ignoring an unusable key of %r (%s): %s", user, source, e)
-        return
-    if not isinstance(key, PublicKey):
-        log.warning("ignoring an unsupported key type of %r (%s)", user, source)
+        key = load_key(line)
+    except UnusableKey as e:
+        log.warning("ignoring a key of %r (%s): %s", user, source, e)
         return
     keys.setdefault(user, []).append(key)
 
@@ -149,28 +140,6 @@ def signing_string(request: Request, header_names: list[str]) -> str:
     return "\n".join(lines)
 
 
-def _verify_one(key: PublicKey, key_type: str, hash_name: str, sig: bytes, data: bytes) -> bool:
-    try:
-        if key_type == "ed25519":
-            if not isinstance(key, ed25519.Ed25519PublicKey):
-                return False
-            key.verify(sig, data)
-            return True
-        expected_type, _ = _ALGORITHMS[key_type]
-        if not isinstance(key, expected_type):
-            return False
-        h = _HASHES[hash_name]()
-        if isinstance(key, rsa.RSAPublicKey):
-            key.verify(sig, data, padding.PKCS1v15(), h)
-        elif isinstance(key, dsa.DSAPublicKey):
-            key.verify(sig, data, h)
-        elif isinstance(key, ec.EllipticCurvePublicKey):
-            key.verify(sig, data, ec.ECDSA(h))
-        return True
-    except (InvalidSignature, ValueError, TypeError):
-        return False
-
-
 #: The signed headers that can carry the request time (``x-date`` for clients that cannot set Date).
 DATE_HEADERS = ("date", "x-date")
 
@@ -204,7 +173,7 @@ def verify_request(request: Request, store: KeyStore, skew: int) -> str:
         raise unauthorized(f"{params['algorithm']} is not a supported algorithm")
     if key_type == "ed25519" and hash_name in ("", "sha512"):
         pass
-    elif key_type not in _ALGORITHMS or hash_name not in _ALGORITHMS[key_type][1]:
+    elif key_type not in _ALGORITHMS or hash_name not in _ALGORITHMS[key_type]:
         raise unauthorized(f"{params['algorithm']} is not a supported algorithm")
     header_names = params.get("headers", "date").lower().split()
     data = signing_string(request, header_names).encode("utf-8")
@@ -214,8 +183,11 @@ def verify_request(request: Request, store: KeyStore, skew: int) -> str:
     except ValueError:
         raise unauthorized("signature is not valid base64") from None
     user = params["keyId"]
-    for key in store.keys_for(user):
-        if _verify_one(key, key_type, hash_name, sig, data):
+    keys = store.keys_for(user)
+    if keys:
+        from gateway.http.signatures import verify
+
+        if any(verify(key, key_type, hash_name, sig, data) for key in keys):
             return user
     raise unauthorized()
 

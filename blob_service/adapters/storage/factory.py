@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from blob_service.adapters.storage.base import Storage
 from blob_service.adapters.storage.local import LocalStorage
-from blob_service.adapters.storage.s3 import S3Storage
 from blob_service.settings import BlobSettings
 
 
 def make_storage(settings: BlobSettings) -> Storage:
     if settings.backend == "s3":
+        # The S3 SDK (minio, urllib3: ~7 MiB resident) only where S3 is the backend.
+        from blob_service.adapters.storage.s3 import S3Storage
+
         return S3Storage(
             settings.s3_endpoint,
             settings.s3_access_key,

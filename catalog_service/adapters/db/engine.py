@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 from catalog_service.adapters.db.statistics import ANALYZE_STATEMENTS, AnalyzeSchedule
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 #: Execution option marking a connection that will write (see the SQLite ``begin`` hook).
 WRITE_OPTION = "imgapi_write"
@@ -61,6 +62,10 @@ def make_engine(url: str, pool_size: int = 16) -> Engine:
 
 
 def alembic_config(url: str) -> Config:
+    # Alembic (~10 MiB resident) is loaded by the processes that migrate, not by every catalog:
+    # `imgapi serve` migrates in a short-lived child (imgapi_cli/serve.py).
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
@@ -69,6 +74,8 @@ def alembic_config(url: str) -> Config:
 
 def migrate(engine: Engine, revision: str = "head") -> None:
     """Upgrade the database behind ``engine`` to ``revision`` (idempotent)."""
+    from alembic import command
+
     cfg = alembic_config(engine.url.render_as_string(hide_password=False))
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
