@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.http.query import Query, QueryValue, parse_query
+from gateway.http.query import Query, QueryValue, js_truthy, not_a_boolean, parse_query
 from imgapi_common.errors import ImgapiError
 
 
@@ -107,3 +107,52 @@ def test_merged_values_read_as_javascript_strings() -> None:
     q = Query("owner=a&owner[]=b&state[x]=1&state=active")
     assert q.text("owner") == "a,b"
     assert q.text("state") == "[object Object]"
+
+
+# Cases found by mutation testing (scripts/mutation 'gateway.http.query*'): each pins a qs rule
+# that no other test reached.
+
+
+@pytest.mark.parametrize("raw", ["a=%FF", "a=%E2%82", "a=%C3%28x"])
+def test_a_value_decodeURIComponent_refuses_is_kept_as_sent(raw: str) -> None:
+    assert parse_query(raw) == {"a": raw[2:]}
+
+
+def test_the_first_bracket_equals_ends_a_bracketed_key() -> None:
+    # qs splits at the first "]=" when there is one, not at the first "=".
+    assert parse_query("a[b=c]=d") == {"a": {"b=c": "d"}}
+    assert parse_query("a[x]=1]=2") == {"a": {"x": "1]=2"}}
+
+
+def test_an_empty_key_is_skipped_not_the_end() -> None:
+    assert parse_query("=x&a=1") == {"a": "1"}
+
+
+def test_brackets_beyond_the_depth_become_one_key() -> None:
+    assert parse_query("a[b][c][d][e][f][g][h]=x") == {
+        "a": {"b": {"c": {"d": {"e": {"f": {"[g][h]": "x"}}}}}}
+    }
+
+
+def test_a_list_under_a_key() -> None:
+    assert parse_query("a[b][]=1") == {"a": {"b": ["1"]}}
+
+
+def test_the_array_index_limit_is_inclusive() -> None:
+    assert parse_query("a[20]=x") == {"a": ["x"]}
+    assert parse_query("a[21]=x") == {"a": {"21": "x"}}
+
+
+def test_not_a_boolean_names_the_field_with_code_invalid() -> None:
+    body = not_a_boolean("public", "yes").body()
+    assert body["errors"] == [{"field": "public", "code": "Invalid"}]
+
+
+def test_js_truthy() -> None:
+    values: list[QueryValue | None] = ["x", "", None, [], {}]
+    assert [js_truthy(v) for v in values] == [True, False, False, True, True]
+
+
+def test_all_of_a_single_value_is_that_value() -> None:
+    assert Query("billing_tag=abc").all("billing_tag") == ["abc"]
+    assert Query("billing_tag=a&billing_tag=&billing_tag=b").all("billing_tag") == ["a", "b"]
