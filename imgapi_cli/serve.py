@@ -33,8 +33,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import errno
-import fcntl
 import os
 import secrets
 import signal
@@ -42,17 +40,15 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import IO
 
 from imgapi_cli.supervise import (
     Child,
-    DataDirLocked,
     Listener,
     ServeError,
+    data_dir_lock,
     ensure_own_listeners,
     ensure_ports_free,
     say,
@@ -68,7 +64,6 @@ DEFAULT_PORT = 8080
 DEFAULT_CATALOG_PORT = 8501
 DEFAULT_BLOB_PORT = 8502
 DEFAULT_REPLICATION_PORT = 8503
-LOCK_NAME = "imgapi.lock"
 
 #: Settings this command owns; the caller's values for them are ignored (a warning says so).
 _OWNED = (
@@ -90,36 +85,6 @@ _OWNED = (
     "IMGAPI_REPLICATION_CATALOG_TARGET",
     "IMGAPI_REPLICATION_BLOB_TARGET",
 )
-
-
-# --- the data-directory lock --------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def data_dir_lock(data_dir: Path) -> Iterator[IO[str]]:
-    """Hold an exclusive lock on ``<data_dir>/imgapi.lock`` (released when the process ends)."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    path = data_dir / LOCK_NAME
-    f = path.open("a+")
-    try:
-        try:
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as e:
-            if e.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                raise
-            f.seek(0)
-            holder = f.read().strip() or "unknown"
-            raise DataDirLocked(
-                f"data directory {data_dir} is already in use by another imgapi serve "
-                f"(pid {holder}, lock {path}); stop it first or use another --data-dir"
-            ) from None
-        f.seek(0)
-        f.truncate()
-        f.write(f"{os.getpid()}\n")
-        f.flush()
-        yield f
-    finally:
-        f.close()  # closing the descriptor releases the lock
 
 
 def _free_port(host: str) -> int:

@@ -8,11 +8,17 @@ group; port checks read the kernel's socket tables (imgapi_cli/ports.py).
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
+import os
 import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
 
 from imgapi_cli.ports import foreign_listener, port_in_use
 from imgapi_common import deathsig
@@ -156,3 +162,34 @@ def wait_for_any_exit(children: list[Child], stop: threading.Event) -> int:
                 stop.set()
                 return 1
     return 0
+
+
+#: The lock file that keeps two stacks off one data directory.
+LOCK_NAME = "imgapi.lock"
+
+
+@contextlib.contextmanager
+def data_dir_lock(data_dir: Path) -> Iterator[IO[str]]:
+    """Hold an exclusive lock on ``<data_dir>/imgapi.lock`` (released when the process ends)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / LOCK_NAME
+    f = path.open("a+")
+    try:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            if e.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                raise
+            f.seek(0)
+            holder = f.read().strip() or "unknown"
+            raise DataDirLocked(
+                f"data directory {data_dir} is already in use by another imgapi serve "
+                f"(pid {holder}, lock {path}); stop it first or use another --data-dir"
+            ) from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"{os.getpid()}\n")
+        f.flush()
+        yield f
+    finally:
+        f.close()  # closing the descriptor releases the lock
