@@ -68,12 +68,8 @@ async def admin_import_image(ctx: RequestContext) -> Response:
 
 def _action_request(ctx: RequestContext) -> catalog_pb2.ImageActionRequest:
     return catalog_pb2.ImageActionRequest(
-        caller=ctx.caller(), view=ctx.view, uuid=ctx.uuid, preconditions=_write_preconditions(ctx)
+        caller=ctx.caller(), view=ctx.view, uuid=ctx.uuid, preconditions=ctx.preconditions()
     )
-
-
-def _write_preconditions(ctx: RequestContext) -> common_pb2.Preconditions:
-    return ctx.preconditions()
 
 
 async def activate(ctx: RequestContext) -> Response:
@@ -97,7 +93,7 @@ async def update(ctx: RequestContext) -> Response:
         view=ctx.view,
         uuid=ctx.uuid,
         update_json=ctx.body.text,
-        preconditions=_write_preconditions(ctx),
+        preconditions=ctx.preconditions(),
     )
     resp = await ctx.clients.catalog.UpdateImage(req, **ctx.rpc)
     return image_response(resp.image.view_json, resp.image.etag)
@@ -120,7 +116,7 @@ async def channel_add(ctx: RequestContext) -> Response:
         view=ctx.view,
         uuid=ctx.uuid,
         channel=name,
-        preconditions=_write_preconditions(ctx),
+        preconditions=ctx.preconditions(),
     )
     resp = await ctx.clients.catalog.ChannelAddImage(req, **ctx.rpc)
     return image_response(resp.image.view_json, resp.image.etag)

@@ -93,7 +93,7 @@ class ImportRecords:
 
     def unfinished(self) -> list[dict[str, Any]]:
         """Running jobs whose process is gone (their lease ran out)."""
-        q = select(import_jobs.c.doc).where(import_jobs.c.finished.is_(None), self.lease.expired())
+        q = select(import_jobs.c.doc).where(self.lease.unfinished, self.lease.expired())
         with self.store.engine.connect() as c:
             return [json.loads(r) for r in c.execute(q).scalars()]
 

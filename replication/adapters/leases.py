@@ -41,10 +41,7 @@ def lease_columns() -> list[Column[Any]]:
 def add_lease_columns(engine: Engine, table: Table) -> None:
     """Add ``owner`` and ``lease_until`` to ``table`` when it was created without them."""
     present = {c["name"] for c in inspect(engine).get_columns(table.name)}
-    missing = [c for c in ("owner", "lease_until") if c not in present]
-    if not missing:
-        return
-    for name in missing:
+    for name in [c for c in ("owner", "lease_until") if c not in present]:
         kind = table.c[name].type.compile(dialect=engine.dialect)
         # Two processes starting together may both see the column missing: the second one's ALTER
         # fails and the column exists, which is what was wanted.

@@ -142,7 +142,7 @@ class DockerImportRecords:
 
     def unfinished(self) -> list[DockerImportRecord]:
         """Running imports whose process is gone (their lease ran out): each is for :meth:`claim`."""
-        return self._rows(docker_imports.c.state == "running", self.lease.expired())
+        return self._rows(self.lease.unfinished, self.lease.expired())
 
     def claim(self, rid: str) -> bool:
         """Take over an unfinished import; True for the one process that gets it."""
