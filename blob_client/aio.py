@@ -13,7 +13,7 @@ only when the consumer (the gateway's HTTP response, which awaits each send) ask
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -185,7 +185,7 @@ class Upload:
         start = self.info.committed_offset if offset is None else offset
         failure: list[BaseException] = []
 
-        async def requests() -> AsyncIterator[bytes]:
+        async def requests() -> AsyncGenerator[bytes, None]:
             framer = WriteFramer(self.upload_id, start, checksum=c.checksum)
             try:
                 async for data in arechunk(source, c.chunk_bytes, c.flush_seconds):
@@ -196,8 +196,16 @@ class Upload:
             if closing is not None:
                 yield closing
 
+        call = c._write_chunks(**c._opts(self.metadata, transfer=True))
+        writer = asyncio.ensure_future(_send_all(call, requests()))
+        # The service may end the stream early (a full disk, a wrong offset) while a write is in
+        # flight. grpc.aio then replaces the call's status with INTERNAL "Internal error from Core"
+        # if it notices the failed write after the status arrived (its ``_write``, grpcio 1.85), and
+        # the reason is lost. Cancelling the writer the moment the status is set means a late failed
+        # write is never noticed: the status stays the service's.
+        call.add_done_callback(lambda _call: _stop(writer))
         try:
-            st = await c._call(c._write_chunks(requests(), **c._opts(self.metadata, transfer=True)))
+            st = await c._call(call)
         except BlobError:
             if not failure:
                 raise
@@ -206,6 +214,11 @@ class Upload:
             except BlobError:
                 done = start
             return WriteOutcome(done, failure[0])
+        except BaseException:
+            call.cancel()
+            raise
+        finally:
+            await asyncio.gather(writer, return_exceptions=True)
         self.info = UploadInfo.of(st)
         return WriteOutcome(st.committed_offset, failure[0] if failure else None)
 
@@ -222,6 +235,26 @@ class Upload:
         c = self.client
         req = blob_pb2.AbortUploadRequest(upload_id=self.upload_id)
         await c._call(c.stub.AbortUpload(req, **c._opts(self.metadata)))
+
+
+def _stop(task: asyncio.Future[None]) -> None:
+    task.cancel()
+
+
+async def _send_all(call: Any, requests: AsyncGenerator[bytes, None]) -> None:
+    """Write ``requests`` into a client-streaming call, then half-close it. Stops quietly when the
+    call has ended (its status, which the caller awaits, says why)."""
+    try:
+        async for request in requests:
+            await call.write(request)
+        await call.done_writing()
+    except (asyncio.InvalidStateError, grpc.RpcError):
+        pass
+    except BaseException:
+        call.cancel()  # a failure of our own (or a cancellation): end the call too
+        raise
+    finally:
+        await requests.aclose()
 
 
 class BlobReader:
