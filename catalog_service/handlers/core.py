@@ -199,7 +199,9 @@ class CatalogCore:
                 self.repo.delete(conn, uuid, row.revision)
                 revision = self.repo.insert(conn, new, self._admit(new, client=client), kind=kind)
             else:
-                revision = self.repo.update(conn, new, row.revision, self._admit(new, client=client), kind)
+                revision = self.repo.update(
+                    conn, new, row.revision, self._admit(new, client=client), kind, previous=row.record
+                )
             orphaned = self.repo.unreferenced(conn, blob_ids_of(row.record) - blob_ids_of(new))
             return self.render(new, view, revision, orphaned=orphaned)
 

@@ -219,7 +219,9 @@ class LifecycleHandlers(CatalogCore):
             img.check_deletable(self.repo.dependents(conn, uuid, channel))
             if channel is not None and img.in_several_channels() and not force_all_channels:
                 img.remove_channel(channel)
-                self.repo.update(conn, img.record, row.revision, self.is_valid(img.record), "channel")
+                self.repo.update(
+                    conn, img.record, row.revision, self.is_valid(img.record), "channel", previous=row.record
+                )
                 return False, []
             self.repo.delete(conn, uuid, row.revision)
             return True, self.repo.unreferenced(conn, blob_ids_of(row.record))

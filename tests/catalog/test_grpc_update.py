@@ -228,6 +228,32 @@ def test_tags_replace_and_search(catalog_dc: Catalog) -> None:
     assert list_uuids(catalog_dc, name=m["name"], tags={"shape": ""}) == []
 
 
+def test_each_side_table_follows_its_own_field(catalog_dc: Catalog) -> None:
+    """An update rewrites only the side tables whose rows changed: what one update leaves alone
+    stays searchable, what it changes is searchable as changed (tags, acl, billing tags, files)."""
+    m = manifest(public=False, owner=VADER, tags={"color": "red"}, billing_tags=["gold"])
+    uuid = create_active(catalog_dc, m)["uuid"]
+    name = m["name"]
+
+    def found(**filters: Any) -> bool:
+        account = filters.pop("account", "")
+        return list_uuids(catalog_dc, account, name=name, **filters) == [uuid]
+
+    assert found(tags={"color": "red"}) and found(billing_tags=["gold"]) and not found(account=LUKE)
+    update(catalog_dc, uuid, {"acl": [LUKE]})
+    assert found(account=LUKE) and found(tags={"color": "red"}) and found(billing_tags=["gold"])
+    update(catalog_dc, uuid, {"tags": {"color": "blue"}})
+    assert found(tags={"color": "blue"}) and not found(tags={"color": "red"})
+    assert found(account=LUKE) and found(billing_tags=["gold"])
+    update(catalog_dc, uuid, {"billing_tags": ["silver"]})
+    assert found(billing_tags=["silver"]) and not found(billing_tags=["gold"])
+    assert found(account=LUKE) and found(tags={"color": "blue"})
+    update(catalog_dc, uuid, {"description": "no side table changes"})
+    assert found(account=LUKE) and found(tags={"color": "blue"}) and found(billing_tags=["silver"])
+    update(catalog_dc, uuid, {"acl": []})
+    assert not found(account=LUKE) and found(tags={"color": "blue"})
+
+
 def test_image_size_string_stored_as_given(catalog_dc: Catalog) -> None:
     img = catalog_dc.create(
         manifest(type="zvol", nic_driver="a", disk_driver="b", cpu_type="c", image_size="1e3")

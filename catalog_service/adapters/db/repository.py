@@ -226,8 +226,18 @@ class ImageRepository:
         now = now_timestamp()
         conn.execute(insert(changes), [change_row(r["uuid"], "create", r, now) for r, _ in recs])
 
-    def update(self, conn: Connection, rec: Mapping[str, Any], revision: int, valid: bool, kind: str) -> int:
-        """Replace the record if it is still at ``revision``; returns the new revision."""
+    def update(
+        self,
+        conn: Connection,
+        rec: Mapping[str, Any],
+        revision: int,
+        valid: bool,
+        kind: str,
+        previous: Mapping[str, Any] | None = None,
+    ) -> int:
+        """Replace the record if it is still at ``revision``; returns the new revision. With the
+        ``previous`` record (the one at ``revision``), only side tables whose rows differ are
+        rewritten (an activation rewrites none, a new file only the blob references)."""
         uuid = rec["uuid"]
         res = conn.execute(
             update(images)
@@ -237,7 +247,7 @@ class ImageRepository:
         if res.rowcount != 1:
             raise ConcurrentUpdate(uuid)
         conn.execute(update(image_docs).where(image_docs.c.uuid == uuid).values(**doc_row(rec, self._cfg)))
-        self._sync_side_tables(conn, uuid, rec, fresh=False)
+        self._sync_side_tables(conn, uuid, rec, fresh=False, previous=previous)
         self.append_change(conn, uuid, kind, rec)
         return revision + 1
 
@@ -257,10 +267,20 @@ class ImageRepository:
     def append_change(self, conn: Connection, uuid: str, kind: str, rec: Mapping[str, Any] | None) -> None:
         conn.execute(insert(changes).values(**change_row(uuid, kind, rec, now_timestamp())))
 
-    def _sync_side_tables(self, conn: Connection, uuid: str, rec: Mapping[str, Any], fresh: bool) -> None:
-        if not fresh:
-            _delete_side_rows(conn, uuid)
+    def _sync_side_tables(
+        self,
+        conn: Connection,
+        uuid: str,
+        rec: Mapping[str, Any],
+        fresh: bool,
+        previous: Mapping[str, Any] | None = None,
+    ) -> None:
+        before = side_rows(uuid, previous) if previous is not None and not fresh else None
         for table, rows in side_rows(uuid, rec).items():
+            if before is not None and before[table] == rows:
+                continue
+            if not fresh:
+                conn.execute(delete(table).where(table.c.image_uuid == uuid))
             _bulk(conn, table, rows)
 
     # --- meta -------------------------------------------------------------------------------
