@@ -20,9 +20,11 @@ from blob_client.errors import BlobError
 from blob_client.model import BlobInfo, UploadInfo, UploadSpec
 from blob_client.policy import NO_RETRY, RetryPolicy
 from blob_client.sync import BlobClient, SyncUpload
+from blob_client.wire import PUT_BLOB_MAX_BYTES
 
 __all__ = [
     "NO_RETRY",
+    "PUT_BLOB_MAX_BYTES",
     "READ_WINDOW_OPTIONS",
     "AsyncBlobClient",
     "BlobClient",

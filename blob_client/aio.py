@@ -100,6 +100,12 @@ class AsyncBlobClient:
         st = await self._call(self.stub.StartUpload(spec.request(), **self._opts(metadata)))
         return Upload(self, UploadInfo.of(st), metadata)
 
+    async def put(self, spec: UploadSpec, data: Buffer, metadata: Metadata = ()) -> BlobInfo:
+        """A small blob (at most :data:`~blob_client.wire.PUT_BLOB_MAX_BYTES`) in one call instead
+        of three, checked as a commit is. Not repeated on failure: a repeat could store it twice."""
+        req = blob_pb2.PutBlobRequest(spec=spec.request(), data=bytes(data))
+        return BlobInfo.of(await self._call(self.stub.PutBlob(req, **self._opts(metadata, transfer=True))))
+
     async def upload_of(self, upload_id: str, metadata: Metadata = ()) -> Upload:
         """A handle on an upload started earlier (looked up: raises ``UploadNotFound``)."""
         handle = Upload(self, UploadInfo(upload_id, 0, 0, 0, "", 0), metadata)

@@ -78,6 +78,12 @@ class BlobClient:
         info = UploadInfo.of(self._call(lambda: self.stub.StartUpload(req, timeout=self.timeout)))
         return SyncUpload(self, info)
 
+    def put(self, spec: UploadSpec, data: Buffer) -> BlobInfo:
+        """A small blob (at most :data:`~blob_client.wire.PUT_BLOB_MAX_BYTES`) in one call, checked
+        as a commit is. Not repeated on failure: a repeat could store the bytes twice."""
+        req = blob_pb2.PutBlobRequest(spec=spec.request(), data=bytes(data))
+        return BlobInfo.of(self._call(lambda: self.stub.PutBlob(req, timeout=self.timeout)))
+
     def upload_of(self, upload_id: str) -> SyncUpload:
         """A handle on an upload started earlier (looked up: raises ``UploadNotFound``)."""
         return SyncUpload(self, self._repeating(lambda: self.get_upload(upload_id)))

@@ -25,6 +25,8 @@ _DATA_TAG = (
 )
 #: Full names of the two methods whose messages are framed here (callers pass raw bytes to gRPC).
 WRITE_CHUNKS = "/imgapi.v1.BlobService/WriteChunks"
+#: The most data one PutBlob call may carry (larger blobs go through an upload).
+PUT_BLOB_MAX_BYTES = 1024 * 1024
 READ_BLOB = "/imgapi.v1.BlobService/ReadBlob"
 
 _VARINT, _I64, _LEN, _I32 = 0, 1, 2, 5

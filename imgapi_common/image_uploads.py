@@ -16,7 +16,15 @@ from typing import Any, Protocol
 import grpc
 from imgapi.v1 import catalog_pb2, catalog_pb2_grpc, common_pb2, image_pb2
 
-from blob_client import AsyncBlobClient, BlobError, BlobInfo, Upload, UploadSpec, WriteOutcome
+from blob_client import (
+    PUT_BLOB_MAX_BYTES,
+    AsyncBlobClient,
+    BlobError,
+    BlobInfo,
+    Upload,
+    UploadSpec,
+    WriteOutcome,
+)
 from blob_client.policy import storage_unreachable
 from imgapi_common.errors import ImgapiError
 from imgapi_common.grpc_errors import from_rpc_error
@@ -253,6 +261,56 @@ async def prepare(
     return res
 
 
+async def store_blob(
+    scope: UploadScope,
+    spec: UploadSpec,
+    source: AsyncIterator[bytes],
+    checks: EndChecks,
+    *,
+    too_big: ImgapiError,
+    declared_length: int | None = None,
+    on_source_error: Callable[[BaseException], BaseException] | None = None,
+) -> BlobInfo:
+    """``source`` as a new verified blob. A body whose declared length is at most
+    :data:`~blob_client.PUT_BLOB_MAX_BYTES` is read whole and stored with one PutBlob call;
+    anything else streams through an upload (StartUpload, WriteChunks, CommitUpload). The
+    checks, their order and the errors are the same either way."""
+    if declared_length is None or declared_length > PUT_BLOB_MAX_BYTES:
+        upload = await start_upload(scope, spec)
+        size = await write_all(upload, source, too_big=too_big, on_source_error=on_source_error)
+        return await verify_and_commit(scope, upload, size, checks)
+    data = await _read_small(source, declared_length, on_source_error)
+    checks.before_commit(len(data))
+    try:
+        info = await scope.blobs.put(spec, data, scope.metadata)
+    except BlobError as e:
+        raise blob_error(e, too_big=too_big) from None
+    try:
+        checks.after_commit(info)
+    except ImgapiError:
+        await delete_orphans(scope.blobs, [info.blob_id], scope.metadata, strict=False)
+        raise
+    return info
+
+
+async def _read_small(
+    source: AsyncIterator[bytes],
+    declared_length: int,
+    on_source_error: Callable[[BaseException], BaseException] | None,
+) -> bytes:
+    """The whole body of a small request; reading stops one byte past the declared length (the
+    end checks then report the mismatch), so memory stays bounded whatever arrives."""
+    data = bytearray()
+    try:
+        async for piece in source:
+            data += piece
+            if len(data) > declared_length:
+                break
+    except Exception as e:  # a client disconnect, a remote source failing...
+        raise (on_source_error(e) if on_source_error else e) from None
+    return bytes(data[: declared_length + 1])
+
+
 async def store_file_from(
     scope: UploadScope,
     uuid: str,
@@ -262,11 +320,19 @@ async def store_file_from(
     checks: EndChecks,
     meta: FileMeta,
     too_big_code: str = "Upload",
+    declared_length: int | None = None,
     on_source_error: Callable[[BaseException], BaseException] | None = None,
 ) -> catalog_pb2.ImageResponse:
-    """Stream ``source`` into a new blob, verify it, attach it as the image file."""
-    upload = await start_upload(scope, UploadSpec(max_size=max_size, label=f"file:{uuid}"))
+    """Store ``source`` as a new verified blob (:func:`store_blob`), attach it as the image file."""
     too_big = ImgapiError(too_big_code, f"file size exceeds the maximum, {max_size} bytes")
-    size = await write_all(upload, source, too_big=too_big, on_source_error=on_source_error)
-    info = await verify_and_commit(scope, upload, size, checks)
+    spec = UploadSpec(max_size=max_size, label=f"file:{uuid}")
+    info = await store_blob(
+        scope,
+        spec,
+        source,
+        checks,
+        too_big=too_big,
+        declared_length=declared_length,
+        on_source_error=on_source_error,
+    )
     return await attach_file(scope, uuid, info, meta)

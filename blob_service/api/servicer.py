@@ -10,7 +10,7 @@ from typing import Any
 import grpc
 from imgapi.v1 import blob_pb2, blob_pb2_grpc
 
-from blob_client.wire import WireError, WriteChunk, decode_write_chunk, encode_read_data
+from blob_client.wire import PUT_BLOB_MAX_BYTES, WireError, WriteChunk, decode_write_chunk, encode_read_data
 from blob_service.api.convert import blob_info, digests_dict, upload_status
 from blob_service.domain.errors import BlobError
 from blob_service.handlers.operations import BlobService
@@ -86,6 +86,22 @@ class BlobServicer(blob_pb2_grpc.BlobServiceServicer):
         self, request: blob_pb2.CommitUploadRequest, context: grpc.ServicerContext
     ) -> blob_pb2.BlobInfo:
         meta = self.service.commit(request.upload_id, digests_dict(request.expected), request.expected_size)
+        return blob_info(meta)
+
+    def PutBlob(self, request: blob_pb2.PutBlobRequest, context: grpc.ServicerContext) -> blob_pb2.BlobInfo:
+        if len(request.data) > PUT_BLOB_MAX_BYTES:
+            raise BlobError(
+                "InvalidRequest", f"PutBlob carries at most {PUT_BLOB_MAX_BYTES} bytes; use an upload"
+            )
+        spec = request.spec
+        BLOB_BYTES.labels("in").inc(len(request.data))
+        meta = self.service.put(
+            request.data,
+            expected_size=spec.expected_size,
+            max_size=spec.max_size,
+            expected=digests_dict(spec.expected),
+            label=spec.label,
+        )
         return blob_info(meta)
 
     def AbortUpload(

@@ -184,6 +184,34 @@ class BlobService:
             log.info("committed blob %s (%d bytes) from upload %s", meta.blob_id, meta.size, upload_id)
             return meta
 
+    def put(
+        self,
+        data: Buffer,
+        expected_size: int = 0,
+        max_size: int = 0,
+        expected: dict[str, str] | None = None,
+        label: str = "",
+    ) -> BlobMeta:
+        """A small blob in one step: an upload written and committed at once (the same checks), or
+        nothing left behind when a step fails."""
+        state = self.start_upload(
+            expected_size=expected_size, max_size=max_size, expected=expected, label=label
+        )
+        try:
+            self.write(state.upload_id, [Chunk(data, 0)])
+            return self.commit(state.upload_id)
+        except BaseException:
+            self._discard(state.upload_id)
+            raise
+
+    def _discard(self, upload_id: str) -> None:
+        """Drop an upload that failed (a commit that failed verification has dropped it already)."""
+        try:
+            self.abort(upload_id)
+        except BlobError as e:
+            if e.reason != "UploadNotFound":
+                log.warning("upload %s not discarded: %s", upload_id, e)
+
     def _final_digests(self, state: UploadState) -> tuple[Digests, UploadState]:
         """The digests of the upload's bytes (and its state, which assembling may change)."""
         saved = DigestSet.restore(state.hash_state) if self.exportable else None

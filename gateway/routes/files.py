@@ -33,10 +33,8 @@ from imgapi_common.image_uploads import (
     FileMeta,
     blob_error,
     prepare,
-    start_upload,
+    store_blob,
     store_file_from,
-    verify_and_commit,
-    write_all,
 )
 
 log = logging.getLogger("gateway.routes.files")
@@ -94,6 +92,7 @@ async def add_image_file(ctx: RequestContext) -> Response:
         max_size=prep.max_size,
         checks=checks,
         meta=meta,
+        declared_length=length,
         on_source_error=_disconnect_error,
     )
     return image_response(res.image.view_json, res.image.etag)
@@ -124,11 +123,17 @@ async def add_image_icon(ctx: RequestContext) -> Response:
         content_type=content_type,
         content_length=raw_len,
     )
-    upload = await start_upload(scope, UploadSpec(max_size=prep.max_size, label=f"icon:{ctx.uuid}"))
     too_big = ImgapiError("Upload", f"icon size exceeds the maximum, {prep.max_size} bytes")
-    size = await write_all(upload, request_body(ctx), too_big=too_big, on_source_error=_disconnect_error)
     checks = EndChecks("Upload", prep.max_size, expected_length=length, sha1=ctx.query.get("sha1"))
-    info = await verify_and_commit(scope, upload, size, checks)
+    info = await store_blob(
+        scope,
+        UploadSpec(max_size=prep.max_size, label=f"icon:{ctx.uuid}"),
+        request_body(ctx),
+        checks,
+        too_big=too_big,
+        declared_length=length,
+        on_source_error=_disconnect_error,
+    )
     icon = image_pb2.ImageIcon(
         sha1=info.sha1,
         size=info.size,

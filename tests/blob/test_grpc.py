@@ -13,7 +13,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 from imgapi.v1 import blob_pb2, blob_pb2_grpc
 
-from blob_client import BlobClient
+from blob_client import PUT_BLOB_MAX_BYTES, BlobClient, UploadSpec
 from blob_client.errors import DOMAIN, BlobError
 from blob_service.api.server import SERVICE_NAME, create_server
 from blob_service.handlers.operations import BlobService
@@ -302,3 +302,59 @@ def test_malformed_write_chunks_request_is_invalid_and_changes_nothing(
             assert (code, info.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "InvalidRequest")
             assert "malformed WriteChunkRequest" in str(exc.value.details())  # type: ignore[attr-defined]
     assert client.get_upload(up.upload_id).committed_offset == 10
+
+
+# --- PutBlob: a small blob in one call ------------------------------------------------------------
+
+
+def _uploads_left(service: BlobService) -> list[str]:
+    """Uploads still open (a committed upload keeps only its record, as after CommitUpload)."""
+    open_ = []
+    for upload_id in service.storage.list_uploads():
+        state = service.storage.load_upload(upload_id)
+        if state is not None and state.committed is None:
+            open_.append(upload_id)
+    return open_
+
+
+def test_put_blob_stores_and_verifies_like_an_upload(
+    client: BlobClient, server: tuple[int, BlobService]
+) -> None:
+    data = payload(PUT_BLOB_MAX_BYTES, seed=21)
+    d = expected(data)
+    info = client.put(UploadSpec(expected_size=len(data), **d), data)
+    assert (info.size, info.sha1, info.md5, info.sha256) == (len(data), d["sha1"], d["md5"], d["sha256"])
+    assert info.content_md5 == content_md5(data)
+    assert client.stat(info.blob_id) == info
+    assert b"".join(client.read(info.blob_id)) == data
+    # The same bytes through an upload give the same digests (and a blob of their own).
+    streamed = client.upload(pieces(data), expected_size=len(data), **d)
+    assert (streamed.sha1, streamed.md5, streamed.sha256, streamed.size) == (
+        info.sha1,
+        info.md5,
+        info.sha256,
+        info.size,
+    )
+    assert streamed.blob_id != info.blob_id
+    assert _uploads_left(server[1]) == []
+
+
+@pytest.mark.parametrize(
+    ("spec", "size", "reason"),
+    [
+        (UploadSpec(sha256="0" * 64), 100, "DigestMismatch"),
+        (UploadSpec(sha1="0" * 40), 100, "DigestMismatch"),
+        (UploadSpec(expected_size=99), 100, "SizeMismatch"),
+        (UploadSpec(max_size=50), 100, "SizeExceeded"),
+        (UploadSpec(sha1="not hex"), 100, "InvalidRequest"),
+        (UploadSpec(), PUT_BLOB_MAX_BYTES + 1, "InvalidRequest"),
+    ],
+    ids=["sha256", "sha1", "expected-size", "max-size", "bad-digest", "too-large"],
+)
+def test_put_blob_refusals_leave_nothing(
+    client: BlobClient, server: tuple[int, BlobService], spec: UploadSpec, size: int, reason: str
+) -> None:
+    with pytest.raises(BlobError) as e:
+        client.put(spec, payload(size, seed=22))
+    assert e.value.reason == reason, e.value
+    assert _uploads_left(server[1]) == []

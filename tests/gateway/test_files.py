@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from blob_client import PUT_BLOB_MAX_BYTES
 from tests.components import FIXTURES
 from tests.gateway.conftest import SDC, VADER, Stack
 
@@ -153,6 +154,24 @@ def test_large_streamed_roundtrip(dc: httpx.Client) -> None:
     assert r.headers["content-md5"] == base64.b64encode(hashlib.md5(data).digest()).decode()
     r = dc.get(f"/images/{uuid}/file", headers={"Range": "bytes=3000000-4500000"})
     assert r.status_code == 206 and r.content == data[3000000:4500001]
+
+
+@pytest.mark.parametrize("size", [PUT_BLOB_MAX_BYTES, PUT_BLOB_MAX_BYTES + 1], ids=["one-call", "streamed"])
+def test_small_and_streamed_bodies_answer_alike(dc: httpx.Client, size: int) -> None:
+    """A body up to PutBlob's limit is stored in one blob call, a larger one through an upload:
+    the client sees the same answers either way."""
+    data = os.urandom(size)
+    sha1 = hashlib.sha1(data).hexdigest()
+    uuid = new_image(dc)
+    body = error(put_file(dc, uuid, data, "compression=none&sha1=" + "0" * 40), 400, "Download")
+    assert body["message"] == f'"sha1" hash, {"0" * 40}, does not match the uploaded file sha1 hash, {sha1}'
+    assert dc.get(f"/images/{uuid}").json()["files"] == []
+    r = put_file(dc, uuid, data, f"compression=none&sha1={sha1}")
+    assert r.status_code == 200, r.text
+    assert r.json()["files"][0]["sha1"] == sha1 and r.json()["files"][0]["size"] == size
+    got = dc.get(f"/images/{uuid}/file")
+    assert got.content == data
+    assert got.headers["content-md5"] == base64.b64encode(hashlib.md5(data).digest()).decode()
 
 
 # --- AddImageFile errors ----------------------------------------------------------------------

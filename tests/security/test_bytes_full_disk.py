@@ -130,10 +130,13 @@ def _new_image(c: httpx.Client) -> str:
     return str(r.json()["uuid"])
 
 
+@pytest.mark.parametrize("size", [2 * MIB, 100 * 1024], ids=["streamed", "one-call"])
 @pytest.mark.parametrize("room", [0, 64 * 1024], ids=["full", "nearly-full"])
 def test_full_disk_is_507_logged_with_request_id_and_leaves_nothing(
-    disk_and_stack: tuple[Disk, Any, Path], room: int, caplog: pytest.LogCaptureFixture
+    disk_and_stack: tuple[Disk, Any, Path], room: int, size: int, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """``size``: a body above PutBlob's limit streams through an upload; a small one is stored
+    with one PutBlob call. Both meet the full disk the same way."""
     disk, stack, data = disk_and_stack
     with httpx.Client(base_url=stack.base_url, timeout=30) as c:
         before = _new_image(c)
@@ -146,7 +149,7 @@ def test_full_disk_is_507_logged_with_request_id_and_leaves_nothing(
         with caplog.at_level(logging.ERROR):
             r = c.put(
                 f"/images/{uuid}/file?compression=none",
-                content=b"b" * (2 * MIB),
+                content=b"b" * size,
                 headers={"x-request-id": rid},
             )
         assert r.status_code == 507, r.text
@@ -162,6 +165,6 @@ def test_full_disk_is_507_logged_with_request_id_and_leaves_nothing(
         assert c.get(f"/images/{uuid}").json()["files"] == []
 
         disk.free()
-        r = c.put(f"/images/{uuid}/file?compression=none", content=b"c" * (2 * MIB))
+        r = c.put(f"/images/{uuid}/file?compression=none", content=b"c" * size)
         assert r.status_code == 200, r.text
         assert c.get(f"/images/{before}/file").content == b"a" * 1000

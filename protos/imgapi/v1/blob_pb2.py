@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14imgapi/v1/blob.proto\x12\timgapi.v1\"4\n\x07\x44igests\x12\x0c\n\x04sha1\x18\x01 \x01(\t\x12\x0b\n\x03md5\x18\x02 \x01(\t\x12\x0e\n\x06sha256\x18\x03 \x01(\t\"\x87\x01\n\x12StartUploadRequest\x12\x15\n\rexpected_size\x18\x01 \x01(\x03\x12\x10\n\x08max_size\x18\x02 \x01(\x03\x12$\n\x08\x65xpected\x18\x03 \x01(\x0b\x32\x12.imgapi.v1.Digests\x12\x13\n\x0bttl_seconds\x18\x04 \x01(\x03\x12\r\n\x05label\x18\x05 \x01(\t\"\x92\x01\n\x0cUploadStatus\x12\x11\n\tupload_id\x18\x01 \x01(\t\x12\x18\n\x10\x63ommitted_offset\x18\x02 \x01(\x03\x12\x15\n\rexpected_size\x18\x03 \x01(\x03\x12\x10\n\x08max_size\x18\x04 \x01(\x03\x12\x12\n\nexpires_at\x18\x05 \x01(\t\x12\x18\n\x10\x63heckpoint_bytes\x18\x06 \x01(\x03\"r\n\x11WriteChunkRequest\x12\x11\n\tupload_id\x18\x01 \x01(\t\x12\x13\n\x06offset\x18\x02 \x01(\x03H\x00\x88\x01\x01\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x12\x12\n\x05\x63rc32\x18\x04 \x01(\x07H\x01\x88\x01\x01\x42\t\n\x07_offsetB\x08\n\x06_crc32\"%\n\x10GetUploadRequest\x12\x11\n\tupload_id\x18\x01 \x01(\t\"e\n\x13\x43ommitUploadRequest\x12\x11\n\tupload_id\x18\x01 \x01(\t\x12$\n\x08\x65xpected\x18\x02 \x01(\x0b\x32\x12.imgapi.v1.Digests\x12\x15\n\rexpected_size\x18\x03 \x01(\x03\"\x85\x01\n\x08\x42lobInfo\x12\x0f\n\x07\x62lob_id\x18\x01 \x01(\t\x12\x0c\n\x04size\x18\x02 \x01(\x03\x12#\n\x07\x64igests\x18\x03 \x01(\x0b\x32\x12.imgapi.v1.Digests\x12\x13\n\x0b\x63ontent_md5\x18\x04 \x01(\t\x12\x12\n\ncreated_at\x18\x05 \x01(\t\x12\x0c\n\x04stor\x18\x06 \x01(\t\"\'\n\x12\x41\x62ortUploadRequest\x12\x11\n\tupload_id\x18\x01 \x01(\t\"\x15\n\x13\x41\x62ortUploadResponse\"B\n\x0fReadBlobRequest\x12\x0f\n\x07\x62lob_id\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x03\x12\x0e\n\x06length\x18\x03 \x01(\x03\"C\n\x10ReadBlobResponse\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12!\n\x04info\x18\x02 \x01(\x0b\x32\x13.imgapi.v1.BlobInfo\"\"\n\x0fStatBlobRequest\x12\x0f\n\x07\x62lob_id\x18\x01 \x01(\t\"$\n\x11\x44\x65leteBlobRequest\x12\x0f\n\x07\x62lob_id\x18\x01 \x01(\t\"%\n\x12\x44\x65leteBlobResponse\x12\x0f\n\x07\x65xisted\x18\x01 \x01(\x08\x32\xc1\x04\n\x0b\x42lobService\x12\x45\n\x0bStartUpload\x12\x1d.imgapi.v1.StartUploadRequest\x1a\x17.imgapi.v1.UploadStatus\x12\x46\n\x0bWriteChunks\x12\x1c.imgapi.v1.WriteChunkRequest\x1a\x17.imgapi.v1.UploadStatus(\x01\x12\x41\n\tGetUpload\x12\x1b.imgapi.v1.GetUploadRequest\x1a\x17.imgapi.v1.UploadStatus\x12\x43\n\x0c\x43ommitUpload\x12\x1e.imgapi.v1.CommitUploadRequest\x1a\x13.imgapi.v1.BlobInfo\x12L\n\x0b\x41\x62ortUpload\x12\x1d.imgapi.v1.AbortUploadRequest\x1a\x1e.imgapi.v1.AbortUploadResponse\x12\x45\n\x08ReadBlob\x12\x1a.imgapi.v1.ReadBlobRequest\x1a\x1b.imgapi.v1.ReadBlobResponse0\x01\x12;\n\x08StatBlob\x12\x1a.imgapi.v1.StatBlobRequest\x1a\x13.imgapi.v1.BlobInfo\x12I\n\nDeleteBlob\x12\x1c.imgapi.v1.DeleteBlobRequest\x1a\x1d.imgapi.v1.DeleteBlobResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14imgapi/v1/blob.proto\x12\timgapi.v1\"4\n\x07\x44igests\x12\x0c\n\x04sha1\x18\x01 \x01(\t\x12\x0b\n\x03md5\x18\x02 \x01(\t\x12\x0e\n\x06sha256\x18\x03 \x01(\t\"\x87\x01\n\x12StartUploadRequest\x12\x15\n\rexpected_size\x18\x01 \x01(\x03\x12\x10\n\x08max_size\x18\x02 \x01(\x03\x12$\n\x08\x65xpected\x18\x03 \x01(\x0b\x32\x12.imgapi.v1.Digests\x12\x13\n\x0bttl_seconds\x18\x04 \x01(\x03\x12\r\n\x05label\x18\x05 \x01(\t\"\x92\x01\n\x0cUploadStatus\x12\x11\n\tupload_id\x18\x01 \x01(\t\x12\x18\n\x10\x63ommitted_offset\x18\x02 \x01(\x03\x12\x15\n\rexpected_size\x18\x03 \x01(\x03\x12\x10\n\x08max_size\x18\x04 \x01(\x03\x12\x12\n\nexpires_at\x18\x05 \x01(\t\x12\x18\n\x10\x63heckpoint_bytes\x18\x06 \x01(\x03\"r\n\x11WriteChunkRequest\x12\x11\n\tupload_id\x18\x01 \x01(\t\x12\x13\n\x06offset\x18\x02 \x01(\x03H\x00\x88\x01\x01\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x12\x12\n\x05\x63rc32\x18\x04 \x01(\x07H\x01\x88\x01\x01\x42\t\n\x07_offsetB\x08\n\x06_crc32\"%\n\x10GetUploadRequest\x12\x11\n\tupload_id\x18\x01 \x01(\t\"e\n\x13\x43ommitUploadRequest\x12\x11\n\tupload_id\x18\x01 \x01(\t\x12$\n\x08\x65xpected\x18\x02 \x01(\x0b\x32\x12.imgapi.v1.Digests\x12\x15\n\rexpected_size\x18\x03 \x01(\x03\"K\n\x0ePutBlobRequest\x12+\n\x04spec\x18\x01 \x01(\x0b\x32\x1d.imgapi.v1.StartUploadRequest\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"\x85\x01\n\x08\x42lobInfo\x12\x0f\n\x07\x62lob_id\x18\x01 \x01(\t\x12\x0c\n\x04size\x18\x02 \x01(\x03\x12#\n\x07\x64igests\x18\x03 \x01(\x0b\x32\x12.imgapi.v1.Digests\x12\x13\n\x0b\x63ontent_md5\x18\x04 \x01(\t\x12\x12\n\ncreated_at\x18\x05 \x01(\t\x12\x0c\n\x04stor\x18\x06 \x01(\t\"\'\n\x12\x41\x62ortUploadRequest\x12\x11\n\tupload_id\x18\x01 \x01(\t\"\x15\n\x13\x41\x62ortUploadResponse\"B\n\x0fReadBlobRequest\x12\x0f\n\x07\x62lob_id\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x03\x12\x0e\n\x06length\x18\x03 \x01(\x03\"C\n\x10ReadBlobResponse\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12!\n\x04info\x18\x02 \x01(\x0b\x32\x13.imgapi.v1.BlobInfo\"\"\n\x0fStatBlobRequest\x12\x0f\n\x07\x62lob_id\x18\x01 \x01(\t\"$\n\x11\x44\x65leteBlobRequest\x12\x0f\n\x07\x62lob_id\x18\x01 \x01(\t\"%\n\x12\x44\x65leteBlobResponse\x12\x0f\n\x07\x65xisted\x18\x01 \x01(\x08\x32\xfc\x04\n\x0b\x42lobService\x12\x45\n\x0bStartUpload\x12\x1d.imgapi.v1.StartUploadRequest\x1a\x17.imgapi.v1.UploadStatus\x12\x46\n\x0bWriteChunks\x12\x1c.imgapi.v1.WriteChunkRequest\x1a\x17.imgapi.v1.UploadStatus(\x01\x12\x41\n\tGetUpload\x12\x1b.imgapi.v1.GetUploadRequest\x1a\x17.imgapi.v1.UploadStatus\x12\x43\n\x0c\x43ommitUpload\x12\x1e.imgapi.v1.CommitUploadRequest\x1a\x13.imgapi.v1.BlobInfo\x12\x39\n\x07PutBlob\x12\x19.imgapi.v1.PutBlobRequest\x1a\x13.imgapi.v1.BlobInfo\x12L\n\x0b\x41\x62ortUpload\x12\x1d.imgapi.v1.AbortUploadRequest\x1a\x1e.imgapi.v1.AbortUploadResponse\x12\x45\n\x08ReadBlob\x12\x1a.imgapi.v1.ReadBlobRequest\x1a\x1b.imgapi.v1.ReadBlobResponse0\x01\x12;\n\x08StatBlob\x12\x1a.imgapi.v1.StatBlobRequest\x1a\x13.imgapi.v1.BlobInfo\x12I\n\nDeleteBlob\x12\x1c.imgapi.v1.DeleteBlobRequest\x1a\x1d.imgapi.v1.DeleteBlobResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -43,22 +43,24 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETUPLOADREQUEST']._serialized_end=529
   _globals['_COMMITUPLOADREQUEST']._serialized_start=531
   _globals['_COMMITUPLOADREQUEST']._serialized_end=632
-  _globals['_BLOBINFO']._serialized_start=635
-  _globals['_BLOBINFO']._serialized_end=768
-  _globals['_ABORTUPLOADREQUEST']._serialized_start=770
-  _globals['_ABORTUPLOADREQUEST']._serialized_end=809
-  _globals['_ABORTUPLOADRESPONSE']._serialized_start=811
-  _globals['_ABORTUPLOADRESPONSE']._serialized_end=832
-  _globals['_READBLOBREQUEST']._serialized_start=834
-  _globals['_READBLOBREQUEST']._serialized_end=900
-  _globals['_READBLOBRESPONSE']._serialized_start=902
-  _globals['_READBLOBRESPONSE']._serialized_end=969
-  _globals['_STATBLOBREQUEST']._serialized_start=971
-  _globals['_STATBLOBREQUEST']._serialized_end=1005
-  _globals['_DELETEBLOBREQUEST']._serialized_start=1007
-  _globals['_DELETEBLOBREQUEST']._serialized_end=1043
-  _globals['_DELETEBLOBRESPONSE']._serialized_start=1045
-  _globals['_DELETEBLOBRESPONSE']._serialized_end=1082
-  _globals['_BLOBSERVICE']._serialized_start=1085
-  _globals['_BLOBSERVICE']._serialized_end=1662
+  _globals['_PUTBLOBREQUEST']._serialized_start=634
+  _globals['_PUTBLOBREQUEST']._serialized_end=709
+  _globals['_BLOBINFO']._serialized_start=712
+  _globals['_BLOBINFO']._serialized_end=845
+  _globals['_ABORTUPLOADREQUEST']._serialized_start=847
+  _globals['_ABORTUPLOADREQUEST']._serialized_end=886
+  _globals['_ABORTUPLOADRESPONSE']._serialized_start=888
+  _globals['_ABORTUPLOADRESPONSE']._serialized_end=909
+  _globals['_READBLOBREQUEST']._serialized_start=911
+  _globals['_READBLOBREQUEST']._serialized_end=977
+  _globals['_READBLOBRESPONSE']._serialized_start=979
+  _globals['_READBLOBRESPONSE']._serialized_end=1046
+  _globals['_STATBLOBREQUEST']._serialized_start=1048
+  _globals['_STATBLOBREQUEST']._serialized_end=1082
+  _globals['_DELETEBLOBREQUEST']._serialized_start=1084
+  _globals['_DELETEBLOBREQUEST']._serialized_end=1120
+  _globals['_DELETEBLOBRESPONSE']._serialized_start=1122
+  _globals['_DELETEBLOBRESPONSE']._serialized_end=1159
+  _globals['_BLOBSERVICE']._serialized_start=1162
+  _globals['_BLOBSERVICE']._serialized_end=1798
 # @@protoc_insertion_point(module_scope)

@@ -205,6 +205,29 @@ class CommitUploadRequest(_message.Message):
 Global___CommitUploadRequest: _TypeAlias = CommitUploadRequest  # noqa: Y015
 
 @_typing.final
+class PutBlobRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SPEC_FIELD_NUMBER: _builtins.int
+    DATA_FIELD_NUMBER: _builtins.int
+    data: _builtins.bytes
+    @_builtins.property
+    def spec(self) -> Global___StartUploadRequest: ...
+    def __init__(
+        self,
+        *,
+        spec: Global___StartUploadRequest | None = ...,
+        data: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["spec", b"spec"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "spec", b"spec"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PutBlobRequest: _TypeAlias = PutBlobRequest  # noqa: Y015
+
+@_typing.final
 class BlobInfo(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -80,6 +80,11 @@ class BlobServiceStub:
                 request_serializer=imgapi_dot_v1_dot_blob__pb2.CommitUploadRequest.SerializeToString,
                 response_deserializer=imgapi_dot_v1_dot_blob__pb2.BlobInfo.FromString,
                 _registered_method=True)
+        self.PutBlob = channel.unary_unary(
+                '/imgapi.v1.BlobService/PutBlob',
+                request_serializer=imgapi_dot_v1_dot_blob__pb2.PutBlobRequest.SerializeToString,
+                response_deserializer=imgapi_dot_v1_dot_blob__pb2.BlobInfo.FromString,
+                _registered_method=True)
         self.AbortUpload = channel.unary_unary(
                 '/imgapi.v1.BlobService/AbortUpload',
                 request_serializer=imgapi_dot_v1_dot_blob__pb2.AbortUploadRequest.SerializeToString,
@@ -162,6 +167,15 @@ class BlobServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PutBlob(self, request, context):
+        """A small blob (at most 1 MiB of data) in one call: StartUpload, one WriteChunks message and
+        CommitUpload, with the same checks (max_size, expected_size and digests of the spec) and the
+        same answer. A failure leaves nothing behind; larger data is InvalidRequest (use an upload).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def AbortUpload(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -207,6 +221,11 @@ def add_BlobServiceServicer_to_server(servicer, server):
             'CommitUpload': grpc.unary_unary_rpc_method_handler(
                     servicer.CommitUpload,
                     request_deserializer=imgapi_dot_v1_dot_blob__pb2.CommitUploadRequest.FromString,
+                    response_serializer=imgapi_dot_v1_dot_blob__pb2.BlobInfo.SerializeToString,
+            ),
+            'PutBlob': grpc.unary_unary_rpc_method_handler(
+                    servicer.PutBlob,
+                    request_deserializer=imgapi_dot_v1_dot_blob__pb2.PutBlobRequest.FromString,
                     response_serializer=imgapi_dot_v1_dot_blob__pb2.BlobInfo.SerializeToString,
             ),
             'AbortUpload': grpc.unary_unary_rpc_method_handler(
@@ -363,6 +382,33 @@ class BlobService:
             target,
             '/imgapi.v1.BlobService/CommitUpload',
             imgapi_dot_v1_dot_blob__pb2.CommitUploadRequest.SerializeToString,
+            imgapi_dot_v1_dot_blob__pb2.BlobInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PutBlob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/imgapi.v1.BlobService/PutBlob',
+            imgapi_dot_v1_dot_blob__pb2.PutBlobRequest.SerializeToString,
             imgapi_dot_v1_dot_blob__pb2.BlobInfo.FromString,
             options,
             channel_credentials,

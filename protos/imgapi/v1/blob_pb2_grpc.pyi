@@ -71,6 +71,11 @@ class BlobServiceStub:
     """
     GetUpload: _grpc.UnaryUnaryMultiCallable[_blob_pb2.GetUploadRequest, _blob_pb2.UploadStatus]
     CommitUpload: _grpc.UnaryUnaryMultiCallable[_blob_pb2.CommitUploadRequest, _blob_pb2.BlobInfo]
+    PutBlob: _grpc.UnaryUnaryMultiCallable[_blob_pb2.PutBlobRequest, _blob_pb2.BlobInfo]
+    """A small blob (at most 1 MiB of data) in one call: StartUpload, one WriteChunks message and
+    CommitUpload, with the same checks (max_size, expected_size and digests of the spec) and the
+    same answer. A failure leaves nothing behind; larger data is InvalidRequest (use an upload).
+    """
     AbortUpload: _grpc.UnaryUnaryMultiCallable[_blob_pb2.AbortUploadRequest, _blob_pb2.AbortUploadResponse]
     ReadBlob: _grpc.UnaryStreamMultiCallable[_blob_pb2.ReadBlobRequest, _blob_pb2.ReadBlobResponse]
     StatBlob: _grpc.UnaryUnaryMultiCallable[_blob_pb2.StatBlobRequest, _blob_pb2.BlobInfo]
@@ -119,6 +124,11 @@ class BlobServiceAsyncStub(BlobServiceStub):
     """
     GetUpload: _aio.UnaryUnaryMultiCallable[_blob_pb2.GetUploadRequest, _blob_pb2.UploadStatus]  # type: ignore[assignment]
     CommitUpload: _aio.UnaryUnaryMultiCallable[_blob_pb2.CommitUploadRequest, _blob_pb2.BlobInfo]  # type: ignore[assignment]
+    PutBlob: _aio.UnaryUnaryMultiCallable[_blob_pb2.PutBlobRequest, _blob_pb2.BlobInfo]  # type: ignore[assignment]
+    """A small blob (at most 1 MiB of data) in one call: StartUpload, one WriteChunks message and
+    CommitUpload, with the same checks (max_size, expected_size and digests of the spec) and the
+    same answer. A failure leaves nothing behind; larger data is InvalidRequest (use an upload).
+    """
     AbortUpload: _aio.UnaryUnaryMultiCallable[_blob_pb2.AbortUploadRequest, _blob_pb2.AbortUploadResponse]  # type: ignore[assignment]
     ReadBlob: _aio.UnaryStreamMultiCallable[_blob_pb2.ReadBlobRequest, _blob_pb2.ReadBlobResponse]  # type: ignore[assignment]
     StatBlob: _aio.UnaryUnaryMultiCallable[_blob_pb2.StatBlobRequest, _blob_pb2.BlobInfo]  # type: ignore[assignment]
@@ -188,6 +198,17 @@ class BlobServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _blob_pb2.CommitUploadRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_blob_pb2.BlobInfo, _abc.Awaitable[_blob_pb2.BlobInfo]]: ...
+
+    @_abc_1.abstractmethod
+    def PutBlob(
+        self,
+        request: _blob_pb2.PutBlobRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_blob_pb2.BlobInfo, _abc.Awaitable[_blob_pb2.BlobInfo]]:
+        """A small blob (at most 1 MiB of data) in one call: StartUpload, one WriteChunks message and
+        CommitUpload, with the same checks (max_size, expected_size and digests of the spec) and the
+        same answer. A failure leaves nothing behind; larger data is InvalidRequest (use an upload).
+        """
 
     @_abc_1.abstractmethod
     def AbortUpload(
