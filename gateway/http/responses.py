@@ -106,6 +106,18 @@ def http_date(ts: float | None = None) -> str:
     return formatdate(time.time() if ts is None else ts, usegmt=True)
 
 
+_date_now: list[Any] = [-1, b""]  # [whole second, its Date header value]
+
+
+def _date_header() -> bytes:
+    """The ``Date`` value of this second (formatted once per second, not per response)."""
+    now = int(time.time())
+    if now != _date_now[0]:
+        _date_now[:] = [now, http_date(now).encode("latin-1")]
+    value: bytes = _date_now[1]
+    return value
+
+
 def common_headers(
     *, request_id: str, server_name: str, host_name: str, started: float, close: bool = False
 ) -> list[tuple[bytes, bytes]]:
@@ -114,7 +126,7 @@ def common_headers(
     ``close``: the connection ends after this response (a request body was left unread)."""
     elapsed = int((time.monotonic() - started) * 1000)
     return [
-        (b"date", http_date().encode("latin-1")),
+        (b"date", _date_header()),
         (b"server", server_name.encode("latin-1")),
         (b"x-request-id", request_id.encode("latin-1")),
         (b"x-response-time", str(elapsed).encode("latin-1")),
