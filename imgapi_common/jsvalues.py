@@ -189,3 +189,14 @@ def js_parse_int(text: str) -> int | float:
     if abs(n) < _MAX_SAFE:
         return n
     return _int_to_float(n) if len(text) < 400 else float(text)
+
+
+def copy_json(value: Any) -> Any:
+    """A deep copy of a parsed JSON value (dicts, lists and immutable scalars): what
+    ``copy.deepcopy`` gives for such a value, several times faster (no memo, no dispatch)."""
+    kind = type(value)
+    if kind is dict:
+        return {k: copy_json(v) for k, v in value.items()}
+    if kind is list:
+        return [copy_json(v) for v in value]
+    return value

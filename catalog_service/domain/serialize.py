@@ -1,8 +1,9 @@
 """THE API-view serializer (what clients see of a stored record) and the JSON text renderings used
 for bodies and ETags.
 
-Every endpoint must produce an image through :func:`serialize_image`, so the same image renders
-byte-identically everywhere, and the ETag (:func:`etag_of`) is reproducible.
+Every endpoint must produce an image through :func:`view_fields` (:func:`serialize_image` is its
+copy), so the same image renders byte-identically everywhere, and the ETag (:func:`etag_of`) is
+reproducible.
 """
 
 from __future__ import annotations
@@ -99,7 +100,12 @@ def pretty_json(obj: Any) -> str:
 
 def etag_of(view: Mapping[str, Any]) -> str:
     """Lower-case hex SHA-1 of the compact JSON text of an API view."""
-    return hashlib.sha1(compact_json(view).encode("utf-8")).hexdigest()
+    return etag_of_json(compact_json(view))
+
+
+def etag_of_json(text: str) -> str:
+    """:func:`etag_of` a view whose compact JSON text (:func:`compact_json`) is ``text``."""
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
 
 def format_timestamp(dt: datetime) -> str:
@@ -142,6 +148,16 @@ def serialize_image(
 ) -> dict[str, Any]:
     """The API view of a stored record: each field shown by its rule, in IMGAPI's key order. The result
     shares nothing with ``rec``."""
+    return copy.deepcopy(
+        view_fields(rec, cfg, include_channels=include_channels, include_admin_fields=include_admin_fields)
+    )
+
+
+def view_fields(
+    rec: Mapping[str, Any], cfg: DomainConfig, *, include_channels: bool, include_admin_fields: bool
+) -> dict[str, Any]:
+    """:func:`serialize_image` without the copy: values may be ``rec``'s own, so the result is for
+    rendering (:func:`compact_json`, :func:`pretty_json`) only, never to be changed."""
     r = rec
     out: dict[str, Any] = {"v": to_json_number(js_number(r.get("v")))}
     for key in ("uuid", "owner", "name", "version", "state"):
@@ -187,4 +203,4 @@ def serialize_image(
         out["error"] = r["error"]
     if include_channels and truthy(r.get("channels")):
         out["channels"] = r["channels"]
-    return copy.deepcopy(out)
+    return out

@@ -3,7 +3,6 @@ caller may see it, rendering, admission of a record to the store and the load-ch
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -21,11 +20,11 @@ from catalog_service.domain.config import DomainConfig
 from catalog_service.domain.image import Image, check_account
 from catalog_service.domain.json_body import has_lone_surrogate, lone_surrogate_error
 from catalog_service.domain.preconditions import Conditions, evaluate
-from catalog_service.domain.serialize import compact_json, etag_of, serialize_image
+from catalog_service.domain.serialize import compact_json, etag_of, etag_of_json, view_fields
 from catalog_service.domain.validation import image_data_error, validate_record
 from catalog_service.settings import CatalogSettings
 from imgapi_common.errors import FieldError, ImgapiError, not_found, validation_failed
-from imgapi_common.jsvalues import is_uuid, js_string, truthy
+from imgapi_common.jsvalues import copy_json, is_uuid, js_string, truthy
 from imgapi_common.limits import MAX_CLIENT_IMAGE_BYTES, MAX_IMAGE_BYTES
 
 NO_CONDITIONS = Conditions()
@@ -106,20 +105,21 @@ class CatalogCore:
         orphaned: Sequence[str] = (),
         not_modified: bool = False,
     ) -> Rendered:
-        base = serialize_image(
-            rec, self.cfg, include_channels=view.include_channels, include_admin_fields=False
+        base = compact_json(
+            view_fields(rec, self.cfg, include_channels=view.include_channels, include_admin_fields=False)
         )
-        etag = etag_of(base)
         shown = (
-            serialize_image(rec, self.cfg, include_channels=view.include_channels, include_admin_fields=True)
+            compact_json(
+                view_fields(rec, self.cfg, include_channels=view.include_channels, include_admin_fields=True)
+            )
             if view.include_admin_fields
             else base
         )
-        return Rendered(rec, compact_json(shown), etag, revision, not_modified, tuple(orphaned))
+        return Rendered(rec, shown, etag_of_json(base), revision, not_modified, tuple(orphaned))
 
     def _etag(self, rec: Mapping[str, Any], view: View) -> str:
         return etag_of(
-            serialize_image(rec, self.cfg, include_channels=view.include_channels, include_admin_fields=False)
+            view_fields(rec, self.cfg, include_channels=view.include_channels, include_admin_fields=False)
         )
 
     # --- request steps shared by the handlers: channel, then the image load and its visibility --
@@ -192,7 +192,7 @@ class CatalogCore:
                 self._check_owner(row.record, caller)
             if cond is not None:
                 evaluate(cond, self._etag(row.record, view), is_get=False)
-            img = Image(copy.deepcopy(row.record))
+            img = Image(copy_json(row.record))
             change(conn, img)
             new = img.record
             if new["uuid"] != uuid:

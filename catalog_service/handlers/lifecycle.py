@@ -4,7 +4,6 @@ placeholders."""
 from __future__ import annotations
 
 import contextlib
-import copy
 import re
 import uuid as uuidlib
 from datetime import UTC, datetime
@@ -24,7 +23,7 @@ from catalog_service.domain.upgrade import upgrade_dataset_manifest
 from catalog_service.domain.validation import image_data_error, validate_record
 from catalog_service.handlers.core import NO_CONDITIONS, CatalogCore
 from imgapi_common.errors import FieldError, ImgapiError, invalid_parameter, not_found
-from imgapi_common.jsvalues import js_string
+from imgapi_common.jsvalues import copy_json, js_string
 from imgapi_common.manifest_fields import ZERO_UUID
 
 
@@ -215,7 +214,7 @@ class LifecycleHandlers(CatalogCore):
             self.repo.lock(conn, uuid, shared=False)  # no new dependent can appear until we commit
             row = self._load(conn, uuid, caller, channel)
             self._check_owner(row.record, caller)
-            img = Image(copy.deepcopy(row.record))
+            img = Image(copy_json(row.record))
             img.check_deletable(self.repo.dependents(conn, uuid, channel))
             if channel is not None and img.in_several_channels() and not force_all_channels:
                 img.remove_channel(channel)

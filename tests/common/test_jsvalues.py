@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from catalog_service.domain.config import DomainConfig
 from imgapi_common.jsvalues import (
     boolish,
+    copy_json,
     is_js_integer,
     is_true,
     is_uuid,
@@ -288,3 +292,25 @@ def test_js_len_counts_utf16_units_as_an_int() -> None:
 )
 def test_is_true_only_for_true_and_the_string_true(value: Any, expected: bool) -> None:
     assert is_true(value) is expected
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=4), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+def _containers(value: Any) -> list[int]:
+    if isinstance(value, dict):
+        return [id(value), *(i for v in value.values() for i in _containers(v))]
+    if isinstance(value, list):
+        return [id(value), *(i for v in value for i in _containers(v))]
+    return []
+
+
+@given(_json_values)
+def test_copy_json_is_a_deep_copy(value: Any) -> None:
+    copied = copy_json(value)
+    assert copied == value == copy.deepcopy(value)
+    assert not set(_containers(copied)) & set(_containers(value))  # shares no dict or list

@@ -79,6 +79,21 @@ class ImageRepository:
         .where(images.c.uuid == bindparam("uuid"))
     )
     _EXISTS = select(images.c.uuid).where(images.c.uuid == bindparam("uuid"))
+    _LOCK = {
+        shared: select(images.c.uuid).where(images.c.uuid == bindparam("uuid")).with_for_update(read=shared)
+        for shared in (False, True)
+    }
+    _USED_BLOBS = select(image_blobs.c.blob_id).where(
+        image_blobs.c.blob_id.in_(bindparam("ids", expanding=True))
+    )
+    # The writes too: an INSERT or UPDATE without values() takes its columns from the parameters of
+    # each call (the ``b_`` parameters are the WHERE clause's).
+    _INSERT = {t: insert(t) for t in (images, image_docs, changes, *SIDE_TABLES)}
+    _UPDATE_IMAGE = update(images).where(
+        images.c.uuid == bindparam("b_uuid"), images.c.revision == bindparam("b_revision")
+    )
+    _UPDATE_DOC = update(image_docs).where(image_docs.c.uuid == bindparam("b_uuid"))
+    _DELETE_SIDE = {t: delete(t).where(t.c.image_uuid == bindparam("b_uuid")) for t in SIDE_TABLES}
 
     # Every lookup by id checks the id first: no stored image has another id (records are
     # validated), and PostgreSQL text cannot even hold some strings a client may send.
@@ -122,10 +137,7 @@ class ImageRepository:
         ids = sorted(set(blob_ids))
         if not ids:
             return []
-        used = {
-            r.blob_id
-            for r in conn.execute(select(image_blobs.c.blob_id).where(image_blobs.c.blob_id.in_(ids)))
-        }
+        used = {r.blob_id for r in conn.execute(self._USED_BLOBS, {"ids": ids})}
         return [b for b in ids if b not in used]
 
     def count(self, conn: Connection) -> int:
@@ -136,8 +148,7 @@ class ImageRepository:
         transactions are serialized anyway); False when it does not exist."""
         if not is_uuid(uuid):
             return False
-        stmt = select(images.c.uuid).where(images.c.uuid == uuid).with_for_update(read=shared)
-        return conn.execute(stmt).first() is not None
+        return conn.execute(self._LOCK[shared], {"uuid": uuid}).first() is not None
 
     def all_records(self, conn: Connection) -> list[tuple[str, dict[str, Any], bool]]:
         """Every stored record: (uuid, record, valid)."""
@@ -203,8 +214,8 @@ class ImageRepository:
 
     def insert(self, conn: Connection, rec: Mapping[str, Any], valid: bool, kind: str = "create") -> int:
         uuid = rec["uuid"]
-        conn.execute(insert(images).values(uuid=uuid, revision=1, **indexed_columns(rec, valid)))
-        conn.execute(insert(image_docs).values(uuid=uuid, **doc_row(rec, self._cfg)))
+        conn.execute(self._INSERT[images], {"uuid": uuid, "revision": 1, **indexed_columns(rec, valid)})
+        conn.execute(self._INSERT[image_docs], {"uuid": uuid, **doc_row(rec, self._cfg)})
         self._sync_side_tables(conn, uuid, rec, fresh=True)
         self.append_change(conn, uuid, kind, rec)
         return 1
@@ -240,13 +251,12 @@ class ImageRepository:
         rewritten (an activation rewrites none, a new file only the blob references)."""
         uuid = rec["uuid"]
         res = conn.execute(
-            update(images)
-            .where(images.c.uuid == uuid, images.c.revision == revision)
-            .values(revision=revision + 1, **indexed_columns(rec, valid))
+            self._UPDATE_IMAGE,
+            {"b_uuid": uuid, "b_revision": revision, "revision": revision + 1, **indexed_columns(rec, valid)},
         )
         if res.rowcount != 1:
             raise ConcurrentUpdate(uuid)
-        conn.execute(update(image_docs).where(image_docs.c.uuid == uuid).values(**doc_row(rec, self._cfg)))
+        conn.execute(self._UPDATE_DOC, {"b_uuid": uuid, **doc_row(rec, self._cfg)})
         self._sync_side_tables(conn, uuid, rec, fresh=False, previous=previous)
         self.append_change(conn, uuid, kind, rec)
         return revision + 1
@@ -265,7 +275,7 @@ class ImageRepository:
         conn.execute(update(image_docs).where(image_docs.c.uuid == uuid).values(**doc_row(rec, self._cfg)))
 
     def append_change(self, conn: Connection, uuid: str, kind: str, rec: Mapping[str, Any] | None) -> None:
-        conn.execute(insert(changes).values(**change_row(uuid, kind, rec, now_timestamp())))
+        conn.execute(self._INSERT[changes], change_row(uuid, kind, rec, now_timestamp()))
 
     def _sync_side_tables(
         self,
@@ -280,8 +290,9 @@ class ImageRepository:
             if before is not None and before[table] == rows:
                 continue
             if not fresh:
-                conn.execute(delete(table).where(table.c.image_uuid == uuid))
-            _bulk(conn, table, rows)
+                conn.execute(self._DELETE_SIDE[table], {"b_uuid": uuid})
+            if rows:
+                conn.execute(self._INSERT[table], rows)
 
     # --- meta -------------------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ from catalog_service.adapters.db.schema import (
 )
 from catalog_service.domain.config import DomainConfig
 from catalog_service.domain.records import tags_search_array
-from catalog_service.domain.serialize import compact_json, etag_of, serialize_image
+from catalog_service.domain.serialize import compact_json, etag_of, etag_of_json, view_fields
 from imgapi_common.jsvalues import is_true
 
 EPOCH_SORT = "1970-01-01T00:00:00.000Z"
@@ -79,9 +79,9 @@ def stored_views(rec: Mapping[str, Any], cfg: DomainConfig) -> tuple[str, str, s
     """The pre-rendered REST views of a record for API v1 and v2 (stored with it):
     (view_v1, etag_v1, view_v2, etag_v2)."""
     try:
-        v2 = serialize_image(rec, cfg, include_channels=True, include_admin_fields=False)
+        v2 = view_fields(rec, cfg, include_channels=True, include_admin_fields=False)
         v1 = (
-            serialize_image(rec, cfg, include_channels=False, include_admin_fields=False)
+            view_fields(rec, cfg, include_channels=False, include_admin_fields=False)
             if "channels" in v2
             else v2
         )
@@ -89,7 +89,7 @@ def stored_views(rec: Mapping[str, Any], cfg: DomainConfig) -> tuple[str, str, s
         return "{}", etag_of({}), "{}", etag_of({})
     j2 = compact_json(v2)
     j1 = j2 if v1 is v2 else compact_json(v1)
-    return j1, etag_of(v1), j2, etag_of(v2)
+    return j1, etag_of_json(j1), j2, etag_of_json(j2)
 
 
 def tag_rows(rec: Mapping[str, Any]) -> list[tuple[str, str]]:
