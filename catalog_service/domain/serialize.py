@@ -17,9 +17,12 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from catalog_service.domain.config import DomainConfig
 from imgapi_common.jsvalues import (
     boolish,
+    is_array_index,
     js_key_order,
     js_number,
     js_string,
@@ -88,9 +91,79 @@ def _join(parts: list[str], open_: str, close: str, indent: int | None, level: i
     return open_ + inner + ("," + inner).join(parts) + outer + close
 
 
+def _slow_compact_json(obj: Any) -> str:
+    """The reference rendering of :func:`compact_json`, for any value (the fast path's fallback)."""
+    return _encode(obj, None, 0)
+
+
+# --- the fast path: orjson, for the values it writes exactly as the encoder above ---------------
+#
+# Under _ORJSON_OPTIONS orjson refuses (and the encoder above renders) ints beyond 53 bits (JavaScript
+# prints the double it would hold them as), subclasses of str/int/dict/list (their methods may
+# disagree with their data), dates and dataclasses (refused above too), types it has no rendering for
+# (other Mappings, sets, bytes...), lone surrogates (JavaScript escapes them), non-str keys, cycles and
+# nesting of 254 levels or more. Strings it escapes as JSON.stringify does: short forms for \b \t \n
+# \f \r, lower-case \u00XX for the other controls, DEL, U+2028/2029 and other non-ASCII written raw;
+# tuples become arrays. What it accepts but writes differently, _orjson_writes_alike finds: every
+# float (orjson writes 1.0 and 1e+16, JavaScript 1 and 10000000000000000), array-index keys
+# (JavaScript lists them first) and the enum members, UUIDs and Fragments orjson has renderings for.
+
+_ORJSON_OPTIONS = (
+    orjson.OPT_STRICT_INTEGER
+    | orjson.OPT_PASSTHROUGH_SUBCLASS
+    | orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+)
+
+_SCALAR_TYPES = frozenset({str, int, bool, type(None)})
+_CONTAINER_TYPES = frozenset({dict, list, tuple})
+_ASCII_DIGITS = frozenset("0123456789")
+
+
+def _refuse(obj: Any) -> Any:
+    """orjson's ``default`` hook: what orjson cannot write itself is left to the encoder above."""
+    raise TypeError(f"not for the fast path: {type(obj).__name__}")
+
+
+def _orjson_writes_alike(obj: Any) -> bool:
+    """Whether orjson, having accepted ``obj`` under _ORJSON_OPTIONS (so no cycle, only plain-str
+    keys), wrote what the encoder above writes: ``obj`` holds nothing but exact dicts, lists and tuples
+    and exact str/int/bool/None values, and no dict has an array-index key."""
+    if type(obj) not in _CONTAINER_TYPES:
+        return type(obj) in _SCALAR_TYPES
+    pending: list[Any] = [obj]
+    while pending:
+        node = pending.pop()
+        if type(node) is dict:
+            for key in node:
+                if key[:1] in _ASCII_DIGITS and is_array_index(key):
+                    return False
+            children = node.values()
+        else:
+            children = node
+        for child in children:
+            kind = type(child)
+            if kind not in _SCALAR_TYPES:
+                if kind not in _CONTAINER_TYPES:
+                    return False
+                pending.append(child)
+    return True
+
+
+def _fast_compact_json(obj: Any) -> bytes | None:
+    """The UTF-8 text of ``compact_json(obj)`` from orjson, or None when only the encoder above
+    renders ``obj`` right. orjson goes first: it refuses cycles, which the walk would follow forever."""
+    try:
+        text = orjson.dumps(obj, default=_refuse, option=_ORJSON_OPTIONS)
+    except TypeError:  # orjson.JSONEncodeError is TypeError
+        return None
+    return text if _orjson_writes_alike(obj) else None
+
+
 def compact_json(obj: Any) -> str:
     """``JSON.stringify(obj)``: no spaces, non-ASCII kept, integral floats as integers (1.0 -> 1)."""
-    return _encode(obj, None, 0)
+    fast = _fast_compact_json(obj)
+    return fast.decode("utf-8") if fast is not None else _slow_compact_json(obj)
 
 
 def pretty_json(obj: Any) -> str:
@@ -100,7 +173,9 @@ def pretty_json(obj: Any) -> str:
 
 def etag_of(view: Mapping[str, Any]) -> str:
     """Lower-case hex SHA-1 of the compact JSON text of an API view."""
-    return etag_of_json(compact_json(view))
+    fast = _fast_compact_json(view)
+    text = fast if fast is not None else _slow_compact_json(view).encode("utf-8")
+    return hashlib.sha1(text).hexdigest()
 
 
 def etag_of_json(text: str) -> str:
