@@ -27,6 +27,7 @@ from starlette.types import Receive, Scope, Send
 
 from gateway.adapters.balance import balance, keep_balanced
 from gateway.adapters.grpc_clients import create_clients
+from gateway.adapters.list_answers import ListAnswers
 from gateway.context import AppState, RequestContext, is_uuid, request_id_from
 from gateway.http.auth import AuthMode, KeyStore, authenticate
 from gateway.http.body import CLOSE_SCOPE_KEY
@@ -205,7 +206,13 @@ def create_app(settings: GatewaySettings) -> Starlette:
             if settings.catalog_balance_seconds > 0 and len(clients.catalog_stubs) > 1
             else None
         )
-        state = AppState(settings=settings, clients=clients, config=config, keys=keys)
+        state = AppState(
+            settings=settings,
+            clients=clients,
+            config=config,
+            keys=keys,
+            list_answers=ListAnswers(settings.list_cache_bytes),
+        )
         app.state.imgapi = state
         mounted = mount(config, settings)
         app.state.mounted = mounted

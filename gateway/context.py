@@ -20,6 +20,7 @@ from imgapi.v1 import catalog_pb2, common_pb2
 from starlette.requests import Request
 
 from gateway.adapters.grpc_clients import Clients
+from gateway.adapters.list_answers import ListAnswers
 from gateway.http.auth import KeyStore
 from gateway.http.body import ABSENT_BODY, JsonBody, parse_json_body, read_limited
 from gateway.http.conditional import preconditions_from
@@ -51,6 +52,8 @@ class AppState:
     host_name: str = field(default_factory=socket.gethostname)
     #: The OpenAPI document of the mounted routes (``GET /openapi.json``), built at start-up.
     openapi_document: dict[str, Any] = field(default_factory=dict)
+    #: Rendered ListImages answers, revalidated with the catalog (gateway/adapters/list_answers.py).
+    list_answers: ListAnswers = field(default_factory=lambda: ListAnswers(0))
 
     @property
     def mode(self) -> str:

@@ -63,6 +63,9 @@ class GatewaySettings(BaseSettings):
     #: processes (gateway/adapters/balance.py; also done at start-up). 0: only at start-up.
     catalog_balance_seconds: float = Field(default=60.0, ge=0)
     transfer_timeout_seconds: float = Field(default=3600.0, gt=0)
+    #: Bytes of rendered ListImages answers kept and revalidated with the catalog on each request
+    #: (gateway/adapters/list_answers.py); 0 turns the cache off.
+    list_cache_bytes: int = Field(default=16 * 1024 * 1024, ge=0)
     #: An upload body (PUT file/icon, tus PATCH) that sends nothing for this long is cut (408).
     upload_idle_seconds: float = Field(default=60.0, gt=0)
     #: How long to wait for the catalog at start-up (seconds).

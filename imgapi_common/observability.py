@@ -56,6 +56,8 @@ BLOB_UPLOADS_IN_FLIGHT = Gauge("imgapi_blob_uploads_in_flight", "WriteChunks str
 
 #: REST requests handled by the gateway, by route pattern (not raw path: bounded cardinality).
 HTTP_REQUESTS = Counter("imgapi_http_requests_total", "HTTP requests handled", ["route", "method", "status"])
+#: ListImages answers of the gateway: "kept" (the catalog said unchanged) or "rendered".
+LIST_ANSWERS = Counter("imgapi_gateway_list_answers_total", "ListImages answers by origin", ["origin"])
 HTTP_LATENCY = Histogram(
     "imgapi_http_request_seconds",
     "HTTP request handling time until the response starts",

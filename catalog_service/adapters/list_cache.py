@@ -11,21 +11,27 @@ that raced a write is stored under the older token, which never comes back: it o
 
 Bounded by the size of the answers it holds (``IMGAPI_CATALOG_LIST_CACHE_BYTES``; least recently
 used first out). A change of ``mode`` or channels between starts re-evaluates validity without a
-feed entry; it happens at start-up, before this process serves (and its cache is empty).
+feed entry; it happens at start-up, before this process serves (and its cache is empty). The
+version handed to callers (:class:`Listing`) carries a tag of that configuration too.
+
+A caller that keeps answers itself (the gateway keeps rendered REST answers) sends the version of
+the answer it has (``if_version``) and gets no images back while the data is still at it.
 """
 
 from __future__ import annotations
 
-import functools
+import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping, Sequence
-from typing import Any, Protocol, TypeVar
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from sqlalchemy import Connection
 
 from catalog_service.adapters.db.version import data_version
 from catalog_service.domain.calls import Rendered
+from catalog_service.domain.config import DomainConfig
 
 
 class _UnitOfWork(Protocol):
@@ -33,11 +39,14 @@ class _UnitOfWork(Protocol):
 
 
 class _Lister(Protocol):
-    uow: _UnitOfWork
-    list_cache: ListCache
+    @property
+    def uow(self) -> _UnitOfWork: ...
 
+    @property
+    def list_cache(self) -> ListCache: ...
 
-L = TypeVar("L", bound=_Lister)
+    @property
+    def cfg(self) -> DomainConfig: ...
 
 
 def _cost(answer: Sequence[Rendered]) -> int:
@@ -90,23 +99,42 @@ def _frozen(value: Any) -> Hashable:
     return value  # type: ignore[no-any-return]
 
 
-def cached_listing(method: Callable[..., list[Rendered]]) -> Callable[..., list[Rendered]]:
-    """Serve ``method`` (a ListImages handler) from the object's ``list_cache`` when neither its
-    arguments nor the change feed's latest cursor changed since the answer was computed."""
+@dataclass(frozen=True)
+class Listing:
+    """One ListImages answer and the version of the data it was read at."""
 
-    @functools.wraps(method)
-    def wrapper(self: L, *args: Any, **kwargs: Any) -> list[Rendered]:
-        cache = self.list_cache
-        if cache.max_bytes <= 0:
-            return method(self, *args, **kwargs)
-        key = (_frozen(args), _frozen(kwargs))
-        with self.uow.read() as conn:
-            version = data_version(conn)
-        hit = cache.get(key, version)
-        if hit is not None:
-            return hit
-        answer = method(self, *args, **kwargs)
-        cache.put(key, version, answer)
-        return answer
+    #: ``data_version`` and the configuration's tag.
+    version: str
+    #: None: the data is still at the caller's ``if_version`` (the caller has the answer).
+    images: list[Rendered] | None
 
-    return wrapper
+
+def config_tag(cfg: DomainConfig) -> str:
+    """Part of every version: a catalog restarted with another mode or other channels changes what
+    a listing shows without a change-feed entry, and catalogs configured alike agree."""
+    return hashlib.sha1(repr(cfg).encode()).hexdigest()[:12]
+
+
+def listing(
+    lister: _Lister,
+    method: Callable[..., list[Rendered]],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    if_version: str = "",
+) -> Listing:
+    """``method(lister, *args, **kwargs)`` (a ListImages handler), from the lister's
+    ``list_cache`` when neither its arguments nor the data changed since it was computed; nothing
+    at all when the data is still at ``if_version``."""
+    cache = lister.list_cache
+    with lister.uow.read() as conn:
+        version = f"{data_version(conn)}/{config_tag(lister.cfg)}"
+    if if_version == version:
+        return Listing(version, None)
+    if cache.max_bytes <= 0:
+        return Listing(version, method(lister, *args, **kwargs))
+    key = (_frozen(args), _frozen(kwargs))
+    hit = cache.get(key, version)
+    if hit is None:
+        hit = method(lister, *args, **kwargs)
+        cache.put(key, version, hit)
+    return Listing(version, hit)

@@ -156,7 +156,8 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
     def ListImages(
         self, request: catalog_pb2.ListImagesRequest, context: grpc.ServicerContext
     ) -> catalog_pb2.ListImagesResponse:
-        rendered = self.s.list_images(
+        found = self.s.list_images_since(
+            request.if_data_version,
             _caller(request.caller),
             _view_of(request),
             owner=request.owner,
@@ -175,16 +176,19 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
             incl_admin_fields=request.incl_admin_fields,
             full_records=not request.view_only,
         )
+        rendered = found.images
+        if rendered is None:
+            return catalog_pb2.ListImagesResponse(data_version=found.version, unchanged=True)
         if not request.view_only:
-            return catalog_pb2.ListImagesResponse(images=[image_message(r) for r in rendered])
-        return catalog_pb2.ListImagesResponse(
-            images=[
+            images = [image_message(r) for r in rendered]
+        else:
+            images = [
                 image_pb2.Image(
                     uuid=r.record["uuid"], view_json=r.view_json, etag=r.etag, revision=r.revision
                 )
                 for r in rendered
             ]
-        )
+        return catalog_pb2.ListImagesResponse(images=images, data_version=found.version)
 
     def UpdateImage(
         self, request: catalog_pb2.UpdateImageRequest, context: grpc.ServicerContext

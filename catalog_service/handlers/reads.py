@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from catalog_service.adapters.db.listing import ListQuery, State
 from catalog_service.adapters.db.rows import db_text, load_record, published_sort_key
-from catalog_service.adapters.list_cache import cached_listing
+from catalog_service.adapters.list_cache import Listing, listing
 from catalog_service.domain.calls import Caller, Rendered, View
 from catalog_service.domain.preconditions import Conditions, evaluate
 from catalog_service.handlers import list_filters
@@ -49,8 +49,18 @@ class ReadHandlers(CatalogCore):
             return Rendered(rendered.record, rendered.view_json, rendered.etag, rendered.revision, True)
         return rendered
 
-    @cached_listing
-    def list_images(
+    def list_images(self, caller: Caller, view: View, **filters: Any) -> list[Rendered]:
+        """One page of images (:meth:`_page`), from the listing cache when it is current."""
+        images = listing(self, ReadHandlers._page, (caller, view), filters).images
+        assert images is not None
+        return images
+
+    def list_images_since(self, if_version: str, caller: Caller, view: View, **filters: Any) -> Listing:
+        """:meth:`list_images` with the version of the data it was read at; no images when the
+        data is still at ``if_version``."""
+        return listing(self, ReadHandlers._page, (caller, view), filters, if_version)
+
+    def _page(
         self,
         caller: Caller,
         view: View,

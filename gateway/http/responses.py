@@ -92,7 +92,12 @@ def image_response(view_json: str, etag: str | None) -> Response:
 
 def images_response(view_jsons: list[str]) -> Response:
     """A JSON array of image objects."""
-    return Response(pretty(view_jsons, array=True), media_type=JSON_TYPE)
+    return bytes_response(pretty(view_jsons, array=True))
+
+
+def bytes_response(body: bytes) -> Response:
+    """A JSON body rendered before (e.g. a kept ListImages answer)."""
+    return Response(body, media_type=JSON_TYPE)
 
 
 def empty_response(status: int, headers: dict[str, str] | None = None) -> Response:

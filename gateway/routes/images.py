@@ -6,12 +6,20 @@ from __future__ import annotations
 from imgapi.v1 import catalog_pb2, image_pb2
 from starlette.responses import Response
 
+from gateway.adapters.list_answers import Answer
 from gateway.adapters.orphaned_blobs import delete_orphans
 from gateway.context import RequestContext
 from gateway.http.list_params import admin_fields, fill_list_request
-from gateway.http.responses import empty_response, image_response, images_response, json_response
+from gateway.http.responses import (
+    bytes_response,
+    empty_response,
+    image_response,
+    images_response,
+    json_response,
+)
 from gateway.routes import docker, workflow_jobs
 from imgapi_common.errors import FieldError, ImgapiError, invalid_parameter, validation_failed
+from imgapi_common.observability import LIST_ANSWERS
 
 
 def operator_only() -> ImgapiError:
@@ -72,10 +80,23 @@ async def list_images(ctx: RequestContext) -> Response:
     except ImgapiError:
         await ctx.check_channel(write=False)  # chan -> parameters
         raise
+    empty_filter = any(q.empty(name) for name in _EXACT_FILTERS)
+    answers = ctx.app.list_answers
+    if not answers.enabled:
+        resp = await ctx.clients.catalog.ListImages(req, **ctx.rpc)
+        return images_response([] if empty_filter else [i.view_json for i in resp.images])
+    key = answers.key(req, empty_filter)
+    kept = answers.get(key)
+    if kept is not None:
+        req.if_data_version = kept.version
     resp = await ctx.clients.catalog.ListImages(req, **ctx.rpc)
-    if any(q.empty(name) for name in _EXACT_FILTERS):
-        return images_response([])
-    return images_response([i.view_json for i in resp.images])
+    if resp.unchanged and kept is not None:
+        LIST_ANSWERS.labels("kept").inc()
+        return bytes_response(kept.body)
+    LIST_ANSWERS.labels("rendered").inc()
+    response = images_response([] if empty_filter else [i.view_json for i in resp.images])
+    answers.put(key, Answer(resp.data_version, bytes(response.body)))
+    return response
 
 
 async def get_image(ctx: RequestContext) -> Response:

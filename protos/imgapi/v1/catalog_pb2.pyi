@@ -189,6 +189,7 @@ class ListImagesRequest(_message.Message):
     DESCENDING_FIELD_NUMBER: _builtins.int
     INCL_ADMIN_FIELDS_FIELD_NUMBER: _builtins.int
     VIEW_ONLY_FIELD_NUMBER: _builtins.int
+    IF_DATA_VERSION_FIELD_NUMBER: _builtins.int
     owner: _builtins.str
     """Filters. A text filter matches exactly; `name` and `version` match a substring when written
     "~substr", `type` excludes a value when written "!value" (IMGAPI's own filter syntax, which
@@ -214,6 +215,12 @@ class ListImagesRequest(_message.Message):
     """Only uuid, view_json, etag and revision are filled in each returned Image (the REST
     ListImages fast path: views are pre-rendered at write time); typed fields are left out.
     Unset (native gRPC and transcoded JSON callers), every typed field is filled too.
+    """
+    if_data_version: _builtins.str
+    """A data_version from an earlier answer to this same request: when the catalog's data is still
+    at that version, the answer is `unchanged` and carries no images (the caller keeps what it has,
+    e.g. the gateway's rendered REST answer). Read-your-writes holds: any write since makes the
+    version differ.
     """
     @_builtins.property
     def caller(self) -> _common_pb2.CallerContext: ...
@@ -247,10 +254,11 @@ class ListImagesRequest(_message.Message):
         descending: _builtins.bool = ...,
         incl_admin_fields: _builtins.bool = ...,
         view_only: _builtins.bool = ...,
+        if_data_version: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_public", b"_public", "caller", b"caller", "marker", b"marker", "marker_published_at", b"marker_published_at", "marker_uuid", b"marker_uuid", "public", b"public", "view", b"view"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_public", b"_public", "billing_tags", b"billing_tags", "caller", b"caller", "descending", b"descending", "incl_admin_fields", b"incl_admin_fields", "limit", b"limit", "marker", b"marker", "marker_published_at", b"marker_published_at", "marker_uuid", b"marker_uuid", "name", b"name", "os", b"os", "owner", b"owner", "public", b"public", "state", b"state", "tags", b"tags", "type", b"type", "version", b"version", "view", b"view", "view_only", b"view_only"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_public", b"_public", "billing_tags", b"billing_tags", "caller", b"caller", "descending", b"descending", "if_data_version", b"if_data_version", "incl_admin_fields", b"incl_admin_fields", "limit", b"limit", "marker", b"marker", "marker_published_at", b"marker_published_at", "marker_uuid", b"marker_uuid", "name", b"name", "os", b"os", "owner", b"owner", "public", b"public", "state", b"state", "tags", b"tags", "type", b"type", "version", b"version", "view", b"view", "view_only", b"view_only"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__public: _TypeAlias = _typing.Literal["public"]  # noqa: Y015
     _WhichOneofArgType__public: _TypeAlias = _typing.Literal["_public", b"_public"]  # noqa: Y015
@@ -268,16 +276,26 @@ class ListImagesResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     IMAGES_FIELD_NUMBER: _builtins.int
+    DATA_VERSION_FIELD_NUMBER: _builtins.int
+    UNCHANGED_FIELD_NUMBER: _builtins.int
+    data_version: _builtins.str
+    """The version of the catalog's data the images were read at (equal versions, equal data; it
+    also changes when the catalog's configuration does). Opaque text.
+    """
+    unchanged: _builtins.bool
+    """True when the request's if_data_version is still current: `images` is empty."""
     @_builtins.property
     def images(self) -> _containers.RepeatedCompositeFieldContainer[_image_pb2.Image]: ...
     def __init__(
         self,
         *,
         images: _abc.Iterable[_image_pb2.Image] | None = ...,
+        data_version: _builtins.str = ...,
+        unchanged: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["images", b"images"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data_version", b"data_version", "images", b"images", "unchanged", b"unchanged"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
