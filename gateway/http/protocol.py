@@ -28,7 +28,6 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from gateway.http.coalesce import CoalescingTransport
 from gateway.http.responses import common_headers, dumps
 from gateway.settings import GatewaySettings
 
@@ -101,8 +100,7 @@ class EdgeProtocol(HttpToolsProtocol):
     # --- asyncio.Protocol ------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # A small response goes out in one send(), not two (gateway/http/coalesce.py).
-        super().connection_made(CoalescingTransport(transport, self.loop))  # type: ignore[arg-type]
+        super().connection_made(transport)  # type: ignore[arg-type]
         self._start_head_clock()  # a new connection must start a request in time
 
     def connection_lost(self, exc: Exception | None) -> None:
