@@ -108,16 +108,9 @@ class BlobService:
         ttl_seconds: int = 0,
         label: str = "",
     ) -> UploadState:
-        limit = self.settings.max_blob_size
-        if expected_size < 0 or max_size < 0 or ttl_seconds < 0:
+        if ttl_seconds < 0:
             raise BlobError("InvalidRequest", "sizes and ttl must not be negative")
-        max_size = min(max_size or limit, limit)
-        if expected_size > max_size:
-            raise BlobError(
-                "SizeExceeded",
-                f"expected size {expected_size} exceeds the maximum of {max_size} bytes",
-                {"max_size": str(max_size)},
-            )
+        max_size = self._max_size(expected_size, max_size)
         state = UploadState(
             upload_id=new_id(),
             blob_id=new_id(),
@@ -154,6 +147,20 @@ class BlobService:
                     {"current_offset": str(current)},
                 )
             yield
+
+    def _max_size(self, expected_size: int, max_size: int) -> int:
+        """The upload's bound (0: the service's maximum); the sizes checked as StartUpload does."""
+        limit = self.settings.max_blob_size
+        if expected_size < 0 or max_size < 0:
+            raise BlobError("InvalidRequest", "sizes and ttl must not be negative")
+        max_size = min(max_size or limit, limit)
+        if expected_size > max_size:
+            raise BlobError(
+                "SizeExceeded",
+                f"expected size {expected_size} exceeds the maximum of {max_size} bytes",
+                {"max_size": str(max_size)},
+            )
+        return max_size
 
     def get_upload(self, upload_id: str) -> UploadState:
         return self._load(upload_id)
@@ -192,25 +199,38 @@ class BlobService:
         expected: dict[str, str] | None = None,
         label: str = "",
     ) -> BlobMeta:
-        """A small blob in one step: an upload written and committed at once (the same checks), or
-        nothing left behind when a step fails."""
-        state = self.start_upload(
-            expected_size=expected_size, max_size=max_size, expected=expected, label=label
+        """A small blob in one step, checked as StartUpload, WriteChunks and CommitUpload check an
+        upload (sizes, expected digests; the same errors), then written straight into place: no
+        upload state is saved, and nothing is left behind when a check or the storage fails."""
+        max_size = self._max_size(expected_size, max_size)
+        wanted = checked_digests(expected or {})
+        if len(data) > max_size:
+            raise BlobError(
+                "SizeExceeded",
+                f"upload would exceed its maximum size of {max_size} bytes",
+                {"current_offset": "0", "max_size": str(max_size)},
+            )
+        digests = DigestSet.new(allow_export=False)
+        digests.update(data)
+        staged = UploadState(
+            upload_id=new_id(),
+            blob_id=new_id(),
+            offset=len(data),
+            expected_size=expected_size,
+            max_size=max_size,
+            expected=wanted,
+            ttl_seconds=self.settings.upload_ttl_seconds,
+            expires_at="",
+            label=label[:200],
         )
-        try:
-            self.write(state.upload_id, [Chunk(data, 0)])
-            return self.commit(state.upload_id)
-        except BaseException:
-            self._discard(state.upload_id)
-            raise
-
-    def _discard(self, upload_id: str) -> None:
-        """Drop an upload that failed (a commit that failed verification has dropped it already)."""
-        try:
-            self.abort(upload_id)
-        except BlobError as e:
-            if e.reason != "UploadNotFound":
-                log.warning("upload %s not discarded: %s", upload_id, e)
+        failure = self._verify(staged, asdict(digests.digests()), {}, 0)
+        if failure is not None:
+            raise failure
+        meta = BlobMeta(staged.blob_id, len(data), digests.digests(), iso(self.clock()), self.storage.name)
+        with storage_errors():
+            self.storage.put_blob(meta, data, staged.upload_id)
+        log.info("stored blob %s (%d bytes) in one call (%s)", meta.blob_id, meta.size, staged.label)
+        return meta
 
     def _final_digests(self, state: UploadState) -> tuple[Digests, UploadState]:
         """The digests of the upload's bytes (and its state, which assembling may change)."""

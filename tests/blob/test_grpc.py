@@ -327,6 +327,7 @@ def test_put_blob_stores_and_verifies_like_an_upload(
     assert info.content_md5 == content_md5(data)
     assert client.stat(info.blob_id) == info
     assert b"".join(client.read(info.blob_id)) == data
+    assert list(server[1].storage.list_uploads()) == []  # written straight into place: no upload
     # The same bytes through an upload give the same digests (and a blob of their own).
     streamed = client.upload(pieces(data), expected_size=len(data), **d)
     assert (streamed.sha1, streamed.md5, streamed.sha256, streamed.size) == (

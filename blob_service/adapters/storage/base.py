@@ -120,6 +120,12 @@ class Storage(Protocol):
 
     # --- committed blobs --------------------------------------------------------------------
 
+    def put_blob(self, meta: BlobMeta, data: Buffer, staging_id: str) -> None:
+        """Store a small verified blob in one step: ``data`` becomes the blob ``meta`` describes,
+        atomically. Staging, if the backend needs any, is named ``staging_id`` (an upload id, so
+        a crash in the middle leaves what the orphan sweep of uploads removes)."""
+        ...
+
     def stat_blob(self, blob_id: str) -> BlobMeta | None: ...
 
     def read_blob(self, blob_id: str, offset: int, length: int, chunk: int) -> Iterator[Buffer]:

@@ -219,6 +219,29 @@ class LocalStorage:
     def delete_upload(self, state: UploadState) -> None:
         shutil.rmtree(self._upload_dir(state.upload_id), ignore_errors=True)
 
+    def put_blob(self, meta: BlobMeta, data: Buffer, staging_id: str) -> None:
+        """The blob directory is built under ``uploads/<staging_id>`` (no state: the orphan sweep
+        removes it after a crash) and renamed into place, as a commit does."""
+        up = self._upload_dir(staging_id)
+        stage = up / "blob"
+        stage.mkdir(parents=True)
+        try:
+            fd = os.open(stage / "data", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+            try:
+                pwrite_all(fd, data, 0)
+                if self._durable:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            write_atomic(stage / "meta.json", meta.to_json(), self._durable)
+            final = self._blob_dir(meta.blob_id)
+            final.parent.mkdir(exist_ok=True)
+            os.rename(stage, final)
+            if self._durable:
+                fsync_dir(final.parent)
+        finally:
+            shutil.rmtree(up, ignore_errors=True)
+
     def discard_orphan(self, upload_id: str, before: datetime) -> bool:
         d = self._upload_dir(upload_id)
         try:

@@ -126,6 +126,12 @@ class S3Storage(S3Bucket):
         self.put_bytes(f"{key}.meta.json", meta.to_json())
         self.remove_prefix(f"uploads/{checked_id(state.upload_id)}/", keep="state.json")
 
+    def put_blob(self, meta: BlobMeta, data: Buffer, staging_id: str) -> None:
+        """One object, then its meta object: the blob exists (stat_blob) once the second is written."""
+        key = self.blob_key(meta.blob_id)
+        self.put_bytes(key, bytes(data))
+        self.put_bytes(f"{key}.meta.json", meta.to_json())
+
     def delete_upload(self, state: UploadState) -> None:
         """Abort the multipart upload; an object it was completed into (assembled, or a crash
         during the commit) goes too unless the blob was published."""

@@ -168,9 +168,10 @@ class BlobServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def PutBlob(self, request, context):
-        """A small blob (at most 1 MiB of data) in one call: StartUpload, one WriteChunks message and
-        CommitUpload, with the same checks (max_size, expected_size and digests of the spec) and the
-        same answer. A failure leaves nothing behind; larger data is InvalidRequest (use an upload).
+        """A small blob (at most 1 MiB of data) in one call, checked as StartUpload, WriteChunks and
+        CommitUpload check an upload (max_size, expected_size and digests of the spec; the same
+        errors) and stored directly (no upload is created). The answer is CommitUpload's. A failure
+        leaves nothing behind; larger data is InvalidRequest (use an upload).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

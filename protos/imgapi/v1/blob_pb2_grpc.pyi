@@ -72,9 +72,10 @@ class BlobServiceStub:
     GetUpload: _grpc.UnaryUnaryMultiCallable[_blob_pb2.GetUploadRequest, _blob_pb2.UploadStatus]
     CommitUpload: _grpc.UnaryUnaryMultiCallable[_blob_pb2.CommitUploadRequest, _blob_pb2.BlobInfo]
     PutBlob: _grpc.UnaryUnaryMultiCallable[_blob_pb2.PutBlobRequest, _blob_pb2.BlobInfo]
-    """A small blob (at most 1 MiB of data) in one call: StartUpload, one WriteChunks message and
-    CommitUpload, with the same checks (max_size, expected_size and digests of the spec) and the
-    same answer. A failure leaves nothing behind; larger data is InvalidRequest (use an upload).
+    """A small blob (at most 1 MiB of data) in one call, checked as StartUpload, WriteChunks and
+    CommitUpload check an upload (max_size, expected_size and digests of the spec; the same
+    errors) and stored directly (no upload is created). The answer is CommitUpload's. A failure
+    leaves nothing behind; larger data is InvalidRequest (use an upload).
     """
     AbortUpload: _grpc.UnaryUnaryMultiCallable[_blob_pb2.AbortUploadRequest, _blob_pb2.AbortUploadResponse]
     ReadBlob: _grpc.UnaryStreamMultiCallable[_blob_pb2.ReadBlobRequest, _blob_pb2.ReadBlobResponse]
@@ -125,9 +126,10 @@ class BlobServiceAsyncStub(BlobServiceStub):
     GetUpload: _aio.UnaryUnaryMultiCallable[_blob_pb2.GetUploadRequest, _blob_pb2.UploadStatus]  # type: ignore[assignment]
     CommitUpload: _aio.UnaryUnaryMultiCallable[_blob_pb2.CommitUploadRequest, _blob_pb2.BlobInfo]  # type: ignore[assignment]
     PutBlob: _aio.UnaryUnaryMultiCallable[_blob_pb2.PutBlobRequest, _blob_pb2.BlobInfo]  # type: ignore[assignment]
-    """A small blob (at most 1 MiB of data) in one call: StartUpload, one WriteChunks message and
-    CommitUpload, with the same checks (max_size, expected_size and digests of the spec) and the
-    same answer. A failure leaves nothing behind; larger data is InvalidRequest (use an upload).
+    """A small blob (at most 1 MiB of data) in one call, checked as StartUpload, WriteChunks and
+    CommitUpload check an upload (max_size, expected_size and digests of the spec; the same
+    errors) and stored directly (no upload is created). The answer is CommitUpload's. A failure
+    leaves nothing behind; larger data is InvalidRequest (use an upload).
     """
     AbortUpload: _aio.UnaryUnaryMultiCallable[_blob_pb2.AbortUploadRequest, _blob_pb2.AbortUploadResponse]  # type: ignore[assignment]
     ReadBlob: _aio.UnaryStreamMultiCallable[_blob_pb2.ReadBlobRequest, _blob_pb2.ReadBlobResponse]  # type: ignore[assignment]
@@ -205,9 +207,10 @@ class BlobServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _blob_pb2.PutBlobRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_blob_pb2.BlobInfo, _abc.Awaitable[_blob_pb2.BlobInfo]]:
-        """A small blob (at most 1 MiB of data) in one call: StartUpload, one WriteChunks message and
-        CommitUpload, with the same checks (max_size, expected_size and digests of the spec) and the
-        same answer. A failure leaves nothing behind; larger data is InvalidRequest (use an upload).
+        """A small blob (at most 1 MiB of data) in one call, checked as StartUpload, WriteChunks and
+        CommitUpload check an upload (max_size, expected_size and digests of the spec; the same
+        errors) and stored directly (no upload is created). The answer is CommitUpload's. A failure
+        leaves nothing behind; larger data is InvalidRequest (use an upload).
         """
 
     @_abc_1.abstractmethod
