@@ -187,6 +187,11 @@ async def verify_and_commit(scope: UploadScope, upload: Upload, size: int, check
         info = await upload.commit()
     except BlobError as e:
         raise blob_error(e) from None
+    return await _after_commit(scope, info, checks)
+
+
+async def _after_commit(scope: UploadScope, info: BlobInfo, checks: EndChecks) -> BlobInfo:
+    """The checks of a stored blob (its SHA-1); a blob that fails them is deleted."""
     try:
         checks.after_commit(info)
     except ImgapiError:
@@ -285,12 +290,7 @@ async def store_blob(
         info = await scope.blobs.put(spec, data, scope.metadata)
     except BlobError as e:
         raise blob_error(e, too_big=too_big) from None
-    try:
-        checks.after_commit(info)
-    except ImgapiError:
-        await delete_orphans(scope.blobs, [info.blob_id], scope.metadata, strict=False)
-        raise
-    return info
+    return await _after_commit(scope, info, checks)
 
 
 async def _read_small(
