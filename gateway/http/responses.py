@@ -70,11 +70,21 @@ def pretty(texts: list[str], array: bool) -> bytes:
     """JSON texts from the catalog (``Image.view_json``, compact) in IMGAPI's pretty format, as one
     object or as an array of them: what :func:`dumps` makes of the parsed values, produced by
     orjson (~8x faster, a visible share of a GetImage and most of a 1000-image ListImages).
-    Texts with numbers orjson would print differently are re-indented as text instead."""
-    if not any(_ORJSON_DIFFERS.search(t) for t in texts):
-        values = [orjson.loads(t) for t in texts]
-        return orjson.dumps(values if array else values[0], option=orjson.OPT_INDENT_2)
+    Texts with numbers orjson would print differently are re-indented as text instead.
+
+    First the cheapest proof: when orjson writes the parsed text back byte for byte, every token
+    is as given and its indented output is the answer (a 1000-image page: ~3.5 ms, where searching
+    the text for such numbers took 5 ms alone)."""
     text = "[" + ",".join(texts) + "]" if array else texts[0]
+    try:
+        values = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        pass
+    else:
+        if orjson.dumps(values) == text.encode("utf-8"):
+            return orjson.dumps(values, option=orjson.OPT_INDENT_2)
+    if not _ORJSON_DIFFERS.search(text):
+        return orjson.dumps(orjson.loads(text), option=orjson.OPT_INDENT_2)
     return reindent(text).encode("utf-8")
 
 
