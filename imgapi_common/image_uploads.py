@@ -298,8 +298,8 @@ async def _read_small(
     declared_length: int,
     on_source_error: Callable[[BaseException], BaseException] | None,
 ) -> bytes:
-    """The whole body of a small request; reading stops one byte past the declared length (the
-    end checks then report the mismatch), so memory stays bounded whatever arrives."""
+    """The whole body of a small request; reading stops once past the declared length (the end
+    checks then report the mismatch), so memory stays bounded whatever arrives."""
     data = bytearray()
     try:
         async for piece in source:
@@ -308,7 +308,7 @@ async def _read_small(
                 break
     except Exception as e:  # a client disconnect, a remote source failing...
         raise (on_source_error(e) if on_source_error else e) from None
-    return bytes(data[: declared_length + 1])
+    return bytes(data)
 
 
 async def store_file_from(

@@ -12,6 +12,15 @@ def offset_mismatch(current: int, message: str) -> BlobError:
     return BlobError("OffsetMismatch", message, {"current_offset": str(current)})
 
 
+def size_exceeded(current: int, max_size: int) -> BlobError:
+    """Bytes written at offset ``current`` would take the upload past its ``max_size``."""
+    return BlobError(
+        "SizeExceeded",
+        f"upload would exceed its maximum size of {max_size} bytes",
+        {"current_offset": str(current), "max_size": str(max_size)},
+    )
+
+
 def upload_not_found(upload_id: str) -> BlobError:
     return BlobError("UploadNotFound", f"upload {upload_id} not found (unknown, finished or expired)")
 

@@ -18,7 +18,13 @@ from blob_service.adapters.storage.base import (
     StorageUnavailable,
 )
 from blob_service.domain.digests import ALGORITHMS, Buffer, Digests, DigestSet, exportable
-from blob_service.domain.errors import BlobError, blob_not_found, storage_down, upload_not_found
+from blob_service.domain.errors import (
+    BlobError,
+    blob_not_found,
+    size_exceeded,
+    storage_down,
+    upload_not_found,
+)
 from blob_service.domain.ids import checked_id, new_id
 from blob_service.domain.model import BlobMeta, UploadState, iso, utcnow
 from blob_service.handlers.locks import UploadLocks
@@ -181,7 +187,9 @@ class BlobService:
             if state.committed is not None:
                 return state.committed
             digests, state = self._final_digests(state)
-            failure = self._verify(state, asdict(digests), wanted, expected_size)
+            failure = self._verify(
+                state.offset, asdict(digests), (state.expected_size, expected_size), (state.expected, wanted)
+            )
             if failure is not None:
                 self.storage.delete_upload(state)
                 raise failure
@@ -205,31 +213,17 @@ class BlobService:
         max_size = self._max_size(expected_size, max_size)
         wanted = checked_digests(expected or {})
         if len(data) > max_size:
-            raise BlobError(
-                "SizeExceeded",
-                f"upload would exceed its maximum size of {max_size} bytes",
-                {"current_offset": "0", "max_size": str(max_size)},
-            )
-        digests = DigestSet.new(allow_export=False)
-        digests.update(data)
-        staged = UploadState(
-            upload_id=new_id(),
-            blob_id=new_id(),
-            offset=len(data),
-            expected_size=expected_size,
-            max_size=max_size,
-            expected=wanted,
-            ttl_seconds=self.settings.upload_ttl_seconds,
-            expires_at="",
-            label=label[:200],
-        )
-        failure = self._verify(staged, asdict(digests.digests()), {}, 0)
+            raise size_exceeded(0, max_size)
+        hashed = DigestSet.new(allow_export=False)
+        hashed.update(data)
+        digests = hashed.digests()
+        failure = self._verify(len(data), asdict(digests), (expected_size,), (wanted,))
         if failure is not None:
             raise failure
-        meta = BlobMeta(staged.blob_id, len(data), digests.digests(), iso(self.clock()), self.storage.name)
+        meta = BlobMeta(new_id(), len(data), digests, iso(self.clock()), self.storage.name)
         with storage_errors():
-            self.storage.put_blob(meta, data, staged.upload_id)
-        log.info("stored blob %s (%d bytes) in one call (%s)", meta.blob_id, meta.size, staged.label)
+            self.storage.put_blob(meta, data, new_id())
+        log.info("stored blob %s (%d bytes) in one call (%s)", meta.blob_id, meta.size, label[:200])
         return meta
 
     def _final_digests(self, state: UploadState) -> tuple[Digests, UploadState]:
@@ -255,16 +249,21 @@ class BlobService:
 
     @staticmethod
     def _verify(
-        state: UploadState, actual: dict[str, str], wanted: dict[str, str], expected_size: int
+        uploaded: int,
+        actual: dict[str, str],
+        expected_sizes: tuple[int, ...],
+        expected_digests: tuple[dict[str, str], ...],
     ) -> BlobError | None:
-        for size in (state.expected_size, expected_size):
-            if size and size != state.offset:
+        """The first difference between the bytes (``uploaded`` of them, with ``actual`` digests)
+        and what was expected of them (a size of 0 and a missing digest expect nothing)."""
+        for size in expected_sizes:
+            if size and size != uploaded:
                 return BlobError(
                     "SizeMismatch",
-                    f"uploaded {state.offset} bytes, expected {size}",
-                    {"expected": str(size), "actual": str(state.offset)},
+                    f"uploaded {uploaded} bytes, expected {size}",
+                    {"expected": str(size), "actual": str(uploaded)},
                 )
-        for source in (state.expected, wanted):
+        for source in expected_digests:
             for alg in ALGORITHMS:
                 if alg in source and source[alg] != actual[alg]:
                     return BlobError(

@@ -23,7 +23,7 @@ from blob_client.wire import crc32
 from blob_service.adapters.storage.base import Storage, SyncsInBackground, UploadWriter
 from blob_service.domain.digest_pipeline import DigestPipeline, Snapshot
 from blob_service.domain.digests import Buffer, DigestSet
-from blob_service.domain.errors import BlobError, offset_mismatch
+from blob_service.domain.errors import BlobError, offset_mismatch, size_exceeded
 from blob_service.domain.model import UploadState
 
 _REREAD_CHUNK = 4 * 1024 * 1024
@@ -138,11 +138,7 @@ class UploadStream:
     def _append(self, data: Buffer) -> None:
         w = self.writer
         if w.offset + len(data) > self.state.max_size:
-            raise BlobError(
-                "SizeExceeded",
-                f"upload would exceed its maximum size of {self.state.max_size} bytes",
-                {"current_offset": str(w.offset), "max_size": str(self.state.max_size)},
-            )
+            raise size_exceeded(w.offset, self.state.max_size)
         while data:
             room = w.room()
             if room == 0:

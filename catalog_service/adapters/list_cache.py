@@ -20,6 +20,7 @@ the answer it has (``if_version``) and gets no images back while the data is sti
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import threading
 from collections import OrderedDict
@@ -109,6 +110,7 @@ class Listing:
     images: list[Rendered] | None
 
 
+@functools.cache
 def config_tag(cfg: DomainConfig) -> str:
     """Part of every version: a catalog restarted with another mode or other channels changes what
     a listing shows without a change-feed entry, and catalogs configured alike agree."""

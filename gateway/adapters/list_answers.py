@@ -58,17 +58,18 @@ class ListAnswers:
         return hit
 
     def put(self, key: bytes, answer: Answer) -> None:
-        cost = len(answer.body) + len(key) + len(answer.version) + 200
+        cost = _cost(key, answer)
         if not answer.version or cost > self.max_bytes // 4:  # one answer may not push out everything
             return
         old = self._entries.pop(key, None)
         if old is not None:
-            self._bytes -= len(old.body) + len(key) + len(old.version) + 200
+            self._bytes -= _cost(key, old)
         self._entries[key] = answer
         self._bytes += cost
         while self._bytes > self.max_bytes:
-            k, a = self._entries.popitem(last=False)
-            self._bytes -= len(a.body) + len(k) + len(a.version) + 200
+            self._bytes -= _cost(*self._entries.popitem(last=False))
 
-    def __len__(self) -> int:
-        return len(self._entries)
+
+def _cost(key: bytes, answer: Answer) -> int:
+    """Bytes an entry holds, roughly (the body, its key and version, the objects around them)."""
+    return len(answer.body) + len(key) + len(answer.version) + 200

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import time
@@ -79,12 +80,11 @@ def pretty(texts: list[str], array: bool) -> bytes:
     try:
         values = orjson.loads(text)
     except orjson.JSONDecodeError:
-        pass
-    else:
-        if orjson.dumps(values) == text.encode("utf-8"):
-            return orjson.dumps(values, option=orjson.OPT_INDENT_2)
-    if not _ORJSON_DIFFERS.search(text):
-        return orjson.dumps(orjson.loads(text), option=orjson.OPT_INDENT_2)
+        if not _ORJSON_DIFFERS.search(text):
+            raise
+        return reindent(text).encode("utf-8")
+    if orjson.dumps(values) == text.encode("utf-8") or not _ORJSON_DIFFERS.search(text):
+        return orjson.dumps(values, option=orjson.OPT_INDENT_2)
     return reindent(text).encode("utf-8")
 
 
@@ -121,16 +121,10 @@ def http_date(ts: float | None = None) -> str:
     return formatdate(time.time() if ts is None else ts, usegmt=True)
 
 
-_date_now: list[Any] = [-1, b""]  # [whole second, its Date header value]
-
-
-def _date_header() -> bytes:
-    """The ``Date`` value of this second (formatted once per second, not per response)."""
-    now = int(time.time())
-    if now != _date_now[0]:
-        _date_now[:] = [now, http_date(now).encode("latin-1")]
-    value: bytes = _date_now[1]
-    return value
+@functools.lru_cache(maxsize=2)
+def _date_header(second: int) -> bytes:
+    """The ``Date`` value of one second (formatted once per second, not per response)."""
+    return http_date(second).encode("latin-1")
 
 
 def common_headers(
@@ -141,7 +135,7 @@ def common_headers(
     ``close``: the connection ends after this response (a request body was left unread)."""
     elapsed = int((time.monotonic() - started) * 1000)
     return [
-        (b"date", _date_header()),
+        (b"date", _date_header(int(time.time()))),
         (b"server", server_name.encode("latin-1")),
         (b"x-request-id", request_id.encode("latin-1")),
         (b"x-response-time", str(elapsed).encode("latin-1")),

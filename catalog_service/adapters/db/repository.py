@@ -225,17 +225,20 @@ class ImageRepository:
         if not recs:
             return
         conn.execute(
-            insert(images), [{"uuid": r["uuid"], "revision": 1, **indexed_columns(r, v)} for r, v in recs]
+            self._INSERT[images],
+            [{"uuid": r["uuid"], "revision": 1, **indexed_columns(r, v)} for r, v in recs],
         )
-        conn.execute(insert(image_docs), [{"uuid": r["uuid"], **doc_row(r, self._cfg)} for r, _ in recs])
+        conn.execute(
+            self._INSERT[image_docs], [{"uuid": r["uuid"], **doc_row(r, self._cfg)} for r, _ in recs]
+        )
         rows: dict[Any, list[dict[str, Any]]] = {t: [] for t in SIDE_TABLES}
         for rec, _ in recs:
             for table, table_rows in side_rows(rec["uuid"], rec).items():
                 rows[table] += table_rows
         for table, table_rows in rows.items():
-            _bulk(conn, table, table_rows)
+            self._insert_rows(conn, table, table_rows)
         now = now_timestamp()
-        conn.execute(insert(changes), [change_row(r["uuid"], "create", r, now) for r, _ in recs])
+        conn.execute(self._INSERT[changes], [change_row(r["uuid"], "create", r, now) for r, _ in recs])
 
     def update(
         self,
@@ -265,14 +268,15 @@ class ImageRepository:
         res = conn.execute(delete(images).where(images.c.uuid == uuid, images.c.revision == revision))
         if res.rowcount != 1:
             raise ConcurrentUpdate(uuid)
-        _delete_side_rows(conn, uuid)
+        for table in SIDE_TABLES:
+            conn.execute(self._DELETE_SIDE[table], {"b_uuid": uuid})
         conn.execute(delete(image_docs).where(image_docs.c.uuid == uuid))
         self.append_change(conn, uuid, "delete", None)
 
     def refresh_derived(self, conn: Connection, uuid: str, rec: Mapping[str, Any], valid: bool) -> None:
         """Recompute validity and views after a configuration change (no revision bump)."""
         conn.execute(update(images).where(images.c.uuid == uuid).values(valid=valid))
-        conn.execute(update(image_docs).where(image_docs.c.uuid == uuid).values(**doc_row(rec, self._cfg)))
+        conn.execute(self._UPDATE_DOC, {"b_uuid": uuid, **doc_row(rec, self._cfg)})
 
     def append_change(self, conn: Connection, uuid: str, kind: str, rec: Mapping[str, Any] | None) -> None:
         conn.execute(self._INSERT[changes], change_row(uuid, kind, rec, now_timestamp()))
@@ -291,8 +295,11 @@ class ImageRepository:
                 continue
             if not fresh:
                 conn.execute(self._DELETE_SIDE[table], {"b_uuid": uuid})
-            if rows:
-                conn.execute(self._INSERT[table], rows)
+            self._insert_rows(conn, table, rows)
+
+    def _insert_rows(self, conn: Connection, table: Any, rows: Sequence[dict[str, Any]]) -> None:
+        if rows:
+            conn.execute(self._INSERT[table], list(rows))
 
     # --- meta -------------------------------------------------------------------------------
 
@@ -306,13 +313,3 @@ class ImageRepository:
         dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
         stmt = dialect_insert(meta).values(key=key, value=value)
         conn.execute(stmt.on_conflict_do_update(index_elements=[meta.c.key], set_={"value": value}))
-
-
-def _bulk(conn: Connection, table: Any, rows: Sequence[dict[str, Any]]) -> None:
-    if rows:
-        conn.execute(insert(table), list(rows))
-
-
-def _delete_side_rows(conn: Connection, uuid: str) -> None:
-    for t in SIDE_TABLES:
-        conn.execute(delete(t).where(t.c.image_uuid == uuid))
