@@ -68,6 +68,11 @@ class CatalogSettings(BaseSettings):
     #: Bytes of rendered ListImages answers kept per process for repeated queries, reused only
     #: while the change feed has no newer entry (catalog_service/adapters/list_cache.py); 0 = no cache.
     list_cache_bytes: int = Field(default=16 * 1024 * 1024, ge=0)
+    #: SQLite only: bytes of the database file read through a memory map shared by every pooled
+    #: connection (and every catalog process on the file), instead of each connection's own 2 MiB
+    #: page cache, which a listing of 1000 images overflows. Only pages read are resident, and
+    #: they are the kernel's file cache, given back under pressure. 0: no memory map.
+    sqlite_mmap_bytes: int = Field(default=256 * 1024 * 1024, ge=0)
     #: Port of the Prometheus ``/metrics`` endpoint (0 = disabled).
     metrics_port: int = 0
     log_level: str = "INFO"

@@ -30,7 +30,11 @@ REAP_INTERVAL_SECONDS = 30 * 60
 
 
 def create_service(settings: CatalogSettings) -> CatalogService:
-    engine = make_engine(settings.effective_database_url(), pool_size=min(settings.max_workers, 32))
+    engine = make_engine(
+        settings.effective_database_url(),
+        pool_size=min(settings.max_workers, 32),
+        sqlite_mmap_bytes=settings.sqlite_mmap_bytes,
+    )
     if settings.auto_migrate:
         migrate(engine)
     service = CatalogService(settings, engine)

@@ -19,7 +19,9 @@ WRITE_OPTION = "imgapi_write"
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
-def make_engine(url: str, pool_size: int = 16) -> Engine:
+def make_engine(url: str, pool_size: int = 16, sqlite_mmap_bytes: int = 0) -> Engine:
+    """An engine for ``url``; ``sqlite_mmap_bytes`` is SQLite's ``mmap_size`` (the catalog's
+    setting of that name)."""
     u = make_url(url)
     if u.get_backend_name() == "sqlite":
         if u.database and u.database != ":memory:":
@@ -40,6 +42,7 @@ def make_engine(url: str, pool_size: int = 16) -> Engine:
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute(f"PRAGMA mmap_size={int(sqlite_mmap_bytes)}")
             cur.close()
 
         schedule = AnalyzeSchedule()

@@ -137,22 +137,27 @@ def _visibility(q: ListQuery) -> ColumnElement[bool] | None:
         owner = true() if q.owner is None else c.owner == q.owner
         return and_(owner, pub, state_cond)
     a = q.account
-    own = and_(c.owner == a, pub, state_cond)
     if q.owner is not None and q.owner == a:
-        return own
+        return and_(c.owner == a, pub, state_cond)
+    # With state=active, the caller's own images and those shared with it need the same state: it
+    # is tested once, outside the OR, so that the walk of ix_images_state_order serves the whole
+    # query. Inside the OR it made the planner walk every valid image in order, the unactivated
+    # ones (which sort first) included: 25 ms instead of 0.6 ms for 100 images of 100,000.
+    factored = q.state == "active"
+    own_state = true() if factored else state_cond
+    shared_state = true() if factored else _restricted_state(q.state)
     shared_states = q.state not in ("unactivated", "disabled")
-    restricted = _restricted_state(q.state)
     parts: list[ColumnElement[bool]] = []
     if q.owner is None:
-        parts.append(own)
+        parts.append(and_(c.owner == a, pub, own_state))
     owner_cond = true() if q.owner is None else c.owner == q.owner
     if shared_states and q.public is not False:
-        parts.append(and_(owner_cond, c.public, restricted))
+        parts.append(and_(owner_cond, c.public, shared_state))
     if shared_states and q.public is not True:
-        parts.append(and_(owner_cond, not_(c.public), restricted, _in_acl(a)))
+        parts.append(and_(owner_cond, not_(c.public), shared_state, _in_acl(a)))
     if not parts:
         return None
-    return or_(*parts)
+    return and_(state_cond, or_(*parts)) if factored else or_(*parts)
 
 
 def build_list_query(q: ListQuery, dialect: str, columns: Sequence[Any]) -> Select[Any] | None:

@@ -46,11 +46,51 @@ images = Table(
     #: Optimistic concurrency: every UPDATE is conditional on the revision read.
     Column("revision", BigInteger, nullable=False),
     #: Every listing walks this index in sort order (state filters are cheap on the scanned rows).
-    Index("ix_images_order", "valid", "published_sort", "uuid"),
+    #: It carries the short filtered columns, so a row the filters reject costs no table lookup.
+    Index(
+        "ix_images_order",
+        "valid",
+        "published_sort",
+        "uuid",
+        "activated",
+        "disabled",
+        "state",
+        "owner",
+        "public",
+        "os",
+        "type",
+        "revision",
+    ),
     #: The default listing (state=active) walks this one: no scan over unactivated images, which
-    #: sort first (as the epoch).
-    Index("ix_images_state_order", "valid", "activated", "disabled", "published_sort", "uuid"),
-    Index("ix_images_owner", "owner", "published_sort", "uuid"),
+    #: sort first (as the epoch). Covering as above.
+    Index(
+        "ix_images_state_order",
+        "valid",
+        "activated",
+        "disabled",
+        "published_sort",
+        "uuid",
+        "owner",
+        "public",
+        "os",
+        "type",
+        "revision",
+    ),
+    #: ``owner=X`` walks X's images in order (covering as above).
+    Index(
+        "ix_images_owner",
+        "owner",
+        "published_sort",
+        "uuid",
+        "valid",
+        "activated",
+        "disabled",
+        "state",
+        "public",
+        "os",
+        "type",
+        "revision",
+    ),
     Index("ix_images_name", "name"),
     Index("ix_images_origin", "origin"),
 )
