@@ -6,14 +6,17 @@
 Loads generated images straight into a fresh database (SQLite file or a throwaway PostgreSQL
 database), starts the catalog as its own process (``python -m catalog_service``), and prints:
 ListImages p50/p99 for limit=100 and limit=1000 with several filters and with ``account``
-scoping, GetImage RPC/s with concurrent client processes, and the catalog process RSS.
-Targets on a 2-core machine: ListImages p50 <= 20 ms (limit 100) and <= 100 ms (limit 1000);
-GetImage >= 2,000 RPC/s.
+scoping (asked as the REST gateway asks: ``page_json_only``), GetImage RPC/s with concurrent
+client processes, and the catalog process RSS.
+Targets on a 2-core machine: ListImages p50 <= 5 ms (limit 100) and <= 25 ms (limit 1000);
+GetImage >= 2,000 RPC/s. Set IMGAPI_CATALOG_LIST_CACHE_BYTES=0 to time every query's SQL (with the
+cache, repeated queries are answered from it).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing as mp
 import os
 import random
@@ -148,13 +151,12 @@ def pct(values: list[float], p: float) -> float:
 def list_latencies(stub: Any, req: Any, runs: int) -> tuple[float, float, int]:
     stub.ListImages(req)  # warm
     times = []
-    n = 0
+    page = ""
     for _ in range(runs):
         t0 = time.perf_counter()
-        r = stub.ListImages(req)
+        page = stub.ListImages(req).page_json
         times.append((time.perf_counter() - t0) * 1000)
-        n = len(r.images)
-    return statistics.median(times), pct(times, 99), n
+    return statistics.median(times), pct(times, 99), len(json.loads(page))
 
 
 def _get_worker(port: int, uuids: list[str], seconds: float, threads: int, q: Any, mode: str) -> None:
@@ -230,13 +232,13 @@ def run_backend(name: str, url: str, args: argparse.Namespace) -> None:
         worst = {100: 0.0, 1000: 0.0}
         for label, fields in scenarios:
             for limit in (100, 1000):
-                # view_only: what the gateway asks for (pre-rendered views)
-                req = catalog_pb2.ListImagesRequest(view=view, limit=limit, view_only=True, **fields)
+                # page_json_only: what the gateway asks for (the pre-rendered views as one text)
+                req = catalog_pb2.ListImagesRequest(view=view, limit=limit, page_json_only=True, **fields)
                 p50, p99, n = list_latencies(stub, req, args.runs)
                 worst[limit] = max(worst[limit], p50)
                 print(f"  {label:34} {limit:>5} {p50:8.1f} {p99:8.1f} {n:>5}")
         print(
-            f"  worst p50: limit 100 {worst[100]:.1f} ms (target <= 20), limit 1000 {worst[1000]:.1f} ms (target <= 100)"
+            f"  worst p50: limit 100 {worst[100]:.1f} ms (target <= 5), limit 1000 {worst[1000]:.1f} ms (target <= 25)"
         )
         floor = get_throughput(port, uuids, args.procs, args.threads, args.seconds, mode="baseline")
         rps = get_throughput(port, uuids, args.procs, args.threads, args.seconds, mode="view")

@@ -26,7 +26,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar, cast
 
 from sqlalchemy import Connection
 
@@ -50,8 +50,15 @@ class _Lister(Protocol):
     def cfg(self) -> DomainConfig: ...
 
 
-def _cost(answer: Sequence[Rendered]) -> int:
+#: What a listing answers: its images, or its page as one JSON array text.
+Answer = list[Rendered] | str
+A = TypeVar("A", list[Rendered], str)
+
+
+def _cost(answer: Sequence[Rendered] | str) -> int:
     """Rough bytes held: the view texts, and (when full records were asked for) their dicts."""
+    if isinstance(answer, str):
+        return 200 + len(answer)
     n = 200 * len(answer)
     for r in answer:
         n += len(r.view_json) + len(r.etag)
@@ -65,11 +72,11 @@ class ListCache:
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
-        self._entries: OrderedDict[Hashable, tuple[str, list[Rendered], int]] = OrderedDict()
+        self._entries: OrderedDict[Hashable, tuple[str, Answer, int]] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
 
-    def get(self, key: Hashable, version: str) -> list[Rendered] | None:
+    def get(self, key: Hashable, version: str) -> Answer | None:
         with self._lock:
             hit = self._entries.get(key)
             if hit is None or hit[0] != version:
@@ -77,7 +84,7 @@ class ListCache:
             self._entries.move_to_end(key)
             return hit[1]
 
-    def put(self, key: Hashable, version: str, answer: list[Rendered]) -> None:
+    def put(self, key: Hashable, version: str, answer: Answer) -> None:
         cost = _cost(answer)
         if cost > self.max_bytes // 4:  # one answer may not push out everything else
             return
@@ -101,13 +108,14 @@ def _frozen(value: Any) -> Hashable:
 
 
 @dataclass(frozen=True)
-class Listing:
+class Listing(Generic[A]):
     """One ListImages answer and the version of the data it was read at."""
 
     #: ``data_version`` and the configuration's tag.
     version: str
-    #: None: the data is still at the caller's ``if_version`` (the caller has the answer).
-    images: list[Rendered] | None
+    #: The images or the page text; None: the data is still at the caller's ``if_version`` (the
+    #: caller has the answer).
+    answer: A | None
 
 
 @functools.cache
@@ -119,11 +127,11 @@ def config_tag(cfg: DomainConfig) -> str:
 
 def listing(
     lister: _Lister,
-    method: Callable[..., list[Rendered]],
+    method: Callable[..., A],
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
     if_version: str = "",
-) -> Listing:
+) -> Listing[A]:
     """``method(lister, *args, **kwargs)`` (a ListImages handler), from the lister's
     ``list_cache`` when neither its arguments nor the data changed since it was computed; nothing
     at all when the data is still at ``if_version``."""
@@ -134,9 +142,11 @@ def listing(
         return Listing(version, None)
     if cache.max_bytes <= 0:
         return Listing(version, method(lister, *args, **kwargs))
-    key = (_frozen(args), _frozen(kwargs))
+    # The method is part of the key: the images and the page text of one query are two answers.
+    key = (method.__name__, _frozen(args), _frozen(kwargs))
     hit = cache.get(key, version)
     if hit is None:
-        hit = method(lister, *args, **kwargs)
-        cache.put(key, version, hit)
-    return Listing(version, hit)
+        fresh = method(lister, *args, **kwargs)
+        cache.put(key, version, fresh)
+        return Listing(version, fresh)
+    return Listing(version, cast("A", hit))  # stored by this method (the key says so): its type

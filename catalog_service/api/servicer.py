@@ -156,10 +156,7 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
     def ListImages(
         self, request: catalog_pb2.ListImagesRequest, context: grpc.ServicerContext
     ) -> catalog_pb2.ListImagesResponse:
-        found = self.s.list_images_since(
-            request.if_data_version,
-            _caller(request.caller),
-            _view_of(request),
+        filters: dict[str, Any] = dict(
             owner=request.owner,
             name=request.name,
             version=request.version,
@@ -174,9 +171,15 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
             marker_published_at=_marker_time(request),
             descending=request.descending,
             incl_admin_fields=request.incl_admin_fields,
-            full_records=not request.view_only,
         )
-        rendered = found.images
+        target = (request.if_data_version, _caller(request.caller), _view_of(request))
+        if request.page_json_only:
+            page = self.s.list_page_since(*target, **filters)
+            if page.answer is None:
+                return catalog_pb2.ListImagesResponse(data_version=page.version, unchanged=True)
+            return catalog_pb2.ListImagesResponse(page_json=page.answer, data_version=page.version)
+        found = self.s.list_images_since(*target, full_records=not request.view_only, **filters)
+        rendered = found.answer
         if rendered is None:
             return catalog_pb2.ListImagesResponse(data_version=found.version, unchanged=True)
         if not request.view_only:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
+from sqlalchemy import Connection
+
 from catalog_service.adapters.db.listing import ListQuery, State
 from catalog_service.adapters.db.rows import db_text, load_record, published_sort_key
 from catalog_service.adapters.list_cache import Listing, listing
@@ -51,17 +53,61 @@ class ReadHandlers(CatalogCore):
 
     def list_images(self, caller: Caller, view: View, **filters: Any) -> list[Rendered]:
         """One page of images (:meth:`_page`), from the listing cache when it is current."""
-        images = listing(self, ReadHandlers._page, (caller, view), filters).images
+        images = listing(self, ReadHandlers._page, (caller, view), filters).answer
         assert images is not None
         return images
 
-    def list_images_since(self, if_version: str, caller: Caller, view: View, **filters: Any) -> Listing:
+    def list_images_since(
+        self, if_version: str, caller: Caller, view: View, **filters: Any
+    ) -> Listing[list[Rendered]]:
         """:meth:`list_images` with the version of the data it was read at; no images when the
         data is still at ``if_version``."""
         return listing(self, ReadHandlers._page, (caller, view), filters, if_version)
 
+    def list_page_since(self, if_version: str, caller: Caller, view: View, **filters: Any) -> Listing[str]:
+        """:meth:`list_images_since` answering the page as one JSON array text of the views."""
+        return listing(self, ReadHandlers._page_json, (caller, view), filters, if_version)
+
     def _page(
+        self, caller: Caller, view: View, *, full_records: bool = True, **filters: Any
+    ) -> list[Rendered]:
+        """One page of images (filters: see :meth:`_query`)."""
+        with self.uow.read() as conn:
+            found = self._query(conn, caller, view, **filters)
+            if found is None:
+                return []
+            q, view = found
+            full = full_records or view.include_admin_fields
+            rows = self.repo.list_rows(
+                conn, q, self._dialect, include_channels=view.include_channels, full=full
+            )
+        if view.include_admin_fields:
+            return [self.render(load_record(r.record), view, int(r.revision)) for r in rows]
+        return [
+            Rendered(load_record(r.record) if full else {"uuid": r.uuid}, r.view, r.etag, int(r.revision))
+            for r in rows
+        ]
+
+    def _page_json(self, caller: Caller, view: View, **filters: Any) -> str:
+        """The views of one page as one JSON array text. Without admin fields, the stored views are
+        read and joined as they are: no per-image object is built."""
+        if view.include_admin_fields or filters.get("incl_admin_fields"):
+            views = [r.view_json for r in self._page(caller, view, full_records=False, **filters)]
+        else:
+            with self.uow.read() as conn:
+                found = self._query(conn, caller, view, **filters)
+                views = (
+                    []
+                    if found is None
+                    else self.repo.list_views(
+                        conn, found[0], self._dialect, include_channels=view.include_channels
+                    )
+                )
+        return "[" + ",".join(views) + "]"
+
+    def _query(
         self,
+        conn: Connection,
         caller: Caller,
         view: View,
         *,
@@ -79,54 +125,44 @@ class ReadHandlers(CatalogCore):
         marker_published_at: str = "",
         descending: bool = False,
         incl_admin_fields: bool = False,
-        full_records: bool = True,
-    ) -> list[Rendered]:
-        """One page of images. ``limit`` 0 or above the maximum is the maximum page;
-        ``marker_published_at`` is a timestamp text (``YYYY-MM-DDTHH:MM:SS.mmmZ``)."""
+    ) -> tuple[ListQuery, View] | None:
+        """The query of one page, and the view it is shown in; None when nothing can match.
+        ``limit`` 0 or above the maximum is the maximum page; ``marker_published_at`` is a
+        timestamp text (``YYYY-MM-DDTHH:MM:SS.mmmZ``)."""
         channel = self.resolve_channel(caller.channel, write=False)
         view = View(view.include_channels, incl_admin_fields or view.include_admin_fields)
         n = list_filters.MAX_LIMIT if limit <= 0 else min(limit, list_filters.MAX_LIMIT)
         st = state
         if self.cfg.mode != "dc" and not caller.authenticated:
             if st in ("disabled", "unactivated", "creating", "failed"):
-                return []
+                return None
             if st == "all":
                 st = "active"
-        with self.uow.read() as conn:
-            mk: tuple[str, str | None] | None = None
-            if marker_uuid:
-                sort_key = self.repo.published_sort_of(conn, marker_uuid)
-                if sort_key is None:
-                    raise not_found(f"image {marker_uuid} not found")
-                mk = (sort_key, marker_uuid)
-            elif marker_published_at:
-                mk = (published_sort_key(marker_published_at), None)
-            q = ListQuery(
-                state=st,
-                account=None if caller.user_account is None else db_text(caller.user_account),
-                owner=db_text(owner) or None,
-                name=list_filters.text_match(name, allow_substring=True),
-                version=list_filters.text_match(version, allow_substring=True),
-                os=db_text(os) or None,
-                type=list_filters.text_match(type, allow_negate=True),
-                public=public,
-                tags=list_filters.tag_filters(tags or {}),
-                billing_tags=list_filters.billing_filters(billing_tags),
-                channel=channel,
-                limit=n,
-                descending=descending,
-                marker=mk,
-            )
-            full = full_records or view.include_admin_fields
-            rows = self.repo.list_rows(
-                conn, q, self._dialect, include_channels=view.include_channels, full=full
-            )
-        if view.include_admin_fields:
-            return [self.render(load_record(r.record), view, int(r.revision)) for r in rows]
-        return [
-            Rendered(load_record(r.record) if full else {"uuid": r.uuid}, r.view, r.etag, int(r.revision))
-            for r in rows
-        ]
+        mk: tuple[str, str | None] | None = None
+        if marker_uuid:
+            sort_key = self.repo.published_sort_of(conn, marker_uuid)
+            if sort_key is None:
+                raise not_found(f"image {marker_uuid} not found")
+            mk = (sort_key, marker_uuid)
+        elif marker_published_at:
+            mk = (published_sort_key(marker_published_at), None)
+        q = ListQuery(
+            state=st,
+            account=None if caller.user_account is None else db_text(caller.user_account),
+            owner=db_text(owner) or None,
+            name=list_filters.text_match(name, allow_substring=True),
+            version=list_filters.text_match(version, allow_substring=True),
+            os=db_text(os) or None,
+            type=list_filters.text_match(type, allow_negate=True),
+            public=public,
+            tags=list_filters.tag_filters(tags or {}),
+            billing_tags=list_filters.billing_filters(billing_tags),
+            channel=channel,
+            limit=n,
+            descending=descending,
+            marker=mk,
+        )
+        return q, view
 
     def server_channels(self) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []

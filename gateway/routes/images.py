@@ -73,7 +73,7 @@ async def list_images(ctx: RequestContext) -> Response:
         type=q.raw("type"),
         tags=q.prefixed("tag."),
         billing_tags=q.all("billing_tag"),
-        view_only=True,
+        page_json_only=True,
     )
     try:
         fill_list_request(req, q, ctx.app.mode, ctx.authenticated)
@@ -84,7 +84,7 @@ async def list_images(ctx: RequestContext) -> Response:
     answers = ctx.app.list_answers
     if not answers.enabled:
         resp = await ctx.clients.catalog.ListImages(req, **ctx.rpc)
-        return images_response([] if empty_filter else [i.view_json for i in resp.images])
+        return images_response("[]" if empty_filter else resp.page_json)
     key = answers.key(req, empty_filter)
     kept = answers.get(key)
     if kept is not None:
@@ -94,7 +94,7 @@ async def list_images(ctx: RequestContext) -> Response:
         LIST_ANSWERS.labels("kept").inc()
         return bytes_response(kept.body)
     LIST_ANSWERS.labels("rendered").inc()
-    response = images_response([] if empty_filter else [i.view_json for i in resp.images])
+    response = images_response("[]" if empty_filter else resp.page_json)
     answers.put(key, Answer(resp.data_version, bytes(response.body)))
     return response
 

@@ -121,10 +121,18 @@ def snapshot(cat: Catalog, uuid: str) -> bytes:
 
 
 def list_images(cat: Catalog, account: str = "", channel: str = "", **kw: Any) -> list[dict[str, Any]]:
+    """The images of a ListImages call. Every call is made twice, the second time with
+    ``page_json_only`` (the REST gateway's call), and the page must be exactly the first answer's
+    views joined into one JSON array text: every listing test checks the page path too."""
     auth = kw.pop("authenticated", False)
     view = kw.pop("view", V2)
-    resp = cat.call("ListImages", caller=caller(account, channel, authenticated=auth), view=view, **kw)
-    return [json.loads(i.view_json) for i in resp.images]
+    who = caller(account, channel, authenticated=auth)
+    resp = cat.call("ListImages", caller=who, view=view, **kw)
+    views = [i.view_json for i in resp.images]
+    page = cat.call("ListImages", caller=who, view=view, page_json_only=True, **kw)
+    assert not page.images
+    assert page.page_json == "[" + ",".join(views) + "]"
+    return [json.loads(v) for v in views]
 
 
 def list_uuids(cat: Catalog, account: str = "", channel: str = "", **kw: Any) -> list[str]:

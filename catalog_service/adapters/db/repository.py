@@ -175,6 +175,14 @@ class ImageRepository:
         stmt = build_list_query(q, dialect, columns)
         return [] if stmt is None else conn.execute(stmt).all()
 
+    def list_views(
+        self, conn: Connection, q: ListQuery, dialect: str, *, include_channels: bool
+    ) -> list[str]:
+        """One listing page as the stored view texts for the API version, in order."""
+        d = image_docs.c
+        stmt = build_list_query(q, dialect, [d.view_v2 if include_channels else d.view_v1])
+        return [] if stmt is None else list(conn.execute(stmt).scalars().all())
+
     def expired_placeholders(self, conn: Connection, now_text: str) -> list[tuple[str, int, dict[str, Any]]]:
         """``creating``/``failed`` placeholders whose ``expires_at`` is not after ``now_text``:
         (uuid, revision, record)."""

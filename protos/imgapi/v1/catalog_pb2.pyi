@@ -190,6 +190,7 @@ class ListImagesRequest(_message.Message):
     INCL_ADMIN_FIELDS_FIELD_NUMBER: _builtins.int
     VIEW_ONLY_FIELD_NUMBER: _builtins.int
     IF_DATA_VERSION_FIELD_NUMBER: _builtins.int
+    PAGE_JSON_ONLY_FIELD_NUMBER: _builtins.int
     owner: _builtins.str
     """Filters. A text filter matches exactly; `name` and `version` match a substring when written
     "~substr", `type` excludes a value when written "!value" (IMGAPI's own filter syntax, which
@@ -221,6 +222,11 @@ class ListImagesRequest(_message.Message):
     at that version, the answer is `unchanged` and carries no images (the caller keeps what it has,
     e.g. the gateway's rendered REST answer). Read-your-writes holds: any write since makes the
     version differ.
+    """
+    page_json_only: _builtins.bool
+    """Answer with the page as one JSON array text in `page_json` (the images' view_json, in order:
+    exactly "[" + their texts joined by "," + "]") and no `images`. The REST ListImages path: a
+    page of 1000 images is one string on the wire, not 1000 messages built and parsed.
     """
     @_builtins.property
     def caller(self) -> _common_pb2.CallerContext: ...
@@ -255,10 +261,11 @@ class ListImagesRequest(_message.Message):
         incl_admin_fields: _builtins.bool = ...,
         view_only: _builtins.bool = ...,
         if_data_version: _builtins.str = ...,
+        page_json_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_public", b"_public", "caller", b"caller", "marker", b"marker", "marker_published_at", b"marker_published_at", "marker_uuid", b"marker_uuid", "public", b"public", "view", b"view"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_public", b"_public", "billing_tags", b"billing_tags", "caller", b"caller", "descending", b"descending", "if_data_version", b"if_data_version", "incl_admin_fields", b"incl_admin_fields", "limit", b"limit", "marker", b"marker", "marker_published_at", b"marker_published_at", "marker_uuid", b"marker_uuid", "name", b"name", "os", b"os", "owner", b"owner", "public", b"public", "state", b"state", "tags", b"tags", "type", b"type", "version", b"version", "view", b"view", "view_only", b"view_only"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_public", b"_public", "billing_tags", b"billing_tags", "caller", b"caller", "descending", b"descending", "if_data_version", b"if_data_version", "incl_admin_fields", b"incl_admin_fields", "limit", b"limit", "marker", b"marker", "marker_published_at", b"marker_published_at", "marker_uuid", b"marker_uuid", "name", b"name", "os", b"os", "owner", b"owner", "page_json_only", b"page_json_only", "public", b"public", "state", b"state", "tags", b"tags", "type", b"type", "version", b"version", "view", b"view", "view_only", b"view_only"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__public: _TypeAlias = _typing.Literal["public"]  # noqa: Y015
     _WhichOneofArgType__public: _TypeAlias = _typing.Literal["_public", b"_public"]  # noqa: Y015
@@ -278,12 +285,15 @@ class ListImagesResponse(_message.Message):
     IMAGES_FIELD_NUMBER: _builtins.int
     DATA_VERSION_FIELD_NUMBER: _builtins.int
     UNCHANGED_FIELD_NUMBER: _builtins.int
+    PAGE_JSON_FIELD_NUMBER: _builtins.int
     data_version: _builtins.str
     """The version of the catalog's data the images were read at (equal versions, equal data; it
     also changes when the catalog's configuration does). Opaque text.
     """
     unchanged: _builtins.bool
     """True when the request's if_data_version is still current: `images` is empty."""
+    page_json: _builtins.str
+    """With page_json_only: the page (see there); empty when `unchanged`."""
     @_builtins.property
     def images(self) -> _containers.RepeatedCompositeFieldContainer[_image_pb2.Image]: ...
     def __init__(
@@ -292,10 +302,11 @@ class ListImagesResponse(_message.Message):
         images: _abc.Iterable[_image_pb2.Image] | None = ...,
         data_version: _builtins.str = ...,
         unchanged: _builtins.bool = ...,
+        page_json: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["data_version", b"data_version", "images", b"images", "unchanged", b"unchanged"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data_version", b"data_version", "images", b"images", "page_json", b"page_json", "unchanged", b"unchanged"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
