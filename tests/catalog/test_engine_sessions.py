@@ -1,6 +1,6 @@
-"""SQLite catalogs read their database through one memory map (``sqlite_mmap_bytes``) shared by
-every pooled connection, instead of a small page cache per connection that a 1000-image listing
-overflows; 0 turns it off."""
+"""How the catalog's database sessions are set up (catalog_service/adapters/db/engine.py): SQLite
+reads through a memory map when ``sqlite_mmap_bytes`` asks for one; PostgreSQL plans no parallel
+workers."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.catalog.conftest import SDC, caller, manifest, running_catalog
+from catalog_service.adapters.db.engine import make_engine
+from tests.catalog.conftest import SDC, caller, database, manifest, running_catalog
 
 
 def _mapped(db: Path) -> bool:
@@ -31,3 +32,15 @@ def test_listing_reads_through_the_memory_map(tmp_path: Path, mmap_bytes: int) -
         listed = {i.uuid for i in cat.call("ListImages", caller=caller(), state="all").images}
         assert listed == made
         assert _mapped(db) is (mmap_bytes > 0)
+
+
+def test_postgresql_sessions_plan_without_parallel_workers(tmp_path: Path) -> None:
+    """The catalog's PostgreSQL sessions make no parallel plans (their startup cost more than a
+    whole page of a listing); SQLite has no such setting."""
+    with database("postgres", tmp_path) as url:
+        engine = make_engine(url)
+        try:
+            with engine.connect() as conn:
+                assert conn.exec_driver_sql("SHOW max_parallel_workers_per_gather").scalar_one() == "0"
+        finally:
+            engine.dispose()
