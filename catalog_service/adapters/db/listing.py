@@ -6,11 +6,12 @@ loaded into Python.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Select, and_, false, func, not_, or_, select, true
+from sqlalchemy import ColumnElement, Connection, Select, and_, false, func, not_, or_, select, text, true
 
 from catalog_service.adapters.db.schema import (
     image_acl,
@@ -49,6 +50,10 @@ class ListQuery:
     #: (published_sort, uuid) of a marker image, or (date, None) for a date marker.
     marker: tuple[str, str | None] | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    #: A tag filter (``(key, value)``) or billing tag (``(None, tag)``) carried by so few images
+    #: that the query should start from them instead of walking every image in order and probing
+    #: each (chosen by the repository from a bounded count).
+    driver: tuple[str | None, str] | None = None
 
 
 def _state_condition(state: State) -> ColumnElement[bool]:
@@ -94,17 +99,24 @@ def _filters(q: ListQuery, dialect: str) -> list[ColumnElement[bool]]:
         conds.append(c.os == q.os)
     if q.type is not None:
         conds.append(_text(c.type, q.type, dialect))
-    # Correlated EXISTS probes keep the ordered walk of ix_images_order (the planner can still
-    # turn them into semi-joins where statistics say a filter is very selective).
+    # Correlated EXISTS probes keep the ordered walk of ix_images_order, which is right for a
+    # filter most images pass. The driver (a rare tag) is an IN instead: the images carrying it
+    # are looked up and sorted (a rare tag at 100k images: 290 ms walked, 1.4 ms driven).
     for key, value in q.tags:
         t = image_tags.c
         # ``tag.KEY=`` (empty value) is an exact match on the empty string like any other value:
         # an image tagged ``KEY: "db"`` does not match it.
-        sub = select(t.image_uuid).where(t.image_uuid == c.uuid, t.key == key, t.value == value)
-        conds.append(sub.exists())
+        if q.driver == (key, value):
+            conds.append(c.uuid.in_(select(t.image_uuid).where(t.key == key, t.value == value)))
+        else:
+            sub = select(t.image_uuid).where(t.image_uuid == c.uuid, t.key == key, t.value == value)
+            conds.append(sub.exists())
     for tag in q.billing_tags:
         b = image_billing_tags.c
-        conds.append(select(b.image_uuid).where(b.image_uuid == c.uuid, b.tag == tag).exists())
+        if q.driver == (None, tag):
+            conds.append(c.uuid.in_(select(b.image_uuid).where(b.tag == tag)))
+        else:
+            conds.append(select(b.image_uuid).where(b.image_uuid == c.uuid, b.tag == tag).exists())
     if q.channel is not None:
         ch = image_channels.c
         conds.append(select(ch.image_uuid).where(ch.image_uuid == c.uuid, ch.channel == q.channel).exists())
@@ -174,3 +186,37 @@ def build_list_query(q: ListQuery, dialect: str, columns: Sequence[Any]) -> Sele
         .order_by(*order)
         .limit(q.limit)
     )
+
+
+_IMAGES_ROWS = text("SELECT max(rowid) FROM images")  # SQLite: ~the number of images, one lookup
+
+
+def with_driver(conn: Connection, q: ListQuery, dialect: str) -> ListQuery:
+    """``q`` with its rarest tag filter as the driver when starting from it is cheaper than the
+    ordered walk. Walking finds ``limit`` matches after about ``limit * N / k`` images when ``k``
+    of ``N`` images carry the tag; starting from the tag costs about ``k``. So a tag drives when
+    ``k * k < limit * N``, found with counts that stop at that bound.
+
+    SQLite only: its statistics know the average number of images per tag, not per value, and
+    it then starts from a common tag as readily as from a rare one (126 ms instead of 6 ms for a
+    tag a third of 100k images carry). PostgreSQL's planner has per-value statistics and makes
+    this choice itself (EXISTS and IN are the same semi-join to it)."""
+    if dialect != "sqlite" or not (q.tags or q.billing_tags):
+        return q
+    work = q.limit * int(conn.execute(_IMAGES_ROWS).scalar() or 0)
+    if work <= 0:
+        return q
+    bound = math.isqrt(work - 1) + 1  # the least k with k * k >= work: counting stops there
+    t, b = image_tags.c, image_billing_tags.c
+    candidates: list[tuple[tuple[str | None, str], Select[Any]]] = [
+        ((key, value), select(t.image_uuid).where(t.key == key, t.value == value)) for key, value in q.tags
+    ]
+    candidates += [((None, tag), select(b.image_uuid).where(b.tag == tag)) for tag in q.billing_tags]
+    best: tuple[int, tuple[str | None, str]] | None = None
+    for driver, carrying in candidates:
+        count = int(
+            conn.execute(select(func.count()).select_from(carrying.limit(bound).subquery())).scalar_one()
+        )
+        if count < bound and (best is None or count < best[0]):
+            best = (count, driver)
+    return q if best is None else replace(q, driver=best[1])

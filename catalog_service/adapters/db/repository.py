@@ -16,7 +16,7 @@ from sqlalchemy import Connection, Row, bindparam, delete, func, insert, select,
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from catalog_service.adapters.db.listing import ListQuery, build_list_query
+from catalog_service.adapters.db.listing import ListQuery, build_list_query, with_driver
 from catalog_service.adapters.db.rows import (
     SIDE_TABLES,
     change_row,
@@ -172,7 +172,7 @@ class ImageRepository:
         columns = [c.uuid, c.revision, view_col.label("view"), etag_col.label("etag")]
         if full:
             columns.append(d.record)
-        stmt = build_list_query(q, dialect, columns)
+        stmt = build_list_query(with_driver(conn, q, dialect), dialect, columns)
         return [] if stmt is None else conn.execute(stmt).all()
 
     def list_views(
@@ -180,7 +180,9 @@ class ImageRepository:
     ) -> list[str]:
         """One listing page as the stored view texts for the API version, in order."""
         d = image_docs.c
-        stmt = build_list_query(q, dialect, [d.view_v2 if include_channels else d.view_v1])
+        stmt = build_list_query(
+            with_driver(conn, q, dialect), dialect, [d.view_v2 if include_channels else d.view_v1]
+        )
         return [] if stmt is None else list(conn.execute(stmt).scalars().all())
 
     def expired_placeholders(self, conn: Connection, now_text: str) -> list[tuple[str, int, dict[str, Any]]]:
