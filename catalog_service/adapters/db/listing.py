@@ -1,17 +1,34 @@
 """ListImages as one SQL query: filters, ``account`` visibility, marker, sort and limit.
 
 Everything runs in the database on indexed columns; only the returned page is
-loaded into Python.
+loaded into Python. A query's statement depends only on its shape (which filters, which state,
+which sort; :func:`_shape`), so it is built once per shape and run with the values as parameters:
+building it took ~0.6 ms, more than the SQL of a page of 100 images.
 """
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Connection, Select, and_, false, func, not_, or_, select, text, true
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Connection,
+    Integer,
+    Select,
+    and_,
+    bindparam,
+    false,
+    func,
+    not_,
+    or_,
+    select,
+    text,
+    true,
+)
 
 from catalog_service.adapters.db.schema import (
     image_acl,
@@ -49,7 +66,6 @@ class ListQuery:
     descending: bool = False
     #: (published_sort, uuid) of a marker image, or (date, None) for a date marker.
     marker: tuple[str, str | None] | None = None
-    extra: dict[str, str] = field(default_factory=dict)
     #: A tag filter (``(key, value)``) or billing tag (``(None, tag)``) carried by so few images
     #: that the query should start from them instead of walking every image in order and probing
     #: each (chosen by the repository from a bounded count).
@@ -79,12 +95,18 @@ def _restricted_state(state: State) -> ColumnElement[bool]:
     return false()
 
 
+def _v(name: str) -> BindParameter[Any]:
+    """The parameter a shaped query names in place of a value (see :func:`_shape`)."""
+    return bindparam(name)
+
+
 def _text(column: ColumnElement[str], m: TextMatch, dialect: str) -> ColumnElement[bool]:
+    value = _v(m.value)
     if m.substring:
-        fn = func.instr(column, m.value) if dialect == "sqlite" else func.strpos(column, m.value)
+        fn = func.instr(column, value) if dialect == "sqlite" else func.strpos(column, value)
         cond: ColumnElement[bool] = fn > 0
     else:
-        cond = column == m.value
+        cond = column == value
     return not_(cond) if m.negate else cond
 
 
@@ -96,7 +118,7 @@ def _filters(q: ListQuery, dialect: str) -> list[ColumnElement[bool]]:
     if q.version is not None:
         conds.append(_text(c.version, q.version, dialect))
     if q.os is not None:
-        conds.append(c.os == q.os)
+        conds.append(c.os == _v(q.os))
     if q.type is not None:
         conds.append(_text(c.type, q.type, dialect))
     # Correlated EXISTS probes keep the ordered walk of ix_images_order, which is right for a
@@ -107,21 +129,24 @@ def _filters(q: ListQuery, dialect: str) -> list[ColumnElement[bool]]:
         # ``tag.KEY=`` (empty value) is an exact match on the empty string like any other value:
         # an image tagged ``KEY: "db"`` does not match it.
         if q.driver == (key, value):
-            conds.append(c.uuid.in_(select(t.image_uuid).where(t.key == key, t.value == value)))
+            conds.append(c.uuid.in_(select(t.image_uuid).where(t.key == _v(key), t.value == _v(value))))
         else:
-            sub = select(t.image_uuid).where(t.image_uuid == c.uuid, t.key == key, t.value == value)
+            sub = select(t.image_uuid).where(t.image_uuid == c.uuid, t.key == _v(key), t.value == _v(value))
             conds.append(sub.exists())
     for tag in q.billing_tags:
         b = image_billing_tags.c
         if q.driver == (None, tag):
-            conds.append(c.uuid.in_(select(b.image_uuid).where(b.tag == tag)))
+            conds.append(c.uuid.in_(select(b.image_uuid).where(b.tag == _v(tag))))
         else:
-            conds.append(select(b.image_uuid).where(b.image_uuid == c.uuid, b.tag == tag).exists())
+            conds.append(select(b.image_uuid).where(b.image_uuid == c.uuid, b.tag == _v(tag)).exists())
     if q.channel is not None:
         ch = image_channels.c
-        conds.append(select(ch.image_uuid).where(ch.image_uuid == c.uuid, ch.channel == q.channel).exists())
+        conds.append(
+            select(ch.image_uuid).where(ch.image_uuid == c.uuid, ch.channel == _v(q.channel)).exists()
+        )
     if q.marker is not None:
-        sort_key, marker_uuid = q.marker
+        sort_key = _v(q.marker[0])
+        marker_uuid = None if q.marker[1] is None else _v(q.marker[1])
         if marker_uuid is None:  # a date marker: images without published_at never pass
             conds.append(c.has_published_at)
             conds.append(c.published_sort <= sort_key if q.descending else c.published_sort >= sort_key)
@@ -136,7 +161,7 @@ def _filters(q: ListQuery, dialect: str) -> list[ColumnElement[bool]]:
     return conds
 
 
-def _in_acl(account: str) -> ColumnElement[bool]:
+def _in_acl(account: BindParameter[Any]) -> ColumnElement[bool]:
     return images.c.uuid.in_(select(image_acl.c.image_uuid).where(image_acl.c.account == account))
 
 
@@ -146,10 +171,10 @@ def _visibility(q: ListQuery) -> ColumnElement[bool] | None:
     state_cond = _state_condition(q.state)
     pub = true() if q.public is None else c.public == q.public
     if q.account is None:
-        owner = true() if q.owner is None else c.owner == q.owner
+        owner = true() if q.owner is None else c.owner == _v(q.owner)
         return and_(owner, pub, state_cond)
-    a = q.account
-    if q.owner is not None and q.owner == a:
+    a = _v(q.account)
+    if q.owner is not None and q.owner == q.account:  # the same parameter (see _shape)
         return and_(c.owner == a, pub, state_cond)
     # With state=active, the caller's own images and those shared with it need the same state: it
     # is tested once, outside the OR, so that the walk of ix_images_state_order serves the whole
@@ -162,7 +187,7 @@ def _visibility(q: ListQuery) -> ColumnElement[bool] | None:
     parts: list[ColumnElement[bool]] = []
     if q.owner is None:
         parts.append(and_(c.owner == a, pub, own_state))
-    owner_cond = true() if q.owner is None else c.owner == q.owner
+    owner_cond = true() if q.owner is None else c.owner == _v(q.owner)
     if shared_states and q.public is not False:
         parts.append(and_(owner_cond, c.public, shared_state))
     if shared_states and q.public is not True:
@@ -172,20 +197,79 @@ def _visibility(q: ListQuery) -> ColumnElement[bool] | None:
     return and_(state_cond, or_(*parts)) if factored else or_(*parts)
 
 
-def build_list_query(q: ListQuery, dialect: str, columns: Sequence[Any]) -> Select[Any] | None:
-    """The SELECT of ``columns`` for one page, or None when the result is empty by definition."""
-    vis = _visibility(q)
+def build_list_query(
+    q: ListQuery, dialect: str, columns: tuple[Any, ...]
+) -> tuple[Select[Any], dict[str, Any]] | None:
+    """The SELECT of ``columns`` for one page and its parameters, or None when the result is
+    empty by definition. ``columns`` are part of the statement's cache key: pass the same objects
+    each time (not a new ``label()``)."""
+    shape, params = _shape(q)
+    stmt = _statement(shape, dialect, columns)
+    return None if stmt is None else (stmt, params)
+
+
+@functools.lru_cache(maxsize=1024)
+def _statement(shape: ListQuery, dialect: str, columns: tuple[Any, ...]) -> Select[Any] | None:
+    vis = _visibility(shape)
     if vis is None:
         return None
     c = images.c
-    order = (c.published_sort.desc(), c.uuid.desc()) if q.descending else (c.published_sort, c.uuid)
+    order = (c.published_sort.desc(), c.uuid.desc()) if shape.descending else (c.published_sort, c.uuid)
     return (
         select(*columns)
         .select_from(images.join(image_docs, image_docs.c.uuid == c.uuid))
-        .where(vis, *_filters(q, dialect))
+        .where(vis, *_filters(shape, dialect))
         .order_by(*order)
-        .limit(q.limit)
+        .limit(bindparam("limit", type_=Integer))
     )
+
+
+def _shape(q: ListQuery) -> tuple[ListQuery, dict[str, Any]]:
+    """``q`` with every value replaced by the name of the parameter that carries it (what the
+    statement depends on), and the parameters. An owner equal to the account keeps the account's
+    name: the statement differs in that case."""
+    params: dict[str, Any] = {"limit": q.limit}
+
+    def name(key: str, value: Any) -> str:
+        params[key] = value
+        return key
+
+    def match(key: str, m: TextMatch | None) -> TextMatch | None:
+        return None if m is None else TextMatch(name(key, m.value), m.substring, m.negate)
+
+    tags = tuple((name(f"tag_key_{i}", k), name(f"tag_value_{i}", v)) for i, (k, v) in enumerate(q.tags))
+    billing = tuple(name(f"billing_tag_{i}", t) for i, t in enumerate(q.billing_tags))
+    driver: tuple[str | None, str] | None = None
+    if q.driver is not None:
+        key, value = q.driver
+        driver = (
+            (None, billing[q.billing_tags.index(value)]) if key is None else tags[q.tags.index((key, value))]
+        )
+    account = None if q.account is None else name("account", q.account)
+    owner = None if q.owner is None else account if q.owner == q.account else name("owner", q.owner)
+    marker = None
+    if q.marker is not None:
+        sort_key, marker_uuid = q.marker
+        marker = (
+            name("marker_sort", sort_key),
+            None if marker_uuid is None else name("marker_uuid", marker_uuid),
+        )
+    shape = replace(
+        q,
+        account=account,
+        owner=owner,
+        name=match("name", q.name),
+        version=match("version", q.version),
+        os=None if q.os is None else name("os", q.os),
+        type=match("type", q.type),
+        tags=tags,
+        billing_tags=billing,
+        channel=None if q.channel is None else name("channel", q.channel),
+        limit=0,
+        marker=marker,
+        driver=driver,
+    )
+    return shape, params
 
 
 _IMAGES_ROWS = text("SELECT max(rowid) FROM images")  # SQLite: ~the number of images, one lookup

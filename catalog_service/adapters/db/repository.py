@@ -35,6 +35,19 @@ class ConcurrentUpdate(Exception):
     """The record changed since it was read; re-read and retry."""
 
 
+def _row_columns(include_channels: bool, full: bool) -> tuple[Any, ...]:
+    c, d = images.c, image_docs.c
+    view_col, etag_col = (d.view_v2, d.etag_v2) if include_channels else (d.view_v1, d.etag_v1)
+    columns = (c.uuid, c.revision, view_col.label("view"), etag_col.label("etag"))
+    return (*columns, d.record) if full else columns
+
+
+#: The columns of listing rows and of listing pages, built once: they are part of the cached
+#: statements' keys (catalog_service/adapters/db/listing.py).
+_ROW_COLUMNS = {(ch, full): _row_columns(ch, full) for ch in (False, True) for full in (False, True)}
+_VIEW_COLUMNS = {False: (image_docs.c.view_v1,), True: (image_docs.c.view_v2,)}
+
+
 @dataclass(frozen=True)
 class Change:
     """One change-feed entry: the record after the change (None once deleted)."""
@@ -167,23 +180,15 @@ class ImageRepository:
     ) -> Sequence[Row[Any]]:
         """One listing page: rows of ``uuid``, ``revision``, the stored ``view`` and ``etag`` for
         the API version, and (``full``) the ``record``."""
-        c, d = images.c, image_docs.c
-        view_col, etag_col = (d.view_v2, d.etag_v2) if include_channels else (d.view_v1, d.etag_v1)
-        columns = [c.uuid, c.revision, view_col.label("view"), etag_col.label("etag")]
-        if full:
-            columns.append(d.record)
-        stmt = build_list_query(with_driver(conn, q, dialect), dialect, columns)
-        return [] if stmt is None else conn.execute(stmt).all()
+        built = build_list_query(with_driver(conn, q, dialect), dialect, _ROW_COLUMNS[include_channels, full])
+        return [] if built is None else conn.execute(*built).all()
 
     def list_views(
         self, conn: Connection, q: ListQuery, dialect: str, *, include_channels: bool
     ) -> list[str]:
         """One listing page as the stored view texts for the API version, in order."""
-        d = image_docs.c
-        stmt = build_list_query(
-            with_driver(conn, q, dialect), dialect, [d.view_v2 if include_channels else d.view_v1]
-        )
-        return [] if stmt is None else list(conn.execute(stmt).scalars().all())
+        built = build_list_query(with_driver(conn, q, dialect), dialect, _VIEW_COLUMNS[include_channels])
+        return [] if built is None else list(conn.execute(*built).scalars().all())
 
     def expired_placeholders(self, conn: Connection, now_text: str) -> list[tuple[str, int, dict[str, Any]]]:
         """``creating``/``failed`` placeholders whose ``expires_at`` is not after ``now_text``:
