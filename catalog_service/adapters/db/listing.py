@@ -275,6 +275,21 @@ def _shape(q: ListQuery) -> tuple[ListQuery, dict[str, Any]]:
 _IMAGES_ROWS = text("SELECT max(rowid) FROM images")  # SQLite: ~the number of images, one lookup
 
 
+def _count_up_to(carrying: Select[Any]) -> Select[Any]:
+    """How many images ``carrying`` finds, counting no further than the parameter ``bound``."""
+    return select(func.count()).select_from(carrying.limit(bindparam("bound", type_=Integer)).subquery())
+
+
+_COUNT_TAGGED = _count_up_to(
+    select(image_tags.c.image_uuid).where(
+        image_tags.c.key == bindparam("key"), image_tags.c.value == bindparam("value")
+    )
+)
+_COUNT_BILLED = _count_up_to(
+    select(image_billing_tags.c.image_uuid).where(image_billing_tags.c.tag == bindparam("tag"))
+)
+
+
 def with_driver(conn: Connection, q: ListQuery, dialect: str) -> ListQuery:
     """``q`` with its rarest tag filter as the driver when starting from it is cheaper than the
     ordered walk. Walking finds ``limit`` matches after about ``limit * N / k`` images when ``k``
@@ -291,16 +306,13 @@ def with_driver(conn: Connection, q: ListQuery, dialect: str) -> ListQuery:
     if work <= 0:
         return q
     bound = math.isqrt(work - 1) + 1  # the least k with k * k >= work: counting stops there
-    t, b = image_tags.c, image_billing_tags.c
-    candidates: list[tuple[tuple[str | None, str], Select[Any]]] = [
-        ((key, value), select(t.image_uuid).where(t.key == key, t.value == value)) for key, value in q.tags
+    candidates: list[tuple[tuple[str | None, str], Any, dict[str, Any]]] = [
+        ((key, value), _COUNT_TAGGED, {"key": key, "value": value, "bound": bound}) for key, value in q.tags
     ]
-    candidates += [((None, tag), select(b.image_uuid).where(b.tag == tag)) for tag in q.billing_tags]
+    candidates += [((None, tag), _COUNT_BILLED, {"tag": tag, "bound": bound}) for tag in q.billing_tags]
     best: tuple[int, tuple[str | None, str]] | None = None
-    for driver, carrying in candidates:
-        count = int(
-            conn.execute(select(func.count()).select_from(carrying.limit(bound).subquery())).scalar_one()
-        )
+    for driver, counting, params in candidates:
+        count = int(conn.execute(counting, params).scalar_one())
         if count < bound and (best is None or count < best[0]):
             best = (count, driver)
     return q if best is None else replace(q, driver=best[1])
