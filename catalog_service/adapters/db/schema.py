@@ -22,6 +22,10 @@ from sqlalchemy import (
 
 metadata = MetaData()
 
+#: Columns a listing filters on, carried by the ordered listing indexes (all short: a UUID,
+#: enumerations, a boolean, a number; see migration 0003).
+_COVERED = ("owner", "public", "os", "type", "revision")
+
 images = Table(
     "images",
     metadata,
@@ -47,36 +51,11 @@ images = Table(
     Column("revision", BigInteger, nullable=False),
     #: Every listing walks this index in sort order (state filters are cheap on the scanned rows).
     #: It carries the short filtered columns, so a row the filters reject costs no table lookup.
-    Index(
-        "ix_images_order",
-        "valid",
-        "published_sort",
-        "uuid",
-        "activated",
-        "disabled",
-        "state",
-        "owner",
-        "public",
-        "os",
-        "type",
-        "revision",
-    ),
+    Index("ix_images_order", "valid", "published_sort", "uuid", "activated", "disabled", "state", *_COVERED),
     #: The default listing (state=active) walks this one: no scan over unactivated images, which
     #: sort first (as the epoch). Covering as above.
-    Index(
-        "ix_images_state_order",
-        "valid",
-        "activated",
-        "disabled",
-        "published_sort",
-        "uuid",
-        "owner",
-        "public",
-        "os",
-        "type",
-        "revision",
-    ),
-    #: ``owner=X`` walks X's images in order (covering as above).
+    Index("ix_images_state_order", "valid", "activated", "disabled", "published_sort", "uuid", *_COVERED),
+    #: ``owner=X`` walks X's images in order (covering as above; ``owner`` leads).
     Index(
         "ix_images_owner",
         "owner",
@@ -86,10 +65,7 @@ images = Table(
         "activated",
         "disabled",
         "state",
-        "public",
-        "os",
-        "type",
-        "revision",
+        *_COVERED[1:],
     ),
     Index("ix_images_name", "name"),
     Index("ix_images_origin", "origin"),
