@@ -76,34 +76,37 @@ class ReadHandlers(CatalogCore):
             found = self._query(conn, caller, view, **filters)
             if found is None:
                 return []
-            q, view = found
-            full = full_records or view.include_admin_fields
+            q, shown = found
+            full = full_records or shown.include_admin_fields
             rows = self.repo.list_rows(
-                conn, q, self._dialect, include_channels=view.include_channels, full=full
+                conn, q, self._dialect, include_channels=shown.include_channels, full=full
             )
-        if view.include_admin_fields:
-            return [self.render(load_record(r.record), view, int(r.revision)) for r in rows]
+        return self._rendered(rows, shown, full)
+
+    def _page_json(self, caller: Caller, view: View, **filters: Any) -> str:
+        """The views of one page as one JSON array text. Without admin fields (which are rendered
+        per image), the stored views are read and joined as they are: no per-image object."""
+        with self.uow.read() as conn:
+            found = self._query(conn, caller, view, **filters)
+            if found is None:
+                return "[]"
+            q, shown = found
+            if not shown.include_admin_fields:
+                views = self.repo.list_views(conn, q, self._dialect, include_channels=shown.include_channels)
+                return "[" + ",".join(views) + "]"
+            rows = self.repo.list_rows(
+                conn, q, self._dialect, include_channels=shown.include_channels, full=True
+            )
+        return "[" + ",".join(r.view_json for r in self._rendered(rows, shown, full=True)) + "]"
+
+    def _rendered(self, rows: Sequence[Any], shown: View, full: bool) -> list[Rendered]:
+        """Listing rows as images in ``shown``: the stored views, or rendered with admin fields."""
+        if shown.include_admin_fields:
+            return [self.render(load_record(r.record), shown, int(r.revision)) for r in rows]
         return [
             Rendered(load_record(r.record) if full else {"uuid": r.uuid}, r.view, r.etag, int(r.revision))
             for r in rows
         ]
-
-    def _page_json(self, caller: Caller, view: View, **filters: Any) -> str:
-        """The views of one page as one JSON array text. Without admin fields, the stored views are
-        read and joined as they are: no per-image object is built."""
-        if view.include_admin_fields or filters.get("incl_admin_fields"):
-            views = [r.view_json for r in self._page(caller, view, full_records=False, **filters)]
-        else:
-            with self.uow.read() as conn:
-                found = self._query(conn, caller, view, **filters)
-                views = (
-                    []
-                    if found is None
-                    else self.repo.list_views(
-                        conn, found[0], self._dialect, include_channels=view.include_channels
-                    )
-                )
-        return "[" + ",".join(views) + "]"
 
     def _query(
         self,

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, Row, Select, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -46,6 +46,14 @@ def _row_columns(include_channels: bool, full: bool) -> tuple[Any, ...]:
 #: statements' keys (catalog_service/adapters/db/listing.py).
 _ROW_COLUMNS = {(ch, full): _row_columns(ch, full) for ch in (False, True) for full in (False, True)}
 _VIEW_COLUMNS = {False: (image_docs.c.view_v1,), True: (image_docs.c.view_v2,)}
+
+
+def _page_statement(
+    conn: Connection, q: ListQuery, dialect: str, columns: tuple[Any, ...]
+) -> tuple[Select[Any], dict[str, Any]] | None:
+    """The statement of one listing page and its parameters (None: nothing can match), driven by
+    a rare tag where that is cheaper."""
+    return build_list_query(with_driver(conn, q, dialect), dialect, columns)
 
 
 @dataclass(frozen=True)
@@ -180,14 +188,14 @@ class ImageRepository:
     ) -> Sequence[Row[Any]]:
         """One listing page: rows of ``uuid``, ``revision``, the stored ``view`` and ``etag`` for
         the API version, and (``full``) the ``record``."""
-        built = build_list_query(with_driver(conn, q, dialect), dialect, _ROW_COLUMNS[include_channels, full])
+        built = _page_statement(conn, q, dialect, _ROW_COLUMNS[include_channels, full])
         return [] if built is None else conn.execute(*built).all()
 
     def list_views(
         self, conn: Connection, q: ListQuery, dialect: str, *, include_channels: bool
     ) -> list[str]:
         """One listing page as the stored view texts for the API version, in order."""
-        built = build_list_query(with_driver(conn, q, dialect), dialect, _VIEW_COLUMNS[include_channels])
+        built = _page_statement(conn, q, dialect, _VIEW_COLUMNS[include_channels])
         return [] if built is None else list(conn.execute(*built).scalars().all())
 
     def expired_placeholders(self, conn: Connection, now_text: str) -> list[tuple[str, int, dict[str, Any]]]:

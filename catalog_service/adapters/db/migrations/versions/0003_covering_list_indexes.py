@@ -1,10 +1,9 @@
 """carry the filtered columns in the ordered listing indexes
 
 Every ListImages walks ``ix_images_order``, ``ix_images_state_order`` or ``ix_images_owner`` in
-sort order and tests
-its filters on each row it passes. With only the sort columns in the index, every row passed cost a
-lookup in the table for ``owner``, ``public``, ``os``, ``type`` or ``revision``; a selective filter
-passes many rows per image returned. These columns are all short (a UUID, enumerations, a
+sort order and tests its filters on each row it passes. With only the sort columns in the index,
+every row passed cost a lookup in the table for ``owner``, ``public``, ``os``, ``type`` or
+``revision``; a selective filter passes many rows per image returned. These columns are all short (a UUID, enumerations, a
 boolean, a number), so the index entries stay small on both databases.
 
 Revision ID: 0003
