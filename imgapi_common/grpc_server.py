@@ -69,13 +69,8 @@ def build_server(
             ("grpc.so_reuseport", 1 if reuse_port else 0),
         ],
         # Authentication first: the interceptors after it (observability caches its wrapped
-        # handler per method) only ever see authenticated calls. Errors last: the others see the
-        # status it gives a failed call.
-        interceptors=[
-            InternalAuthInterceptor(token),
-            *interceptors,
-            ErrorInterceptor(status_of or imgapi_status()),
-        ],
+        # handler per method) only ever see authenticated calls.
+        interceptors=[InternalAuthInterceptor(token), *service_interceptors(interceptors, status_of)],
     )
     for register, servicer in registrations:
         register(servicer, server)
@@ -90,6 +85,15 @@ def build_server(
     if port == 0:
         raise RuntimeError(f"cannot bind gRPC server to {bind}")
     return server, port, health_servicer
+
+
+def service_interceptors(
+    interceptors: Sequence[grpc.ServerInterceptor[Any, Any]] = (), status_of: StatusOf | None = None
+) -> list[grpc.ServerInterceptor[Any, Any]]:
+    """A service's own interceptors followed by the one error interceptor (last, so the others see
+    the status it gives a failed call): what its gRPC server and its in-process channel
+    (imgapi_common.local_channel) both run."""
+    return [*interceptors, ErrorInterceptor(status_of or imgapi_status())]
 
 
 def run_until_signal(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import Any
 
 import grpc
 from grpc_health.v1.health import HealthServicer
@@ -14,7 +15,7 @@ from catalog_service.api.servicer import CatalogServicer, translate_error
 from catalog_service.handlers.operations import CatalogService
 from catalog_service.settings import CatalogSettings
 from imgapi_common.grpc_errors import imgapi_status
-from imgapi_common.grpc_server import build_server, run_until_signal
+from imgapi_common.grpc_server import build_server, run_until_signal, service_interceptors
 from imgapi_common.limits import MAX_CATALOG_ANSWER_BYTES, MAX_CATALOG_REQUEST_BYTES
 from imgapi_common.observability import (
     ObservabilityInterceptor,
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 
 SERVICE_NAME = catalog_pb2.DESCRIPTOR.services_by_name["CatalogService"].full_name
 REAP_INTERVAL_SECONDS = 30 * 60
+STATUS_OF = imgapi_status(translate_error)
 
 
 def create_service(settings: CatalogSettings) -> CatalogService:
@@ -56,17 +58,27 @@ def create_server(
         [SERVICE_NAME],
         settings.bind,
         max_workers=settings.max_workers,
-        interceptors=[ObservabilityInterceptor(access_log=settings.access_log)],
+        interceptors=_own_interceptors(settings),
         reuse_port=settings.processes > 1,
         internal_token=settings.internal_token,
         # a ListImages page of 1000 of the largest images (docs/limits.md)
         max_send_message_bytes=MAX_CATALOG_ANSWER_BYTES,
         # a JSON body at the gateway's limit, with its framing, is received (and then judged)
         max_receive_message_bytes=MAX_CATALOG_REQUEST_BYTES,
-        status_of=imgapi_status(translate_error),
+        status_of=STATUS_OF,
     )
     _start_reaper(service)
     return server, port, health, service
+
+
+def _own_interceptors(settings: CatalogSettings) -> list[grpc.ServerInterceptor[Any, Any]]:
+    return [ObservabilityInterceptor(access_log=settings.access_log)]
+
+
+def interceptors(settings: CatalogSettings) -> list[grpc.ServerInterceptor[Any, Any]]:
+    """What the catalog's server runs around each call after authentication (its in-process
+    channel, catalog_service.api.local, runs the same)."""
+    return service_interceptors(_own_interceptors(settings), STATUS_OF)
 
 
 def _start_reaper(service: CatalogService) -> None:
