@@ -26,7 +26,7 @@ from starlette.routing import Route as StarletteRoute
 from starlette.types import Receive, Scope, Send
 
 from gateway.adapters.balance import balance, keep_balanced
-from gateway.adapters.grpc_clients import create_clients
+from gateway.adapters.grpc_clients import CatalogChannelFactory, create_clients
 from gateway.adapters.list_answers import ListAnswers
 from gateway.context import AppState, RequestContext, is_uuid, request_id_from
 from gateway.http.auth import AuthMode, KeyStore, authenticate
@@ -182,12 +182,14 @@ async def _server_config(
         return cfg
 
 
-def create_app(settings: GatewaySettings) -> Starlette:
-    """The gateway ASGI app. Start-up connects to the catalog and blob services."""
+def create_app(settings: GatewaySettings, catalog_channel: CatalogChannelFactory | None = None) -> Starlette:
+    """The gateway ASGI app. Start-up connects to the catalog and blob services; with
+    ``catalog_channel``, the catalog is reached through the channel it opens (in-process) instead of
+    ``catalog_target``."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        clients = create_clients(settings)
+        clients = create_clients(settings, catalog_channel)
         config = await _server_config(
             settings, clients.catalog, time.monotonic() + settings.startup_timeout_seconds
         )
@@ -196,7 +198,7 @@ def create_app(settings: GatewaySettings) -> Starlette:
             keys = KeyStore(settings)
             keys.reload()
         try:
-            await balance(clients, settings.catalog_target)
+            await balance(clients, settings.catalog_target)  # one (local) channel: nothing to do
         except grpc.RpcError as e:
             log.warning("could not balance the catalog connections at start-up: %s", e)
         balancer = (

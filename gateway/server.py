@@ -8,6 +8,7 @@ import uvicorn
 from pydantic import ValidationError
 from starlette.applications import Starlette
 
+from gateway.adapters.grpc_clients import CatalogChannelFactory
 from gateway.app import create_app
 from gateway.http.protocol import EdgeLimits, edge_protocol
 from gateway.settings import GatewaySettings
@@ -15,9 +16,12 @@ from imgapi_common.memory import tune_malloc
 from imgapi_common.observability import announce, configure_logging, refuse, start_metrics_server
 
 
-def uvicorn_config(settings: GatewaySettings, **overrides: object) -> uvicorn.Config:
+def uvicorn_config(
+    settings: GatewaySettings, catalog_channel: CatalogChannelFactory | None = None, **overrides: object
+) -> uvicorn.Config:
     """uvicorn settings for the gateway: the app sets Date/Server itself (IMGAPI's values); each
-    connection enforces the request head limits (gateway/http/protocol.py)."""
+    connection enforces the request head limits (gateway/http/protocol.py). ``catalog_channel``:
+    see :func:`gateway.app.create_app`."""
     kwargs: dict[str, object] = {
         "http": edge_protocol(EdgeLimits.from_settings(settings, socket.gethostname())),
         "host": settings.host,
@@ -31,14 +35,14 @@ def uvicorn_config(settings: GatewaySettings, **overrides: object) -> uvicorn.Co
         "log_config": None,  # uvicorn's records go through configure_logging's one format
     }
     kwargs.update(overrides)
-    return uvicorn.Config(create_app(settings), **kwargs)  # type: ignore[arg-type]
+    return uvicorn.Config(create_app(settings, catalog_channel), **kwargs)  # type: ignore[arg-type]
 
 
-def app_from_environment() -> Starlette:
+def app_from_environment(catalog_channel: CatalogChannelFactory | None = None) -> Starlette:
     """The app factory of worker processes (``processes > 1``): settings from the environment."""
     settings = GatewaySettings()
     _worker_setup(settings)
-    return create_app(settings)
+    return create_app(settings, catalog_channel)
 
 
 def _worker_setup(settings: GatewaySettings) -> None:
@@ -48,7 +52,13 @@ def _worker_setup(settings: GatewaySettings) -> None:
     start_metrics_server(settings.metrics_port, settings.host, tries=settings.processes)
 
 
-def main() -> None:
+def main(
+    catalog_channel: CatalogChannelFactory | None = None,
+    worker_factory: str = "gateway.server:app_from_environment",
+) -> None:
+    """Run the gateway until SIGTERM/SIGINT. ``catalog_channel`` opens its catalog channel (see
+    :func:`gateway.app.create_app`); worker processes (``processes > 1``) are built by the app
+    factory ``worker_factory`` names, which must open the same kind of channel."""
     try:
         settings = GatewaySettings()
     except ValidationError as e:
@@ -58,7 +68,7 @@ def main() -> None:
     announce(f"gateway listening on http://{settings.host}:{settings.port}")
     if settings.processes > 1:
         uvicorn.run(
-            "gateway.server:app_from_environment",
+            worker_factory,
             factory=True,
             workers=settings.processes,
             http="gateway.http.protocol:EnvironmentEdgeProtocol",
@@ -74,7 +84,7 @@ def main() -> None:
         )
         return
     _worker_setup(settings)
-    uvicorn.Server(uvicorn_config(settings)).run()
+    uvicorn.Server(uvicorn_config(settings, catalog_channel)).run()
 
 
 if __name__ == "__main__":

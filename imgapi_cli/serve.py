@@ -1,10 +1,10 @@
 """``imgapi serve``: the embedded default -- catalog + blob + replication + gateway on one machine.
 
-The catalog, blob and replication services run in one child process (``python -m
-imgapi_cli.monolith``: each on its own gRPC port with its own settings, sharing one interpreter;
-docs/performance.md), the gateway in another (``python -m gateway``); with ``--split`` each service
+The catalog, blob and replication services and the gateway run in one child process (``python -m
+imgapi_cli.monolith``: each service on its own gRPC port with its own settings, sharing one
+interpreter, the gateway calling the catalog in-process; docs/performance.md); with ``--split`` each
 gets its own process (``python -m catalog_service serve``, ``python -m blob_service``, ``python -m
-replication serve``), the production shape. Each is configured through its ``IMGAPI_*``
+replication serve``, ``python -m gateway``), the production shape. Each is configured through its ``IMGAPI_*``
 environment variables: the catalog keeps a SQLite database under ``<data_dir>/catalog``,
 the blob service keeps files under ``<data_dir>/blobs``, the replication service its job state under
 ``<data_dir>/replication`` (the gateway's ``/replication/jobs`` routes manage its jobs). Every other ``IMGAPI_*`` variable of the caller's environment passes through
@@ -133,8 +133,8 @@ def serve_command(
 
     A port of 0 picks a free one. ``ready_file``, when given, receives the REST URL and the three
     gRPC addresses (catalog, blob, replication; one per line) once everything is healthy.
-    ``split`` runs each service in its own process, as production does; by default catalog, blob
-    and replication share one process (imgapi_cli/monolith.py), each on its own port.
+    ``split`` runs each service in its own process, as production does; by default catalog, blob,
+    replication and the gateway share one process (imgapi_cli/monolith.py), each on its own port.
     """
     data_dir = data_dir.expanduser().resolve()
     ports = Ports(host, port, grpc_host, catalog_port, blob_port, replication_port)
@@ -263,8 +263,9 @@ def _migrate_catalog(env: dict[str, str], timeout: float) -> None:
 def _plan(
     data_dir: Path, base: dict[str, str], p: Ports, split: bool
 ) -> tuple[list[list[Child]], dict[str, Listener], dict[str, str]]:
-    """The children in start-up groups (the gateway alone, last), configured, not started; the
-    listener of each gRPC service by name; and the environment of the catalog's migration."""
+    """The children in start-up groups (the last one's first child is the gateway, or the one
+    process hosting everything), configured, not started; the listener of each gRPC service by
+    name; and the environment of the catalog's migration."""
     dirs = {name: data_dir / name for name in ("catalog", "blobs", "replication")}
     for d in dirs.values():
         d.mkdir(exist_ok=True)
@@ -298,23 +299,20 @@ def _plan(
     }
     py = sys.executable
     ping = f"http://{_hostport(_connect_host(p.host), p.port)}/ping"
-    gateway = Child(
-        "gateway",
-        [py, "-m", "gateway"],
-        base
-        | {
-            "IMGAPI_GATEWAY_HOST": p.host,
-            "IMGAPI_GATEWAY_PORT": str(p.port),
-            "IMGAPI_GATEWAY_CATALOG_TARGET": target["catalog"],
-            "IMGAPI_GATEWAY_BLOB_TARGET": target["blob"],
-            "IMGAPI_GATEWAY_REPLICATION_TARGET": target["replication"],
-        },
-        [Listener(p.host, p.port, "--port", "http", ping)],
-    )
+    env["gateway"] = {
+        "IMGAPI_GATEWAY_HOST": p.host,
+        "IMGAPI_GATEWAY_PORT": str(p.port),
+        "IMGAPI_GATEWAY_CATALOG_TARGET": target["catalog"],
+        "IMGAPI_GATEWAY_BLOB_TARGET": target["blob"],
+        "IMGAPI_GATEWAY_REPLICATION_TARGET": target["replication"],
+    }
+    rest = Listener(p.host, p.port, "--port", "http", ping)
     if not split:
-        everything = base | env["catalog"] | env["blob"] | env["replication"]
-        services = Child("services", [py, "-m", "imgapi_cli.monolith"], everything, list(listeners.values()))
-        return [[services], [gateway]], listeners, base | env["catalog"]
+        # One process; the REST listener first (the stack's URL, and the first stopped).
+        everything = base | env["catalog"] | env["blob"] | env["replication"] | env["gateway"]
+        services = Child("services", [py, "-m", "imgapi_cli.monolith"], everything, [rest, *listeners.values()])
+        return [[services]], listeners, base | env["catalog"]
+    gateway = Child("gateway", [py, "-m", "gateway"], base | env["gateway"], [rest])
     argv = {
         "catalog": [py, "-m", "catalog_service", "serve"],
         "blob": [py, "-m", "blob_service"],

@@ -6,7 +6,9 @@ Every channel sends the stack's internal token (imgapi_common.internal_auth) wit
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from grpc import aio
 from imgapi.v1 import catalog_pb2_grpc, docker_pb2_grpc, replication_pb2_grpc
@@ -76,10 +78,24 @@ def new_catalog_channel(
     return channel, catalog_pb2_grpc.CatalogServiceStub(channel)  # type: ignore[return-value]
 
 
-def create_clients(settings: GatewaySettings) -> Clients:
+#: Opens the gateway's catalog channel itself, in place of ``catalog_target``: the embedded stack
+#: hosts the catalog in the gateway's process (imgapi_common.local_channel, imgapi_cli.gateway_host).
+CatalogChannelFactory = Callable[[], Any]
+
+
+def create_clients(
+    settings: GatewaySettings, catalog_channel: CatalogChannelFactory | None = None
+) -> Clients:
     """Must be called inside the event loop that will use the channels."""
     token = settings.internal_token
-    cats = [new_catalog_channel(settings.catalog_target, token) for _ in range(settings.catalog_connections)]
+    cats: list[tuple[aio.Channel, catalog_pb2_grpc.CatalogServiceAsyncStub]]
+    if catalog_channel is not None:
+        local = catalog_channel()
+        cats = [(local, catalog_pb2_grpc.CatalogServiceStub(local))]  # type: ignore[list-item]
+    else:
+        cats = [
+            new_catalog_channel(settings.catalog_target, token) for _ in range(settings.catalog_connections)
+        ]
     # Downloads read ahead of their HTTP client by about one message (blob_client.aio).
     blob = aio_channel(settings.blob_target, token, [*_OPTIONS, *READ_WINDOW_OPTIONS])
     repl = aio_channel(settings.replication_target, token, _OPTIONS) if settings.replication_target else None

@@ -22,8 +22,11 @@ from typing import Any
 import httpx
 import psutil
 import pytest
+from imgapi.v1 import catalog_pb2, catalog_pb2_grpc, common_pb2
 
-from tests.deploy.procs import JUNK, JUNK_MD5, SDC, Proc, Procs, procs_group
+from imgapi_common.internal_auth import channel
+from imgapi_common.log_lines import TOKEN_SETTING
+from tests.deploy.procs import JUNK, JUNK_MD5, SDC, TOKEN, Proc, Procs, procs_group
 
 SERVE = [
     sys.executable,
@@ -42,10 +45,10 @@ def procs(tmp_path: Path) -> Iterator[Procs]:
 
 
 def start(
-    procs: Procs, data: Path, name: str = "serve", *extra: str
+    procs: Procs, data: Path, name: str = "serve", *extra: str, env: dict[str, str] | None = None
 ) -> tuple[Proc, str, list[psutil.Process]]:
     ready = data.parent / f"{name}.ready"
-    proc = procs.spawn(name, [*SERVE, "--data-dir", str(data), "--ready-file", str(ready), *extra])
+    proc = procs.spawn(name, [*SERVE, "--data-dir", str(data), "--ready-file", str(ready), *extra], env)
     deadline = time.monotonic() + 90
     while not ready.exists():
         assert proc.alive(), proc.tail()
@@ -53,7 +56,7 @@ def start(
         time.sleep(0.1)
     url = ready.read_text().splitlines()[0]
     children = psutil.Process(proc.popen.pid).children()
-    assert len(children) == (4 if "--split" in extra else 2), children
+    assert len(children) == (4 if "--split" in extra else 1), children
     return proc, url, children
 
 
@@ -140,11 +143,52 @@ def test_a_killed_supervisor_takes_its_services_with_it(tmp_path: Path, procs: P
     """SIGKILL leaves the supervisor no chance to stop anything: the kernel's parent-death signal
     (set by imgapi_common.deathsig before each service starts) stops the services."""
     proc, _url, children = start(procs, tmp_path / "var")
-    assert {"imgapi_cli.monolith", "gateway"} <= {part for ch in children for part in ch.cmdline()}
+    assert [ch.cmdline()[-1] for ch in children] == ["imgapi_cli.monolith"]  # gateway included
     proc.popen.kill()
     proc.popen.wait(10)
     _, alive = psutil.wait_procs(children, timeout=20)
     assert not alive, f"services left running: {alive}"
+
+
+def test_the_gateway_and_the_catalog_port_are_one_catalog(tmp_path: Path, procs: Procs) -> None:
+    """The gateway calls the catalog in-process; a client of the catalog's gRPC port (replication, an
+    operator's tool) reaches the same catalog: REST reads its writes at once, a listing the gateway
+    keeps included, and the port reads what REST writes."""
+    data = tmp_path / "var"
+    proc, url, children = start(procs, data, env={TOKEN_SETTING: TOKEN})
+    catalog_target = (data.parent / "serve.ready").read_text().splitlines()[1].removeprefix("grpc://")
+    stub = catalog_pb2_grpc.CatalogServiceStub(channel(catalog_target, TOKEN))
+    m = {"name": "via-grpc", "version": "1", "os": "smartos", "type": "zone-dataset", "owner": SDC}
+    with httpx.Client(base_url=url, headers={"Accept-Version": "*"}, timeout=30) as c:
+        assert c.get("/images?state=all").json() == []
+        assert c.get("/images?state=all").json() == []  # now answered from the gateway's kept copy
+        made = stub.CreateImage(
+            catalog_pb2.CreateImageRequest(caller=common_pb2.CallerContext(), manifest_json=json.dumps(m)),
+            timeout=30,
+        )
+        uuid = made.image.uuid
+        assert [i["uuid"] for i in c.get("/images?state=all").json()] == [uuid]
+        assert c.get(f"/images/{uuid}").json()["name"] == "via-grpc"
+        r = c.post(f"/images/{uuid}?action=update", json={"description": "via REST"})
+        assert r.status_code == 200, r.text
+    got = stub.GetImage(catalog_pb2.GetImageRequest(uuid=uuid, caller=common_pb2.CallerContext()), timeout=30)
+    assert got.image.description == "via REST"
+    # In-process: the stack holds no connection to its own catalog port (only this test does).
+    port = int(catalog_target.rpartition(":")[2])
+    assert not [c for c in children[0].net_connections() if c.raddr and c.raddr.port == port]
+    stop(proc, children)
+
+
+def test_an_invalid_gateway_setting_stops_the_stack(tmp_path: Path, procs: Procs) -> None:
+    proc = procs.spawn(
+        "serve", [*SERVE, "--data-dir", str(tmp_path / "var")], {"IMGAPI_GATEWAY_AUTH_TYPE": "bogus"}
+    )
+    assert proc.popen.wait(90) == 1
+    bad = [r for r in records(proc) if r["service"] == "gateway" and r["level"] == "error"]
+    assert (
+        bad and "invalid configuration (IMGAPI_GATEWAY_*)" in bad[0]["msg"] and "auth_type" in bad[0]["msg"]
+    )
+    assert "services exited during start-up (status 2)" in proc.tail()
 
 
 def test_the_replication_service_is_part_of_the_stack(tmp_path: Path, procs: Procs) -> None:
