@@ -310,7 +310,9 @@ def _plan(
     if not split:
         # One process; the REST listener first (the stack's URL, and the first stopped).
         everything = base | env["catalog"] | env["blob"] | env["replication"] | env["gateway"]
-        services = Child("services", [py, "-m", "imgapi_cli.monolith"], everything, [rest, *listeners.values()])
+        services = Child(
+            "services", [py, "-m", "imgapi_cli.monolith"], everything, [rest, *listeners.values()]
+        )
         return [[services]], listeners, base | env["catalog"]
     gateway = Child("gateway", [py, "-m", "gateway"], base | env["gateway"], [rest])
     argv = {
