@@ -16,7 +16,7 @@ DEADLINE_EXCEEDED at once and the handler sees ``is_active()`` turn false. A ser
 short and never wait on the network may run them on the caller's own thread instead: handing a call
 to a pool thread and back costs about 0.5 ms of CPU under load (the two threads pass the GIL to
 and fro), more than a catalog call on SQLite itself, and a loopback gRPC call costs about as much
-again (docs/performance.md §7). Only unary methods are carried: a response-streaming method (a
+again (docs/performance.md, section 7). Only unary methods are carried: a response-streaming method (a
 change feed) answers UNIMPLEMENTED, and its callers keep a network channel.
 """
 

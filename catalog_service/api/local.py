@@ -21,7 +21,7 @@ def local_channel(service: CatalogService) -> LocalChannel:
     On SQLite, calls run on the caller's own thread (the gateway's event loop): a primary-key read,
     an indexed page from the page cache or a one-image write transaction (WAL with
     ``synchronous=NORMAL``: no fsync but at checkpoints) is done sooner than a hand-off to a pool
-    thread and back, which with the GIL costs more than the call itself (docs/performance.md §7).
+    thread and back, which with the GIL costs more than the call itself (docs/performance.md, section 7).
     The price: while a call runs the loop waits, also for another connection's write lock
     (busy_timeout); in the embedded stack only the catalog's own gRPC port (replication, operators)
     writes besides the gateway. On PostgreSQL (a network round trip per statement) calls run on the
