@@ -44,12 +44,15 @@ RawReadCall = aio.UnaryStreamCall[blob_pb2.ReadBlobRequest, bytes]
 
 
 class AsyncBlobClient:
-    """``timeout`` bounds ordinary calls, ``transfer_timeout`` the calls that move bytes (seconds)."""
+    """``timeout`` bounds ordinary calls, ``transfer_timeout`` the calls that move bytes (seconds).
+    ``unary_channel``, when given, carries the unary calls (a caller hosted in the blob service's
+    process passes an in-process channel); the streams of file bytes use ``channel``."""
 
     def __init__(
         self,
         channel: aio.Channel,
         *,
+        unary_channel: aio.Channel | None = None,
         timeout: float | None = None,
         transfer_timeout: float | None = None,
         chunk_bytes: int = CHUNK_BYTES,
@@ -57,7 +60,9 @@ class AsyncBlobClient:
         checksum: bool = True,
         policy: RetryPolicy = NO_RETRY,
     ) -> None:
-        self.stub: blob_pb2_grpc.BlobServiceAsyncStub = blob_pb2_grpc.BlobServiceStub(channel)  # type: ignore[assignment]
+        self.stub: blob_pb2_grpc.BlobServiceAsyncStub = blob_pb2_grpc.BlobServiceStub(
+            unary_channel or channel
+        )  # type: ignore[assignment]
         self._write_chunks = channel.stream_unary(
             WRITE_CHUNKS, request_serializer=None, response_deserializer=blob_pb2.UploadStatus.FromString
         )

@@ -26,7 +26,7 @@ from starlette.routing import Route as StarletteRoute
 from starlette.types import Receive, Scope, Send
 
 from gateway.adapters.balance import balance, keep_balanced
-from gateway.adapters.grpc_clients import CatalogChannelFactory, create_clients
+from gateway.adapters.grpc_clients import InProcess, create_clients
 from gateway.adapters.list_answers import ListAnswers
 from gateway.context import AppState, RequestContext, is_uuid, request_id_from
 from gateway.http.auth import AuthMode, KeyStore, authenticate
@@ -182,14 +182,13 @@ async def _server_config(
         return cfg
 
 
-def create_app(settings: GatewaySettings, catalog_channel: CatalogChannelFactory | None = None) -> Starlette:
-    """The gateway ASGI app. Start-up connects to the catalog and blob services; with
-    ``catalog_channel``, the catalog is reached through the channel it opens (in-process) instead of
-    ``catalog_target``."""
+def create_app(settings: GatewaySettings, in_process: InProcess | None = None) -> Starlette:
+    """The gateway ASGI app. Start-up connects to the catalog and blob services; ``in_process``
+    names the ones hosted in this process, reached through in-process channels instead."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        clients = create_clients(settings, catalog_channel)
+        clients = create_clients(settings, in_process)
         config = await _server_config(
             settings, clients.catalog, time.monotonic() + settings.startup_timeout_seconds
         )

@@ -8,7 +8,7 @@ import uvicorn
 from pydantic import ValidationError
 from starlette.applications import Starlette
 
-from gateway.adapters.grpc_clients import CatalogChannelFactory
+from gateway.adapters.grpc_clients import InProcess
 from gateway.app import create_app
 from gateway.http.protocol import EdgeLimits, edge_protocol
 from gateway.settings import GatewaySettings
@@ -17,11 +17,11 @@ from imgapi_common.observability import announce, configure_logging, refuse, sta
 
 
 def uvicorn_config(
-    settings: GatewaySettings, catalog_channel: CatalogChannelFactory | None = None, **overrides: object
+    settings: GatewaySettings, in_process: InProcess | None = None, **overrides: object
 ) -> uvicorn.Config:
     """uvicorn settings for the gateway: the app sets Date/Server itself (IMGAPI's values); each
-    connection enforces the request head limits (gateway/http/protocol.py). ``catalog_channel``:
-    see :func:`gateway.app.create_app`."""
+    connection enforces the request head limits (gateway/http/protocol.py). ``in_process``: see
+    :func:`gateway.app.create_app`."""
     kwargs: dict[str, object] = {
         "http": edge_protocol(EdgeLimits.from_settings(settings, socket.gethostname())),
         "host": settings.host,
@@ -35,14 +35,14 @@ def uvicorn_config(
         "log_config": None,  # uvicorn's records go through configure_logging's one format
     }
     kwargs.update(overrides)
-    return uvicorn.Config(create_app(settings, catalog_channel), **kwargs)  # type: ignore[arg-type]
+    return uvicorn.Config(create_app(settings, in_process), **kwargs)  # type: ignore[arg-type]
 
 
-def app_from_environment(catalog_channel: CatalogChannelFactory | None = None) -> Starlette:
+def app_from_environment() -> Starlette:
     """The app factory of worker processes (``processes > 1``): settings from the environment."""
     settings = GatewaySettings()
     _worker_setup(settings)
-    return create_app(settings, catalog_channel)
+    return create_app(settings)
 
 
 def _worker_setup(settings: GatewaySettings) -> None:
@@ -52,13 +52,7 @@ def _worker_setup(settings: GatewaySettings) -> None:
     start_metrics_server(settings.metrics_port, settings.host, tries=settings.processes)
 
 
-def main(
-    catalog_channel: CatalogChannelFactory | None = None,
-    worker_factory: str = "gateway.server:app_from_environment",
-) -> None:
-    """Run the gateway until SIGTERM/SIGINT. ``catalog_channel`` opens its catalog channel (see
-    :func:`gateway.app.create_app`); worker processes (``processes > 1``) are built by the app
-    factory ``worker_factory`` names, which must open the same kind of channel."""
+def main() -> None:
     try:
         settings = GatewaySettings()
     except ValidationError as e:
@@ -68,7 +62,7 @@ def main(
     announce(f"gateway listening on http://{settings.host}:{settings.port}")
     if settings.processes > 1:
         uvicorn.run(
-            worker_factory,
+            "gateway.server:app_from_environment",
             factory=True,
             workers=settings.processes,
             http="gateway.http.protocol:EnvironmentEdgeProtocol",
@@ -84,7 +78,7 @@ def main(
         )
         return
     _worker_setup(settings)
-    uvicorn.Server(uvicorn_config(settings, catalog_channel)).run()
+    uvicorn.Server(uvicorn_config(settings)).run()
 
 
 if __name__ == "__main__":

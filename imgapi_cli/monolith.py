@@ -8,11 +8,12 @@ production, where compose and systemd run them as separate processes. What is sh
 interpreter: one copy of Python, gRPC, protobuf, pydantic and the common code instead of four
 (docs/performance.md).
 
-The gateway reaches the catalog through an in-process channel (catalog_service.api.local): the same
-service object, servicer, interceptors and error statuses its gRPC server uses, without the ~0.4 ms
-of CPU a loopback gRPC call costs on both sides. It reaches the blob and replication services over
-their gRPC ports, as in production (file bytes stream; an in-process channel carries unary calls).
-It runs uvicorn on the main thread; the gRPC servers run on their own threads.
+The gateway reaches the catalog, and the blob service's unary calls, through in-process channels
+(catalog_service.api.local, blob_service.api.local): the same service objects, servicers,
+interceptors and error statuses their gRPC servers use, without the ~0.4 ms of CPU a loopback gRPC
+call costs on both sides. The streams of file bytes go to the blob service's port, and replication
+calls to its port, as in production (an in-process channel carries unary calls only). uvicorn runs
+on the main thread; the gRPC servers run on their own threads.
 
 Each log line names the service whose code wrote it (by logger name). SIGTERM/SIGINT stop the
 gateway first (no new requests), then drain the three servers (health NOT_SERVING first), then stop
@@ -110,7 +111,7 @@ def _blob() -> Hosted:
     server, port, health, service = create_server(settings)
     _metrics("blob", settings.bind, settings.metrics_port)
     _say("blob", f"blob service ({settings.backend} backend) listening on port {port}")
-    return Hosted("blob", server, port, health, settings.grace_seconds, service.stop)
+    return Hosted("blob", server, port, health, settings.grace_seconds, service.stop, service)
 
 
 def _replication() -> Hosted:
@@ -133,9 +134,12 @@ def _replication() -> Hosted:
     return Hosted("replication", server, port, health, 5.0, stop)
 
 
-def _gateway(catalog: Any) -> uvicorn.Server:
-    """The REST gateway on this process's catalog (``IMGAPI_GATEWAY_*``; the catalog target unused)."""
-    from catalog_service.api.local import local_channel
+def _gateway(catalog: Any, blob: Any) -> uvicorn.Server:
+    """The REST gateway on this process's catalog and blob service (``IMGAPI_GATEWAY_*``; the
+    catalog target unused, the blob target used for the streams of file bytes)."""
+    from blob_service.api import local as local_blob
+    from catalog_service.api import local as local_catalog
+    from gateway.adapters.grpc_clients import InProcess
     from gateway.server import uvicorn_config
     from gateway.settings import GatewaySettings
 
@@ -148,7 +152,10 @@ def _gateway(catalog: Any) -> uvicorn.Server:
         )
     start_metrics_server(settings.metrics_port, settings.host, service="gateway")
     _say("gateway", f"gateway listening on http://{settings.host}:{settings.port}")
-    return uvicorn.Server(uvicorn_config(settings, lambda: local_channel(catalog)))
+    in_process = InProcess(
+        catalog=lambda: local_catalog.local_channel(catalog), blob=lambda: local_blob.local_channel(blob)
+    )
+    return uvicorn.Server(uvicorn_config(settings, in_process))
 
 
 def _tag_log_lines() -> None:
@@ -184,7 +191,7 @@ def run() -> int:
         refuse(PROCESS_NAME, str(e))
         return 1
     try:
-        gateway = _gateway(hosted[0].service)
+        gateway = _gateway(hosted[0].service, hosted[1].service)
     except ValidationError as e:
         _stop(hosted)
         refuse("gateway", f"invalid configuration (IMGAPI_GATEWAY_*):\n{e}")

@@ -15,47 +15,47 @@ from blob_service.api.status import blob_status
 from blob_service.domain.errors import BlobError
 from blob_service.handlers.operations import BlobService, storage_errors
 from blob_service.settings import BlobSettings
-from imgapi_common.grpc_server import build_server
+from imgapi_common.grpc_server import build_server, service_interceptors
+from imgapi_common.local_channel import method_handlers
 from imgapi_common.observability import ObservabilityInterceptor
 
 SERVICE_NAME = blob_pb2.DESCRIPTOR.services_by_name["BlobService"].full_name
+_METHOD = f"/{SERVICE_NAME}/"
 
 
-class _Capture:
-    """Stands in for a server to collect the generated method handlers."""
-
-    name = ""
-    handlers: dict[str, grpc.RpcMethodHandler] = {}  # type: ignore[type-arg]
-
-    def add_generic_rpc_handlers(self, _handlers: Any) -> None:
-        pass
-
-    def add_registered_method_handlers(self, name: str, handlers: dict[str, Any]) -> None:
-        self.name, self.handlers = name, dict(handlers)
-
-
-def register_blob_servicer(servicer: BlobServicer, server: Any) -> None:
-    """The generated registration, except for the two methods that carry file bytes: WriteChunks
-    receives its requests as raw bytes (the servicer parses them without copying the data) and
-    ReadBlob may yield pre-encoded response bytes."""
-    cap = _Capture()
-    blob_pb2_grpc.add_BlobServiceServicer_to_server(servicer, cap)  # type: ignore[arg-type]
-    write = cap.handlers["WriteChunks"]
+def blob_method_handlers(servicer: BlobServicer) -> dict[str, grpc.RpcMethodHandler]:  # type: ignore[type-arg]
+    """The generated method handlers by full method name, except for the two methods that carry
+    file bytes: WriteChunks receives its requests as raw bytes (the servicer parses them without
+    copying the data) and ReadBlob may yield pre-encoded response bytes."""
+    handlers = method_handlers(blob_pb2_grpc.add_BlobServiceServicer_to_server, servicer)
+    write = handlers[_METHOD + "WriteChunks"]
     assert write.stream_unary is not None
-    cap.handlers["WriteChunks"] = grpc.stream_unary_rpc_method_handler(
+    handlers[_METHOD + "WriteChunks"] = grpc.stream_unary_rpc_method_handler(
         write.stream_unary,
         request_deserializer=raw_request,
         response_serializer=write.response_serializer,
     )
-    read = cap.handlers["ReadBlob"]
+    read = handlers[_METHOD + "ReadBlob"]
     assert read.unary_stream is not None
-    cap.handlers["ReadBlob"] = grpc.unary_stream_rpc_method_handler(
+    handlers[_METHOD + "ReadBlob"] = grpc.unary_stream_rpc_method_handler(
         read.unary_stream,
         request_deserializer=read.request_deserializer,
         response_serializer=serialize_read_response,
     )
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(cap.name, cap.handlers),))
-    server.add_registered_method_handlers(cap.name, cap.handlers)
+    return handlers
+
+
+def register_blob_servicer(servicer: BlobServicer, server: Any) -> None:
+    """Registers :func:`blob_method_handlers` on a gRPC server."""
+    by_name = {full.removeprefix(_METHOD): h for full, h in blob_method_handlers(servicer).items()}
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, by_name),))
+    server.add_registered_method_handlers(SERVICE_NAME, by_name)
+
+
+def interceptors(settings: BlobSettings) -> list[grpc.ServerInterceptor[Any, Any]]:
+    """What the blob server runs around each call after authentication (its in-process channel,
+    blob_service.api.local, runs the same)."""
+    return service_interceptors([ObservabilityInterceptor(access_log=settings.access_log)], blob_status)
 
 
 def create_server(settings: BlobSettings) -> tuple[grpc.Server, int, HealthServicer, BlobService]:
@@ -74,7 +74,7 @@ def create_server(settings: BlobSettings) -> tuple[grpc.Server, int, HealthServi
         max_workers=settings.max_workers,
         interceptors=[ObservabilityInterceptor(access_log=settings.access_log)],
         internal_token=settings.internal_token,
-        status_of=blob_status,
+        status_of=blob_status,  # the same list as interceptors(settings), after authentication
     )
     service.start_reaper()
     return server, port, health, service

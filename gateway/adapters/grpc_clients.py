@@ -8,7 +8,6 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from grpc import aio
 from imgapi.v1 import catalog_pb2_grpc, docker_pb2_grpc, replication_pb2_grpc
@@ -52,6 +51,8 @@ class Clients:
     replication: replication_pb2_grpc.ReplicationServiceAsyncStub | None = None
     #: Docker imports, served by the replication service (None when it is not configured).
     docker: docker_pb2_grpc.DockerImportAsyncStub | None = None
+    #: The in-process channel of the blob service's unary calls (InProcess.blob), if any.
+    blob_unary_channel: aio.Channel | None = None
     #: The internal token the channels send (for channels opened later, gateway/adapters/balance.py).
     token: SecretStr = field(default_factory=lambda: SecretStr(""), repr=False)
 
@@ -65,6 +66,8 @@ class Clients:
         for ch in self.catalog_channels:
             await ch.close(None)
         await self.blob_channel.close(None)
+        if self.blob_unary_channel is not None:
+            await self.blob_unary_channel.close(None)
         if self.replication_channel is not None:
             await self.replication_channel.close(None)
 
@@ -78,19 +81,23 @@ def new_catalog_channel(
     return channel, catalog_pb2_grpc.CatalogServiceStub(channel)  # type: ignore[return-value]
 
 
-#: Opens the gateway's catalog channel itself, in place of ``catalog_target``: the embedded stack
-#: hosts the catalog in the gateway's process (imgapi_common.local_channel, imgapi_cli.gateway_host).
-CatalogChannelFactory = Callable[[], Any]
+@dataclass(frozen=True)
+class InProcess:
+    """Services hosted in the gateway's own process (the embedded stack, imgapi_cli/monolith.py):
+    each opens an in-process channel (imgapi_common.local_channel) used in place of the network.
+    ``catalog`` replaces ``catalog_target``; ``blob`` carries the blob service's unary calls (start,
+    put, commit, delete), while file bytes still stream to ``blob_target``."""
+
+    catalog: Callable[[], aio.Channel]
+    blob: Callable[[], aio.Channel] | None = None
 
 
-def create_clients(
-    settings: GatewaySettings, catalog_channel: CatalogChannelFactory | None = None
-) -> Clients:
+def create_clients(settings: GatewaySettings, in_process: InProcess | None = None) -> Clients:
     """Must be called inside the event loop that will use the channels."""
     token = settings.internal_token
     cats: list[tuple[aio.Channel, catalog_pb2_grpc.CatalogServiceAsyncStub]]
-    if catalog_channel is not None:
-        local = catalog_channel()
+    if in_process is not None:
+        local = in_process.catalog()
         cats = [(local, catalog_pb2_grpc.CatalogServiceStub(local))]  # type: ignore[list-item]
     else:
         cats = [
@@ -98,6 +105,7 @@ def create_clients(
         ]
     # Downloads read ahead of their HTTP client by about one message (blob_client.aio).
     blob = aio_channel(settings.blob_target, token, [*_OPTIONS, *READ_WINDOW_OPTIONS])
+    blob_unary = in_process.blob() if in_process is not None and in_process.blob is not None else None
     repl = aio_channel(settings.replication_target, token, _OPTIONS) if settings.replication_target else None
     return Clients(
         catalog_channels=[c for c, _ in cats],
@@ -107,12 +115,14 @@ def create_clients(
         # digests at commit, and computing and checking one costs ~0.1 CPU-s per GiB on each side.
         blobs=AsyncBlobClient(
             blob,
+            unary_channel=blob_unary,
             timeout=settings.rpc_timeout_seconds,
             transfer_timeout=settings.transfer_timeout_seconds,
             checksum=False,
         ),
         timeout=settings.rpc_timeout_seconds,
         transfer_timeout=settings.transfer_timeout_seconds,
+        blob_unary_channel=blob_unary,
         replication_channel=repl,
         replication=(
             replication_pb2_grpc.ReplicationServiceStub(repl)  # type: ignore[call-overload]
