@@ -17,6 +17,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from catalog_service.adapters.db.listing import ListQuery, build_list_query, with_driver
+from catalog_service.adapters.db.prepared import first, run
 from catalog_service.adapters.db.rows import (
     SIDE_TABLES,
     change_row,
@@ -122,18 +123,16 @@ class ImageRepository:
     def get(self, conn: Connection, uuid: Any) -> StoredImage | None:
         if not is_uuid(uuid):
             return None
-        row = conn.execute(self._GET, {"uuid": uuid}).first()
+        row = first(run(conn, self._GET, {"uuid": uuid}))
         if row is None:
             return None
+        record, revision, valid, view_v1, etag_v1, view_v2, etag_v2 = row
         return StoredImage(
-            load_record(row.record),
-            int(row.revision),
-            bool(row.valid),
-            (row.view_v1, row.etag_v1, row.view_v2, row.etag_v2),
+            load_record(record), int(revision), bool(valid), (view_v1, etag_v1, view_v2, etag_v2)
         )
 
     def exists(self, conn: Connection, uuid: Any) -> bool:
-        return is_uuid(uuid) and conn.execute(self._EXISTS, {"uuid": uuid}).first() is not None
+        return is_uuid(uuid) and first(run(conn, self._EXISTS, {"uuid": uuid})) is not None
 
     def dependents(self, conn: Connection, uuid: str, channel: str | None) -> list[str]:
         q = select(images.c.uuid).where(images.c.origin == uuid)
@@ -169,7 +168,7 @@ class ImageRepository:
         transactions are serialized anyway); False when it does not exist."""
         if not is_uuid(uuid):
             return False
-        return conn.execute(self._LOCK[shared], {"uuid": uuid}).first() is not None
+        return first(run(conn, self._LOCK[shared], {"uuid": uuid})) is not None
 
     def all_records(self, conn: Connection) -> list[tuple[str, dict[str, Any], bool]]:
         """Every stored record: (uuid, record, valid)."""
@@ -237,8 +236,8 @@ class ImageRepository:
 
     def insert(self, conn: Connection, rec: Mapping[str, Any], valid: bool, kind: str = "create") -> int:
         uuid = rec["uuid"]
-        conn.execute(self._INSERT[images], {"uuid": uuid, "revision": 1, **indexed_columns(rec, valid)})
-        conn.execute(self._INSERT[image_docs], {"uuid": uuid, **doc_row(rec, self._cfg)})
+        run(conn, self._INSERT[images], {"uuid": uuid, "revision": 1, **indexed_columns(rec, valid)})
+        run(conn, self._INSERT[image_docs], {"uuid": uuid, **doc_row(rec, self._cfg)})
         self._sync_side_tables(conn, uuid, rec, fresh=True)
         self.append_change(conn, uuid, kind, rec)
         return 1
@@ -276,13 +275,14 @@ class ImageRepository:
         ``previous`` record (the one at ``revision``), only side tables whose rows differ are
         rewritten (an activation rewrites none, a new file only the blob references)."""
         uuid = rec["uuid"]
-        res = conn.execute(
+        res = run(
+            conn,
             self._UPDATE_IMAGE,
             {"b_uuid": uuid, "b_revision": revision, "revision": revision + 1, **indexed_columns(rec, valid)},
         )
         if res.rowcount != 1:
             raise ConcurrentUpdate(uuid)
-        conn.execute(self._UPDATE_DOC, {"b_uuid": uuid, **doc_row(rec, self._cfg)})
+        run(conn, self._UPDATE_DOC, {"b_uuid": uuid, **doc_row(rec, self._cfg)})
         self._sync_side_tables(conn, uuid, rec, fresh=False, previous=previous)
         self.append_change(conn, uuid, kind, rec)
         return revision + 1
@@ -302,7 +302,7 @@ class ImageRepository:
         conn.execute(self._UPDATE_DOC, {"b_uuid": uuid, **doc_row(rec, self._cfg)})
 
     def append_change(self, conn: Connection, uuid: str, kind: str, rec: Mapping[str, Any] | None) -> None:
-        conn.execute(self._INSERT[changes], change_row(uuid, kind, rec, now_timestamp()))
+        run(conn, self._INSERT[changes], change_row(uuid, kind, rec, now_timestamp()))
 
     def _sync_side_tables(
         self,
@@ -317,12 +317,12 @@ class ImageRepository:
             if before is not None and before[table] == rows:
                 continue
             if not fresh:
-                conn.execute(self._DELETE_SIDE[table], {"b_uuid": uuid})
+                run(conn, self._DELETE_SIDE[table], {"b_uuid": uuid})
             self._insert_rows(conn, table, rows)
 
     def _insert_rows(self, conn: Connection, table: Any, rows: Sequence[dict[str, Any]]) -> None:
         if rows:
-            conn.execute(self._INSERT[table], list(rows))
+            run(conn, self._INSERT[table], list(rows))
 
     # --- meta -------------------------------------------------------------------------------
 
