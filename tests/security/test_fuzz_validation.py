@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,14 @@ def test_bounded_fuzz_run_finds_nothing(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr[-3000:]
     assert "Done 20000 runs" in r.stderr
     assert not list((tmp_path / "artifacts").iterdir())
+
+
+def test_an_infinite_v_is_accepted_and_rendered_as_null() -> None:
+    """Found by a bounded run: an update setting ``v`` to "1e400" (Number(): Infinity, which the
+    reference's check lets through) renders ``"v": null``, as JSON.stringify does."""
+    targets.validation_one(
+        base64.b64decode("////////////////////////////sLGys7QwEAAAAAAAAAAAAABmYWxzZQC6//+7AP///+3u7w==")
+    )
 
 
 def test_the_target_reaches_both_outcomes(monkeypatch: pytest.MonkeyPatch) -> None:
