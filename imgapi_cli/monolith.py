@@ -86,17 +86,25 @@ def _metrics(service: str, bind: str, metrics_port: int) -> str:
     return host
 
 
+def _one_process(name: str, logger: str, processes: int) -> None:
+    """``IMGAPI_<NAME>_PROCESSES`` > 1 is ignored here, and said so."""
+    if processes > 1:
+        logging.getLogger(logger).warning(
+            "IMGAPI_%s_PROCESSES=%d ignored: one %s in the shared process (imgapi serve --split "
+            "runs the %s as its own worker processes)",
+            name.upper(),
+            processes,
+            name,
+            name,
+        )
+
+
 def _catalog() -> Hosted:
     from catalog_service.api.server import create_server
     from catalog_service.settings import CatalogSettings
 
     settings = CatalogSettings()
-    if settings.processes > 1:
-        logging.getLogger("catalog_service").warning(
-            "IMGAPI_CATALOG_PROCESSES=%d ignored: one catalog in the shared process (imgapi serve --split "
-            "runs the catalog as its own worker processes)",
-            settings.processes,
-        )
+    _one_process("catalog", "catalog_service", settings.processes)
     server, port, health, service = create_server(settings)
     host = _metrics("catalog", settings.bind, settings.metrics_port)
     _say("catalog", f"catalog listening on {host}:{port} (mode {settings.mode})")
@@ -144,12 +152,7 @@ def _gateway(catalog: Any, blob: Any) -> uvicorn.Server:
     from gateway.settings import GatewaySettings
 
     settings = GatewaySettings()
-    if settings.processes > 1:
-        logging.getLogger("gateway").warning(
-            "IMGAPI_GATEWAY_PROCESSES=%d ignored: one gateway in the shared process (imgapi serve --split "
-            "runs the gateway as its own worker processes)",
-            settings.processes,
-        )
+    _one_process("gateway", "gateway", settings.processes)
     start_metrics_server(settings.metrics_port, settings.host, service="gateway")
     _say("gateway", f"gateway listening on http://{settings.host}:{settings.port}")
     in_process = InProcess(

@@ -287,7 +287,7 @@ class LocalChannel(aio.Channel):
         return continuation_at(0)(details)  # type: ignore[no-any-return]
 
     def serve(self, method: str, payload: Any, context: LocalContext) -> Any:
-        """Run one unary call as a server would (in a pool thread); returns the serialized answer
+        """Run one unary call as a server would (on a pool thread or the caller's); returns the serialized answer
         or raises the call's ``AioRpcError``."""
         handler = self._resolve(_CallDetails(method, context.invocation_metadata()))
         if handler is None or handler.unary_unary is None:
