@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -153,3 +154,37 @@ def test_what_one_door_writes_the_other_reads_at_once(catalog: Catalog) -> None:
     one, page = _in_process(catalog, read)
     assert json.loads(one.image.view_json)["description"] == "seen"
     assert '"description":"seen"' in page
+
+
+def test_writes_through_both_doors_at_once(catalog: Catalog) -> None:
+    """While a thread writes through the gRPC server, the event loop writes in-process (on SQLite
+    on its own thread, waiting for the write lock whenever the other holds it): every write lands,
+    none fails or hangs."""
+    n = 40
+    made: list[str] = []
+    failures: list[BaseException] = []
+
+    def over_network() -> None:
+        try:
+            for _ in range(n):
+                made.append(
+                    catalog.stub.CreateImage(_create_request(manifest(public=True)), timeout=30).image.uuid
+                )
+        except BaseException as e:  # reported below, in the test's thread
+            failures.append(e)
+
+    async def in_process(stub: Any) -> list[str]:
+        return [
+            (await stub.CreateImage(_create_request(manifest(public=True)), timeout=30)).image.uuid
+            for _ in range(n)
+        ]
+
+    writer = threading.Thread(target=over_network)
+    writer.start()
+    local = _in_process(catalog, in_process)
+    writer.join(120)
+    assert not writer.is_alive() and not failures, failures
+    for uuid in [*made, *local]:
+        got = catalog.stub.GetImage(catalog_pb2.GetImageRequest(uuid=uuid, caller=caller()), timeout=30)
+        assert got.image.uuid == uuid
+    assert len(set(made) | set(local)) == 2 * n
