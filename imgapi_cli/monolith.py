@@ -194,7 +194,8 @@ def run() -> int:
         refuse(PROCESS_NAME, str(e))
         return 1
     try:
-        gateway = _gateway(hosted[0].service, hosted[1].service)
+        services = {h.name: h.service for h in hosted}
+        gateway = _gateway(services["catalog"], services["blob"])
     except ValidationError as e:
         _stop(hosted)
         refuse("gateway", f"invalid configuration (IMGAPI_GATEWAY_*):\n{e}")

@@ -23,6 +23,7 @@ change feed) answers UNIMPLEMENTED, and its callers keep a network channel.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -189,16 +190,16 @@ class _UnaryUnary:
         context = LocalContext(tuple(metadata or ()), deadline)
         if self._inline:
             answer = self._channel.serve(self._method, payload, context)
-            return self._parse(answer) if self._parse is not None else answer
-        call = self._channel.submit(self._method, payload, context)
-        try:
-            answer = await (call if timeout is None else asyncio.wait_for(call, timeout))
-        except TimeoutError:
-            context.cancel()
-            raise _rpc_error(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded") from None
-        except asyncio.CancelledError:
-            context.cancel()
-            raise
+        else:
+            call = self._channel.submit(self._method, payload, context)
+            try:
+                answer = await (call if timeout is None else asyncio.wait_for(call, timeout))
+            except TimeoutError:
+                context.cancel()
+                raise _rpc_error(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded") from None
+            except asyncio.CancelledError:
+                context.cancel()
+                raise
         return self._parse(answer) if self._parse is not None else answer
 
 
@@ -232,8 +233,13 @@ class LocalChannel(aio.Channel):
         on_caller_thread: bool = False,
     ) -> None:
         self.on_caller_thread = on_caller_thread
-        self._handlers = dict(handlers)
-        self._interceptors = tuple(interceptors)
+        # The interceptor chain around the handler lookup, built once and resolved per call (as a
+        # server does: an interceptor may decide by the call's metadata).
+        found = dict(handlers)
+        resolve: Callable[[Any], Any] = lambda details: found.get(details.method)  # noqa: E731
+        for interceptor in reversed(interceptors):
+            resolve = functools.partial(interceptor.intercept_service, resolve)
+        self._resolve = resolve
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="local-grpc")
         self._on_close = on_close
 
@@ -277,14 +283,6 @@ class LocalChannel(aio.Channel):
     # --- the server side ---
     def submit(self, method: str, payload: Any, context: LocalContext) -> asyncio.Future[Any]:
         return asyncio.get_running_loop().run_in_executor(self._pool, self.serve, method, payload, context)
-
-    def _resolve(self, details: _CallDetails) -> grpc.RpcMethodHandler | None:  # type: ignore[type-arg]
-        def continuation_at(i: int) -> Callable[[grpc.HandlerCallDetails], Any]:
-            if i == len(self._interceptors):
-                return lambda d: self._handlers.get(d.method)
-            return lambda d: self._interceptors[i].intercept_service(continuation_at(i + 1), d)
-
-        return continuation_at(0)(details)  # type: ignore[no-any-return]
 
     def serve(self, method: str, payload: Any, context: LocalContext) -> Any:
         """Run one unary call as a server would (on a pool thread or the caller's); returns the serialized answer

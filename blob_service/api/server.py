@@ -52,10 +52,14 @@ def register_blob_servicer(servicer: BlobServicer, server: Any) -> None:
     server.add_registered_method_handlers(SERVICE_NAME, by_name)
 
 
+def _own_interceptors(settings: BlobSettings) -> list[grpc.ServerInterceptor[Any, Any]]:
+    return [ObservabilityInterceptor(access_log=settings.access_log)]
+
+
 def interceptors(settings: BlobSettings) -> list[grpc.ServerInterceptor[Any, Any]]:
     """What the blob server runs around each call after authentication (its in-process channel,
     blob_service.api.local, runs the same)."""
-    return service_interceptors([ObservabilityInterceptor(access_log=settings.access_log)], blob_status)
+    return service_interceptors(_own_interceptors(settings), blob_status)
 
 
 def create_server(settings: BlobSettings) -> tuple[grpc.Server, int, HealthServicer, BlobService]:
@@ -72,9 +76,9 @@ def create_server(settings: BlobSettings) -> tuple[grpc.Server, int, HealthServi
         [SERVICE_NAME],
         settings.bind,
         max_workers=settings.max_workers,
-        interceptors=[ObservabilityInterceptor(access_log=settings.access_log)],
+        interceptors=_own_interceptors(settings),
         internal_token=settings.internal_token,
-        status_of=blob_status,  # the same list as interceptors(settings), after authentication
+        status_of=blob_status,
     )
     service.start_reaper()
     return server, port, health, service
