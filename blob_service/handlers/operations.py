@@ -223,7 +223,7 @@ class BlobService:
         meta = BlobMeta(new_id(), len(data), digests, iso(self.clock()), self.storage.name)
         with storage_errors():
             self.storage.put_blob(meta, data, new_id())
-        log.info("stored blob %s (%d bytes) in one call (%s)", meta.blob_id, meta.size, label[:200])
+        log.debug("stored blob %s (%d bytes) in one call (%s)", meta.blob_id, meta.size, label[:200])
         return meta
 
     def _final_digests(self, state: UploadState) -> tuple[Digests, UploadState]:

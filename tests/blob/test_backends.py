@@ -337,3 +337,38 @@ def test_local_resume_rebuilds_digests_by_rereading(tmp_path: Path, clock: Clock
         svc.write(up.upload_id, chunks(data[a : a + 2 * MIB], a))
     meta = BlobService(make_storage(settings), settings, clock).commit(up.upload_id)
     assert meta.digests.__dict__ == digests(data)
+
+
+@pytest.mark.parametrize("failing_call", [1, 2, 3], ids=["data-fsync", "meta-fsync", "dir-fsync"])
+def test_local_put_failing_midway_leaves_nothing(
+    tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch, failing_call: int
+) -> None:
+    """A small blob whose storage fails at any of its syncs (a full disk) is InsufficientStorage and
+    leaves neither a staging directory nor a blob; the next put works (local backend)."""
+    import errno
+    import os
+
+    from tests.blob.conftest import settings_for
+
+    settings = settings_for("local", tmp_path, None, fsync=True)
+    service = BlobService(make_storage(settings), settings, clock)
+    calls = {"n": 0}
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        calls["n"] += 1
+        if calls["n"] == failing_call:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    with pytest.raises(BlobError) as e:
+        service.put(payload(3000, seed=31))
+    assert reason(e) == "InsufficientStorage"
+    assert list(service.storage.list_uploads()) == []
+    assert calls["n"] == failing_call
+    assert [p for p in (tmp_path / "data" / "blobs").rglob("*") if p.is_file()] == []
+    data = payload(3000, seed=32)
+    meta = service.put(data)
+    assert read_all(service, meta.blob_id) == data
+    assert service.stat(meta.blob_id) == meta
