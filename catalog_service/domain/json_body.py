@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson
+
 from imgapi_common.errors import ImgapiError
 from imgapi_common.json_depth import check_json_depth
 from imgapi_common.jsvalues import js_key_order, js_parse_int
@@ -16,6 +18,18 @@ def _reject_constant(name: str) -> Any:
 
 
 def has_lone_surrogate(value: Any) -> bool:
+    """Whether a string (a key or a value) anywhere in ``value`` holds a lone UTF-16 surrogate."""
+    try:
+        # orjson writes UTF-8 and refuses any str that is not valid Unicode text: when it
+        # succeeds, no string has a surrogate (the common case, in a few microseconds).
+        orjson.dumps(value)
+        return False
+    except TypeError:  # orjson.JSONEncodeError: a surrogate, or a value orjson does not write
+        return lone_surrogate_walk(value)
+
+
+def lone_surrogate_walk(value: Any) -> bool:
+    """:func:`has_lone_surrogate` by walking every string (any value, e.g. integers beyond 64 bits)."""
     stack: list[Any] = [value]
     while stack:
         v = stack.pop()

@@ -11,7 +11,7 @@ from sqlalchemy import Connection, Engine
 
 from catalog_service.adapters.accounts import AccountRegistry
 from catalog_service.adapters.db.repository import ImageRepository, StoredImage
-from catalog_service.adapters.db.rows import blob_ids_of
+from catalog_service.adapters.db.rows import Views, blob_ids_of, stored_views
 from catalog_service.adapters.db.unit_of_work import UnitOfWork
 from catalog_service.adapters.list_cache import ListCache
 from catalog_service.domain.bounds import bound_errors
@@ -104,10 +104,17 @@ class CatalogCore:
         *,
         orphaned: Sequence[str] = (),
         not_modified: bool = False,
+        views: Views | None = None,
     ) -> Rendered:
-        base = compact_json(
-            view_fields(rec, self.cfg, include_channels=view.include_channels, include_admin_fields=False)
-        )
+        """``rec`` as answered for ``view``; ``views``: its :func:`stored_views`, when just made
+        for storing it (the answer is then the stored text, as GetImage reads it)."""
+        if views is None:
+            base = compact_json(
+                view_fields(rec, self.cfg, include_channels=view.include_channels, include_admin_fields=False)
+            )
+            etag = etag_of_json(base)
+        else:
+            base, etag = (views[2], views[3]) if view.include_channels else (views[0], views[1])
         shown = (
             compact_json(
                 view_fields(rec, self.cfg, include_channels=view.include_channels, include_admin_fields=True)
@@ -115,7 +122,13 @@ class CatalogCore:
             if view.include_admin_fields
             else base
         )
-        return Rendered(rec, shown, etag_of_json(base), revision, not_modified, tuple(orphaned))
+        return Rendered(rec, shown, etag, revision, not_modified, tuple(orphaned))
+
+    def store(self, conn: Connection, rec: dict[str, Any], view: View, admitted: bool, kind: str) -> Rendered:
+        """Insert a new image (validity ``admitted``) and render it for ``view``, its views made once."""
+        views = stored_views(rec, self.cfg)
+        self.repo.insert(conn, rec, admitted, kind=kind, views=views)
+        return self.render(rec, view, 1, views=views)
 
     def _etag(self, rec: Mapping[str, Any], view: View) -> str:
         return etag_of(
@@ -195,15 +208,17 @@ class CatalogCore:
             img = Image(copy_json(row.record))
             change(conn, img)
             new = img.record
+            admitted = self._admit(new, client=client)
+            views = stored_views(new, self.cfg)
             if new["uuid"] != uuid:
                 self.repo.delete(conn, uuid, row.revision)
-                revision = self.repo.insert(conn, new, self._admit(new, client=client), kind=kind)
+                revision = self.repo.insert(conn, new, admitted, kind=kind, views=views)
             else:
                 revision = self.repo.update(
-                    conn, new, row.revision, self._admit(new, client=client), kind, previous=row.record
+                    conn, new, row.revision, admitted, kind, previous=row.record, views=views
                 )
             orphaned = self.repo.unreferenced(conn, blob_ids_of(row.record) - blob_ids_of(new))
-            return self.render(new, view, revision, orphaned=orphaned)
+            return self.render(new, view, revision, orphaned=orphaned, views=views)
 
         return self.uow.run("updating", uuid, attempt)
 

@@ -75,8 +75,7 @@ class LifecycleHandlers(CatalogCore):
                 new_uuid=str(uuidlib.uuid4()),
                 channels=None if channel is None else [channel],
             )
-            self.repo.insert(conn, rec, self._admit(rec))
-        return self.render(rec, view, 1)
+            return self.store(conn, rec, view, self._admit(rec), "create")
 
     def check_import_request(
         self, uuid: str, caller: Caller, manifest_json: str
@@ -139,8 +138,7 @@ class LifecycleHandlers(CatalogCore):
             admitted = self._admit(rec)
             if existing is not None:
                 self.repo.delete(conn, uuid, existing.revision)
-            self.repo.insert(conn, rec, admitted, kind="create")
-            return self.render(rec, view, 1)
+            return self.store(conn, rec, view, admitted, "create")
 
         return self.uow.run("importing", uuid, attempt)
 

@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from catalog_service.domain.config import DomainConfig
+from catalog_service.domain.json_body import has_lone_surrogate, lone_surrogate_walk
 from catalog_service.domain.records import build_record, tags_search_array
 from catalog_service.domain.serialize import compact_json, pretty_json, serialize_image
 from catalog_service.domain.update import apply_update
@@ -358,3 +359,26 @@ def test_channel_server_channels_round_trip(channels: list[str]) -> None:
         assert view["channels"] == channels
     else:
         assert view["channels"] == []  # [] is truthy, shown as stored
+
+
+_json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**80), max_value=2**80)
+    | st.text(alphabet=any_char, max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.text(alphabet=any_char, max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@given(_json_values)
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@example({"k": ["x", {"\udc00": 1}]})
+@example({"a": 2**70, "b": "\ud800"})
+@example({"a": 2**70})
+def test_lone_surrogate_check_agrees_with_the_walk(value: Any) -> None:
+    """The fast check (orjson refuses a surrogate) answers as the walk over every key and string."""
+    assert has_lone_surrogate(value) == lone_surrogate_walk(value)

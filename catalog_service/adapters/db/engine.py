@@ -53,7 +53,9 @@ def make_engine(url: str, pool_size: int = 16, sqlite_mmap_bytes: int = 0) -> En
             # serialize cleanly instead of failing to upgrade a shared lock. Reads run in
             # autocommit mode (each statement is consistent on its own; no BEGIN/ROLLBACK trips).
             if conn.get_execution_options().get(WRITE_OPTION):
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
+                # On the driver's connection: SQLAlchemy's execution path would cost more than
+                # the statement (pysqlite's own BEGIN is a no-op; the driver runs in autocommit).
+                conn.connection.driver_connection.execute("BEGIN IMMEDIATE")
                 if schedule.due():  # planner statistics as the catalog grows (db/statistics.py)
                     for statement in ANALYZE_STATEMENTS:
                         conn.exec_driver_sql(statement)

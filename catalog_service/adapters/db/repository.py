@@ -20,6 +20,7 @@ from catalog_service.adapters.db.listing import ListQuery, build_list_query, wit
 from catalog_service.adapters.db.prepared import first, run
 from catalog_service.adapters.db.rows import (
     SIDE_TABLES,
+    Views,
     change_row,
     doc_row,
     indexed_columns,
@@ -74,7 +75,7 @@ class StoredImage:
     revision: int
     valid: bool
     #: Pre-rendered REST views: (view_v1, etag_v1, view_v2, etag_v2).
-    views: tuple[str, str, str, str] = ("", "", "", "")
+    views: Views = ("", "", "", "")
 
 
 class ImageRepository:
@@ -234,12 +235,21 @@ class ImageRepository:
 
     # --- writes -----------------------------------------------------------------------------
 
-    def insert(self, conn: Connection, rec: Mapping[str, Any], valid: bool, kind: str = "create") -> int:
+    def insert(
+        self,
+        conn: Connection,
+        rec: Mapping[str, Any],
+        valid: bool,
+        kind: str = "create",
+        views: Views | None = None,
+    ) -> int:
+        """Store a new image; ``views``: its :func:`stored_views` when the caller made them."""
         uuid = rec["uuid"]
         run(conn, self._INSERT[images], {"uuid": uuid, "revision": 1, **indexed_columns(rec, valid)})
-        run(conn, self._INSERT[image_docs], {"uuid": uuid, **doc_row(rec, self._cfg)})
+        doc = doc_row(rec, self._cfg, views)
+        run(conn, self._INSERT[image_docs], {"uuid": uuid, **doc})
         self._sync_side_tables(conn, uuid, rec, fresh=True)
-        self.append_change(conn, uuid, kind, rec)
+        self.append_change(conn, uuid, kind, rec, doc["record"])
         return 1
 
     def insert_many(self, conn: Connection, recs: Sequence[tuple[Mapping[str, Any], bool]]) -> None:
@@ -270,21 +280,30 @@ class ImageRepository:
         valid: bool,
         kind: str,
         previous: Mapping[str, Any] | None = None,
+        views: Views | None = None,
     ) -> int:
         """Replace the record if it is still at ``revision``; returns the new revision. With the
         ``previous`` record (the one at ``revision``), only side tables whose rows differ are
-        rewritten (an activation rewrites none, a new file only the blob references)."""
+        rewritten (an activation rewrites none, a new file only the blob references). ``views``:
+        the record's :func:`stored_views` when the caller made them."""
         uuid = rec["uuid"]
+        columns = indexed_columns(rec, valid)
+        if previous is not None:
+            # Only the columns that change (and always the revision and validity): SQLite then
+            # leaves alone the indexes of the others (an activation or a new file writes fewer pages).
+            before = indexed_columns(previous, valid)
+            columns = {k: v for k, v in columns.items() if k == "valid" or before[k] != v}
         res = run(
             conn,
             self._UPDATE_IMAGE,
-            {"b_uuid": uuid, "b_revision": revision, "revision": revision + 1, **indexed_columns(rec, valid)},
+            {"b_uuid": uuid, "b_revision": revision, "revision": revision + 1, **columns},
         )
         if res.rowcount != 1:
             raise ConcurrentUpdate(uuid)
-        run(conn, self._UPDATE_DOC, {"b_uuid": uuid, **doc_row(rec, self._cfg)})
+        doc = doc_row(rec, self._cfg, views)
+        run(conn, self._UPDATE_DOC, {"b_uuid": uuid, **doc})
         self._sync_side_tables(conn, uuid, rec, fresh=False, previous=previous)
-        self.append_change(conn, uuid, kind, rec)
+        self.append_change(conn, uuid, kind, rec, doc["record"])
         return revision + 1
 
     def delete(self, conn: Connection, uuid: str, revision: int) -> None:
@@ -301,8 +320,16 @@ class ImageRepository:
         conn.execute(update(images).where(images.c.uuid == uuid).values(valid=valid))
         conn.execute(self._UPDATE_DOC, {"b_uuid": uuid, **doc_row(rec, self._cfg)})
 
-    def append_change(self, conn: Connection, uuid: str, kind: str, rec: Mapping[str, Any] | None) -> None:
-        run(conn, self._INSERT[changes], change_row(uuid, kind, rec, now_timestamp()))
+    def append_change(
+        self,
+        conn: Connection,
+        uuid: str,
+        kind: str,
+        rec: Mapping[str, Any] | None,
+        record_text: str | None = None,
+    ) -> None:
+        """A change-feed entry; ``record_text``: ``rec`` already dumped (the docs row's)."""
+        run(conn, self._INSERT[changes], change_row(uuid, kind, rec, now_timestamp(), record_text))
 
     def _sync_side_tables(
         self,

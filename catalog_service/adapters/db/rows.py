@@ -75,7 +75,11 @@ def blob_ids_of(rec: Mapping[str, Any]) -> set[str]:
     return ids
 
 
-def stored_views(rec: Mapping[str, Any], cfg: DomainConfig) -> tuple[str, str, str, str]:
+#: The pre-rendered REST views of a record: (view_v1, etag_v1, view_v2, etag_v2).
+Views = tuple[str, str, str, str]
+
+
+def stored_views(rec: Mapping[str, Any], cfg: DomainConfig) -> Views:
     """The pre-rendered REST views of a record for API v1 and v2 (stored with it):
     (view_v1, etag_v1, view_v2, etag_v2)."""
     try:
@@ -103,8 +107,9 @@ def tag_rows(rec: Mapping[str, Any]) -> list[tuple[str, str]]:
     ]
 
 
-def doc_row(rec: Mapping[str, Any], cfg: DomainConfig) -> dict[str, Any]:
-    v1, e1, v2, e2 = stored_views(rec, cfg)
+def doc_row(rec: Mapping[str, Any], cfg: DomainConfig, views: Views | None = None) -> dict[str, Any]:
+    """The docs row of ``rec``; ``views``: :func:`stored_views` of it when already made."""
+    v1, e1, v2, e2 = views if views is not None else stored_views(rec, cfg)
     return {"record": dump_record(rec), "view_v1": v1, "etag_v1": e1, "view_v2": v2, "etag_v2": e2}
 
 
@@ -161,10 +166,10 @@ def side_rows(uuid: str, rec: Mapping[str, Any]) -> dict[Any, list[dict[str, Any
     }
 
 
-def change_row(uuid: str, kind: str, rec: Mapping[str, Any] | None, changed_at: str) -> dict[str, Any]:
-    return {
-        "image_uuid": uuid,
-        "kind": kind,
-        "changed_at": changed_at,
-        "record": None if rec is None else dump_record(rec),
-    }
+def change_row(
+    uuid: str, kind: str, rec: Mapping[str, Any] | None, changed_at: str, record_text: str | None = None
+) -> dict[str, Any]:
+    """A change-feed row; ``record_text``: :func:`dump_record` of ``rec`` when already made."""
+    if record_text is None and rec is not None:
+        record_text = dump_record(rec)
+    return {"image_uuid": uuid, "kind": kind, "changed_at": changed_at, "record": record_text}
