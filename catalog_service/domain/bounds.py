@@ -45,10 +45,19 @@ MAX_TEXT_CHARS: dict[str, int] = {
 _NOT_ANSWERED = ("tags_search",)
 
 
+#: No field's JSON can be longer than the whole record's: a record within this many characters
+#: keeps every bound of MAX_FIELD_JSON_CHARS (the common case: its fields need no text of their own).
+_SMALLEST_FIELD_BOUND = min(MAX_FIELD_JSON_CHARS.values())
+
+
+def _shown_json(rec: Mapping[str, Any]) -> str:
+    """The compact JSON of what answers carry of a record (no derived keys)."""
+    return compact_json({k: v for k, v in rec.items() if k not in _NOT_ANSWERED})
+
+
 def record_bytes(rec: Mapping[str, Any]) -> int:
     """UTF-8 size of what answers carry of a record: its compact JSON without derived keys."""
-    shown = {k: v for k, v in rec.items() if k not in _NOT_ANSWERED}
-    return len(compact_json(shown).encode("utf-8", "surrogatepass"))
+    return len(_shown_json(rec).encode("utf-8", "surrogatepass"))
 
 
 def _json_chars(v: Any) -> int:
@@ -59,7 +68,9 @@ def bound_errors(rec: Mapping[str, Any], max_bytes: int = MAX_IMAGE_BYTES) -> li
     """Every size bound ``rec`` breaks, one ``Invalid`` error per field; [] when it fits.
     ``max_bytes``: the whole-image bound (client writes use ``MAX_CLIENT_IMAGE_BYTES``)."""
     errs: list[FieldError] = []
-    for field, limit in MAX_FIELD_JSON_CHARS.items():
+    shown = _shown_json(rec)
+    fields = MAX_FIELD_JSON_CHARS.items() if js_len(shown) > _SMALLEST_FIELD_BOUND else ()
+    for field, limit in fields:
         if field in rec and (n := _json_chars(rec[field])) > limit:
             errs.append(
                 FieldError(field, "Invalid", f'image "{field}" is too large: {n} characters (max {limit})')
@@ -70,7 +81,7 @@ def bound_errors(rec: Mapping[str, Any], max_bytes: int = MAX_IMAGE_BYTES) -> li
             errs.append(
                 FieldError(field, "Invalid", f'image "{field}" is too long: {n} characters (max {limit})')
             )
-    if not errs and (size := record_bytes(rec)) > max_bytes:
+    if not errs and (size := len(shown.encode("utf-8", "surrogatepass"))) > max_bytes:
         largest = max(
             (k for k in rec if k not in _NOT_ANSWERED),
             key=lambda k: len(compact_json(rec[k]).encode("utf-8", "surrogatepass")),
