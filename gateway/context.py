@@ -130,7 +130,13 @@ class RequestContext:
 
     @property
     def view(self) -> common_pb2.ImageView:
+        """The view of calls whose answer is read beyond its REST text (typed fields)."""
         return common_pb2.ImageView(include_channels=self.negotiated.include_channels)
+
+    @property
+    def answer_view(self) -> common_pb2.ImageView:
+        """The view of calls whose answer is only the image's REST text (``view_only``)."""
+        return common_pb2.ImageView(include_channels=self.negotiated.include_channels, view_only=True)
 
     def caller(self) -> common_pb2.CallerContext:
         return common_pb2.CallerContext(

@@ -252,6 +252,7 @@ async def prepare(
             compression=compression,
             storage=storage,
             content_type=content_type,
+            plan_only=True,
         ),
         **scope.rpc,
     )

@@ -102,6 +102,13 @@ def image_message(r: Rendered) -> image_pb2.Image:
     return msg
 
 
+def view_only_message(r: Rendered) -> image_pb2.Image:
+    """The Image of a REST answer: uuid, view text, ETag and revision, no typed fields."""
+    return image_pb2.Image(
+        uuid=str(r.record.get("uuid", "")), view_json=r.view_json, etag=r.etag, revision=r.revision
+    )
+
+
 def file_message(f: Mapping[str, Any]) -> image_pb2.ImageFile:
     m = image_pb2.ImageFile(
         sha1=str(f.get("sha1", "")),

@@ -9,14 +9,20 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import grpc
 from imgapi.v1 import catalog_pb2, catalog_pb2_grpc, common_pb2, image_pb2
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from catalog_service.adapters.db.listing import State
-from catalog_service.api.convert import conditions_of, file_entry, icon_entry, image_message
+from catalog_service.api.convert import (
+    conditions_of,
+    file_entry,
+    icon_entry,
+    image_message,
+    view_only_message,
+)
 from catalog_service.domain.serialize import format_timestamp
 from catalog_service.handlers.operations import Caller, CatalogService, Rendered, View
 from imgapi_common.errors import ImgapiError
@@ -92,9 +98,17 @@ def _view(v: common_pb2.ImageView, has: bool) -> View:
     return View(include_channels=v.include_channels, include_admin_fields=v.include_admin_fields)
 
 
-def _resp(r: Rendered) -> catalog_pb2.ImageResponse:
+class _WithView(Protocol):
+    @property
+    def view(self) -> common_pb2.ImageView: ...
+
+
+def _resp(r: Rendered, request: _WithView) -> catalog_pb2.ImageResponse:
+    """The answer of a call returning one image: every field, or with ``view.view_only`` (the
+    REST gateway) only what a REST answer is made of."""
+    image = view_only_message(r) if request.view.view_only else image_message(r)
     return catalog_pb2.ImageResponse(
-        image=image_message(r), not_modified=r.not_modified, orphaned_blob_ids=list(r.orphaned_blob_ids)
+        image=image, not_modified=r.not_modified, orphaned_blob_ids=list(r.orphaned_blob_ids)
     )
 
 
@@ -131,7 +145,9 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
     def CreateImage(
         self, request: catalog_pb2.CreateImageRequest, context: grpc.ServicerContext
     ) -> catalog_pb2.ImageResponse:
-        return _resp(self.s.create(_caller(request.caller), _view_of(request), request.manifest_json))
+        return _resp(
+            self.s.create(_caller(request.caller), _view_of(request), request.manifest_json), request
+        )
 
     @_retry_read
     def GetImage(
@@ -144,13 +160,8 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
             _SUBJECT.get(request.preconditions.subject, "image"),  # type: ignore[arg-type]
         )
         if request.view_only:
-            return catalog_pb2.ImageResponse(
-                image=image_pb2.Image(
-                    uuid=request.uuid, view_json=r.view_json, etag=r.etag, revision=r.revision
-                ),
-                not_modified=r.not_modified,
-            )
-        return _resp(r)
+            return catalog_pb2.ImageResponse(image=view_only_message(r), not_modified=r.not_modified)
+        return _resp(r, request)
 
     @_retry_read
     def ListImages(
@@ -201,7 +212,8 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
                 *_target(request),
                 request.update_json,
                 conditions_of(request.preconditions),
-            )
+            ),
+            request,
         )
 
     def ActivateImage(
@@ -211,7 +223,8 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
             self.s.activate(
                 *_target(request),
                 conditions_of(request.preconditions),
-            )
+            ),
+            request,
         )
 
     def DisableImage(
@@ -222,7 +235,8 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
                 *_target(request),
                 True,
                 conditions_of(request.preconditions),
-            )
+            ),
+            request,
         )
 
     def EnableImage(
@@ -233,7 +247,8 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
                 *_target(request),
                 False,
                 conditions_of(request.preconditions),
-            )
+            ),
+            request,
         )
 
     def DeleteImage(
@@ -252,7 +267,8 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
                 *_target(request),
                 request.acl,
                 add=True,
-            )
+            ),
+            request,
         )
 
     def RemoveImageAcl(
@@ -263,13 +279,14 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
                 *_target(request),
                 request.acl,
                 add=False,
-            )
+            ),
+            request,
         )
 
     def CloneImage(
         self, request: catalog_pb2.CloneImageRequest, context: grpc.ServicerContext
     ) -> catalog_pb2.ImageResponse:
-        return _resp(self.s.clone(*_target(request)))
+        return _resp(self.s.clone(*_target(request)), request)
 
     def AdminImportImage(
         self, request: catalog_pb2.AdminImportImageRequest, context: grpc.ServicerContext
@@ -283,7 +300,8 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
                 request.manifest_json,
                 skip_owner_check=request.skip_owner_check,
                 from_source=request.from_source,
-            )
+            ),
+            request,
         )
 
     def _channels(self) -> list[catalog_pb2.Channel]:
@@ -327,7 +345,8 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
                 *_target(request),
                 request.channel,
                 conditions_of(request.preconditions),
-            )
+            ),
+            request,
         )
 
     def PrepareImageUpload(
@@ -341,6 +360,8 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
             storage=request.storage,
             content_type=request.content_type,
         )
+        if request.plan_only:
+            return catalog_pb2.PrepareImageUploadResponse(max_size=plan.max_size, stor=plan.stor)
         view = self.s.render(plan.record, View(), 0)
         return catalog_pb2.PrepareImageUploadResponse(
             image=image_message(view), max_size=plan.max_size, stor=plan.stor
@@ -353,13 +374,14 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
             self.s.attach_file(
                 *_target(request),
                 file_entry(request.file),
-            )
+            ),
+            request,
         )
 
     def DetachImageFile(
         self, request: catalog_pb2.DetachImageFileRequest, context: grpc.ServicerContext
     ) -> catalog_pb2.ImageResponse:
-        return _resp(self.s.detach_file(*_target(request)))
+        return _resp(self.s.detach_file(*_target(request)), request)
 
     def AttachImageIcon(
         self, request: catalog_pb2.AttachImageIconRequest, context: grpc.ServicerContext
@@ -368,13 +390,14 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
             self.s.attach_icon(
                 *_target(request),
                 icon_entry(request.icon),
-            )
+            ),
+            request,
         )
 
     def DetachImageIcon(
         self, request: catalog_pb2.DetachImageIconRequest, context: grpc.ServicerContext
     ) -> catalog_pb2.ImageResponse:
-        return _resp(self.s.detach_icon(*_target(request)))
+        return _resp(self.s.detach_icon(*_target(request)), request)
 
     def WatchChanges(
         self, request: catalog_pb2.WatchChangesRequest, context: grpc.ServicerContext

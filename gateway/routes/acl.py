@@ -31,7 +31,7 @@ async def image_acl(ctx: RequestContext) -> Response:
     except ImgapiError:
         check_owner(ctx, await load_image(ctx))  # load -> owner -> body
         raise
-    req = catalog_pb2.ImageAclRequest(caller=ctx.caller(), view=ctx.view, uuid=ctx.uuid, acl=accounts)
+    req = catalog_pb2.ImageAclRequest(caller=ctx.caller(), view=ctx.answer_view, uuid=ctx.uuid, acl=accounts)
     if action == "add":
         resp = await ctx.clients.catalog.AddImageAcl(req, **ctx.rpc)
     else:

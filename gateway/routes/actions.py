@@ -54,7 +54,11 @@ async def admin_import_image(ctx: RequestContext) -> Response:
     """AdminImportImage (no source): the catalog does every check but ``skip_owner_check``'s, which
     comes after the request's own (channel, operator, body uuid)."""
     req = catalog_pb2.AdminImportImageRequest(
-        caller=ctx.caller(), view=ctx.view, uuid=ctx.uuid, manifest_json=ctx.body.text, from_source=False
+        caller=ctx.caller(),
+        view=ctx.answer_view,
+        uuid=ctx.uuid,
+        manifest_json=ctx.body.text,
+        from_source=False,
     )
     try:
         req.skip_owner_check = remote_files.wants_skip_owner_check(ctx)
@@ -68,7 +72,7 @@ async def admin_import_image(ctx: RequestContext) -> Response:
 
 def _action_request(ctx: RequestContext) -> catalog_pb2.ImageActionRequest:
     return catalog_pb2.ImageActionRequest(
-        caller=ctx.caller(), view=ctx.view, uuid=ctx.uuid, preconditions=ctx.preconditions()
+        caller=ctx.caller(), view=ctx.answer_view, uuid=ctx.uuid, preconditions=ctx.preconditions()
     )
 
 
@@ -90,7 +94,7 @@ async def disable(ctx: RequestContext) -> Response:
 async def update(ctx: RequestContext) -> Response:
     req = catalog_pb2.UpdateImageRequest(
         caller=ctx.caller(),
-        view=ctx.view,
+        view=ctx.answer_view,
         uuid=ctx.uuid,
         update_json=ctx.body.text,
         preconditions=ctx.preconditions(),
@@ -113,7 +117,7 @@ async def channel_add(ctx: RequestContext) -> Response:
         raise unknown_channel(name, given=given)
     req = catalog_pb2.ChannelAddImageRequest(
         caller=ctx.caller(),
-        view=ctx.view,
+        view=ctx.answer_view,
         uuid=ctx.uuid,
         channel=name,
         preconditions=ctx.preconditions(),

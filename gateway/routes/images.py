@@ -123,7 +123,9 @@ async def create_image(ctx: RequestContext) -> Response:
     """``POST /images``: CreateImage, or the other actions (create-from-vm, the Docker and LXD imports)."""
     action = ctx.query.get("action")
     if action is None:
-        req = catalog_pb2.CreateImageRequest(caller=ctx.caller(), view=ctx.view, manifest_json=ctx.body.text)
+        req = catalog_pb2.CreateImageRequest(
+            caller=ctx.caller(), view=ctx.answer_view, manifest_json=ctx.body.text
+        )
         resp = await ctx.clients.catalog.CreateImage(req, **ctx.rpc)
         return image_response(resp.image.view_json, resp.image.etag)
     await ctx.check_channel(write=True)
@@ -182,7 +184,7 @@ async def delete_image(ctx: RequestContext) -> Response:
 
 
 async def clone_image(ctx: RequestContext) -> Response:
-    req = catalog_pb2.CloneImageRequest(caller=ctx.caller(), view=ctx.view, uuid=ctx.uuid)
+    req = catalog_pb2.CloneImageRequest(caller=ctx.caller(), view=ctx.answer_view, uuid=ctx.uuid)
     resp = await ctx.clients.catalog.CloneImage(req, **ctx.rpc)
     return image_response(resp.image.view_json, resp.image.etag)
 

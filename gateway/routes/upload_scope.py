@@ -30,7 +30,7 @@ class CallScope:
 
     @classmethod
     def of(cls, ctx: RequestContext) -> CallScope:
-        return cls(ctx.clients, ctx.caller(), ctx.view, ctx.metadata)
+        return cls(ctx.clients, ctx.caller(), ctx.answer_view, ctx.metadata)
 
     @property
     def catalog(self) -> catalog_pb2_grpc.CatalogServiceAsyncStub:

@@ -756,6 +756,7 @@ class PrepareImageUploadRequest(_message.Message):
     COMPRESSION_FIELD_NUMBER: _builtins.int
     STORAGE_FIELD_NUMBER: _builtins.int
     CONTENT_TYPE_FIELD_NUMBER: _builtins.int
+    PLAN_ONLY_FIELD_NUMBER: _builtins.int
     uuid: _builtins.str
     kind: Global___PrepareImageUploadRequest.Kind.ValueType
     compression: _builtins.str
@@ -764,6 +765,10 @@ class PrepareImageUploadRequest(_message.Message):
     """requested storage name; "" = the default (operators only)"""
     content_type: _builtins.str
     """the icon's media type (icons)"""
+    plan_only: _builtins.bool
+    """The answer carries max_size and stor only, no image (what an upload needs: the REST gateway
+    and replication set it). Unset, the image is answered too.
+    """
     @_builtins.property
     def caller(self) -> _common_pb2.CallerContext: ...
     def __init__(
@@ -775,10 +780,11 @@ class PrepareImageUploadRequest(_message.Message):
         compression: _builtins.str = ...,
         storage: _builtins.str = ...,
         content_type: _builtins.str = ...,
+        plan_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["caller", b"caller"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["caller", b"caller", "compression", b"compression", "content_type", b"content_type", "kind", b"kind", "storage", b"storage", "uuid", b"uuid"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["caller", b"caller", "compression", b"compression", "content_type", b"content_type", "kind", b"kind", "plan_only", b"plan_only", "storage", b"storage", "uuid", b"uuid"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

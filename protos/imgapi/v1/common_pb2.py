@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16imgapi/v1/common.proto\x12\timgapi.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9e\x01\n\rCallerContext\x12\x0f\n\x07\x61\x63\x63ount\x18\x01 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x02 \x01(\t\x12\x15\n\rauthenticated\x18\x03 \x01(\x08\x12\x13\n\x0bremote_user\x18\x04 \x01(\t\x12\x12\n\nrequest_id\x18\x05 \x01(\t\x12\x12\n\nuser_agent\x18\x06 \x01(\t\x12\x17\n\x0f\x61\x63\x63ount_present\x18\x07 \x01(\x08\"C\n\tImageView\x12\x18\n\x10include_channels\x18\x01 \x01(\x08\x12\x1c\n\x14include_admin_fields\x18\x02 \x01(\x08\"\xdd\x02\n\rPreconditions\x12/\n\x08if_match\x18\x06 \x01(\x0b\x32\x1d.imgapi.v1.EntityTagCondition\x12\x34\n\rif_none_match\x18\x07 \x01(\x0b\x32\x1d.imgapi.v1.EntityTagCondition\x12\x33\n\x11if_modified_since\x18\x08 \x01(\x0b\x32\x18.imgapi.v1.DateCondition\x12\x35\n\x13if_unmodified_since\x18\t \x01(\x0b\x32\x18.imgapi.v1.DateCondition\x12\x31\n\x07subject\x18\x05 \x01(\x0e\x32 .imgapi.v1.Preconditions.Subject\"@\n\x07Subject\x12\x11\n\rSUBJECT_IMAGE\x10\x00\x12\x10\n\x0cSUBJECT_FILE\x10\x01\x12\x10\n\x0cSUBJECT_ICON\x10\x02J\x04\x08\x01\x10\x05\"U\n\x12\x45ntityTagCondition\x12\x0b\n\x03\x61ny\x18\x01 \x01(\x08\x12\"\n\x04tags\x18\x02 \x03(\x0b\x32\x14.imgapi.v1.EntityTag\x12\x0e\n\x06header\x18\x03 \x01(\t\")\n\tEntityTag\x12\x0e\n\x06opaque\x18\x01 \x01(\t\x12\x0c\n\x04weak\x18\x02 \x01(\x08\"I\n\rDateCondition\x12(\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06header\x18\x02 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16imgapi/v1/common.proto\x12\timgapi.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9e\x01\n\rCallerContext\x12\x0f\n\x07\x61\x63\x63ount\x18\x01 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x02 \x01(\t\x12\x15\n\rauthenticated\x18\x03 \x01(\x08\x12\x13\n\x0bremote_user\x18\x04 \x01(\t\x12\x12\n\nrequest_id\x18\x05 \x01(\t\x12\x12\n\nuser_agent\x18\x06 \x01(\t\x12\x17\n\x0f\x61\x63\x63ount_present\x18\x07 \x01(\x08\"V\n\tImageView\x12\x18\n\x10include_channels\x18\x01 \x01(\x08\x12\x1c\n\x14include_admin_fields\x18\x02 \x01(\x08\x12\x11\n\tview_only\x18\x03 \x01(\x08\"\xdd\x02\n\rPreconditions\x12/\n\x08if_match\x18\x06 \x01(\x0b\x32\x1d.imgapi.v1.EntityTagCondition\x12\x34\n\rif_none_match\x18\x07 \x01(\x0b\x32\x1d.imgapi.v1.EntityTagCondition\x12\x33\n\x11if_modified_since\x18\x08 \x01(\x0b\x32\x18.imgapi.v1.DateCondition\x12\x35\n\x13if_unmodified_since\x18\t \x01(\x0b\x32\x18.imgapi.v1.DateCondition\x12\x31\n\x07subject\x18\x05 \x01(\x0e\x32 .imgapi.v1.Preconditions.Subject\"@\n\x07Subject\x12\x11\n\rSUBJECT_IMAGE\x10\x00\x12\x10\n\x0cSUBJECT_FILE\x10\x01\x12\x10\n\x0cSUBJECT_ICON\x10\x02J\x04\x08\x01\x10\x05\"U\n\x12\x45ntityTagCondition\x12\x0b\n\x03\x61ny\x18\x01 \x01(\x08\x12\"\n\x04tags\x18\x02 \x03(\x0b\x32\x14.imgapi.v1.EntityTag\x12\x0e\n\x06header\x18\x03 \x01(\t\")\n\tEntityTag\x12\x0e\n\x06opaque\x18\x01 \x01(\t\x12\x0c\n\x04weak\x18\x02 \x01(\x08\"I\n\rDateCondition\x12(\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06header\x18\x02 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,15 +35,15 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CALLERCONTEXT']._serialized_start=71
   _globals['_CALLERCONTEXT']._serialized_end=229
   _globals['_IMAGEVIEW']._serialized_start=231
-  _globals['_IMAGEVIEW']._serialized_end=298
-  _globals['_PRECONDITIONS']._serialized_start=301
-  _globals['_PRECONDITIONS']._serialized_end=650
-  _globals['_PRECONDITIONS_SUBJECT']._serialized_start=580
-  _globals['_PRECONDITIONS_SUBJECT']._serialized_end=644
-  _globals['_ENTITYTAGCONDITION']._serialized_start=652
-  _globals['_ENTITYTAGCONDITION']._serialized_end=737
-  _globals['_ENTITYTAG']._serialized_start=739
-  _globals['_ENTITYTAG']._serialized_end=780
-  _globals['_DATECONDITION']._serialized_start=782
-  _globals['_DATECONDITION']._serialized_end=855
+  _globals['_IMAGEVIEW']._serialized_end=317
+  _globals['_PRECONDITIONS']._serialized_start=320
+  _globals['_PRECONDITIONS']._serialized_end=669
+  _globals['_PRECONDITIONS_SUBJECT']._serialized_start=599
+  _globals['_PRECONDITIONS_SUBJECT']._serialized_end=663
+  _globals['_ENTITYTAGCONDITION']._serialized_start=671
+  _globals['_ENTITYTAGCONDITION']._serialized_end=756
+  _globals['_ENTITYTAG']._serialized_start=758
+  _globals['_ENTITYTAG']._serialized_end=799
+  _globals['_DATECONDITION']._serialized_start=801
+  _globals['_DATECONDITION']._serialized_end=874
 # @@protoc_insertion_point(module_scope)

@@ -87,19 +87,25 @@ class ImageView(_message.Message):
 
     INCLUDE_CHANNELS_FIELD_NUMBER: _builtins.int
     INCLUDE_ADMIN_FIELDS_FIELD_NUMBER: _builtins.int
+    VIEW_ONLY_FIELD_NUMBER: _builtins.int
     include_channels: _builtins.bool
     """True when the Accept-Version range admits 2.0.0: `channels` is emitted."""
     include_admin_fields: _builtins.bool
     """inclAdminFields=true: `files[].stor` is emitted."""
+    view_only: _builtins.bool
+    """Only uuid, view_json, etag and revision are filled in the answered Image (the REST gateway
+    answers with the view text alone); typed fields are left out. Unset, every field is filled.
+    """
     def __init__(
         self,
         *,
         include_channels: _builtins.bool = ...,
         include_admin_fields: _builtins.bool = ...,
+        view_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["include_admin_fields", b"include_admin_fields", "include_channels", b"include_channels"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["include_admin_fields", b"include_admin_fields", "include_channels", b"include_channels", "view_only", b"view_only"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
