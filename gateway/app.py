@@ -40,7 +40,7 @@ from gateway.routes.table import Mounted, match_path, mount
 from gateway.settings import GatewaySettings
 from imgapi_common.errors import ImgapiError
 from imgapi_common.internal_auth import TOKEN_SETTING
-from imgapi_common.observability import HTTP_LATENCY, HTTP_REQUESTS
+from imgapi_common.observability import observe_http
 from imgapi_common.observability import request_id as request_id_var
 
 log = logging.getLogger("gateway")
@@ -96,8 +96,7 @@ class Dispatcher:
                         bytes(response.body).decode("utf-8", "replace"),
                     )
             route = scope.get(ROUTE_SCOPE_KEY, "unmatched")
-            HTTP_REQUESTS.labels(route, request.method, str(response.status_code)).inc()
-            HTTP_LATENCY.labels(route, request.method).observe(time.monotonic() - started)
+            observe_http(route, request.method, response.status_code, time.monotonic() - started)
             if state.settings.access_log:
                 log.info("%s %s %s", request.method, scope.get("path", ""), response.status_code)
         finally:

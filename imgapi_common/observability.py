@@ -66,6 +66,24 @@ HTTP_LATENCY = Histogram(
 )
 
 
+_HTTP_COUNTS: dict[tuple[str, str, str], Any] = {}
+_HTTP_TIMES: dict[tuple[str, str], Any] = {}
+
+
+def observe_http(route: str, method: str, status: int, seconds: float) -> None:
+    """Count one answered HTTP request and its latency. The labelled children are looked up once
+    per label set (routes, httptools' methods and statuses are finite sets)."""
+    key = (route, method, str(status))
+    counter = _HTTP_COUNTS.get(key)
+    if counter is None:
+        counter = _HTTP_COUNTS[key] = HTTP_REQUESTS.labels(*key)
+    counter.inc()
+    timer = _HTTP_TIMES.get(key[:2])
+    if timer is None:
+        timer = _HTTP_TIMES[(route, method)] = HTTP_LATENCY.labels(route, method)
+    timer.observe(seconds)
+
+
 #: Metric name prefixes each service exposes on its /metrics (besides process_/python_ metrics).
 OWN_METRICS: dict[str, tuple[str, ...]] = {
     "catalog": ("imgapi_grpc_",),
