@@ -78,7 +78,12 @@ def summarize(d: dict[str, Any]) -> list[str]:
     for p in ("upload", "download"):
         ph = phases.get(p)
         if ph:
-            extra = f", {ph.get('server_cpu_s_per_gib_median')} CPU-s/GiB" if p == "upload" else ""
+            extra = (
+                f", {ph.get('server_cpu_s_per_gib_median')} CPU-s/GiB, {ph.get('ratio_to_floor')}x the"
+                f" SHA-1+MD5 floor ({ph.get('floor_sha1_md5_mb_s_median')} MB/s)"
+                if p == "upload"
+                else ""
+            )
             out.append(f"{p:<13} {ph['mb_s_median']:8.0f} MB/s{extra}")
     for st in (phases.get("list") or {}).get("steps", []):
         for name, q in st["queries"].items():

@@ -5,7 +5,6 @@ derived tags search strings every stored record carries."""
 from __future__ import annotations
 
 import contextlib
-import copy
 import math
 import uuid as uuid_mod
 from collections.abc import Mapping, Sequence
@@ -16,7 +15,7 @@ from catalog_service.domain.image import check_account
 from catalog_service.domain.upgrade import upgrade_dataset_manifest
 from catalog_service.domain.validation import image_data_error, record_errors
 from imgapi_common.errors import FieldError, invalid_parameter, validation_failed
-from imgapi_common.jsvalues import js_number, js_string, to_json_number, truthy
+from imgapi_common.jsvalues import copy_json, js_number, js_string, to_json_number, truthy
 from imgapi_common.manifest_fields import tag_search_text
 
 
@@ -72,7 +71,7 @@ def build_record(
     called without ``channels`` the record is validated without the ``channels`` requirement and
     the caller must add them before storing.
     """
-    data: dict[str, Any] = copy.deepcopy(dict(body))
+    data: dict[str, Any] = copy_json(dict(body))  # a parsed JSON value: plain dicts and lists
     # 1. SDC 6 dataset manifest upgrade (imports only); a failure leaves the body unchanged.
     if for_import and "v" not in data and "creator_uuid" in data:
         with contextlib.suppress(ValueError):

@@ -3,7 +3,6 @@ re-validation."""
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,7 +10,7 @@ from catalog_service.domain.config import DomainConfig
 from catalog_service.domain.records import normalize_record, tags_search_array
 from catalog_service.domain.validation import image_data_error, validate_record
 from imgapi_common.errors import FieldError, validation_failed
-from imgapi_common.jsvalues import boolish
+from imgapi_common.jsvalues import boolish, copy_json
 from imgapi_common.manifest_fields import OPERATOR_ONLY_FIELDS, USER_UPDATABLE_FIELDS
 
 #: Keys a user (``account`` given) may update.
@@ -94,9 +93,9 @@ def merge_update(rec: Mapping[str, Any], body: Mapping[str, Any]) -> dict[str, A
     """Step 4: the merged record (a new dict). ``null`` deletes; ``tags`` replaces the tags and
     their search array (``tags: null`` only drops the search array, a reference quirk); ``files``
     only updates the digests of ``files[0]``."""
-    new = copy.deepcopy(dict(rec))
+    new = copy_json(dict(rec))  # parsed JSON values: plain dicts and lists
     for key, value in body.items():
-        value = copy.deepcopy(value)
+        value = copy_json(value)
         if key == "files":
             if value is None:
                 new.pop("files", None)
