@@ -6,6 +6,7 @@ import itertools
 import threading
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -339,12 +340,17 @@ def test_local_resume_rebuilds_digests_by_rereading(tmp_path: Path, clock: Clock
     assert meta.digests.__dict__ == digests(data)
 
 
-@pytest.mark.parametrize("failing_call", [1, 2, 3], ids=["data-fsync", "meta-fsync", "dir-fsync"])
+@pytest.mark.parametrize(
+    ("call", "failing_call"),
+    [("pwrite", 1), ("pwrite", 2), ("fsync", 1), ("fsync", 2), ("fsync", 3)],
+    ids=["data-write", "meta-write", "data-fsync", "meta-fsync", "dir-fsync"],
+)
 def test_local_put_failing_midway_leaves_nothing(
-    tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch, failing_call: int
+    tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch, call: str, failing_call: int
 ) -> None:
-    """A small blob whose storage fails at any of its syncs (a full disk) is InsufficientStorage and
-    leaves neither a staging directory nor a blob; the next put works (local backend)."""
+    """A small blob whose storage fails at any of its writes or syncs (a full disk) is
+    InsufficientStorage and leaves neither a staging directory, a blob nor an open file; the next
+    put works (local backend)."""
     import errno
     import os
 
@@ -353,20 +359,23 @@ def test_local_put_failing_midway_leaves_nothing(
     settings = settings_for("local", tmp_path, None, fsync=True)
     service = BlobService(make_storage(settings), settings, clock)
     calls = {"n": 0}
-    real_fsync = os.fsync
+    real = getattr(os, call)
 
-    def fsync(fd: int) -> None:
+    def failing(*args: Any) -> Any:
         calls["n"] += 1
         if calls["n"] == failing_call:
             raise OSError(errno.ENOSPC, "No space left on device")
-        real_fsync(fd)
+        return real(*args)
 
-    monkeypatch.setattr(os, "fsync", fsync)
+    open_files = len(os.listdir("/proc/self/fd"))
+    monkeypatch.setattr(os, call, failing)
     with pytest.raises(BlobError) as e:
         service.put(payload(3000, seed=31))
+    monkeypatch.setattr(os, call, real)
     assert reason(e) == "InsufficientStorage"
-    assert list(service.storage.list_uploads()) == []
     assert calls["n"] == failing_call
+    assert len(os.listdir("/proc/self/fd")) == open_files
+    assert list(service.storage.list_uploads()) == []
     assert [p for p in (tmp_path / "data" / "blobs").rglob("*") if p.is_file()] == []
     data = payload(3000, seed=32)
     meta = service.put(data)

@@ -241,8 +241,10 @@ class LocalStorage:
         final = self._blob_dir(meta.blob_id)
         os.mkdir(stage)
         try:
-            fds = [_create(f"{stage}/data", data), _create(f"{stage}/meta.json", meta.to_json())]
+            fds: list[int] = []
             try:
+                fds.append(_create(f"{stage}/data", data))
+                fds.append(_create(f"{stage}/meta.json", meta.to_json()))
                 if self._durable:
                     for fd in fds:
                         os.fsync(fd)
