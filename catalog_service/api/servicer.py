@@ -12,7 +12,7 @@ from datetime import UTC
 from typing import Any, Protocol, TypeVar
 
 import grpc
-from imgapi.v1 import catalog_pb2, catalog_pb2_grpc, common_pb2, image_pb2
+from imgapi.v1 import catalog_pb2, catalog_pb2_grpc, common_pb2
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from catalog_service.adapters.db.listing import State
@@ -103,10 +103,10 @@ class _WithView(Protocol):
     def view(self) -> common_pb2.ImageView: ...
 
 
-def _resp(r: Rendered, request: _WithView) -> catalog_pb2.ImageResponse:
+def _resp(r: Rendered, request: _WithView, *, view_only: bool = False) -> catalog_pb2.ImageResponse:
     """The answer of a call returning one image: every field, or with ``view.view_only`` (the
-    REST gateway) only what a REST answer is made of."""
-    image = view_only_message(r) if request.view.view_only else image_message(r)
+    REST gateway; ``view_only``: GetImage's own flag of that name) only what a REST answer is made of."""
+    image = view_only_message(r) if view_only or request.view.view_only else image_message(r)
     return catalog_pb2.ImageResponse(
         image=image, not_modified=r.not_modified, orphaned_blob_ids=list(r.orphaned_blob_ids)
     )
@@ -159,9 +159,7 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
             conditions_of(request.preconditions),
             _SUBJECT.get(request.preconditions.subject, "image"),  # type: ignore[arg-type]
         )
-        if request.view_only:
-            return catalog_pb2.ImageResponse(image=view_only_message(r), not_modified=r.not_modified)
-        return _resp(r, request)
+        return _resp(r, request, view_only=request.view_only)
 
     @_retry_read
     def ListImages(
@@ -193,15 +191,8 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
         rendered = found.answer
         if rendered is None:
             return catalog_pb2.ListImagesResponse(data_version=found.version, unchanged=True)
-        if not request.view_only:
-            images = [image_message(r) for r in rendered]
-        else:
-            images = [
-                image_pb2.Image(
-                    uuid=r.record["uuid"], view_json=r.view_json, etag=r.etag, revision=r.revision
-                )
-                for r in rendered
-            ]
+        message = view_only_message if request.view_only else image_message
+        images = [message(r) for r in rendered]
         return catalog_pb2.ListImagesResponse(images=images, data_version=found.version)
 
     def UpdateImage(
