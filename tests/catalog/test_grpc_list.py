@@ -398,6 +398,39 @@ def test_empty_tag_value_matches_only_the_empty_string(catalog_dc: Catalog) -> N
     assert list_uuids(catalog_dc, owner=owner, tags={"role": ""}) == [empty]
 
 
+#: Tag keys long enough that the image's pairs are not carried in the listing indexes.
+_LONG_TAGS = {f"key-{i:02d}-{'k' * 20}": "v" for i in range(20)}
+_ODD_KEY = 'q"u\\o\x1ft\u00e9", "'
+
+
+@pytest.mark.parametrize("limit", ["1", "1000"])
+def test_tag_filters_exact_whether_pairs_are_carried_or_probed(catalog_dc: Catalog, limit: str) -> None:
+    """A tag filter matches the same images whether it is tested on the listing index's
+    ``tag_pairs`` or, for tags too long to carry there, by probing ``image_tags``; odd characters
+    (quotes, the pairs' separator, unicode) match exactly and a prefix does not. With limit 1 the
+    walk in order serves the query on SQLite too (with 1000 a tag this rare drives it instead)."""
+    owner = new_uuid()
+    short = create_active(catalog_dc, manifest(owner=owner, tags={"role": "db", _ODD_KEY: '", "x'}))["uuid"]
+    long = create_active(catalog_dc, manifest(owner=owner, tags={"role": "db", **_LONG_TAGS}))["uuid"]
+    create_active(catalog_dc, manifest(owner=owner, tags={"role": "dba", "x": "role"}))
+    create_active(catalog_dc, manifest(owner=owner))
+
+    def listed(tags: dict[str, str], descending: bool = False) -> list[str]:
+        sort = "published_at.desc" if descending else "published_at"
+        return list_uuids(catalog_dc, owner=owner, tags=tags, limit=limit, sort=sort)
+
+    # the order of every listing (published_at, then uuid), kept to the two tagged role=db
+    both = [u for u in list_uuids(catalog_dc, owner=owner) if u in (short, long)]
+    want = both if limit == "1000" else both[:1]
+    assert listed({"role": "db"}) == want
+    assert listed({"role": "db"}, descending=True) == (both[::-1] if limit == "1000" else both[-1:])
+    assert listed({"key-07-" + "k" * 20: "v"}) == [long]
+    assert listed({_ODD_KEY: '", "x'}) == [short]
+    assert listed({_ODD_KEY: '", "'}) == []
+    assert listed({"role": "d"}) == []
+    assert listed({"x": "rol"}) == []
+
+
 def test_filters_with_account(filt: tuple[Catalog, str, dict[str, str]]) -> None:
     cat, owner, ids = filt
     # another account sees only the public activated image of this owner

@@ -37,7 +37,9 @@ NAMES = ["base", "base64", "minimal", "ubase", "Base"]
 VERSIONS = ["1.0.0", "1.0.1", "2.0", "10.0.0"]
 OSES = ["smartos", "linux", "other"]
 TYPES = ["zone-dataset", "lx-dataset", "other"]
-TAG_KEYS = ["role", "n", "flag"]
+#: The long key makes an image's tag pairs too long to carry in the listing indexes
+#: (``images.tag_pairs`` is NULL): its tag filters take the probe of ``image_tags``.
+TAG_KEYS = ["role", "n", "flag", "long-" + "k" * 600]
 TAG_VALUES: list[Any] = ["", "db", "web", "42", 42, 7, True, False]
 BILLING = ["x", "y"]
 #: No shrinking: every step re-seeds a database (minutes); the failing query is in the message.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic import command
@@ -14,7 +15,7 @@ from sqlalchemy import inspect
 
 from catalog_service.adapters.db.engine import alembic_config, make_engine, migrate
 from catalog_service.adapters.db.schema import metadata
-from tests.catalog.conftest import SDC, V2, caller, database, manifest, running_catalog
+from tests.catalog.conftest import SDC, V2, VADER, caller, database, manifest, running_catalog
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -79,19 +80,60 @@ def test_server_migrates_empty_database(empty_db: tuple[str, str]) -> None:
         assert len(r.images) == 1
 
 
-def test_covering_indexes_upgrade_a_catalog_with_images(empty_db: tuple[str, str]) -> None:
-    """0003 rebuilds the listing indexes of a catalog that has images: the same listings after it,
-    and planner statistics gathered for the new indexes (SQLite would otherwise walk a whole index
+#: Tags of the images the upgrade test makes: none, ordinary, odd characters (quotes, the pair
+#: separator, NUL, unicode, a number), and tags too long to carry in the listing indexes.
+_TAGS: list[dict[str, object] | None] = [
+    None,
+    {"role": "db", "gen": 3},
+    {"role": "web", 'q"u\\o\x1ft\x00e': '\u00e9\u2603 \x1f["role", "db"]\x1f'},
+    {"role": "db", **{f"key-{i:02d}-{'k' * 20}": "v" for i in range(20)}},
+]
+
+
+def _tag_pairs(url: str) -> dict[str, str | None]:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return dict(conn.exec_driver_sql("SELECT uuid, tag_pairs FROM images").all())  # type: ignore[arg-type]
+    finally:
+        engine.dispose()
+
+
+def _listings(cat: Any) -> list[list[str]]:
+    """The uuids of the listings the upgraded indexes serve, tag filters included."""
+    asked: list[dict[str, Any]] = [
+        {},
+        {"owner": VADER},
+        {"tags": {"role": "db"}},
+        {"tags": {"role": "web"}},
+        {"tags": {"gen": "3"}},
+        {"tags": {'q"u\\o\x1ft\x00e': '\u00e9\u2603 \x1f["role", "db"]\x1f'}},
+        {"tags": {f"key-07-{'k' * 20}": "v"}},
+    ]
+    return [[i.uuid for i in cat.call("ListImages", caller=caller(), state="all", **q).images] for q in asked]
+
+
+def test_listing_index_migrations_upgrade_a_catalog_with_images(empty_db: tuple[str, str]) -> None:
+    """0003 and 0004 rebuild the listing indexes of a catalog that has images: down to 0002 and up
+    again gives the same listings (tag filters included), the same ``tag_pairs`` as the writes
+    stored, and planner statistics for the new indexes (SQLite would otherwise walk a whole index
     for ``owner=X``)."""
     backend, url = empty_db
     cfg = alembic_config(url)
-    command.upgrade(cfg, "0002")
-    with running_catalog(url, backend, mode="dc", admin_uuid=SDC, auto_migrate=False) as cat:
-        made = [cat.create(manifest(name=f"img-{i}"))["uuid"] for i in range(5)]
-        before = [i.uuid for i in cat.call("ListImages", caller=caller(), state="all").images]
-    assert sorted(before) == sorted(made)
+    with running_catalog(url, backend, mode="dc", admin_uuid=SDC) as cat:
+        made = [
+            cat.create(manifest(name=f"img-{i}", **({"tags": t} if t else {})))["uuid"]
+            for i, t in enumerate(_TAGS)
+        ]
+        before = _listings(cat)
+    assert sorted(before[0]) == sorted(made)
+    assert [len(uuids) for uuids in before[2:]] == [2, 1, 1, 1, 1]
+    stored = _tag_pairs(url)
+    assert stored[made[0]] == "" and stored[made[3]] is None
+    command.downgrade(cfg, "0002")
     command.upgrade(cfg, "head")
     assert schema_diffs(url) == []
+    assert _tag_pairs(url) == stored
     engine = make_engine(url)
     try:
         with engine.connect() as conn:
@@ -108,5 +150,4 @@ def test_covering_indexes_upgrade_a_catalog_with_images(empty_db: tuple[str, str
     finally:
         engine.dispose()
     with running_catalog(url, backend, mode="dc", admin_uuid=SDC, auto_migrate=False) as cat:
-        after = [i.uuid for i in cat.call("ListImages", caller=caller(), state="all").images]
-    assert after == before
+        assert _listings(cat) == before

@@ -107,6 +107,30 @@ def tag_rows(rec: Mapping[str, Any]) -> list[tuple[str, str]]:
     ]
 
 
+#: The longest ``images.tag_pairs`` text kept. The column is part of the ordered listing indexes,
+#: whose entries must stay small (PostgreSQL refuses a B-tree entry above ~2.7 kB); an image whose
+#: tags encode longer keeps NULL there, and a tag filter probes ``image_tags`` for it instead.
+MAX_TAG_PAIRS = 512
+
+
+def tag_pair_needle(key: str, value: str) -> str:
+    """What ``images.tag_pairs`` contains exactly when the image carries the search pair
+    ``key``/``value`` (both :func:`db_text`): the pair as a JSON array text, ASCII only.
+
+    Such a text can only be found where one of the image's pairs starts, and then only as that
+    whole pair: ``["`` never occurs inside a JSON string (a quote there is escaped), so it marks
+    the start of a pair, and a JSON value read from there ends where that pair ends."""
+    return json.dumps([key, value])
+
+
+def tag_pairs_text(pairs: list[tuple[str, str]]) -> str | None:
+    """``images.tag_pairs`` of an image with these search pairs (:func:`tag_rows`): their
+    :func:`tag_pair_needle` texts, sorted and joined; "" without tags; None when longer than
+    ``MAX_TAG_PAIRS``."""
+    text = "".join(sorted(json.dumps([k, v]) for k, v in pairs))
+    return text if len(text) <= MAX_TAG_PAIRS else None
+
+
 def doc_row(rec: Mapping[str, Any], cfg: DomainConfig, views: Views | None = None) -> dict[str, Any]:
     """The docs row of ``rec``; ``views``: :func:`stored_views` of it when already made."""
     v1, e1, v2, e2 = views if views is not None else stored_views(rec, cfg)
@@ -130,6 +154,7 @@ def indexed_columns(rec: Mapping[str, Any], valid: bool) -> dict[str, Any]:
         "origin": origin if isinstance(origin, str) and len(origin) <= 64 and origin else None,
         "valid": valid,
         "expires_at": _text(rec.get("expires_at")) or None,
+        "tag_pairs": tag_pairs_text(tag_rows(rec)),
     }
 
 

@@ -23,8 +23,8 @@ from sqlalchemy import (
 metadata = MetaData()
 
 #: Columns a listing filters on, carried by the ordered listing indexes (all short: a UUID,
-#: enumerations, a boolean, a number; see migration 0003).
-_COVERED = ("owner", "public", "os", "type", "revision")
+#: enumerations, a boolean, a number, the bounded tag pairs; see migrations 0003 and 0004).
+_COVERED = ("owner", "public", "os", "type", "revision", "tag_pairs")
 
 images = Table(
     "images",
@@ -49,6 +49,10 @@ images = Table(
     Column("expires_at", Text, nullable=True),
     #: Optimistic concurrency: every UPDATE is conditional on the revision read.
     Column("revision", BigInteger, nullable=False),
+    #: The image's tag search pairs as one text, so that a tag filter is tested on the listing
+    #: index's own entries (no probe of ``image_tags`` per image walked); NULL when too long to
+    #: carry (catalog_service/adapters/db/rows.py, ``tag_pairs_text``).
+    Column("tag_pairs", Text, nullable=True),
     #: Every listing walks this index in sort order (state filters are cheap on the scanned rows).
     #: It carries the short filtered columns, so a row the filters reject costs no table lookup.
     Index("ix_images_order", "valid", "published_sort", "uuid", "activated", "disabled", "state", *_COVERED),
