@@ -25,6 +25,7 @@ import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar, cast
 
@@ -36,7 +37,7 @@ from catalog_service.domain.config import DomainConfig
 
 
 class _UnitOfWork(Protocol):
-    def read(self) -> Connection: ...
+    def read(self) -> AbstractContextManager[Connection]: ...
 
 
 class _Lister(Protocol):

@@ -188,3 +188,44 @@ def test_writes_through_both_doors_at_once(catalog: Catalog) -> None:
         got = catalog.stub.GetImage(catalog_pb2.GetImageRequest(uuid=uuid, caller=caller()), timeout=30)
         assert got.image.uuid == uuid
     assert len(set(made) | set(local)) == 2 * n
+
+
+def test_the_callers_thread_keeps_its_connections_between_calls(catalog: Catalog) -> None:
+    """On SQLite the event loop's thread, which serves the in-process calls itself, keeps one
+    connection for reads and one for writes between calls instead of a pool checkout per call;
+    on PostgreSQL calls run on the channel's threads and give theirs back. Either way a read sees
+    at once what the gRPC server's threads committed, and a write refused inside its transaction
+    leaves nothing written and the next write working."""
+    pool: Any = catalog.service.engine.pool  # a QueuePool (checkedout() is not on the base class)
+    uuid = catalog.create(manifest(public=True))["uuid"]
+    get = catalog_pb2.GetImageRequest(uuid=uuid, caller=caller(VADER), view=V2)
+
+    def update(text: str) -> catalog_pb2.UpdateImageRequest:
+        return catalog_pb2.UpdateImageRequest(
+            uuid=uuid, caller=caller(VADER), view=V2, update_json=json.dumps({"description": text})
+        )
+
+    async def calls(stub: Any) -> tuple[list[int], list[str], grpc.StatusCode]:
+        held: list[int] = []
+        seen: list[str] = []
+        for i in range(3):
+            catalog.stub.UpdateImage(update(f"network {i}"), timeout=30)  # a gRPC server thread
+            seen.append(json.loads((await stub.GetImage(get, timeout=30)).image.view_json)["description"])
+            await stub.UpdateImage(update(f"local {i}"), timeout=30)
+            held.append(pool.checkedout())
+        try:
+            await stub.ActivateImage(catalog_pb2.ImageActionRequest(uuid=uuid, caller=caller(VADER)))
+        except aio.AioRpcError as e:  # no file yet: refused after the image was read for update
+            refused = e.code()
+        else:
+            raise AssertionError("activating an image without a file was not refused")
+        await stub.UpdateImage(update("after the refusal"), timeout=30)
+        return held, seen, refused
+
+    held, seen, refused = _in_process(catalog, calls)
+    assert held == ([2, 2, 2] if catalog.backend == "sqlite" else [0, 0, 0])
+    assert seen == ["network 0", "network 1", "network 2"]
+    assert refused is not grpc.StatusCode.OK
+    got = catalog.stub.GetImage(get, timeout=30)
+    assert json.loads(got.image.view_json)["description"] == "after the refusal"
+    assert got.image.state == "unactivated"
