@@ -9,6 +9,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
+
 from catalog_service.adapters.db.schema import (
     image_acl,
     image_billing_tags,
@@ -113,21 +115,30 @@ def tag_rows(rec: Mapping[str, Any]) -> list[tuple[str, str]]:
 MAX_TAG_PAIRS = 512
 
 
+def _pair(key: str, value: str) -> str:
+    return orjson.dumps([key, value]).decode()
+
+
 def tag_pair_needle(key: str, value: str) -> str:
     """What ``images.tag_pairs`` contains exactly when the image carries the search pair
-    ``key``/``value`` (both :func:`db_text`): the pair as a JSON array text, ASCII only.
+    ``key``/``value`` (both :func:`db_text`): the pair as a compact JSON array text.
 
     Such a text can only be found where one of the image's pairs starts, and then only as that
     whole pair: ``["`` never occurs inside a JSON string (a quote there is escaped), so it marks
-    the start of a pair, and a JSON value read from there ends where that pair ends."""
-    return json.dumps([key, value])
+    the start of a pair, and a JSON value read from there ends where that pair ends. A pair that
+    cannot be stored (a lone surrogate, which orjson refuses) gets a needle that matches nothing:
+    ``json.dumps`` writes ``", "`` between the two, never found at the start of a stored pair."""
+    try:
+        return _pair(key, value)
+    except orjson.JSONEncodeError:
+        return json.dumps([key, value])
 
 
 def tag_pairs_text(pairs: list[tuple[str, str]]) -> str | None:
     """``images.tag_pairs`` of an image with these search pairs (:func:`tag_rows`): their
     :func:`tag_pair_needle` texts, sorted and joined; "" without tags; None when longer than
     ``MAX_TAG_PAIRS``."""
-    text = "".join(sorted(json.dumps([k, v]) for k, v in pairs))
+    text = "".join(sorted(_pair(k, v) for k, v in pairs))
     return text if len(text) <= MAX_TAG_PAIRS else None
 
 

@@ -3,7 +3,7 @@
 A tag filter most images pass (``tag.role=db`` on a third of them) was a probe of ``image_tags``
 for every image the listing walked: at 100k images and limit 1000, ~3,000 probes and 21.7 ms of
 SQL on PostgreSQL. ``images.tag_pairs`` holds the image's search pairs as one bounded text (each
-pair a JSON array text, ASCII, sorted and joined; "" without tags; NULL when longer than 512
+pair a compact JSON array text, sorted and joined; "" without tags; NULL when longer than 512
 characters, where the probe stays), and the three ordered listing indexes carry it: the
 filter is tested on the index entry itself (8.7 ms).
 
@@ -16,8 +16,7 @@ Revises: 0003
 Create Date: 2026-12-05
 """
 
-import json
-
+import orjson
 import sqlalchemy as sa
 from alembic import op
 
@@ -32,7 +31,7 @@ _COVERED_0003 = ["owner", "public", "os", "type", "revision"]
 
 
 def _pairs_text(pairs: list[tuple[str, str]]) -> str | None:
-    text = "".join(sorted(json.dumps([k, v]) for k, v in pairs))
+    text = "".join(sorted(orjson.dumps([k, v]).decode() for k, v in pairs))
     return text if len(text) <= _MAX else None
 
 
