@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, exc
 from sqlalchemy.engine import make_url
 
 from catalog_service.adapters.db.statistics import ANALYZE_STATEMENTS, AnalyzeSchedule
@@ -17,6 +18,26 @@ if TYPE_CHECKING:
 WRITE_OPTION = "imgapi_write"
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+#: Connection-record keys: the statistics refreshes a connection has loaded, and whether its
+#: transaction refreshed them.
+_STATS_SEEN = "imgapi_stats_seen"
+_ANALYZED = "imgapi_analyzed"
+#: SQLite engines' statistics schedules (:func:`statistics_runs`).
+_SCHEDULES: weakref.WeakKeyDictionary[Engine, AnalyzeSchedule] = weakref.WeakKeyDictionary()
+
+
+def statistics_runs(engine: Engine) -> int:
+    """How many statistics refreshes this (SQLite) engine has committed; 0 for PostgreSQL."""
+    schedule = _SCHEDULES.get(engine)
+    return 0 if schedule is None else schedule.runs
+
+
+def stale_statistics(engine: Engine, conn: Any) -> bool:
+    """Whether SQLAlchemy connection ``conn`` (SQLite) planned with statistics older than the last
+    committed refresh: replace it (``conn.invalidate()``) before using it again."""
+    schedule = _SCHEDULES.get(engine)
+    return schedule is not None and conn.info.get(_STATS_SEEN, schedule.runs) != schedule.runs
 
 
 def make_engine(url: str, pool_size: int = 16, sqlite_mmap_bytes: int = 0) -> Engine:
@@ -33,8 +54,12 @@ def make_engine(url: str, pool_size: int = 16, sqlite_mmap_bytes: int = 0) -> En
             connect_args={"check_same_thread": False, "timeout": 30},
         )
 
+        schedule = AnalyzeSchedule()
+        _SCHEDULES[engine] = schedule
+
         @event.listens_for(engine, "connect")
-        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+        def _pragmas(dbapi_conn: Any, record: Any) -> None:
+            record.info[_STATS_SEEN] = schedule.runs  # read with the schema, when first used
             # WAL: readers never block the writer; busy_timeout: writers queue instead of failing.
             dbapi_conn.isolation_level = None
             cur = dbapi_conn.cursor()
@@ -45,7 +70,22 @@ def make_engine(url: str, pool_size: int = 16, sqlite_mmap_bytes: int = 0) -> En
             cur.execute(f"PRAGMA mmap_size={int(sqlite_mmap_bytes)}")
             cur.close()
 
-        schedule = AnalyzeSchedule()
+        @event.listens_for(engine, "checkout")
+        def _fresh_statistics(_dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+            # A pooled connection opened before the last refresh is replaced (the pool retries
+            # the checkout with a new one).
+            if record.info.get(_STATS_SEEN, schedule.runs) != schedule.runs:
+                raise exc.DisconnectionError("planner statistics were refreshed since this connection opened")
+
+        @event.listens_for(engine, "commit")
+        def _analyzed(conn: Any) -> None:
+            if conn.info.pop(_ANALYZED, False):
+                schedule.committed()
+                conn.info[_STATS_SEEN] = schedule.runs  # the ANALYZE reloaded its own
+
+        @event.listens_for(engine, "rollback")
+        def _not_analyzed(conn: Any) -> None:
+            conn.info.pop(_ANALYZED, None)
 
         @event.listens_for(engine, "begin")
         def _begin(conn: Any) -> None:
@@ -59,6 +99,7 @@ def make_engine(url: str, pool_size: int = 16, sqlite_mmap_bytes: int = 0) -> En
                 if schedule.due():  # planner statistics as the catalog grows (db/statistics.py)
                     for statement in ANALYZE_STATEMENTS:
                         conn.exec_driver_sql(statement)
+                    conn.info[_ANALYZED] = True
 
         return engine
     # No pre-ping: it costs a round trip on every checkout (as much as a GetImage itself). A

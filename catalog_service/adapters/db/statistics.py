@@ -21,12 +21,25 @@ FIRST_ANALYZE_AT = 64
 
 
 class AnalyzeSchedule:
-    """Counts write transactions; says when the next one should refresh the statistics."""
+    """Counts write transactions; says when the next one should refresh the statistics, and how
+    many refreshes were committed (``runs``).
+
+    SQLite loads the statistics into a connection when it opens it (reads its schema), and an
+    ANALYZE on one connection does not reload them in the others: a connection kept open reads
+    with the statistics of its opening. Connections remember the ``runs`` they opened at, and one
+    that is behind is replaced before it is used again (catalog_service/adapters/db/engine.py,
+    unit_of_work.py)."""
 
     def __init__(self, first: int = FIRST_ANALYZE_AT) -> None:
         self._writes = 0
         self._next = first
         self._lock = threading.Lock()
+        self.runs = 0
+
+    def committed(self) -> None:
+        """A transaction that refreshed the statistics committed."""
+        with self._lock:
+            self.runs += 1
 
     def due(self) -> bool:
         with self._lock:

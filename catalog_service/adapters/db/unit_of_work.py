@@ -17,7 +17,7 @@ from typing import TypeVar
 
 from sqlalchemy import Connection, Engine
 
-from catalog_service.adapters.db.engine import WRITE_OPTION
+from catalog_service.adapters.db.engine import WRITE_OPTION, stale_statistics
 from catalog_service.adapters.db.repository import ConcurrentUpdate
 from imgapi_common.errors import ImgapiError
 
@@ -68,6 +68,8 @@ class UnitOfWork:
         reader = self._held.reader
         if reader is None or reader.invalidated:
             reader = self._held.reader = self.engine.connect()
+        elif stale_statistics(self.engine, reader):
+            reader.invalidate()  # the next statement opens a new connection, with the new statistics
         try:
             yield reader
         finally:
@@ -81,6 +83,8 @@ class UnitOfWork:
             writer = self._held.writer
             if writer is None or writer.invalidated:
                 writer = self._held.writer = self.engine.connect().execution_options(**{WRITE_OPTION: True})
+            elif stale_statistics(self.engine, writer):
+                writer.invalidate()
             with writer.begin():
                 yield writer
         else:
