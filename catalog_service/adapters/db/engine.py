@@ -23,14 +23,8 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 #: transaction refreshed them.
 _STATS_SEEN = "imgapi_stats_seen"
 _ANALYZED = "imgapi_analyzed"
-#: SQLite engines' statistics schedules (:func:`statistics_runs`).
+#: SQLite engines' statistics schedules (:func:`stale_statistics`).
 _SCHEDULES: weakref.WeakKeyDictionary[Engine, AnalyzeSchedule] = weakref.WeakKeyDictionary()
-
-
-def statistics_runs(engine: Engine) -> int:
-    """How many statistics refreshes this (SQLite) engine has committed; 0 for PostgreSQL."""
-    schedule = _SCHEDULES.get(engine)
-    return 0 if schedule is None else schedule.runs
 
 
 def stale_statistics(engine: Engine, conn: Any) -> bool:

@@ -13,7 +13,7 @@ import asyncio
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from sqlalchemy import Connection, Engine
 
@@ -65,11 +65,7 @@ class UnitOfWork:
             with self.engine.connect() as conn:
                 yield conn
             return
-        reader = self._held.reader
-        if reader is None or reader.invalidated:
-            reader = self._held.reader = self.engine.connect()
-        elif stale_statistics(self.engine, reader):
-            reader.invalidate()  # the next statement opens a new connection, with the new statistics
+        reader = self._kept("reader")
         try:
             yield reader
         finally:
@@ -80,17 +76,27 @@ class UnitOfWork:
     def transaction(self) -> Iterator[Connection]:
         """One write transaction: committed when the block ends, rolled back if it raises."""
         if self._dialect == "sqlite" and self._holds():
-            writer = self._held.writer
-            if writer is None or writer.invalidated:
-                writer = self._held.writer = self.engine.connect().execution_options(**{WRITE_OPTION: True})
-            elif stale_statistics(self.engine, writer):
-                writer.invalidate()
+            writer = self._kept("writer")
             with writer.begin():
                 yield writer
         else:
             with self.engine.connect().execution_options(**{WRITE_OPTION: True}) as conn, conn.begin():
                 yield conn
         self.notify()
+
+    def _kept(self, role: Literal["reader", "writer"]) -> Connection:
+        """This thread's kept connection for ``role``, opened on first use; one whose planner
+        statistics predate the last refresh is invalidated, so that its next statement runs on
+        a new connection with the new statistics (engine.py, ``stale_statistics``)."""
+        conn: Connection | None = getattr(self._held, role)
+        if conn is None or conn.invalidated:
+            conn = self.engine.connect()
+            if role == "writer":
+                conn = conn.execution_options(**{WRITE_OPTION: True})
+            setattr(self._held, role, conn)
+        elif stale_statistics(self.engine, conn):
+            conn.invalidate()
+        return conn
 
     def _holds(self) -> bool:
         """Whether this thread keeps its connections: the first ``HELD_THREADS`` threads to ask
