@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import threading
 import uuid
 from pathlib import Path
@@ -56,6 +57,50 @@ def test_upload_commit_read_stat_delete(service: BlobService) -> None:
     with pytest.raises(BlobError) as e:
         service.stat(meta.blob_id)
     assert reason(e) == "BlobNotFound"
+
+
+def test_local_small_blob_is_one_durable_file(
+    tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A put blob is one file in place (header line, then the bytes), stored with two fsyncs (the
+    file, then its directory after the rename; the first blob of a prefix also syncs ``blobs/``);
+    an uploaded blob keeps its directory (local backend)."""
+    import os
+
+    from tests.blob.conftest import settings_for
+
+    settings = settings_for("local", tmp_path, None, fsync=True)
+    service = BlobService(make_storage(settings), settings, clock)
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    data = b"line one\nline two\n" + payload(5000, seed=33)
+    first = service.put(data)
+    blobs = tmp_path / "data" / "blobs"
+    path = blobs / first.blob_id[:2] / first.blob_id
+    staged = synced[0]
+    assert synced == [staged, str(blobs), str(path.parent)]
+    assert Path(staged).parent == tmp_path / "data" / "uploads" and not Path(staged).exists()
+    assert path.is_file()
+    header, _, body = path.read_bytes().partition(b"\n")
+    assert body == data and json.loads(header)["blob_id"] == first.blob_id
+    synced.clear()
+    second = service.put(data)  # its prefix may exist now or not: one more sync when it is new
+    prefix_is_new = second.blob_id[:2] != first.blob_id[:2]
+    assert len(synced) == 2 + prefix_is_new
+    up = service.start_upload()
+    service.write(up.upload_id, chunks(data))
+    uploaded = service.commit(up.upload_id)
+    assert (blobs / uploaded.blob_id[:2] / uploaded.blob_id / "meta.json").is_file()
+    for meta in (first, second, uploaded):
+        assert service.stat(meta.blob_id) == meta
+        assert read_all(service, meta.blob_id) == data
+        assert read_all(service, meta.blob_id, 9, 9) == b"line two\n"
 
 
 def test_small_and_empty_blobs(service: BlobService) -> None:
@@ -248,20 +293,27 @@ def test_staging_without_state_is_reaped_once_stale(
     service: BlobService, storage: Storage, settings: BlobSettings, clock: Clock
 ) -> None:
     """Staging whose state was never saved (a crash, or a full disk at StartUpload) is reaped."""
-    orphan = uuid.uuid4().hex
+    orphan, put_orphan = uuid.uuid4().hex, uuid.uuid4().hex
     if settings.backend == "local":
         d = settings.data_dir / "uploads" / orphan
         d.mkdir(parents=True)
         (d / "data").write_bytes(b"half")
+        # a small blob's staged file, left by a crash before its rename into place
+        (settings.data_dir / "uploads" / put_orphan).write_bytes(b'{"blob_id": "0"}\nha')
+        orphans = {orphan, put_orphan}
     else:
         assert isinstance(storage, S3Storage)
         storage.put_bytes(storage.upload_key(orphan, "tail-0"), b"half")
+        orphans = {orphan}
     live = service.start_upload(ttl_seconds=3 * settings.upload_ttl_seconds)
     assert service.reap_expired() == 0  # fresh: it may be an upload being created right now
-    assert orphan in set(storage.list_uploads())
+    assert orphans <= set(storage.list_uploads())
+    assert service.get_upload(live.upload_id).offset == 0
     clock.advance(settings.upload_ttl_seconds + 5)
-    assert service.reap_expired() == 1
+    assert service.reap_expired() == len(orphans)
     assert set(storage.list_uploads()) == {live.upload_id}
+    if settings.backend == "local":
+        assert sorted(p.name for p in (settings.data_dir / "uploads").iterdir()) == [live.upload_id]
 
 
 def test_concurrent_writers_do_not_corrupt(service: BlobService) -> None:
@@ -342,15 +394,15 @@ def test_local_resume_rebuilds_digests_by_rereading(tmp_path: Path, clock: Clock
 
 @pytest.mark.parametrize(
     ("call", "failing_call"),
-    [("pwrite", 1), ("pwrite", 2), ("fsync", 1), ("fsync", 2), ("fsync", 3)],
-    ids=["data-write", "meta-write", "data-fsync", "meta-fsync", "dir-fsync"],
+    [("pwrite", 1), ("fsync", 1), ("fsync", 2), ("fsync", 3)],
+    ids=["write", "file-fsync", "new-prefix-fsync", "dir-fsync"],
 )
 def test_local_put_failing_midway_leaves_nothing(
     tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch, call: str, failing_call: int
 ) -> None:
-    """A small blob whose storage fails at any of its writes or syncs (a full disk) is
-    InsufficientStorage and leaves neither a staging directory, a blob nor an open file; the next
-    put works (local backend)."""
+    """A small blob whose storage fails at its write or any of its syncs (a full disk; the first
+    blob of a prefix also syncs the new prefix directory) is InsufficientStorage and leaves
+    neither a staged file, a blob nor an open file; the next put works (local backend)."""
     import errno
     import os
 

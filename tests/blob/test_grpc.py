@@ -359,3 +359,42 @@ def test_put_blob_refusals_leave_nothing(
         client.put(spec, payload(size, seed=22))
     assert e.value.reason == reason, e.value
     assert _uploads_left(server[1]) == []
+
+
+def test_put_blobs_read_in_ranges_and_delete_beside_uploaded_ones(
+    client: BlobClient, server: tuple[int, BlobService], settings: BlobSettings
+) -> None:
+    """Small blobs (PutBlob) of any size up to the limit, with newlines and JSON-like bytes where
+    a one-file blob's header ends, read whole and in ranges, stat and deleted, beside a blob
+    committed from an upload; on the local backend no file is left of them afterwards."""
+    sizes = (0, 1, 100, 4095, 4096, 4097, PUT_BLOB_MAX_BYTES)
+    blobs = {}
+    for i, size in enumerate(sizes):
+        data = (b'\n{"blob_id": "x"}\n' + payload(size, seed=40 + i))[:size]
+        blobs[client.put(UploadSpec(expected_size=size), data).blob_id] = data
+    streamed = payload(2 * MIB + 7, seed=49)
+    blobs[client.upload(pieces(streamed), expected_size=len(streamed)).blob_id] = streamed
+    for blob_id, data in blobs.items():
+        info = client.stat(blob_id)
+        assert (info.size, info.sha1) == (len(data), digests(data)["sha1"])
+        assert b"".join(client.read(blob_id)) == data
+        half = len(data) // 2
+        for offset, length in ((0, 1), (1, 0), (half, min(3, len(data) - half)), (len(data) - 1, 1)):
+            if 0 <= offset < len(data):
+                want = data[offset : offset + length] if length else data[offset:]
+                assert b"".join(client.read(blob_id, offset, length)) == want
+        with pytest.raises(BlobError) as e:
+            list(client.read(blob_id, len(data), 1))
+        assert (e.value.reason, e.value.metadata["size"]) == ("InvalidRange", str(len(data)))
+    for blob_id in blobs:
+        assert client.delete(blob_id) is True
+        assert client.delete(blob_id) is False
+        with pytest.raises(BlobError) as e:
+            client.stat(blob_id)
+        assert e.value.reason == "BlobNotFound"
+    if settings.backend == "local":
+        root = settings.data_dir
+        left = [p for d in ("blobs", "trash") for p in (root / d).rglob("*") if not p.is_dir()]
+        assert left == []
+        # (a committed upload keeps its record until it expires; a put leaves no staged file)
+        assert [p for p in (root / "uploads").iterdir() if not p.is_dir()] == []

@@ -4,9 +4,17 @@ Layout under ``data_dir`` (every name derives from a validated id)::
 
     uploads/<upload_id>/state.json   the session (atomic replace)
     uploads/<upload_id>/data         bytes written so far (fsync at each checkpoint)
-    blobs/<id[:2]>/<blob_id>/data    a committed blob ...
+    uploads/<staging_id>             a small blob being put (one file, see below)
+    blobs/<id[:2]>/<blob_id>/data    a committed upload ...
     blobs/<id[:2]>/<blob_id>/meta.json  ... and its size/digests; the directory appears atomically
+    blobs/<id[:2]>/<blob_id>         a small blob (PutBlob) is one file instead: its meta.json
+                                     text, a newline, then its bytes
     trash/                           blobs being deleted
+
+A small blob is one file so that storing it durably takes one inode and two fsyncs (the file and
+its directory after the rename) instead of three inodes and four: most images' icons and small
+files are stored this way (docs/performance.md, section 10). Readers tell the two apart by the
+path: ``<blob_id>/meta.json`` of a file is ``ENOTDIR``.
 """
 
 from __future__ import annotations
@@ -126,15 +134,29 @@ class LocalWriter:
         os.close(self._fd)
 
 
-def _create(path: str, data: Buffer | bytes) -> int:
-    """A new file holding ``data``; returns its open descriptor (nothing is left on a failure)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+#: A one-file blob's header (its meta.json text and the newline) is shorter than this (a few
+#: hundred bytes: ids, digests, a date); JSON escapes newlines in strings, so the first one ends it.
+_HEADER_MAX = 4096
+
+
+def _header(fd: int, path: Path) -> tuple[bytes, int]:
+    """The meta.json text at the start of the one-file blob ``path`` (open as ``fd``), and where
+    its bytes start."""
+    head = os.pread(fd, _HEADER_MAX, 0)
+    end = head.find(b"\n")
+    if end < 0:
+        raise OSError(f"blob file {path} has no header")
+    return head[:end], end + 1
+
+
+def _remove(path: Path | str) -> None:
+    """Remove a file or a directory tree, whichever ``path`` is (quietly, like ``rmtree``)."""
     try:
-        pwrite_all(fd, data, 0)
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
+        os.unlink(path)
+    except IsADirectoryError:
+        shutil.rmtree(path, ignore_errors=True)
+    except FileNotFoundError:
+        pass
 
 
 class LocalStorage:
@@ -172,7 +194,7 @@ class LocalStorage:
     def _upload_dir(self, upload_id: str) -> Path:
         return self._uploads / checked_id(upload_id, "upload id")
 
-    def _blob_dir(self, blob_id: str) -> Path:
+    def _blob_path(self, blob_id: str) -> Path:
         blob_id = checked_id(blob_id, "blob id")
         return self._blobs / blob_id[:2] / blob_id
 
@@ -192,7 +214,7 @@ class LocalStorage:
     def load_upload(self, upload_id: str) -> UploadState | None:
         try:
             raw = (self._upload_dir(upload_id) / "state.json").read_bytes()
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):  # none, or a small blob's staged file
             return None
         return UploadState.from_json(raw)
 
@@ -211,7 +233,7 @@ class LocalStorage:
         )
 
     def commit_upload(self, state: UploadState, meta: BlobMeta) -> None:
-        final = self._blob_dir(meta.blob_id)
+        final = self._blob_path(meta.blob_id)
         if final.exists():  # a repeated commit after a crash between rename and state save
             return
         up = self._upload_dir(state.upload_id)
@@ -222,8 +244,21 @@ class LocalStorage:
         if not (stage / "data").exists():
             raise StagedConflict(f"upload {state.upload_id} lost its data")
         write_atomic(stage / "meta.json", meta.to_json(), self._durable)
-        final.parent.mkdir(exist_ok=True)
-        os.rename(stage, final)
+        self._into_place(stage, final)
+
+    def _into_place(self, stage: Path | str, final: Path) -> None:
+        """Rename a staged blob to ``final`` and make that durable. The first blob of a prefix
+        makes ``blobs/<id[:2]>``, which is synced into ``blobs/`` before the blob goes in (else a
+        power cut could lose the directory and the blob with it)."""
+        try:
+            os.rename(stage, final)
+        except FileNotFoundError:
+            if not os.path.exists(stage):
+                raise
+            final.parent.mkdir(exist_ok=True)
+            if self._durable:
+                fsync_dir(self._blobs)
+            os.rename(stage, final)
         if self._durable:
             fsync_dir(final.parent)
 
@@ -231,38 +266,24 @@ class LocalStorage:
         shutil.rmtree(self._upload_dir(state.upload_id), ignore_errors=True)
 
     def put_blob(self, meta: BlobMeta, data: Buffer, staging_id: str) -> None:
-        """The blob directory is built as ``uploads/<staging_id>`` (no state: the orphan sweep
-        removes it after a crash) and renamed into place, as a commit does.
-
-        Both files are written before either is synced (one journal commit can then cover more),
-        and in few system calls: in a busy process each call hands the GIL back and waits for it
-        again (docs/performance.md, section 8)."""
+        """One file (the meta.json text, a newline, the bytes) written as ``uploads/<staging_id>``
+        (no state: the orphan sweep removes it after a crash), synced, renamed into place and its
+        directory synced: the blob appears whole or not at all, and is durable when this returns."""
         stage = os.fspath(self._upload_dir(staging_id))
-        final = self._blob_dir(meta.blob_id)
-        os.mkdir(stage)
+        final = self._blob_path(meta.blob_id)
+        fd = os.open(stage, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
         try:
-            fds: list[int] = []
             try:
-                fds.append(_create(f"{stage}/data", data))
-                fds.append(_create(f"{stage}/meta.json", meta.to_json()))
+                pwrite_all(fd, b"".join((meta.to_json(), b"\n", data)), 0)
                 if self._durable:
-                    for fd in fds:
-                        os.fsync(fd)
+                    os.fsync(fd)
             finally:
-                for fd in fds:
-                    os.close(fd)
-            if self._durable:
-                fsync_dir(stage)
-            try:
-                os.rename(stage, final)
-            except FileNotFoundError:  # the first blob under this prefix
-                final.parent.mkdir(exist_ok=True)
-                os.rename(stage, final)
+                os.close(fd)
+            self._into_place(stage, final)
         except BaseException:
-            shutil.rmtree(stage, ignore_errors=True)
+            _remove(stage)
+            _remove(final)  # renamed but not synced: the id is this call's own, nobody refers to it
             raise
-        if self._durable:
-            fsync_dir(final.parent)
 
     def discard_orphan(self, upload_id: str, before: datetime) -> bool:
         d = self._upload_dir(upload_id)
@@ -271,26 +292,36 @@ class LocalStorage:
                 return False
         except FileNotFoundError:
             return False
-        shutil.rmtree(d, ignore_errors=True)
+        _remove(d)
         return True
 
     def list_uploads(self) -> Iterator[str]:
         for entry in os.scandir(self._uploads):
-            if entry.is_dir() and len(entry.name) == 32:
+            if len(entry.name) == 32:  # an upload's directory or a small blob's staged file
                 yield entry.name
 
     # --- blobs --------------------------------------------------------------------------------
 
     def stat_blob(self, blob_id: str) -> BlobMeta | None:
+        path = self._blob_path(blob_id)
         try:
-            return BlobMeta.from_json((self._blob_dir(blob_id) / "meta.json").read_bytes())
+            try:
+                return BlobMeta.from_json((path / "meta.json").read_bytes())
+            except NotADirectoryError:  # a one-file blob
+                fd = os.open(path, os.O_RDONLY)
+                try:
+                    return BlobMeta.from_json(_header(fd, path)[0])
+                finally:
+                    os.close(fd)
         except FileNotFoundError:
             return None
 
     def read_blob(self, blob_id: str, offset: int, length: int, chunk: int) -> Iterator[Buffer]:
-        path = self._blob_dir(blob_id) / "data"
+        blob = self._blob_path(blob_id)
+        path = blob / "data"
         # Direct reads hold 2 threads and 16 MiB each: a few at a time. The others (many clients
         # pulling one popular image at once) read through the page cache, which then serves them.
+        # (A one-file blob is never this long: its ``data`` path is not looked at here.)
         if self._direct_io and length >= DIRECT_READ_MIN and self._direct_reads.acquire(blocking=False):
             try:
                 dfd = open_direct(path, os.O_RDONLY)
@@ -302,7 +333,15 @@ class LocalStorage:
                     return
             finally:
                 self._direct_reads.release()
-        fd = os.open(path, os.O_RDONLY)
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except NotADirectoryError:  # a one-file blob: its bytes follow the header
+            fd = os.open(blob, os.O_RDONLY)
+            try:
+                offset += _header(fd, blob)[1]
+            except BaseException:
+                os.close(fd)
+                raise
         try:
             end = offset + length
             while offset < end:
@@ -315,11 +354,11 @@ class LocalStorage:
             os.close(fd)
 
     def delete_blob(self, blob_id: str) -> bool:
-        src = self._blob_dir(blob_id)
+        src = self._blob_path(blob_id)
         dst = self._trash / f"{blob_id}.{uuid.uuid4().hex}"
         try:
             os.rename(src, dst)
         except FileNotFoundError:
             return False
-        shutil.rmtree(dst, ignore_errors=True)
+        _remove(dst)
         return True
