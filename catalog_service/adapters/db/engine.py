@@ -10,6 +10,7 @@ from sqlalchemy import Engine, create_engine, event, exc
 from sqlalchemy.engine import make_url
 
 from catalog_service.adapters.db.statistics import ANALYZE_STATEMENTS, AnalyzeSchedule
+from catalog_service.adapters.db.wal import BACKSTOP_PAGES, WalCheckpointer
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -25,6 +26,7 @@ _STATS_SEEN = "imgapi_stats_seen"
 _ANALYZED = "imgapi_analyzed"
 #: SQLite engines' statistics schedules (:func:`stale_statistics`).
 _SCHEDULES: weakref.WeakKeyDictionary[Engine, AnalyzeSchedule] = weakref.WeakKeyDictionary()
+_CHECKPOINTERS: weakref.WeakKeyDictionary[Engine, WalCheckpointer] = weakref.WeakKeyDictionary()
 
 
 def stale_statistics(engine: Engine, conn: Any) -> bool:
@@ -32,6 +34,22 @@ def stale_statistics(engine: Engine, conn: Any) -> bool:
     committed refresh: replace it (``conn.invalidate()``) before using it again."""
     schedule = _SCHEDULES.get(engine)
     return schedule is not None and conn.info.get(_STATS_SEEN, schedule.runs) != schedule.runs
+
+
+def wal_checkpointer(engine: Engine) -> WalCheckpointer | None:
+    """The WAL checkpointer of a SQLite file database's engine (db/wal.py)."""
+    return _CHECKPOINTERS.get(engine)
+
+
+def _checkpointer(engine: Engine, database: str | None) -> WalCheckpointer | None:
+    """A checkpointer for a SQLite file database (none in memory), stopped when the engine is
+    disposed or collected."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    checkpoints = _CHECKPOINTERS[engine] = WalCheckpointer(database)
+    event.listen(engine, "engine_disposed", lambda _engine: checkpoints.close())
+    weakref.finalize(engine, checkpoints.close)
+    return checkpoints
 
 
 def make_engine(url: str, pool_size: int = 16, sqlite_mmap_bytes: int = 0) -> Engine:
@@ -50,6 +68,7 @@ def make_engine(url: str, pool_size: int = 16, sqlite_mmap_bytes: int = 0) -> En
 
         schedule = AnalyzeSchedule()
         _SCHEDULES[engine] = schedule
+        checkpoints = _checkpointer(engine, u.database)
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: Any, record: Any) -> None:
@@ -59,6 +78,8 @@ def make_engine(url: str, pool_size: int = 16, sqlite_mmap_bytes: int = 0) -> En
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
+            if checkpoints is not None:  # see db/wal.py: checkpoints run on their own thread
+                cur.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.execute(f"PRAGMA mmap_size={int(sqlite_mmap_bytes)}")
@@ -90,6 +111,8 @@ def make_engine(url: str, pool_size: int = 16, sqlite_mmap_bytes: int = 0) -> En
                 # On the driver's connection: SQLAlchemy's execution path would cost more than
                 # the statement (pysqlite's own BEGIN is a no-op; the driver runs in autocommit).
                 conn.connection.driver_connection.execute("BEGIN IMMEDIATE")
+                if checkpoints is not None:
+                    checkpoints.wrote()
                 if schedule.due():  # planner statistics as the catalog grows (db/statistics.py)
                     for statement in ANALYZE_STATEMENTS:
                         conn.exec_driver_sql(statement)
