@@ -112,6 +112,42 @@ def test_restart_keeps_images_and_files(tmp_path: Path, procs: Procs) -> None:
     stop(proc, children, signal.SIGINT)
 
 
+def test_answered_writes_survive_kill_9(tmp_path: Path, procs: Procs) -> None:
+    """Every write the embedded stack answered is there after SIGKILL of all its processes: 200
+    images (enough for the catalog's WAL checkpoints to run on their own thread, and to start the
+    WAL over), each with a small file stored as one file, half of them activated."""
+    data = tmp_path / "var"
+    proc, url, children = start(procs, data)
+    files: dict[str, bytes] = {}
+    with httpx.Client(base_url=url, headers={"Accept-Version": "*"}, timeout=30) as c:
+        for i in range(200):
+            r = c.post(
+                "/images",
+                json={"name": f"k{i}", "version": "1", "os": "smartos", "type": "zone-dataset", "owner": SDC},
+            )
+            assert r.status_code == 200, r.text
+            uuid = r.json()["uuid"]
+            files[uuid] = os.urandom(100 + i)
+            assert c.put(f"/images/{uuid}/file?compression=none", content=files[uuid]).status_code == 200
+            if i % 2:
+                assert c.post(f"/images/{uuid}?action=activate").json()["state"] == "active"
+    for p in [psutil.Process(proc.popen.pid), *children]:
+        p.kill()
+    proc.popen.wait(10)
+    _, alive = psutil.wait_procs(children, timeout=20)
+    assert not alive
+    assert (data / "catalog" / "catalog.db-wal").stat().st_size > 0  # not closed cleanly
+
+    proc, url, children = start(procs, data, "serve2")
+    with httpx.Client(base_url=url, headers={"Accept-Version": "*"}, timeout=30) as c:
+        for i, (uuid, content) in enumerate(files.items()):
+            img = c.get(f"/images/{uuid}").json()
+            assert (img["name"], img["state"]) == (f"k{i}", "active" if i % 2 else "unactivated")
+            r = c.get(f"/images/{uuid}/file")
+            assert r.status_code == 200 and r.content == content
+    stop(proc, children)
+
+
 def test_second_instance_on_same_data_dir_fails(tmp_path: Path, procs: Procs) -> None:
     data = tmp_path / "var"
     proc, _url, children = start(procs, data)
