@@ -90,7 +90,8 @@ class WalCheckpointer:
     def _run(self, stop: threading.Event) -> None:
         conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
         try:
-            conn.execute("PRAGMA busy_timeout=5000")  # RESTART waits for the writer and readers
+            # RESTART waits for the writer lock, then (holding it) for readers: bounded stalls
+            conn.execute("PRAGMA busy_timeout=2000")
             conn.execute("PRAGMA cache_size=-256")  # it copies pages, it caches none
             while True:
                 if self._wake.wait(self._idle):
@@ -103,8 +104,9 @@ class WalCheckpointer:
                 try:
                     _busy, frames, _copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
                     if frames >= self._restart_frames:
-                        conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
-                        self.restarts += 1
+                        # busy (1): a writer or reader held on past the timeout; the next one retries
+                        busy = conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()[0]
+                        self.restarts += not busy
                     self.runs += 1
                 except sqlite3.Error:
                     log.exception("WAL checkpoint of %s failed (the commits' own will take over)", self._path)
