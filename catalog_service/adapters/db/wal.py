@@ -33,7 +33,8 @@ IDLE_SECONDS = 1.0
 #: coming (a writer starts the WAL over only when everything in it was copied before it began).
 #: Past this many pages (~16 MiB), the checkpoint after the passive one is ``RESTART``: it holds
 #: the write lock while it copies the few pages written since and waits for readers, so that the
-#: next write starts the WAL over (a stall of a few ms every few thousand writes).
+#: next write starts the WAL over. Writers wait meanwhile (SQLite's busy handler sleeps 1, 2, 5 ms
+#: ...): a few ms about every 250 image writes, where the inline checkpoints stalled every ~60.
 RESTART_FRAMES = 4_000
 #: The connections' own ``wal_autocheckpoint``: if this thread ever falls that far behind, the
 #: committing connection checkpoints as SQLite would by default (bounds the WAL at ~40 MiB).
