@@ -4,7 +4,6 @@ not inside the commits of the thread that writes (the gateway's event loop in th
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -13,19 +12,13 @@ from catalog_service.adapters.db import wal
 from catalog_service.adapters.db.engine import wal_checkpointer
 from tests.catalog.conftest import SDC, manifest, running_catalog
 from tests.catalog.grpc_support import list_uuids
+from tests.replication.stacks import wait_for
 
 PAGE = 4096
 
 
 def _checkpoint_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name == "sqlite-checkpoint"]
-
-
-def _wait_for(condition: object, seconds: float = 10.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
 
 
 def test_the_wal_is_checkpointed_and_started_over_by_a_thread_of_its_own(
@@ -62,11 +55,11 @@ def test_a_lone_write_is_checkpointed_soon_after(tmp_path: Path, monkeypatch: py
         assert checkpoints is not None
         before = checkpoints.runs
         cat.create(manifest(owner=SDC))
-        _wait_for(lambda: checkpoints.runs > before)
+        wait_for("a checkpoint after the write", lambda: checkpoints.runs > before, timeout=10)
         runs = checkpoints.runs
         cat.service.engine.dispose()  # stops the thread; the next write starts another
         assert _checkpoint_threads() == []
         image = cat.create(manifest(owner=SDC))["uuid"]
-        _wait_for(lambda: checkpoints.runs > runs)
+        wait_for("a checkpoint by a new thread", lambda: checkpoints.runs > runs, timeout=10)
         assert len(_checkpoint_threads()) == 1
         assert image in list_uuids(cat, state="all")

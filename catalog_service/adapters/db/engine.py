@@ -33,7 +33,12 @@ def stale_statistics(engine: Engine, conn: Any) -> bool:
     """Whether SQLAlchemy connection ``conn`` (SQLite) planned with statistics older than the last
     committed refresh: replace it (``conn.invalidate()``) before using it again."""
     schedule = _SCHEDULES.get(engine)
-    return schedule is not None and conn.info.get(_STATS_SEEN, schedule.runs) != schedule.runs
+    return schedule is not None and _behind(conn.info, schedule)
+
+
+def _behind(info: dict[Any, Any], schedule: AnalyzeSchedule) -> bool:
+    """Whether the connection (or its record) with this ``info`` opened before the last refresh."""
+    return bool(info.get(_STATS_SEEN, schedule.runs) != schedule.runs)
 
 
 def wal_checkpointer(engine: Engine) -> WalCheckpointer | None:
@@ -89,7 +94,7 @@ def make_engine(url: str, pool_size: int = 16, sqlite_mmap_bytes: int = 0) -> En
         def _fresh_statistics(_dbapi_conn: Any, record: Any, _proxy: Any) -> None:
             # A pooled connection opened before the last refresh is replaced (the pool retries
             # the checkout with a new one).
-            if record.info.get(_STATS_SEEN, schedule.runs) != schedule.runs:
+            if _behind(record.info, schedule):
                 raise exc.DisconnectionError("planner statistics were refreshed since this connection opened")
 
         @event.listens_for(engine, "commit")

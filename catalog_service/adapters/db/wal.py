@@ -50,8 +50,7 @@ class WalCheckpointer:
         self._every = EVERY_WRITES
         self._idle = IDLE_SECONDS
         self._restart_frames = RESTART_FRAMES
-        self._writes = 0
-        self._dirty = False
+        self._writes = 0  # since the last checkpoint began
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -63,12 +62,10 @@ class WalCheckpointer:
     def wrote(self) -> None:
         """A write transaction began (called on the writer's thread: a counter and, now and
         then, a wake-up)."""
-        self._dirty = True
         self._writes += 1  # a lost increment under a race only delays a checkpoint
         if self._thread is None:
             self._start()
         if self._writes >= self._every:
-            self._writes = 0
             self._wake.set()
 
     def _start(self) -> None:
@@ -99,9 +96,9 @@ class WalCheckpointer:
                     self._wake.clear()
                 if stop.is_set():
                     return
-                if not self._dirty:
+                if not self._writes:
                     continue
-                self._dirty = False
+                self._writes = 0
                 try:
                     _busy, frames, _copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
                     if frames >= self._restart_frames:
